@@ -1,0 +1,1 @@
+"""Bananas: a Redis-backed distributed task queue."""
