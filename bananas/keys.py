@@ -1,0 +1,141 @@
+"""Every Redis key Bananas uses, built in one place.
+
+A routing key owns a family of keys that share the hash tag ``{<routing key>}``
+so that, on Redis Cluster, all of them live in one slot and a Lua script can
+touch any of them atomically. Keys that belong to no routing key (the set of
+known routes, worker heartbeats, cron schedules, leader locks) live outside any
+tag; no script ever mixes them with a routing key's keys.
+
+Layout for routing key ``gpu`` (prefix ``bananas``)::
+
+    bananas:route:{gpu}:queue:high      LIST   ready job ids, head first
+    bananas:route:{gpu}:queue:normal    LIST
+    bananas:route:{gpu}:queue:low       LIST
+    bananas:route:{gpu}:jobs            HASH   job id -> job record (JSON, immutable)
+    bananas:route:{gpu}:attempts        HASH   job id -> deliveries so far (lease token)
+    bananas:route:{gpu}:errors          HASH   job id -> last error text
+    bananas:route:{gpu}:leases          ZSET   job id -> lease deadline (ms)
+    bananas:route:{gpu}:scheduled       ZSET   job id -> due time (ms): delays and retries
+    bananas:route:{gpu}:dead            ZSET   job id -> time it was dead-lettered (ms)
+    bananas:route:{gpu}:wake            LIST   wake-up tokens for idle workers
+    bananas:route:{gpu}:stats           HASH   counters: enqueued, completed, failed, ...
+    bananas:route:{gpu}:result:<id>     HASH   result + job record, expires (TTL)
+    bananas:route:{gpu}:notify:<id>     LIST   one token pushed when the result is written
+
+    bananas:routes                      SET    routing keys that have ever held a job
+    bananas:workers                     ZSET   worker id -> last heartbeat (ms)
+    bananas:worker:<id>                 STRING worker info (JSON), expires
+    bananas:schedules                   HASH   schedule id -> schedule definition (JSON)
+    bananas:schedule-status             HASH   schedule id -> schedule status (JSON)
+    bananas:leader:<name>               STRING leader lock holder, expires
+    bananas:leader:<name>:fence         STRING fencing token counter
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bananas.models import PRIORITY_ORDER, Priority
+
+DEFAULT_PREFIX = "bananas"
+
+_ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ROUTING_KEY_RULE = "1-64 characters of letters, digits, '_' and '-'"
+
+
+def is_valid_routing_key(routing_key: str) -> bool:
+    """Return True when ``routing_key`` follows the routing-key rule."""
+    return bool(_ROUTING_KEY_RE.match(routing_key))
+
+
+@dataclass(frozen=True, slots=True)
+class RouteKeys:
+    """The keys of one routing key. Build with :meth:`KeySpace.route`."""
+
+    routing_key: str
+    base: str
+
+    def queue(self, priority: Priority) -> str:
+        """The ready list for one priority."""
+        return f"{self.base}:queue:{priority.value}"
+
+    @property
+    def queues(self) -> tuple[str, str, str]:
+        """The ready lists in priority order: high, normal, low."""
+        high, normal, low = (self.queue(p) for p in PRIORITY_ORDER)
+        return high, normal, low
+
+    @property
+    def jobs(self) -> str:
+        return f"{self.base}:jobs"
+
+    @property
+    def attempts(self) -> str:
+        return f"{self.base}:attempts"
+
+    @property
+    def errors(self) -> str:
+        return f"{self.base}:errors"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.base}:leases"
+
+    @property
+    def scheduled(self) -> str:
+        return f"{self.base}:scheduled"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.base}:dead"
+
+    @property
+    def wake(self) -> str:
+        return f"{self.base}:wake"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.base}:stats"
+
+    def result(self, job_id: str) -> str:
+        return f"{self.base}:result:{job_id}"
+
+    def notify(self, job_id: str) -> str:
+        return f"{self.base}:notify:{job_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Builds every key under one prefix (``BANANAS_PREFIX``, default ``bananas``)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def route(self, routing_key: str) -> RouteKeys:
+        """Keys of one routing key, all sharing the hash tag ``{routing_key}``."""
+        return RouteKeys(routing_key, f"{self.prefix}:route:{{{routing_key}}}")
+
+    @property
+    def routes(self) -> str:
+        return f"{self.prefix}:routes"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}:worker:{worker_id}"
+
+    @property
+    def schedules(self) -> str:
+        return f"{self.prefix}:schedules"
+
+    @property
+    def schedule_status(self) -> str:
+        return f"{self.prefix}:schedule-status"
+
+    def leader(self, name: str) -> str:
+        return f"{self.prefix}:leader:{name}"
+
+    def leader_fence(self, name: str) -> str:
+        return f"{self.prefix}:leader:{name}:fence"
