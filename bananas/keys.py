@@ -18,6 +18,7 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:scheduled       ZSET   job id -> due time (ms): delays and retries
     bananas:route:{gpu}:dead            ZSET   job id -> time it was dead-lettered (ms)
     bananas:route:{gpu}:wake            LIST   wake-up tokens for idle workers
+    bananas:route:{gpu}:schedwake       LIST   wake-up token for promoters: an earlier due time
     bananas:route:{gpu}:stats           HASH   counters: enqueued, completed, failed, ...
     bananas:route:{gpu}:result:<id>     HASH   result + job record, expires (TTL)
     bananas:route:{gpu}:notify:<id>     LIST   one token pushed when the result is written
@@ -93,6 +94,10 @@ class RouteKeys:
     @property
     def wake(self) -> str:
         return f"{self.base}:wake"
+
+    @property
+    def schedwake(self) -> str:
+        return f"{self.base}:schedwake"
 
     @property
     def stats(self) -> str:

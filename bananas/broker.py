@@ -1,0 +1,458 @@
+"""The queue engine: one typed wrapper per Lua script, and the only code that touches queue keys.
+
+Every method returns an *operation* (see ``bananas.commands``): a generator of Redis
+round trips that the sync client, the async client and the worker all drive with
+their own connection. Nothing here does I/O or reads the clock except through the
+injectable ``clock``.
+
+Delivery, in short (DESIGN.md has the guarantees):
+
+- ``enqueue`` stores the record and pushes the id, atomically and once per id.
+- ``fetch`` pops ids and leases them (deadline in ``leases``); the per-job delivery
+  count in ``attempts`` is the lease token.
+- ``ack`` / ``fail`` / ``renew`` / ``release`` check the token, so a worker whose
+  lease was reaped cannot complete, fail or renew a job that was delivered again.
+- ``reap`` returns expired leases to their queue, or dead-letters a job delivered
+  ``max_retries + 1`` times without an ack (poison).
+- ``promote`` moves due delayed jobs and retries from ``scheduled`` to their queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from bananas.commands import Batch, Op, Script, command, script_call
+from bananas.keys import KeySpace, RouteKeys
+from bananas.models import (
+    PRIORITY_ORDER,
+    Job,
+    JobResult,
+    JobStatus,
+    Priority,
+    QueueStats,
+    Schedule,
+    ScheduleStatus,
+    WorkerInfo,
+)
+
+Clock = Callable[[], float]
+
+#: Priority -> 1-based index used by the scripts.
+PRIORITY_INDEX = {p: i + 1 for i, p in enumerate(PRIORITY_ORDER)}
+
+#: How long a result notification waits for a waiter that has not arrived yet.
+NOTIFY_TTL_MS = 60_000
+#: Dead-letter queue bounds per routing key (oldest go first).
+DEAD_LETTER_CAP = 100_000
+DEAD_LETTER_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+#: Expired leases handled per reap call.
+REAP_BATCH = 200
+
+_SCRIPTS = {
+    name: Script(name)
+    for name in (
+        "enqueue", "fetch", "ack", "fail", "renew", "release", "reap", "promote", "cancel",
+        "inspect", "dlq_requeue", "dlq_purge", "dlq_list", "stats",
+    )
+}
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO-8601 UTC text."""
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def encode(value: Any) -> str:
+    """Encode a JSON value (pydantic models and dataclasses allowed); raises TypeError."""
+    return orjson.dumps(value, default=_json_default).decode()
+
+
+def _json_default(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@dataclass(slots=True)
+class NewJob:
+    """A job ready to be stored: its id, where it goes and its encoded record."""
+
+    id: str
+    routing_key: str
+    priority: Priority
+    due_ms: int
+    record: str
+
+
+@dataclass(slots=True)
+class Leased:
+    """A job leased to a worker: id, raw record and the lease token (delivery number)."""
+
+    id: str
+    record: str
+    attempt: int
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a leased job ended, handed to :meth:`Broker.ack` or :meth:`Broker.fail`.
+
+    For a failure, ``retry_at_ms`` > 0 schedules a retry; 0 dead-letters the job.
+    """
+
+    id: str
+    attempt: int
+    result: str
+    ttl_ms: int
+    error: str = ""
+    retry_at_ms: int = 0
+
+
+@dataclass(slots=True)
+class DeadJob:
+    """One row of the dead-letter queue."""
+
+    job: Job | None
+    job_id: str
+    failed_at: datetime
+    attempts: int
+    error: str
+    raw: str
+
+
+def decode_job(record: str, *, attempts: int = 0, error: str = "",
+               status: JobStatus = JobStatus.PENDING) -> Job:
+    """Build a :class:`Job` from a stored record plus its live state.
+
+    Raises pydantic's ``ValidationError`` (a ``ValueError``) when the record is garbage.
+    """
+    job = Job.model_validate_json(record)
+    job.attempts = attempts
+    job.error = error
+    job.status = status
+    return job
+
+
+_STATES = {
+    "processing": JobStatus.PROCESSING,
+    "scheduled": JobStatus.SCHEDULED,
+    "failed": JobStatus.FAILED,
+    "pending": JobStatus.PENDING,
+}
+
+
+class Broker:
+    """Builds every queue operation for one key space."""
+
+    def __init__(self, keys: KeySpace | None = None, *, clock: Clock = time.time) -> None:
+        self.keys = keys or KeySpace()
+        self.clock = clock
+        self._routes: dict[str, RouteKeys] = {}
+
+    def route(self, routing_key: str) -> RouteKeys:
+        """The (cached) keys of one routing key."""
+        keys = self._routes.get(routing_key)
+        if keys is None:
+            keys = self._routes[routing_key] = self.keys.route(routing_key)
+        return keys
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- submitting ----------------------------------------------------------------------
+
+    def enqueue(self, routing_key: str, jobs: Sequence[NewJob]) -> Op[list[bool]]:
+        """Store ``jobs`` (all of ``routing_key``); returns, per job, False if it was a duplicate."""
+        r = self.route(routing_key)
+        keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
+        keys += [r.result(j.id) for j in jobs]
+        argv: list[Any] = [self.now_ms()]
+        for j in jobs:
+            argv += (j.id, PRIORITY_INDEX[j.priority], j.due_ms, j.record)
+        reply = yield script_call(_SCRIPTS["enqueue"], keys, argv)
+        return [bool(x) for x in reply]
+
+    def add_routes(self, routing_keys: Iterable[str]) -> Op[None]:
+        """Remember routing keys in the set of known routes (read by stats and lookups)."""
+        yield command("SADD", self.keys.routes, *routing_keys)
+
+    def routes(self) -> Op[list[str]]:
+        """Every routing key that has held a job, sorted."""
+        reply = yield command("SMEMBERS", self.keys.routes)
+        return sorted(reply)
+
+    # -- the worker's side -----------------------------------------------------------------
+
+    def fetch(self, routing_key: str, count: int, lease_ms: int, *, fair: bool = False
+              ) -> Op[list[Leased]]:
+        """Lease up to ``count`` ready jobs, high priority first (``fair``: see fetch.lua)."""
+        r = self.route(routing_key)
+        reply = yield script_call(
+            _SCRIPTS["fetch"],
+            (*r.queues, r.jobs, r.leases, r.attempts, r.wake),
+            (self.now_ms(), lease_ms, count, "1" if fair else "0"),
+        )
+        return [Leased(reply[i], reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
+
+    def ack(self, routing_key: str, done: Sequence[Outcome]) -> Op[list[bool]]:
+        """Complete leased jobs and store their results; False where the token was stale."""
+        r = self.route(routing_key)
+        keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats]
+        argv: list[Any] = [NOTIFY_TTL_MS]
+        for o in done:
+            keys += (r.result(o.id), r.notify(o.id))
+            argv += (o.id, o.attempt, o.result, o.ttl_ms)
+        reply = yield script_call(_SCRIPTS["ack"], keys, argv)
+        return [bool(x) for x in reply]
+
+    def fail(self, routing_key: str, failed: Sequence[Outcome]) -> Op[list[int]]:
+        """Record failed attempts: per job 1 retry scheduled, 2 dead-lettered, 0 stale token."""
+        r = self.route(routing_key)
+        keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
+        argv: list[Any] = [self.now_ms(), NOTIFY_TTL_MS, DEAD_LETTER_CAP, DEAD_LETTER_MAX_AGE_MS]
+        for o in failed:
+            keys += (r.result(o.id), r.notify(o.id))
+            argv += (o.id, o.attempt, o.error, o.retry_at_ms, o.result, o.ttl_ms)
+        reply = yield script_call(_SCRIPTS["fail"], keys, argv)
+        return [int(x) for x in reply]
+
+    def renew(self, routing_key: str, held: Sequence[tuple[str, int]], lease_ms: int
+              ) -> Op[list[str]]:
+        """Extend the leases in ``held`` (id, token); returns the ids no longer held."""
+        r = self.route(routing_key)
+        argv: list[Any] = [self.now_ms() + lease_ms]
+        for job_id, attempt in held:
+            argv += (job_id, attempt)
+        reply = yield script_call(_SCRIPTS["renew"], (r.leases, r.attempts), argv)
+        return list(reply)
+
+    def release(self, routing_key: str, held: Sequence[tuple[str, int, Priority]]) -> Op[int]:
+        """Hand leased jobs (id, token, priority) back to the head of their queue at once."""
+        r = self.route(routing_key)
+        argv: list[Any] = []
+        for job_id, attempt, priority in held:
+            argv += (job_id, attempt, PRIORITY_INDEX[priority])
+        reply = yield script_call(_SCRIPTS["release"], (r.leases, r.attempts, r.wake, *r.queues),
+                                  argv)
+        return int(reply)
+
+    def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[int, int]]:
+        """Return expired leases to their queue; returns (requeued, dead-lettered)."""
+        r = self.route(routing_key)
+        now = self.now_ms()
+        ids = yield command("ZRANGEBYSCORE", r.leases, "-inf", now, "LIMIT", 0, limit)
+        if not ids:
+            return 0, 0
+        keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.dead, r.wake, *r.queues]
+        for job_id in ids:
+            keys += (r.result(job_id), r.notify(job_id))
+        reply = yield script_call(_SCRIPTS["reap"], keys,
+                                  (now, NOTIFY_TTL_MS, iso(now / 1000), *ids))
+        return int(reply[0]), int(reply[1])
+
+    def promote(self, routing_key: str, limit: int = 1000) -> Op[tuple[int, int | None]]:
+        """Move due scheduled jobs to their queue; returns (moved, next due ms or None)."""
+        r = self.route(routing_key)
+        reply = yield script_call(_SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues),
+                                  (self.now_ms(), limit))
+        next_due = int(reply[1])
+        return int(reply[0]), (None if next_due < 0 else next_due)
+
+    # -- reading and managing jobs ---------------------------------------------------------
+
+    def inspect(self, routing_key: str, job_id: str) -> Op[Job | None]:
+        """The job with its live status, or None when neither it nor its result exists."""
+        r = self.route(routing_key)
+        record, attempts, error, state, due, result, stored = yield script_call(
+            _SCRIPTS["inspect"],
+            (r.jobs, r.attempts, r.errors, r.leases, r.scheduled, r.dead, r.result(job_id)),
+            (job_id,),
+        )
+        if record:
+            return decode_job(record, attempts=int(attempts), error=error, status=_STATES[state])
+        if result and stored:
+            outcome = JobResult.model_validate_json(result)
+            job = decode_job(stored, error=outcome.error, status=outcome.status)
+            job.updated_at = outcome.completed_at
+            return job
+        return None
+
+    def find_route(self, job_id: str) -> Op[str | None]:
+        """The routing key holding ``job_id`` (live or with a kept result), or None."""
+        routes = yield from self.routes()
+        if not routes:
+            return None
+        checks = []
+        for rk in routes:
+            r = self.route(rk)
+            checks += (command("HEXISTS", r.jobs, job_id), command("EXISTS", r.result(job_id)))
+        found = yield Batch(checks)
+        for i, rk in enumerate(routes):
+            if found[2 * i] or found[2 * i + 1]:
+                return rk
+        return None
+
+    def result(self, routing_key: str, job_id: str) -> Op[JobResult | None]:
+        """The stored result, or None when the job has not finished (or it expired)."""
+        reply = yield command("HGET", self.route(routing_key).result(job_id), "result")
+        return JobResult.model_validate_json(reply) if reply else None
+
+    def wait_result(self, routing_key: str, job_id: str, timeout: float
+                    ) -> Op[JobResult | None]:
+        """Block until the result exists (pushed, never polled); None after ``timeout`` s.
+
+        The result is read first, so a result written before the waiter arrived is never
+        missed; then the waiter blocks on the job's notify list, and passes the token on
+        so that other waiters of the same job wake too.
+        """
+        r = self.route(routing_key)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = yield from self.result(routing_key, job_id)
+            if found is not None:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            token = yield command("BLPOP", r.notify(job_id), max(remaining, 0.001))
+            if token is not None:
+                yield Batch([command("RPUSH", r.notify(job_id), 1),
+                             command("PEXPIRE", r.notify(job_id), NOTIFY_TTL_MS)])
+
+    def cancel(self, routing_key: str, job_id: str, result: str, ttl_ms: int) -> Op[str]:
+        """Cancel a job that has not started; returns what cancel.lua says."""
+        r = self.route(routing_key)
+        reply = yield script_call(
+            _SCRIPTS["cancel"],
+            (r.jobs, r.attempts, r.errors, r.leases, r.scheduled, r.dead, *r.queues,
+             r.result(job_id), r.notify(job_id), r.stats),
+            (job_id, result, ttl_ms, NOTIFY_TTL_MS),
+        )
+        return str(reply)
+
+    def stats(self, routing_key: str) -> Op[QueueStats]:
+        """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work."""
+        r = self.route(routing_key)
+        reply = yield script_call(
+            _SCRIPTS["stats"], (*r.queues, r.scheduled, r.leases, r.dead, r.jobs), ()
+        )
+        now = self.clock()
+        oldest: float | None = None
+        for head in reply[6:9]:
+            if head:
+                age = now - _ready_since(head)
+                oldest = age if oldest is None else max(oldest, age)
+        return QueueStats(
+            routing_key=routing_key,
+            depth={p: int(reply[i]) for i, p in enumerate(PRIORITY_ORDER)},
+            scheduled=int(reply[3]), in_flight=int(reply[4]), dead=int(reply[5]),
+            oldest_age=None if oldest is None else max(oldest, 0.0),
+        )
+
+    def counters(self, routing_key: str) -> Op[dict[str, int]]:
+        """Lifetime counters of a routing key: enqueued, completed, failed, retried, reaped."""
+        reply = yield command("HGETALL", self.route(routing_key).stats)
+        return {k: int(v) for k, v in reply.items()}
+
+    # -- dead-letter queue -------------------------------------------------------------------
+
+    def dead_letters(self, routing_key: str, offset: int = 0, count: int = 50
+                     ) -> Op[list[DeadJob]]:
+        """A page of the dead-letter queue, newest first."""
+        r = self.route(routing_key)
+        reply = yield script_call(_SCRIPTS["dlq_list"], (r.dead, r.jobs, r.attempts, r.errors),
+                                  (offset, count))
+        rows = []
+        for i in range(0, len(reply), 5):
+            job_id, at, record, attempts, error = reply[i:i + 5]
+            try:
+                job: Job | None = decode_job(record, attempts=int(attempts), error=error,
+                                             status=JobStatus.FAILED)
+            except ValueError:
+                job = None
+            rows.append(DeadJob(job, job_id, datetime.fromtimestamp(int(at) / 1000, UTC),
+                                int(attempts), error, record))
+        return rows
+
+    def requeue_dead(self, routing_key: str, job_ids: Sequence[str]) -> Op[int]:
+        """Move dead-lettered jobs back to their queue with a fresh retry budget."""
+        r = self.route(routing_key)
+        keys = [r.dead, r.jobs, r.attempts, r.errors, r.wake, *r.queues]
+        keys += [r.result(j) for j in job_ids]
+        reply = yield script_call(_SCRIPTS["dlq_requeue"], keys, job_ids)
+        return int(reply)
+
+    def dead_ids(self, routing_key: str, count: int) -> Op[list[str]]:
+        """Up to ``count`` dead-lettered ids, oldest first."""
+        reply = yield command("ZRANGE", self.route(routing_key).dead, 0, count - 1)
+        return list(reply)
+
+    def purge_dead(self, routing_key: str, count: int) -> Op[int]:
+        """Delete up to ``count`` of the oldest dead-lettered jobs; returns how many went."""
+        r = self.route(routing_key)
+        reply = yield script_call(_SCRIPTS["dlq_purge"], (r.dead, r.jobs, r.attempts, r.errors),
+                                  (count,))
+        return int(reply)
+
+    # -- cron schedules (written by code or the operator, read by the scheduler) -------------
+
+    def put_schedule(self, schedule: Schedule) -> Op[None]:
+        yield command("HSET", self.keys.schedules, schedule.id, schedule.model_dump_json())
+
+    def delete_schedule(self, schedule_id: str) -> Op[bool]:
+        removed, _ = yield Batch([command("HDEL", self.keys.schedules, schedule_id),
+                                  command("HDEL", self.keys.schedule_status, schedule_id)])
+        return bool(removed)
+
+    def schedules(self) -> Op[list[Schedule]]:
+        reply = yield command("HGETALL", self.keys.schedules)
+        return [Schedule.model_validate_json(v) for _, v in sorted(reply.items())]
+
+    def schedule_status(self, schedule_id: str) -> Op[ScheduleStatus | None]:
+        reply = yield command("HGET", self.keys.schedule_status, schedule_id)
+        return ScheduleStatus.model_validate_json(reply) if reply else None
+
+    def put_schedule_status(self, status: ScheduleStatus) -> Op[None]:
+        yield command("HSET", self.keys.schedule_status, status.schedule_id,
+                      status.model_dump_json())
+
+    # -- worker heartbeats ---------------------------------------------------------------------
+
+    def heartbeat(self, info: WorkerInfo, ttl_s: float) -> Op[None]:
+        """Publish a worker's record; it expires unless renewed, and old ones age out."""
+        now = self.now_ms()
+        ttl_ms = int(ttl_s * 1000)
+        yield Batch([
+            command("SET", self.keys.worker(info.id), info.model_dump_json(), "PX", ttl_ms),
+            command("ZADD", self.keys.workers, now, info.id),
+            command("ZREMRANGEBYSCORE", self.keys.workers, "-inf", now - ttl_ms),
+        ])
+
+    def forget_worker(self, worker_id: str) -> Op[None]:
+        yield Batch([command("DEL", self.keys.worker(worker_id)),
+                     command("ZREM", self.keys.workers, worker_id)])
+
+    def workers(self) -> Op[list[WorkerInfo]]:
+        """Workers seen within their heartbeat TTL."""
+        ids = yield command("ZRANGE", self.keys.workers, 0, -1)
+        if not ids:
+            return []
+        records = yield Batch([command("GET", self.keys.worker(i)) for i in ids])
+        return [WorkerInfo.model_validate_json(r) for r in records if r]
+
+
+def _ready_since(record: str) -> float:
+    """When a queued job became ready: its due time, else its creation time (epoch s)."""
+    try:
+        data = orjson.loads(record)
+        stamp = data.get("scheduled_for") or data["created_at"]
+        return datetime.fromisoformat(stamp).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return time.time()

@@ -1,0 +1,539 @@
+"""The SDK's entry points: :class:`Client` (sync) and :class:`AsyncClient`.
+
+Both are thin: every method builds an operation in :class:`ClientCore` (validation,
+record encoding and the broker calls, written once) and drives it on its own kind of
+connection. The seed's Go names (``submit_job``, ``submit_job_with_route``, ...) are
+kept as aliases of the Python ones; ``docs/api.md`` maps each of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import orjson
+
+from bananas.broker import Broker, DeadJob, NewJob, encode
+from bananas.commands import AsyncRedis, Op, SyncRedis, command, run_async, run_sync
+from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
+from bananas.errors import InvalidJobError, JobNotFoundError, PayloadTooLargeError, WaitTimeoutError
+from bananas.keys import KeySpace
+from bananas.models import (
+    DEFAULT_FAILURE_TTL,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_SUCCESS_TTL,
+    Job,
+    JobResult,
+    JobStatus,
+    Priority,
+    QueueStats,
+    Schedule,
+    ScheduleStatus,
+    WorkerInfo,
+    new_job_id,
+)
+from bananas.validation import (
+    validate_job_name,
+    validate_non_negative,
+    validate_priority,
+    validate_routing_key,
+)
+
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+#: Jobs per enqueue script call in ``submit_many``.
+BULK_BATCH = 500
+Progress = Callable[[int], None]
+T = TypeVar("T")
+
+
+@dataclass
+class JobSpec:
+    """One job for :meth:`Client.submit_many`; the fields mirror ``submit``'s arguments."""
+
+    name: str
+    payload: Any = None
+    priority: Priority | str = Priority.NORMAL
+    routing_key: str = "default"
+    description: str = ""
+    max_retries: int | None = None
+    timeout: float | None = None
+    delay: float | None = None
+    scheduled_for: datetime | None = None
+    job_id: str | None = None
+
+
+class ClientCore:
+    """Everything the two clients do, as operations; no I/O happens here."""
+
+    def __init__(self, *, success_ttl: float, failure_ttl: float, max_payload_bytes: int,
+                 max_retries: int, prefix: str, clock: Callable[[], float]) -> None:
+        validate_non_negative(success_ttl, "success_ttl")
+        validate_non_negative(failure_ttl, "failure_ttl")
+        self.broker = Broker(KeySpace(prefix), clock=clock)
+        self.clock = clock
+        self.success_ttl = success_ttl
+        self.failure_ttl = failure_ttl
+        self.max_payload_bytes = max_payload_bytes
+        self.max_retries = max_retries
+        self._known_routes: set[str] = set()
+
+    # -- building jobs -------------------------------------------------------------------
+
+    def build(self, spec: JobSpec) -> NewJob:
+        """Validate ``spec`` and encode its record; raises :class:`InvalidJobError`."""
+        name = validate_job_name(spec.name)
+        priority = validate_priority(spec.priority)
+        routing_key = validate_routing_key(spec.routing_key)
+        max_retries = self.max_retries if spec.max_retries is None else spec.max_retries
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidJobError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+        validate_non_negative(spec.timeout, "timeout")
+        validate_non_negative(spec.delay, "delay")
+        try:
+            encoded = encode(spec.payload)
+        except TypeError as exc:
+            raise InvalidJobError(f"payload of job {name!r} is not JSON-serialisable: {exc}") from None
+        size = len(encoded)
+        if size > self.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"payload of job {name!r} is {size} bytes, above the limit of "
+                f"{self.max_payload_bytes} bytes (max_payload_bytes)"
+            )
+        now = self.clock()
+        due = now + spec.delay if spec.delay else 0.0
+        if spec.scheduled_for is not None:
+            if spec.delay:
+                raise InvalidJobError("give either delay or scheduled_for, not both")
+            if spec.scheduled_for.tzinfo is None:
+                raise InvalidJobError("scheduled_for must be timezone-aware (e.g. UTC)")
+            due = spec.scheduled_for.timestamp()
+        job_id = spec.job_id or new_job_id()
+        if not isinstance(job_id, str) or not 0 < len(job_id) <= 200:
+            raise InvalidJobError("job_id must be a non-empty string of at most 200 characters")
+        created = datetime.fromtimestamp(now, UTC)
+        record = {
+            "id": job_id, "name": name, "description": spec.description,
+            "payload": orjson.Fragment(encoded),
+            "priority": priority.value, "routing_key": routing_key,
+            "created_at": created, "updated_at": created,
+            "scheduled_for": datetime.fromtimestamp(due, UTC) if due > now else None,
+            "max_retries": max_retries, "timeout": spec.timeout,
+            "success_ttl": self.success_ttl, "failure_ttl": self.failure_ttl, "v": 1,
+        }
+        return NewJob(job_id, routing_key, priority, int(due * 1000) if due > now else 0,
+                      orjson.dumps(record).decode())
+
+    def _remember_routes(self, routing_keys: Iterable[str]) -> Op[None]:
+        new = set(routing_keys) - self._known_routes
+        if new:
+            yield from self.broker.add_routes(new)
+            self._known_routes |= new
+
+    # -- operations ----------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> Op[str]:
+        job = self.build(spec)
+        yield from self._remember_routes((job.routing_key,))
+        yield from self.broker.enqueue(job.routing_key, [job])
+        return job.id
+
+    def submit_many(self, specs: Iterable[JobSpec | Mapping[str, Any]]) -> Op[list[str]]:
+        jobs = [self.build(s if isinstance(s, JobSpec) else JobSpec(**s)) for s in specs]
+        by_route: dict[str, list[NewJob]] = defaultdict(list)
+        for job in jobs:
+            by_route[job.routing_key].append(job)
+        yield from self._remember_routes(by_route)
+        for routing_key, group in by_route.items():
+            for start in range(0, len(group), BULK_BATCH):
+                yield from self.broker.enqueue(routing_key, group[start:start + BULK_BATCH])
+        return [j.id for j in jobs]
+
+    def _route_of(self, job_id: str, routing_key: str | None) -> Op[str | None]:
+        if routing_key is not None:
+            return validate_routing_key(routing_key)
+        found = yield from self.broker.find_route(job_id)
+        return found
+
+    def get_job(self, job_id: str, routing_key: str | None) -> Op[Job | None]:
+        route = yield from self._route_of(job_id, routing_key)
+        if route is None:
+            return None
+        found = yield from self.broker.inspect(route, job_id)
+        return found
+
+    def get_result(self, job_id: str, routing_key: str | None) -> Op[JobResult | None]:
+        route = yield from self._route_of(job_id, routing_key)
+        if route is None:
+            return None
+        found = yield from self.broker.result(route, job_id)
+        return found
+
+    def wait_for_result(self, job_id: str, timeout: float, routing_key: str | None
+                        ) -> Op[JobResult]:
+        route = yield from self._route_of(job_id, routing_key)
+        if route is None:
+            raise JobNotFoundError(job_id)
+        found = yield from self.broker.wait_result(route, job_id, timeout)
+        if found is None:
+            raise WaitTimeoutError(job_id, timeout)
+        return found
+
+    def submit_and_wait(self, spec: JobSpec, timeout: float) -> Op[JobResult]:
+        job_id = yield from self.submit(spec)
+        found = yield from self.broker.wait_result(spec.routing_key, job_id, timeout)
+        if found is None:
+            raise WaitTimeoutError(job_id, timeout)
+        return found
+
+    def cancel(self, job_id: str, routing_key: str | None) -> Op[bool]:
+        route = yield from self._route_of(job_id, routing_key)
+        if route is None:
+            raise JobNotFoundError(job_id)
+        result = JobResult(job_id=job_id, status=JobStatus.CANCELLED, error="cancelled",
+                           completed_at=datetime.fromtimestamp(self.clock(), UTC))
+        outcome = yield from self.broker.cancel(route, job_id, result.model_dump_json(),
+                                                int(self.failure_ttl * 1000))
+        if outcome == "missing":
+            raise JobNotFoundError(job_id)
+        return outcome == "cancelled"
+
+    def all_stats(self) -> Op[list[QueueStats]]:
+        routes = yield from self.broker.routes()
+        out = []
+        for route in routes:
+            out.append((yield from self.broker.stats(route)))
+        return out
+
+    def requeue_all_dead(self, routing_key: str, progress: Progress | None) -> Op[int]:
+        total = 0
+        while True:
+            ids = yield from self.broker.dead_ids(routing_key, BULK_BATCH)
+            if not ids:
+                return total
+            total += yield from self.broker.requeue_dead(routing_key, ids)
+            if progress:
+                progress(total)
+
+    def purge_dead(self, routing_key: str, progress: Progress | None) -> Op[int]:
+        total = 0
+        while True:
+            removed = yield from self.broker.purge_dead(routing_key, BULK_BATCH)
+            if not removed:
+                return total
+            total += removed
+            if progress:
+                progress(total)
+
+    def ping(self) -> Op[bool]:
+        reply = yield command("PING")
+        return bool(reply)
+
+
+def _spec(name: str, payload: Any, **options: Any) -> JobSpec:
+    return JobSpec(name=name, payload=payload, **options)
+
+
+class _Base:
+    def __init__(self, url: str | None, *, success_ttl: float = DEFAULT_SUCCESS_TTL,
+                 failure_ttl: float = DEFAULT_FAILURE_TTL,
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                 max_retries: int = DEFAULT_MAX_RETRIES, prefix: str = "bananas",
+                 ssl_ca_certs: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        import os
+
+        self.url = url or os.environ.get("REDIS_URL") or DEFAULT_URL
+        options = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
+        self.target = parse_url(self.url, **options)
+        self.core = ClientCore(success_ttl=success_ttl, failure_ttl=failure_ttl,
+                               max_payload_bytes=max_payload_bytes, max_retries=max_retries,
+                               prefix=prefix, clock=clock)
+
+    @property
+    def broker(self) -> Broker:
+        """The queue engine (for the worker runtime and tools)."""
+        return self.core.broker
+
+
+class Client(_Base):
+    """The synchronous client.
+
+    ``Client(url)`` takes a Redis URL (else ``REDIS_URL``, else ``redis://localhost:6379``);
+    ``success_ttl`` / ``failure_ttl`` are how long results are kept (seconds; the seed's
+    ``NewClientWithConfig``). Nothing connects until the first call. Every method raises
+    :class:`bananas.BananasConnectionError` when Redis cannot be reached.
+    """
+
+    def __init__(self, url: str | None = None, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.redis: SyncRedis = connect_sync(self.target)
+
+    def _run(self, op: Op[T]) -> T:
+        return run_sync(self.redis, op, self.target.masked)
+
+    def submit(self, name: str, payload: Any = None, *, priority: Priority | str = "normal",
+               routing_key: str = "default", description: str = "",
+               max_retries: int | None = None, timeout: float | None = None,
+               delay: float | None = None, scheduled_for: datetime | None = None,
+               job_id: str | None = None) -> str:
+        """Submit a job; returns its id. Same ``job_id`` twice stores and runs one job.
+
+        Raises :class:`bananas.InvalidJobError` (or a subclass) for bad input.
+        """
+        spec = _spec(name, payload, priority=priority, routing_key=routing_key,
+                     description=description, max_retries=max_retries, timeout=timeout,
+                     delay=delay, scheduled_for=scheduled_for, job_id=job_id)
+        return self._run(self.core.submit(spec))
+
+    def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
+        """Submit many jobs with one round trip per batch of 500 per routing key."""
+        return self._run(self.core.submit_many(jobs))
+
+    def get_job(self, job_id: str, routing_key: str | None = None) -> Job | None:
+        """The job with its current status, or None if there is no such job."""
+        return self._run(self.core.get_job(job_id, routing_key))
+
+    def get_result(self, job_id: str, routing_key: str | None = None) -> JobResult | None:
+        """The result, or None if the job has not finished (non-blocking)."""
+        return self._run(self.core.get_result(job_id, routing_key))
+
+    def wait_for_result(self, job_id: str, timeout: float = 30.0,
+                        routing_key: str | None = None) -> JobResult:
+        """Block until the job finishes; raises :class:`bananas.WaitTimeoutError`."""
+        return self._run(self.core.wait_for_result(job_id, timeout, routing_key))
+
+    def submit_and_wait(self, name: str, payload: Any = None, *, timeout: float = 30.0,
+                        priority: Priority | str = "normal", routing_key: str = "default",
+                        **options: Any) -> JobResult:
+        """Submit a job and block until its result (RPC style)."""
+        spec = _spec(name, payload, priority=priority, routing_key=routing_key, **options)
+        return self._run(self.core.submit_and_wait(spec, timeout))
+
+    def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
+        """Cancel a job that has not started. False if it already started or finished.
+
+        Raises :class:`bananas.JobNotFoundError` when there is no such job.
+        """
+        return self._run(self.core.cancel(job_id, routing_key))
+
+    def queue_stats(self, routing_key: str = "default") -> QueueStats:
+        """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age."""
+        return self._run(self.core.broker.stats(validate_routing_key(routing_key)))
+
+    def all_queue_stats(self) -> list[QueueStats]:
+        """:meth:`queue_stats` for every routing key that has held a job."""
+        return self._run(self.core.all_stats())
+
+    def dead_letters(self, routing_key: str = "default", offset: int = 0,
+                     count: int = 50) -> list[DeadJob]:
+        """A page of the dead-letter queue, newest first."""
+        return self._run(self.core.broker.dead_letters(routing_key, offset,
+                                                                         count))
+
+    def requeue_dead(self, job_id: str, routing_key: str = "default") -> bool:
+        """Move one dead-lettered job back to its queue; False if it is not dead-lettered."""
+        return self._run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
+
+    def requeue_all_dead(self, routing_key: str = "default",
+                         progress: Progress | None = None) -> int:
+        """Move every dead-lettered job back; ``progress(n)`` is called after each batch."""
+        return self._run(self.core.requeue_all_dead(routing_key, progress))
+
+    def purge_dead(self, routing_key: str = "default", progress: Progress | None = None) -> int:
+        """Delete every dead-lettered job; returns how many were deleted."""
+        return self._run(self.core.purge_dead(routing_key, progress))
+
+    def register_schedule(self, schedule: Schedule) -> None:
+        """Register (or replace) a cron schedule in Redis for the scheduler."""
+        validate_routing_key(schedule.routing_key)
+        self._run(self.core.broker.put_schedule(schedule))
+
+    def unregister_schedule(self, schedule_id: str) -> bool:
+        """Remove a schedule; False if it was not registered."""
+        return self._run(self.core.broker.delete_schedule(schedule_id))
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule registered in Redis."""
+        return self._run(self.core.broker.schedules())
+
+    def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
+        """What the scheduler last did with a schedule."""
+        return self._run(self.core.broker.schedule_status(schedule_id))
+
+    def workers(self) -> list[WorkerInfo]:
+        """Workers whose heartbeat is fresh."""
+        return self._run(self.core.broker.workers())
+
+    def ping(self) -> bool:
+        """True when Redis answers; raises :class:`bananas.BananasConnectionError`."""
+        return self._run(self.core.ping())
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.redis.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- the seed's names ------------------------------------------------------------------
+
+    def submit_job(self, name: str, payload: Any, priority: Priority | str = "normal",
+                   description: str = "") -> str:
+        """Seed ``SubmitJob``: submit to the default routing key."""
+        return self.submit(name, payload, priority=priority, description=description)
+
+    def submit_job_with_route(self, name: str, payload: Any, priority: Priority | str,
+                              routing_key: str, description: str = "") -> str:
+        """Seed ``SubmitJobWithRoute``."""
+        return self.submit(name, payload, priority=priority, routing_key=routing_key,
+                           description=description)
+
+    def submit_job_scheduled(self, name: str, payload: Any, priority: Priority | str,
+                             scheduled_for: datetime, description: str = "") -> str:
+        """Seed ``SubmitJobScheduled``."""
+        return self.submit(name, payload, priority=priority, scheduled_for=scheduled_for,
+                           description=description)
+
+
+class AsyncClient(_Base):
+    """The asyncio client: the same methods as :class:`Client`, as coroutines."""
+
+    def __init__(self, url: str | None = None, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.redis: AsyncRedis = connect_async(self.target)
+
+    async def _run(self, op: Op[T]) -> T:
+        return await run_async(self.redis, op, self.target.masked)
+
+    async def submit(self, name: str, payload: Any = None, *,
+                     priority: Priority | str = "normal", routing_key: str = "default",
+                     description: str = "", max_retries: int | None = None,
+                     timeout: float | None = None, delay: float | None = None,
+                     scheduled_for: datetime | None = None, job_id: str | None = None) -> str:
+        """See :meth:`Client.submit`."""
+        spec = _spec(name, payload, priority=priority, routing_key=routing_key,
+                     description=description, max_retries=max_retries, timeout=timeout,
+                     delay=delay, scheduled_for=scheduled_for, job_id=job_id)
+        return await self._run(self.core.submit(spec))
+
+    async def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
+        """See :meth:`Client.submit_many`."""
+        return await self._run(self.core.submit_many(jobs))
+
+    async def get_job(self, job_id: str, routing_key: str | None = None) -> Job | None:
+        """See :meth:`Client.get_job`."""
+        return await self._run(self.core.get_job(job_id, routing_key))
+
+    async def get_result(self, job_id: str, routing_key: str | None = None
+                         ) -> JobResult | None:
+        """See :meth:`Client.get_result`."""
+        return await self._run(self.core.get_result(job_id, routing_key))
+
+    async def wait_for_result(self, job_id: str, timeout: float = 30.0,
+                              routing_key: str | None = None) -> JobResult:
+        """See :meth:`Client.wait_for_result`."""
+        return await self._run(
+            self.core.wait_for_result(job_id, timeout, routing_key))
+
+    async def submit_and_wait(self, name: str, payload: Any = None, *, timeout: float = 30.0,
+                              priority: Priority | str = "normal",
+                              routing_key: str = "default", **options: Any) -> JobResult:
+        """See :meth:`Client.submit_and_wait`."""
+        spec = _spec(name, payload, priority=priority, routing_key=routing_key, **options)
+        return await self._run(self.core.submit_and_wait(spec, timeout))
+
+    async def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
+        """See :meth:`Client.cancel`."""
+        return await self._run(self.core.cancel(job_id, routing_key))
+
+    async def queue_stats(self, routing_key: str = "default") -> QueueStats:
+        """See :meth:`Client.queue_stats`."""
+        return await self._run(
+            self.core.broker.stats(validate_routing_key(routing_key)))
+
+    async def all_queue_stats(self) -> list[QueueStats]:
+        """See :meth:`Client.all_queue_stats`."""
+        return await self._run(self.core.all_stats())
+
+    async def dead_letters(self, routing_key: str = "default", offset: int = 0,
+                           count: int = 50) -> list[DeadJob]:
+        """See :meth:`Client.dead_letters`."""
+        return await self._run(
+            self.core.broker.dead_letters(routing_key, offset, count))
+
+    async def requeue_dead(self, job_id: str, routing_key: str = "default") -> bool:
+        """See :meth:`Client.requeue_dead`."""
+        return await self._run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
+
+    async def requeue_all_dead(self, routing_key: str = "default",
+                               progress: Progress | None = None) -> int:
+        """See :meth:`Client.requeue_all_dead`."""
+        return await self._run(self.core.requeue_all_dead(routing_key, progress))
+
+    async def purge_dead(self, routing_key: str = "default",
+                         progress: Progress | None = None) -> int:
+        """See :meth:`Client.purge_dead`."""
+        return await self._run(self.core.purge_dead(routing_key, progress))
+
+    async def register_schedule(self, schedule: Schedule) -> None:
+        """See :meth:`Client.register_schedule`."""
+        validate_routing_key(schedule.routing_key)
+        await self._run(self.core.broker.put_schedule(schedule))
+
+    async def unregister_schedule(self, schedule_id: str) -> bool:
+        """See :meth:`Client.unregister_schedule`."""
+        return await self._run(self.core.broker.delete_schedule(schedule_id))
+
+    async def schedules(self) -> list[Schedule]:
+        """See :meth:`Client.schedules`."""
+        return await self._run(self.core.broker.schedules())
+
+    async def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
+        """See :meth:`Client.schedule_status`."""
+        return await self._run(
+            self.core.broker.schedule_status(schedule_id))
+
+    async def workers(self) -> list[WorkerInfo]:
+        """See :meth:`Client.workers`."""
+        return await self._run(self.core.broker.workers())
+
+    async def ping(self) -> bool:
+        """See :meth:`Client.ping`."""
+        return await self._run(self.core.ping())
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def submit_job(self, name: str, payload: Any, priority: Priority | str = "normal",
+                         description: str = "") -> str:
+        """Seed ``SubmitJob``."""
+        return await self.submit(name, payload, priority=priority, description=description)
+
+    async def submit_job_with_route(self, name: str, payload: Any, priority: Priority | str,
+                                    routing_key: str, description: str = "") -> str:
+        """Seed ``SubmitJobWithRoute``."""
+        return await self.submit(name, payload, priority=priority, routing_key=routing_key,
+                                 description=description)
+
+    async def submit_job_scheduled(self, name: str, payload: Any, priority: Priority | str,
+                                   scheduled_for: datetime, description: str = "") -> str:
+        """Seed ``SubmitJobScheduled``."""
+        return await self.submit(name, payload, priority=priority,
+                                 scheduled_for=scheduled_for, description=description)

@@ -1,0 +1,36 @@
+-- ack: complete a batch of leased jobs of one routing key and store their results
+-- KEYS[1] leases  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] stats
+-- KEYS[4+2i] result key, KEYS[5+2i] notify key of the i-th job (i from 1)
+-- ARGV[1] notify ttl ms, then per job: id, attempt (lease token), result JSON, result ttl ms
+-- returns: array with 1 (acked) or 0 (refused: stale token or lease gone) per job
+local notify_ttl = tonumber(ARGV[1])
+local out = {}
+local done = {}
+local n = (#ARGV - 1) / 4
+for i = 0, n - 1 do
+  local b = 2 + i * 4
+  local id = ARGV[b]
+  if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
+    local ttl = tonumber(ARGV[b + 3])
+    if ttl > 0 then
+      local result_key = KEYS[6 + 2 * i]
+      redis.call('HSET', result_key, 'result', ARGV[b + 2], 'job', redis.call('HGET', KEYS[2], id))
+      redis.call('PEXPIRE', result_key, ttl)
+    end
+    local notify_key = KEYS[7 + 2 * i]
+    redis.call('RPUSH', notify_key, 1)
+    redis.call('PEXPIRE', notify_key, notify_ttl)
+    done[#done + 1] = id
+    out[i + 1] = 1
+  else
+    out[i + 1] = 0
+  end
+end
+if #done > 0 then
+  redis.call('ZREM', KEYS[1], unpack(done))
+  redis.call('HDEL', KEYS[2], unpack(done))
+  redis.call('HDEL', KEYS[3], unpack(done))
+  redis.call('HDEL', KEYS[4], unpack(done))
+  redis.call('HINCRBY', KEYS[5], 'completed', #done)
+end
+return out

@@ -1,0 +1,34 @@
+-- cancel: cancel a job that has not started (ready or scheduled)
+-- KEYS[1] jobs  KEYS[2] attempts  KEYS[3] errors  KEYS[4] leases  KEYS[5] scheduled  KEYS[6] dead
+-- KEYS[7] queue:high  KEYS[8] queue:normal  KEYS[9] queue:low  KEYS[10] result  KEYS[11] notify
+-- KEYS[12] stats
+-- ARGV[1] job id  ARGV[2] cancelled result JSON  ARGV[3] result ttl ms  ARGV[4] notify ttl ms
+-- returns: 'cancelled', or the state that prevented it: 'processing', 'failed', 'finished',
+--          or 'missing' when no such job exists
+local id = ARGV[1]
+local record = redis.call('HGET', KEYS[1], id)
+if not record then
+  if redis.call('EXISTS', KEYS[10]) == 1 then return 'finished' end
+  return 'missing'
+end
+if redis.call('ZSCORE', KEYS[4], id) then return 'processing' end
+if redis.call('ZSCORE', KEYS[6], id) then return 'failed' end
+local removed = redis.call('ZREM', KEYS[5], id)
+if removed == 0 then
+  for q = 7, 9 do
+    removed = removed + redis.call('LREM', KEYS[q], 1, id)
+  end
+end
+if removed == 0 then return 'processing' end
+redis.call('HDEL', KEYS[1], id)
+redis.call('HDEL', KEYS[2], id)
+redis.call('HDEL', KEYS[3], id)
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('HSET', KEYS[10], 'result', ARGV[2], 'job', record)
+  redis.call('PEXPIRE', KEYS[10], ttl)
+end
+redis.call('RPUSH', KEYS[11], 1)
+redis.call('PEXPIRE', KEYS[11], tonumber(ARGV[4]))
+redis.call('HINCRBY', KEYS[12], 'cancelled', 1)
+return 'cancelled'

@@ -1,0 +1,35 @@
+-- enqueue: store a batch of jobs of one routing key, once each (idempotent by job id)
+-- KEYS[1] jobs  KEYS[2] scheduled  KEYS[3] wake  KEYS[4] schedwake  KEYS[5] stats
+-- KEYS[6] queue:high  KEYS[7] queue:normal  KEYS[8] queue:low
+-- KEYS[8+i] result key of the i-th job (a finished job whose result is kept is a duplicate)
+-- ARGV[1] now ms, then per job: id, priority index (1 high, 2 normal, 3 low), due ms (0: now), record
+-- returns: array with 1 (stored) or 0 (duplicate) per job
+local now = tonumber(ARGV[1])
+local out = {}
+local ready, delayed = 0, 0
+local earliest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+local wake_promoter = false
+local n = (#ARGV - 1) / 4
+for i = 0, n - 1 do
+  local b = 2 + i * 4
+  local id = ARGV[b]
+  if redis.call('HEXISTS', KEYS[1], id) == 1 or redis.call('EXISTS', KEYS[9 + i]) == 1 then
+    out[i + 1] = 0
+  else
+    redis.call('HSET', KEYS[1], id, ARGV[b + 3])
+    local due = tonumber(ARGV[b + 2])
+    if due > now then
+      redis.call('ZADD', KEYS[2], due, id)
+      delayed = delayed + 1
+      if earliest == nil or due < tonumber(earliest) then wake_promoter = true end
+    else
+      redis.call('RPUSH', KEYS[5 + tonumber(ARGV[b + 1])], id)
+      ready = ready + 1
+    end
+    out[i + 1] = 1
+  end
+end
+if ready > 0 and redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], 1) end
+if wake_promoter and redis.call('LLEN', KEYS[4]) == 0 then redis.call('RPUSH', KEYS[4], 1) end
+if ready + delayed > 0 then redis.call('HINCRBY', KEYS[5], 'enqueued', ready + delayed) end
+return out

@@ -1,0 +1,43 @@
+-- fetch: lease up to N ready jobs of one routing key to a worker, high before normal before low
+-- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
+-- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake
+-- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max jobs
+-- ARGV[4] "1": first take one job from each lower priority (the anti-starvation turn)
+-- returns: flat array of job id, record, attempt (the lease token), ...
+-- An id whose record is gone (cancelled meanwhile) is dropped. If ready jobs remain
+-- after the fetch, a wake token is left so another idle worker wakes up (baton passing).
+local deadline = tonumber(ARGV[1]) + tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local out = {}
+local leased = {}
+
+local function take(queue, count)
+  local ids = redis.call('LPOP', queue, count)
+  if not ids then return 0 end
+  local records = redis.call('HMGET', KEYS[4], unpack(ids))
+  for i, id in ipairs(ids) do
+    local record = records[i]
+    if record then
+      out[#out + 1] = id
+      out[#out + 1] = record
+      out[#out + 1] = redis.call('HINCRBY', KEYS[6], id, 1)
+      leased[#leased + 1] = deadline
+      leased[#leased + 1] = id
+    end
+  end
+  return #ids
+end
+
+if ARGV[4] == '1' and want >= 3 then
+  want = want - take(KEYS[2], 1) - take(KEYS[3], 1)
+end
+for q = 1, 3 do
+  if want <= 0 then break end
+  want = want - take(KEYS[q], want)
+end
+if #leased > 0 then redis.call('ZADD', KEYS[5], unpack(leased)) end
+if redis.call('LLEN', KEYS[7]) == 0 and
+   (redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3])) > 0 then
+  redis.call('RPUSH', KEYS[7], 1)
+end
+return out

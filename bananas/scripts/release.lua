@@ -1,0 +1,17 @@
+-- release: hand leased jobs straight back to the head of their queue (graceful shutdown)
+-- KEYS[1] leases  KEYS[2] attempts  KEYS[3] wake
+-- KEYS[4] queue:high  KEYS[5] queue:normal  KEYS[6] queue:low
+-- ARGV per job: id, attempt (lease token), priority index (1 high, 2 normal, 3 low)
+-- returns: the number of jobs released; the delivery that never ran is not counted
+local released = 0
+for b = 1, #ARGV, 3 do
+  local id = ARGV[b]
+  if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[2], id) == ARGV[b + 1] then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HINCRBY', KEYS[2], id, -1)
+    redis.call('LPUSH', KEYS[3 + tonumber(ARGV[b + 2])], id)
+    released = released + 1
+  end
+end
+if released > 0 and redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], 1) end
+return released
