@@ -1,0 +1,215 @@
+"""The queue engine's guarantees, driven through the broker API on every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bananas import Client, JobSpec, JobStatus, Priority
+from bananas.broker import Leased, Outcome
+from bananas.models import JobResult
+from tests.clock import FakeClock
+
+LEASE_MS = 10_000
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def qc(redis_url: str, prefix: str, clock: FakeClock) -> Iterator[Client]:
+    with Client(redis_url, prefix=prefix, clock=clock) as c:
+        yield c
+
+
+def fetch(c: Client, count: int = 10, *, route: str = "default", fair: bool = False
+          ) -> list[Leased]:
+    return c._run(c.broker.fetch(route, count, LEASE_MS, fair=fair))
+
+
+def done(item: Leased, result: object = None) -> Outcome:
+    body = JobResult(job_id=item.id, status=JobStatus.COMPLETED, result=result)
+    return Outcome(item.id, item.attempt, body.model_dump_json(), 60_000)
+
+
+def failed(item: Leased, retry_at_ms: int, error: str = "boom") -> Outcome:
+    body = JobResult(job_id=item.id, status=JobStatus.FAILED, error=error)
+    return Outcome(item.id, item.attempt, body.model_dump_json(), 60_000, error, retry_at_ms)
+
+
+def test_strict_priority_inside_a_routing_key(qc: Client) -> None:
+    low = qc.submit("j", priority="low")
+    normal = qc.submit("j", priority="normal")
+    high = qc.submit("j", priority="high")
+    assert [x.id for x in fetch(qc)] == [high, normal, low]
+
+
+def test_fair_turn_takes_one_of_each_lower_priority_first(qc: Client) -> None:
+    qc.submit_many([JobSpec("j", priority="high") for _ in range(5)])
+    low = qc.submit("j", priority="low")
+    normal = qc.submit("j", priority="normal")
+    assert [x.id for x in fetch(qc, 3)][:1] != [normal]
+    taken = [x.id for x in fetch(qc, 3, fair=True)]
+    assert taken[:2] == [normal, low]
+
+
+def test_fifo_within_a_priority_and_batch_fetch(qc: Client) -> None:
+    ids = qc.submit_many([JobSpec("j", {"i": i}) for i in range(25)])
+    got = fetch(qc, 10) + fetch(qc, 10) + fetch(qc, 10)
+    assert [x.id for x in got] == ids
+    assert all(x.attempt == 1 for x in got)
+    assert qc.queue_stats().in_flight == 25
+
+
+def test_routing_keys_are_isolated(qc: Client) -> None:
+    qc.submit("render", routing_key="gpu")
+    assert fetch(qc, route="default") == []
+    assert len(fetch(qc, route="gpu")) == 1
+
+
+def test_ack_stores_result_and_clears_the_job(qc: Client, redis_url: str) -> None:
+    job_id = qc.submit("add", [1, 2])
+    item = fetch(qc)[0]
+    job = qc.get_job(job_id)
+    assert job is not None and job.status is JobStatus.PROCESSING and job.attempts == 1
+    assert qc._run(qc.broker.ack("default", [done(item, 3)])) == [True]
+    result = qc.get_result(job_id)
+    assert result is not None and result.result == 3
+    job = qc.get_job(job_id)
+    assert job is not None and job.status is JobStatus.COMPLETED and job.name == "add"
+    stats = qc.queue_stats()
+    assert (stats.queued, stats.in_flight) == (0, 0)
+    ttl = qc.redis.pttl(qc.broker.route("default").result(job_id))
+    assert 0 < ttl <= 60_000
+
+
+def test_stale_token_is_refused_after_reap_and_redelivery(qc: Client, clock: FakeClock) -> None:
+    qc.submit("slow")
+    first = fetch(qc)[0]
+    clock.advance(LEASE_MS / 1000 + 1)
+    assert qc._run(qc.broker.reap("default")) == (1, 0)
+    second = fetch(qc)[0]
+    assert (second.id, second.attempt) == (first.id, 2)
+    assert qc._run(qc.broker.ack("default", [done(first)])) == [False]
+    assert qc._run(qc.broker.fail("default", [failed(first, 0)])) == [0]
+    assert qc._run(qc.broker.renew("default", [(first.id, 1)], LEASE_MS)) == [first.id]
+    assert qc._run(qc.broker.ack("default", [done(second)])) == [True]
+
+
+def test_renew_keeps_the_lease_alive(qc: Client, clock: FakeClock) -> None:
+    qc.submit("long")
+    item = fetch(qc)[0]
+    for _ in range(3):
+        clock.advance(LEASE_MS / 1000 * 0.8)
+        assert qc._run(qc.broker.renew("default", [(item.id, item.attempt)], LEASE_MS)) == []
+        assert qc._run(qc.broker.reap("default")) == (0, 0)
+    clock.advance(LEASE_MS / 1000 + 0.1)
+    assert qc._run(qc.broker.reap("default")) == (1, 0)
+
+
+def test_reaped_job_goes_back_to_the_head(qc: Client, clock: FakeClock) -> None:
+    crashed = qc.submit("a", priority="low")
+    fetch(qc, 1)
+    later = qc.submit("b", priority="low")
+    clock.advance(LEASE_MS / 1000 + 1)
+    qc._run(qc.broker.reap("default"))
+    assert [x.id for x in fetch(qc)] == [crashed, later]
+
+
+def test_poison_job_is_dead_lettered_after_max_deliveries(qc: Client, clock: FakeClock) -> None:
+    job_id = qc.submit("crashes_worker", max_retries=1)
+    for expected in [(1, 0), (0, 1)]:
+        assert len(fetch(qc)) == 1
+        clock.advance(LEASE_MS / 1000 + 1)
+        assert qc._run(qc.broker.reap("default")) == expected
+    job = qc.get_job(job_id)
+    assert job is not None and job.status is JobStatus.FAILED
+    assert "lease expired 2 times" in job.error
+    result = qc.get_result(job_id)
+    assert result is not None and result.is_failed()
+    assert [d.job_id for d in qc.dead_letters()] == [job_id]
+
+
+def test_failure_retries_then_dead_letters(qc: Client, clock: FakeClock) -> None:
+    job_id = qc.submit("flaky", max_retries=2)
+    for attempt in (1, 2):
+        item = fetch(qc)[0]
+        assert item.attempt == attempt
+        retry_at = qc.broker.now_ms() + 5_000
+        assert qc._run(qc.broker.fail("default", [failed(item, retry_at, f"e{attempt}")])) == [1]
+        job = qc.get_job(job_id)
+        assert job is not None and job.status is JobStatus.SCHEDULED and job.error == f"e{attempt}"
+        assert fetch(qc) == []
+        clock.advance(6)
+        assert qc._run(qc.broker.promote("default"))[0] == 1
+    item = fetch(qc)[0]
+    assert qc._run(qc.broker.fail("default", [failed(item, 0, "final")])) == [2]
+    dead = qc.dead_letters()
+    assert [(d.job_id, d.attempts, d.error) for d in dead] == [(job_id, 3, "final")]
+    assert dead[0].job is not None and dead[0].job.name == "flaky"
+    assert qc.wait_for_result(job_id, timeout=1).error == "final"
+
+
+def test_dead_letter_requeue_and_purge(qc: Client, clock: FakeClock) -> None:
+    ids = qc.submit_many([JobSpec("bad", max_retries=0) for _ in range(3)])
+    for item in fetch(qc):
+        qc._run(qc.broker.fail("default", [failed(item, 0)]))
+    assert qc.queue_stats().dead == 3
+    assert qc.requeue_dead(ids[0]) is True
+    assert qc.requeue_dead(ids[0]) is False
+    job = qc.get_job(ids[0])
+    assert job is not None and job.status is JobStatus.PENDING and job.attempts == 0
+    assert qc.get_result(ids[0]) is None, "the old failure must not satisfy a new waiter"
+    seen: list[int] = []
+    assert qc.purge_dead(progress=seen.append) == 2
+    assert seen == [2] and qc.queue_stats().dead == 0
+    assert qc.get_job(ids[1]) is not None  # the failure result is still kept
+    item = fetch(qc)[0]
+    qc._run(qc.broker.fail("default", [failed(item, 0)]))
+    assert qc.requeue_all_dead() == 1 and qc.queue_stats().queued == 1
+
+
+def test_release_hands_jobs_back_without_counting_the_attempt(qc: Client) -> None:
+    first, second = qc.submit_many([JobSpec("a", priority="high"), JobSpec("b")])
+    held = fetch(qc)
+    released = qc._run(qc.broker.release("default", [(x.id, x.attempt, Priority.HIGH)
+                                                     if x.id == first else
+                                                     (x.id, x.attempt, Priority.NORMAL)
+                                                     for x in held]))
+    assert released == 2
+    again = fetch(qc)
+    assert [(x.id, x.attempt) for x in again] == [(first, 1), (second, 1)]
+
+
+def test_stats_report_oldest_ready_age(qc: Client, clock: FakeClock) -> None:
+    assert qc.queue_stats().oldest_age is None
+    qc.submit("x", priority="low")
+    clock.advance(30)
+    qc.submit("y", priority="high")
+    stats = qc.queue_stats()
+    assert stats.oldest_age is not None and 29 < stats.oldest_age < 40
+
+
+def test_earlier_delayed_job_wakes_the_promoter(qc: Client) -> None:
+    r = qc.broker.route("default")
+    qc.submit("later", delay=600)
+    assert qc.redis.lpop(r.schedwake) == "1"
+    qc.submit("even_later", delay=900)
+    assert qc.redis.llen(r.schedwake) == 0
+    qc.submit("sooner", delay=60)
+    assert qc.redis.llen(r.schedwake) == 1
+
+
+def test_enqueue_wakes_idle_workers_once(qc: Client) -> None:
+    r = qc.broker.route("default")
+    qc.submit_many([JobSpec("x") for _ in range(5)])
+    assert qc.redis.llen(r.wake) == 1
+    qc.redis.delete(r.wake)
+    fetch(qc, 2)
+    assert qc.redis.llen(r.wake) == 1, "jobs left after a fetch pass the baton on"
+    qc.redis.delete(r.wake)
+    fetch(qc, 10)
+    assert qc.redis.llen(r.wake) == 0
