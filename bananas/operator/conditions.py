@@ -1,0 +1,73 @@
+"""Status conditions, the way Kubernetes' ``metav1.Condition`` wants them.
+
+A condition's ``lastTransitionTime`` only moves when its status flips, so a
+reader can tell "Redis has been unreachable for an hour" from "Redis just went
+away". Conditions read back from a status that someone edited by hand are
+taken only when they look like conditions; anything else is dropped, not
+trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bananas.operator.timefmt import format_time
+
+TRUE = "True"
+FALSE = "False"
+UNKNOWN = "Unknown"
+_STATUSES = {TRUE, FALSE, UNKNOWN}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One observation: ``type`` is ``status`` because of ``reason`` (CamelCase)."""
+
+    type: str
+    status: str
+    reason: str
+    message: str = ""
+
+
+def _valid(item: Any) -> bool:
+    return (
+        isinstance(item, Mapping)
+        and isinstance(item.get("type"), str)
+        and item.get("status") in _STATUSES
+    )
+
+
+def merge_conditions(
+    existing: Any,
+    updates: Iterable[Condition],
+    *,
+    now: datetime,
+    generation: int | None = None,
+) -> list[dict[str, Any]]:
+    """Return ``existing`` conditions with ``updates`` applied, sorted by type.
+
+    ``existing`` is whatever the status held (malformed entries are dropped). A
+    condition keeps its ``lastTransitionTime`` unless its status changed.
+    """
+    current: dict[str, dict[str, Any]] = {}
+    if isinstance(existing, list):
+        current = {item["type"]: dict(item) for item in existing if _valid(item)}
+    for cond in updates:
+        old = current.get(cond.type)
+        since = old.get("lastTransitionTime") if old else None
+        if old is None or old.get("status") != cond.status or not isinstance(since, str):
+            since = format_time(now)
+        entry: dict[str, Any] = {
+            "type": cond.type,
+            "status": cond.status,
+            "reason": cond.reason,
+            "message": cond.message,
+            "lastTransitionTime": since,
+        }
+        if generation is not None:
+            entry["observedGeneration"] = generation
+        current[cond.type] = entry
+    return [current[key] for key in sorted(current)]

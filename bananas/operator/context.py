@@ -1,0 +1,77 @@
+"""What every handler shares: settings, the Kubernetes and Redis clients, metrics.
+
+One :class:`OperatorContext` per operator run, made before kopf starts and
+handed to it as the memo (kopf copies the memo per object, so each handler
+sees the same context plus per-object state such as its lock). Keeping the
+clients out of module globals is what lets a test run an operator in-process,
+against its own API server and Redis, and shut it down cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes_asyncio import client as k8s
+
+from bananas.client import AsyncClient
+from bananas.operator.config import OperatorConfig
+from bananas.operator.kube import Kube, load_configuration
+from bananas.operator.metrics import Metrics
+from bananas.operator.redis_clients import RedisClients
+from bananas.operator.specs import RedisRef
+
+#: Seconds one Redis round of the operator (stats, status) may take.
+REDIS_TIMEOUT = 10.0
+
+
+@dataclass
+class OperatorContext:
+    """The operator's shared state; build it with :meth:`create`, end it with :meth:`close`."""
+
+    config: OperatorConfig
+    configuration: k8s.Configuration
+    kube: Kube
+    redis: RedisClients = field(default_factory=RedisClients)
+    metrics: Metrics = field(default_factory=Metrics)
+    #: Unix time; tests may replace it.
+    clock: Callable[[], float] = time.time
+
+    @classmethod
+    async def create(cls, config: OperatorConfig) -> OperatorContext:
+        """Load the Kubernetes credentials and make the clients.
+
+        Raises :class:`bananas.operator.kube.KubernetesApiError` without credentials.
+        """
+        configuration = await load_configuration(config.kubeconfig)
+        return cls(
+            config=config,
+            configuration=configuration,
+            kube=Kube.from_configuration(configuration),
+        )
+
+    async def close(self) -> None:
+        """Close the Kubernetes and Redis connections."""
+        await self.redis.close()
+        await self.kube.close()
+
+    async def redis_for(self, namespace: str, ref: RedisRef) -> AsyncClient:
+        """The SDK client for the Redis a resource's Secret points at.
+
+        Raises ``KubernetesApiError`` (404: no such Secret or key) and
+        :class:`bananas.errors.ConfigError` (a URL the SDK cannot parse).
+        """
+        url = await self.kube.read_secret_value(namespace, ref.secret_name, ref.key)
+        return await self.redis.get(url)
+
+
+def object_lock(memo: Any) -> asyncio.Lock:
+    """The per-object lock that serialises a resource's handlers, timers and daemons."""
+    lock = memo.get("lock")
+    if not isinstance(lock, asyncio.Lock):
+        lock = asyncio.Lock()
+        memo["lock"] = lock
+    return lock

@@ -1,0 +1,196 @@
+"""CronSchedule reconciliation, as pure functions.
+
+A CronSchedule becomes a :class:`bananas.models.Schedule` registered in Redis
+under the id ``<namespace>.<name>`` (a namespace has no dots, so the id is
+unambiguous, and two namespaces sharing a Redis never collide). The scheduler
+fires it; the operator only registers, unregisters and reports.
+
+What the API server's schema cannot check is checked here: whether the time
+zone exists (``zoneinfo``) and whether the cron expression really parses
+(``croniter``: "61 * * * *" has five fields but no meaning). A schedule that
+fails either is not registered and says why in its conditions.
+
+:func:`render_status` turns what the scheduler wrote in Redis
+(:class:`ScheduleStatus`) and the state of the last fired job into the
+CronSchedule's status, and lists the Events that the change deserves: one per
+fire, one per skipped slot, one per new fire error. Comparing against the
+previous status is what makes an Event mean "this happened since last time".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from bananas.models import Job, JobResult, JobStatus, Schedule, ScheduleStatus
+from bananas.operator.conditions import FALSE, TRUE, Condition
+from bananas.operator.specs import CronScheduleSpec
+from bananas.operator.timefmt import format_time, parse_time
+
+REASON_FIRED = "Fired"
+REASON_MISSED = "MissedSchedule"
+REASON_FIRE_FAILED = "FireFailed"
+REASON_INVALID_TIME_ZONE = "InvalidTimeZone"
+REASON_INVALID_SCHEDULE = "InvalidSchedule"
+
+_LIVE = {JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING}
+
+
+def schedule_id(namespace: str, name: str) -> str:
+    """The id a CronSchedule is registered under in Redis."""
+    return f"{namespace}.{name}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a spec cannot be registered: an Event/condition reason and a message."""
+
+    reason: str
+    message: str
+
+
+def check_spec(spec: CronScheduleSpec) -> Problem | None:
+    """The first problem only the operator can detect, or None when the spec is good."""
+    try:
+        ZoneInfo(spec.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return Problem(REASON_INVALID_TIME_ZONE, f"unknown time zone {spec.time_zone!r}")
+    expr = spec.schedule.strip()
+    fields = expr.split()
+    if not (expr.startswith("@") or len(fields) == 5) or not croniter.is_valid(expr):
+        return Problem(
+            REASON_INVALID_SCHEDULE,
+            f"schedule {spec.schedule!r} is not a valid 5-field cron expression",
+        )
+    return None
+
+
+def to_schedule(namespace: str, name: str, spec: CronScheduleSpec) -> Schedule:
+    """The Schedule to register for a CronSchedule (``suspend`` maps to ``enabled``)."""
+    return Schedule(
+        id=schedule_id(namespace, name),
+        cron=spec.schedule.strip(),
+        job=spec.job,
+        payload=spec.payload,
+        priority=spec.priority,
+        routing_key=spec.routing_key,
+        timezone=spec.time_zone,
+        enabled=not spec.suspend,
+        description=spec.description or f"CronSchedule {namespace}/{name}",
+        concurrency_policy=spec.concurrency_policy,
+        starting_deadline_seconds=(
+            float(spec.starting_deadline_seconds)
+            if spec.starting_deadline_seconds is not None
+            else None
+        ),
+        max_retries=spec.max_retries,
+    )
+
+
+def next_fire(spec: CronScheduleSpec, now: datetime) -> datetime | None:
+    """The next slot after ``now`` in the schedule's time zone; None when suspended or invalid."""
+    if spec.suspend or check_spec(spec) is not None:
+        return None
+    start = now.astimezone(ZoneInfo(spec.time_zone))
+    upcoming = croniter(spec.schedule.strip(), start).get_next(datetime)
+    return upcoming if isinstance(upcoming, datetime) else None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post about the CronSchedule."""
+
+    type: str  # "Normal" or "Warning"
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CronObservation:
+    """What the operator read from Redis about one schedule."""
+
+    status: ScheduleStatus | None
+    #: The job last fired, if it still exists.
+    last_job: Job | None = None
+    #: Its result, if it finished.
+    last_result: JobResult | None = None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _fields(spec: CronScheduleSpec, seen: CronObservation, now: datetime) -> dict[str, Any]:
+    st = seen.status
+    upcoming = next_fire(spec, now)
+    last_success = st.last_successful_time if st else None
+    if seen.last_result is not None and seen.last_result.is_success():
+        done = seen.last_result.completed_at
+        last_success = done if last_success is None else max(last_success, done)
+    live = seen.last_job is not None and seen.last_job.status in _LIVE
+    return {
+        "lastScheduleTime": _time(st.last_schedule_time if st else None),
+        "lastSuccessfulTime": _time(last_success),
+        "nextScheduleTime": _time(upcoming),
+        "lastJobId": (st.last_job_id if st else "") or None,
+        "active": [seen.last_job.id] if live and seen.last_job else [],
+        "runCount": st.run_count if st else 0,
+        "skippedCount": st.skipped_count if st else 0,
+        "lastError": (st.last_error if st else "") or None,
+    }
+
+
+def _time(moment: datetime | None) -> str | None:
+    return format_time(moment) if moment is not None else None
+
+
+def _events(previous: Mapping[str, Any], fields: Mapping[str, Any]) -> list[Event]:
+    events: list[Event] = []
+    last = fields["lastScheduleTime"]
+    if last is not None and parse_time(previous.get("lastScheduleTime")) != parse_time(last):
+        events.append(
+            Event("Normal", REASON_FIRED, f"fired the slot of {last} as job {fields['lastJobId']}")
+        )
+    skipped = fields["skippedCount"] - _int(previous.get("skippedCount"))
+    if skipped > 0 and "skippedCount" in previous:
+        events.append(
+            Event("Warning", REASON_MISSED, f"skipped {skipped} slot(s) (missed or not allowed)")
+        )
+    error = fields["lastError"]
+    if error and error != previous.get("lastError"):
+        events.append(Event("Warning", REASON_FIRE_FAILED, str(error)))
+    return events
+
+
+def render_status(
+    spec: CronScheduleSpec, seen: CronObservation, previous: Mapping[str, Any], now: datetime
+) -> tuple[dict[str, Any], list[Event]]:
+    """The status fields from Redis, and the Events since ``previous`` (the current status).
+
+    Fields that have no value are returned as None, so a merge patch clears them.
+    """
+    fields = _fields(spec, seen, now)
+    return fields, _events(previous if isinstance(previous, Mapping) else {}, fields)
+
+
+def registered_conditions(spec: CronScheduleSpec) -> list[Condition]:
+    """Conditions of a schedule that is registered and served."""
+    state = "suspended" if spec.suspend else "registered"
+    return [
+        Condition("Registered", TRUE, "Registered", f"schedule {state} in Redis"),
+        Condition("RedisReachable", TRUE, "Connected", "Redis answered"),
+        Condition("Ready", TRUE, "Suspended" if spec.suspend else "Scheduled", f"schedule {state}"),
+    ]
+
+
+def problem_conditions(problem: Problem) -> list[Condition]:
+    """Conditions of a schedule the operator refused to register."""
+    return [
+        Condition("Registered", FALSE, problem.reason, problem.message),
+        Condition("Ready", FALSE, problem.reason, problem.message),
+    ]

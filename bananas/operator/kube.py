@@ -1,0 +1,203 @@
+"""The operator's boundary with the Kubernetes API (kubernetes_asyncio).
+
+kopf watches the custom resources and posts Events; everything else the
+operator reads or writes goes through :class:`Kube`: server-side apply of the
+children, reading a Deployment or a Secret, patching a custom resource's
+status. Objects travel as plain JSON dicts (what the pure reconcile functions
+return), never as the client's generated model classes.
+
+Errors are translated here: an ``ApiException`` or a network failure becomes a
+:class:`KubernetesApiError` carrying the HTTP status (0 for "no answer"), so
+the handlers decide on status codes without importing the client library.
+
+Server-side apply (``application/apply-patch+yaml``, ``force=True``) makes every
+write idempotent and declarative: the operator states the whole object it
+wants under its field manager; fields other managers own (an HPA, a human
+adding a label) are left alone, and nothing needs a create-or-update dance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from bananas.errors import BananasError
+from bananas.operator.meta import GROUP, MANAGER, VERSION, JsonObject
+
+logger = logging.getLogger(__name__)
+
+APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
+
+
+class KubernetesApiError(BananasError):
+    """A Kubernetes API call failed; ``status`` is the HTTP status, 0 when none came back."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Kubernetes API error {status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        """True for 404."""
+        return self.status == 404
+
+    @property
+    def invalid(self) -> bool:
+        """True when the API refused the object itself (400 or 422), so retrying is futile."""
+        return self.status in (400, 422)
+
+
+def _translate(exc: BaseException) -> KubernetesApiError:
+    if isinstance(exc, ApiException):
+        message = str(exc.reason or "")
+        with contextlib.suppress(ValueError, AttributeError):
+            message = json.loads(exc.body or "{}").get("message") or message
+        return KubernetesApiError(int(exc.status or 0), message)
+    return KubernetesApiError(0, f"{type(exc).__name__}: {exc}")
+
+
+_TRANSIENT = (ApiException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+async def load_configuration(kubeconfig: str | None = None) -> k8s.Configuration:
+    """Client settings: ``kubeconfig`` if given, else in-cluster, else ``~/.kube/config``.
+
+    Raises :class:`KubernetesApiError` (status 0) when none of them is usable.
+    """
+    # A fresh Configuration, not a copy of the library's global default.
+    configuration: k8s.Configuration = type.__call__(k8s.Configuration)
+    try:
+        if kubeconfig:
+            await k8s_config.load_kube_config(
+                config_file=kubeconfig, client_configuration=configuration, persist_config=False
+            )
+            return configuration
+        try:
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        except k8s_config.ConfigException:
+            await k8s_config.load_kube_config(
+                client_configuration=configuration, persist_config=False
+            )
+    except (k8s_config.ConfigException, OSError) as exc:
+        raise KubernetesApiError(0, f"no usable Kubernetes credentials: {exc}") from exc
+    return configuration
+
+
+async def bearer_token(configuration: k8s.Configuration) -> str | None:
+    """The ``Authorization`` header value the configuration would send, if any."""
+    header: Any = configuration.get_api_key_with_prefix("BearerToken")
+    if inspect.isawaitable(header):
+        header = await header
+    return header if isinstance(header, str) and header else None
+
+
+class Kube:
+    """Typed, translated access to the few API calls the operator makes."""
+
+    def __init__(self, api: k8s.ApiClient, *, manager: str = MANAGER) -> None:
+        self.api = api
+        self.manager = manager
+        self.apps = k8s.AppsV1Api(api)
+        self.core = k8s.CoreV1Api(api)
+        self.policy = k8s.PolicyV1Api(api)
+        self.rbac = k8s.RbacAuthorizationV1Api(api)
+        self.custom = k8s.CustomObjectsApi(api)
+
+    @classmethod
+    def from_configuration(cls, configuration: k8s.Configuration) -> Kube:
+        """A client over its own connection pool (close it with :meth:`close`)."""
+        return cls(k8s.ApiClient(configuration))
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.api.close()
+
+    async def _call(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await call()
+        except _TRANSIENT as exc:
+            raise _translate(exc) from exc
+
+    def _json(self, model: Any) -> JsonObject:
+        data = self.api.sanitize_for_serialization(model)
+        return data if isinstance(data, dict) else {}
+
+    async def apply(self, obj: JsonObject, *, manager: str | None = None) -> JsonObject:
+        """Server-side apply ``obj`` (a Deployment, PodDisruptionBudget, ServiceAccount
+        or RoleBinding) with ``force``; returns the object as stored.
+
+        Raises :class:`KubernetesApiError`; ``ValueError`` for a kind it does not know.
+        """
+        kind = obj["kind"]
+        name = obj["metadata"]["name"]
+        namespace = obj["metadata"]["namespace"]
+        options = {
+            "field_manager": manager or self.manager,
+            "force": True,
+            "_content_type": APPLY,
+        }
+        appliers: dict[str, Callable[..., Awaitable[Any]]] = {
+            "Deployment": self.apps.patch_namespaced_deployment,
+            "PodDisruptionBudget": self.policy.patch_namespaced_pod_disruption_budget,
+            "ServiceAccount": self.core.patch_namespaced_service_account,
+            "RoleBinding": self.rbac.patch_namespaced_role_binding,
+        }
+        if kind not in appliers:
+            raise ValueError(f"cannot apply a {kind}")
+        applier = appliers[kind]
+        result = await self._call(lambda: applier(name, namespace, obj, **options))
+        logger.debug("applied %s %s/%s", kind, namespace, name)
+        return self._json(result)
+
+    async def get_deployment(self, namespace: str, name: str) -> JsonObject | None:
+        """The Deployment as JSON, or None when it does not exist."""
+        try:
+            model = await self._call(lambda: self.apps.read_namespaced_deployment(name, namespace))
+        except KubernetesApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return self._json(model)
+
+    async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One value of a Secret, decoded.
+
+        Raises :class:`KubernetesApiError`: 404 when the Secret is missing, and a
+        404 too (with a message naming the key) when the key is.
+        """
+        secret = await self._call(lambda: self.core.read_namespaced_secret(name, namespace))
+        data = secret.data or {}
+        if key not in data:
+            raise KubernetesApiError(404, f"Secret {namespace}/{name} has no key {key!r}")
+        try:
+            return base64.b64decode(data[key]).decode().strip()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise KubernetesApiError(422, f"Secret {namespace}/{name} key {key!r}: {exc}") from exc
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, status: JsonObject
+    ) -> None:
+        """Merge-patch the status subresource of one of our custom resources."""
+        body = {"status": status}
+        options: dict[str, Any] = {"_content_type": MERGE}
+        await self._call(
+            lambda: self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, body, **options
+            )
+        )

@@ -1,0 +1,62 @@
+"""Prometheus metrics of the operator.
+
+The operator's own registry (not prometheus_client's global one), so that
+several operators in one process (tests) do not collide, served on
+``METRICS_PORT`` by :func:`serve`. What is worth a graph: the size each pool is
+asked to be and the load behind it, every scale decision by reason, Redis
+failures, and reconcile failures by resource kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+
+class Metrics:
+    """The operator's metrics, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        pool = ["namespace", "pool"]
+        self.desired_replicas = Gauge(
+            "bananas_operator_desired_replicas",
+            "Replicas the autoscaler asks of a WorkerPool.",
+            pool,
+            registry=self.registry,
+        )
+        self.pool_load = Gauge(
+            "bananas_operator_pool_jobs",
+            "Queued plus in-flight jobs a WorkerPool is sized by.",
+            pool,
+            registry=self.registry,
+        )
+        self.scale_decisions = Counter(
+            "bananas_operator_scale_decisions",
+            "Scale decisions taken, by reason (ScaledUp, ScaledDown, ScaleToZero).",
+            [*pool, "reason"],
+            registry=self.registry,
+        )
+        self.redis_errors = Counter(
+            "bananas_operator_redis_errors",
+            "Failed reads or writes of Redis, by resource kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.reconcile_errors = Counter(
+            "bananas_operator_reconcile_errors",
+            "Reconciles that failed (and will be retried), by resource kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def forget_pool(self, namespace: str, pool: str) -> None:
+        """Drop a deleted pool's series."""
+        for gauge in (self.desired_replicas, self.pool_load):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, pool)
+
+    def serve(self, port: int) -> None:
+        """Serve ``/metrics`` on ``port`` from a daemon thread."""
+        start_http_server(port, registry=self.registry)

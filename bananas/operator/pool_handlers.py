@@ -1,0 +1,311 @@
+"""kopf handlers for WorkerPool: thin glue between kopf, the APIs and the pure functions.
+
+Two entry points:
+
+- :func:`reconcile` (on create, update and resume) renders the Deployment and
+  PodDisruptionBudget from the spec (:mod:`~bananas.operator.workerpool`) and
+  server-side applies them. It keeps the Deployment's current size: sizing is
+  the autoscaler's business.
+- :func:`autoscale` is a kopf daemon, one per WorkerPool, that wakes every
+  ``spec.autoscaling.pollInterval`` seconds. It acts as a timer whose interval
+  is the pool's own: kopf's ``@timer`` takes one interval fixed at registration,
+  so a per-resource interval takes the daemon form. Each poll reads the queue
+  statistics from Redis, asks :func:`~bananas.operator.autoscaler.decide` for a
+  size, applies it, posts an Event for every change of size, and writes the
+  status, including the autoscaler's memory, so a restarted operator resumes
+  with the same stabilisation history and cooldown clock.
+
+Both run under the pool's lock (:func:`~bananas.operator.context.object_lock`),
+so a spec edit and a poll never write the Deployment at the same time. Nothing
+here raises for a condition a user can cause: an unusable spec, a missing
+Secret, an unreachable Redis each become a condition and an Event, and the
+operator carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from bananas.errors import BananasConnectionError, BananasError, ConfigError
+from bananas.operator.autoscaler import Decision, Load, Memory, Policy, decide, pool_load
+from bananas.operator.conditions import FALSE, Condition, merge_conditions
+from bananas.operator.context import REDIS_TIMEOUT, OperatorContext, object_lock
+from bananas.operator.kube import KubernetesApiError
+from bananas.operator.meta import WORKERPOOL_PLURAL, JsonObject, owner_of
+from bananas.operator.pool_status import (
+    REASON_INVALID_SPEC,
+    REASON_REDIS_UNREACHABLE,
+    REASON_SECRET_NOT_FOUND,
+    Observation,
+    observed_fields,
+    pool_conditions,
+)
+from bananas.operator.specs import SpecError, WorkerPoolSpec, parse_workerpool
+from bananas.operator.timefmt import format_epoch
+from bananas.operator.workerpool import initial_replicas, render_deployment, render_pdb
+
+logger = logging.getLogger(__name__)
+
+KIND = "WorkerPool"
+#: Seconds between polls of a pool whose spec cannot be read.
+FALLBACK_POLL = 15.0
+REASON_INVALID_POD_TEMPLATE = "InvalidPodTemplate"
+
+
+def _replicas_of(deployment: Mapping[str, Any] | None) -> int | None:
+    spec = deployment.get("spec") if deployment else None
+    value = spec.get("replicas") if isinstance(spec, Mapping) else None
+    return value if isinstance(value, int) else None
+
+
+async def apply_pool(
+    ctx: OperatorContext, body: Mapping[str, Any], spec: WorkerPoolSpec, replicas: int | None
+) -> JsonObject:
+    """Apply the pool's Deployment (at ``replicas``, else its current size) and its PDB.
+
+    Returns the Deployment as stored. Raises :class:`KubernetesApiError`.
+    """
+    owner = owner_of(body)
+    meta = owner["metadata"]
+    if replicas is None:
+        current = _replicas_of(await ctx.kube.get_deployment(meta["namespace"], meta["name"]))
+        status = body.get("status")
+        if current is None:
+            replicas = initial_replicas(spec, status)
+        else:
+            replicas = Policy.from_spec(spec.autoscaling).clamp(current)
+    deployment = await ctx.kube.apply(render_deployment(owner, spec, replicas))
+    await ctx.kube.apply(render_pdb(owner, spec))
+    return deployment
+
+
+def _event(body: kopf.Body, kind: str, reason: str, message: str) -> None:
+    kopf.event(body, type=kind, reason=reason, message=message)
+
+
+async def reconcile(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    patch: kopf.Patch,
+    **_: Any,
+) -> None:
+    """Create or update the pool's Deployment and PodDisruptionBudget."""
+    ctx: OperatorContext = memo["ctx"]
+    now = ctx.clock()
+    generation = body.metadata.get("generation")
+    try:
+        pool = parse_workerpool(dict(spec))
+    except SpecError as exc:
+        _refuse(body, status, patch, REASON_INVALID_SPEC, str(exc), now, generation)
+        return
+    async with object_lock(memo):
+        try:
+            await apply_pool(ctx, body, pool, None)
+        except KubernetesApiError as exc:
+            if not exc.invalid:
+                ctx.metrics.reconcile_errors.labels(KIND).inc()
+                raise kopf.TemporaryError(str(exc), delay=ctx.config.retry_delay) from exc
+            _refuse(body, status, patch, REASON_INVALID_POD_TEMPLATE, exc.message, now, generation)
+            return
+    patch.status["observedGeneration"] = generation
+
+
+def _refuse(
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    reason: str,
+    message: str,
+    now: float,
+    generation: Any,
+) -> None:
+    logger.warning("WorkerPool %s/%s: %s", body.metadata.namespace, body.metadata.name, message)
+    _event(body, "Warning", reason, message)
+    condition = Condition("Ready", FALSE, reason, message)
+    moment = _datetime(now)
+    patch.status["conditions"] = merge_conditions(
+        status.get("conditions"), [condition], now=moment, generation=generation
+    )
+    patch.status["observedGeneration"] = generation
+
+
+def _datetime(now: float) -> datetime:
+    return datetime.fromtimestamp(now, UTC)
+
+
+async def read_load(
+    ctx: OperatorContext, namespace: str, spec: WorkerPoolSpec
+) -> tuple[Load | None, tuple[str, str] | None]:
+    """The pool's load from Redis, or None and (reason, message) saying why not."""
+    try:
+        client = await ctx.redis_for(namespace, spec.redis)
+        async with asyncio.timeout(REDIS_TIMEOUT):
+            stats = [await client.queue_stats(key) for key in spec.routing_keys]
+    except KubernetesApiError as exc:
+        reason = REASON_SECRET_NOT_FOUND if exc.not_found else "SecretUnreadable"
+        return None, (reason, exc.message)
+    except ConfigError as exc:
+        return None, ("InvalidRedisUrl", str(exc))
+    except (BananasConnectionError, TimeoutError) as exc:
+        ctx.metrics.redis_errors.labels(KIND).inc()
+        return None, (REASON_REDIS_UNREACHABLE, str(exc) or "Redis did not answer in time")
+    except BananasError as exc:
+        ctx.metrics.redis_errors.labels(KIND).inc()
+        return None, ("RedisError", str(exc))
+    return pool_load(stats, spec.priorities), None
+
+
+def _memory(memo: kopf.Memo, status: Any, now: float) -> Memory:
+    remembered = memo.get("autoscaler")
+    if isinstance(remembered, Memory):
+        return remembered
+    saved = status.get("autoscaler") if isinstance(status, Mapping) else None
+    return Memory.from_status(saved, now=now)
+
+
+async def poll(ctx: OperatorContext, body: kopf.Body, memo: kopf.Memo) -> float:
+    """One autoscaler round for a pool; returns the seconds until the next one."""
+    now = ctx.clock()
+    try:
+        spec = parse_workerpool(dict(body.spec))
+    except SpecError as exc:
+        seen = Observation(deployment=None, load=None, spec_problem=str(exc))
+        await _write_status(ctx, body, memo, seen, desired=0, decision=None, now=now)
+        return FALLBACK_POLL
+    async with object_lock(memo):
+        namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+        deployment = await ctx.kube.get_deployment(namespace, name)
+        if deployment is None:  # deleted by hand, or never made: heal it
+            deployment = await apply_pool(ctx, body, spec, None)
+        load, problem = await read_load(ctx, namespace, spec)
+        current = _replicas_of(deployment) or 0
+        decision: Decision | None = None
+        desired = current
+        if load is not None:
+            decision = decide(
+                Policy.from_spec(spec.autoscaling),
+                current,
+                load,
+                now,
+                _memory(memo, body.status, now),
+            )
+            memo["autoscaler"] = decision.memory
+            desired = decision.desired
+            if decision.reason is not None:
+                deployment = await _scale(ctx, body, spec, decision)
+        seen = Observation(deployment=deployment, load=load, redis_problem=problem)
+        await _write_status(ctx, body, memo, seen, desired=desired, decision=decision, now=now)
+    return float(spec.autoscaling.poll_interval)
+
+
+async def _scale(
+    ctx: OperatorContext, body: kopf.Body, spec: WorkerPoolSpec, decision: Decision
+) -> JsonObject:
+    deployment = await apply_pool(ctx, body, spec, decision.desired)
+    assert decision.reason is not None
+    logger.info(
+        "WorkerPool %s/%s: %s", body.metadata.namespace, body.metadata.name, decision.message
+    )
+    _event(body, "Normal", decision.reason, decision.message)
+    ctx.metrics.scale_decisions.labels(
+        body.metadata.namespace, body.metadata.name, decision.reason
+    ).inc()
+    return deployment
+
+
+async def _write_status(
+    ctx: OperatorContext,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    seen: Observation,
+    *,
+    desired: int,
+    decision: Decision | None,
+    now: float,
+) -> None:
+    previous = memo.get("conditions")
+    if previous is None:
+        previous = body.status.get("conditions")
+    conditions = merge_conditions(
+        previous, pool_conditions(seen, desired, decision), now=_datetime(now)
+    )
+    _announce_redis(body, previous, conditions)
+    memo["conditions"] = conditions
+    status: JsonObject = {
+        **observed_fields(seen),
+        "desiredReplicas": desired,
+        "conditions": conditions,
+    }
+    if decision is not None:
+        status["autoscaler"] = decision.memory.to_status()
+        if decision.reason is not None:
+            status["lastScaleTime"] = format_epoch(now)
+        ctx.metrics.desired_replicas.labels(body.metadata.namespace, body.metadata.name).set(
+            desired
+        )
+        ctx.metrics.pool_load.labels(body.metadata.namespace, body.metadata.name).set(decision.load)
+    try:
+        await ctx.kube.patch_status(
+            WORKERPOOL_PLURAL, body.metadata.namespace or "", body.metadata.name or "", status
+        )
+    except KubernetesApiError as exc:
+        if not exc.not_found:  # a pool deleted under our feet needs no status
+            logger.warning(
+                "WorkerPool %s/%s: status not written: %s",
+                body.metadata.namespace,
+                body.metadata.name,
+                exc,
+            )
+
+
+def _redis_state(conditions: Any) -> str | None:
+    if not isinstance(conditions, list):
+        return None
+    for item in conditions:
+        if isinstance(item, Mapping) and item.get("type") == "RedisReachable":
+            state = item.get("status")
+            return state if isinstance(state, str) else None
+    return None
+
+
+def _announce_redis(body: kopf.Body, before: Any, after: list[JsonObject]) -> None:
+    """Post an Event when the RedisReachable condition flips."""
+    old, new = _redis_state(before), _redis_state(after)
+    if old == new or new is None:
+        return
+    entry = next(c for c in after if c["type"] == "RedisReachable")
+    if new == FALSE:
+        _event(body, "Warning", entry["reason"], entry["message"])
+    elif new == "True" and old == FALSE:
+        _event(body, "Normal", "RedisReachable", "queue statistics readable again")
+
+
+async def autoscale(
+    body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    """The pool's autoscaler loop: poll, then sleep ``pollInterval`` (kopf daemon)."""
+    ctx: OperatorContext = memo["ctx"]
+    try:
+        while not stopped:
+            try:
+                interval = await poll(ctx, body, memo)
+            except KubernetesApiError as exc:
+                ctx.metrics.reconcile_errors.labels(KIND).inc()
+                logger.warning(
+                    "WorkerPool %s/%s: poll failed: %s",
+                    body.metadata.namespace,
+                    body.metadata.name,
+                    exc,
+                )
+                interval = ctx.config.retry_delay
+            await stopped.wait(interval)
+    finally:
+        ctx.metrics.forget_pool(body.metadata.namespace or "", body.metadata.name or "")
