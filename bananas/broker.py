@@ -51,6 +51,8 @@ NOTIFY_TTL_MS = 60_000
 #: Dead-letter queue bounds per routing key (oldest go first).
 DEAD_LETTER_CAP = 100_000
 DEAD_LETTER_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+#: Longest single blocking command; longer waits are issued in chunks (a liveness check).
+MAX_BLOCK_SECONDS = 2.0
 #: Expired leases handled per reap call.
 REAP_BATCH = 200
 
@@ -58,7 +60,7 @@ _SCRIPTS = {
     name: Script(name)
     for name in (
         "enqueue", "fetch", "ack", "fail", "renew", "release", "reap", "promote", "cancel",
-        "inspect", "dlq_requeue", "dlq_purge", "dlq_list", "stats",
+        "inspect", "dlq_requeue", "dlq_purge", "dlq_list", "stats", "leader",
     )
 }
 
@@ -190,14 +192,18 @@ class Broker:
 
     # -- the worker's side -----------------------------------------------------------------
 
-    def fetch(self, routing_key: str, count: int, lease_ms: int, *, fair: bool = False
-              ) -> Op[list[Leased]]:
-        """Lease up to ``count`` ready jobs, high priority first (``fair``: see fetch.lua)."""
+    def fetch(self, routing_key: str, count: int, lease_ms: int, *, fair: bool = False,
+              priorities: Iterable[Priority] = PRIORITY_ORDER) -> Op[list[Leased]]:
+        """Lease up to ``count`` ready jobs, high priority first (``fair``: see fetch.lua).
+
+        Only the queues of ``priorities`` are served.
+        """
         r = self.route(routing_key)
+        serve = "".join("1" if p in priorities else "0" for p in PRIORITY_ORDER)
         reply = yield script_call(
             _SCRIPTS["fetch"],
             (*r.queues, r.jobs, r.leases, r.attempts, r.wake),
-            (self.now_ms(), lease_ms, count, "1" if fair else "0"),
+            (self.now_ms(), lease_ms, count, "1" if fair else "0", serve),
         )
         return [Leased(reply[i], reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
 
@@ -321,7 +327,8 @@ class Broker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            token = yield command("BLPOP", r.notify(job_id), max(remaining, 0.001))
+            token = yield command("BLPOP", r.notify(job_id),
+                                  min(max(remaining, 0.001), MAX_BLOCK_SECONDS))
             if token is not None:
                 yield Batch([command("RPUSH", r.notify(job_id), 1),
                              command("PEXPIRE", r.notify(job_id), NOTIFY_TTL_MS)])
@@ -422,6 +429,16 @@ class Broker:
     def put_schedule_status(self, status: ScheduleStatus) -> Op[None]:
         yield command("HSET", self.keys.schedule_status, status.schedule_id,
                       status.model_dump_json())
+
+    # -- leader election ------------------------------------------------------------------------
+
+    def lead(self, name: str, identity: str, lease_ms: int, *, release: bool = False
+             ) -> Op[int | None]:
+        """Take or keep the leader lock ``name``; the fencing token while held, else None."""
+        reply = yield script_call(_SCRIPTS["leader"],
+                                  (self.keys.leader(name), self.keys.leader_fence(name)),
+                                  (identity, lease_ms, "release" if release else ""))
+        return None if reply is None else int(reply)
 
     # -- worker heartbeats ---------------------------------------------------------------------
 

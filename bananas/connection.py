@@ -30,6 +30,10 @@ from redis.sentinel import Sentinel
 from bananas.errors import ConfigError
 
 DEFAULT_URL = "redis://localhost:6379"
+#: Socket timeouts (seconds). Blocking commands are issued in chunks shorter than this
+#: (see ``broker.MAX_BLOCK_SECONDS``), so a stalled server is noticed, never waited on forever.
+SOCKET_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
 _SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster",
             "rediss+cluster")
 
@@ -91,7 +95,8 @@ def parse_url(url: str, **options: Any) -> RedisTarget:
             + ", ".join(f"{s}://" for s in _SCHEMES)
         )
     query = dict(parse_qsl(parts.query))
-    opts = {**{k: v for k, v in query.items() if k.startswith("ssl_")}, **options}
+    opts = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT,
+            **{k: v for k, v in query.items() if k.startswith("ssl_")}, **options}
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
     tls = parts.scheme.startswith("rediss")

@@ -28,8 +28,8 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:worker:<id>                 STRING worker info (JSON), expires
     bananas:schedules                   HASH   schedule id -> schedule definition (JSON)
     bananas:schedule-status             HASH   schedule id -> schedule status (JSON)
-    bananas:leader:<name>               STRING leader lock holder, expires
-    bananas:leader:<name>:fence         STRING fencing token counter
+    bananas:leader:{<name>}             STRING leader lock holder, expires
+    bananas:leader:{<name>}:fence       STRING fencing token counter
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ class KeySpace:
         return f"{self.prefix}:schedule-status"
 
     def leader(self, name: str) -> str:
-        return f"{self.prefix}:leader:{name}"
+        return f"{self.prefix}:leader:{{{name}}}"
 
     def leader_fence(self, name: str) -> str:
-        return f"{self.prefix}:leader:{name}:fence"
+        return f"{self.prefix}:leader:{{{name}}}:fence"

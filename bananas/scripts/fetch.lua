@@ -3,6 +3,7 @@
 -- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake
 -- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max jobs
 -- ARGV[4] "1": first take one job from each lower priority (the anti-starvation turn)
+-- ARGV[5] which priorities to serve: three characters, "1" serve / "0" skip (high, normal, low)
 -- returns: flat array of job id, record, attempt (the lease token), ...
 -- An id whose record is gone (cancelled meanwhile) is dropped. If ready jobs remain
 -- after the fetch, a wake token is left so another idle worker wakes up (baton passing).
@@ -28,12 +29,15 @@ local function take(queue, count)
   return #ids
 end
 
+local serve = ARGV[5]
 if ARGV[4] == '1' and want >= 3 then
-  want = want - take(KEYS[2], 1) - take(KEYS[3], 1)
+  for q = 2, 3 do
+    if string.sub(serve, q, q) == '1' then want = want - take(KEYS[q], 1) end
+  end
 end
 for q = 1, 3 do
   if want <= 0 then break end
-  want = want - take(KEYS[q], want)
+  if string.sub(serve, q, q) == '1' then want = want - take(KEYS[q], want) end
 end
 if #leased > 0 then redis.call('ZADD', KEYS[5], unpack(leased)) end
 if redis.call('LLEN', KEYS[7]) == 0 and

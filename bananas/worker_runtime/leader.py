@@ -14,7 +14,13 @@ once. The elector keeps the standbys idle and the Redis traffic low.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
+
+from bananas.client import AsyncClient
+from bananas.errors import BananasError
+
+log = logging.getLogger(__name__)
 
 
 class LeaderElector(Protocol):
@@ -36,3 +42,33 @@ class LeaderElector(Protocol):
     async def release(self) -> None:
         """Give up leadership at once (on shutdown), so a standby takes over without waiting."""
         ...
+
+
+class RedisLeaderElector:
+    """A Redis key with an expiry as the lease; a counter beside it as the fencing token.
+
+    ``acquire_or_renew`` is one script call: it takes the key when it is free, extends it
+    while this identity holds it, and bumps the token on every change of holder.
+    """
+
+    def __init__(self, client: AsyncClient, name: str, identity: str,
+                 lease_duration: float = 15.0) -> None:
+        self.client = client
+        self.name = name
+        self.identity = identity
+        self.lease_duration = lease_duration
+
+    async def acquire_or_renew(self) -> int | None:
+        try:
+            return await self.client._run(self.client.broker.lead(
+                self.name, self.identity, int(self.lease_duration * 1000)))
+        except BananasError as exc:
+            log.warning("leader election on Redis failed: %s", exc)
+            return None
+
+    async def release(self) -> None:
+        try:
+            await self.client._run(self.client.broker.lead(
+                self.name, self.identity, int(self.lease_duration * 1000), release=True))
+        except BananasError as exc:
+            log.warning("could not release the leader lock: %s", exc)

@@ -1,0 +1,80 @@
+"""Prometheus metrics of one worker or scheduler process.
+
+Names follow the seed's guide (``bananas_jobs_processed_total``,
+``bananas_job_duration_seconds``, ``bananas_queue_depth``) plus the ones the
+guarantees need. Every metric lives in the process's own ``CollectorRegistry`` so
+several workers embedded in one process (or one test run) never collide.
+Queue gauges are refreshed from Redis at scrape time with one O(1) stats script per
+routing key (``Broker.stats``): a scrape never scans.
+
+Per-job label lookups are cached, so the hot path pays one dict hit and an add.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from bananas.models import PRIORITY_ORDER, QueueStats
+
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    """The metric families and cached children."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.processed = Counter(
+            "bananas_jobs_processed_total", "Jobs finished by this process, by outcome.",
+            ["job_name", "status", "routing_key"], registry=r)
+        self.duration = Histogram(
+            "bananas_job_duration_seconds", "Handler run time.",
+            ["job_name", "routing_key"], buckets=DURATION_BUCKETS, registry=r)
+        self.retried = Counter("bananas_jobs_retried_total", "Failed attempts scheduled again.",
+                               ["job_name", "routing_key"], registry=r)
+        self.dead = Counter("bananas_jobs_dead_lettered_total", "Jobs sent to the dead-letter "
+                            "queue.", ["job_name", "routing_key"], registry=r)
+        self.enqueued = Gauge("bananas_jobs_enqueued", "Jobs ever enqueued on a routing key "
+                              "(from Redis).", ["routing_key"], registry=r)
+        self.reaped = Counter("bananas_leases_reaped_total", "Expired leases returned to their "
+                              "queue by this process.", ["routing_key"], registry=r)
+        self.in_flight = Gauge("bananas_jobs_in_flight", "Jobs this process holds right now.",
+                               registry=r)
+        self.depth = Gauge("bananas_queue_depth", "Ready jobs (from Redis).",
+                           ["priority", "routing_key"], registry=r)
+        self.scheduled = Gauge("bananas_jobs_scheduled", "Delayed jobs and retries waiting "
+                               "(from Redis).", ["routing_key"], registry=r)
+        self.leased = Gauge("bananas_jobs_leased", "Jobs leased by any worker (from Redis).",
+                            ["routing_key"], registry=r)
+        self.dead_depth = Gauge("bananas_dead_letter_depth", "Jobs in the dead-letter queue "
+                                "(from Redis).", ["routing_key"], registry=r)
+        self.oldest = Gauge("bananas_oldest_ready_job_age_seconds", "Age of the oldest ready "
+                            "job (from Redis).", ["routing_key"], registry=r)
+        self.cron_fires = Counter("bananas_cron_fires_total", "Cron slots fired by this "
+                                  "process.", ["schedule"], registry=r)
+        self.leader = Gauge("bananas_scheduler_leader", "1 while this process leads the "
+                            "scheduler replicas.", registry=r)
+        self._done: dict[tuple[str, str, str], Counter] = {}
+        self._timed: dict[tuple[str, str], Histogram] = {}
+
+    def job_finished(self, name: str, status: str, routing_key: str, seconds: float) -> None:
+        key = (name, status, routing_key)
+        counter = self._done.get(key)
+        if counter is None:
+            counter = self._done[key] = self.processed.labels(name, status, routing_key)
+        counter.inc()
+        timed = self._timed.get(key[::2])
+        if timed is None:
+            timed = self._timed[key[::2]] = self.duration.labels(name, routing_key)
+        timed.observe(seconds)
+
+    def queue(self, stats: QueueStats, enqueued: int) -> None:
+        rk = stats.routing_key
+        for priority in PRIORITY_ORDER:
+            self.depth.labels(priority.value, rk).set(stats.depth[priority])
+        self.scheduled.labels(rk).set(stats.scheduled)
+        self.leased.labels(rk).set(stats.in_flight)
+        self.dead_depth.labels(rk).set(stats.dead)
+        self.oldest.labels(rk).set(stats.oldest_age or 0.0)
+        self.enqueued.labels(rk).set(enqueued)

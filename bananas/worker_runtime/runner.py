@@ -1,0 +1,122 @@
+"""Assembles a worker or scheduler process from settings, and runs it under signals.
+
+``build_worker`` adds to a :class:`Worker` what its mode calls for: the promoter
+(all modes but ``thin``), the cron scheduler under leader election
+(``ENABLE_SCHEDULER``, always in ``scheduler-only``) and the health/metrics server.
+``serve`` runs it until SIGTERM/SIGINT: the first signal starts the drain, a second
+one ends the grace period at once. The process then exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+from bananas.client import AsyncClient
+from bananas.config import Settings, WorkerMode
+from bananas.errors import ConfigError
+from bananas.worker_runtime.health import HealthServer
+from bananas.worker_runtime.leader import LeaderElector, RedisLeaderElector
+from bananas.worker_runtime.registry import Registry
+from bananas.worker_runtime.scheduler import CronScheduler, Promoter
+from bananas.worker_runtime.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def load_registry(app: str) -> Registry:
+    """Import ``module`` or ``module:attribute`` and return its :class:`Registry`.
+
+    With no attribute, the module's ``registry`` is used, else its only Registry.
+    Raises :class:`ConfigError` with what was looked for.
+    """
+    if not app:
+        raise ConfigError("no handler module given: set BANANAS_APP or pass --app module:registry")
+    module_name, _, attr = app.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like celery and rq: the app lives where you run it
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import handler module {module_name!r}: {exc}") from None
+    if attr:
+        found = getattr(module, attr, None)
+    else:
+        found = getattr(module, "registry", None)
+        if not isinstance(found, Registry):
+            candidates = [v for v in vars(module).values() if isinstance(v, Registry)]
+            found = candidates[0] if len(candidates) == 1 else None
+    if not isinstance(found, Registry):
+        raise ConfigError(f"{app!r} does not name a bananas Registry "
+                          "(use module:attribute to pick one)")
+    return found
+
+
+def make_elector(settings: Settings, client: AsyncClient, identity: str) -> LeaderElector:
+    """The leader elector ``LEADER_ELECTION`` asks for."""
+    lease = max(settings.lease_duration, 3.0)
+    if settings.leader_election == "kubernetes":
+        from bananas.worker_runtime.leader_kubernetes import KubernetesLeaseElector
+
+        namespace = os.environ.get("POD_NAMESPACE", "default")
+        return KubernetesLeaseElector(namespace=namespace, name=settings.leader_lease_name,
+                                      identity=identity, lease_duration=lease)
+    return RedisLeaderElector(client, settings.leader_lease_name, identity, lease)
+
+
+def build_worker(registry: Registry, settings: Settings, *, client: AsyncClient | None = None,
+                 clock: Callable[[], float] = time.time, metrics_host: str = "0.0.0.0",  # noqa: S104
+                 ) -> Worker:
+    """A worker with the services its mode calls for (see the module docstring)."""
+    worker = Worker(registry, settings, client=client, clock=clock)
+    if settings.mode is not WorkerMode.THIN:
+        promoter = Promoter(worker.client, worker.maintained_routes,
+                            interval=settings.scheduler_interval)
+        worker.add_service(promoter.run)
+    if settings.enable_scheduler or settings.mode is WorkerMode.SCHEDULER_ONLY:
+        identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+        cron = CronScheduler(worker.client, make_elector(settings, worker.client, identity),
+                             schedules=registry.schedules, interval=settings.scheduler_interval,
+                             clock=clock, metrics=worker.metrics)
+        worker.cron = cron
+        worker.add_service(cron.run)
+    if settings.metrics_port:
+        health = HealthServer(worker.metrics, ready=worker.is_ready, alive=worker.is_alive,
+                              refresh=worker.refresh_metrics, host=metrics_host,
+                              port=settings.metrics_port)
+        worker.health = health
+        worker.add_service(health.serve)
+    return worker
+
+
+async def serve(worker: Worker) -> None:
+    """Run ``worker`` until SIGTERM/SIGINT, drain, and return."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    hurry = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second %s: ending the grace period now", signal.Signals(signum).name)
+            hurry.set()
+        else:
+            log.info("%s: draining (up to %gs; send it again to hurry)",
+                     signal.Signals(signum).name, worker.settings.shutdown_timeout)
+            stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await worker.start()
+        await stop.wait()
+        await worker.stop(hurry=hurry)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,209 @@
+"""The scheduler: promotes delayed jobs and retries, and fires cron schedules.
+
+:class:`Promoter` runs in every worker (for its routing keys) and in scheduler
+processes (for every routing key). Promotion is one atomic script per routing key,
+so any number of promoters may run. Between runs it sleeps exactly until the next
+due time by blocking on the routes' ``schedwake`` lists, which the enqueue script
+pushes to when a job due sooner than everything else arrives: no polling, and a
+delayed job is promoted within a round trip of its time.
+
+:class:`CronScheduler` fires schedules defined in code (``Registry.cron``) or
+registered in Redis (by applications or the operator). Only the leader fires (see
+``leader``), but correctness does not depend on it: every fire has a job id derived
+from (schedule, slot), so a slot is submitted once however many schedulers race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+from bananas.broker import MAX_BLOCK_SECONDS
+from bananas.client import AsyncClient
+from bananas.commands import Op, command
+from bananas.errors import BananasError
+from bananas.models import ConcurrencyPolicy, JobStatus, Schedule, ScheduleStatus
+from bananas.worker_runtime.cron import Decision, check_schedule, decide, fire_id
+from bananas.worker_runtime.leader import LeaderElector
+from bananas.worker_runtime.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+LIVE = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING)
+
+
+class Promoter:
+    """Moves due delayed jobs and retries of some routing keys into their queues."""
+
+    def __init__(self, client: AsyncClient, routes: Callable[[], Awaitable[Sequence[str]]],
+                 *, interval: float = 1.0) -> None:
+        self.client = client
+        self.routes = routes
+        self.interval = interval
+
+    async def run(self) -> None:
+        """Promote until cancelled; survives Redis outages (retries after ``interval``)."""
+        while True:
+            try:
+                routes = list(await self.routes())
+                wait = await self.client._run(self._round(routes))
+            except BananasError as exc:
+                log.warning("promoter: %s", exc)
+                await asyncio.sleep(self.interval)
+                continue
+            if not routes:
+                await asyncio.sleep(self.interval)
+            elif wait > 0:
+                await self.client._run(self._block(routes, min(wait, MAX_BLOCK_SECONDS)))
+
+    def _round(self, routes: list[str]) -> Op[float]:
+        """Promote every route; returns seconds until the earliest next due time."""
+        broker = self.client.broker
+        wait = self.interval
+        for rk in routes:
+            _, next_due = yield from broker.promote(rk)
+            if next_due is not None:
+                wait = min(wait, next_due / 1000 - broker.clock())
+        return max(wait, 0.0)
+
+    def _block(self, routes: list[str], wait: float) -> Op[None]:
+        broker = self.client.broker
+        keys = [broker.route(rk).schedwake for rk in routes]
+        if self.client.target.is_cluster and len(keys) > 1:
+            for key in keys:
+                if (yield command("BLPOP", key, max(wait / len(keys), 0.001))):
+                    return
+            return
+        yield command("BLPOP", *keys, max(wait, 0.001))
+
+
+class CronScheduler:
+    """Fires cron schedules while this process is the leader (seed: ``CronScheduler``)."""
+
+    def __init__(self, client: AsyncClient, elector: LeaderElector, *,
+                 schedules: Sequence[Schedule] = (), interval: float = 1.0,
+                 clock: Callable[[], float] = time.time, metrics: Metrics | None = None) -> None:
+        for schedule in schedules:
+            check_schedule(schedule)
+        self.client = client
+        self.elector = elector
+        self.code_schedules = list(schedules)
+        self.interval = interval
+        self.clock = clock
+        self.metrics = metrics
+        self.token: int | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self.token is not None
+
+    async def run(self) -> None:
+        """Elect, and fire due slots while leading, until cancelled; then step down."""
+        try:
+            while True:
+                await self.step()
+                await asyncio.sleep(min(self.interval, self.elector.lease_duration / 3))
+        finally:
+            if self.token is not None:
+                await self.elector.release()
+                self.token = None
+
+    async def step(self) -> None:
+        """One tick: renew or take leadership; if leading, fire what is due."""
+        token = await self.elector.acquire_or_renew()
+        if token != self.token:
+            log.info("scheduler %s %s", self.elector.identity,
+                     f"leads (token {token})" if token is not None else "is standby")
+        self.token = token
+        if self.metrics:
+            self.metrics.leader.set(1 if token is not None else 0)
+        if token is None:
+            return
+        try:
+            await self.tick()
+        except BananasError as exc:
+            log.warning("cron tick failed: %s", exc)
+
+    async def schedules(self) -> list[Schedule]:
+        """Code schedules plus those registered in Redis (Redis wins on the same id)."""
+        merged = {s.id: s for s in self.code_schedules}
+        for schedule in await self.client.schedules():
+            merged[schedule.id] = schedule
+        return list(merged.values())
+
+    async def tick(self) -> None:
+        """Fire every due schedule once."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        for schedule in await self.schedules():
+            try:
+                await self._tick_one(schedule, now)
+            except ValueError as exc:
+                await self._record_error(schedule, str(exc))
+
+    async def _tick_one(self, schedule: Schedule, now: datetime) -> None:
+        check_schedule(schedule)
+        status = await self.client.schedule_status(schedule.id)
+        status = await self._follow_last_job(schedule, status)
+        decision = decide(schedule, status, now)
+        if status is None:
+            status = ScheduleStatus(schedule_id=schedule.id)
+        status.next_schedule_time = decision.next_time
+        status.skipped_count += decision.skipped
+        if decision.slot is not None:
+            await self._fire(schedule, status, decision)
+        elif decision.reason and decision.skipped:
+            log.info("schedule %s skipped %d slot(s): %s", schedule.id, decision.skipped,
+                     decision.reason)
+        await self.client._run(self.client.broker.put_schedule_status(status))
+
+    async def _fire(self, schedule: Schedule, status: ScheduleStatus, decision: Decision) -> None:
+        assert decision.slot is not None
+        previous = status.last_job_id
+        if previous and schedule.concurrency_policy is not ConcurrencyPolicy.ALLOW:
+            job = await self.client.get_job(previous, schedule.routing_key)
+            if job is not None and job.status in LIVE:
+                if schedule.concurrency_policy is ConcurrencyPolicy.FORBID:
+                    status.skipped_count += 1
+                    log.info("schedule %s: slot %s skipped, previous job %s is %s",
+                             schedule.id, decision.slot.isoformat(), previous, job.status.value)
+                    return
+                await self.client.cancel(previous, schedule.routing_key)
+        job_id = fire_id(schedule.id, decision.slot)
+        await self.client.submit(schedule.job, schedule.payload, priority=schedule.priority,
+                                 routing_key=schedule.routing_key, job_id=job_id,
+                                 max_retries=schedule.max_retries,
+                                 description=f"cron {schedule.id} at {decision.slot.isoformat()}")
+        status.last_schedule_time = decision.slot
+        status.last_job_id = job_id
+        status.run_count += 1
+        if self.metrics:
+            self.metrics.cron_fires.labels(schedule.id).inc()
+        log.info("schedule %s fired slot %s as job %s", schedule.id, decision.slot.isoformat(),
+                 job_id)
+
+    async def _follow_last_job(self, schedule: Schedule, status: ScheduleStatus | None
+                               ) -> ScheduleStatus | None:
+        """Copy the outcome of the last fire's job into the status."""
+        if status is None or not status.last_job_id:
+            return status
+        result = await self.client.get_result(status.last_job_id, schedule.routing_key)
+        if result is None:
+            return status
+        if result.is_success():
+            if status.last_successful_time is None or \
+                    result.completed_at > status.last_successful_time:
+                status.last_successful_time = result.completed_at
+                status.last_error = ""
+        elif result.error:
+            status.last_error = result.error
+        return status
+
+    async def _record_error(self, schedule: Schedule, error: str) -> None:
+        log.error("schedule %s is invalid: %s", schedule.id, error)
+        status = await self.client.schedule_status(schedule.id) or \
+            ScheduleStatus(schedule_id=schedule.id)
+        status.last_error = error
+        await self.client._run(self.client.broker.put_schedule_status(status))

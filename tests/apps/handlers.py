@@ -1,0 +1,92 @@
+"""Handlers the process-level tests run in real worker subprocesses.
+
+Every handler records what it did in Redis (a "ledger") so a test can check, from
+outside the worker, which jobs ran, where, in which order and how often.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import redis
+
+from bananas import Job, PermanentError
+from bananas.worker_runtime import Registry
+
+registry = Registry()
+_ledger: redis.Redis | None = None
+
+
+def ledger() -> redis.Redis:
+    """A plain connection to the test's Redis (LEDGER_URL), for recording runs."""
+    global _ledger
+    if _ledger is None:
+        _ledger = redis.Redis.from_url(os.environ["LEDGER_URL"], decode_responses=True)
+    return _ledger
+
+
+def record(job: Job, what: str = "ran") -> None:
+    ledger().rpush(f"ledger:{job.payload.get('test', 'x')}",
+                   f"{what}|{job.id}|{job.name}|{job.routing_key}|{os.getpid()}|{job.attempts}")
+
+
+@registry.handler("echo")
+async def echo(job: Job) -> Any:
+    record(job)
+    return job.payload
+
+
+@registry.handler("sync_echo")
+def sync_echo(job: Job) -> Any:
+    record(job)
+    return {"thread": True, **job.payload}
+
+
+@registry.handler("sleep")
+async def sleep(job: Job) -> str:
+    record(job, "start")
+    await asyncio.sleep(float(job.payload["seconds"]))
+    record(job, "done")
+    return "slept"
+
+
+@registry.handler("sync_sleep")
+def sync_sleep(job: Job) -> str:
+    record(job, "start")
+    time.sleep(float(job.payload["seconds"]))
+    record(job, "done")
+    return "slept"
+
+
+@registry.handler("flaky")
+async def flaky(job: Job) -> str:
+    record(job)
+    if job.attempts <= int(job.payload.get("fail_times", 1)):
+        raise RuntimeError(f"flaky failure {job.attempts}")
+    return "recovered"
+
+
+@registry.handler("permanent")
+async def permanent(job: Job) -> None:
+    record(job)
+    raise PermanentError("bad input, do not retry")
+
+
+@registry.handler("exits")
+async def exits(job: Job) -> None:
+    record(job)
+    raise SystemExit(3)
+
+
+@registry.handler("unserialisable")
+async def unserialisable(job: Job) -> object:
+    record(job)
+    return object()
+
+
+@registry.handler("noop")
+async def noop(job: Job) -> None:
+    return None
