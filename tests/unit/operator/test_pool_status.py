@@ -1,0 +1,127 @@
+"""A WorkerPool's status and conditions from one poll."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bananas.models import Priority
+from bananas.operator.autoscaler import Load, Memory, Policy, Run, decide
+from bananas.operator.pool_status import Observation, observed_fields, pool_conditions
+
+
+def deployment(replicas: int, ready: int) -> dict[str, Any]:
+    return {
+        "spec": {"replicas": replicas},
+        "status": {"replicas": replicas, "readyReplicas": ready},
+    }
+
+
+LOAD = Load(depth={Priority.HIGH: 2, Priority.NORMAL: 5}, in_flight=3, oldest_age=4.12345)
+
+
+def conditions(seen: Observation, desired: int) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in pool_conditions(seen, desired, None)}
+
+
+def test_observed_fields() -> None:
+    fields = observed_fields(Observation(deployment(3, 2), LOAD))
+    assert fields == {
+        "replicas": 3,
+        "readyReplicas": 2,
+        "queued": 7,
+        "queueDepth": {"high": 2, "normal": 5, "low": 0},
+        "inFlight": 3,
+        "oldestJobAge": 4.123,
+    }
+
+
+def test_without_redis_the_queue_fields_are_left_alone() -> None:
+    fields = observed_fields(Observation(deployment(1, 1), None))
+    assert fields == {"replicas": 1, "readyReplicas": 1}
+
+
+@pytest.mark.parametrize(
+    ("seen", "desired", "expected"),
+    [
+        (
+            Observation(deployment(3, 3), LOAD),
+            3,
+            {
+                "Ready": ("True", "PodsReady"),
+                "Scaling": ("False", "Stable"),
+                "RedisReachable": ("True", "Connected"),
+            },
+        ),
+        (
+            Observation(deployment(3, 1), LOAD),
+            3,
+            {
+                "Ready": ("False", "PodsNotReady"),
+                "Scaling": ("False", "Stable"),
+                "RedisReachable": ("True", "Connected"),
+            },
+        ),
+        (
+            Observation(deployment(1, 1), LOAD),
+            4,
+            {
+                "Ready": ("False", "PodsNotReady"),
+                "Scaling": ("True", "Scaling"),
+                "RedisReachable": ("True", "Connected"),
+            },
+        ),
+        (
+            Observation(deployment(0, 0), LOAD),
+            0,
+            {
+                "Ready": ("True", "ScaledToZero"),
+                "Scaling": ("False", "Stable"),
+                "RedisReachable": ("True", "Connected"),
+            },
+        ),
+        (
+            Observation(deployment(2, 2), None, ("RedisUnreachable", "refused")),
+            2,
+            {
+                "Ready": ("True", "PodsReady"),
+                "Scaling": ("False", "Stable"),
+                "RedisReachable": ("False", "RedisUnreachable"),
+            },
+        ),
+        (
+            Observation(None, None, spec_problem="bad"),
+            0,
+            {
+                "Ready": ("False", "InvalidSpec"),
+                "Scaling": ("False", "Stable"),
+                "RedisReachable": ("Unknown", "NotChecked"),
+            },
+        ),
+        (
+            Observation(None, LOAD),
+            1,
+            {
+                "Ready": ("False", "DeploymentMissing"),
+                "Scaling": ("False", "Stable"),
+                "RedisReachable": ("True", "Connected"),
+            },
+        ),
+    ],
+)
+def test_conditions(seen: Observation, desired: int, expected: dict[str, Any]) -> None:
+    assert conditions(seen, desired) == expected
+
+
+def test_stabilizing_shows_in_scaling() -> None:
+    t0 = 1000.0
+    decision = decide(
+        Policy(scale_down_window=300.0),
+        5,
+        Load(depth={Priority.NORMAL: 1}),
+        t0,
+        Memory(history=(Run(5, t0 - 60, t0 - 1),)),
+    )
+    found = {c.type: c for c in pool_conditions(Observation(deployment(5, 5), LOAD), 5, decision)}
+    assert (found["Scaling"].status, found["Scaling"].reason) == ("True", "Stabilizing")
