@@ -1,0 +1,119 @@
+{{/*
+The chart's name, truncated to 63 characters (the limit of a label value).
+*/}}
+{{- define "bananas.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name: "<release>-<chart>", or just the release name when it already
+contains the chart name; truncated to 63 characters (DNS label limit).
+*/}}
+{{- define "bananas.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+"<chart>-<version>" for the helm.sh/chart label.
+*/}}
+{{- define "bananas.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The name of one component's objects: "<fullname>-<component>", within 63 characters.
+Call with (dict "context" $ "component" "operator").
+*/}}
+{{- define "bananas.componentName" -}}
+{{- $full := include "bananas.fullname" .context | trunc (int (sub 62 (len .component))) | trimSuffix "-" }}
+{{- printf "%s-%s" $full .component }}
+{{- end }}
+
+{{/*
+Selector labels: the immutable subset a Deployment or StatefulSet selects its pods by.
+Call with (dict "context" $ "component" "operator").
+*/}}
+{{- define "bananas.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "bananas.name" .context }}
+app.kubernetes.io/instance: {{ .context.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Common labels of every object. Call with (dict "context" $ "component" "operator").
+*/}}
+{{- define "bananas.labels" -}}
+helm.sh/chart: {{ include "bananas.chart" .context }}
+{{ include "bananas.selectorLabels" . }}
+app.kubernetes.io/version: {{ .context.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .context.Release.Service }}
+app.kubernetes.io/part-of: bananas
+{{- with .context.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+"repository:tag" of an image block, the tag defaulting to the chart's appVersion.
+Call with (dict "image" .Values.operator.image "context" $).
+*/}}
+{{- define "bananas.image" -}}
+{{- printf "%s:%s" .image.repository (default .context.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{/*
+The operator's ServiceAccount name.
+*/}}
+{{- define "bananas.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "bananas.componentName" (dict "context" . "component" "operator")) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The ClusterRole the operator binds to scheduler pods.
+*/}}
+{{- define "bananas.schedulerRole" -}}
+{{- include "bananas.componentName" (dict "context" . "component" "scheduler") }}
+{{- end }}
+
+{{/*
+The pod-level settings every component shares: pull secrets, scheduling, security.
+Call with (dict "values" .Values.operator).
+*/}}
+{{- define "bananas.podScheduling" -}}
+{{- with .values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.podSecurityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
