@@ -1,0 +1,180 @@
+"""The end of a run: Markdown summary tables, ratios, and the JSON record.
+
+Every number in the tables comes from this run. Ratios are Bananas' value
+divided by the peer's, per metric, both measured in this run; whether a ratio
+above 1 is good depends on the metric, so each column says which way is
+better (↑ higher is better, ↓ lower is better). Nothing is compared with
+another run's numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+BASELINE = "bananas"
+Results = dict[str, dict[str, dict[str, Any]]]
+"""scenario -> system -> result, or {"error": ...} / {"skipped": ...}."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One column: where its value is in a scenario result and how to show it."""
+
+    label: str
+    scenario: str
+    get: Callable[[dict[str, Any]], float | None]
+    higher_is_better: bool
+    digits: int
+
+
+def _path(*keys: str | int) -> Callable[[dict[str, Any]], float | None]:
+    def get(result: dict[str, Any]) -> float | None:
+        value: Any = result
+        for key in keys:
+            try:
+                value = value[key]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return float(value) if isinstance(value, int | float) else None
+
+    return get
+
+
+def _memory_step(index: int) -> Callable[[dict[str, Any]], float | None]:
+    return _path("steps", index, "rss_mb")
+
+
+def _crash_max(result: dict[str, Any]) -> float | None:
+    if result.get("recovered") and result["recovered"] == result.get("held"):
+        return float(result["max_s"])
+    return None
+
+
+THROUGHPUT = (
+    Metric("enqueue jobs/s ↑", "enqueue", _path("one_by_one", "rate"), True, 0),
+    Metric("enqueue p50 ms ↓", "enqueue", _path("one_by_one", "p50_ms"), False, 3),
+    Metric("enqueue p99 ms ↓", "enqueue", _path("one_by_one", "p99_ms"), False, 3),
+    Metric("bulk jobs/s ↑", "enqueue", _path("bulk", "rate"), True, 0),
+    Metric("drain no-op jobs/s ↑", "drain", _path("noop", "rate"), True, 0),
+    Metric("drain incr jobs/s ↑", "drain", _path("incr", "rate"), True, 0),
+    Metric("Redis cmds/job ↓", "drain", _path("noop", "commands_per_job"), False, 1),
+)
+LATENCY = (
+    Metric("idle p50 ms ↓", "latency", _path("idle", "p50"), False, 2),
+    Metric("idle p95 ms ↓", "latency", _path("idle", "p95"), False, 2),
+    Metric("idle p99 ms ↓", "latency", _path("idle", "p99"), False, 2),
+    Metric("80% load p50 ms ↓", "latency", _path("loaded", "p50"), False, 2),
+    Metric("80% load p99 ms ↓", "latency", _path("loaded", "p99"), False, 2),
+    Metric("round trip p50 ms ↓", "roundtrip", _path("p50"), False, 2),
+    Metric("round trip p99 ms ↓", "roundtrip", _path("p99"), False, 2),
+    Metric("delayed late p50 ms ↓", "delayed", _path("p50"), False, 1),
+    Metric("delayed late p99 ms ↓", "delayed", _path("p99"), False, 1),
+)
+
+
+def _count(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n / 1000:g}k"
+
+
+def tables(memory_counts: Sequence[int]) -> tuple[tuple[str, tuple[Metric, ...]], ...]:
+    """The summary tables' columns; memory columns are named after the run's counts."""
+    footprint = (
+        Metric("crash: all recovered after s ↓", "crash", _crash_max, False, 1),
+        Metric("RSS idle MiB ↓", "memory", _path("idle_rss_mb"), False, 1),
+        *(
+            Metric(f"RSS after {_count(n)} MiB ↓", "memory", _memory_step(i), False, 1)
+            for i, n in enumerate(memory_counts)
+        ),
+    )
+    return (("Throughput", THROUGHPUT), ("Latency", LATENCY), ("Recovery and memory", footprint))
+
+
+def _cell(results: Results, metric: Metric, system: str) -> str:
+    entry = results.get(metric.scenario, {}).get(system)
+    if entry is None:
+        return ""
+    if "error" in entry:
+        return "error"
+    if "skipped" in entry:
+        return "—"
+    if metric.scenario == "crash" and metric.get(entry) is None:
+        return _crash_text(entry)
+    value = metric.get(entry)
+    return "—" if value is None else f"{value:,.{metric.digits}f}"
+
+
+def _crash_text(entry: dict[str, Any]) -> str:
+    if not entry.get("recovered"):
+        return f"none in {entry.get('timeout_s', 0):.0f} s"
+    return f"{entry['recovered']}/{entry['held']} in {entry['timeout_s']:.0f} s"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|---" + "|---:" * (len(headers) - 1) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _used(results: Results, metrics: Sequence[Metric], systems: Sequence[str]) -> list[Metric]:
+    return [m for m in metrics if any(_cell(results, m, s) for s in systems)]
+
+
+def summary_markdown(results: Results, systems: Sequence[str], memory_counts: Sequence[int]) -> str:
+    """Return the summary tables, one row per system."""
+    parts = []
+    for title, metrics in tables(memory_counts):
+        used = _used(results, metrics, systems)
+        if not used:
+            continue
+        rows = [[s, *(_cell(results, m, s) for m in used)] for s in systems]
+        parts.append(f"### {title}\n\n" + _table(["system", *(m.label for m in used)], rows))
+    return "\n\n".join(parts)
+
+
+def ratios(
+    results: Results, systems: Sequence[str], memory_counts: Sequence[int]
+) -> dict[str, dict[str, float]]:
+    """Return peer -> metric label -> Bananas ÷ peer, where both were measured."""
+    out: dict[str, dict[str, float]] = {}
+    for _, metrics in tables(memory_counts):
+        for metric in metrics:
+            entries = results.get(metric.scenario, {})
+            base_entry = entries.get(BASELINE)
+            base = metric.get(base_entry) if base_entry else None
+            if not base:
+                continue
+            for peer in systems:
+                entry = entries.get(peer)
+                value = metric.get(entry) if entry and peer != BASELINE else None
+                if value:
+                    out.setdefault(peer, {})[metric.label] = base / value
+    return out
+
+
+def ratios_markdown(results: Results, systems: Sequence[str], memory_counts: Sequence[int]) -> str:
+    """Return the Bananas ÷ peer table, or a sentence saying why there is none."""
+    table = ratios(results, systems, memory_counts)
+    if not table:
+        return "No ratios: Bananas has no result in this run."
+    labels = [
+        m.label
+        for _, ms in tables(memory_counts)
+        for m in ms
+        if any(m.label in r for r in table.values())
+    ]
+    rows = [
+        [peer, *(f"{table[peer][label]:.2f}" if label in table[peer] else "" for label in labels)]
+        for peer in systems
+        if peer in table
+    ]
+    return _table(["bananas ÷", *labels], rows)
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    """Write the run's record (results, ratios, versions, sizes) as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")

@@ -1,0 +1,102 @@
+"""Bananas adapter: the project's own ``Worker`` and ``AsyncClient``.
+
+The worker is built with ``bananas.worker_runtime.build_worker`` (so it has the
+promoter that moves due delayed jobs, as ``bananas worker`` has) and run in
+this process's event loop, with concurrency 10 on the routing key ``bench``;
+the metrics server and the cron scheduler are off (neither is on a job's
+path). The handler is an ``async def``, so it runs on the loop, not in the
+handler thread pool. Results are kept only when the spec asks for them
+(``success_ttl=0`` otherwise: nothing is stored). Bulk submission is
+``submit_many`` (one script call per 500 jobs); delayed jobs use
+``scheduled_for``; a round trip is ``submit_and_wait``. A killed worker's
+leases expire after ``lease_duration`` (10 s) and another worker's reaper
+returns them to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import signal
+
+from bananas import AsyncClient, Job, JobSpec
+from bananas.worker_runtime import Registry, Settings, build_worker
+from bench.protocol import ClientSpec, WorkerSpec
+from bench.systems import _probe
+from bench.systems._client import Client, Payload
+
+PACKAGES = ("bananas", "redis", "hiredis")
+
+JOB_NAME = "bench_job"
+RESULT_TTL_KEPT = 3600.0
+"""Bananas' default ``success_ttl``, used when results are wanted."""
+STOP_GRACE_S = 2.0
+
+
+def _registry() -> Registry:
+    registry = Registry()
+
+    @registry.handler(JOB_NAME)
+    async def job(job: Job) -> bool:
+        return await _probe.current().ahandle(job.payload)
+
+    return registry
+
+
+async def _serve(spec: WorkerSpec, probe: _probe.Probe) -> None:
+    settings = Settings(
+        redis_url=spec.url,
+        concurrency=spec.concurrency,
+        routing_keys=(spec.queue,),
+        metrics_port=0,
+        enable_scheduler=False,
+        log_level="WARNING",
+    )
+    worker = build_worker(_registry(), settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await worker.start()
+    probe.ready()
+    await stop.wait()
+    await worker.stop(grace=STOP_GRACE_S)
+
+
+def run_worker(spec: WorkerSpec, probe: _probe.Probe) -> None:
+    """Run the worker until SIGTERM."""
+    asyncio.run(_serve(spec, probe))
+
+
+class BananasClient(Client):
+    bulk = True
+
+    def __init__(self, spec: ClientSpec) -> None:
+        ttl = RESULT_TTL_KEPT if spec.results else 0.0
+        self._client = AsyncClient(spec.url, success_ttl=ttl)
+        self._route = spec.queue
+
+    async def submit(self, payload: Payload) -> None:
+        await self._client.submit(JOB_NAME, payload, routing_key=self._route)
+
+    async def submit_many(self, payloads: list[Payload]) -> None:
+        await self._client.submit_many(
+            [JobSpec(JOB_NAME, p, routing_key=self._route) for p in payloads]
+        )
+
+    async def submit_at(self, payload: Payload, due: float) -> None:
+        when = datetime.datetime.fromtimestamp(due, tz=datetime.UTC)
+        await self._client.submit(JOB_NAME, payload, routing_key=self._route, scheduled_for=when)
+
+    async def submit_and_wait(self, payload: Payload, timeout: float) -> None:
+        await self._client.submit_and_wait(
+            JOB_NAME, payload, timeout=timeout, routing_key=self._route
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def make_client(spec: ClientSpec) -> Client:
+    """Return a client bound to the spec's Redis."""
+    return BananasClient(spec)

@@ -1,0 +1,82 @@
+"""Dramatiq adapter: ``RedisBroker`` and a ``Worker`` with 10 threads.
+
+The worker runs in this process (``dramatiq.Worker(broker, worker_threads=10)``),
+as one of the processes ``dramatiq`` would fork; the consumer thread prefetches
+messages for the worker threads. ``max_retries=0`` so that a failure is never
+hidden by a retry. The Results middleware (Redis backend) is added only when
+the spec asks for results; delayed jobs use ``send_with_options(delay=ms)``,
+which parks the message on the delay queue until the worker moves it. The
+Redis broker keeps an acknowledgement set and a heartbeat per worker: messages
+of a worker silent for ``heartbeat_timeout`` (60 s) are requeued by another
+worker's maintenance pass.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.results import Results
+from dramatiq.results.backends import RedisBackend
+
+from bench.protocol import ClientSpec, WorkerSpec
+from bench.systems import _probe
+from bench.systems._client import Client, Payload
+
+PACKAGES = ("dramatiq", "redis", "hiredis")
+
+
+def _setup(url: str, queue: str, results: bool) -> tuple[RedisBroker, Any]:
+    broker = RedisBroker(url=url)
+    if results:
+        broker.add_middleware(Results(backend=RedisBackend(url=url)))
+    dramatiq.set_broker(broker)
+    options: dict[str, Any] = {"store_results": True} if results else {}
+
+    @dramatiq.actor(actor_name="bench_job", queue_name=queue, max_retries=0, **options)
+    def job(payload: Payload) -> bool:
+        return _probe.current().handle(payload)
+
+    return broker, job
+
+
+def run_worker(spec: WorkerSpec, probe: _probe.Probe) -> None:
+    """Run the worker threads until SIGTERM or SIGINT."""
+    broker, _ = _setup(spec.url, spec.queue, spec.results)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    worker = dramatiq.Worker(broker, worker_threads=spec.concurrency)
+    worker.start()
+    probe.ready()
+    while not stop.wait(1.0):
+        pass
+    worker.stop(timeout=2000)
+    broker.close()
+
+
+class DramatiqClient(Client):
+    def __init__(self, spec: ClientSpec) -> None:
+        self._broker, self._job = _setup(spec.url, spec.queue, spec.results)
+
+    async def submit(self, payload: Payload) -> None:
+        self._job.send(payload)
+
+    async def submit_at(self, payload: Payload, due: float) -> None:
+        delay_ms = max(0, round((due - time.time()) * 1000))
+        self._job.send_with_options(args=(payload,), delay=delay_ms)
+
+    async def submit_and_wait(self, payload: Payload, timeout: float) -> None:
+        self._job.send(payload).get_result(block=True, timeout=round(timeout * 1000))
+
+    async def close(self) -> None:
+        self._broker.close()
+
+
+def make_client(spec: ClientSpec) -> Client:
+    """Return a client bound to the spec's Redis."""
+    return DramatiqClient(spec)
