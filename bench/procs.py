@@ -53,6 +53,7 @@ class Child:
         self.log = log
         self._log_file = log.open("ab")
         self._events: queue.Queue[Event] = queue.Queue()
+        self._reaped = False
         self.proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
@@ -98,8 +99,11 @@ class Child:
         if kind == "error":
             raise AdapterError(f"{self.name}: {event.get('message')}{self.log_tail()}")
         if kind == "_eof":
-            code = self.proc.wait(timeout=STOP_GRACE_S)
-            raise AdapterError(f"{self.name}: exited with status {code}{self.log_tail()}")
+            try:
+                status = f"exited with status {self.proc.wait(timeout=STOP_GRACE_S)}"
+            except subprocess.TimeoutExpired:
+                status = "closed its event stream"
+            raise AdapterError(f"{self.name}: {status}{self.log_tail()}")
         return event
 
     def wait_for(self, kinds: Iterable[str], timeout: float) -> Event:
@@ -130,10 +134,16 @@ class Child:
             os.killpg(self.proc.pid, signum)
 
     def kill(self) -> None:
-        """SIGKILL the process group and reap the child."""
+        """SIGKILL the process group and reap the child.
+
+        Only once: after that the group's id may belong to someone else.
+        """
+        if self._reaped:
+            return
         self.signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=STOP_GRACE_S)
+            self._reaped = True
         self._close()
 
     def stop(self, grace: float = STOP_GRACE_S) -> None:

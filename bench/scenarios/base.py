@@ -35,6 +35,8 @@ class Context:
     envs: dict[str, Environment]
     drain_rates: dict[str, float] = dataclasses.field(default_factory=dict)
     """Drain jobs/s with the no-op handler, per system, once measured."""
+    enqueue_rates: dict[str, float] = dataclasses.field(default_factory=dict)
+    """One-by-one submit jobs/s of one client process, per system, once measured."""
 
     def worker_spec(self, system: System, **fields: Any) -> WorkerSpec:
         """A worker spec for ``system`` on the private Redis."""
@@ -52,13 +54,21 @@ class Context:
 
     def run_client(self, system: System, spec: ClientSpec, timeout: float) -> Result:
         """Run one client role to completion and return its ``result`` event."""
-        child = self._spawn(system, "client", spec)
+        return self.run_clients(system, [spec], timeout)[0]
+
+    def run_clients(self, system: System, specs: list[ClientSpec], timeout: float) -> list[Result]:
+        """Run client roles side by side; return their ``result`` events in order."""
+        children = [self._spawn(system, "client", spec) for spec in specs]
+        deadline = time.monotonic() + timeout
         try:
-            result = child.wait_for(["result"], timeout)
-            child.wait_exit(timeout=30)
-            return result
+            results = []
+            for child in children:
+                results.append(child.wait_for(["result"], max(1.0, deadline - time.monotonic())))
+                child.wait_exit(timeout=30)
+            return results
         finally:
-            child.stop()
+            for child in children:
+                child.stop()
 
     def prefill(self, system: System, n: int) -> Result:
         """Submit ``n`` jobs as fast as the system allows (no worker running)."""

@@ -19,6 +19,7 @@ def run(ctx: Context, system: System) -> Result:
     n = ctx.sizes.enqueue_n
     ctx.redis.flush()
     one = ctx.run_client(system, ctx.client_spec("sequential", n, warmup=WARMUP), 60 + n / 100)
+    ctx.enqueue_rates[system.name] = one["rate"]
     result: Result = {
         "n": n,
         "one_by_one": {

@@ -7,8 +7,9 @@ chunks of ``memory_chunk`` by client processes (bulk API where there is one),
 each chunk only once the backlog is at most one chunk, so Redis never holds
 more than two chunks. When the worker has completed each count in
 ``memory_counts`` (100k and 1M in the full run), the driver waits a second and
-reads VmRSS again. A step that exceeds ``memory_step_budget_s`` stops feeding;
-the RSS is then read at the count reached, which is reported with it.
+reads VmRSS again. A step that exceeds ``memory_step_budget_s`` stops feeding
+and waiting; the RSS is then read at the count reached, which is reported
+with it, and the later steps are not run.
 
 The worker is the adapter process itself (every system here runs its worker
 in one process), so one PID covers it; RQ's scheduler process is not started
@@ -63,8 +64,8 @@ def _step(ctx: Context, system: System, progress: _Progress, fed: int, target: i
         size = min(chunk, target - fed)
         ctx.prefill(system, size)
         fed += size
-    # Let the worker finish what was fed, within a bounded extra wait.
-    progress.wait(fed, time.monotonic() + 60 + chunk / 100)
+    # Let the worker finish what was fed, within the same budget.
+    progress.wait(fed, budget_end)
     return fed
 
 
