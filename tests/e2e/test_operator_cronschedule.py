@@ -1,0 +1,306 @@
+"""The operator against a real API server and a real Redis: CronSchedules.
+
+A CronSchedule must end up registered in Redis, with the namespace's scheduler
+Deployment (and its ServiceAccount and RoleBinding) applied; the status must
+follow what the scheduler does. The scheduler here is the real one
+(``bananas.worker_runtime.scheduler.CronScheduler``), electing its leader with
+a real Lease through ``KubernetesLeaseElector``; its clock is moved forward
+instead of waiting a minute for the next slot.
+"""
+
+# Fixtures are shared by importing them from sibling modules (the e2e conftest
+# belongs to the harness), which ruff reads as unused imports and redefinitions.
+# ruff: noqa: F401, F811
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+
+from bananas import AsyncClient
+from bananas.operator.testing import OperatorThread, event_reasons, eventually
+from bananas.worker_runtime.leader_kubernetes import KubernetesLeaseElector
+from bananas.worker_runtime.scheduler import CronScheduler
+
+from .controlplane import KubeCluster
+from .redis_fixture import operator_redis
+from .test_operator_workerpool import (
+    GROUP,
+    VERSION,
+    crds,
+    operator,
+    put_secret,
+    redis,
+    redis_secret,
+    route,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+CRONS = "cronschedules"
+
+
+class Crons:
+    """CronSchedules in one namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.custom = client.CustomObjectsApi(api)
+
+    async def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CronSchedule",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        result: dict[str, Any] = await self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, CRONS, body
+        )
+        return result
+
+    async def get(self, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, CRONS, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    async def status(self, name: str) -> dict[str, Any]:
+        return ((await self.get(name)) or {}).get("status") or {}
+
+    async def condition(
+        self, name: str, kind: str, status: str, reason: str | None = None
+    ) -> dict[str, Any] | None:
+        for cond in (await self.status(name)).get("conditions") or []:
+            if (
+                cond.get("type") == kind
+                and cond.get("status") == status
+                and (reason is None or cond.get("reason") == reason)
+            ):
+                return dict(cond)
+        return None
+
+
+@pytest.fixture
+def crons(kube_api: client.ApiClient, namespace: str) -> Crons:
+    return Crons(kube_api, namespace)
+
+
+async def registered(redis: AsyncClient, schedule_id: str) -> Any:
+    for schedule in await redis.schedules():
+        if schedule.id == schedule_id:
+            return schedule
+    return None
+
+
+async def test_cronschedule_is_registered_with_a_scheduler(
+    operator: OperatorThread,
+    crons: Crons,
+    redis: AsyncClient,
+    namespace: str,
+    kube_api: client.ApiClient,
+) -> None:
+    key = route()
+    cron = await crons.create(
+        "nightly",
+        {
+            "schedule": "0 3 * * *",
+            "timeZone": "Europe/Berlin",
+            "job": "cleanup",
+            "payload": {"days": 30},
+            "priority": "low",
+            "routingKey": key,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 600,
+            "maxRetries": 2,
+        },
+    )
+    sid = f"{namespace}.nightly"
+    schedule = await eventually(lambda: registered(redis, sid), what="the schedule in Redis")
+    assert (schedule.cron, schedule.timezone, schedule.job) == (
+        "0 3 * * *",
+        "Europe/Berlin",
+        "cleanup",
+    )
+    assert schedule.payload == {"days": 30}
+    assert (schedule.priority.value, schedule.routing_key) == ("low", key)
+    assert schedule.concurrency_policy.value == "Forbid"
+    assert schedule.starting_deadline_seconds == 600
+    assert schedule.enabled is True
+
+    await eventually(
+        lambda: crons.condition("nightly", "Registered", "True"), what="Registered=True"
+    )
+    status = await crons.status("nightly")
+    assert status["scheduleId"] == sid
+    assert status["nextScheduleTime"].endswith(":00:00Z")
+    assert "Registered" in await event_reasons(kube_api, namespace, "nightly")
+
+    # The scheduler of the namespace: two replicas, a Lease-based election, least privilege.
+    uid = cron["metadata"]["uid"]
+    dep = await client.AppsV1Api(kube_api).read_namespaced_deployment(
+        "bananas-scheduler", namespace
+    )
+    assert dep.spec.replicas == 2
+    container = dep.spec.template.spec.containers[0]
+    assert container.args == ["scheduler", "--leader-election", "kubernetes"]
+    assert dep.spec.template.spec.service_account_name == "bananas-scheduler"
+    assert any(ref.uid == uid for ref in dep.metadata.owner_references)
+    binding = await client.RbacAuthorizationV1Api(kube_api).read_namespaced_role_binding(
+        "bananas-scheduler", namespace
+    )
+    assert binding.role_ref.name == "bananas-scheduler"
+    await client.CoreV1Api(kube_api).read_namespaced_service_account("bananas-scheduler", namespace)
+
+    # Suspend is carried over to Redis.
+    await crons.custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        CRONS,
+        "nightly",
+        {"spec": {"suspend": True}},
+        _content_type="application/merge-patch+json",
+    )
+
+    async def suspended() -> bool:
+        found = await registered(redis, sid)
+        return found is not None and found.enabled is False
+
+    await eventually(suspended, what="enabled=False in Redis")
+
+
+async def test_status_follows_the_fires_of_a_real_scheduler(
+    operator: OperatorThread,
+    crons: Crons,
+    redis: AsyncClient,
+    namespace: str,
+    kube_cluster_with_controllers: KubeCluster,
+    kube_api: client.ApiClient,
+) -> None:
+    key = route()
+    await crons.create("every-minute", {"schedule": "* * * * *", "job": "tick", "routingKey": key})
+    sid = f"{namespace}.every-minute"
+    await eventually(lambda: registered(redis, sid), what="the schedule in Redis")
+
+    offset = 0.0
+    elector = KubernetesLeaseElector(
+        namespace,
+        "bananas-scheduler",
+        "e2e-scheduler",
+        15,
+        kubeconfig=str(kube_cluster_with_controllers.kubeconfig),
+    )
+    scheduler = CronScheduler(redis, elector, clock=lambda: time.time() + offset)
+    try:
+        await scheduler.step()  # first sight: leads, notes the next slot
+        assert scheduler.is_leader
+        offset = 61.0  # a minute later, that slot is due
+        await scheduler.step()
+    finally:
+        await elector.release()
+        await elector.close()
+
+    state = await redis.schedule_status(sid)
+    assert state is not None and state.run_count == 1
+
+    async def fired() -> dict[str, Any] | None:
+        status = await crons.status("every-minute")
+        return status if status.get("lastJobId") == state.last_job_id else None
+
+    status = await eventually(fired, what="the fire in the CronSchedule's status")
+    assert status["lastScheduleTime"]
+    assert status["active"] == [state.last_job_id]  # queued, no worker runs it
+    assert status["runCount"] == 1
+    assert "Fired" in await event_reasons(kube_api, namespace, "every-minute")
+    lease = await client.CoordinationV1Api(kube_api).read_namespaced_lease(
+        "bananas-scheduler", namespace
+    )
+    assert lease.spec.holder_identity is None  # released on the way out
+
+
+async def test_unknown_time_zone_is_a_condition(
+    operator: OperatorThread,
+    crons: Crons,
+    redis: AsyncClient,
+    namespace: str,
+    kube_api: client.ApiClient,
+) -> None:
+    await crons.create(
+        "martian", {"schedule": "0 3 * * *", "timeZone": "Mars/Olympus_Mons", "job": "cleanup"}
+    )
+    cond = await eventually(
+        lambda: crons.condition("martian", "Ready", "False", "InvalidTimeZone"),
+        what="Ready=False InvalidTimeZone",
+    )
+    assert "Mars/Olympus_Mons" in cond["message"]
+    assert "InvalidTimeZone" in await event_reasons(kube_api, namespace, "martian")
+    assert await registered(redis, f"{namespace}.martian") is None
+    assert operator.alive
+
+
+async def test_unreachable_redis_is_a_condition(
+    operator: OperatorThread, crons: Crons, kube_api: client.ApiClient, namespace: str
+) -> None:
+    from .redis_fixture import unreachable_redis_url
+
+    await put_secret(kube_api, namespace, unreachable_redis_url(), name="nowhere")
+    await crons.create(
+        "stranded", {"schedule": "@hourly", "job": "x", "redis": {"secretName": "nowhere"}}
+    )
+    await eventually(
+        lambda: crons.condition("stranded", "RedisReachable", "False", "RedisUnreachable"),
+        what="RedisReachable=False",
+    )
+    assert "RedisUnreachable" in await event_reasons(kube_api, namespace, "stranded")
+    assert operator.alive
+
+
+async def test_deleting_a_cronschedule_unregisters_it(
+    operator: OperatorThread,
+    crons: Crons,
+    redis: AsyncClient,
+    namespace: str,
+    kube_api: client.ApiClient,
+) -> None:
+    await crons.create("temporary", {"schedule": "@daily", "job": "x"})
+    sid = f"{namespace}.temporary"
+    await eventually(lambda: registered(redis, sid), what="the schedule in Redis")
+    cron = await crons.get("temporary")
+    assert cron is not None and "bananas.dev/finalizer" in cron["metadata"]["finalizers"]
+
+    await crons.custom.delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, CRONS, "temporary"
+    )
+
+    async def unregistered() -> bool:
+        return await registered(redis, sid) is None
+
+    await eventually(unregistered, what="the schedule gone from Redis")
+
+    async def deleted() -> bool:
+        return await crons.get("temporary") is None
+
+    await eventually(deleted, what="the CronSchedule gone (finalizer removed)")
+    # Its scheduler had no other owner: the garbage collector takes it away.
+
+    async def scheduler_gone() -> bool:
+        try:
+            await client.AppsV1Api(kube_api).read_namespaced_deployment(
+                "bananas-scheduler", namespace
+            )
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    await eventually(scheduler_gone, what="the scheduler Deployment garbage-collected")

@@ -1,0 +1,506 @@
+"""The operator against a real API server and a real Redis: WorkerPools.
+
+The operator runs in-process (``OperatorThread``), watching only the test's
+namespace, with the kubeconfig of the e2e cluster. The cluster runs
+kube-controller-manager, so Deployments get ReplicaSets and the garbage
+collector removes a deleted pool's children; pods never run (no kubelet).
+Everything is awaited by polling with a deadline, never by sleeping.
+"""
+
+# Fixtures are shared by importing them from sibling modules (the e2e conftest
+# belongs to the harness), which ruff reads as unused imports and redefinitions.
+# ruff: noqa: F401, F811
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+
+from bananas import AsyncClient
+from bananas.operator.config import OperatorConfig, SchedulerSettings
+from bananas.operator.testing import OperatorThread, apply_crds, event_reasons, eventually
+from tests.servers import RedisServer
+
+from .controlplane import REPO_ROOT, KubeCluster
+from .redis_fixture import operator_redis, unreachable_redis_url
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+GROUP, VERSION = "bananas.dev", "v1alpha1"
+POOLS = "workerpools"
+
+
+def operator_config(cluster: KubeCluster, namespace: str) -> OperatorConfig:
+    """Fast intervals, no metrics server, watching one namespace."""
+    return OperatorConfig(
+        namespaces=(namespace,),
+        kubeconfig=str(cluster.kubeconfig),
+        cron_sync_interval=1.0,
+        retry_delay=1.0,
+        delete_retries=1,
+        metrics_port=0,
+        liveness_endpoint="",
+        scheduler=SchedulerSettings(image="bananas:e2e", replicas=2),
+    )
+
+
+@pytest.fixture
+async def crds(kube_api: client.ApiClient) -> None:
+    await apply_crds(kube_api, REPO_ROOT / "crds")
+
+
+async def put_secret(
+    api: client.ApiClient, namespace: str, url: str, name: str = "bananas-redis"
+) -> None:
+    body = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=name),
+        data={"url": base64.b64encode(url.encode()).decode()},
+    )
+    await client.CoreV1Api(api).create_namespaced_secret(namespace, body)
+
+
+@pytest.fixture
+async def redis_secret(
+    kube_api: client.ApiClient, namespace: str, operator_redis: RedisServer
+) -> str:
+    await put_secret(kube_api, namespace, operator_redis.url)
+    return operator_redis.url
+
+
+@pytest.fixture
+async def redis(operator_redis: RedisServer) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(operator_redis.url) as c:
+        yield c
+
+
+@pytest.fixture
+def operator(
+    kube_cluster_with_controllers: KubeCluster, namespace: str, crds: None, redis_secret: str
+) -> Iterator[OperatorThread]:
+    with OperatorThread(operator_config(kube_cluster_with_controllers, namespace)) as op:
+        yield op
+
+
+class Pools:
+    """WorkerPools and their Deployments in one namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+
+    async def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "WorkerPool",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        result: dict[str, Any] = await self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, POOLS, body
+        )
+        return result
+
+    async def get(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, POOLS, name
+        )
+        return result
+
+    async def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        await self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            POOLS,
+            name,
+            {"spec": spec},
+            _content_type="application/merge-patch+json",
+        )
+
+    async def status(self, name: str) -> dict[str, Any]:
+        return (await self.get(name)).get("status") or {}
+
+    async def deployment(self, name: str) -> client.V1Deployment | None:
+        try:
+            return await self.apps.read_namespaced_deployment(name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def replicas(self, name: str, wanted: int) -> client.V1Deployment | None:
+        dep = await self.deployment(name)
+        return dep if dep is not None and dep.spec.replicas == wanted else None
+
+    async def condition(
+        self, name: str, kind: str, status: str, reason: str | None = None
+    ) -> dict[str, Any] | None:
+        for cond in (await self.status(name)).get("conditions") or []:
+            if (
+                cond.get("type") == kind
+                and cond.get("status") == status
+                and (reason is None or cond.get("reason") == reason)
+            ):
+                return dict(cond)
+        return None
+
+    async def reasons(self, name: str) -> list[str]:
+        return await event_reasons(self.api, self.namespace, name)
+
+
+@pytest.fixture
+def pools(kube_api: client.ApiClient, namespace: str) -> Pools:
+    return Pools(kube_api, namespace)
+
+
+def route() -> str:
+    return f"e2e-{secrets.token_hex(4)}"
+
+
+def fast_autoscaling(**overrides: Any) -> dict[str, Any]:
+    return {
+        "minReplicas": 0,
+        "maxReplicas": 5,
+        "targetJobsPerReplica": 2,
+        "activationJobs": 1,
+        "cooldownSeconds": 2,
+        "pollInterval": 1,
+        "scaleUp": {"stabilizationWindowSeconds": 0},
+        "scaleDown": {"stabilizationWindowSeconds": 0},
+        **overrides,
+    }
+
+
+def env_of(dep: client.V1Deployment) -> dict[str, Any]:
+    container = dep.spec.template.spec.containers[0]
+    return {e.name: e.value if e.value is not None else e.value_from for e in container.env}
+
+
+async def test_workerpool_becomes_a_deployment(
+    operator: OperatorThread, pools: Pools, namespace: str
+) -> None:
+    key = route()
+    spec = {
+        "image": "bananas:e2e",
+        "app": "app.tasks",
+        "routingKeys": [key],
+        "concurrency": 4,
+        "gpus": 1,
+        "terminationGracePeriodSeconds": 30,
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "nodeSelector": {"gpu": "true"},
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "pollInterval": 1},
+    }
+    pool = await pools.create("gpu", spec)
+
+    dep = await eventually(lambda: pools.deployment("gpu"), what="the pool's Deployment")
+    assert dep.spec.replicas == 1
+    assert dep.metadata.labels["app.kubernetes.io/managed-by"] == "bananas-operator"
+    assert dep.metadata.labels["app.kubernetes.io/instance"] == "gpu"
+    owner = dep.metadata.owner_references[0]
+    assert (owner.kind, owner.uid, owner.controller) == (
+        "WorkerPool",
+        pool["metadata"]["uid"],
+        True,
+    )
+    pod = dep.spec.template.spec
+    assert pod.containers[0].resources.limits["nvidia.com/gpu"] == "1"
+    assert pod.node_selector == {"gpu": "true"}
+    assert pod.tolerations[0].key == "nvidia.com/gpu"
+    assert pod.termination_grace_period_seconds == 30
+    env = env_of(dep)
+    assert env["WORKER_ROUTING_KEYS"] == key
+    assert env["WORKER_CONCURRENCY"] == "4"
+    assert env["SHUTDOWN_TIMEOUT"] == "25s"
+    assert env["REDIS_URL"].secret_key_ref.name == "bananas-redis"
+
+    pdb = await client.PolicyV1Api(pools.api).read_namespaced_pod_disruption_budget(
+        "gpu", namespace
+    )
+    assert pdb.metadata.owner_references[0].uid == pool["metadata"]["uid"]
+
+    await eventually(
+        lambda: pools.condition("gpu", "RedisReachable", "True"), what="RedisReachable=True"
+    )
+    status = await eventually(
+        lambda: _status_with(pools, "gpu", "queueDepth"), what="queue depth in the status"
+    )
+    assert status["queueDepth"] == {"high": 0, "normal": 0, "low": 0}
+    assert status["desiredReplicas"] == 1
+    await eventually(lambda: _generation(pools, "gpu", 1), what="observedGeneration 1")
+
+
+async def _status_with(pools: Pools, name: str, field: str) -> dict[str, Any] | None:
+    status = await pools.status(name)
+    return status if field in status else None
+
+
+async def test_spec_edit_updates_the_deployment(operator: OperatorThread, pools: Pools) -> None:
+    await pools.create(
+        "email",
+        {
+            "image": "bananas:1",
+            "app": "app.tasks",
+            "routingKeys": [route()],
+            "autoscaling": {"pollInterval": 1},
+        },
+    )
+    await eventually(lambda: pools.deployment("email"), what="the Deployment")
+
+    await pools.patch_spec(
+        "email",
+        {
+            "image": "bananas:2",
+            "concurrency": 32,
+            "gpus": 2,
+            "env": [{"name": "FEATURE", "value": "on"}],
+        },
+    )
+
+    async def updated() -> client.V1Deployment | None:
+        dep = await pools.deployment("email")
+        if dep is None or dep.spec.template.spec.containers[0].image != "bananas:2":
+            return None
+        return dep
+
+    dep = await eventually(updated, what="the new image in the Deployment")
+    env = env_of(dep)
+    assert env["WORKER_CONCURRENCY"] == "32"
+    assert env["FEATURE"] == "on"
+    assert dep.spec.template.spec.containers[0].resources.limits["nvidia.com/gpu"] == "2"
+    await eventually(lambda: _generation(pools, "email", 2), what="observedGeneration 2")
+
+
+async def _generation(pools: Pools, name: str, generation: int) -> bool:
+    return (await pools.status(name)).get("observedGeneration") == generation
+
+
+async def test_scales_up_with_queued_jobs_and_to_zero_after_cooldown(
+    operator: OperatorThread, pools: Pools, redis: AsyncClient
+) -> None:
+    key = route()
+    await pools.create(
+        "burst",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [key],
+            "priorities": ["high", "normal"],
+            "autoscaling": fast_autoscaling(cooldownSeconds=3),
+        },
+    )
+    await eventually(lambda: pools.replicas("burst", 0), what="an idle pool at zero")
+
+    jobs = [await redis.submit("resize", {"n": i}, routing_key=key) for i in range(7)]
+    await redis.submit("ignored", routing_key=key, priority="low")  # not served by the pool
+
+    await eventually(lambda: pools.replicas("burst", 4), what="ceil(7 / 2) = 4 replicas")
+    status = await pools.status("burst")
+    assert status["queueDepth"]["normal"] == 7
+    assert status["queueDepth"]["low"] == 0  # the pool serves high and normal only
+    assert status["desiredReplicas"] == 4
+    assert status["lastScaleTime"]
+    assert status["autoscaler"]["lastActiveTime"]
+    assert "ScaledUp" in await pools.reasons("burst")
+    message = await _event_message(pools, "burst", "ScaledUp")
+    assert "0 -> 4 replicas" in message and "7 queued" in message
+
+    for job in jobs:
+        await redis.cancel(job, key)
+    await eventually(
+        lambda: pools.replicas("burst", 0), what="scale to zero after the cooldown", timeout=60
+    )
+    assert "ScaleToZero" in await pools.reasons("burst")
+    idle = await pools.condition("burst", "Ready", "True", "ScaledToZero")
+    assert idle is not None
+
+
+async def _event_message(pools: Pools, name: str, reason: str) -> str:
+    events = await client.CoreV1Api(pools.api).list_namespaced_event(
+        pools.namespace, field_selector=f"involvedObject.name={name},reason={reason}"
+    )
+    return " | ".join(e.message for e in events.items)
+
+
+async def test_autoscaler_memory_survives_an_operator_restart(
+    kube_cluster_with_controllers: KubeCluster,
+    namespace: str,
+    crds: None,
+    redis_secret: str,
+    pools: Pools,
+    redis: AsyncClient,
+) -> None:
+    """The scale-down window's history lives in the status: a new operator keeps honouring it."""
+    key = route()
+    config = operator_config(kube_cluster_with_controllers, namespace)
+    autoscaling = fast_autoscaling(minReplicas=1, scaleDown={"stabilizationWindowSeconds": 600})
+    with OperatorThread(config):
+        await pools.create(
+            "steady",
+            {
+                "image": "bananas:e2e",
+                "app": "app.tasks",
+                "routingKeys": [key],
+                "autoscaling": autoscaling,
+            },
+        )
+        jobs = [await redis.submit("work", routing_key=key) for _ in range(8)]
+        await eventually(lambda: pools.replicas("steady", 4), what="4 replicas")
+        for job in jobs:
+            await redis.cancel(job, key)
+        await eventually(
+            lambda: pools.condition("steady", "Scaling", "True", "Stabilizing"),
+            what="the scale-down held by the window",
+        )
+    stopped_at = await _last_poll(pools, "steady")
+
+    with OperatorThread(config):
+
+        async def polled_again() -> bool:
+            last = await _last_poll(pools, "steady")
+            return last is not None and stopped_at is not None and last > stopped_at
+
+        await eventually(polled_again, what="the new operator polling the pool")
+        await eventually(polled_again, what="another poll")
+    dep = await pools.deployment("steady")
+    assert dep is not None and dep.spec.replicas == 4, "the window's memory was lost"
+    assert "ScaledDown" not in await pools.reasons("steady")
+
+
+async def _last_poll(pools: Pools, name: str) -> str | None:
+    history = ((await pools.status(name)).get("autoscaler") or {}).get("history") or []
+    return max((run.get("to") for run in history if isinstance(run, dict)), default=None)
+
+
+async def test_unreachable_redis_is_a_condition_not_a_crash(
+    operator: OperatorThread, pools: Pools, kube_api: client.ApiClient, namespace: str
+) -> None:
+    await put_secret(kube_api, namespace, unreachable_redis_url(), name="nowhere")
+    await pools.create(
+        "lost",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "redis": {"secretName": "nowhere"},
+            "autoscaling": {"pollInterval": 1},
+        },
+    )
+    await pools.create(
+        "orphan",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "redis": {"secretName": "no-such-secret"},
+            "autoscaling": {"pollInterval": 1},
+        },
+    )
+
+    cond = await eventually(
+        lambda: pools.condition("lost", "RedisReachable", "False", "RedisUnreachable"),
+        what="RedisReachable=False",
+    )
+    assert cond["message"]
+    assert "RedisUnreachable" in await pools.reasons("lost")
+    await eventually(
+        lambda: pools.condition("orphan", "RedisReachable", "False", "RedisSecretNotFound"),
+        what="RedisSecretNotFound",
+    )
+    # The Deployments exist regardless (workers retry Redis themselves), and the
+    # operator keeps serving other pools.
+    assert await pools.deployment("lost") is not None
+    await pools.create(
+        "fine", {"image": "bananas:e2e", "app": "app.tasks", "autoscaling": {"pollInterval": 1}}
+    )
+    await eventually(
+        lambda: pools.condition("fine", "RedisReachable", "True"),
+        what="a healthy pool beside the broken ones",
+    )
+    assert operator.alive
+
+
+async def test_survives_a_hand_edited_nonsense_status(
+    operator: OperatorThread, pools: Pools
+) -> None:
+    await pools.create(
+        "edited",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [route()],
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "pollInterval": 1},
+        },
+    )
+    await eventually(
+        lambda: pools.condition("edited", "RedisReachable", "True"), what="a first poll"
+    )
+    nonsense = {
+        "desiredReplicas": 9999,
+        "replicas": -4,
+        "queueDepth": {"high": -1},
+        "autoscaler": {"history": "banana", "lastActiveTime": 42, "junk": [1, {"x": None}]},
+        "conditions": [
+            {"type": "Ready", "status": "Unknown", "reason": "HandEdited"},
+            {"type": "Mystery", "status": "False"},
+        ],
+    }
+    await pools.custom.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        pools.namespace,
+        POOLS,
+        "edited",
+        {"status": nonsense},
+        _content_type="application/merge-patch+json",
+    )
+
+    async def repaired() -> dict[str, Any] | None:
+        status = await pools.status("edited")
+        history = (status.get("autoscaler") or {}).get("history")
+        ok = status.get("desiredReplicas") == 1 and isinstance(history, list)
+        return status if ok else None
+
+    status = await eventually(repaired, what="the operator rewriting a sane status")
+    assert isinstance(status["autoscaler"]["lastActiveTime"], str)
+    dep = await pools.deployment("edited")
+    assert dep is not None and dep.spec.replicas == 1
+    assert operator.alive
+
+
+async def test_deleting_a_pool_removes_its_children(
+    operator: OperatorThread, pools: Pools, namespace: str
+) -> None:
+    await pools.create(
+        "doomed", {"image": "bananas:e2e", "app": "app.tasks", "autoscaling": {"pollInterval": 1}}
+    )
+    await eventually(lambda: pools.deployment("doomed"), what="the Deployment")
+    await pools.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, POOLS, "doomed")
+
+    async def gone() -> bool:
+        if await pools.deployment("doomed") is not None:
+            return False
+        try:
+            await client.PolicyV1Api(pools.api).read_namespaced_pod_disruption_budget(
+                "doomed", namespace
+            )
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    await eventually(gone, what="the garbage collector removing the Deployment and PDB")
+
+    async def pool_gone() -> bool:
+        try:
+            await pools.get("doomed")
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    await eventually(pool_gone, what="the WorkerPool itself")
