@@ -37,7 +37,9 @@ from bananas.operator.meta import (
     WORKERPOOL_PLURAL,
 )
 
-#: Seconds kopf waits for a stopped daemon before cancelling it.
+#: Seconds a stopped autoscaler daemon gets to finish its poll before kopf cancels it.
+DAEMON_CANCELLATION_BACKOFF = 5.0
+#: Seconds kopf then waits for the cancelled daemon before abandoning it.
 DAEMON_CANCELLATION_TIMEOUT = 10.0
 
 
@@ -78,6 +80,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         *pools,
         registry=registry,
         id="autoscaler",
+        cancellation_backoff=DAEMON_CANCELLATION_BACKOFF,
         cancellation_timeout=DAEMON_CANCELLATION_TIMEOUT,
     )(pool_handlers.autoscale)
 
