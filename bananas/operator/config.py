@@ -29,6 +29,9 @@ class SchedulerSettings:
     cluster_role: str = "bananas-scheduler"
     #: Pull policy of the scheduler image (empty: the cluster's default).
     image_pull_policy: str = ""
+    #: BANANAS_APP of the scheduler pods (a handler module in the scheduler image); empty
+    #: leaves it unset, since a scheduler fires jobs by name and runs no handler.
+    app: str = ""
     #: CPU request of a scheduler pod.
     cpu_request: str = "50m"
     #: Memory request and limit of a scheduler pod.
@@ -62,8 +65,9 @@ class OperatorConfig:
 
         Variables: WATCH_NAMESPACES (comma list), KUBECONFIG, CRON_SYNC_INTERVAL,
         RETRY_DELAY, METRICS_PORT, LIVENESS_ENDPOINT, SCHEDULER_IMAGE,
-        SCHEDULER_REPLICAS, SCHEDULER_CLUSTER_ROLE and
-        SCHEDULER_IMAGE_PULL_POLICY. Raises :class:`ConfigError` naming a bad value.
+        SCHEDULER_REPLICAS, SCHEDULER_CLUSTER_ROLE,
+        SCHEDULER_IMAGE_PULL_POLICY and SCHEDULER_APP. Raises :class:`ConfigError` naming a
+        bad value.
         """
         env = os.environ if env is None else env
         defaults = cls()
@@ -83,6 +87,7 @@ class OperatorConfig:
                 replicas=int(_number(env, "SCHEDULER_REPLICAS", sched.replicas)),
                 cluster_role=env.get("SCHEDULER_CLUSTER_ROLE", sched.cluster_role),
                 image_pull_policy=env.get("SCHEDULER_IMAGE_PULL_POLICY", ""),
+                app=env.get("SCHEDULER_APP", ""),
             ),
         )
 

@@ -94,6 +94,8 @@ def _container(name: str, redis: RedisRef, settings: SchedulerSettings) -> JsonO
         {"name": "LOG_FORMAT", "value": "json"},
         {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
     ]
+    if settings.app:
+        env.append({"name": "BANANAS_APP", "value": settings.app})
     probe = {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10}
     container: JsonObject = {
         "name": "scheduler",

@@ -75,3 +75,13 @@ def test_each_owner_has_its_own_field_manager(cron_body: dict[str, Any]) -> None
     other = {**cron_body, "metadata": {**cron_body["metadata"], "uid": "uid-2"}}
     assert field_manager(cron_body) != field_manager(other)
     assert len(field_manager(cron_body)) <= 128
+
+
+def test_scheduler_app_is_passed_only_when_set(cron_body: dict[str, Any]) -> None:
+    def env(settings: SchedulerSettings) -> dict[str, Any]:
+        deployment = render_scheduler("ops", ref(), cron_body, settings)[2]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    assert "BANANAS_APP" not in env(SchedulerSettings())
+    assert env(SchedulerSettings(app="shop.tasks"))["BANANAS_APP"] == "shop.tasks"
