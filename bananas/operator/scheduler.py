@@ -100,6 +100,7 @@ def _container(name: str, redis: RedisRef, settings: SchedulerSettings) -> JsonO
     container: JsonObject = {
         "name": "scheduler",
         "image": settings.image,
+        "command": ["bananas"],
         "args": ["scheduler", "--leader-election", "kubernetes"],
         "env": env,
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],

@@ -131,6 +131,8 @@ def worker_container(spec: WorkerPoolSpec) -> JsonObject:
     container: JsonObject = {
         "name": CONTAINER_NAME,
         "image": spec.image,
+        # command, not just args: any image with bananas installed works, whatever its entrypoint.
+        "command": ["bananas"],
         "args": ["worker"],
         "env": worker_env(spec),
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
@@ -168,6 +170,21 @@ def _pod_spec(spec: WorkerPoolSpec) -> JsonObject:
     return pod
 
 
+def rollout_strategy(spec: WorkerPoolSpec) -> JsonObject:
+    """How a new pod template rolls out.
+
+    CPU pools surge (new pods first, capacity never drops); GPU pools replace one
+    pod at a time instead, because a surge pod would need a spare GPU that a
+    right-sized GPU node pool does not have.
+    """
+    rolling: JsonObject
+    if spec.gpus > 0:
+        rolling = {"maxSurge": 0, "maxUnavailable": 1}
+    else:
+        rolling = {"maxSurge": "25%", "maxUnavailable": 0}
+    return {"type": "RollingUpdate", "rollingUpdate": rolling}
+
+
 def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: int) -> JsonObject:
     """The Deployment of ``pool`` (its body, for name, namespace and uid) at ``replicas``."""
     name = pool["metadata"]["name"]
@@ -190,10 +207,7 @@ def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: i
             "replicas": replicas,
             "revisionHistoryLimit": REVISION_HISTORY,
             "selector": {"matchLabels": pool_selector(name)},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
-            },
+            "strategy": rollout_strategy(spec),
             "template": {
                 "metadata": {"labels": pod_labels, "annotations": annotations},
                 "spec": _pod_spec(spec),

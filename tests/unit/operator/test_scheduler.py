@@ -62,6 +62,7 @@ def test_render(cron_body: dict[str, Any]) -> None:
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "bananas-scheduler"
     container = pod["containers"][0]
+    assert container["command"] == ["bananas"]
     assert container["args"] == ["scheduler", "--leader-election", "kubernetes"]
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["LEADER_ELECTION"] == "kubernetes"

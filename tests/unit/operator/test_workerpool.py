@@ -95,7 +95,7 @@ def test_pod_template_carries_scheduling_and_gpu(pool_body: dict[str, Any]) -> N
     pod = render_deployment(pool_body, parse_workerpool(GPU_SPEC), 1)["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == "registry.example/ml:1.2"
-    assert container["args"] == ["worker"]
+    assert (container["command"], container["args"]) == (["bananas"], ["worker"])
     assert container["resources"] == {
         "requests": {"cpu": "2", "memory": "8Gi"},
         "limits": {"memory": "16Gi", "nvidia.com/gpu": 1},
@@ -183,3 +183,10 @@ def test_initial_replicas_trusts_only_sane_status(status: Any, expected: int) ->
         {"image": "i", "app": "a", "autoscaling": {"minReplicas": 2, "maxReplicas": 5}}
     )
     assert initial_replicas(spec, status) == expected
+
+
+def test_rollout_never_needs_a_spare_gpu(pool_body: dict[str, Any]) -> None:
+    cpu = render_deployment(pool_body, parse_workerpool({"image": "i", "app": "a"}), 1)
+    gpu = render_deployment(pool_body, parse_workerpool(GPU_SPEC), 1)
+    assert cpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
+    assert gpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
