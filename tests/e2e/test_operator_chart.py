@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 CHART = REPO_ROOT / "charts" / "bananas"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
-GROUPS = {  # apiVersion prefix -> path prefix
-    "v1": "/api/v1",
-}
 
 
 def find_helm() -> str | None:
@@ -160,21 +158,30 @@ def test_chart_crds_keep_their_resource_policy() -> None:
 
 
 @pytest.fixture
-async def system_namespaces(kube_api: client.ApiClient) -> list[str]:
-    """bananas-system and bananas-examples exist, for the kustomize dry runs."""
+async def system_namespaces(kube_api: client.ApiClient) -> AsyncIterator[list[str]]:
+    """bananas-system and bananas-examples exist, for the kustomize dry runs.
+
+    The ones this fixture had to create are deleted afterwards.
+    """
     core = client.CoreV1Api(kube_api)
-    names = ["bananas-system", "bananas-examples"]
+    names, created = ["bananas-system", "bananas-examples"], []
     for name in names:
+        meta = client.V1ObjectMeta(name=name, labels={"bananas.dev/e2e": "true"})
         try:
-            await core.create_namespace(
-                client.V1Namespace(
-                    metadata=client.V1ObjectMeta(name=name, labels={"bananas.dev/e2e": "true"})
-                )
-            )
+            await core.create_namespace(client.V1Namespace(metadata=meta))
+            created.append(name)
         except ApiException as exc:
             if exc.status != 409:
                 raise
-    return names
+    try:
+        yield names
+    finally:
+        for name in created:
+            try:
+                await core.delete_namespace(name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
