@@ -156,22 +156,22 @@ def ratios(
 
 
 def ratios_markdown(results: Results, systems: Sequence[str], memory_counts: Sequence[int]) -> str:
-    """Return the Bananas ÷ peer table, or a sentence saying why there is none."""
+    """Return the Bananas ÷ peer table (one row per metric, one column per peer),
+    or a sentence saying why there is none."""
     table = ratios(results, systems, memory_counts)
     if not table:
         return "No ratios: Bananas has no result in this run."
-    labels = [
-        m.label
-        for _, ms in tables(memory_counts)
-        for m in ms
-        if any(m.label in r for r in table.values())
-    ]
+    peers = [peer for peer in systems if peer in table]
     rows = [
-        [peer, *(f"{table[peer][label]:.2f}" if label in table[peer] else "" for label in labels)]
-        for peer in systems
-        if peer in table
+        [
+            metric.label,
+            *(f"{table[p][metric.label]:.3g}" if metric.label in table[p] else "" for p in peers),
+        ]
+        for _, metrics in tables(memory_counts)
+        for metric in metrics
+        if any(metric.label in table[p] for p in peers)
     ]
-    return _table(["bananas ÷", *labels], rows)
+    return _table(["bananas ÷ peer", *peers], rows)
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:

@@ -14,7 +14,9 @@ counter key, through the probe's own client).
 Commands per job (scenario 8) are the ``INFO commandstats`` calls after the
 no-op drain divided by N, the driver's own INFO/CONFIG left out. They include
 the worker's start-up and its idle polling between the last job and the read,
-which is small next to N jobs but not zero at ``--quick`` sizes.
+which is small next to N jobs but not zero at ``--quick`` sizes. Redis counts
+the commands a Lua script runs as well as the EVALSHA itself, so this is work
+done by Redis per job, not round trips per job.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ the spec asks for results; delayed jobs use ``send_with_options(delay=ms)``,
 which parks the message on the delay queue until the worker moves it. The
 Redis broker keeps an acknowledgement set and a heartbeat per worker: messages
 of a worker silent for ``heartbeat_timeout`` (60 s) are requeued by another
-worker's maintenance pass.
+worker's maintenance pass, which runs on a random 1 in 1,000 broker commands
+(``maintenance_chance``): on a quiet queue that can take many minutes.
 """
 
 from __future__ import annotations

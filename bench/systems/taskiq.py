@@ -30,7 +30,9 @@ from bench.systems._client import Client, Payload
 
 PACKAGES = ("taskiq", "taskiq-redis", "redis", "hiredis")
 
-SCHEDULE_PREFIX = "bench:schedule"
+SCHEDULE_PREFIX = "bench-schedule"
+"""No colon: ListRedisScheduleSource parses its time keys by splitting on the
+first two colons."""
 
 
 def _broker(url: str, queue: str, results: bool) -> tuple[Any, Any]:
