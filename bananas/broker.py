@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bananas.commands import Batch, Op, Script, command, script_call
+from bananas.commands import Batch, Call, Op, Script, command, script_call
 from bananas.keys import KeySpace, RouteKeys
 from bananas.models import (
     PRIORITY_ORDER,
@@ -59,8 +59,21 @@ REAP_BATCH = 200
 _SCRIPTS = {
     name: Script(name)
     for name in (
-        "enqueue", "fetch", "ack", "fail", "renew", "release", "reap", "promote", "cancel",
-        "inspect", "dlq_requeue", "dlq_purge", "dlq_list", "stats", "leader",
+        "enqueue",
+        "fetch",
+        "ack",
+        "fail",
+        "renew",
+        "release",
+        "reap",
+        "promote",
+        "cancel",
+        "inspect",
+        "dlq_requeue",
+        "dlq_purge",
+        "dlq_list",
+        "stats",
+        "leader",
     )
 }
 
@@ -129,8 +142,9 @@ class DeadJob:
     raw: str
 
 
-def decode_job(record: str, *, attempts: int = 0, error: str = "",
-               status: JobStatus = JobStatus.PENDING) -> Job:
+def decode_job(
+    record: str, *, attempts: int = 0, error: str = "", status: JobStatus = JobStatus.PENDING
+) -> Job:
     """Build a :class:`Job` from a stored record plus its live state.
 
     Raises pydantic's ``ValidationError`` (a ``ValueError``) when the record is garbage.
@@ -171,7 +185,7 @@ class Broker:
     # -- submitting ----------------------------------------------------------------------
 
     def enqueue(self, routing_key: str, jobs: Sequence[NewJob]) -> Op[list[bool]]:
-        """Store ``jobs`` (all of ``routing_key``); returns, per job, False if it was a duplicate."""
+        """Store ``jobs`` (all of ``routing_key``); per job, False if it was a duplicate."""
         r = self.route(routing_key)
         keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
         keys += [r.result(j.id) for j in jobs]
@@ -192,8 +206,15 @@ class Broker:
 
     # -- the worker's side -----------------------------------------------------------------
 
-    def fetch(self, routing_key: str, count: int, lease_ms: int, *, fair: bool = False,
-              priorities: Iterable[Priority] = PRIORITY_ORDER) -> Op[list[Leased]]:
+    def fetch(
+        self,
+        routing_key: str,
+        count: int,
+        lease_ms: int,
+        *,
+        fair: bool = False,
+        priorities: Iterable[Priority] = PRIORITY_ORDER,
+    ) -> Op[list[Leased]]:
         """Lease up to ``count`` ready jobs, high priority first (``fair``: see fetch.lua).
 
         Only the queues of ``priorities`` are served.
@@ -229,8 +250,9 @@ class Broker:
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
         return [int(x) for x in reply]
 
-    def renew(self, routing_key: str, held: Sequence[tuple[str, int]], lease_ms: int
-              ) -> Op[list[str]]:
+    def renew(
+        self, routing_key: str, held: Sequence[tuple[str, int]], lease_ms: int
+    ) -> Op[list[str]]:
         """Extend the leases in ``held`` (id, token); returns the ids no longer held."""
         r = self.route(routing_key)
         argv: list[Any] = [self.now_ms() + lease_ms]
@@ -245,8 +267,9 @@ class Broker:
         argv: list[Any] = []
         for job_id, attempt, priority in held:
             argv += (job_id, attempt, PRIORITY_INDEX[priority])
-        reply = yield script_call(_SCRIPTS["release"], (r.leases, r.attempts, r.wake, *r.queues),
-                                  argv)
+        reply = yield script_call(
+            _SCRIPTS["release"], (r.leases, r.attempts, r.wake, *r.queues), argv
+        )
         return int(reply)
 
     def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[int, int]]:
@@ -259,15 +282,17 @@ class Broker:
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.dead, r.wake, *r.queues]
         for job_id in ids:
             keys += (r.result(job_id), r.notify(job_id))
-        reply = yield script_call(_SCRIPTS["reap"], keys,
-                                  (now, NOTIFY_TTL_MS, iso(now / 1000), *ids))
+        reply = yield script_call(
+            _SCRIPTS["reap"], keys, (now, NOTIFY_TTL_MS, iso(now / 1000), *ids)
+        )
         return int(reply[0]), int(reply[1])
 
     def promote(self, routing_key: str, limit: int = 1000) -> Op[tuple[int, int | None]]:
         """Move due scheduled jobs to their queue; returns (moved, next due ms or None)."""
         r = self.route(routing_key)
-        reply = yield script_call(_SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues),
-                                  (self.now_ms(), limit))
+        reply = yield script_call(
+            _SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues), (self.now_ms(), limit)
+        )
         next_due = int(reply[1])
         return int(reply[0]), (None if next_due < 0 else next_due)
 
@@ -276,7 +301,7 @@ class Broker:
     def inspect(self, routing_key: str, job_id: str) -> Op[Job | None]:
         """The job with its live status, or None when neither it nor its result exists."""
         r = self.route(routing_key)
-        record, attempts, error, state, due, result, stored = yield script_call(
+        record, attempts, error, state, _due, result, stored = yield script_call(
             _SCRIPTS["inspect"],
             (r.jobs, r.attempts, r.errors, r.leases, r.scheduled, r.dead, r.result(job_id)),
             (job_id,),
@@ -295,7 +320,7 @@ class Broker:
         routes = yield from self.routes()
         if not routes:
             return None
-        checks = []
+        checks: list[Call] = []
         for rk in routes:
             r = self.route(rk)
             checks += (command("HEXISTS", r.jobs, job_id), command("EXISTS", r.result(job_id)))
@@ -310,8 +335,7 @@ class Broker:
         reply = yield command("HGET", self.route(routing_key).result(job_id), "result")
         return JobResult.model_validate_json(reply) if reply else None
 
-    def wait_result(self, routing_key: str, job_id: str, timeout: float
-                    ) -> Op[JobResult | None]:
+    def wait_result(self, routing_key: str, job_id: str, timeout: float) -> Op[JobResult | None]:
         """Block until the result exists (pushed, never polled); None after ``timeout`` s.
 
         The result is read first, so a result written before the waiter arrived is never
@@ -327,19 +351,34 @@ class Broker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            token = yield command("BLPOP", r.notify(job_id),
-                                  min(max(remaining, 0.001), MAX_BLOCK_SECONDS))
+            token = yield command(
+                "BLPOP", r.notify(job_id), min(max(remaining, 0.001), MAX_BLOCK_SECONDS)
+            )
             if token is not None:
-                yield Batch([command("RPUSH", r.notify(job_id), 1),
-                             command("PEXPIRE", r.notify(job_id), NOTIFY_TTL_MS)])
+                yield Batch(
+                    [
+                        command("RPUSH", r.notify(job_id), 1),
+                        command("PEXPIRE", r.notify(job_id), NOTIFY_TTL_MS),
+                    ]
+                )
 
     def cancel(self, routing_key: str, job_id: str, result: str, ttl_ms: int) -> Op[str]:
         """Cancel a job that has not started; returns what cancel.lua says."""
         r = self.route(routing_key)
         reply = yield script_call(
             _SCRIPTS["cancel"],
-            (r.jobs, r.attempts, r.errors, r.leases, r.scheduled, r.dead, *r.queues,
-             r.result(job_id), r.notify(job_id), r.stats),
+            (
+                r.jobs,
+                r.attempts,
+                r.errors,
+                r.leases,
+                r.scheduled,
+                r.dead,
+                *r.queues,
+                r.result(job_id),
+                r.notify(job_id),
+                r.stats,
+            ),
             (job_id, result, ttl_ms, NOTIFY_TTL_MS),
         )
         return str(reply)
@@ -359,7 +398,9 @@ class Broker:
         return QueueStats(
             routing_key=routing_key,
             depth={p: int(reply[i]) for i, p in enumerate(PRIORITY_ORDER)},
-            scheduled=int(reply[3]), in_flight=int(reply[4]), dead=int(reply[5]),
+            scheduled=int(reply[3]),
+            in_flight=int(reply[4]),
+            dead=int(reply[5]),
             oldest_age=None if oldest is None else max(oldest, 0.0),
         )
 
@@ -370,22 +411,31 @@ class Broker:
 
     # -- dead-letter queue -------------------------------------------------------------------
 
-    def dead_letters(self, routing_key: str, offset: int = 0, count: int = 50
-                     ) -> Op[list[DeadJob]]:
+    def dead_letters(self, routing_key: str, offset: int = 0, count: int = 50) -> Op[list[DeadJob]]:
         """A page of the dead-letter queue, newest first."""
         r = self.route(routing_key)
-        reply = yield script_call(_SCRIPTS["dlq_list"], (r.dead, r.jobs, r.attempts, r.errors),
-                                  (offset, count))
+        reply = yield script_call(
+            _SCRIPTS["dlq_list"], (r.dead, r.jobs, r.attempts, r.errors), (offset, count)
+        )
         rows = []
         for i in range(0, len(reply), 5):
-            job_id, at, record, attempts, error = reply[i:i + 5]
+            job_id, at, record, attempts, error = reply[i : i + 5]
             try:
-                job: Job | None = decode_job(record, attempts=int(attempts), error=error,
-                                             status=JobStatus.FAILED)
+                job: Job | None = decode_job(
+                    record, attempts=int(attempts), error=error, status=JobStatus.FAILED
+                )
             except ValueError:
                 job = None
-            rows.append(DeadJob(job, job_id, datetime.fromtimestamp(int(at) / 1000, UTC),
-                                int(attempts), error, record))
+            rows.append(
+                DeadJob(
+                    job,
+                    job_id,
+                    datetime.fromtimestamp(int(at) / 1000, UTC),
+                    int(attempts),
+                    error,
+                    record,
+                )
+            )
         return rows
 
     def requeue_dead(self, routing_key: str, job_ids: Sequence[str]) -> Op[int]:
@@ -404,8 +454,9 @@ class Broker:
     def purge_dead(self, routing_key: str, count: int) -> Op[int]:
         """Delete up to ``count`` of the oldest dead-lettered jobs; returns how many went."""
         r = self.route(routing_key)
-        reply = yield script_call(_SCRIPTS["dlq_purge"], (r.dead, r.jobs, r.attempts, r.errors),
-                                  (count,))
+        reply = yield script_call(
+            _SCRIPTS["dlq_purge"], (r.dead, r.jobs, r.attempts, r.errors), (count,)
+        )
         return int(reply)
 
     # -- cron schedules (written by code or the operator, read by the scheduler) -------------
@@ -414,8 +465,12 @@ class Broker:
         yield command("HSET", self.keys.schedules, schedule.id, schedule.model_dump_json())
 
     def delete_schedule(self, schedule_id: str) -> Op[bool]:
-        removed, _ = yield Batch([command("HDEL", self.keys.schedules, schedule_id),
-                                  command("HDEL", self.keys.schedule_status, schedule_id)])
+        removed, _ = yield Batch(
+            [
+                command("HDEL", self.keys.schedules, schedule_id),
+                command("HDEL", self.keys.schedule_status, schedule_id),
+            ]
+        )
         return bool(removed)
 
     def schedules(self) -> Op[list[Schedule]]:
@@ -427,17 +482,21 @@ class Broker:
         return ScheduleStatus.model_validate_json(reply) if reply else None
 
     def put_schedule_status(self, status: ScheduleStatus) -> Op[None]:
-        yield command("HSET", self.keys.schedule_status, status.schedule_id,
-                      status.model_dump_json())
+        yield command(
+            "HSET", self.keys.schedule_status, status.schedule_id, status.model_dump_json()
+        )
 
     # -- leader election ------------------------------------------------------------------------
 
-    def lead(self, name: str, identity: str, lease_ms: int, *, release: bool = False
-             ) -> Op[int | None]:
+    def lead(
+        self, name: str, identity: str, lease_ms: int, *, release: bool = False
+    ) -> Op[int | None]:
         """Take or keep the leader lock ``name``; the fencing token while held, else None."""
-        reply = yield script_call(_SCRIPTS["leader"],
-                                  (self.keys.leader(name), self.keys.leader_fence(name)),
-                                  (identity, lease_ms, "release" if release else ""))
+        reply = yield script_call(
+            _SCRIPTS["leader"],
+            (self.keys.leader(name), self.keys.leader_fence(name)),
+            (identity, lease_ms, "release" if release else ""),
+        )
         return None if reply is None else int(reply)
 
     # -- worker heartbeats ---------------------------------------------------------------------
@@ -446,15 +505,21 @@ class Broker:
         """Publish a worker's record; it expires unless renewed, and old ones age out."""
         now = self.now_ms()
         ttl_ms = int(ttl_s * 1000)
-        yield Batch([
-            command("SET", self.keys.worker(info.id), info.model_dump_json(), "PX", ttl_ms),
-            command("ZADD", self.keys.workers, now, info.id),
-            command("ZREMRANGEBYSCORE", self.keys.workers, "-inf", now - ttl_ms),
-        ])
+        yield Batch(
+            [
+                command("SET", self.keys.worker(info.id), info.model_dump_json(), "PX", ttl_ms),
+                command("ZADD", self.keys.workers, now, info.id),
+                command("ZREMRANGEBYSCORE", self.keys.workers, "-inf", now - ttl_ms),
+            ]
+        )
 
     def forget_worker(self, worker_id: str) -> Op[None]:
-        yield Batch([command("DEL", self.keys.worker(worker_id)),
-                     command("ZREM", self.keys.workers, worker_id)])
+        yield Batch(
+            [
+                command("DEL", self.keys.worker(worker_id)),
+                command("ZREM", self.keys.workers, worker_id),
+            ]
+        )
 
     def workers(self) -> Op[list[WorkerInfo]]:
         """Workers seen within their heartbeat TTL."""

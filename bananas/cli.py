@@ -24,7 +24,7 @@ from typing import Any
 from bananas.client import Client
 from bananas.config import ENV_VARS, Settings, WorkerMode, parse_duration
 from bananas.errors import BananasConnectionError, BananasError, ConfigError, InvalidJobError
-from bananas.models import PRIORITY_ORDER, Schedule
+from bananas.models import PRIORITY_ORDER, JobResult, Schedule
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -47,20 +47,25 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--app", help=f"handler module, 'module' or 'module:registry' {env('app')}")
     p.add_argument("--redis-url", help=f"Redis URL {env('redis_url')}")
     p.add_argument("--concurrency", type=int, help=f"jobs at once {env('concurrency')}")
-    p.add_argument("--routing-keys", type=_csv,
-                   help=f"comma list, served in order {env('routing_keys')}")
+    p.add_argument(
+        "--routing-keys", type=_csv, help=f"comma list, served in order {env('routing_keys')}"
+    )
     p.add_argument("--priorities", type=_csv, help=f"comma list {env('priorities')}")
     p.add_argument("--job-types", type=_csv, help=f"handler names to run {env('job_types')}")
     p.add_argument("--mode", choices=[m.value for m in WorkerMode], help=env("mode"))
     p.add_argument("--job-timeout", type=_duration_arg, help=f"e.g. 30s, 5m {env('job_timeout')}")
     p.add_argument("--max-retries", type=int, help=env("max_retries"))
-    p.add_argument("--shutdown-timeout", type=_duration_arg,
-                   help=f"drain grace after SIGTERM {env('shutdown_timeout')}")
+    p.add_argument(
+        "--shutdown-timeout",
+        type=_duration_arg,
+        help=f"drain grace after SIGTERM {env('shutdown_timeout')}",
+    )
     p.add_argument("--lease-duration", type=_duration_arg, help=env("lease_duration"))
     p.add_argument("--scheduler-interval", type=_duration_arg, help=env("scheduler_interval"))
     p.add_argument("--metrics-port", type=int, help=f"0 turns it off {env('metrics_port')}")
-    p.add_argument("--leader-election", choices=["redis", "kubernetes"],
-                   help=env("leader_election"))
+    p.add_argument(
+        "--leader-election", choices=["redis", "kubernetes"], help=env("leader_election")
+    )
     p.add_argument("--log-level", help=env("log_level"))
     p.add_argument("--log-format", choices=["text", "json"], help=env("log_format"))
 
@@ -78,15 +83,22 @@ def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
         env["LOG_LEVEL"] = args.log_level
     parsed = Settings.from_env(env) if env else Settings()
     settings = base.with_changes(
-        app=args.app, redis_url=args.redis_url, concurrency=args.concurrency,
+        app=args.app,
+        redis_url=args.redis_url,
+        concurrency=args.concurrency,
         routing_keys=parsed.routing_keys if args.routing_keys else None,
         priorities=parsed.priorities if args.priorities else None,
         job_types=parsed.job_types if args.job_types else None,
-        mode=WorkerMode(args.mode) if args.mode else None, job_timeout=args.job_timeout,
-        max_retries=args.max_retries, shutdown_timeout=args.shutdown_timeout,
-        lease_duration=args.lease_duration, scheduler_interval=args.scheduler_interval,
-        metrics_port=args.metrics_port, leader_election=args.leader_election,
-        log_level=parsed.log_level if args.log_level else None, log_format=args.log_format,
+        mode=WorkerMode(args.mode) if args.mode else None,
+        job_timeout=args.job_timeout,
+        max_retries=args.max_retries,
+        shutdown_timeout=args.shutdown_timeout,
+        lease_duration=args.lease_duration,
+        scheduler_interval=args.scheduler_interval,
+        metrics_port=args.metrics_port,
+        leader_election=args.leader_election,
+        log_level=parsed.log_level if args.log_level else None,
+        log_format=args.log_format,
         **forced,
     )
     if settings.concurrency < 1:
@@ -125,15 +137,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         raise InvalidJobError(f"--payload is not JSON: {exc}") from None
     with _client(args) as client:
-        options: dict[str, Any] = {"priority": args.priority, "routing_key": args.routing_key,
-                                   "description": args.description or "",
-                                   "max_retries": args.max_retries}
+        options: dict[str, Any] = {
+            "priority": args.priority,
+            "routing_key": args.routing_key,
+            "description": args.description or "",
+            "max_retries": args.max_retries,
+        }
         if args.wait is not None:
             result = client.submit_and_wait(args.name, payload, timeout=args.wait, **options)
             _print(result.model_dump(mode="json"))
             return EXIT_OK if result.is_success() else EXIT_FAILED
-        job_id = client.submit(args.name, payload, delay=args.delay, job_id=args.job_id,
-                               **options)
+        job_id = client.submit(args.name, payload, delay=args.delay, job_id=args.job_id, **options)
         print(job_id)
     return EXIT_OK
 
@@ -149,6 +163,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 def cmd_result(args: argparse.Namespace) -> int:
+    result: JobResult | None
     with _client(args) as client:
         if args.wait is not None:
             result = client.wait_for_result(args.job_id, args.wait, args.routing_key)
@@ -171,8 +186,11 @@ def cmd_queues(args: argparse.Namespace) -> int:
     print(head + f"{'SCHEDULED':>11}{'IN FLIGHT':>11}{'DEAD':>8}{'OLDEST':>10}")
     for s in stats:
         oldest = "-" if s.oldest_age is None else f"{s.oldest_age:.1f}s"
-        print(f"{s.routing_key:<20}" + "".join(f"{s.depth[p]:>8}" for p in PRIORITY_ORDER)
-              + f"{s.scheduled:>11}{s.in_flight:>11}{s.dead:>8}{oldest:>10}")
+        print(
+            f"{s.routing_key:<20}"
+            + "".join(f"{s.depth[p]:>8}" for p in PRIORITY_ORDER)
+            + f"{s.scheduled:>11}{s.in_flight:>11}{s.dead:>8}{oldest:>10}"
+        )
     return EXIT_OK
 
 
@@ -184,8 +202,10 @@ def cmd_workers(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'WORKER':<40}{'ROUTES':<20}{'CONC':>6}{'BUSY':>6}{'DONE':>10}{'FAILED':>8}  SEEN")
     for w in workers:
-        print(f"{w.id:<40}{','.join(w.routing_keys):<20}{w.concurrency:>6}{w.in_flight:>6}"
-              f"{w.processed:>10}{w.failed:>8}  {w.last_seen:%H:%M:%S}")
+        print(
+            f"{w.id:<40}{','.join(w.routing_keys):<20}{w.concurrency:>6}{w.in_flight:>6}"
+            f"{w.processed:>10}{w.failed:>8}  {w.last_seen:%H:%M:%S}"
+        )
     return EXIT_OK
 
 
@@ -193,8 +213,13 @@ def _progress(label: str, total: int) -> Callable[[int], None]:
     def show(done: int) -> None:
         width = 30
         filled = width if total == 0 else min(width, width * done // max(total, 1))
-        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
-              end="", file=sys.stderr, flush=True)
+        print(
+            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
     return show
 
 
@@ -205,8 +230,10 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             rows = client.dead_letters(rk, args.offset, args.count)
             for row in rows:
                 name = row.job.name if row.job else "<unreadable>"
-                print(f"{row.job_id}  {name}  attempts={row.attempts}  "
-                      f"{row.failed_at:%Y-%m-%d %H:%M:%S}  {row.error}")
+                print(
+                    f"{row.job_id}  {name}  attempts={row.attempts}  "
+                    f"{row.failed_at:%Y-%m-%d %H:%M:%S}  {row.error}"
+                )
             return EXIT_OK
         if args.action == "requeue":
             if args.job_id:
@@ -219,8 +246,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             return EXIT_OK
         total = client.queue_stats(rk).dead
         if not args.yes:
-            print(f"this deletes {total} dead-lettered job(s) of {rk}; add --yes",
-                  file=sys.stderr)
+            print(f"this deletes {total} dead-lettered job(s) of {rk}; add --yes", file=sys.stderr)
             return EXIT_USAGE
         removed = client.purge_dead(rk, progress=_progress("purge", total))
         print(f"\npurged {removed} job(s)")
@@ -231,9 +257,17 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.action == "add":
             payload = json.loads(args.payload) if args.payload else None
-            client.register_schedule(Schedule(
-                id=args.id, cron=args.cron, job=args.job, payload=payload,
-                timezone=args.timezone, routing_key=args.routing_key, priority=args.priority))
+            client.register_schedule(
+                Schedule(
+                    id=args.id,
+                    cron=args.cron,
+                    job=args.job,
+                    payload=payload,
+                    timezone=args.timezone,
+                    routing_key=args.routing_key,
+                    priority=args.priority,
+                )
+            )
             print(f"registered {args.id}")
             return EXIT_OK
         if args.action == "remove":
@@ -245,8 +279,10 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         for s in schedules:
             st = client.schedule_status(s.id)
             nxt = st.next_schedule_time.isoformat() if st and st.next_schedule_time else "-"
-            print(f"{s.id:<28}{s.cron:<16}{s.timezone:<18}{s.job:<20}"
-                  f"{st.run_count if st else 0:>6}  {nxt}")
+            print(
+                f"{s.id:<28}{s.cron:<16}{s.timezone:<18}{s.job:<20}"
+                f"{st.run_count if st else 0:>6}  {nxt}"
+            )
     return EXIT_OK
 
 
@@ -258,9 +294,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bananas", description="Bananas: a Redis-backed distributed task queue.",
+        prog="bananas",
+        description="Bananas: a Redis-backed distributed task queue.",
         epilog="Exit codes: 0 ok, 1 not found or failed, 2 usage/config error, "
-               "3 Redis unreachable.")
+        "3 Redis unreachable.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
@@ -271,8 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     _add_runtime_flags(add("worker", cmd_worker, "Run a worker process."))
-    _add_runtime_flags(add("scheduler", cmd_scheduler,
-                           "Run a scheduler: delayed jobs, retries, cron (leader elected)."))
+    _add_runtime_flags(
+        add(
+            "scheduler",
+            cmd_scheduler,
+            "Run a scheduler: delayed jobs, retries, cron (leader elected).",
+        )
+    )
     p = add("submit", cmd_submit, "Submit a job; prints its id.")
     p.add_argument("name")
     p.add_argument("--payload", help="JSON payload")
@@ -282,17 +325,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", type=_duration_arg, help="run after this long, e.g. 10m")
     p.add_argument("--max-retries", type=int)
     p.add_argument("--job-id", help="idempotency key: the same id runs once")
-    p.add_argument("--wait", type=_duration_arg, metavar="TIMEOUT",
-                   help="wait for the result and print it")
-    for name, fn, text in (("job", cmd_job, "Show one job."),
-                           ("result", cmd_result, "Show a job's result.")):
+    p.add_argument(
+        "--wait", type=_duration_arg, metavar="TIMEOUT", help="wait for the result and print it"
+    )
+    for name, fn, text in (
+        ("job", cmd_job, "Show one job."),
+        ("result", cmd_result, "Show a job's result."),
+    ):
         p = add(name, fn, text)
         p.add_argument("job_id")
         p.add_argument("--routing-key")
         if name == "result":
             p.add_argument("--wait", type=_duration_arg, metavar="TIMEOUT")
-    for name, fn, text in (("queues", cmd_queues, "Depth per routing key and priority."),
-                           ("workers", cmd_workers, "Live workers and their counts.")):
+    for name, fn, text in (
+        ("queues", cmd_queues, "Depth per routing key and priority."),
+        ("workers", cmd_workers, "Live workers and their counts."),
+    ):
         add(name, fn, text).add_argument("--json", action="store_true")
     p = add("dlq", cmd_dlq, "List, requeue or purge the dead-letter queue.")
     p.add_argument("action", choices=["list", "requeue", "purge"])
@@ -313,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("dev", cmd_dev, "Run Redis (embedded Valkey), a worker and a scheduler in one go.")
     p.add_argument("--app", help="handler module (default: the demo's)")
     p.add_argument("--demo", action="store_true", help="run the demo")
-    p.add_argument("--data-dir", default=".bananas-dev", help="where the embedded server keeps data")
+    p.add_argument(
+        "--data-dir", default=".bananas-dev", help="where the embedded server keeps data"
+    )
     p.add_argument("--port", type=int, default=0, help="embedded server port (0: a free one)")
     return parser
 

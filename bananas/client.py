@@ -70,8 +70,16 @@ class JobSpec:
 class ClientCore:
     """Everything the two clients do, as operations; no I/O happens here."""
 
-    def __init__(self, *, success_ttl: float, failure_ttl: float, max_payload_bytes: int,
-                 max_retries: int, prefix: str, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        success_ttl: float,
+        failure_ttl: float,
+        max_payload_bytes: int,
+        max_retries: int,
+        prefix: str,
+        clock: Callable[[], float],
+    ) -> None:
         validate_non_negative(success_ttl, "success_ttl")
         validate_non_negative(failure_ttl, "failure_ttl")
         self.broker = Broker(KeySpace(prefix), clock=clock)
@@ -97,7 +105,9 @@ class ClientCore:
         try:
             encoded = encode(spec.payload)
         except TypeError as exc:
-            raise InvalidJobError(f"payload of job {name!r} is not JSON-serialisable: {exc}") from None
+            raise InvalidJobError(
+                f"payload of job {name!r} is not JSON-serialisable: {exc}"
+            ) from None
         size = len(encoded)
         if size > self.max_payload_bytes:
             raise PayloadTooLargeError(
@@ -117,16 +127,28 @@ class ClientCore:
             raise InvalidJobError("job_id must be a non-empty string of at most 200 characters")
         created = datetime.fromtimestamp(now, UTC)
         record = {
-            "id": job_id, "name": name, "description": spec.description,
+            "id": job_id,
+            "name": name,
+            "description": spec.description,
             "payload": orjson.Fragment(encoded),
-            "priority": priority.value, "routing_key": routing_key,
-            "created_at": created, "updated_at": created,
+            "priority": priority.value,
+            "routing_key": routing_key,
+            "created_at": created,
+            "updated_at": created,
             "scheduled_for": datetime.fromtimestamp(due, UTC) if due > now else None,
-            "max_retries": max_retries, "timeout": spec.timeout,
-            "success_ttl": self.success_ttl, "failure_ttl": self.failure_ttl, "v": 1,
+            "max_retries": max_retries,
+            "timeout": spec.timeout,
+            "success_ttl": self.success_ttl,
+            "failure_ttl": self.failure_ttl,
+            "v": 1,
         }
-        return NewJob(job_id, routing_key, priority, int(due * 1000) if due > now else 0,
-                      orjson.dumps(record).decode())
+        return NewJob(
+            job_id,
+            routing_key,
+            priority,
+            int(due * 1000) if due > now else 0,
+            orjson.dumps(record).decode(),
+        )
 
     def _remember_routes(self, routing_keys: Iterable[str]) -> Op[None]:
         new = set(routing_keys) - self._known_routes
@@ -150,7 +172,7 @@ class ClientCore:
         yield from self._remember_routes(by_route)
         for routing_key, group in by_route.items():
             for start in range(0, len(group), BULK_BATCH):
-                yield from self.broker.enqueue(routing_key, group[start:start + BULK_BATCH])
+                yield from self.broker.enqueue(routing_key, group[start : start + BULK_BATCH])
         return [j.id for j in jobs]
 
     def _route_of(self, job_id: str, routing_key: str | None) -> Op[str | None]:
@@ -173,8 +195,9 @@ class ClientCore:
         found = yield from self.broker.result(route, job_id)
         return found
 
-    def wait_for_result(self, job_id: str, timeout: float, routing_key: str | None
-                        ) -> Op[JobResult]:
+    def wait_for_result(
+        self, job_id: str, timeout: float, routing_key: str | None
+    ) -> Op[JobResult]:
         route = yield from self._route_of(job_id, routing_key)
         if route is None:
             raise JobNotFoundError(job_id)
@@ -194,10 +217,15 @@ class ClientCore:
         route = yield from self._route_of(job_id, routing_key)
         if route is None:
             raise JobNotFoundError(job_id)
-        result = JobResult(job_id=job_id, status=JobStatus.CANCELLED, error="cancelled",
-                           completed_at=datetime.fromtimestamp(self.clock(), UTC))
-        outcome = yield from self.broker.cancel(route, job_id, result.model_dump_json(),
-                                                int(self.failure_ttl * 1000))
+        result = JobResult(
+            job_id=job_id,
+            status=JobStatus.CANCELLED,
+            error="cancelled",
+            completed_at=datetime.fromtimestamp(self.clock(), UTC),
+        )
+        outcome = yield from self.broker.cancel(
+            route, job_id, result.model_dump_json(), int(self.failure_ttl * 1000)
+        )
         if outcome == "missing":
             raise JobNotFoundError(job_id)
         return outcome == "cancelled"
@@ -239,20 +267,31 @@ def _spec(name: str, payload: Any, **options: Any) -> JobSpec:
 
 
 class _Base:
-    def __init__(self, url: str | None, *, success_ttl: float = DEFAULT_SUCCESS_TTL,
-                 failure_ttl: float = DEFAULT_FAILURE_TTL,
-                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-                 max_retries: int = DEFAULT_MAX_RETRIES, prefix: str = "bananas",
-                 ssl_ca_certs: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        success_ttl: float = DEFAULT_SUCCESS_TTL,
+        failure_ttl: float = DEFAULT_FAILURE_TTL,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        prefix: str = "bananas",
+        ssl_ca_certs: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         import os
 
         self.url = url or os.environ.get("REDIS_URL") or DEFAULT_URL
         options = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
         self.target = parse_url(self.url, **options)
-        self.core = ClientCore(success_ttl=success_ttl, failure_ttl=failure_ttl,
-                               max_payload_bytes=max_payload_bytes, max_retries=max_retries,
-                               prefix=prefix, clock=clock)
+        self.core = ClientCore(
+            success_ttl=success_ttl,
+            failure_ttl=failure_ttl,
+            max_payload_bytes=max_payload_bytes,
+            max_retries=max_retries,
+            prefix=prefix,
+            clock=clock,
+        )
 
     @property
     def broker(self) -> Broker:
@@ -276,18 +315,36 @@ class Client(_Base):
     def _run(self, op: Op[T]) -> T:
         return run_sync(self.redis, op, self.target.masked)
 
-    def submit(self, name: str, payload: Any = None, *, priority: Priority | str = "normal",
-               routing_key: str = "default", description: str = "",
-               max_retries: int | None = None, timeout: float | None = None,
-               delay: float | None = None, scheduled_for: datetime | None = None,
-               job_id: str | None = None) -> str:
+    def submit(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        priority: Priority | str = "normal",
+        routing_key: str = "default",
+        description: str = "",
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        scheduled_for: datetime | None = None,
+        job_id: str | None = None,
+    ) -> str:
         """Submit a job; returns its id. Same ``job_id`` twice stores and runs one job.
 
         Raises :class:`bananas.InvalidJobError` (or a subclass) for bad input.
         """
-        spec = _spec(name, payload, priority=priority, routing_key=routing_key,
-                     description=description, max_retries=max_retries, timeout=timeout,
-                     delay=delay, scheduled_for=scheduled_for, job_id=job_id)
+        spec = _spec(
+            name,
+            payload,
+            priority=priority,
+            routing_key=routing_key,
+            description=description,
+            max_retries=max_retries,
+            timeout=timeout,
+            delay=delay,
+            scheduled_for=scheduled_for,
+            job_id=job_id,
+        )
         return self._run(self.core.submit(spec))
 
     def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
@@ -302,14 +359,22 @@ class Client(_Base):
         """The result, or None if the job has not finished (non-blocking)."""
         return self._run(self.core.get_result(job_id, routing_key))
 
-    def wait_for_result(self, job_id: str, timeout: float = 30.0,
-                        routing_key: str | None = None) -> JobResult:
+    def wait_for_result(
+        self, job_id: str, timeout: float = 30.0, routing_key: str | None = None
+    ) -> JobResult:
         """Block until the job finishes; raises :class:`bananas.WaitTimeoutError`."""
         return self._run(self.core.wait_for_result(job_id, timeout, routing_key))
 
-    def submit_and_wait(self, name: str, payload: Any = None, *, timeout: float = 30.0,
-                        priority: Priority | str = "normal", routing_key: str = "default",
-                        **options: Any) -> JobResult:
+    def submit_and_wait(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        timeout: float = 30.0,
+        priority: Priority | str = "normal",
+        routing_key: str = "default",
+        **options: Any,
+    ) -> JobResult:
         """Submit a job and block until its result (RPC style)."""
         spec = _spec(name, payload, priority=priority, routing_key=routing_key, **options)
         return self._run(self.core.submit_and_wait(spec, timeout))
@@ -329,18 +394,19 @@ class Client(_Base):
         """:meth:`queue_stats` for every routing key that has held a job."""
         return self._run(self.core.all_stats())
 
-    def dead_letters(self, routing_key: str = "default", offset: int = 0,
-                     count: int = 50) -> list[DeadJob]:
+    def dead_letters(
+        self, routing_key: str = "default", offset: int = 0, count: int = 50
+    ) -> list[DeadJob]:
         """A page of the dead-letter queue, newest first."""
-        return self._run(self.core.broker.dead_letters(routing_key, offset,
-                                                                         count))
+        return self._run(self.core.broker.dead_letters(routing_key, offset, count))
 
     def requeue_dead(self, job_id: str, routing_key: str = "default") -> bool:
         """Move one dead-lettered job back to its queue; False if it is not dead-lettered."""
         return self._run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
 
-    def requeue_all_dead(self, routing_key: str = "default",
-                         progress: Progress | None = None) -> int:
+    def requeue_all_dead(
+        self, routing_key: str = "default", progress: Progress | None = None
+    ) -> int:
         """Move every dead-lettered job back; ``progress(n)`` is called after each batch."""
         return self._run(self.core.requeue_all_dead(routing_key, progress))
 
@@ -380,28 +446,47 @@ class Client(_Base):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     # -- the seed's names ------------------------------------------------------------------
 
-    def submit_job(self, name: str, payload: Any, priority: Priority | str = "normal",
-                   description: str = "") -> str:
+    def submit_job(
+        self, name: str, payload: Any, priority: Priority | str = "normal", description: str = ""
+    ) -> str:
         """Seed ``SubmitJob``: submit to the default routing key."""
         return self.submit(name, payload, priority=priority, description=description)
 
-    def submit_job_with_route(self, name: str, payload: Any, priority: Priority | str,
-                              routing_key: str, description: str = "") -> str:
+    def submit_job_with_route(
+        self,
+        name: str,
+        payload: Any,
+        priority: Priority | str,
+        routing_key: str,
+        description: str = "",
+    ) -> str:
         """Seed ``SubmitJobWithRoute``."""
-        return self.submit(name, payload, priority=priority, routing_key=routing_key,
-                           description=description)
+        return self.submit(
+            name, payload, priority=priority, routing_key=routing_key, description=description
+        )
 
-    def submit_job_scheduled(self, name: str, payload: Any, priority: Priority | str,
-                             scheduled_for: datetime, description: str = "") -> str:
+    def submit_job_scheduled(
+        self,
+        name: str,
+        payload: Any,
+        priority: Priority | str,
+        scheduled_for: datetime,
+        description: str = "",
+    ) -> str:
         """Seed ``SubmitJobScheduled``."""
-        return self.submit(name, payload, priority=priority, scheduled_for=scheduled_for,
-                           description=description)
+        return self.submit(
+            name, payload, priority=priority, scheduled_for=scheduled_for, description=description
+        )
 
 
 class AsyncClient(_Base):
@@ -414,15 +499,33 @@ class AsyncClient(_Base):
     async def _run(self, op: Op[T]) -> T:
         return await run_async(self.redis, op, self.target.masked)
 
-    async def submit(self, name: str, payload: Any = None, *,
-                     priority: Priority | str = "normal", routing_key: str = "default",
-                     description: str = "", max_retries: int | None = None,
-                     timeout: float | None = None, delay: float | None = None,
-                     scheduled_for: datetime | None = None, job_id: str | None = None) -> str:
+    async def submit(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        priority: Priority | str = "normal",
+        routing_key: str = "default",
+        description: str = "",
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        scheduled_for: datetime | None = None,
+        job_id: str | None = None,
+    ) -> str:
         """See :meth:`Client.submit`."""
-        spec = _spec(name, payload, priority=priority, routing_key=routing_key,
-                     description=description, max_retries=max_retries, timeout=timeout,
-                     delay=delay, scheduled_for=scheduled_for, job_id=job_id)
+        spec = _spec(
+            name,
+            payload,
+            priority=priority,
+            routing_key=routing_key,
+            description=description,
+            max_retries=max_retries,
+            timeout=timeout,
+            delay=delay,
+            scheduled_for=scheduled_for,
+            job_id=job_id,
+        )
         return await self._run(self.core.submit(spec))
 
     async def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
@@ -433,20 +536,26 @@ class AsyncClient(_Base):
         """See :meth:`Client.get_job`."""
         return await self._run(self.core.get_job(job_id, routing_key))
 
-    async def get_result(self, job_id: str, routing_key: str | None = None
-                         ) -> JobResult | None:
+    async def get_result(self, job_id: str, routing_key: str | None = None) -> JobResult | None:
         """See :meth:`Client.get_result`."""
         return await self._run(self.core.get_result(job_id, routing_key))
 
-    async def wait_for_result(self, job_id: str, timeout: float = 30.0,
-                              routing_key: str | None = None) -> JobResult:
+    async def wait_for_result(
+        self, job_id: str, timeout: float = 30.0, routing_key: str | None = None
+    ) -> JobResult:
         """See :meth:`Client.wait_for_result`."""
-        return await self._run(
-            self.core.wait_for_result(job_id, timeout, routing_key))
+        return await self._run(self.core.wait_for_result(job_id, timeout, routing_key))
 
-    async def submit_and_wait(self, name: str, payload: Any = None, *, timeout: float = 30.0,
-                              priority: Priority | str = "normal",
-                              routing_key: str = "default", **options: Any) -> JobResult:
+    async def submit_and_wait(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        timeout: float = 30.0,
+        priority: Priority | str = "normal",
+        routing_key: str = "default",
+        **options: Any,
+    ) -> JobResult:
         """See :meth:`Client.submit_and_wait`."""
         spec = _spec(name, payload, priority=priority, routing_key=routing_key, **options)
         return await self._run(self.core.submit_and_wait(spec, timeout))
@@ -457,30 +566,31 @@ class AsyncClient(_Base):
 
     async def queue_stats(self, routing_key: str = "default") -> QueueStats:
         """See :meth:`Client.queue_stats`."""
-        return await self._run(
-            self.core.broker.stats(validate_routing_key(routing_key)))
+        return await self._run(self.core.broker.stats(validate_routing_key(routing_key)))
 
     async def all_queue_stats(self) -> list[QueueStats]:
         """See :meth:`Client.all_queue_stats`."""
         return await self._run(self.core.all_stats())
 
-    async def dead_letters(self, routing_key: str = "default", offset: int = 0,
-                           count: int = 50) -> list[DeadJob]:
+    async def dead_letters(
+        self, routing_key: str = "default", offset: int = 0, count: int = 50
+    ) -> list[DeadJob]:
         """See :meth:`Client.dead_letters`."""
-        return await self._run(
-            self.core.broker.dead_letters(routing_key, offset, count))
+        return await self._run(self.core.broker.dead_letters(routing_key, offset, count))
 
     async def requeue_dead(self, job_id: str, routing_key: str = "default") -> bool:
         """See :meth:`Client.requeue_dead`."""
         return await self._run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
 
-    async def requeue_all_dead(self, routing_key: str = "default",
-                               progress: Progress | None = None) -> int:
+    async def requeue_all_dead(
+        self, routing_key: str = "default", progress: Progress | None = None
+    ) -> int:
         """See :meth:`Client.requeue_all_dead`."""
         return await self._run(self.core.requeue_all_dead(routing_key, progress))
 
-    async def purge_dead(self, routing_key: str = "default",
-                         progress: Progress | None = None) -> int:
+    async def purge_dead(
+        self, routing_key: str = "default", progress: Progress | None = None
+    ) -> int:
         """See :meth:`Client.purge_dead`."""
         return await self._run(self.core.purge_dead(routing_key, progress))
 
@@ -499,8 +609,7 @@ class AsyncClient(_Base):
 
     async def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
         """See :meth:`Client.schedule_status`."""
-        return await self._run(
-            self.core.broker.schedule_status(schedule_id))
+        return await self._run(self.core.broker.schedule_status(schedule_id))
 
     async def workers(self) -> list[WorkerInfo]:
         """See :meth:`Client.workers`."""
@@ -517,23 +626,42 @@ class AsyncClient(_Base):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
-    async def submit_job(self, name: str, payload: Any, priority: Priority | str = "normal",
-                         description: str = "") -> str:
+    async def submit_job(
+        self, name: str, payload: Any, priority: Priority | str = "normal", description: str = ""
+    ) -> str:
         """Seed ``SubmitJob``."""
         return await self.submit(name, payload, priority=priority, description=description)
 
-    async def submit_job_with_route(self, name: str, payload: Any, priority: Priority | str,
-                                    routing_key: str, description: str = "") -> str:
+    async def submit_job_with_route(
+        self,
+        name: str,
+        payload: Any,
+        priority: Priority | str,
+        routing_key: str,
+        description: str = "",
+    ) -> str:
         """Seed ``SubmitJobWithRoute``."""
-        return await self.submit(name, payload, priority=priority, routing_key=routing_key,
-                                 description=description)
+        return await self.submit(
+            name, payload, priority=priority, routing_key=routing_key, description=description
+        )
 
-    async def submit_job_scheduled(self, name: str, payload: Any, priority: Priority | str,
-                                   scheduled_for: datetime, description: str = "") -> str:
+    async def submit_job_scheduled(
+        self,
+        name: str,
+        payload: Any,
+        priority: Priority | str,
+        scheduled_for: datetime,
+        description: str = "",
+    ) -> str:
         """Seed ``SubmitJobScheduled``."""
-        return await self.submit(name, payload, priority=priority,
-                                 scheduled_for=scheduled_for, description=description)
+        return await self.submit(
+            name, payload, priority=priority, scheduled_for=scheduled_for, description=description
+        )

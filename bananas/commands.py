@@ -13,6 +13,7 @@ translated here into :class:`bananas.errors.BananasConnectionError`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -132,19 +133,29 @@ def run_sync(conn: SyncRedis, op: Op[T], where: str) -> T:
             else:
                 request = op.send(reply)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
 
 
 async def run_async(conn: AsyncRedis, op: Op[T], where: str) -> T:
-    """Drive ``op`` to completion on an asyncio connection; ``where`` names Redis in errors."""
+    """Drive ``op`` to completion on an asyncio connection; ``where`` names Redis in errors.
+
+    redis-py may absorb the cancellation of a command in flight (it disconnects and
+    retries, or reports a lost connection); the cancellation is re-raised here so the
+    calling task does stop.
+    """
+    task = asyncio.current_task()
     try:
         request = next(op)
         while True:
             try:
                 reply = await execute_async(conn, request)
             except redis.RedisError as exc:
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from exc
                 request = op.throw(_translate(exc, where))
             else:
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
                 request = op.send(reply)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value

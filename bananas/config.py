@@ -55,7 +55,7 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-class WorkerMode(str, enum.Enum):
+class WorkerMode(enum.StrEnum):
     """The seed's worker modes (``WORKER_MODE``); docs/worker.md explains each."""
 
     THIN = "thin"
@@ -89,7 +89,7 @@ class Settings:
     log_level: str = "INFO"
     #: ``text`` or ``json`` (``LOG_FORMAT``).
     log_format: str = "text"
-    #: Longest the scheduler sleeps between checks of delayed jobs and cron (``SCHEDULER_INTERVAL``).
+    #: Longest sleep between checks of delayed jobs and cron (``SCHEDULER_INTERVAL``).
     scheduler_interval: float = 1.0
     #: Run the cron scheduler in this process, under leader election (``ENABLE_SCHEDULER``).
     enable_scheduler: bool = True
@@ -115,8 +115,21 @@ class Settings:
     redis_options: dict[str, Any] = field(default_factory=dict)
 
     def with_changes(self, **changes: Any) -> Settings:
-        """A copy with some fields replaced (CLI flags over environment)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with some fields replaced (CLI flags over environment; None is skipped).
+
+        Plain values are accepted where a field has a richer type: ``mode="thin"``,
+        ``routing_keys=["gpu"]``, ``priorities=["high"]``.
+        """
+        values = {k: v for k, v in changes.items() if v is not None}
+        if "mode" in values:
+            values["mode"] = WorkerMode(values["mode"])
+        for name in ("routing_keys", "job_types"):
+            if name in values:
+                values[name] = tuple(values[name])
+        if "priorities" in values:
+            chosen = {Priority(p) for p in values["priorities"]}
+            values["priorities"] = tuple(p for p in PRIORITY_ORDER if p in chosen)
+        return replace(self, **values)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -159,6 +172,7 @@ def _forms(text: str) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
     def mark(fn: Callable[[str], T]) -> Callable[[str], T]:
         fn.forms = text  # type: ignore[attr-defined]
         return fn
+
     return mark
 
 

@@ -34,8 +34,15 @@ DEFAULT_URL = "redis://localhost:6379"
 #: (see ``broker.MAX_BLOCK_SECONDS``), so a stalled server is noticed, never waited on forever.
 SOCKET_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
-_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster",
-            "rediss+cluster")
+_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+)
 
 
 def mask_url(url: str) -> str:
@@ -95,8 +102,12 @@ def parse_url(url: str, **options: Any) -> RedisTarget:
             + ", ".join(f"{s}://" for s in _SCHEMES)
         )
     query = dict(parse_qsl(parts.query))
-    opts = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT,
-            **{k: v for k, v in query.items() if k.startswith("ssl_")}, **options}
+    opts = {
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        **{k: v for k, v in query.items() if k.startswith("ssl_")},
+        **options,
+    }
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
     tls = parts.scheme.startswith("rediss")
@@ -105,11 +116,13 @@ def parse_url(url: str, **options: Any) -> RedisTarget:
         if not path:
             raise ConfigError(f"a sentinel URL names its service: {mask_url(url)}")
         db = int(path[1]) if len(path) > 1 else 0
-        return RedisTarget(url, "sentinel", _nodes(parts.netloc, url), path[0], db,
-                           username, password, tls, opts)
+        return RedisTarget(
+            url, "sentinel", _nodes(parts.netloc, url), path[0], db, username, password, tls, opts
+        )
     if parts.scheme.endswith("+cluster"):
-        return RedisTarget(url, "cluster", _nodes(parts.netloc, url), "", 0,
-                           username, password, tls, opts)
+        return RedisTarget(
+            url, "cluster", _nodes(parts.netloc, url), "", 0, username, password, tls, opts
+        )
     return RedisTarget(url, "single", (), "", 0, username, password, tls, opts)
 
 
@@ -120,16 +133,26 @@ def _tls_options(target: RedisTarget) -> dict[str, Any]:
     return opts
 
 
+# redis-py's cluster and sentinel constructors are not annotated.
 def connect_sync(target: RedisTarget) -> redis.Redis | RedisCluster:
     """A sync redis-py client for ``target`` (lazy: no I/O happens here)."""
     if target.kind == "cluster":
         nodes = [ClusterNode(h, p) for h, p in target.nodes]
-        return RedisCluster(startup_nodes=nodes, username=target.username,
-                            password=target.password, **_tls_options(target))
+        return RedisCluster(
+            startup_nodes=nodes,
+            username=target.username,
+            password=target.password,
+            **_tls_options(target),
+        )
     if target.kind == "sentinel":
-        sentinel = Sentinel(list(target.nodes), sentinel_kwargs={"password": target.password},
-                            username=target.username, password=target.password, db=target.db,
-                            **_tls_options(target))
+        sentinel = Sentinel(
+            list(target.nodes),
+            sentinel_kwargs={"password": target.password},
+            username=target.username,
+            password=target.password,
+            db=target.db,
+            **_tls_options(target),
+        )
         return sentinel.master_for(target.service)
     return redis.Redis.from_url(target.url, decode_responses=True, **target.options)
 
@@ -140,12 +163,20 @@ def connect_async(target: RedisTarget) -> aioredis.Redis | AsyncRedisCluster:
         from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 
         nodes = [AsyncClusterNode(h, p) for h, p in target.nodes]
-        return AsyncRedisCluster(startup_nodes=nodes, username=target.username,
-                                 password=target.password, **_tls_options(target))
+        return AsyncRedisCluster(
+            startup_nodes=nodes,
+            username=target.username,
+            password=target.password,
+            **_tls_options(target),
+        )
     if target.kind == "sentinel":
-        sentinel = AsyncSentinel(list(target.nodes),
-                                 sentinel_kwargs={"password": target.password},
-                                 username=target.username, password=target.password,
-                                 db=target.db, **_tls_options(target))
+        sentinel = AsyncSentinel(
+            list(target.nodes),
+            sentinel_kwargs={"password": target.password},
+            username=target.username,
+            password=target.password,
+            db=target.db,
+            **_tls_options(target),
+        )
         return sentinel.master_for(target.service)
     return aioredis.Redis.from_url(target.url, decode_responses=True, **target.options)

@@ -62,7 +62,7 @@ class PermanentError(BananasError):
     """Raised by a handler: do not retry, send the job to the dead-letter queue now."""
 
 
-class Retry(BananasError):  # noqa: N818 - named like arq's Retry and kopf's TemporaryError
+class Retry(BananasError):
     """Raised by a handler: retry after ``delay`` seconds instead of the computed backoff.
 
     The attempt still counts against ``max_retries``.

@@ -27,7 +27,7 @@ DEFAULT_SUCCESS_TTL = 3600.0
 DEFAULT_FAILURE_TTL = 86400.0
 
 
-class Priority(str, enum.Enum):
+class Priority(enum.StrEnum):
     """Job priority. A str enum, so ``"high"`` works wherever ``Priority.HIGH`` does."""
 
     HIGH = "high"
@@ -38,7 +38,7 @@ class Priority(str, enum.Enum):
 PRIORITY_ORDER: tuple[Priority, Priority, Priority] = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Where a job is in its life.
 
     - ``pending``: ready in its queue, waiting for a worker.
@@ -69,7 +69,7 @@ def new_job_id() -> str:
 
 def _parse(model: type[T], value: Any) -> T:
     if isinstance(model, type) and issubclass(model, BaseModel):
-        return model.model_validate(value)  # type: ignore[return-value]
+        return model.model_validate(value)
     return TypeAdapter(model).validate_python(value)
 
 
@@ -144,7 +144,7 @@ class JobResult(BaseModel):
         return _parse(model, self.result)
 
 
-class ConcurrencyPolicy(str, enum.Enum):
+class ConcurrencyPolicy(enum.StrEnum):
     """What a cron fire does while the previous fire's job is still live (as in CronJob)."""
 
     ALLOW = "Allow"

@@ -87,8 +87,20 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.port = self.port or free_port()
         self.workdir = self.workdir or tempfile.mkdtemp(prefix="bananas-redis-")
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", self.workdir, "--save", "", "--appendonly", "no", *self.extra_args]
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            self.workdir,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            *self.extra_args,
+        ]
         if self.password:
             args += ["--requirepass", self.password]
         log = open(os.path.join(self.workdir, "server.log"), "ab")  # noqa: SIM115
@@ -102,8 +114,9 @@ class RedisServer:
         return self
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
-                           decode_responses=True)
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, decode_responses=True
+        )
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -159,12 +172,13 @@ class RedisClusterServers:
 
     def _start(self) -> None:
         for _ in range(3):
-            node = RedisServer(self.binary, ["--cluster-enabled", "yes",
-                                             "--cluster-node-timeout", "2000"],
-                               port=free_cluster_port())
+            node = RedisServer(
+                self.binary,
+                ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
+                port=free_cluster_port(),
+            )
             node.workdir = tempfile.mkdtemp(prefix="bananas-cluster-")
-            node.extra_args += ["--cluster-config-file",
-                                os.path.join(node.workdir, "nodes.conf")]
+            node.extra_args += ["--cluster-config-file", os.path.join(node.workdir, "nodes.conf")]
             self.nodes.append(node)
             node.start()
         share = CLUSTER_SLOTS // 3

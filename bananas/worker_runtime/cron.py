@@ -47,10 +47,18 @@ def zone(name: str) -> ZoneInfo:
 
 
 def next_slot(schedule: Schedule, after: datetime) -> datetime:
-    """The first slot strictly after ``after`` (UTC)."""
-    local = after.astimezone(zone(schedule.timezone))
-    found: datetime = croniter(schedule.cron, local).get_next(datetime)
-    return found.astimezone(UTC)
+    """The first slot strictly after ``after`` (UTC).
+
+    A wall-clock time that happens twice (the hour repeated when DST ends) fires at
+    its first occurrence only.
+    """
+    tz = zone(schedule.timezone)
+    it = croniter(schedule.cron, after.astimezone(tz))
+    while True:
+        found: datetime = it.get_next(datetime)
+        local = found.astimezone(tz)
+        if local.replace(fold=0).utcoffset() == local.utcoffset():
+            return found.astimezone(UTC)
 
 
 def latest_slot(schedule: Schedule, now: datetime) -> datetime:

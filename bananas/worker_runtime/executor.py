@@ -31,7 +31,7 @@ import orjson
 
 from bananas.broker import Leased, Outcome, decode_job, encode
 from bananas.errors import PermanentError, Retry
-from bananas.models import JOB_SCHEMA_VERSION, DEFAULT_FAILURE_TTL, Job, JobStatus, Priority
+from bananas.models import DEFAULT_FAILURE_TTL, JOB_SCHEMA_VERSION, Job, JobStatus, Priority
 from bananas.worker_runtime.registry import Registry
 from bananas.worker_runtime.retry import backoff_delay
 
@@ -56,9 +56,17 @@ def _now_iso(clock: Callable[[], float]) -> datetime:
 class Executor:
     """Runs handlers from a registry with timeouts, and classifies the outcome."""
 
-    def __init__(self, registry: Registry, *, job_timeout: float, threads: ThreadPoolExecutor,
-                 clock: Callable[[], float] = time.time, max_result_bytes: int = 1024 * 1024,
-                 backoff_cap: float = 3600.0, job_types: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        job_timeout: float,
+        threads: ThreadPoolExecutor,
+        clock: Callable[[], float] = time.time,
+        max_result_bytes: int = 1024 * 1024,
+        backoff_cap: float = 3600.0,
+        job_types: Collection[str] = (),
+    ) -> None:
         self.registry = registry
         self.job_timeout = job_timeout
         self.threads = threads
@@ -74,8 +82,12 @@ class Executor:
         except ValueError as exc:
             return self._unreadable(routing_key, leased, f"unreadable job record: {exc}")
         if job.v > JOB_SCHEMA_VERSION:
-            return self._unreadable(routing_key, leased, f"job record schema version {job.v} is "
-                                    f"newer than this worker understands ({JOB_SCHEMA_VERSION})")
+            return self._unreadable(
+                routing_key,
+                leased,
+                f"job record schema version {job.v} is "
+                f"newer than this worker understands ({JOB_SCHEMA_VERSION})",
+            )
         entry = self.registry.get(job.name)
         if entry is None or (self.job_types and job.name not in self.job_types):
             return self._failure(routing_key, job, f"no handler for {job.name}", 0.0)
@@ -84,22 +96,25 @@ class Executor:
         try:
             async with asyncio.timeout(timeout):
                 if entry.is_async:
-                    value = await entry.fn(job)  # type: ignore[misc]
+                    value = await entry.fn(job)
                 else:
                     loop = asyncio.get_running_loop()
                     value = await loop.run_in_executor(self.threads, entry.fn, job)
         except TimeoutError:
-            return self._failure(routing_key, job, f"timed out after {timeout:g}s",
-                                 time.perf_counter() - started)
+            return self._failure(
+                routing_key, job, f"timed out after {timeout:g}s", time.perf_counter() - started
+            )
         except PermanentError as exc:
-            return self._failure(routing_key, job, _describe(exc),
-                                 time.perf_counter() - started, dead=True)
+            return self._failure(
+                routing_key, job, _describe(exc), time.perf_counter() - started, dead=True
+            )
         except Retry as exc:
-            return self._failure(routing_key, job, _describe(exc),
-                                 time.perf_counter() - started, delay=exc.delay)
+            return self._failure(
+                routing_key, job, _describe(exc), time.perf_counter() - started, delay=exc.delay
+            )
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - a handler must never kill the worker
+        except BaseException as exc:
             return self._failure(routing_key, job, _describe(exc), time.perf_counter() - started)
         return self._success(routing_key, job, value, time.perf_counter() - started)
 
@@ -107,47 +122,91 @@ class Executor:
         try:
             encoded = encode(value)
         except TypeError as exc:
-            return self._failure(routing_key, job, f"result is not JSON-serialisable: {exc}",
-                                 duration, dead=True)
+            return self._failure(
+                routing_key, job, f"result is not JSON-serialisable: {exc}", duration, dead=True
+            )
         if len(encoded) > self.max_result_bytes:
-            return self._failure(routing_key, job, f"result is {len(encoded)} bytes, above the "
-                                 f"limit of {self.max_result_bytes}", duration, dead=True)
-        body = orjson.dumps({
-            "job_id": job.id, "status": "completed", "result": orjson.Fragment(encoded),
-            "error": "", "completed_at": _now_iso(self.clock), "duration": duration,
-        }).decode()
+            return self._failure(
+                routing_key,
+                job,
+                f"result is {len(encoded)} bytes, above the limit of {self.max_result_bytes}",
+                duration,
+                dead=True,
+            )
+        body = orjson.dumps(
+            {
+                "job_id": job.id,
+                "status": "completed",
+                "result": orjson.Fragment(encoded),
+                "error": "",
+                "completed_at": _now_iso(self.clock),
+                "duration": duration,
+            }
+        ).decode()
         outcome = Outcome(job.id, job.attempts, body, int(job.success_ttl * 1000))
-        return Finished(routing_key, outcome, False, job.name, "completed", duration,
-                        job.priority)
+        return Finished(routing_key, outcome, False, job.name, "completed", duration, job.priority)
 
-    def _failure(self, routing_key: str, job: Job, error: str, duration: float, *,
-                 dead: bool = False, delay: float | None = None) -> Finished:
+    def _failure(
+        self,
+        routing_key: str,
+        job: Job,
+        error: str,
+        duration: float,
+        *,
+        dead: bool = False,
+        delay: float | None = None,
+    ) -> Finished:
         dead = dead or job.attempts > job.max_retries
         retry_at = 0
         if not dead:
-            wait = delay if delay is not None else backoff_delay(job.attempts,
-                                                                 cap=self.backoff_cap)
+            wait = delay if delay is not None else backoff_delay(job.attempts, cap=self.backoff_cap)
             retry_at = int((self.clock() + wait) * 1000)
-        body = orjson.dumps({
-            "job_id": job.id, "status": "failed", "result": None, "error": error,
-            "completed_at": _now_iso(self.clock), "duration": duration,
-        }).decode()
-        outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error,
-                          retry_at)
-        return Finished(routing_key, outcome, True, job.name, "dead" if dead else "retried",
-                        duration, job.priority)
+        body = orjson.dumps(
+            {
+                "job_id": job.id,
+                "status": "failed",
+                "result": None,
+                "error": error,
+                "completed_at": _now_iso(self.clock),
+                "duration": duration,
+            }
+        ).decode()
+        outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_at)
+        return Finished(
+            routing_key,
+            outcome,
+            True,
+            job.name,
+            "dead" if dead else "retried",
+            duration,
+            job.priority,
+        )
 
     def _unreadable(self, routing_key: str, leased: Leased, error: str) -> Finished:
         name = _field(leased.record, "name") or "<unreadable>"
-        body = orjson.dumps({"job_id": leased.id, "status": "failed", "result": None,
-                             "error": error, "completed_at": _now_iso(self.clock),
-                             "duration": 0.0}).decode()
-        outcome = Outcome(leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000),
-                          error, 0)
+        body = orjson.dumps(
+            {
+                "job_id": leased.id,
+                "status": "failed",
+                "result": None,
+                "error": error,
+                "completed_at": _now_iso(self.clock),
+                "duration": 0.0,
+            }
+        ).decode()
+        outcome = Outcome(
+            leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, 0
+        )
         priority = _field(leased.record, "priority")
-        return Finished(routing_key, outcome, True, name[:200], "dead", 0.0,
-                        Priority(priority) if priority in Priority._value2member_map_
-                        else Priority.NORMAL)
+        return Finished(
+            routing_key,
+            outcome,
+            True,
+            name[:200],
+            "dead",
+            0.0,
+            Priority(priority) if priority in Priority._value2member_map_ else Priority.NORMAL,
+        )
 
 
 def _describe(exc: BaseException) -> str:

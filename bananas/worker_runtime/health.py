@@ -26,9 +26,16 @@ Probe = Callable[[], bool]
 class HealthServer:
     """Serves the three endpoints on ``host:port`` (port 0 picks a free one)."""
 
-    def __init__(self, metrics: Metrics, *, ready: Probe, alive: Probe,
-                 refresh: Callable[[], Awaitable[None]], host: str = "0.0.0.0",  # noqa: S104
-                 port: int = 8000) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        ready: Probe,
+        alive: Probe,
+        refresh: Callable[[], Awaitable[None]],
+        host: str = "0.0.0.0",
+        port: int = 8000,
+    ) -> None:
         self.metrics = metrics
         self.ready = ready
         self.alive = alive
@@ -64,8 +71,10 @@ class HealthServer:
             parts = request.decode("latin-1").split()
             path = parts[1].split("?")[0] if len(parts) > 1 else "/"
             status, body, ctype = await self._route(path)
-            head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
             writer.write(head.encode() + body)
             await writer.drain()
         except (TimeoutError, ConnectionError):
@@ -78,12 +87,18 @@ class HealthServer:
     async def _route(self, path: str) -> tuple[str, bytes, str]:
         if path == "/healthz":
             ok = self.alive()
-            return ("200 OK" if ok else "503 Service Unavailable",
-                    b"ok\n" if ok else b"unhealthy\n", "text/plain")
+            return (
+                "200 OK" if ok else "503 Service Unavailable",
+                b"ok\n" if ok else b"unhealthy\n",
+                "text/plain",
+            )
         if path == "/readyz":
             ok = self.ready()
-            return ("200 OK" if ok else "503 Service Unavailable",
-                    b"ready\n" if ok else b"not ready\n", "text/plain")
+            return (
+                "200 OK" if ok else "503 Service Unavailable",
+                b"ready\n" if ok else b"not ready\n",
+                "text/plain",
+            )
         if path == "/metrics":
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.refresh(), 5)

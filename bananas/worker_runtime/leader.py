@@ -51,8 +51,9 @@ class RedisLeaderElector:
     while this identity holds it, and bumps the token on every change of holder.
     """
 
-    def __init__(self, client: AsyncClient, name: str, identity: str,
-                 lease_duration: float = 15.0) -> None:
+    def __init__(
+        self, client: AsyncClient, name: str, identity: str, lease_duration: float = 15.0
+    ) -> None:
         self.client = client
         self.name = name
         self.identity = identity
@@ -60,15 +61,19 @@ class RedisLeaderElector:
 
     async def acquire_or_renew(self) -> int | None:
         try:
-            return await self.client._run(self.client.broker.lead(
-                self.name, self.identity, int(self.lease_duration * 1000)))
+            return await self.client._run(
+                self.client.broker.lead(self.name, self.identity, int(self.lease_duration * 1000))
+            )
         except BananasError as exc:
             log.warning("leader election on Redis failed: %s", exc)
             return None
 
     async def release(self) -> None:
         try:
-            await self.client._run(self.client.broker.lead(
-                self.name, self.identity, int(self.lease_duration * 1000), release=True))
+            await self.client._run(
+                self.client.broker.lead(
+                    self.name, self.identity, int(self.lease_duration * 1000), release=True
+                )
+            )
         except BananasError as exc:
             log.warning("could not release the leader lock: %s", exc)

@@ -26,35 +26,86 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.processed = Counter(
-            "bananas_jobs_processed_total", "Jobs finished by this process, by outcome.",
-            ["job_name", "status", "routing_key"], registry=r)
+            "bananas_jobs_processed_total",
+            "Jobs finished by this process, by outcome.",
+            ["job_name", "status", "routing_key"],
+            registry=r,
+        )
         self.duration = Histogram(
-            "bananas_job_duration_seconds", "Handler run time.",
-            ["job_name", "routing_key"], buckets=DURATION_BUCKETS, registry=r)
-        self.retried = Counter("bananas_jobs_retried_total", "Failed attempts scheduled again.",
-                               ["job_name", "routing_key"], registry=r)
-        self.dead = Counter("bananas_jobs_dead_lettered_total", "Jobs sent to the dead-letter "
-                            "queue.", ["job_name", "routing_key"], registry=r)
-        self.enqueued = Gauge("bananas_jobs_enqueued", "Jobs ever enqueued on a routing key "
-                              "(from Redis).", ["routing_key"], registry=r)
-        self.reaped = Counter("bananas_leases_reaped_total", "Expired leases returned to their "
-                              "queue by this process.", ["routing_key"], registry=r)
-        self.in_flight = Gauge("bananas_jobs_in_flight", "Jobs this process holds right now.",
-                               registry=r)
-        self.depth = Gauge("bananas_queue_depth", "Ready jobs (from Redis).",
-                           ["priority", "routing_key"], registry=r)
-        self.scheduled = Gauge("bananas_jobs_scheduled", "Delayed jobs and retries waiting "
-                               "(from Redis).", ["routing_key"], registry=r)
-        self.leased = Gauge("bananas_jobs_leased", "Jobs leased by any worker (from Redis).",
-                            ["routing_key"], registry=r)
-        self.dead_depth = Gauge("bananas_dead_letter_depth", "Jobs in the dead-letter queue "
-                                "(from Redis).", ["routing_key"], registry=r)
-        self.oldest = Gauge("bananas_oldest_ready_job_age_seconds", "Age of the oldest ready "
-                            "job (from Redis).", ["routing_key"], registry=r)
-        self.cron_fires = Counter("bananas_cron_fires_total", "Cron slots fired by this "
-                                  "process.", ["schedule"], registry=r)
-        self.leader = Gauge("bananas_scheduler_leader", "1 while this process leads the "
-                            "scheduler replicas.", registry=r)
+            "bananas_job_duration_seconds",
+            "Handler run time.",
+            ["job_name", "routing_key"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.retried = Counter(
+            "bananas_jobs_retried_total",
+            "Failed attempts scheduled again.",
+            ["job_name", "routing_key"],
+            registry=r,
+        )
+        self.dead = Counter(
+            "bananas_jobs_dead_lettered_total",
+            "Jobs sent to the dead-letter queue.",
+            ["job_name", "routing_key"],
+            registry=r,
+        )
+        self.enqueued = Gauge(
+            "bananas_jobs_enqueued",
+            "Jobs ever enqueued on a routing key (from Redis).",
+            ["routing_key"],
+            registry=r,
+        )
+        self.reaped = Counter(
+            "bananas_leases_reaped_total",
+            "Expired leases returned to their queue by this process.",
+            ["routing_key"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "bananas_jobs_in_flight", "Jobs this process holds right now.", registry=r
+        )
+        self.depth = Gauge(
+            "bananas_queue_depth",
+            "Ready jobs (from Redis).",
+            ["priority", "routing_key"],
+            registry=r,
+        )
+        self.scheduled = Gauge(
+            "bananas_jobs_scheduled",
+            "Delayed jobs and retries waiting (from Redis).",
+            ["routing_key"],
+            registry=r,
+        )
+        self.leased = Gauge(
+            "bananas_jobs_leased",
+            "Jobs leased by any worker (from Redis).",
+            ["routing_key"],
+            registry=r,
+        )
+        self.dead_depth = Gauge(
+            "bananas_dead_letter_depth",
+            "Jobs in the dead-letter queue (from Redis).",
+            ["routing_key"],
+            registry=r,
+        )
+        self.oldest = Gauge(
+            "bananas_oldest_ready_job_age_seconds",
+            "Age of the oldest ready job (from Redis).",
+            ["routing_key"],
+            registry=r,
+        )
+        self.cron_fires = Counter(
+            "bananas_cron_fires_total",
+            "Cron slots fired by this process.",
+            ["schedule"],
+            registry=r,
+        )
+        self.leader = Gauge(
+            "bananas_scheduler_leader",
+            "1 while this process leads the scheduler replicas.",
+            registry=r,
+        )
         self._done: dict[tuple[str, str, str], Counter] = {}
         self._timed: dict[tuple[str, str], Histogram] = {}
 

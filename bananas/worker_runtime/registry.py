@@ -70,12 +70,22 @@ class Registry:
         """Registered job names, sorted."""
         return sorted(self._handlers)
 
-    def cron(self, cron: str, job: str, *, id: str | None = None, payload: Any = None,  # noqa: A002
-             timezone: str = "UTC", priority: Priority | str = Priority.NORMAL,
-             routing_key: str = "default", description: str = "",
-             concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
-             starting_deadline_seconds: float | None = None, max_retries: int = 3,
-             enabled: bool = True) -> Schedule:
+    def cron(
+        self,
+        cron: str,
+        job: str,
+        *,
+        id: str | None = None,
+        payload: Any = None,
+        timezone: str = "UTC",
+        priority: Priority | str = Priority.NORMAL,
+        routing_key: str = "default",
+        description: str = "",
+        concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
+        starting_deadline_seconds: float | None = None,
+        max_retries: int = 3,
+        enabled: bool = True,
+    ) -> Schedule:
         """Define a cron schedule in code; the scheduler fires ``job`` at every match.
 
         The expression and time zone are checked now (raises ValueError).
@@ -83,11 +93,17 @@ class Registry:
         from bananas.worker_runtime.cron import check_schedule
 
         schedule = Schedule(
-            id=id or f"{job}:{cron}", cron=cron, job=validate_job_name(job), payload=payload,
-            timezone=timezone, priority=Priority(priority),
-            routing_key=validate_routing_key(routing_key), description=description,
+            id=id or f"{job}:{cron}",
+            cron=cron,
+            job=validate_job_name(job),
+            payload=payload,
+            timezone=timezone,
+            priority=Priority(priority),
+            routing_key=validate_routing_key(routing_key),
+            description=description,
             concurrency_policy=ConcurrencyPolicy(concurrency_policy),
-            starting_deadline_seconds=starting_deadline_seconds, max_retries=max_retries,
+            starting_deadline_seconds=starting_deadline_seconds,
+            max_retries=max_retries,
             enabled=enabled,
         )
         check_schedule(schedule)

@@ -15,8 +15,14 @@ BACKOFF_BASE = 1.0
 BACKOFF_JITTER = 0.25
 
 
-def backoff_delay(attempt: int, *, cap: float = 3600.0, base: float = BACKOFF_BASE,
-                  jitter: float = BACKOFF_JITTER, rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int,
+    *,
+    cap: float = 3600.0,
+    base: float = BACKOFF_BASE,
+    jitter: float = BACKOFF_JITTER,
+    rng: random.Random | None = None,
+) -> float:
     """Seconds to wait before retrying after failed attempt number ``attempt`` (1-based)."""
     delay = min(cap, base * 2.0 ** min(max(attempt, 1), 62))
     spread = (rng or random).uniform(1.0 - jitter, 1.0)

@@ -54,8 +54,9 @@ def load_registry(app: str) -> Registry:
             candidates = [v for v in vars(module).values() if isinstance(v, Registry)]
             found = candidates[0] if len(candidates) == 1 else None
     if not isinstance(found, Registry):
-        raise ConfigError(f"{app!r} does not name a bananas Registry "
-                          "(use module:attribute to pick one)")
+        raise ConfigError(
+            f"{app!r} does not name a bananas Registry (use module:attribute to pick one)"
+        )
     return found
 
 
@@ -66,31 +67,51 @@ def make_elector(settings: Settings, client: AsyncClient, identity: str) -> Lead
         from bananas.worker_runtime.leader_kubernetes import KubernetesLeaseElector
 
         namespace = os.environ.get("POD_NAMESPACE", "default")
-        return KubernetesLeaseElector(namespace=namespace, name=settings.leader_lease_name,
-                                      identity=identity, lease_duration=lease)
+        return KubernetesLeaseElector(
+            namespace=namespace,
+            name=settings.leader_lease_name,
+            identity=identity,
+            lease_duration=lease,
+        )
     return RedisLeaderElector(client, settings.leader_lease_name, identity, lease)
 
 
-def build_worker(registry: Registry, settings: Settings, *, client: AsyncClient | None = None,
-                 clock: Callable[[], float] = time.time, metrics_host: str = "0.0.0.0",  # noqa: S104
-                 ) -> Worker:
+def build_worker(
+    registry: Registry,
+    settings: Settings,
+    *,
+    client: AsyncClient | None = None,
+    clock: Callable[[], float] = time.time,
+    metrics_host: str = "0.0.0.0",
+) -> Worker:
     """A worker with the services its mode calls for (see the module docstring)."""
     worker = Worker(registry, settings, client=client, clock=clock)
     if settings.mode is not WorkerMode.THIN:
-        promoter = Promoter(worker.client, worker.maintained_routes,
-                            interval=settings.scheduler_interval)
+        promoter = Promoter(
+            worker.client, worker.maintained_routes, interval=settings.scheduler_interval
+        )
         worker.add_service(promoter.run)
     if settings.enable_scheduler or settings.mode is WorkerMode.SCHEDULER_ONLY:
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-        cron = CronScheduler(worker.client, make_elector(settings, worker.client, identity),
-                             schedules=registry.schedules, interval=settings.scheduler_interval,
-                             clock=clock, metrics=worker.metrics)
+        cron = CronScheduler(
+            worker.client,
+            make_elector(settings, worker.client, identity),
+            schedules=registry.schedules,
+            interval=settings.scheduler_interval,
+            clock=clock,
+            metrics=worker.metrics,
+        )
         worker.cron = cron
         worker.add_service(cron.run)
     if settings.metrics_port:
-        health = HealthServer(worker.metrics, ready=worker.is_ready, alive=worker.is_alive,
-                              refresh=worker.refresh_metrics, host=metrics_host,
-                              port=settings.metrics_port)
+        health = HealthServer(
+            worker.metrics,
+            ready=worker.is_ready,
+            alive=worker.is_alive,
+            refresh=worker.refresh_metrics,
+            host=metrics_host,
+            port=settings.metrics_port,
+        )
         worker.health = health
         worker.add_service(health.serve)
     return worker
@@ -107,8 +128,11 @@ async def serve(worker: Worker) -> None:
             log.warning("second %s: ending the grace period now", signal.Signals(signum).name)
             hurry.set()
         else:
-            log.info("%s: draining (up to %gs; send it again to hurry)",
-                     signal.Signals(signum).name, worker.settings.shutdown_timeout)
+            log.info(
+                "%s: draining (up to %gs; send it again to hurry)",
+                signal.Signals(signum).name,
+                worker.settings.shutdown_timeout,
+            )
             stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -29,6 +29,7 @@ from bananas.models import ConcurrencyPolicy, JobStatus, Schedule, ScheduleStatu
 from bananas.worker_runtime.cron import Decision, check_schedule, decide, fire_id
 from bananas.worker_runtime.leader import LeaderElector
 from bananas.worker_runtime.metrics import Metrics
+from bananas.worker_runtime.worker import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,13 @@ LIVE = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING)
 class Promoter:
     """Moves due delayed jobs and retries of some routing keys into their queues."""
 
-    def __init__(self, client: AsyncClient, routes: Callable[[], Awaitable[Sequence[str]]],
-                 *, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        routes: Callable[[], Awaitable[Sequence[str]]],
+        *,
+        interval: float = 1.0,
+    ) -> None:
         self.client = client
         self.routes = routes
         self.interval = interval
@@ -51,6 +57,7 @@ class Promoter:
                 routes = list(await self.routes())
                 wait = await self.client._run(self._round(routes))
             except BananasError as exc:
+                raise_if_cancelled()
                 log.warning("promoter: %s", exc)
                 await asyncio.sleep(self.interval)
                 continue
@@ -83,9 +90,16 @@ class Promoter:
 class CronScheduler:
     """Fires cron schedules while this process is the leader (seed: ``CronScheduler``)."""
 
-    def __init__(self, client: AsyncClient, elector: LeaderElector, *,
-                 schedules: Sequence[Schedule] = (), interval: float = 1.0,
-                 clock: Callable[[], float] = time.time, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        elector: LeaderElector,
+        *,
+        schedules: Sequence[Schedule] = (),
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ) -> None:
         for schedule in schedules:
             check_schedule(schedule)
         self.client = client
@@ -115,8 +129,11 @@ class CronScheduler:
         """One tick: renew or take leadership; if leading, fire what is due."""
         token = await self.elector.acquire_or_renew()
         if token != self.token:
-            log.info("scheduler %s %s", self.elector.identity,
-                     f"leads (token {token})" if token is not None else "is standby")
+            log.info(
+                "scheduler %s %s",
+                self.elector.identity,
+                f"leads (token {token})" if token is not None else "is standby",
+            )
         self.token = token
         if self.metrics:
             self.metrics.leader.set(1 if token is not None else 0)
@@ -155,8 +172,9 @@ class CronScheduler:
         if decision.slot is not None:
             await self._fire(schedule, status, decision)
         elif decision.reason and decision.skipped:
-            log.info("schedule %s skipped %d slot(s): %s", schedule.id, decision.skipped,
-                     decision.reason)
+            log.info(
+                "schedule %s skipped %d slot(s): %s", schedule.id, decision.skipped, decision.reason
+            )
         await self.client._run(self.client.broker.put_schedule_status(status))
 
     async def _fire(self, schedule: Schedule, status: ScheduleStatus, decision: Decision) -> None:
@@ -167,25 +185,37 @@ class CronScheduler:
             if job is not None and job.status in LIVE:
                 if schedule.concurrency_policy is ConcurrencyPolicy.FORBID:
                     status.skipped_count += 1
-                    log.info("schedule %s: slot %s skipped, previous job %s is %s",
-                             schedule.id, decision.slot.isoformat(), previous, job.status.value)
+                    log.info(
+                        "schedule %s: slot %s skipped, previous job %s is %s",
+                        schedule.id,
+                        decision.slot.isoformat(),
+                        previous,
+                        job.status.value,
+                    )
                     return
                 await self.client.cancel(previous, schedule.routing_key)
         job_id = fire_id(schedule.id, decision.slot)
-        await self.client.submit(schedule.job, schedule.payload, priority=schedule.priority,
-                                 routing_key=schedule.routing_key, job_id=job_id,
-                                 max_retries=schedule.max_retries,
-                                 description=f"cron {schedule.id} at {decision.slot.isoformat()}")
+        await self.client.submit(
+            schedule.job,
+            schedule.payload,
+            priority=schedule.priority,
+            routing_key=schedule.routing_key,
+            job_id=job_id,
+            max_retries=schedule.max_retries,
+            description=f"cron {schedule.id} at {decision.slot.isoformat()}",
+        )
         status.last_schedule_time = decision.slot
         status.last_job_id = job_id
         status.run_count += 1
         if self.metrics:
             self.metrics.cron_fires.labels(schedule.id).inc()
-        log.info("schedule %s fired slot %s as job %s", schedule.id, decision.slot.isoformat(),
-                 job_id)
+        log.info(
+            "schedule %s fired slot %s as job %s", schedule.id, decision.slot.isoformat(), job_id
+        )
 
-    async def _follow_last_job(self, schedule: Schedule, status: ScheduleStatus | None
-                               ) -> ScheduleStatus | None:
+    async def _follow_last_job(
+        self, schedule: Schedule, status: ScheduleStatus | None
+    ) -> ScheduleStatus | None:
         """Copy the outcome of the last fire's job into the status."""
         if status is None or not status.last_job_id:
             return status
@@ -193,8 +223,10 @@ class CronScheduler:
         if result is None:
             return status
         if result.is_success():
-            if status.last_successful_time is None or \
-                    result.completed_at > status.last_successful_time:
+            if (
+                status.last_successful_time is None
+                or result.completed_at > status.last_successful_time
+            ):
                 status.last_successful_time = result.completed_at
                 status.last_error = ""
         elif result.error:
@@ -203,7 +235,8 @@ class CronScheduler:
 
     async def _record_error(self, schedule: Schedule, error: str) -> None:
         log.error("schedule %s is invalid: %s", schedule.id, error)
-        status = await self.client.schedule_status(schedule.id) or \
-            ScheduleStatus(schedule_id=schedule.id)
+        status = await self.client.schedule_status(schedule.id) or ScheduleStatus(
+            schedule_id=schedule.id
+        )
         status.last_error = error
         await self.client._run(self.client.broker.put_schedule_status(status))

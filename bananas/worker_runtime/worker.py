@@ -33,6 +33,7 @@ import socket
 import threading
 import time
 import uuid
+from functools import partial
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -76,26 +77,41 @@ class Worker:
     Pass the application's :class:`AsyncClient` as ``client`` to share its connections.
     """
 
-    def __init__(self, registry: Registry, settings: Settings | None = None, *,
-                 client: AsyncClient | None = None, clock: Callable[[], float] = time.time,
-                 worker_id: str | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: Settings | None = None,
+        *,
+        client: AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+        worker_id: str | None = None,
+        **overrides: Any,
+    ) -> None:
         self.settings = (settings or Settings()).with_changes(**overrides)
         self.settings.check()
         s = self.settings
         self.registry = registry
         self._own_client = client is None
-        self.client = client or AsyncClient(s.redis_url, prefix=s.prefix, clock=clock,
-                                            max_retries=s.max_retries, **s.redis_options)
+        self.client = client or AsyncClient(
+            s.redis_url, prefix=s.prefix, clock=clock, max_retries=s.max_retries, **s.redis_options
+        )
         self.broker = self.client.broker
         self.clock = clock
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.metrics = Metrics()
         self.lease_ms = int(s.lease_duration * 1000)
-        self._threads = ThreadPoolExecutor(max_workers=s.concurrency + 4,
-                                           thread_name_prefix="bananas-handler")
-        self.executor = Executor(registry, job_timeout=s.job_timeout, threads=self._threads,
-                                 clock=clock, max_result_bytes=s.max_result_bytes,
-                                 backoff_cap=s.retry_backoff_max, job_types=s.job_types)
+        self._threads = ThreadPoolExecutor(
+            max_workers=s.concurrency + 4, thread_name_prefix="bananas-handler"
+        )
+        self.executor = Executor(
+            registry,
+            job_timeout=s.job_timeout,
+            threads=self._threads,
+            clock=clock,
+            max_result_bytes=s.max_result_bytes,
+            backoff_cap=s.retry_backoff_max,
+            job_types=s.job_types,
+        )
         self.processed = 0
         self.failed = 0
         self.started_at = utcnow()
@@ -138,19 +154,25 @@ class Worker:
         self.redis_ok = True
         spawn = asyncio.get_running_loop().create_task
         if self.serves_jobs:
-            self._slots = [spawn(self._slot(), name=f"bananas-slot-{i}")
-                           for i in range(self.settings.concurrency)]
+            self._slots = [
+                spawn(self._slot(), name=f"bananas-slot-{i}")
+                for i in range(self.settings.concurrency)
+            ]
             self._acker = spawn(self._ack_loop(), name="bananas-acker")
             self._fetcher = spawn(self._fetch_loop(), name="bananas-fetcher")
             self._tasks.append(spawn(self._heartbeat_loop(), name="bananas-heartbeat"))
         if self.settings.mode is not WorkerMode.THIN:
             self._tasks.append(spawn(self._reap_loop(), name="bananas-reaper"))
-        self._tasks += [spawn(factory(), name="bananas-service") for factory in self._extra]
+        self._tasks += [spawn(_service(factory), name="bananas-service") for factory in self._extra]
         self.fetching = self.serves_jobs
-        log.info("worker %s started: routes=%s priorities=%s concurrency=%d mode=%s",
-                 self.id, ",".join(self.settings.routing_keys),
-                 ",".join(p.value for p in self.settings.priorities),
-                 self.settings.concurrency, self.settings.mode.value)
+        log.info(
+            "worker %s started: routes=%s priorities=%s concurrency=%d mode=%s",
+            self.id,
+            ",".join(self.settings.routing_keys),
+            ",".join(p.value for p in self.settings.priorities),
+            self.settings.concurrency,
+            self.settings.mode.value,
+        )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Start, serve until ``stop`` is set (or :meth:`stop` is called), then drain."""
@@ -164,8 +186,7 @@ class Worker:
         if not self._stopped.is_set():
             await self.stop()
 
-    async def stop(self, grace: float | None = None, *,
-                   hurry: asyncio.Event | None = None) -> None:
+    async def stop(self, grace: float | None = None, *, hurry: asyncio.Event | None = None) -> None:
         """Drain and stop: see the module docstring. ``hurry`` set = end the grace now."""
         if self._stopping:
             await self._stopped.wait()
@@ -187,8 +208,11 @@ class Worker:
         self._held.clear()
         if leftover:
             await self._release(leftover)
-            log.warning("worker %s released %d unfinished job(s) back to their queue",
-                        self.id, len(leftover))
+            log.warning(
+                "worker %s released %d unfinished job(s) back to their queue",
+                self.id,
+                len(leftover),
+            )
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -198,8 +222,7 @@ class Worker:
         if self._own_client:
             await self.client.close()
         self._stopped.set()
-        log.info("worker %s stopped: processed=%d failed=%d", self.id, self.processed,
-                 self.failed)
+        log.info("worker %s stopped: processed=%d failed=%d", self.id, self.processed, self.failed)
 
     def start_in_thread(self) -> None:
         """Run the worker on its own event loop in a background thread (sync apps)."""
@@ -211,7 +234,7 @@ class Worker:
             self._loop = loop
             try:
                 loop.run_until_complete(self.start())
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller
+            except BaseException as exc:
                 failure.append(exc)
                 started.set()
                 loop.close()
@@ -265,9 +288,13 @@ class Worker:
                 continue
             rounds += 1
             fair = rounds % FAIR_EVERY == 0
-            order = routes[rounds // FAIR_EVERY % len(routes):] + routes[
-                :rounds // FAIR_EVERY % len(routes)] if fair else routes
-            got = await self._retrying(lambda: self._fetch_routes(order, fair))
+            order = (
+                routes[rounds // FAIR_EVERY % len(routes) :]
+                + routes[: rounds // FAIR_EVERY % len(routes)]
+                if fair
+                else routes
+            )
+            got = await self._retrying(partial(self._fetch_routes, order, fair))
             if not got:
                 await self._retrying(self._block_for_work)
 
@@ -275,9 +302,13 @@ class Worker:
         free = self.settings.concurrency - self._busy
         total = 0
         for rk in routes:
-            leased = yield from self.broker.fetch(rk, min(free - total, FETCH_BATCH),
-                                                  self.lease_ms, fair=fair,
-                                                  priorities=self.settings.priorities)
+            leased = yield from self.broker.fetch(
+                rk,
+                min(free - total, FETCH_BATCH),
+                self.lease_ms,
+                fair=fair,
+                priorities=self.settings.priorities,
+            )
             for item in leased:
                 self._busy += 1
                 self._held[item.id] = (rk, item)
@@ -329,7 +360,7 @@ class Worker:
         while self._done:
             batch = self._done.copy()  # the slots hold a reference to this very list
             self._done.clear()
-            await self._retrying(lambda batch=batch: self._send(batch))  # type: ignore[misc]
+            await self._retrying(partial(self._send, batch))
 
     def _send(self, batch: list[Finished]) -> Op[None]:
         acks: dict[str, list[Finished]] = defaultdict(list)
@@ -362,7 +393,7 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         interval = self.settings.lease_duration / 3
         while True:
-            await self._retrying(lambda: self._heartbeat(interval))
+            await self._retrying(partial(self._heartbeat, interval))
             await asyncio.sleep(interval)
 
     def _heartbeat(self, interval: float) -> Op[None]:
@@ -374,28 +405,46 @@ class Worker:
             # An ack that crossed this renew on another connection is not a lost lease.
             lost = [i for i in lost if i in self._held]
             if lost:
-                log.warning("worker %s lost the lease of %d job(s) on %s (reaped after a "
-                            "stall); their results will be refused", self.id, len(lost), rk)
+                log.warning(
+                    "worker %s lost the lease of %d job(s) on %s (reaped after a "
+                    "stall); their results will be refused",
+                    self.id,
+                    len(lost),
+                    rk,
+                )
         yield from self.broker.heartbeat(self.info(), ttl_s=max(interval * 3, 5.0))
         self.redis_ok = True
 
     def info(self) -> WorkerInfo:
         """This worker's heartbeat record."""
         s = self.settings
-        return WorkerInfo(id=self.id, host=socket.gethostname(), pid=os.getpid(),
-                          routing_keys=list(s.routing_keys), priorities=list(s.priorities),
-                          concurrency=s.concurrency, in_flight=self._busy,
-                          processed=self.processed, failed=self.failed,
-                          started_at=self.started_at, last_seen=utcnow(), mode=s.mode.value)
+        return WorkerInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            routing_keys=list(s.routing_keys),
+            priorities=list(s.priorities),
+            concurrency=s.concurrency,
+            in_flight=self._busy,
+            processed=self.processed,
+            failed=self.failed,
+            started_at=self.started_at,
+            last_seen=utcnow(),
+            mode=s.mode.value,
+        )
 
     async def _reap_loop(self) -> None:
         while True:
             for rk in await self.maintained_routes():
-                requeued, dead = await self._retrying(lambda rk=rk: self.broker.reap(rk))
+                requeued, dead = await self._retrying(partial(self.broker.reap, rk))
                 if requeued or dead:
                     self.metrics.reaped.labels(rk).inc(requeued + dead)
-                    log.warning("reaped %d expired lease(s) on %s (%d dead-lettered)",
-                                requeued + dead, rk, dead)
+                    log.warning(
+                        "reaped %d expired lease(s) on %s (%d dead-lettered)",
+                        requeued + dead,
+                        rk,
+                        dead,
+                    )
             await asyncio.sleep(REAP_INTERVAL)
 
     async def maintained_routes(self) -> tuple[str, ...]:
@@ -404,7 +453,7 @@ class Worker:
             return tuple(await self._retrying(self.broker.routes))
         return self.settings.routing_keys
 
-    # -- helpers -------------------------------------------------------------------------------------
+    # -- helpers ------------------------------------------------------------------------------
 
     def _drain_ready(self) -> list[tuple[str, Leased]]:
         unstarted = []
@@ -452,6 +501,7 @@ class Worker:
             try:
                 result = await self.client._run(make())
             except BananasError as exc:
+                raise_if_cancelled()
                 if self.redis_ok:
                     log.error("Redis call failed, retrying: %s", exc)
                 self.redis_ok = False
@@ -471,6 +521,21 @@ def _priority_of(leased: Leased) -> Priority:
         return Priority(orjson.loads(leased.record).get("priority", "normal"))
     except (ValueError, AttributeError, orjson.JSONDecodeError):
         return Priority.NORMAL
+
+
+async def _service(factory: Callable[[], Awaitable[None]]) -> None:
+    await factory()
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that redis-py turned into a connection error.
+
+    A loop that retries on connection errors would otherwise swallow the
+    cancellation of its own task and never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _cancel(task: asyncio.Task[Any] | None) -> None:

@@ -29,8 +29,10 @@ def ledger() -> redis.Redis:
 
 
 def record(job: Job, what: str = "ran") -> None:
-    ledger().rpush(f"ledger:{job.payload.get('test', 'x')}",
-                   f"{what}|{job.id}|{job.name}|{job.routing_key}|{os.getpid()}|{job.attempts}")
+    ledger().rpush(
+        f"ledger:{job.payload.get('test', 'x')}",
+        f"{what}|{job.id}|{job.name}|{job.routing_key}|{os.getpid()}|{job.attempts}",
+    )
 
 
 @registry.handler("echo")

@@ -25,8 +25,9 @@ def qc(redis_url: str, prefix: str, clock: FakeClock) -> Iterator[Client]:
         yield c
 
 
-def fetch(c: Client, count: int = 10, *, route: str = "default", fair: bool = False
-          ) -> list[Leased]:
+def fetch(
+    c: Client, count: int = 10, *, route: str = "default", fair: bool = False
+) -> list[Leased]:
     return c._run(c.broker.fetch(route, count, LEASE_MS, fair=fair))
 
 
@@ -175,10 +176,17 @@ def test_dead_letter_requeue_and_purge(qc: Client, clock: FakeClock) -> None:
 def test_release_hands_jobs_back_without_counting_the_attempt(qc: Client) -> None:
     first, second = qc.submit_many([JobSpec("a", priority="high"), JobSpec("b")])
     held = fetch(qc)
-    released = qc._run(qc.broker.release("default", [(x.id, x.attempt, Priority.HIGH)
-                                                     if x.id == first else
-                                                     (x.id, x.attempt, Priority.NORMAL)
-                                                     for x in held]))
+    released = qc._run(
+        qc.broker.release(
+            "default",
+            [
+                (x.id, x.attempt, Priority.HIGH)
+                if x.id == first
+                else (x.id, x.attempt, Priority.NORMAL)
+                for x in held
+            ],
+        )
+    )
     assert released == 2
     again = fetch(qc)
     assert [(x.id, x.attempt) for x in again] == [(first, 1), (second, 1)]

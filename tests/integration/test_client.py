@@ -39,19 +39,29 @@ def complete_next(client: Client, routing_key: str = "default", result: object =
     assert leased, "nothing to fetch"
     item = leased[0]
     body = JobResult(job_id=item.id, status=JobStatus.COMPLETED, result=result, duration=0.01)
-    ok = client._run(broker.ack(routing_key, [Outcome(item.id, item.attempt,
-                                                      body.model_dump_json(), 60_000)]))
+    ok = client._run(
+        broker.ack(routing_key, [Outcome(item.id, item.attempt, body.model_dump_json(), 60_000)])
+    )
     assert ok == [True]
     return item.id
 
 
 def test_submit_and_read_back(client: Client) -> None:
-    job_id = client.submit("send_email", {"to": "a@example.com", "subject": "hi"},
-                           priority="high", routing_key="email", description="welcome")
+    job_id = client.submit(
+        "send_email",
+        {"to": "a@example.com", "subject": "hi"},
+        priority="high",
+        routing_key="email",
+        description="welcome",
+    )
     job = client.get_job(job_id)
     assert job is not None
     assert (job.name, job.priority, job.routing_key, job.status) == (
-        "send_email", Priority.HIGH, "email", JobStatus.PENDING)
+        "send_email",
+        Priority.HIGH,
+        "email",
+        JobStatus.PENDING,
+    )
     assert job.description == "welcome" and job.max_retries == 3 and job.attempts == 0
     assert job.unmarshal_payload(Email) == Email(to="a@example.com", subject="hi")
     stats = client.queue_stats("email")
@@ -87,7 +97,7 @@ def test_delayed_job_is_scheduled_until_due(redis_url: str, prefix: str) -> None
         job = client.get_job(job_id)
         assert job is not None and job.status is JobStatus.SCHEDULED
         assert job.scheduled_for is not None
-        assert client._run(client.broker.promote("default")) [0] == 0
+        assert client._run(client.broker.promote("default"))[0] == 0
         clock.advance(3601)
         moved, next_due = client._run(client.broker.promote("default"))
         assert (moved, next_due) == (1, None)
@@ -97,7 +107,7 @@ def test_delayed_job_is_scheduled_until_due(redis_url: str, prefix: str) -> None
 
 def test_scheduled_for_must_be_aware(client: Client) -> None:
     with pytest.raises(InvalidJobError, match="timezone-aware"):
-        client.submit("x", scheduled_for=datetime(2030, 1, 1))  # noqa: DTZ001
+        client.submit("x", scheduled_for=datetime(2030, 1, 1))
     at = datetime.now(UTC) + timedelta(hours=1)
     job = client.get_job(client.submit_job_scheduled("x", None, "low", at))
     assert job is not None and job.status is JobStatus.SCHEDULED
@@ -115,8 +125,9 @@ def test_scheduled_for_must_be_aware(client: Client) -> None:
         ({"delay": -5}, InvalidJobError, "must not be negative"),
     ],
 )
-def test_bad_input_is_refused_and_writes_nothing(client: Client, kwargs: dict[str, object],
-                                                 error: type[Exception], message: str) -> None:
+def test_bad_input_is_refused_and_writes_nothing(
+    client: Client, kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
     with pytest.raises(error, match=message):
         client.submit("job", **kwargs)  # type: ignore[arg-type]
     assert client.all_queue_stats() == []
@@ -128,9 +139,11 @@ def test_empty_name_is_refused(client: Client) -> None:
 
 
 def test_unreachable_redis_names_url_without_password() -> None:
-    with Client("redis://:hunter2@127.0.0.1:1/0") as client:
-        with pytest.raises(BananasConnectionError) as caught:
-            client.submit("x")
+    with (
+        Client("redis://:hunter2@127.0.0.1:1/0") as client,
+        pytest.raises(BananasConnectionError) as caught,
+    ):
+        client.submit("x")
     assert "127.0.0.1:1" in str(caught.value)
     assert "hunter2" not in str(caught.value)
 

@@ -1,0 +1,235 @@
+"""Workers and schedulers embedded in the test's own process (the seed's second pattern),
+with an injectable clock where time matters."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bananas import AsyncClient, Client, Job, JobSpec, JobStatus, Schedule
+from bananas.config import Settings
+from bananas.worker_runtime import CronScheduler, Registry, Worker, build_worker
+from bananas.worker_runtime.cron import fire_id
+from tests.clock import FakeClock
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def wait_for(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.01)
+
+
+async def test_embedded_worker_shares_the_app_client(
+    single_redis: RedisServer, prefix: str
+) -> None:
+    registry = Registry()
+    seen: list[str] = []
+
+    @registry.handler("greet")
+    async def greet(job: Job) -> str:
+        seen.append(job.id)
+        return f"hello {job.payload['name']}"
+
+    async with AsyncClient(single_redis.url, prefix=prefix) as app_client:
+        worker = Worker(registry, client=app_client, metrics_port=0)
+        await worker.start()
+        result = await app_client.submit_and_wait("greet", {"name": "ada"}, timeout=5)
+        await worker.stop()
+        assert result.result == "hello ada" and len(seen) == 1
+        assert await app_client.ping(), "stopping the worker must not close the app's client"
+
+
+def test_embedded_worker_in_a_sync_app(single_redis: RedisServer, prefix: str) -> None:
+    registry = Registry()
+    registry.register("double", lambda job: job.payload * 2)
+    worker = Worker(registry, redis_url=single_redis.url, prefix=prefix, metrics_port=0)
+    worker.start_in_thread()
+    try:
+        with Client(single_redis.url, prefix=prefix) as client:
+            assert client.submit_and_wait("double", 21, timeout=5).result == 42
+    finally:
+        worker.stop_in_thread()
+
+
+async def test_retry_backoff_follows_the_clock(single_redis: RedisServer, prefix: str) -> None:
+    clock = FakeClock()
+    registry = Registry()
+    calls: list[int] = []
+
+    @registry.handler("flaky")
+    async def flaky(job: Job) -> str:
+        calls.append(job.attempts)
+        if job.attempts < 3:
+            raise RuntimeError("not yet")
+        return "ok"
+
+    async with AsyncClient(single_redis.url, prefix=prefix, clock=clock) as client:
+        worker = build_worker(
+            registry,
+            Settings(
+                redis_url=single_redis.url,
+                prefix=prefix,
+                metrics_port=0,
+                enable_scheduler=False,
+                scheduler_interval=0.05,
+            ),
+            clock=clock,
+        )
+        await worker.start()
+        job_id = await client.submit("flaky")
+        for attempt, full in ((1, 2.0), (2, 4.0)):
+            await wait_for(lambda a=attempt: _status_after(client, job_id, a))
+            job = await client.get_job(job_id)
+            assert job is not None and job.status is JobStatus.SCHEDULED
+            assert job.error == "RuntimeError: not yet"
+            due = await client.redis.zscore(client.broker.route("default").scheduled, job_id)
+            wait = due / 1000 - clock()
+            assert full * 0.75 - 0.5 <= wait <= full, "backoff is 2**attempt s with jitter"
+            await asyncio.sleep(0.2)
+            assert len(calls) == attempt, "a retry ran before its backoff passed"
+            clock.advance(full + 0.1)
+        result = await client.wait_for_result(job_id, timeout=5)
+        assert result.result == "ok" and calls == [1, 2, 3]
+        await worker.stop()
+
+
+async def _status_after(client: AsyncClient, job_id: str, attempt: int) -> bool:
+    job = await client.get_job(job_id)
+    return job is not None and job.attempts == attempt and job.status is JobStatus.SCHEDULED
+
+
+async def test_job_specialized_worker_never_loses_other_jobs(
+    single_redis: RedisServer, prefix: str
+) -> None:
+    registry = Registry()
+    registry.register("email", lambda job: "sent")
+    registry.register("sms", lambda job: "texted")
+    async with AsyncClient(single_redis.url, prefix=prefix) as client:
+        only_email = Worker(
+            registry, client=client, mode="job-specialized", job_types=("email",), metrics_port=0
+        )
+        await only_email.start()
+        sms = await client.submit("sms", max_retries=5)
+        assert (await client.submit_and_wait("email", timeout=5)).result == "sent"
+        await wait_for(lambda: _has_error(client, sms))
+        job = await client.get_job(sms)
+        assert job is not None and job.status is JobStatus.SCHEDULED, "deferred, not dropped"
+        await only_email.stop()
+        general = Worker(registry, client=client, metrics_port=0)
+        await general.start()
+        # Make its retry due now instead of waiting out the backoff, then promote it.
+        await client.redis.zadd(client.broker.route("default").scheduled, {sms: 0}, xx=True)
+        await client._run(client.broker.promote("default"))
+        assert (await client.wait_for_result(sms, timeout=5)).result == "texted"
+        await general.stop()
+
+
+async def _has_error(client: AsyncClient, job_id: str) -> bool:
+    job = await client.get_job(job_id)
+    return job is not None and job.error.startswith("no handler for sms")
+
+
+async def test_low_priority_is_not_starved(single_redis: RedisServer, prefix: str) -> None:
+    registry = Registry()
+    order: list[str] = []
+
+    @registry.handler("work")
+    async def work(job: Job) -> None:
+        order.append(job.priority.value)
+
+    async with AsyncClient(single_redis.url, prefix=prefix) as client:
+        await client.submit_many([JobSpec("work", priority="high") for _ in range(400)])
+        await client.submit("work", priority="low")
+        worker = Worker(registry, client=client, concurrency=3, metrics_port=0)
+        await worker.start()
+        await wait_for(lambda: _drained(client))
+        await worker.stop()
+    assert "low" in order[: 16 * 3 + 3], "a low job waits at most one fair turn"
+
+
+async def _drained(client: AsyncClient) -> bool:
+    stats = await client.queue_stats()
+    return stats.queued == 0 and stats.in_flight == 0
+
+
+class AlwaysLeader:
+    """A test elector that always leads: two of them race like a split brain would."""
+
+    def __init__(self, identity: str) -> None:
+        self.identity = identity
+        self.lease_duration = 10.0
+
+    async def acquire_or_renew(self) -> int | None:
+        return 1
+
+    async def release(self) -> None:
+        return None
+
+
+async def test_racing_schedulers_fire_each_slot_once(
+    single_redis: RedisServer, prefix: str
+) -> None:
+    clock = FakeClock()
+    start = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+    clock.offset = start.timestamp() - datetime.now(UTC).timestamp()
+    schedule = Schedule(id="every-minute", cron="* * * * *", job="tick")
+    async with AsyncClient(single_redis.url, prefix=prefix, clock=clock) as client:
+        a = CronScheduler(client, AlwaysLeader("a"), schedules=[schedule], clock=clock)
+        b = CronScheduler(client, AlwaysLeader("b"), schedules=[schedule], clock=clock)
+        await asyncio.gather(a.step(), b.step())  # first sight: nothing owed
+        for _ in range(5):
+            clock.advance(60)
+            await asyncio.gather(a.step(), b.step(), a.step())
+        stats = await client.queue_stats()
+        assert stats.queued == 5
+        status = await client.schedule_status("every-minute")
+        assert status is not None and status.last_job_id == fire_id(
+            "every-minute", datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
+        )
+        assert status.next_schedule_time == datetime(2026, 6, 1, 12, 6, tzinfo=UTC)
+
+
+async def test_cron_forbid_skips_while_the_previous_fire_lives(
+    single_redis: RedisServer, prefix: str
+) -> None:
+    clock = FakeClock()
+    schedule = Schedule(id="forbid", cron="* * * * *", job="tick", concurrency_policy="Forbid")
+    async with AsyncClient(single_redis.url, prefix=prefix, clock=clock) as client:
+        await client.register_schedule(schedule)
+        cron = CronScheduler(client, AlwaysLeader("a"), clock=clock)
+        await cron.step()
+        for _ in range(3):
+            clock.advance(60)
+            await cron.step()
+        status = await client.schedule_status("forbid")
+        assert status is not None and status.run_count == 1 and status.skipped_count == 2
+        assert (await client.queue_stats()).queued == 1
+
+
+async def test_cron_status_follows_the_fired_job(single_redis: RedisServer, prefix: str) -> None:
+    clock = FakeClock()
+    registry = Registry()
+    registry.register("tick", lambda job: "tock")
+    async with AsyncClient(single_redis.url, prefix=prefix, clock=clock) as client:
+        await client.register_schedule(Schedule(id="s", cron="* * * * *", job="tick"))
+        cron = CronScheduler(client, AlwaysLeader("a"), clock=clock)
+        await cron.step()
+        clock.advance(60)
+        await cron.step()
+        worker = Worker(registry, client=client, metrics_port=0)
+        await worker.start()
+        status = await client.schedule_status("s")
+        assert status is not None
+        await client.wait_for_result(status.last_job_id, timeout=5)
+        await cron.step()
+        status = await client.schedule_status("s")
+        assert status is not None and status.last_successful_time is not None
+        assert status.last_successful_time - datetime.now(UTC) < timedelta(seconds=5)
+        await worker.stop()
