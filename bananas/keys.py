@@ -47,7 +47,8 @@ ROUTING_KEY_RULE = "1-64 characters of letters, digits, '_' and '-'"
 
 def is_valid_routing_key(routing_key: str) -> bool:
     """Return True when ``routing_key`` follows the routing-key rule."""
-    return bool(_ROUTING_KEY_RE.match(routing_key))
+    # fullmatch, not match: ``$`` also matches before a trailing newline ("gpu\n").
+    return bool(_ROUTING_KEY_RE.fullmatch(routing_key))
 
 
 @dataclass(frozen=True, slots=True)
