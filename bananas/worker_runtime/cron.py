@@ -42,7 +42,8 @@ def zone(name: str) -> ZoneInfo:
     """The time zone called ``name``; raises ValueError for an unknown one."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name that is a folder of the tz database ("America") is not a zone.
         raise ValueError(f"unknown time zone {name!r}") from None
 
 
