@@ -33,15 +33,15 @@ import socket
 import threading
 import time
 import uuid
-from functools import partial
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bananas.broker import Leased
 from bananas.client import AsyncClient
-from bananas.commands import Op, command
+from bananas.commands import FastLane, Op, command, fast_lane, run_async
 from bananas.config import Settings, WorkerMode
 from bananas.errors import BananasError
 from bananas.models import Priority, WorkerInfo, utcnow
@@ -64,6 +64,8 @@ IDLE_BLOCK_SECONDS = 1.0
 FETCH_BATCH = 200
 #: How often expired leases are looked for, in seconds.
 REAP_INTERVAL = 0.5
+#: Longest a stopping worker waits for its last acks to reach Redis.
+ACK_FLUSH_TIMEOUT = 10.0
 #: Pause before retrying a Redis call that failed (doubles up to the max).
 RECONNECT_MIN, RECONNECT_MAX = 0.05, 5.0
 
@@ -99,6 +101,7 @@ class Worker:
         self.clock = clock
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.metrics = Metrics()
+        self.metrics.in_flight.set_function(lambda: self._busy)
         self.lease_ms = int(s.lease_duration * 1000)
         self._threads = ThreadPoolExecutor(
             max_workers=s.concurrency + 4, thread_name_prefix="bananas-handler"
@@ -130,6 +133,8 @@ class Worker:
         self._fetcher: asyncio.Task[None] | None = None
         self._acker: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self._fetch_lane: FastLane | None = None
+        self._ack_lane: FastLane | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._extra: list[Callable[[], Awaitable[None]]] = []
@@ -152,6 +157,8 @@ class Worker:
         """Start serving; returns at once. Raises if Redis cannot be reached."""
         await self.client.ping()
         self.redis_ok = True
+        self._fetch_lane = fast_lane(self.client.redis)
+        self._ack_lane = fast_lane(self.client.redis)
         spawn = asyncio.get_running_loop().create_task
         if self.serves_jobs:
             self._slots = [
@@ -202,8 +209,13 @@ class Worker:
         for task in self._slots:
             task.cancel()
         await asyncio.gather(*self._slots, return_exceptions=True)
-        await _cancel(self._acker)
-        await self._flush_acks()
+        # Let the acker finish what it is sending (never cancel an ack in flight), but do
+        # not wait for ever on a Redis that is gone: those leases expire and are reaped.
+        self._done_event.set()
+        if self._acker is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._acker), ACK_FLUSH_TIMEOUT)
+            await _cancel(self._acker)
         leftover = list(self._held.values())
         self._held.clear()
         if leftover:
@@ -218,6 +230,9 @@ class Worker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(BananasError):
             await self.client._run(self.broker.forget_worker(self.id))
+        for lane in (self._fetch_lane, self._ack_lane):
+            if lane is not None:
+                await lane.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
         if self._own_client:
             await self.client.close()
@@ -294,9 +309,9 @@ class Worker:
                 if fair
                 else routes
             )
-            got = await self._retrying(partial(self._fetch_routes, order, fair))
+            got = await self._retrying(partial(self._fetch_routes, order, fair), self._fetch_lane)
             if not got:
-                await self._retrying(self._block_for_work)
+                await self._retrying(self._block_for_work, self._fetch_lane)
 
     def _fetch_routes(self, routes: tuple[str, ...], fair: bool) -> Op[int]:
         free = self.settings.concurrency - self._busy
@@ -332,16 +347,14 @@ class Worker:
 
     async def _slot(self) -> None:
         ready, executor, done, metrics = self._ready, self.executor, self._done, self.metrics
+        held = self._held
         while True:
             item = await ready.get()
             if item is None:
                 return
             rk, leased = item
-            metrics.in_flight.inc()
-            try:
-                finished = await executor.run(rk, leased)
-            finally:
-                metrics.in_flight.dec()
+            finished = await executor.run(rk, leased)
+            held.pop(leased.id, None)  # finished: no more renewals; the ack is on its way
             done.append(finished)
             self._done_event.set()
             metrics.job_finished(finished.name, finished.status, rk, finished.duration)
@@ -355,12 +368,14 @@ class Worker:
             await self._done_event.wait()
             self._done_event.clear()
             await self._flush_acks()
+            if self._stopping and not self._done:
+                return
 
     async def _flush_acks(self) -> None:
         while self._done:
             batch = self._done.copy()  # the slots hold a reference to this very list
             self._done.clear()
-            await self._retrying(partial(self._send, batch))
+            await self._retrying(partial(self._send, batch), self._ack_lane)
 
     def _send(self, batch: list[Finished]) -> Op[None]:
         acks: dict[str, list[Finished]] = defaultdict(list)
@@ -370,7 +385,6 @@ class Worker:
         for rk, group in acks.items():
             yield from self.broker.ack(rk, [f.outcome for f in group])
             self.processed += len(group)
-            self._forget(group)
         for rk, group in fails.items():
             codes = yield from self.broker.fail(rk, [f.outcome for f in group])
             for f, code in zip(group, codes, strict=True):
@@ -379,14 +393,6 @@ class Worker:
                     self.failed += 1
                 elif code == 1:
                     self.metrics.retried.labels(f.name, rk).inc()
-            self._forget(group)
-
-    def _forget(self, group: list[Finished]) -> None:
-        held = self._held
-        for f in group:
-            entry = held.get(f.outcome.id)
-            if entry is not None and entry[1].attempt == f.outcome.attempt:
-                del held[f.outcome.id]
 
     # -- upkeep ------------------------------------------------------------------------------------
 
@@ -490,7 +496,7 @@ class Worker:
         for w in waits:
             w.cancel()
 
-    async def _retrying(self, make: Callable[[], Op[T]]) -> T:
+    async def _retrying(self, make: Callable[[], Op[T]], lane: FastLane | None = None) -> T:
         """Run the operation ``make()`` builds; on a failure wait with backoff and rebuild it.
 
         A worker whose Redis went away keeps trying until it comes back (then resumes on
@@ -499,7 +505,11 @@ class Worker:
         pause = RECONNECT_MIN
         while True:
             try:
-                result = await self.client._run(make())
+                result = await (
+                    run_async(lane, make(), self.client.target.masked)
+                    if lane
+                    else self.client._run(make())
+                )
             except BananasError as exc:
                 raise_if_cancelled()
                 if self.redis_ok:
