@@ -68,6 +68,10 @@ def available_binaries() -> dict[str, str]:
     return found
 
 
+#: The binary a sentinel is started from (``redis-server --sentinel``).
+BINARIES_FOR_SENTINEL = shutil.which("redis-server") or valkey_binary() or ""
+
+
 def server_version(binary: str) -> str:
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
     return out.stdout.strip()
@@ -83,24 +87,16 @@ class RedisServer:
     password: str | None = None
     process: subprocess.Popen[bytes] | None = None
     workdir: str = ""
+    #: Arguments placed before the options (a config file, for a sentinel).
+    binary_args: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.port = self.port or free_port()
         self.workdir = self.workdir or tempfile.mkdtemp(prefix="bananas-redis-")
-        args = [
-            self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            self.workdir,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            *self.extra_args,
-        ]
+        args = [self.binary, *self.binary_args, "--port", str(self.port), "--bind", "127.0.0.1"]
+        if "--sentinel" not in self.extra_args:
+            args += ["--dir", self.workdir, "--save", "", "--appendonly", "no"]
+        args += self.extra_args
         if self.password:
             args += ["--requirepass", self.password]
         log = open(os.path.join(self.workdir, "server.log"), "ab")  # noqa: SIM115
