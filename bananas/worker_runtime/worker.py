@@ -348,6 +348,7 @@ class Worker:
     async def _slot(self) -> None:
         ready, executor, done, metrics = self._ready, self.executor, self._done, self.metrics
         held = self._held
+        debug = log.isEnabledFor(logging.DEBUG)
         while True:
             item = await ready.get()
             if item is None:
@@ -355,6 +356,15 @@ class Worker:
             rk, leased = item
             finished = await executor.run(rk, leased)
             held.pop(leased.id, None)  # finished: no more renewals; the ack is on its way
+            if debug:
+                log.debug(
+                    "job %s (%s) %s in %.3fs",
+                    leased.id,
+                    finished.name,
+                    finished.status,
+                    finished.duration,
+                    extra={"job_id": leased.id, "routing_key": rk, "job_name": finished.name},
+                )
             done.append(finished)
             self._done_event.set()
             metrics.job_finished(finished.name, finished.status, rk, finished.duration)
@@ -388,11 +398,27 @@ class Worker:
         for rk, group in fails.items():
             codes = yield from self.broker.fail(rk, [f.outcome for f in group])
             for f, code in zip(group, codes, strict=True):
+                context = {"job_id": f.outcome.id, "job_name": f.name, "routing_key": rk}
                 if code == 2:
                     self.metrics.dead.labels(f.name, rk).inc()
                     self.failed += 1
+                    log.warning(
+                        "job %s (%s) dead-lettered: %s",
+                        f.outcome.id,
+                        f.name,
+                        f.outcome.error,
+                        extra=context,
+                    )
                 elif code == 1:
                     self.metrics.retried.labels(f.name, rk).inc()
+                    log.info(
+                        "job %s (%s) failed attempt %d, retrying: %s",
+                        f.outcome.id,
+                        f.name,
+                        f.outcome.attempt,
+                        f.outcome.error,
+                        extra=context,
+                    )
 
     # -- upkeep ------------------------------------------------------------------------------------
 
