@@ -82,7 +82,7 @@ def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
     if args.log_level:
         env["LOG_LEVEL"] = args.log_level
     parsed = Settings.from_env(env) if env else Settings()
-    settings = base.with_changes(
+    changes: dict[str, Any] = dict(
         app=args.app,
         redis_url=args.redis_url,
         concurrency=args.concurrency,
@@ -99,8 +99,10 @@ def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
         leader_election=args.leader_election,
         log_level=parsed.log_level if args.log_level else None,
         log_format=args.log_format,
-        **forced,
     )
+    # What the command forces (``scheduler``: mode=scheduler-only) wins over --mode / env;
+    # passing it as a second ``mode=`` keyword was a TypeError that stopped every scheduler.
+    settings = base.with_changes(**{**changes, **forced})
     if settings.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     settings.check()
