@@ -35,6 +35,9 @@ from bananas.models import DEFAULT_FAILURE_TTL, JOB_SCHEMA_VERSION, Job, JobStat
 from bananas.worker_runtime.registry import Registry
 from bananas.worker_runtime.retry import backoff_delay
 
+#: How often the watchdog looks for handlers past their deadline (seconds).
+WATCHDOG_TICK = 0.05
+
 
 @dataclass(slots=True)
 class Finished:
@@ -74,6 +77,24 @@ class Executor:
         self.max_result_bytes = max_result_bytes
         self.backoff_cap = backoff_cap
         self.job_types = frozenset(job_types)
+        #: Running handlers and their deadline (perf_counter); see :meth:`watchdog`.
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+
+    async def watchdog(self, tick: float = WATCHDOG_TICK) -> None:
+        """Cancel handlers past their deadline; runs for the worker's life.
+
+        One loop for all jobs instead of a timer per job: a per-job ``asyncio.timeout``
+        cost more than the rest of the job's bookkeeping together. A deadline is
+        therefore enforced within ``tick`` seconds.
+        """
+        while True:
+            await asyncio.sleep(tick)
+            now = time.perf_counter()
+            for task, deadline in list(self._deadlines.items()):
+                if deadline <= now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
 
     async def run(self, routing_key: str, leased: Leased) -> Finished:
         """Run ``leased`` to an outcome; never raises except ``CancelledError``."""
@@ -93,14 +114,22 @@ class Executor:
             return self._failure(routing_key, job, f"no handler for {job.name}", 0.0)
         timeout = job.timeout or self.job_timeout
         started = time.perf_counter()
+        task = asyncio.current_task()
+        assert task is not None
+        self._deadlines[task] = started + timeout
         try:
-            async with asyncio.timeout(timeout):
-                if entry.is_async:
-                    value = await entry.fn(job)
-                else:
-                    loop = asyncio.get_running_loop()
-                    value = await loop.run_in_executor(self.threads, entry.fn, job)
-        except TimeoutError:
+            if entry.is_async:
+                value = await entry.fn(job)
+            else:
+                loop = asyncio.get_running_loop()
+                value = await loop.run_in_executor(self.threads, entry.fn, job)
+            if task in self._expired:  # the handler swallowed the watchdog's cancel
+                raise asyncio.CancelledError
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise
+            self._expired.discard(task)
+            task.uncancel()
             return self._failure(
                 routing_key, job, f"timed out after {timeout:g}s", time.perf_counter() - started
             )
@@ -112,10 +141,10 @@ class Executor:
             return self._failure(
                 routing_key, job, _describe(exc), time.perf_counter() - started, delay=exc.delay
             )
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
+        except BaseException as exc:  # a handler must never kill the worker
             return self._failure(routing_key, job, _describe(exc), time.perf_counter() - started)
+        finally:
+            self._deadlines.pop(task, None)
         return self._success(routing_key, job, value, time.perf_counter() - started)
 
     def _success(self, routing_key: str, job: Job, value: Any, duration: float) -> Finished:

@@ -168,6 +168,7 @@ class Worker:
             self._acker = spawn(self._ack_loop(), name="bananas-acker")
             self._fetcher = spawn(self._fetch_loop(), name="bananas-fetcher")
             self._tasks.append(spawn(self._heartbeat_loop(), name="bananas-heartbeat"))
+            self._tasks.append(spawn(self.executor.watchdog(), name="bananas-watchdog"))
         if self.settings.mode is not WorkerMode.THIN:
             self._tasks.append(spawn(self._reap_loop(), name="bananas-reaper"))
         self._tasks += [spawn(_service(factory), name="bananas-service") for factory in self._extra]
