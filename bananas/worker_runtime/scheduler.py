@@ -56,6 +56,9 @@ class Promoter:
             try:
                 routes = list(await self.routes())
                 wait = await self.client._run(self._round(routes))
+                if routes and wait > 0:
+                    # Inside the try: a BLPOP cut by a Redis restart must not end the promoter.
+                    await self.client._run(self._block(routes, min(wait, MAX_BLOCK_SECONDS)))
             except BananasError as exc:
                 raise_if_cancelled()
                 log.warning("promoter: %s", exc)
@@ -63,8 +66,6 @@ class Promoter:
                 continue
             if not routes:
                 await asyncio.sleep(self.interval)
-            elif wait > 0:
-                await self.client._run(self._block(routes, min(wait, MAX_BLOCK_SECONDS)))
 
     def _round(self, routes: list[str]) -> Op[float]:
         """Promote every route; returns seconds until the earliest next due time."""
