@@ -40,7 +40,8 @@ class AdapterError(Exception):
     """An adapter failed, exited early, or missed a deadline."""
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask the kernel to SIGKILL this (child) process when its parent dies."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -62,7 +63,7 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=self._log_file,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._reader = threading.Thread(target=self._read, name=f"read-{name}", daemon=True)
         self._reader.start()

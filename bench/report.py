@@ -29,6 +29,8 @@ class Metric:
     get: Callable[[dict[str, Any]], float | None]
     higher_is_better: bool
     digits: int
+    step: int | None = None
+    """For memory columns: which step of ``memory_counts``."""
 
 
 def _path(*keys: str | int) -> Callable[[dict[str, Any]], float | None]:
@@ -45,7 +47,19 @@ def _path(*keys: str | int) -> Callable[[dict[str, Any]], float | None]:
 
 
 def _memory_step(index: int) -> Callable[[dict[str, Any]], float | None]:
-    return _path("steps", index, "rss_mb")
+    """RSS after the step's full count; None if the budget ran out first."""
+    rss = _path("steps", index, "rss_mb")
+
+    def get(result: dict[str, Any]) -> float | None:
+        step = _step(result, index)
+        return rss(result) if step and step["completed"] >= step["target"] else None
+
+    return get
+
+
+def _step(result: dict[str, Any], index: int) -> dict[str, Any] | None:
+    steps = result.get("steps") or []
+    return steps[index] if index < len(steps) else None
 
 
 def _crash_max(result: dict[str, Any]) -> float | None:
@@ -86,7 +100,7 @@ def tables(memory_counts: Sequence[int]) -> tuple[tuple[str, tuple[Metric, ...]]
         Metric("crash: all recovered after s ↓", "crash", _crash_max, False, 1),
         Metric("RSS idle MiB ↓", "memory", _path("idle_rss_mb"), False, 1),
         *(
-            Metric(f"RSS after {_count(n)} MiB ↓", "memory", _memory_step(i), False, 1)
+            Metric(f"RSS after {_count(n)} MiB ↓", "memory", _memory_step(i), False, 1, step=i)
             for i, n in enumerate(memory_counts)
         ),
     )
@@ -103,6 +117,8 @@ def _cell(results: Results, metric: Metric, system: str) -> str:
         return "—"
     if metric.scenario == "crash" and metric.get(entry) is None:
         return _crash_text(entry)
+    if metric.step is not None and metric.get(entry) is None:
+        return _partial_memory_text(entry, metric.step)
     value = metric.get(entry)
     return "—" if value is None else f"{value:,.{metric.digits}f}"
 
@@ -111,6 +127,14 @@ def _crash_text(entry: dict[str, Any]) -> str:
     if not entry.get("recovered"):
         return f"none in {entry.get('timeout_s', 0):.0f} s"
     return f"{entry['recovered']}/{entry['held']} in {entry['timeout_s']:.0f} s"
+
+
+def _partial_memory_text(entry: dict[str, Any], index: int) -> str:
+    """A memory step cut short by its budget: the RSS and the count reached."""
+    step = _step(entry, index)
+    if step is None:
+        return "—"
+    return f"{step['rss_mb']:.1f} at {_count(step['completed'])}"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
