@@ -1,0 +1,103 @@
+"""Handlers for the reliability tests and ``python -m tests.chaos``.
+
+The fault scenarios kill workers and Redis itself, so the ledger that proves what
+ran lives in a *separate* Redis (``LEDGER_URL``) that no scenario touches. For
+every run of ``work`` it keeps, under ``chaos:<tag>:``:
+
+- ``first``  HASH job id -> time the first run started (HSETNX: later runs keep it)
+- ``owner``  HASH job id -> pid of the process that started the latest run
+- ``starts`` HASH job id -> runs started
+- ``runs``   HASH job id -> completed runs (HINCRBY once the handler body is done)
+
+A completed run is counted *before* the worker acknowledges the job, so a run whose
+ack never reached Redis (the worker died, or its lease was reaped) shows up here as
+a duplicate when the job runs again: exactly what at-least-once allows and what the
+scenarios measure.
+
+The other handlers misbehave on purpose (huge results, ``KeyboardInterrupt``,
+``MemoryError``) or echo what they were given (the inert-payload checks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bananas import Job
+from bananas.worker_runtime import Registry
+
+registry = Registry()
+_ledger: aioredis.Redis | None = None
+
+
+def _aledger() -> aioredis.Redis:
+    """One asyncio connection pool per worker process (the worker runs one loop)."""
+    global _ledger
+    if _ledger is None:
+        _ledger = aioredis.Redis.from_url(os.environ["LEDGER_URL"], decode_responses=True)
+    return _ledger
+
+
+def ledger_key(tag: str, what: str) -> str:
+    """A key of the chaos ledger of one scenario run."""
+    return f"chaos:{tag}:{what}"
+
+
+@registry.handler("work")
+async def work(job: Job) -> dict[str, Any]:
+    """Record the start, hold the slot for ``ms`` milliseconds, count the completed run."""
+    tag = job.payload["tag"]
+    ledger = _aledger()
+    async with ledger.pipeline(transaction=False) as pipe:
+        pipe.hsetnx(ledger_key(tag, "first"), job.id, repr(time.time()))
+        pipe.hset(ledger_key(tag, "owner"), job.id, os.getpid())
+        pipe.hincrby(ledger_key(tag, "starts"), job.id, 1)
+        await pipe.execute()
+    ms = float(job.payload.get("ms", 0))
+    if ms:
+        await asyncio.sleep(ms / 1000)
+    await ledger.hincrby(ledger_key(tag, "runs"), job.id, 1)
+    return {"n": job.payload.get("n"), "pid": os.getpid()}
+
+
+@registry.handler("echo")
+async def echo(job: Job) -> Any:
+    """Return the payload untouched (and say which Python type it arrived as)."""
+    return {"type": type(job.payload).__name__, "payload": job.payload}
+
+
+@registry.handler("big_result")
+async def big_result(job: Job) -> str:
+    """Return a string of ``bytes`` characters (above MAX_RESULT_BYTES on purpose)."""
+    return "x" * int(job.payload["bytes"])
+
+
+@registry.handler("interrupt")
+async def interrupt(job: Job) -> None:
+    raise KeyboardInterrupt("handler pressed ctrl-c")
+
+
+@registry.handler("sync_interrupt")
+def sync_interrupt(job: Job) -> None:
+    raise KeyboardInterrupt("sync handler pressed ctrl-c")
+
+
+@registry.handler("oom")
+async def oom(job: Job) -> None:
+    raise MemoryError("handler ran out of memory")
+
+
+@registry.handler("sync_oom")
+def sync_oom(job: Job) -> None:
+    raise MemoryError("sync handler ran out of memory")
+
+
+@registry.handler("slow_sync")
+def slow_sync(job: Job) -> str:
+    """A thread-pool handler that holds its slot (for drain and ACL tests)."""
+    time.sleep(float(job.payload.get("seconds", 0.1)))
+    return "done"
