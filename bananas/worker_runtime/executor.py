@@ -102,6 +102,10 @@ class Executor:
             job = decode_job(leased.record, attempts=leased.attempt, status=JobStatus.PROCESSING)
         except ValueError as exc:
             return self._unreadable(routing_key, leased, f"unreadable job record: {exc}")
+        # The id the job was leased under wins over the record's own "id" field: a record
+        # written by hand (or by another producer) must never make this worker ack, fail or
+        # report under the id of some other job.
+        job.id = leased.id
         if job.v > JOB_SCHEMA_VERSION:
             return self._unreadable(
                 routing_key,
