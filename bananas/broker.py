@@ -212,10 +212,13 @@ class Broker:
         count: int,
         lease_ms: int,
         *,
-        fair: bool = False,
+        fair: int = 0,
         priorities: Iterable[Priority] = PRIORITY_ORDER,
     ) -> Op[list[Leased]]:
-        """Lease up to ``count`` ready jobs, high priority first (``fair``: see fetch.lua).
+        """Lease up to ``count`` ready jobs, high priority first.
+
+        ``fair`` 1 or 2 makes this an anti-starvation turn: one normal and one low job
+        first (1: normal first, 2: low first; see fetch.lua).
 
         Only the queues of ``priorities`` are served.
         """
@@ -224,7 +227,7 @@ class Broker:
         reply = yield script_call(
             _SCRIPTS["fetch"],
             (*r.queues, r.jobs, r.leases, r.attempts, r.wake),
-            (self.now_ms(), lease_ms, count, "1" if fair else "0", serve),
+            (self.now_ms(), lease_ms, count, str(fair), serve),
         )
         return [Leased(reply[i], reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
 
@@ -235,7 +238,7 @@ class Broker:
         argv: list[Any] = [NOTIFY_TTL_MS]
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.result, o.ttl_ms)
+            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms))
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
 
@@ -246,7 +249,7 @@ class Broker:
         argv: list[Any] = [self.now_ms(), NOTIFY_TTL_MS, DEAD_LETTER_CAP, DEAD_LETTER_MAX_AGE_MS]
         for o in failed:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.error, o.retry_at_ms, o.result, o.ttl_ms)
+            argv += (o.id, o.attempt, o.error, o.retry_at_ms, o.result, _kept(o.ttl_ms))
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
         return [int(x) for x in reply]
 
@@ -301,13 +304,16 @@ class Broker:
     def inspect(self, routing_key: str, job_id: str) -> Op[Job | None]:
         """The job with its live status, or None when neither it nor its result exists."""
         r = self.route(routing_key)
-        record, attempts, error, state, _due, result, stored = yield script_call(
+        record, attempts, error, state, due, result, stored = yield script_call(
             _SCRIPTS["inspect"],
             (r.jobs, r.attempts, r.errors, r.leases, r.scheduled, r.dead, r.result(job_id)),
             (job_id,),
         )
         if record:
-            return decode_job(record, attempts=int(attempts), error=error, status=_STATES[state])
+            job = decode_job(record, attempts=int(attempts), error=error, status=_STATES[state])
+            if state == "scheduled":  # a delay or a retry in backoff: when it is due
+                job.scheduled_for = datetime.fromtimestamp(int(due) / 1000, UTC)
+            return job
         if result and stored:
             outcome = JobResult.model_validate_json(result)
             job = decode_job(stored, error=outcome.error, status=outcome.status)
@@ -379,7 +385,7 @@ class Broker:
                 r.notify(job_id),
                 r.stats,
             ),
-            (job_id, result, ttl_ms, NOTIFY_TTL_MS),
+            (job_id, result, _kept(ttl_ms), NOTIFY_TTL_MS),
         )
         return str(reply)
 
@@ -528,6 +534,15 @@ class Broker:
             return []
         records = yield Batch([command("GET", self.keys.worker(i)) for i in ids])
         return [WorkerInfo.model_validate_json(r) for r in records if r]
+
+
+def _kept(ttl_ms: int) -> int:
+    """How long a result is kept: its TTL, or just long enough for a waiter when that is 0.
+
+    A result with TTL 0 is still written briefly: a waiter woken by the push must find
+    it, or it would wake, find nothing and wait again until it timed out.
+    """
+    return ttl_ms if ttl_ms > 0 else NOTIFY_TTL_MS
 
 
 def _ready_since(record: str) -> float:

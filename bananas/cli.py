@@ -17,7 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -111,13 +114,24 @@ def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
 
 def cmd_worker(args: argparse.Namespace, **forced: Any) -> int:
     from bananas.worker_runtime.logs import configure_logging
+    from bananas.worker_runtime.registry import Registry
     from bananas.worker_runtime.runner import build_worker, load_registry, serve
 
     settings = _runtime_settings(args, **forced)
     configure_logging(settings.log_level, settings.log_format)
-    registry = load_registry(settings.app)
+    if settings.mode is WorkerMode.SCHEDULER_ONLY and not settings.app:
+        # A scheduler needs no handlers: it fires the schedules registered in Redis.
+        registry = Registry()
+    else:
+        registry = load_registry(settings.app)
     worker = build_worker(registry, settings)
     asyncio.run(serve(worker))
+    if threading.active_count() > 1:
+        # A sync handler that overran its deadline still holds a thread (its job was
+        # already handed back): do not let it keep the drained process alive.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 
@@ -126,7 +140,10 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.redis_url) if args.redis_url else Client()
+    settings = Settings.from_env()
+    return Client(
+        args.redis_url or settings.redis_url, prefix=settings.prefix, **settings.redis_options
+    )
 
 
 def _print(data: Any) -> None:
@@ -146,7 +163,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
             "max_retries": args.max_retries,
         }
         if args.wait is not None:
-            result = client.submit_and_wait(args.name, payload, timeout=args.wait, **options)
+            result = client.submit_and_wait(
+                args.name,
+                payload,
+                timeout=args.wait,
+                delay=args.delay,
+                job_id=args.job_id,
+                **options,
+            )
             _print(result.model_dump(mode="json"))
             return EXIT_OK if result.is_success() else EXIT_FAILED
         job_id = client.submit(args.name, payload, delay=args.delay, job_id=args.job_id, **options)

@@ -42,6 +42,7 @@ from bananas.validation import (
     validate_non_negative,
     validate_priority,
     validate_routing_key,
+    validate_schedule,
 )
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -373,10 +374,23 @@ class Client(_Base):
         timeout: float = 30.0,
         priority: Priority | str = "normal",
         routing_key: str = "default",
+        job_timeout: float | None = None,
         **options: Any,
     ) -> JobResult:
-        """Submit a job and block until its result (RPC style)."""
-        spec = _spec(name, payload, priority=priority, routing_key=routing_key, **options)
+        """Submit a job and block until its result (RPC style).
+
+        ``timeout`` is how long to wait; ``job_timeout`` is the job's own time limit
+        (``submit``'s ``timeout``); other options are ``submit``'s. Raises
+        :class:`bananas.WaitTimeoutError` when no result arrives in time.
+        """
+        spec = _spec(
+            name,
+            payload,
+            priority=priority,
+            routing_key=routing_key,
+            timeout=job_timeout,
+            **options,
+        )
         return self._run(self.core.submit_and_wait(spec, timeout))
 
     def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
@@ -416,7 +430,7 @@ class Client(_Base):
 
     def register_schedule(self, schedule: Schedule) -> None:
         """Register (or replace) a cron schedule in Redis for the scheduler."""
-        validate_routing_key(schedule.routing_key)
+        validate_schedule(schedule)
         self._run(self.core.broker.put_schedule(schedule))
 
     def unregister_schedule(self, schedule_id: str) -> bool:
@@ -554,10 +568,18 @@ class AsyncClient(_Base):
         timeout: float = 30.0,
         priority: Priority | str = "normal",
         routing_key: str = "default",
+        job_timeout: float | None = None,
         **options: Any,
     ) -> JobResult:
         """See :meth:`Client.submit_and_wait`."""
-        spec = _spec(name, payload, priority=priority, routing_key=routing_key, **options)
+        spec = _spec(
+            name,
+            payload,
+            priority=priority,
+            routing_key=routing_key,
+            timeout=job_timeout,
+            **options,
+        )
         return await self._run(self.core.submit_and_wait(spec, timeout))
 
     async def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
@@ -596,7 +618,7 @@ class AsyncClient(_Base):
 
     async def register_schedule(self, schedule: Schedule) -> None:
         """See :meth:`Client.register_schedule`."""
-        validate_routing_key(schedule.routing_key)
+        validate_schedule(schedule)
         await self._run(self.core.broker.put_schedule(schedule))
 
     async def unregister_schedule(self, schedule_id: str) -> bool:

@@ -78,6 +78,17 @@ def command(*args: Any) -> Call:
     return Call(args)
 
 
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that redis-py turned into a connection error.
+
+    A loop that retries on connection errors would otherwise swallow the
+    cancellation of its own task and never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
 
 from bananas.errors import InvalidJobError, InvalidRoutingKeyError
 from bananas.keys import ROUTING_KEY_RULE, is_valid_routing_key
 from bananas.models import Priority
+
+if TYPE_CHECKING:
+    from bananas.models import Schedule
 
 JOB_NAME_MAX = 200
 
@@ -46,3 +52,25 @@ def validate_non_negative(value: float | None, what: str) -> float | None:
     if value is not None and value < 0:
         raise InvalidJobError(f"{what} must not be negative, got {value!r}")
     return value
+
+
+def zone(name: str) -> ZoneInfo:
+    """The time zone called ``name``; raises :class:`InvalidJobError` for an unknown one."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name that is a folder of the tz database ("America") is not a zone.
+        raise InvalidJobError(f"unknown time zone {name!r}") from None
+
+
+def validate_schedule(schedule: Schedule) -> Schedule:
+    """Return ``schedule`` if its cron expression (5 fields), time zone and routing key
+    are valid; raises :class:`InvalidJobError` (a ValueError) naming what is wrong."""
+    if len(schedule.cron.split()) != 5:
+        raise InvalidJobError(f"cron expression {schedule.cron!r} must have 5 fields")
+    if not croniter.is_valid(schedule.cron):
+        raise InvalidJobError(f"invalid cron expression {schedule.cron!r}")
+    zone(schedule.timezone)
+    validate_routing_key(schedule.routing_key)
+    validate_job_name(schedule.job)
+    return schedule

@@ -2,7 +2,8 @@
 -- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
 -- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake
 -- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max jobs
--- ARGV[4] "1": first take one job from each lower priority (the anti-starvation turn)
+-- ARGV[4] the anti-starvation turn: "0" none; "1" first take one normal then one low job;
+--         "2" first take one low then one normal job (so even one free slot serves each)
 -- ARGV[5] which priorities to serve: three characters, "1" serve / "0" skip (high, normal, low)
 -- returns: flat array of job id, record, attempt (the lease token), ...
 -- An id whose record is gone (cancelled meanwhile) is dropped. If ready jobs remain
@@ -30,10 +31,9 @@ local function take(queue, count)
 end
 
 local serve = ARGV[5]
-if ARGV[4] == '1' and want >= 3 then
-  for q = 2, 3 do
-    if string.sub(serve, q, q) == '1' then want = want - take(KEYS[q], 1) end
-  end
+local turn = ({ ['1'] = { 2, 3 }, ['2'] = { 3, 2 } })[ARGV[4]] or {}
+for _, q in ipairs(turn) do
+  if want > 0 and string.sub(serve, q, q) == '1' then want = want - take(KEYS[q], 1) end
 end
 for q = 1, 3 do
   if want <= 0 then break end

@@ -26,6 +26,7 @@ for i = 0, #ARGV - 4 do
         redis.call('HSET', KEYS[4], id, reason)
         redis.call('ZADD', KEYS[6], now, id)
         local ttl = math.floor((tonumber(job['failure_ttl']) or 86400) * 1000)
+        if ttl <= 0 then ttl = tonumber(ARGV[2]) end  -- kept briefly for waiters, as _kept()
         local result_key = KEYS[11 + 2 * i]
         local result = cjson.encode({ job_id = id, status = 'failed', error = reason,
                                       completed_at = ARGV[3], duration = 0 })

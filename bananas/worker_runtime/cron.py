@@ -19,32 +19,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
 from bananas.models import Schedule, ScheduleStatus
+from bananas.validation import validate_schedule, zone
 
 #: Most missed slots counted one by one after downtime (beyond that: "at least").
 MAX_COUNTED_MISSES = 1000
 
 
 def check_schedule(schedule: Schedule) -> None:
-    """Raise ValueError when the cron expression or the time zone is invalid."""
-    if len(schedule.cron.split()) != 5:
-        raise ValueError(f"cron expression {schedule.cron!r} must have 5 fields")
-    if not croniter.is_valid(schedule.cron):
-        raise ValueError(f"invalid cron expression {schedule.cron!r}")
-    zone(schedule.timezone)
-
-
-def zone(name: str) -> ZoneInfo:
-    """The time zone called ``name``; raises ValueError for an unknown one."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        # OSError: a name that is a folder of the tz database ("America") is not a zone.
-        raise ValueError(f"unknown time zone {name!r}") from None
+    """Raise ValueError (``InvalidJobError``) when the expression, zone or route is invalid."""
+    validate_schedule(schedule)
 
 
 def next_slot(schedule: Schedule, after: datetime) -> datetime:

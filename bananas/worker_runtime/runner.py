@@ -1,8 +1,9 @@
 """Assembles a worker or scheduler process from settings, and runs it under signals.
 
-``build_worker`` adds to a :class:`Worker` what its mode calls for: the promoter
-(all modes but ``thin``), the cron scheduler under leader election
-(``ENABLE_SCHEDULER``, always in ``scheduler-only``) and the health/metrics server.
+``build_worker`` adds to a :class:`Worker` (which promotes delayed jobs itself in
+every mode but ``thin``) the cron scheduler under leader election
+(``ENABLE_SCHEDULER``, except in ``thin``; always in ``scheduler-only``) and the
+health/metrics server.
 ``serve`` runs it until SIGTERM/SIGINT: the first signal starts the drain, a second
 one ends the grace period at once. The process then exits 0.
 """
@@ -25,7 +26,7 @@ from bananas.errors import ConfigError
 from bananas.worker_runtime.health import HealthServer
 from bananas.worker_runtime.leader import LeaderElector, RedisLeaderElector
 from bananas.worker_runtime.registry import Registry
-from bananas.worker_runtime.scheduler import CronScheduler, Promoter
+from bananas.worker_runtime.scheduler import CronScheduler
 from bananas.worker_runtime.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -86,12 +87,8 @@ def build_worker(
 ) -> Worker:
     """A worker with the services its mode calls for (see the module docstring)."""
     worker = Worker(registry, settings, client=client, clock=clock)
-    if settings.mode is not WorkerMode.THIN:
-        promoter = Promoter(
-            worker.client, worker.maintained_routes, interval=settings.scheduler_interval
-        )
-        worker.add_service(promoter.run)
-    if settings.enable_scheduler or settings.mode is WorkerMode.SCHEDULER_ONLY:
+    thin = settings.mode is WorkerMode.THIN
+    if (settings.enable_scheduler and not thin) or settings.mode is WorkerMode.SCHEDULER_ONLY:
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
         cron = CronScheduler(
             worker.client,

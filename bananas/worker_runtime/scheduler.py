@@ -23,13 +23,12 @@ from datetime import UTC, datetime
 
 from bananas.broker import MAX_BLOCK_SECONDS
 from bananas.client import AsyncClient
-from bananas.commands import Op, command
+from bananas.commands import Op, command, raise_if_cancelled
 from bananas.errors import BananasError
 from bananas.models import ConcurrencyPolicy, JobStatus, Schedule, ScheduleStatus
 from bananas.worker_runtime.cron import Decision, check_schedule, decide, fire_id
 from bananas.worker_runtime.leader import LeaderElector
 from bananas.worker_runtime.metrics import Metrics
-from bananas.worker_runtime.worker import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,18 @@ One asyncio loop runs a handful of tasks:
   is ready it blocks on the routes' wake lists (BLPOP) and is woken by the next
   submit within a round trip; it never polls. Every ``FAIR_EVERY``-th fetch is a
   *fair turn*: it starts at the next routing key in rotation and first takes one
-  job from each lower priority, so neither a later routing key nor a low priority
-  is starved for ever by a steady stream of earlier/higher work.
+  normal and one low job (alternating which of the two goes first, so even a
+  single free slot serves both in turn). Neither a later routing key nor a lower
+  priority is starved for ever by a steady stream of earlier or higher work: the
+  job at the head of the low queue waits at most ``2 * FAIR_EVERY`` fetches.
 - ``concurrency`` **slots** take leased jobs from a local queue and run them through
   the :class:`~bananas.worker_runtime.executor.Executor`.
 - the **acker** sends finished jobs to Redis in batches, one script call per
   routing key per batch; while one batch is in flight the next one gathers.
 - the **heartbeat** renews every held lease in one call per routing key and
   publishes this worker's record; the **reaper** returns expired leases of dead
-  workers; the **promoter** (``scheduler.Promoter``) moves due delayed jobs.
+  workers; the **promoter** (``scheduler.Promoter``) moves due delayed jobs and
+  retries (all modes but ``thin``).
 
 Shutdown (``stop``, SIGTERM): stop fetching, hand unstarted jobs back at once, let
 running ones finish within the grace period, then cancel what is left, release
@@ -41,17 +44,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bananas.broker import Leased
 from bananas.client import AsyncClient
-from bananas.commands import FastLane, Op, command, fast_lane, run_async
+from bananas.commands import FastLane, Op, command, fast_lane, raise_if_cancelled, run_async
 from bananas.config import Settings, WorkerMode
 from bananas.errors import BananasError
 from bananas.models import Priority, WorkerInfo, utcnow
 from bananas.worker_runtime.executor import Executor, Finished
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.registry import Registry
+from bananas.worker_runtime.scheduler import CronScheduler, Promoter
 
 if TYPE_CHECKING:
     from bananas.worker_runtime.health import HealthServer
-    from bananas.worker_runtime.scheduler import CronScheduler
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -171,6 +174,10 @@ class Worker:
             self._tasks.append(spawn(self.executor.watchdog(), name="bananas-watchdog"))
         if self.settings.mode is not WorkerMode.THIN:
             self._tasks.append(spawn(self._reap_loop(), name="bananas-reaper"))
+            promoter = Promoter(
+                self.client, self.maintained_routes, interval=self.settings.scheduler_interval
+            )
+            self._tasks.append(spawn(promoter.run(), name="bananas-promoter"))
         self._tasks += [spawn(_service(factory), name="bananas-service") for factory in self._extra]
         self.fetching = self.serves_jobs
         log.info(
@@ -303,18 +310,17 @@ class Worker:
                 await self._slot_free.wait()
                 continue
             rounds += 1
-            fair = rounds % FAIR_EVERY == 0
-            order = (
-                routes[rounds // FAIR_EVERY % len(routes) :]
-                + routes[: rounds // FAIR_EVERY % len(routes)]
-                if fair
-                else routes
-            )
+            fair = 0
+            order = routes
+            if rounds % FAIR_EVERY == 0:
+                turn = rounds // FAIR_EVERY
+                fair = 1 + turn % 2  # 1: normal first, 2: low first
+                order = routes[turn % len(routes) :] + routes[: turn % len(routes)]
             got = await self._retrying(partial(self._fetch_routes, order, fair), self._fetch_lane)
             if not got:
                 await self._retrying(self._block_for_work, self._fetch_lane)
 
-    def _fetch_routes(self, routes: tuple[str, ...], fair: bool) -> Op[int]:
+    def _fetch_routes(self, routes: tuple[str, ...], fair: int) -> Op[int]:
         free = self.settings.concurrency - self._busy
         total = 0
         for rk in routes:
@@ -412,7 +418,7 @@ class Worker:
                     )
                 elif code == 1:
                     self.metrics.retried.labels(f.name, rk).inc()
-                    log.info(
+                    log.debug(
                         "job %s (%s) failed attempt %d, retrying: %s",
                         f.outcome.id,
                         f.name,
@@ -562,17 +568,6 @@ def _priority_of(leased: Leased) -> Priority:
 
 async def _service(factory: Callable[[], Awaitable[None]]) -> None:
     await factory()
-
-
-def raise_if_cancelled() -> None:
-    """Re-raise a cancellation that redis-py turned into a connection error.
-
-    A loop that retries on connection errors would otherwise swallow the
-    cancellation of its own task and never stop.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 async def _cancel(task: asyncio.Task[Any] | None) -> None:

@@ -25,9 +25,7 @@ def qc(redis_url: str, prefix: str, clock: FakeClock) -> Iterator[Client]:
         yield c
 
 
-def fetch(
-    c: Client, count: int = 10, *, route: str = "default", fair: bool = False
-) -> list[Leased]:
+def fetch(c: Client, count: int = 10, *, route: str = "default", fair: int = 0) -> list[Leased]:
     return c._run(c.broker.fetch(route, count, LEASE_MS, fair=fair))
 
 
@@ -53,8 +51,16 @@ def test_fair_turn_takes_one_of_each_lower_priority_first(qc: Client) -> None:
     low = qc.submit("j", priority="low")
     normal = qc.submit("j", priority="normal")
     assert [x.id for x in fetch(qc, 3)][:1] != [normal]
-    taken = [x.id for x in fetch(qc, 3, fair=True)]
+    taken = [x.id for x in fetch(qc, 3, fair=1)]
     assert taken[:2] == [normal, low]
+
+
+def test_fair_turn_serves_low_even_with_one_free_slot(qc: Client) -> None:
+    qc.submit_many([JobSpec("j", priority="high") for _ in range(5)])
+    normal = qc.submit("j", priority="normal")
+    low = qc.submit("j", priority="low")
+    assert [x.id for x in fetch(qc, 1, fair=2)] == [low]
+    assert [x.id for x in fetch(qc, 1, fair=1)] == [normal]
 
 
 def test_fifo_within_a_priority_and_batch_fetch(qc: Client) -> None:
