@@ -33,6 +33,8 @@ from bananas.worker_runtime.metrics import Metrics
 log = logging.getLogger(__name__)
 
 LIVE = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING)
+#: The last part of a promoter's wait, slept on the local timer (Redis ticks every 100 ms).
+TIMER_SLACK = 0.12
 
 
 class Promoter:
@@ -57,7 +59,7 @@ class Promoter:
                 wait = await self.client._run(self._round(routes))
                 if routes and wait > 0:
                     # Inside the try: a BLPOP cut by a Redis restart must not end the promoter.
-                    await self.client._run(self._block(routes, min(wait, MAX_BLOCK_SECONDS)))
+                    await self._wait(routes, wait)
             except BananasError as exc:
                 raise_if_cancelled()
                 log.warning("promoter: %s", exc)
@@ -76,15 +78,33 @@ class Promoter:
                 wait = min(wait, next_due / 1000 - broker.clock())
         return max(wait, 0.0)
 
-    def _block(self, routes: list[str], wait: float) -> Op[None]:
+    async def _wait(self, routes: list[str], wait: float) -> None:
+        """Sleep until the next due time, waking early if a sooner job is scheduled.
+
+        Redis ends a blocking pop's timeout only at its own clock tick (``hz``: every
+        100 ms by default), so the wait blocks in Redis until :data:`TIMER_SLACK` before
+        the due time and sleeps the rest on this loop's precise timer.
+        """
+        start = time.monotonic()
+        if wait > TIMER_SLACK:
+            blocked = min(wait - TIMER_SLACK, MAX_BLOCK_SECONDS)
+            if await self.client._run(self._block(routes, blocked)):
+                return  # a sooner job was scheduled: promote again now
+            if blocked < wait - TIMER_SLACK:
+                return  # longer than one block: look again
+        remaining = wait - (time.monotonic() - start)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    def _block(self, routes: list[str], wait: float) -> Op[bool]:
         broker = self.client.broker
         keys = [broker.route(rk).schedwake for rk in routes]
         if self.client.target.is_cluster and len(keys) > 1:
             for key in keys:
                 if (yield command("BLPOP", key, max(wait / len(keys), 0.001))):
-                    return
-            return
-        yield command("BLPOP", *keys, max(wait, 0.001))
+                    return True
+            return False
+        return bool((yield command("BLPOP", *keys, max(wait, 0.001))))
 
 
 class CronScheduler:
