@@ -65,8 +65,8 @@ CATALOGUE: dict[str, System] = {
             delayed=True,
             delayed_slack_s=5.0,
             recovery="10 s leases renewed by heartbeat; a reaper requeues expired ones",
-            settings="metrics server and cron scheduler off; success_ttl=0 except in the "
-            "round-trip scenario",
+            settings="metrics server and cron scheduler off; success_ttl=0 (result kept "
+            "only briefly, for a waiter) except in the round-trip scenario",
         ),
         System(
             name="celery",

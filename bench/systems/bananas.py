@@ -5,8 +5,9 @@ promoter that moves due delayed jobs, as ``bananas worker`` has) and run in
 this process's event loop, with concurrency 10 on the routing key ``bench``;
 the metrics server and the cron scheduler are off (neither is on a job's
 path). The handler is an ``async def``, so it runs on the loop, not in the
-handler thread pool. Results are kept only when the spec asks for them
-(``success_ttl=0`` otherwise: nothing is stored). Bulk submission is
+handler thread pool. Results are kept for an hour only when the spec asks for
+them; otherwise ``success_ttl=0``, with which Bananas keeps a result only for
+the few seconds a waiter needs to read it. Bulk submission is
 ``submit_many`` (one script call per 500 jobs); delayed jobs use
 ``scheduled_for``; a round trip is ``submit_and_wait``. A killed worker's
 leases expire after ``lease_duration`` (10 s) and another worker's reaper
