@@ -105,6 +105,10 @@ def parse_url(url: str, **options: Any) -> RedisTarget:
     opts = {
         "socket_timeout": SOCKET_TIMEOUT,
         "socket_connect_timeout": CONNECT_TIMEOUT,
+        # Replies are decoded as UTF-8. A value that is not (a job record written as raw
+        # bytes by some other producer) must become an unreadable record that is
+        # dead-lettered, not a UnicodeDecodeError that ends the worker's fetch loop.
+        "encoding_errors": "replace",
         **{k: v for k, v in query.items() if k.startswith("ssl_")},
         **options,
     }
