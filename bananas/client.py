@@ -19,7 +19,16 @@ from typing import Any, Self, TypeVar
 import orjson
 
 from bananas.broker import Broker, DeadJob, NewJob, encode
-from bananas.commands import AsyncRedis, Op, SyncRedis, command, run_async, run_sync
+from bananas.commands import (
+    AsyncRedis,
+    Op,
+    SyncRedis,
+    command,
+    lane_pool,
+    run_async,
+    run_sync,
+    sync_lane,
+)
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
 from bananas.errors import InvalidJobError, JobNotFoundError, PayloadTooLargeError, WaitTimeoutError
 from bananas.keys import KeySpace
@@ -312,9 +321,10 @@ class Client(_Base):
     def __init__(self, url: str | None = None, **options: Any) -> None:
         super().__init__(url, **options)
         self.redis: SyncRedis = connect_sync(self.target)
+        self._lane = sync_lane(self.redis)
 
     def _run(self, op: Op[T]) -> T:
-        return run_sync(self.redis, op, self.target.masked)
+        return run_sync(self._lane or self.redis, op, self.target.masked)
 
     def submit(
         self,
@@ -455,6 +465,8 @@ class Client(_Base):
 
     def close(self) -> None:
         """Close the connections."""
+        if self._lane is not None:
+            self._lane.close()
         self.redis.close()
 
     def __enter__(self) -> Self:
@@ -509,9 +521,10 @@ class AsyncClient(_Base):
     def __init__(self, url: str | None = None, **options: Any) -> None:
         super().__init__(url, **options)
         self.redis: AsyncRedis = connect_async(self.target)
+        self._lanes = lane_pool(self.redis)
 
     async def _run(self, op: Op[T]) -> T:
-        return await run_async(self.redis, op, self.target.masked)
+        return await run_async(self._lanes or self.redis, op, self.target.masked)
 
     async def submit(
         self,
@@ -643,6 +656,8 @@ class AsyncClient(_Base):
 
     async def close(self) -> None:
         """Close the connections."""
+        if self._lanes is not None:
+            await self._lanes.close()
         await self.redis.aclose()
 
     async def __aenter__(self) -> Self:

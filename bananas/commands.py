@@ -9,12 +9,18 @@ which is why ``Client`` and ``AsyncClient`` share every line of their logic.
 Scripts are sent as EVALSHA and fall back to EVAL once when the server does not
 know them yet (after a restart or on a new cluster node). Errors from redis-py are
 translated here into :class:`bananas.errors.BananasConnectionError`.
+
+Every command Bananas sends is safe to send twice: enqueue is idempotent by job id,
+ack/fail/renew/release check the lease token, and reads and blocking pops repeat
+harmlessly. That is what lets a lane resend a command once on a fresh connection
+when the server closed the old one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -110,8 +116,10 @@ def _run_call_sync(conn: SyncRedis, call: Call) -> Any:
         return conn.execute_command(*_eval_args(call))
 
 
-def execute_sync(conn: SyncRedis, request: Request) -> Any:
+def execute_sync(conn: SyncRedis | SyncLane, request: Request) -> Any:
     """Send one request on a sync connection and return its reply."""
+    if isinstance(conn, SyncLane):
+        return conn.execute(request)
     if isinstance(request, Call):
         return _run_call_sync(conn, request)
     pipe = conn.pipeline(transaction=False)
@@ -140,13 +148,20 @@ class FastLane:
     def __init__(self, client: aioredis.Redis) -> None:
         self.connection = client.connection_pool.make_connection()
 
-    async def call(self, args: tuple[Any, ...]) -> Any:
+    async def call(self, args: tuple[Any, ...], *, retry: bool = True) -> Any:
         conn = self.connection
         try:
             await conn.send_packed_command(_pack(args), check_health=False)
             return await conn.read_response()
         except redis.ResponseError:
             raise
+        except redis.ConnectionError:
+            await conn.disconnect()
+            if not retry:
+                raise
+            # A connection the server closed (restart, idle timeout): once more on a new one.
+            # Every command sent here is safe to repeat (see the module docstring).
+            return await self.call(args, retry=False)
         except BaseException:
             await conn.disconnect()
             raise
@@ -163,20 +178,121 @@ class FastLane:
         await self.connection.disconnect()
 
 
-def fast_lane(client: AsyncRedis) -> FastLane | None:
-    """A :class:`FastLane` on ``client`` when it is a single server and hiredis is present."""
+class LanePool:
+    """:class:`FastLane` s for an :class:`~bananas.AsyncClient` shared by many tasks.
+
+    Each request borrows an idle lane (or opens one) and gives it back, so concurrent
+    tasks never share a connection; a lane that failed is given back disconnected
+    and reconnects on its next use.
+    """
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._idle: list[FastLane] = []
+        self._all: list[FastLane] = []
+
+    async def execute(self, request: Request) -> Any:
+        if self._idle:
+            lane = self._idle.pop()
+        else:
+            lane = FastLane(self._client)
+            self._all.append(lane)
+        try:
+            return await lane.execute(request)
+        finally:
+            self._idle.append(lane)
+
+    async def close(self) -> None:
+        for lane in self._all:
+            await lane.close()
+        self._all.clear()
+        self._idle.clear()
+
+
+def lane_pool(client: AsyncRedis) -> LanePool | None:
+    """A :class:`LanePool` on ``client`` when fast lanes apply (see :func:`fast_lane`)."""
+    return LanePool(client) if _lanes_apply(client) else None  # type: ignore[arg-type]
+
+
+class SyncLane:
+    """The sync counterpart of :class:`FastLane`: one raw connection per thread.
+
+    redis-py's sync ``execute_command`` spends several times the loopback round trip
+    on its own bookkeeping; a client that submits one job at a time pays that on
+    every job. Each thread gets its own connection, so a shared ``Client`` stays
+    thread-safe.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._local = threading.local()
+        self._connections: list[Any] = []
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._pool.make_connection()
+            self._connections.append(conn)
+        return conn
+
+    def call(self, args: tuple[Any, ...], *, retry: bool = True) -> Any:
+        conn = self._connection()
+        try:
+            conn.send_packed_command([_pack(args)], check_health=False)
+            return conn.read_response()
+        except redis.ResponseError:
+            raise
+        except redis.ConnectionError:
+            conn.disconnect()
+            if not retry:
+                raise
+            return self.call(args, retry=False)  # once more, as FastLane.call
+        except BaseException:
+            conn.disconnect()
+            raise
+
+    def execute(self, request: Request) -> Any:
+        if isinstance(request, Batch):
+            return [self.call(c.args) for c in request.calls]
+        try:
+            return self.call(request.args)
+        except redis.exceptions.NoScriptError:
+            return self.call(_eval_args(request))
+
+    def close(self) -> None:
+        for conn in self._connections:
+            conn.disconnect()
+        self._connections.clear()
+
+
+def sync_lane(client: SyncRedis) -> SyncLane | None:
+    """A :class:`SyncLane` on ``client`` when it is a single server and hiredis is present."""
     if (
         _pack is None
-        or not isinstance(client, aioredis.Redis)
-        or type(client.connection_pool) is not aioredis.ConnectionPool
+        or not isinstance(client, redis.Redis)
+        or type(client.connection_pool) is not redis.ConnectionPool
     ):
         return None
-    return FastLane(client)
+    return SyncLane(client)
 
 
-async def execute_async(conn: AsyncRedis | FastLane, request: Request) -> Any:
+def _lanes_apply(client: AsyncRedis) -> bool:
+    """Lanes need hiredis and a single server (not a cluster, not a sentinel-managed pool)."""
+    return (
+        _pack is not None
+        and isinstance(client, aioredis.Redis)
+        and type(client.connection_pool) is aioredis.ConnectionPool
+    )
+
+
+def fast_lane(client: AsyncRedis) -> FastLane | None:
+    """A :class:`FastLane` on ``client`` when lanes apply, else None."""
+    return FastLane(client) if _lanes_apply(client) else None  # type: ignore[arg-type]
+
+
+async def execute_async(conn: AsyncRedis | FastLane | LanePool, request: Request) -> Any:
     """Send one request on an asyncio connection and return its reply."""
-    if isinstance(conn, FastLane):
+    if isinstance(conn, FastLane | LanePool):
         return await conn.execute(request)
     if isinstance(request, Call):
         return await _run_call_async(conn, request)
@@ -186,7 +302,7 @@ async def execute_async(conn: AsyncRedis | FastLane, request: Request) -> Any:
     return await pipe.execute()
 
 
-def run_sync(conn: SyncRedis, op: Op[T], where: str) -> T:
+def run_sync(conn: SyncRedis | SyncLane, op: Op[T], where: str) -> T:
     """Drive ``op`` to completion on a sync connection; ``where`` names Redis in errors."""
     try:
         request = next(op)
@@ -201,7 +317,7 @@ def run_sync(conn: SyncRedis, op: Op[T], where: str) -> T:
         return stop.value
 
 
-async def run_async(conn: AsyncRedis | FastLane, op: Op[T], where: str) -> T:
+async def run_async(conn: AsyncRedis | FastLane | LanePool, op: Op[T], where: str) -> T:
     """Drive ``op`` to completion on an asyncio connection; ``where`` names Redis in errors.
 
     redis-py may absorb the cancellation of a command in flight (it disconnects and
