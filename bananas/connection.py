@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.cluster import ClusterNode, RedisCluster
@@ -137,19 +138,30 @@ def _tls_options(target: RedisTarget) -> dict[str, Any]:
     return opts
 
 
-# redis-py's cluster and sentinel constructors are not annotated.
-def connect_sync(target: RedisTarget) -> redis.Redis | RedisCluster:
-    """A sync redis-py client for ``target`` (lazy: no I/O happens here)."""
+@dataclass(frozen=True)
+class _Flavour:
+    """The redis-py classes of one side (sync or asyncio)."""
+
+    redis: Any
+    cluster: Any
+    node: Any
+    sentinel: Any
+
+
+_SYNC = _Flavour(redis.Redis, RedisCluster, ClusterNode, Sentinel)
+_ASYNC = _Flavour(aioredis.Redis, AsyncRedisCluster, AsyncClusterNode, AsyncSentinel)
+
+
+def _connect(target: RedisTarget, flavour: _Flavour) -> Any:
     if target.kind == "cluster":
-        nodes = [ClusterNode(h, p) for h, p in target.nodes]
-        return RedisCluster(
-            startup_nodes=nodes,
+        return flavour.cluster(
+            startup_nodes=[flavour.node(h, p) for h, p in target.nodes],
             username=target.username,
             password=target.password,
             **_tls_options(target),
         )
     if target.kind == "sentinel":
-        sentinel = Sentinel(
+        sentinel = flavour.sentinel(
             list(target.nodes),
             sentinel_kwargs={"password": target.password},
             username=target.username,
@@ -158,29 +170,16 @@ def connect_sync(target: RedisTarget) -> redis.Redis | RedisCluster:
             **_tls_options(target),
         )
         return sentinel.master_for(target.service)
-    return redis.Redis.from_url(target.url, decode_responses=True, **target.options)
+    return flavour.redis.from_url(target.url, decode_responses=True, **target.options)
+
+
+def connect_sync(target: RedisTarget) -> redis.Redis | RedisCluster:
+    """A sync redis-py client for ``target`` (lazy: no I/O happens here)."""
+    client: redis.Redis | RedisCluster = _connect(target, _SYNC)
+    return client
 
 
 def connect_async(target: RedisTarget) -> aioredis.Redis | AsyncRedisCluster:
     """An asyncio redis-py client for ``target`` (lazy: no I/O happens here)."""
-    if target.kind == "cluster":
-        from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
-
-        nodes = [AsyncClusterNode(h, p) for h, p in target.nodes]
-        return AsyncRedisCluster(
-            startup_nodes=nodes,
-            username=target.username,
-            password=target.password,
-            **_tls_options(target),
-        )
-    if target.kind == "sentinel":
-        sentinel = AsyncSentinel(
-            list(target.nodes),
-            sentinel_kwargs={"password": target.password},
-            username=target.username,
-            password=target.password,
-            db=target.db,
-            **_tls_options(target),
-        )
-        return sentinel.master_for(target.service)
-    return aioredis.Redis.from_url(target.url, decode_responses=True, **target.options)
+    client: aioredis.Redis | AsyncRedisCluster = _connect(target, _ASYNC)
+    return client
