@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -162,7 +162,13 @@ class Worker:
         self.redis_ok = True
         self._fetch_lane = fast_lane(self.client.redis)
         self._ack_lane = fast_lane(self.client.redis)
-        spawn = asyncio.get_running_loop().create_task
+        create_task = asyncio.get_running_loop().create_task
+
+        def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+            task = create_task(coro, name=name)
+            task.add_done_callback(_report_crash)
+            return task
+
         if self.serves_jobs:
             self._slots = [
                 spawn(self._slot(), name=f"bananas-slot-{i}")
@@ -564,6 +570,12 @@ def _priority_of(leased: Leased) -> Priority:
         return Priority(orjson.loads(leased.record).get("priority", "normal"))
     except (ValueError, AttributeError, orjson.JSONDecodeError):
         return Priority.NORMAL
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """Log a worker task that ended with an error: /healthz turns false, and this says why."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker task %s died", task.get_name(), exc_info=task.exception())
 
 
 async def _service(factory: Callable[[], Awaitable[None]]) -> None:
