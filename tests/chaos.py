@@ -83,7 +83,8 @@ class Scale:
     load_seconds: float = 2.0
     #: Jobs per second the producer submits during the restart scenario.
     submit_rate: float = 400.0
-    #: Seconds Redis stays SIGSTOPped (longer than a lease).
+    #: Seconds Redis stays SIGSTOPped (longer than a lease; at full scale also longer
+    #: than the clients' 10 s socket timeout, so they give up and reconnect).
     stall_seconds: float = 5.0
     #: Rolling restarts of the whole fleet.
     rollouts: int = 1
@@ -103,7 +104,7 @@ FULL = Scale(
     restarts=3,
     load_seconds=8.0,
     submit_rate=800.0,
-    stall_seconds=8.0,
+    stall_seconds=12.0,
     rollouts=2,
     leader_kills=4,
     cron_minutes=4.0,
@@ -678,6 +679,7 @@ def rollout(servers: Servers, scale: Scale, rng: random.Random) -> Report:
         codes: list[int | None] = []
         for _ in range(scale.rollouts):
             for slot, old in enumerate(list(workers)):
+                time.sleep(rng.uniform(*scale.kill_every))  # the rollout's cadence
                 workers[slot] = fleet.spawn()
                 t = time.monotonic()
                 codes.append(old.stop(60))

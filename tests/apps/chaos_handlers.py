@@ -96,6 +96,13 @@ def sync_oom(job: Job) -> None:
     raise MemoryError("sync handler ran out of memory")
 
 
+@registry.handler("nap")
+async def nap(job: Job) -> str:
+    """Hold a slot for ``seconds`` without touching any Redis (for ACL and drain tests)."""
+    await asyncio.sleep(float(job.payload.get("seconds", 0.1)))
+    return "rested"
+
+
 @registry.handler("slow_sync")
 def slow_sync(job: Job) -> str:
     """A thread-pool handler that holds its slot (for drain and ACL tests)."""
