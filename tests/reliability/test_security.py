@@ -184,6 +184,7 @@ def test_every_role_runs_under_its_least_privilege_acl_user(
     common = {"ENABLE_SCHEDULER": "false", "LEASE_DURATION": "1s", "RETRY_BACKOFF_MAX": "0.1s"}
     worker = spawn(acl_users.worker, **common)
     with Client(acl_users.client, prefix=prefix) as client:
+        assert client.ping()
         assert client.submit_and_wait("echo", {"n": 1}, timeout=10).is_success()
         ids = client.submit_many([JobSpec("echo", {"n": i}) for i in range(20)])
         delayed = client.submit("echo", {"late": True}, delay=0.3)
@@ -213,6 +214,8 @@ def test_every_role_runs_under_its_least_privilege_acl_user(
         assert status(held) is JobStatus.PENDING, "released at SIGTERM"
     _, metrics = http_get(scheduler.port, "/metrics")
     assert "bananas_scheduler_leader 1.0" in metrics, "the leader lock works"
+    with acl_redis.client() as admin:
+        admin.script_flush()  # as after a restart: the scripts are sent again with EVAL
     with Client(acl_users.operator, prefix=prefix) as operator:
         assert operator.queue_stats().dead == 1
         assert operator.get_result(ids[0], routing_key="default") is not None
