@@ -33,8 +33,9 @@ from bananas.worker_runtime.metrics import Metrics
 log = logging.getLogger(__name__)
 
 LIVE = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING)
-#: The last part of a promoter's wait, slept on the local timer (Redis ticks every 100 ms).
-TIMER_SLACK = 0.12
+#: The last part of a promoter's wait, slept on the local timer (Redis ends a blocking
+#: timeout on its 100 ms tick, later under load).
+TIMER_SLACK = 0.25
 
 
 class Promoter:
