@@ -320,8 +320,10 @@ class Worker:
             order = routes
             if rounds % FAIR_EVERY == 0:
                 turn = rounds // FAIR_EVERY
-                fair = 1 + turn % 2  # 1: normal first, 2: low first
                 order = routes[turn % len(routes) :] + routes[: turn % len(routes)]
+                # 1: normal first, 2: low first, alternating on each key's own turns (a key
+                # leads every len(routes)-th fair turn), so every key serves both in turn.
+                fair = 1 + (turn // len(routes)) % 2
             got = await self._retrying(partial(self._fetch_routes, order, fair), self._fetch_lane)
             if not got:
                 await self._retrying(self._block_for_work, self._fetch_lane)
