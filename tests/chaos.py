@@ -270,6 +270,8 @@ class Tally:
     """What the ledger says about a set of jobs."""
 
     lost: list[str]
+    #: Why the first few lost jobs are not completed (their last error, if any).
+    why: list[str]
     duplicated: int
     duplicated_jobs: list[str]
     runs: dict[str, int]
@@ -290,7 +292,8 @@ def tally(
     done = completed_ids(queue, route, ids)
     lost = [i for i in ids if i not in done or runs.get(i, 0) < 1]
     dup_jobs = [i for i in ids if runs.get(i, 0) > 1]
-    return Tally(lost, sum(runs[i] - 1 for i in dup_jobs), dup_jobs, runs, starts, first)
+    why = [queue.hget(route.errors, i) or "no error recorded" for i in lost[:5]]
+    return Tally(lost, why, sum(runs[i] - 1 for i in dup_jobs), dup_jobs, runs, starts, first)
 
 
 def wait_drained(
@@ -418,13 +421,13 @@ def crashes(servers: Servers, scale: Scale, rng: random.Random) -> Report:
                 "workers x concurrency": f"{scale.workers} x {scale.concurrency}",
                 "lease": f"{scale.lease}s",
                 "jobs duplicated": len(result.duplicated_jobs),
+                "lost: why (first 5)": result.why,
                 "held by the victims at their kill (bound on duplicates)": held,
                 "concurrency x kills": scale.concurrency * len(kills),
                 "acks accepted (stats completed)": stats.get("completed", 0),
                 "leases reaped": stats.get("reaped", 0),
                 "dead-lettered": stats.get("failed", 0),
                 "replacement ready s (max)": round(max((k.restart for k in kills), default=0), 2),
-                "lost ids (first 5)": result.lost[:5],
             },
             acks=stats.get("completed", 0),
             dup_bound=held,
@@ -551,6 +554,7 @@ def redis_restart(servers: Servers, scale: Scale, rng: random.Random) -> Report:
                 "s from kill until every /readyz was false": [round(x, 2) for x in went_unready],
                 "lost: s acknowledged before the kill": windows,
                 "jobs duplicated": len(result.duplicated_jobs),
+                "lost: why (first 5)": result.why,
                 "delayed jobs (promoted after the restarts)": len(ids[::10]),
                 "processes alive at the end": f"{sum(alive)}/{len(alive)}",
                 "/healthz at the end": health,
@@ -632,6 +636,7 @@ def redis_stall(servers: Servers, scale: Scale, rng: random.Random) -> Report:
                 "leased when the stall began": leased_before,
                 "slots (workers x concurrency)": scale.workers * scale.concurrency,
                 "jobs duplicated": len(result.duplicated_jobs),
+                "lost: why (first 5)": result.why,
                 "latest first start of a duplicated job, s after SIGCONT": (
                     round(max(late), 3) if late else None
                 ),
@@ -698,6 +703,7 @@ def rollout(servers: Servers, scale: Scale, rng: random.Random) -> Report:
             time.monotonic() - started,
             {
                 "exit codes": sorted(set(codes)),
+                "lost: why (first 5)": result.why,
                 "jobs started more than once": len(restarted),
                 "leases reaped": stats.get("reaped", 0),
                 "acks accepted (stats completed)": stats.get("completed", 0),

@@ -46,12 +46,15 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
 
 @dataclass(frozen=True)
 class Certificates:
-    """A throw-away CA, a server certificate it signed (for 127.0.0.1 and localhost), and
-    an unrelated CA that must not be trusted."""
+    """A throw-away CA, a server certificate it signed (for 127.0.0.1 and localhost), a
+    client certificate it signed (for mutual TLS), and an unrelated CA that must not be
+    trusted."""
 
     ca: str
     cert: str
     key: str
+    client_cert: str
+    client_key: str
     other_ca: str
 
 
@@ -77,17 +80,26 @@ def make_certificates(folder: str) -> Certificates:
         "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.cnf",
         cwd=folder,
     )  # fmt: skip
-    return Certificates(
-        *(os.path.join(folder, f) for f in ("ca.crt", "server.crt", "server.key", "other-ca.crt"))
-    )
+    _openssl(
+        "req", *ec, "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=bananas",
+        cwd=folder,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "client.crt", "-days", "2", cwd=folder,
+    )  # fmt: skip
+    names = ("ca.crt", "server.crt", "server.key", "client.crt", "client.key", "other-ca.crt")
+    return Certificates(*(os.path.join(folder, f) for f in names))
 
 
 @dataclass
 class TLSRedisServer(RedisServer):
-    """redis-server serving TLS only (``--port 0 --tls-port``), clients not authenticated
-    by certificate (``--tls-auth-clients no``): the password or ACL user does that."""
+    """redis-server serving TLS only (``--port 0 --tls-port``). Clients are authenticated
+    by the password or ACL user (``--tls-auth-clients no``), or with ``mutual`` also by
+    a certificate signed by the CA (``--tls-auth-clients yes``)."""
 
     certs: Certificates | None = None
+    mutual: bool = False
 
     def start(self, timeout: float = 10.0) -> TLSRedisServer:
         assert self.certs is not None
@@ -95,7 +107,8 @@ class TLSRedisServer(RedisServer):
         self.extra_args = [
             "--port", "0", "--tls-port", str(self.port),
             "--tls-cert-file", self.certs.cert, "--tls-key-file", self.certs.key,
-            "--tls-ca-cert-file", self.certs.ca, "--tls-auth-clients", "no",
+            "--tls-ca-cert-file", self.certs.ca,
+            "--tls-auth-clients", "yes" if self.mutual else "no",
         ]  # fmt: skip
         super().start(timeout)
         return self
@@ -108,6 +121,8 @@ class TLSRedisServer(RedisServer):
             password=self.password,
             ssl=True,
             ssl_ca_certs=self.certs.ca,
+            ssl_certfile=self.certs.client_cert if self.mutual else None,
+            ssl_keyfile=self.certs.client_key if self.mutual else None,
             decode_responses=True,
         )
 
@@ -124,20 +139,32 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return make_certificates(str(tmp_path_factory.mktemp("tls")))
 
 
-@pytest.fixture(scope="session")
-def tls_redis(certificates: Certificates) -> Iterator[TLSRedisServer]:
-    """A TLS-only redis-server with a password (``redis-server`` from PATH: Valkey's
-    embedded build is not needed here)."""
+def _tls_server(certs: Certificates, mutual: bool) -> TLSRedisServer:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server (built with TLS) is not on PATH")
-    server = TLSRedisServer(binary, password=f"tls-{uuid.uuid4().hex}", certs=certificates)
+    server = TLSRedisServer(binary, password=f"tls-{uuid.uuid4().hex}", certs=certs, mutual=mutual)
     try:
-        server.start()
+        return server.start()
     except RuntimeError as exc:
         if "tls" in str(exc).lower():
             pytest.skip(f"this redis-server has no TLS support: {exc}")
         raise
+
+
+@pytest.fixture(scope="session")
+def tls_redis(certificates: Certificates) -> Iterator[TLSRedisServer]:
+    """A TLS-only redis-server with a password (``redis-server`` from PATH: Valkey's
+    embedded build is not needed here)."""
+    server = _tls_server(certificates, mutual=False)
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def mtls_redis(certificates: Certificates) -> Iterator[TLSRedisServer]:
+    """The same, but every client must also show a certificate signed by the CA."""
+    server = _tls_server(certificates, mutual=True)
     yield server
     server.cleanup()
 

@@ -315,6 +315,20 @@ def test_tls_refuses_an_untrusted_server_and_plain_text(
     assert tls_redis.password is not None and tls_redis.password not in refused.log()
 
 
+def test_mutual_tls_with_a_client_certificate(
+    spawn: Spawn, mtls_redis: TLSRedisServer, certificates: Certificates, prefix: str
+) -> None:
+    c = certificates
+    url = f"{mtls_redis.url}?ssl_certfile={c.client_cert}&ssl_keyfile={c.client_key}"
+    worker = spawn(url, REDIS_CA_FILE=c.ca)
+    with Client(url, prefix=prefix, ssl_ca_certs=c.ca) as client:
+        assert client.submit_and_wait("echo", {"over": "mtls"}, timeout=10).is_success()
+    anonymous = Client(mtls_redis.url, prefix=prefix, ssl_ca_certs=c.ca)
+    with anonymous, pytest.raises(BananasConnectionError):
+        anonymous.ping()
+    assert worker.stop() == 0
+
+
 # -- secrets -------------------------------------------------------------------------------
 
 
