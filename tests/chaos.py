@@ -636,6 +636,7 @@ def redis_stall(servers: Servers, scale: Scale, rng: random.Random) -> Report:
                 "leased when the stall began": leased_before,
                 "slots (workers x concurrency)": scale.workers * scale.concurrency,
                 "jobs duplicated": len(result.duplicated_jobs),
+                "most runs of one job": result.max_runs,
                 "lost: why (first 5)": result.why,
                 "latest first start of a duplicated job, s after SIGCONT": (
                     round(max(late), 3) if late else None
