@@ -462,7 +462,10 @@ class Producer(threading.Thread):
         while not self.stop.is_set():
             job_id = f"p{n}-{uuid.uuid4().hex[:8]}"
             delay = 1.5 if n % 10 == 0 else None
-            self._submit_until_stored(job_id, {"tag": self.tag, "n": n, "ms": self.ms}, delay)
+            if not self._submit_until_stored(
+                job_id, {"tag": self.tag, "n": n, "ms": self.ms}, delay
+            ):
+                return
             self.acked.append((job_id, time.time()))
             n += 1
             next_at += interval
@@ -474,18 +477,19 @@ class Producer(threading.Thread):
 
     def _submit_until_stored(
         self, job_id: str, payload: dict[str, Any], delay: float | None
-    ) -> None:
+    ) -> bool:
         backoff = 0.02
-        while True:
+        while not self.stop.is_set():  # a scenario that failed must not leave it spinning
             try:
                 self.client.submit(
                     "work", payload, job_id=job_id, delay=delay, max_retries=MAX_RETRIES
                 )
-                return
+                return True
             except BananasError:
                 self.failures += 1
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 0.5)
+        return False
 
     def finish(self) -> None:
         self.stop.set()
@@ -564,6 +568,9 @@ def redis_restart(servers: Servers, scale: Scale, rng: random.Random) -> Report:
         )
     finally:
         producer.stop.set()
+        if producer.is_alive():
+            producer.join(10)
+        producer.client.close()
         fleet.close()
         queue.cleanup()
 
