@@ -27,11 +27,12 @@ from typing import Any
 import kopf
 
 from bananas.client import AsyncClient
-from bananas.errors import BananasError, ConfigError
+from bananas.errors import BananasError, ConfigError, InvalidJobError
 from bananas.models import JobStatus
 from bananas.operator.conditions import FALSE, TRUE, Condition, merge_conditions
 from bananas.operator.context import REDIS_TIMEOUT, OperatorContext, object_lock
 from bananas.operator.cronschedule import (
+    REASON_INVALID_SCHEDULE,
     CronObservation,
     Problem,
     check_spec,
@@ -128,6 +129,9 @@ async def reconcile(
             async with asyncio.timeout(REDIS_TIMEOUT):
                 client = await _client(ctx, namespace, cron.redis)
                 await client.register_schedule(to_schedule(namespace, name, cron))
+        except InvalidJobError as exc:  # the SDK's own check refused what check_spec let by
+            _refuse(body, status, patch, REASON_INVALID_SCHEDULE, str(exc), now, generation)
+            return
         except (RedisProblem, BananasError, TimeoutError) as exc:
             failure = _redis_failure(ctx, exc)
             _redis_down(body, status, patch, failure, now, generation)
@@ -246,6 +250,8 @@ async def sync(
             return
         try:
             seen = await _observe(ctx, namespace, name, cron)
+        except InvalidJobError:
+            return  # reconcile reported it
         except (RedisProblem, BananasError, TimeoutError) as exc:
             failure = _redis_failure(ctx, exc)
             if _condition_status(status, "RedisReachable") != FALSE:
@@ -254,6 +260,7 @@ async def sync(
     fields, events = render_status(cron, seen, status, now)
     for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    patch.status["scheduleId"] = schedule_id(namespace, name)
     for key, value in fields.items():
         patch.status[key] = value
     conditions = registered_conditions(cron)

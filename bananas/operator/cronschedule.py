@@ -40,6 +40,23 @@ REASON_INVALID_SCHEDULE = "InvalidSchedule"
 
 _LIVE = {JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING}
 
+#: The macros a CronSchedule accepts (as a CronJob does), as the 5 fields the SDK takes.
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def cron_fields(schedule: str) -> str:
+    """The schedule as 5 space-separated fields, macros expanded (``@daily`` -> ``0 0 * * *``)."""
+    expr = schedule.strip()
+    return MACROS.get(expr.lower(), " ".join(expr.split()))
+
 
 def schedule_id(namespace: str, name: str) -> str:
     """The id a CronSchedule is registered under in Redis."""
@@ -60,9 +77,8 @@ def check_spec(spec: CronScheduleSpec) -> Problem | None:
         ZoneInfo(spec.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
         return Problem(REASON_INVALID_TIME_ZONE, f"unknown time zone {spec.time_zone!r}")
-    expr = spec.schedule.strip()
-    fields = expr.split()
-    if not (expr.startswith("@") or len(fields) == 5) or not croniter.is_valid(expr):
+    expr = cron_fields(spec.schedule)
+    if len(expr.split()) != 5 or not croniter.is_valid(expr):
         return Problem(
             REASON_INVALID_SCHEDULE,
             f"schedule {spec.schedule!r} is not a valid 5-field cron expression",
@@ -74,7 +90,7 @@ def to_schedule(namespace: str, name: str, spec: CronScheduleSpec) -> Schedule:
     """The Schedule to register for a CronSchedule (``suspend`` maps to ``enabled``)."""
     return Schedule(
         id=schedule_id(namespace, name),
-        cron=spec.schedule.strip(),
+        cron=cron_fields(spec.schedule),
         job=spec.job,
         payload=spec.payload,
         priority=spec.priority,
@@ -97,7 +113,7 @@ def next_fire(spec: CronScheduleSpec, now: datetime) -> datetime | None:
     if spec.suspend or check_spec(spec) is not None:
         return None
     start = now.astimezone(ZoneInfo(spec.time_zone))
-    upcoming = croniter(spec.schedule.strip(), start).get_next(datetime)
+    upcoming = croniter(cron_fields(spec.schedule), start).get_next(datetime)
     return upcoming if isinstance(upcoming, datetime) else None
 
 

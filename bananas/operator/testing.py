@@ -11,7 +11,7 @@ operator reacts to it.
 :func:`eventually` polls a condition with a deadline (tests never sleep to
 synchronise), :func:`apply_crds` installs the CRDs from ``crds/`` and waits
 until they are served, and :func:`event_reasons` lists the Events posted
-about an object.
+about an object and :func:`wait_for_event` waits for one.
 """
 
 from __future__ import annotations
@@ -88,6 +88,24 @@ async def event_reasons(api: k8s.ApiClient, namespace: str, name: str) -> list[s
     )
     items = sorted(events.items, key=lambda e: (e.last_timestamp or e.event_time or 0, e.reason))
     return [e.reason for e in items]
+
+
+async def wait_for_event(
+    api: k8s.ApiClient, namespace: str, name: str, reason: str, *, timeout: float = 30.0
+) -> str:
+    """Wait until an Event with ``reason`` about ``name`` exists; return its message.
+
+    Events are posted in the background (kopf queues them), so they may land a
+    moment after the change they describe.
+    """
+    core = k8s.CoreV1Api(api)
+    selector = f"involvedObject.name={name},reason={reason}"
+
+    async def posted() -> str | None:
+        events = await core.list_namespaced_event(namespace, field_selector=selector)
+        return " | ".join(e.message or "" for e in events.items) if events.items else None
+
+    return await eventually(posted, what=f"a {reason} Event about {name}", timeout=timeout)
 
 
 class OperatorThread:

@@ -25,7 +25,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from bananas import AsyncClient
-from bananas.operator.testing import OperatorThread, event_reasons, eventually
+from bananas.operator.testing import OperatorThread, eventually, wait_for_event
 
 from .controlplane import REPO_ROOT, KubeCluster
 from .redis_fixture import operator_redis
@@ -156,7 +156,7 @@ async def test_operator_runs_on_its_shipped_rbac(
             "bananas-scheduler", namespace
         )
         assert binding.role_ref.name == "bananas-scheduler"
-        assert "Registered" in await event_reasons(kube_api, namespace, "rbac")
+        await wait_for_event(kube_api, namespace, "rbac", "Registered")
 
         await crons.custom.delete_namespaced_custom_object(
             GROUP, VERSION, namespace, "cronschedules", "rbac"

@@ -17,6 +17,7 @@ from bananas.operator.cronschedule import (
     to_schedule,
 )
 from bananas.operator.specs import parse_cronschedule
+from bananas.validation import validate_schedule
 
 NOW = datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)
 
@@ -159,3 +160,23 @@ def test_hand_edited_previous_status_is_survivable() -> None:
     fields, events = render_status(cron(), CronObservation(status=state), previous, NOW)
     assert fields["skippedCount"] == 1
     assert [e.reason for e in events] == ["MissedSchedule"]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fields"),
+    [
+        ("@hourly", "0 * * * *"),
+        ("@daily", "0 0 * * *"),
+        ("@midnight", "0 0 * * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@monthly", "0 0 1 * *"),
+        ("@yearly", "0 0 1 1 *"),
+        ("@annually", "0 0 1 1 *"),
+        ("  */5   9-17 * * 1-5 ", "*/5 9-17 * * 1-5"),
+    ],
+)
+def test_macros_become_five_fields(schedule: str, fields: str) -> None:
+    """The SDK (and its scheduler) takes 5 fields only; macros are expanded on registration."""
+    registered = to_schedule("ops", "x", cron(schedule=schedule))
+    assert registered.cron == fields
+    validate_schedule(registered)  # what AsyncClient.register_schedule checks
