@@ -94,7 +94,7 @@ class Scale:
     cron_minutes: float = 0.0
 
 
-CI = Scale("ci", jobs=5000, job_ms=40)
+CI = Scale("ci", jobs=5000, job_ms=40, kill_every=(1.2, 2.2))
 FULL = Scale(
     "full",
     jobs=100_000,
@@ -860,7 +860,7 @@ class _Replica:
 
 
 async def cron_failover(
-    url: str, kills: int, *, lease: float = 0.6, speed: float = 30.0, deadline: float = 50.0
+    url: str, kills: int, *, lease: float = 0.6, speed: float = 20.0, deadline: float = 50.0
 ) -> Report:
     """In-process cron schedulers under a real :class:`RedisLeaderElector` whose clock runs
     ``speed`` times faster than real time (a minute slot every 60/speed s), with an

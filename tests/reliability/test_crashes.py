@@ -6,6 +6,7 @@ own job with a clear error while the worker process carries on."""
 from __future__ import annotations
 
 import random
+import statistics
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -29,8 +30,10 @@ def test_sigkilled_workers_lose_no_job(servers: Servers, rng: random.Random) -> 
     assert report.dup_bound is not None
     assert report.duplicated <= report.dup_bound
     assert report.details["leases reaped"] >= report.dup_bound
-    # Orphans come back after one lease (2 s) plus a reaper pass, not after minutes.
-    assert max(report.recovery) < CI.lease + 3.0, report.recovery
+    # Orphans come back after one lease (2 s) plus a reaper pass: seconds, not minutes.
+    # An orphan re-run on a worker killed next waits a second lease, hence the max.
+    assert statistics.median(report.recovery) < 2 * CI.lease + 1, report.recovery
+    assert max(report.recovery) < 4 * CI.lease + 2, report.recovery
 
 
 @pytest.fixture
