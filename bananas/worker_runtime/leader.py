@@ -43,6 +43,10 @@ class LeaderElector(Protocol):
         """Give up leadership at once (on shutdown), so a standby takes over without waiting."""
         ...
 
+    async def close(self) -> None:
+        """Free the elector's own resources (connections); called after :meth:`release`."""
+        ...
+
 
 class RedisLeaderElector:
     """A Redis key with an expiry as the lease; a counter beside it as the fencing token.
@@ -77,3 +81,6 @@ class RedisLeaderElector:
             )
         except BananasError as exc:
             log.warning("could not release the leader lock: %s", exc)
+
+    async def close(self) -> None:
+        """Nothing to free: the elector uses the worker's client."""

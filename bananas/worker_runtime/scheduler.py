@@ -145,6 +145,7 @@ class CronScheduler:
             if self.token is not None:
                 await self.elector.release()
                 self.token = None
+            await self.elector.close()
 
     async def step(self) -> None:
         """One tick: renew or take leadership; if leading, fire what is due."""

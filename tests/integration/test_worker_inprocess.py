@@ -172,6 +172,9 @@ class AlwaysLeader:
     async def release(self) -> None:
         return None
 
+    async def close(self) -> None:
+        return None
+
 
 async def test_racing_schedulers_fire_each_slot_once(
     single_redis: RedisServer, prefix: str
