@@ -850,6 +850,9 @@ class CrashableElector:
         if not self.crashed:  # a SIGKILLed process never gets to release
             await self.inner.release()
 
+    async def close(self) -> None:
+        await self.inner.close()
+
 
 @dataclass
 class _Replica:
