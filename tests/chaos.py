@@ -853,6 +853,9 @@ class CrashableElector:
     async def close(self) -> None:
         await self.inner.close()
 
+    async def close(self) -> None:
+        await self.inner.close()
+
 
 @dataclass
 class _Replica:
