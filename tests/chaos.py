@@ -853,9 +853,6 @@ class CrashableElector:
     async def close(self) -> None:
         await self.inner.close()
 
-    async def close(self) -> None:
-        await self.inner.close()
-
 
 @dataclass
 class _Replica:
