@@ -131,6 +131,8 @@ class Worker:
         self._done_event = asyncio.Event()
         self._idle = asyncio.Event()
         self._stopping = False
+        self._acks_closing = False
+        self._in_fetch = False
         self._tasks: list[asyncio.Task[None]] = []
         self._slots: list[asyncio.Task[None]] = []
         self._fetcher: asyncio.Task[None] | None = None
@@ -215,6 +217,11 @@ class Worker:
         self._stopping = True
         self.fetching = False
         grace = self.settings.shutdown_timeout if grace is None else grace
+        if self._fetcher is not None and self._in_fetch:
+            # Never cut a fetch short: jobs leased by a reply nobody reads would stay
+            # leased until their lease expired, instead of going straight back.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._fetcher), ACK_FLUSH_TIMEOUT)
         await _cancel(self._fetcher)
         unstarted = self._drain_ready()
         if unstarted:
@@ -225,6 +232,8 @@ class Worker:
         await asyncio.gather(*self._slots, return_exceptions=True)
         # Let the acker finish what it is sending (never cancel an ack in flight), but do
         # not wait for ever on a Redis that is gone: those leases expire and are reaped.
+        # Only now may it stop: jobs were still finishing during the drain.
+        self._acks_closing = True
         self._done_event.set()
         if self._acker is not None:
             with contextlib.suppress(TimeoutError):
@@ -324,7 +333,15 @@ class Worker:
                 # 1: normal first, 2: low first, alternating on each key's own turns (a key
                 # leads every len(routes)-th fair turn), so every key serves both in turn.
                 fair = 1 + (turn // len(routes)) % 2
-            got = await self._retrying(partial(self._fetch_routes, order, fair), self._fetch_lane)
+            self._in_fetch = True
+            try:
+                got = await self._retrying(
+                    partial(self._fetch_routes, order, fair), self._fetch_lane
+                )
+            finally:
+                self._in_fetch = False
+            if self._stopping:
+                return
             if not got:
                 await self._retrying(self._block_for_work, self._fetch_lane)
 
@@ -370,7 +387,10 @@ class Worker:
                 return
             rk, leased = item
             finished = await executor.run(rk, leased)
-            held.pop(leased.id, None)  # finished: no more renewals; the ack is on its way
+            entry = held.get(leased.id)
+            if entry is not None and entry[1].attempt == leased.attempt:
+                del held[leased.id]  # finished: no more renewals; the ack is on its way
+            # (a newer delivery of the same job to this worker keeps its lease renewed)
             if debug:
                 log.debug(
                     "job %s (%s) %s in %.3fs",
@@ -393,7 +413,7 @@ class Worker:
             await self._done_event.wait()
             self._done_event.clear()
             await self._flush_acks()
-            if self._stopping and not self._done:
+            if self._acks_closing and not self._done:
                 return
 
     async def _flush_acks(self) -> None:

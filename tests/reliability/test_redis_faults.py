@@ -41,13 +41,6 @@ def test_redis_stall_longer_than_a_lease(servers: Servers, rng: random.Random) -
     # the stall ended, and at most one extra run each (one lapse per stall).
     late = d["latest first start of a duplicated job, s after SIGCONT"]
     assert late is None or late < 0, "a job first leased after the stall ran twice"
-    if report.max_runs > 2:
-        pytest.xfail(
-            "known worker bug (reported): a job re-delivered to the worker that still runs "
-            "its stale delivery loses its lease again when the stale run ends (the slot "
-            "drops the held lease by job id, not by id and token), so it is reaped again "
-            f"and again; most runs of one job: {report.max_runs}, dead-lettered as "
-            f"poison: {report.lost}"
-        )
+    assert report.max_runs <= 2, "a re-delivered job lost its lease again"
     assert report.lost == 0
     assert report.dup_bound is not None and report.duplicated <= report.dup_bound

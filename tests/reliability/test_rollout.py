@@ -19,13 +19,6 @@ def test_rolling_restart_is_exactly_once(servers: Servers, rng: random.Random) -
     assert report.faults == CI.workers * CI.rollouts
     assert report.lost == 0
     assert report.acks == report.jobs
-    if report.duplicated and report.details["leases reaped"]:
-        pytest.xfail(
-            "known worker bug (reported): the acker returns once it has nothing to send "
-            "while the worker is stopping, so the acks of jobs that finish later in the "
-            "drain are never sent; their leases expire and the jobs run again "
-            f"({report.duplicated} duplicated runs)"
-        )
     assert report.duplicated == 0, "a drained worker's finished job ran again"
     assert report.details["jobs started more than once"] == 0, "a job was cut short"
     assert report.details["leases reaped"] == 0, "a drained worker left a lease to expire"
