@@ -299,6 +299,19 @@ class Broker:
         next_due = int(reply[1])
         return int(reply[0]), (None if next_due < 0 else next_due)
 
+    def block(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[bool]:
+        """Block until a token is pushed to one of ``keys`` (True) or ``timeout`` s pass.
+
+        A blocking pop can't span hash slots, so on Redis Cluster several keys are
+        waited on in turn, each for its share of the timeout.
+        """
+        if cluster and len(keys) > 1:
+            for key in keys:
+                if (yield command("BLPOP", key, max(timeout / len(keys), 0.001))):
+                    return True
+            return False
+        return bool((yield command("BLPOP", *keys, max(timeout, 0.001))))
+
     # -- reading and managing jobs ---------------------------------------------------------
 
     def inspect(self, routing_key: str, job_id: str) -> Op[Job | None]:

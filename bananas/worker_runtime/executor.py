@@ -166,16 +166,7 @@ class Executor:
                 duration,
                 dead=True,
             )
-        body = orjson.dumps(
-            {
-                "job_id": job.id,
-                "status": "completed",
-                "result": orjson.Fragment(encoded),
-                "error": "",
-                "completed_at": _now_iso(self.clock),
-                "duration": duration,
-            }
-        ).decode()
+        body = self._result_body(job.id, "completed", "", duration, orjson.Fragment(encoded))
         outcome = Outcome(job.id, job.attempts, body, int(job.success_ttl * 1000))
         return Finished(routing_key, outcome, False, job.name, "completed", duration, job.priority)
 
@@ -194,16 +185,7 @@ class Executor:
         if not dead:
             wait = delay if delay is not None else backoff_delay(job.attempts, cap=self.backoff_cap)
             retry_at = int((self.clock() + wait) * 1000)
-        body = orjson.dumps(
-            {
-                "job_id": job.id,
-                "status": "failed",
-                "result": None,
-                "error": error,
-                "completed_at": _now_iso(self.clock),
-                "duration": duration,
-            }
-        ).decode()
+        body = self._result_body(job.id, "failed", error, duration)
         outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_at)
         return Finished(
             routing_key,
@@ -215,18 +197,23 @@ class Executor:
             job.priority,
         )
 
+    def _result_body(
+        self, job_id: str, status: str, error: str, duration: float, result: Any = None
+    ) -> str:
+        """A stored result record (a :class:`bananas.JobResult` as JSON)."""
+        record = {
+            "job_id": job_id,
+            "status": status,
+            "result": result,
+            "error": error,
+            "completed_at": _now_iso(self.clock),
+            "duration": duration,
+        }
+        return orjson.dumps(record).decode()
+
     def _unreadable(self, routing_key: str, leased: Leased, error: str) -> Finished:
         name = _field(leased.record, "name") or "<unreadable>"
-        body = orjson.dumps(
-            {
-                "job_id": leased.id,
-                "status": "failed",
-                "result": None,
-                "error": error,
-                "completed_at": _now_iso(self.clock),
-                "duration": 0.0,
-            }
-        ).decode()
+        body = self._result_body(leased.id, "failed", error, 0.0)
         outcome = Outcome(
             leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, 0
         )

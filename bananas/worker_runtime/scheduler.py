@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from bananas.broker import MAX_BLOCK_SECONDS
 from bananas.client import AsyncClient
-from bananas.commands import Op, command, raise_if_cancelled
+from bananas.commands import Op, raise_if_cancelled
 from bananas.errors import BananasError
 from bananas.models import ConcurrencyPolicy, JobStatus, Schedule, ScheduleStatus
 from bananas.worker_runtime.cron import Decision, check_schedule, decide, fire_id
@@ -100,12 +100,8 @@ class Promoter:
     def _block(self, routes: list[str], wait: float) -> Op[bool]:
         broker = self.client.broker
         keys = [broker.route(rk).schedwake for rk in routes]
-        if self.client.target.is_cluster and len(keys) > 1:
-            for key in keys:
-                if (yield command("BLPOP", key, max(wait / len(keys), 0.001))):
-                    return True
-            return False
-        return bool((yield command("BLPOP", *keys, max(wait, 0.001))))
+        woken = yield from broker.block(keys, wait, cluster=self.client.target.is_cluster)
+        return woken
 
 
 class CronScheduler:

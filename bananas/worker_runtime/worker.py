@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bananas.broker import Leased
 from bananas.client import AsyncClient
-from bananas.commands import FastLane, Op, command, fast_lane, raise_if_cancelled, run_async
+from bananas.commands import FastLane, Op, fast_lane, raise_if_cancelled, run_async
 from bananas.config import Settings, WorkerMode
 from bananas.errors import BananasError
 from bananas.models import Priority, WorkerInfo, utcnow
@@ -365,15 +365,12 @@ class Worker:
                 break
         return total
 
-    def _block_for_work(self) -> Op[None]:
+    def _block_for_work(self) -> Op[bool]:
         keys = [self.broker.route(rk).wake for rk in self.settings.routing_keys]
-        if self.client.target.is_cluster and len(keys) > 1:
-            # A blocking pop can't span hash slots: wait on each route in turn, briefly.
-            for key in keys:
-                if (yield command("BLPOP", key, IDLE_BLOCK_SECONDS / len(keys))):
-                    return
-            return
-        yield command("BLPOP", *keys, IDLE_BLOCK_SECONDS)
+        woken = yield from self.broker.block(
+            keys, IDLE_BLOCK_SECONDS, cluster=self.client.target.is_cluster
+        )
+        return woken
 
     # -- running ------------------------------------------------------------------------------
 
