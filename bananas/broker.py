@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -72,6 +72,7 @@ _SCRIPTS = {
         "dlq_requeue",
         "dlq_purge",
         "dlq_list",
+        "dlq_delete",
         "stats",
         "leader",
     )
@@ -154,6 +155,24 @@ def decode_job(
     job.error = error
     job.status = status
     return job
+
+
+#: The states ``list_jobs`` can list (``bananas jobs --state``).
+JobState = Literal["ready", "scheduled", "in-flight", "dead"]
+JOB_STATES: tuple[JobState, ...] = ("ready", "scheduled", "in-flight", "dead")
+_LISTED_STATUS = {
+    "ready": JobStatus.PENDING,
+    "scheduled": JobStatus.SCHEDULED,
+    "in-flight": JobStatus.PROCESSING,
+    "dead": JobStatus.FAILED,
+}
+
+
+def _pairs(flat: Any) -> list[tuple[str, float]]:
+    """ZRANGE ... WITHSCORES as (member, score) pairs, whatever shape the client returns."""
+    if flat and isinstance(flat[0], list | tuple):
+        return [(str(m), float(s)) for m, s in flat]
+    return [(str(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
 _STATES = {
@@ -428,6 +447,84 @@ class Broker:
         reply = yield command("HGETALL", self.route(routing_key).stats)
         return {k: int(v) for k, v in reply.items()}
 
+    def list_jobs(
+        self, routing_key: str, state: JobState, offset: int = 0, count: int = 50
+    ) -> Op[tuple[list[Job], int]]:
+        """A page of one state's jobs and how many are in that state.
+
+        ``ready``: queue order, high priority first; ``scheduled``: soonest due first
+        (``scheduled_for`` is the due time); ``in-flight``: leases in deadline order;
+        ``dead``: newest first (``updated_at`` is when it was dead-lettered). A read, not
+        a snapshot: a job that moves on between the two round trips is left out.
+        """
+        r = self.route(routing_key)
+        ids, stamps, total = yield from self._ids_in(r, state, offset, count)
+        if not ids:
+            return [], total
+        records, attempts, errors = yield Batch(
+            [command("HMGET", key, *ids) for key in (r.jobs, r.attempts, r.errors)]
+        )
+        jobs = []
+        for i in range(len(ids)):
+            if not records[i]:
+                continue
+            try:
+                job = decode_job(
+                    records[i],
+                    attempts=int(attempts[i] or 0),
+                    error=errors[i] or "",
+                    status=_LISTED_STATUS[state],
+                )
+            except ValueError:
+                continue
+            stamp = stamps[i]
+            if stamp is not None:
+                at = datetime.fromtimestamp(stamp / 1000, UTC)
+                if state == "scheduled":
+                    job.scheduled_for = at
+                elif state == "dead":
+                    job.updated_at = at
+            jobs.append(job)
+        return jobs, total
+
+    def _ids_in(
+        self, r: RouteKeys, state: JobState, offset: int, count: int
+    ) -> Op[tuple[list[str], list[float | None], int]]:
+        if state == "ready":
+            lengths = yield Batch([command("LLEN", q) for q in r.queues])
+            ranges: list[tuple[str, int, int]] = []
+            skip = offset
+            for queue, length in zip(r.queues, lengths, strict=True):
+                take = min(max(length - skip, 0), count - sum(n for _, _, n in ranges))
+                if take > 0:
+                    ranges.append((queue, skip, take))
+                skip = max(skip - length, 0)
+            pages = []
+            if ranges:
+                pages = yield Batch([command("LRANGE", q, s, s + n - 1) for q, s, n in ranges])
+            ids = [job_id for page in pages for job_id in page]
+            return ids, [None] * len(ids), sum(int(n) for n in lengths)
+        key = {"scheduled": r.scheduled, "in-flight": r.leases, "dead": r.dead}[state]
+        order = "ZREVRANGE" if state == "dead" else "ZRANGE"
+        total, page = yield Batch(
+            [
+                command("ZCARD", key),
+                command(order, key, offset, offset + count - 1, "WITHSCORES"),
+            ]
+        )
+        pairs = _pairs(page)
+        return [p[0] for p in pairs], [p[1] for p in pairs], int(total)
+
+    def run_now(self, routing_key: str, job_id: str) -> Op[bool]:
+        """Make a delayed job or a retry in backoff due now and promote it; False if it
+        was not scheduled."""
+        r = self.route(routing_key)
+        changed = yield command("ZADD", r.scheduled, "XX", "CH", 1, job_id)
+        if not changed:
+            return False
+        yield from self.promote(routing_key)
+        return True
+
     # -- dead-letter queue -------------------------------------------------------------------
 
     def dead_letters(self, routing_key: str, offset: int = 0, count: int = 50) -> Op[list[DeadJob]]:
@@ -465,6 +562,14 @@ class Broker:
         reply = yield script_call(_SCRIPTS["dlq_requeue"], keys, job_ids)
         return int(reply)
 
+    def delete_dead(self, routing_key: str, job_id: str) -> Op[bool]:
+        """Delete one dead-lettered job and its record; False if it was not dead-lettered."""
+        r = self.route(routing_key)
+        reply = yield script_call(
+            _SCRIPTS["dlq_delete"], (r.dead, r.jobs, r.attempts, r.errors), (job_id,)
+        )
+        return bool(reply)
+
     def dead_ids(self, routing_key: str, count: int) -> Op[list[str]]:
         """Up to ``count`` dead-lettered ids, oldest first."""
         reply = yield command("ZRANGE", self.route(routing_key).dead, 0, count - 1)
@@ -495,6 +600,37 @@ class Broker:
     def schedules(self) -> Op[list[Schedule]]:
         reply = yield command("HGETALL", self.keys.schedules)
         return [Schedule.model_validate_json(v) for _, v in sorted(reply.items())]
+
+    def code_schedules(self) -> Op[list[Schedule]]:
+        """The schedules the cron leader last published from code (empty when none runs)."""
+        reply = yield command("GET", self.keys.code_schedules)
+        if not reply:
+            return []
+        return [Schedule.model_validate(s) for s in orjson.loads(reply)]
+
+    def put_code_schedules(self, schedules: Sequence[Schedule], ttl_ms: int) -> Op[None]:
+        """Publish the code-defined schedules (one SET: a reader never sees half a list)."""
+        data = orjson.dumps([s.model_dump(mode="json") for s in schedules])
+        yield command("SET", self.keys.code_schedules, data, "PX", ttl_ms)
+
+    def schedule_statuses(self, schedule_ids: Sequence[str]) -> Op[list[ScheduleStatus | None]]:
+        if not schedule_ids:
+            return []
+        reply = yield command("HMGET", self.keys.schedule_status, *schedule_ids)
+        return [ScheduleStatus.model_validate_json(r) if r else None for r in reply]
+
+    def forget_route(self, routing_key: str) -> Op[bool]:
+        """Drop an empty routing key from the set of known routes; False if it holds jobs.
+
+        Not atomic across the two slots (the set has no hash tag): a job submitted in
+        between keeps its queue, and the route is added back by the next client to
+        submit there.
+        """
+        stats = yield from self.stats(routing_key)
+        if stats.queued or stats.scheduled or stats.in_flight or stats.dead:
+            return False
+        removed = yield command("SREM", self.keys.routes, routing_key)
+        return bool(removed)
 
     def schedule_status(self, schedule_id: str) -> Op[ScheduleStatus | None]:
         reply = yield command("HGET", self.keys.schedule_status, schedule_id)

@@ -18,7 +18,7 @@ from typing import Any, Self, TypeVar
 
 import orjson
 
-from bananas.broker import Broker, DeadJob, NewJob, encode
+from bananas.broker import JOB_STATES, Broker, DeadJob, NewJob, encode
 from bananas.commands import (
     AsyncRedis,
     Op,
@@ -240,6 +240,40 @@ class ClientCore:
             raise JobNotFoundError(job_id)
         return outcome == "cancelled"
 
+    def run_now(self, job_id: str, routing_key: str | None) -> Op[bool]:
+        route = yield from self._route_of(job_id, routing_key)
+        if route is None:
+            raise JobNotFoundError(job_id)
+        moved = yield from self.broker.run_now(route, job_id)
+        return moved
+
+    def delete_dead(self, job_id: str, routing_key: str | None) -> Op[bool]:
+        route = yield from self._route_of(job_id, routing_key)
+        if route is None:
+            return False
+        deleted = yield from self.broker.delete_dead(route, job_id)
+        return deleted
+
+    def list_jobs(
+        self, state: str, routing_key: str, offset: int, count: int
+    ) -> Op[tuple[list[Job], int]]:
+        if state not in JOB_STATES:
+            raise InvalidJobError(f"unknown state {state!r}: use one of {', '.join(JOB_STATES)}")
+        found = yield from self.broker.list_jobs(
+            validate_routing_key(routing_key),
+            state,
+            offset,
+            count,
+        )
+        return found
+
+    def all_schedules(self) -> Op[list[tuple[Schedule, str, ScheduleStatus | None]]]:
+        in_redis = yield from self.broker.schedules()
+        in_code = yield from self.broker.code_schedules()
+        listed = [(s, "redis") for s in in_redis] + [(s, "code") for s in in_code]
+        statuses = yield from self.broker.schedule_statuses([s.id for s, _ in listed])
+        return [(s, source, st) for (s, source), st in zip(listed, statuses, strict=True)]
+
     def all_stats(self) -> Op[list[QueueStats]]:
         routes = yield from self.broker.routes()
         out = []
@@ -410,6 +444,19 @@ class Client(_Base):
         """
         return self._run(self.core.cancel(job_id, routing_key))
 
+    def run_now(self, job_id: str, routing_key: str | None = None) -> bool:
+        """Make a delayed job or a retry in backoff due now; False if it is not scheduled.
+
+        Raises :class:`bananas.JobNotFoundError` when there is no such job.
+        """
+        return self._run(self.core.run_now(job_id, routing_key))
+
+    def list_jobs(
+        self, state: str, routing_key: str = "default", offset: int = 0, count: int = 50
+    ) -> tuple[list[Job], int]:
+        """A page of the jobs in ``state`` (ready, scheduled, in-flight, dead) and their total."""
+        return self._run(self.core.list_jobs(state, routing_key, offset, count))
+
     def queue_stats(self, routing_key: str = "default") -> QueueStats:
         """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age."""
         return self._run(self.core.broker.stats(validate_routing_key(routing_key)))
@@ -434,6 +481,10 @@ class Client(_Base):
         """Move every dead-lettered job back; ``progress(n)`` is called after each batch."""
         return self._run(self.core.requeue_all_dead(routing_key, progress))
 
+    def delete_dead(self, job_id: str, routing_key: str | None = None) -> bool:
+        """Delete one dead-lettered job; False if it is not dead-lettered."""
+        return self._run(self.core.delete_dead(job_id, routing_key))
+
     def purge_dead(self, routing_key: str = "default", progress: Progress | None = None) -> int:
         """Delete every dead-lettered job; returns how many were deleted."""
         return self._run(self.core.purge_dead(routing_key, progress))
@@ -450,6 +501,15 @@ class Client(_Base):
     def schedules(self) -> list[Schedule]:
         """Every schedule registered in Redis."""
         return self._run(self.core.broker.schedules())
+
+    def all_schedules(self) -> list[tuple[Schedule, str, ScheduleStatus | None]]:
+        """Every schedule the scheduler fires: (schedule, source, status), where source is
+        ``redis`` (registered) or ``code`` (``registry.cron``, published by the cron leader)."""
+        return self._run(self.core.all_schedules())
+
+    def forget_route(self, routing_key: str) -> bool:
+        """Forget an empty routing key (a typo) in ``all_queue_stats``; False if it holds jobs."""
+        return self._run(self.core.broker.forget_route(validate_routing_key(routing_key)))
 
     def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
         """What the scheduler last did with a schedule."""
@@ -599,6 +659,16 @@ class AsyncClient(_Base):
         """See :meth:`Client.cancel`."""
         return await self._run(self.core.cancel(job_id, routing_key))
 
+    async def run_now(self, job_id: str, routing_key: str | None = None) -> bool:
+        """See :meth:`Client.run_now`."""
+        return await self._run(self.core.run_now(job_id, routing_key))
+
+    async def list_jobs(
+        self, state: str, routing_key: str = "default", offset: int = 0, count: int = 50
+    ) -> tuple[list[Job], int]:
+        """See :meth:`Client.list_jobs`."""
+        return await self._run(self.core.list_jobs(state, routing_key, offset, count))
+
     async def queue_stats(self, routing_key: str = "default") -> QueueStats:
         """See :meth:`Client.queue_stats`."""
         return await self._run(self.core.broker.stats(validate_routing_key(routing_key)))
@@ -623,6 +693,10 @@ class AsyncClient(_Base):
         """See :meth:`Client.requeue_all_dead`."""
         return await self._run(self.core.requeue_all_dead(routing_key, progress))
 
+    async def delete_dead(self, job_id: str, routing_key: str | None = None) -> bool:
+        """See :meth:`Client.delete_dead`."""
+        return await self._run(self.core.delete_dead(job_id, routing_key))
+
     async def purge_dead(
         self, routing_key: str = "default", progress: Progress | None = None
     ) -> int:
@@ -641,6 +715,14 @@ class AsyncClient(_Base):
     async def schedules(self) -> list[Schedule]:
         """See :meth:`Client.schedules`."""
         return await self._run(self.core.broker.schedules())
+
+    async def all_schedules(self) -> list[tuple[Schedule, str, ScheduleStatus | None]]:
+        """See :meth:`Client.all_schedules`."""
+        return await self._run(self.core.all_schedules())
+
+    async def forget_route(self, routing_key: str) -> bool:
+        """See :meth:`Client.forget_route`."""
+        return await self._run(self.core.broker.forget_route(validate_routing_key(routing_key)))
 
     async def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
         """See :meth:`Client.schedule_status`."""

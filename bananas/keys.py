@@ -28,6 +28,7 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:worker:<id>                 STRING worker info (JSON), expires
     bananas:schedules                   HASH   schedule id -> schedule definition (JSON)
     bananas:schedule-status             HASH   schedule id -> schedule status (JSON)
+    bananas:code-schedules              STRING schedules defined in code (JSON list), expires
     bananas:leader:{<name>}             STRING leader lock holder, expires
     bananas:leader:{<name>}:fence       STRING fencing token counter
 """
@@ -139,6 +140,11 @@ class KeySpace:
     @property
     def schedule_status(self) -> str:
         return f"{self.prefix}:schedule-status"
+
+    @property
+    def code_schedules(self) -> str:
+        """The schedules the cron leader fires from code (``registry.cron``), for listings."""
+        return f"{self.prefix}:code-schedules"
 
     def leader(self, name: str) -> str:
         return f"{self.prefix}:leader:{{{name}}}"
