@@ -5,7 +5,7 @@
     python -m tests.chaos --only crashes,rollout --seed 7
 
 Every scenario drives real ``bananas worker`` / ``bananas scheduler`` subprocesses
-(``tests.procs.WorkerProcess``) that run the ``work`` handler of
+(``tests.support.processes.WorkerProcess``) that run the ``work`` handler of
 ``tests.apps.chaos_handlers``. That handler counts every completed run in a ledger
 kept on a second Redis server that no fault touches, so the numbers survive the
 faults they measure:
@@ -48,8 +48,9 @@ from bananas.worker_runtime import CronScheduler, Registry, Worker
 from bananas.worker_runtime.leader import RedisLeaderElector
 from bananas.worker_runtime.metrics import Metrics
 from tests.apps.chaos_handlers import ledger_key
-from tests.procs import WorkerProcess, http_get, wait_until
-from tests.servers import RedisServer, available_binaries
+from tests.support.processes import WorkerProcess, http_get
+from tests.support.servers import RedisServer, available_binaries
+from tests.support.waiting import eventually, eventually_async
 
 APP = "tests.apps.chaos_handlers"
 ROUTE = "default"
@@ -304,13 +305,15 @@ def wait_drained(
     tick: Callable[[], None] | None = None,
 ) -> None:
     """Poll until the queue is empty (calling ``tick`` each round); TimeoutError with logs."""
-    deadline = time.monotonic() + timeout
-    while not queue_empty(r, route):
+
+    def drained() -> bool:
+        if queue_empty(r, route):
+            return True
         if tick is not None:
             tick()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"queue not drained after {timeout}s\n{fleet.logs()}")
-        time.sleep(POLL)
+        return False
+
+    eventually(drained, timeout, interval=POLL, what=lambda: f"the queue to drain\n{fleet.logs()}")
 
 
 def worker_env(scale: Scale, **extra: str) -> dict[str, str]:
@@ -405,7 +408,7 @@ def crashes(servers: Servers, scale: Scale, rng: random.Random) -> Report:
             next_kill = time.monotonic() + rng.uniform(*scale.kill_every)
 
         wait_drained(q, route, fleet, timeout=60 + scale.jobs * scale.job_ms / 1000, tick=tick)
-        wait_until(recovered, 30, what="every kill recovered")
+        eventually(recovered, 30, what="every kill recovered")
         result = tally(q, ledger, tag, route, ids)
         stats = counters(q, route)
         held = sum(k.victim_held for k in kills)
@@ -526,11 +529,11 @@ def redis_restart(servers: Servers, scale: Scale, rng: random.Random) -> Report:
             kills_wall.append(time.time())
             down = time.monotonic()
             queue.stop()  # SIGKILL
-            wait_until(lambda: all(readyz(p) == 503 for p in procs), 20, what="every /readyz false")
+            eventually(lambda: all(readyz(p) == 503 for p in procs), 20, what="every /readyz false")
             went_unready.append(time.monotonic() - down)
             queue.start()
             up = time.monotonic()
-            wait_until(lambda: all(readyz(p) == 200 for p in procs), 30, what="every /readyz true")
+            eventually(lambda: all(readyz(p) == 200 for p in procs), 30, what="every /readyz true")
             recovery.append(time.monotonic() - up)
         time.sleep(scale.load_seconds)  # load after the last fault
         producer.finish()
@@ -600,7 +603,7 @@ def redis_stall(servers: Servers, scale: Scale, rng: random.Random) -> Report:
         with Client(queue.url, prefix=prefix) as client:
             ids = submit_all(client, tag, n, scale.job_ms)
             procs = [fleet.spawn() for _ in range(scale.workers)]
-            wait_until(
+            eventually(
                 lambda: counters(q, route).get("completed", 0) >= n // 4, 60, what="1/4 done"
             )
             long_ids = client.submit_many(
@@ -608,7 +611,7 @@ def redis_stall(servers: Servers, scale: Scale, rng: random.Random) -> Report:
                 for _ in range(scale.workers * scale.concurrency // 2)
             )
         ids += long_ids
-        wait_until(
+        eventually(
             lambda: all(ledger.hmget(ledger_key(tag, "first"), long_ids)), 30, what="long jobs run"
         )
         assert queue.process is not None
@@ -775,13 +778,13 @@ def scheduler_failover(servers: Servers, scale: Scale, rng: random.Random) -> Re
         end = time.monotonic() + scale.cron_minutes * 60
         kills = 0
         while kills < scale.leader_kills or time.monotonic() < end:
-            leader = str(wait_until(lambda: q.get(lock), 15, what="a leader"))
+            leader = str(eventually(lambda: q.get(lock), 15, what="a leader"))
             tokens.append(int(q.get(fence) or 0))
             if scale.cron_minutes:
                 time.sleep(rng.uniform(20, 40))  # lead a while: slots fire meanwhile
             procs.pop(leader).kill()
             t = time.monotonic()
-            wait_until(lambda old=leader: (q.get(lock) or old) != old, 15, what="a new leader")
+            eventually(lambda old=leader: (q.get(lock) or old) != old, 15, what="a new leader")
             takeovers.append(time.monotonic() - t)
             kills += 1
             name = next(names)
@@ -899,11 +902,10 @@ async def cron_failover(
         return r
 
     async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline_at = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline_at:
-                raise TimeoutError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.01)
+        async def checked() -> bool:
+            return check()
+
+        await eventually_async(checked, timeout, interval=0.01, what=what)
 
     def slot_seconds() -> float:
         return 60 / speed

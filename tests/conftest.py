@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from bananas import AsyncClient, Client
-from tests.servers import RedisClusterServers, RedisServer, available_binaries
+from tests.support.servers import RedisClusterServers, RedisServer, available_binaries
 
 BINARIES = available_binaries()
 

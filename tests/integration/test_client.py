@@ -24,7 +24,7 @@ from bananas import (
 )
 from bananas.broker import Outcome, encode
 from bananas.models import JobResult
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 
 
 class Email(BaseModel):
