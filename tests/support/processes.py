@@ -20,7 +20,7 @@ from pathlib import Path
 from tests.support.ports import free_port
 from tests.support.waiting import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def http_get(port: int, path: str) -> tuple[int, str]:
