@@ -85,6 +85,8 @@ async def test_retry_backoff_follows_the_clock(single_redis: RedisServer, prefix
             due = await client.redis.zscore(client.broker.route("default").scheduled, job_id)
             wait = due / 1000 - clock()
             assert full * 0.75 - 0.5 <= wait <= full, "backoff is 2**attempt s with jitter"
+            # Not a synchronisation: an observation window in which a premature retry
+            # would run (the clock has not reached the backoff, so nothing may happen).
             await asyncio.sleep(0.2)
             assert len(calls) == attempt, "a retry ran before its backoff passed"
             clock.advance(full + 0.1)

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
@@ -191,3 +192,17 @@ class RedisClusterServers:
     def cleanup(self) -> None:
         for node in self.nodes:
             node.cleanup()
+
+
+def blocked_clients(url: str) -> int:
+    """How many connections are blocked (BLPOP and the like) on the server(s) of ``url``,
+    a ``redis://`` or ``redis+cluster://`` URL of these fixtures: the count over every
+    node. A test compares it with a count taken earlier to know that a waiter is waiting."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2].split(",")
+    total = 0
+    for host in hosts:
+        name, _, port = host.rpartition(":")
+        with redis.Redis(name, int(port), password=parts.password) as r:
+            total += int(r.info("clients")["blocked_clients"])
+    return total
