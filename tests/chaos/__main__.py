@@ -10,14 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import tests.chaos as chaos
-from tests.chaos.common import (
-    CI,
-    FULL,
-    Report,
-    Scale,
-    Servers,
-    table,
-)
+from tests.chaos.common import CI, FULL, Report, Scale, Servers, table
 from tests.chaos.kill_cron_leader import cron_failover
 from tests.chaos.kill_scheduler import scheduler_failover
 from tests.chaos.kill_workers import crashes

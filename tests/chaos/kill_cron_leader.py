@@ -14,10 +14,7 @@ from bananas import AsyncClient, Job, Schedule
 from bananas.worker_runtime import CronScheduler, Registry, Worker
 from bananas.worker_runtime.leader import RedisLeaderElector
 from bananas.worker_runtime.metrics import Metrics
-from tests.chaos.common import (
-    Report,
-    new_tag,
-)
+from tests.chaos.common import Report, new_tag
 from tests.support.waiting import eventually_async
 
 

@@ -11,16 +11,7 @@ import orjson
 
 from bananas import Client, Schedule
 from bananas.keys import KeySpace
-from tests.chaos.common import (
-    ROUTE,
-    Fleet,
-    Report,
-    Scale,
-    Servers,
-    counters,
-    new_tag,
-    raw,
-)
+from tests.chaos.common import ROUTE, Fleet, Report, Scale, Servers, counters, new_tag, raw
 from tests.support.servers import RedisServer
 from tests.support.waiting import eventually
 
