@@ -47,14 +47,19 @@ from bananas.models import (
     new_job_id,
 )
 from bananas.validation import (
+    check_finite,
+    seconds,
     validate_job_name,
     validate_non_negative,
     validate_priority,
     validate_routing_key,
     validate_schedule,
+    validate_timeout,
 )
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+#: The latest due time a job can have (9999-12-31T23:59:59Z): a datetime's limit.
+LATEST_DUE = 253_402_300_799.0
 #: Jobs per enqueue script call in ``submit_many``.
 BULK_BATCH = 500
 Progress = Callable[[int], None]
@@ -71,8 +76,8 @@ class JobSpec:
     routing_key: str = "default"
     description: str = ""
     max_retries: int | None = None
-    timeout: float | None = None
-    delay: float | None = None
+    timeout: float | str | None = None
+    delay: float | str | None = None
     scheduled_for: datetime | None = None
     job_id: str | None = None
 
@@ -110,14 +115,15 @@ class ClientCore:
         max_retries = self.max_retries if spec.max_retries is None else spec.max_retries
         if not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidJobError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
-        validate_non_negative(spec.timeout, "timeout")
-        validate_non_negative(spec.delay, "delay")
+        timeout = validate_timeout(spec.timeout)
+        delay = seconds(spec.delay, "delay")
         try:
             encoded = encode(spec.payload)
         except TypeError as exc:
             raise InvalidJobError(
                 f"payload of job {name!r} is not JSON-serialisable: {exc}"
             ) from None
+        check_finite(spec.payload, encoded)
         size = len(encoded)
         if size > self.max_payload_bytes:
             raise PayloadTooLargeError(
@@ -125,14 +131,16 @@ class ClientCore:
                 f"{self.max_payload_bytes} bytes (max_payload_bytes)"
             )
         now = self.clock()
-        due = now + spec.delay if spec.delay else 0.0
+        due = now + delay if delay else 0.0
         if spec.scheduled_for is not None:
-            if spec.delay:
+            if delay:
                 raise InvalidJobError("give either delay or scheduled_for, not both")
             if spec.scheduled_for.tzinfo is None:
                 raise InvalidJobError("scheduled_for must be timezone-aware (e.g. UTC)")
             due = spec.scheduled_for.timestamp()
-        job_id = spec.job_id or new_job_id()
+        if due > LATEST_DUE:
+            raise InvalidJobError("the job would be due after the year 9999: check delay")
+        job_id = new_job_id() if spec.job_id is None else spec.job_id
         if not isinstance(job_id, str) or not 0 < len(job_id) <= 200:
             raise InvalidJobError("job_id must be a non-empty string of at most 200 characters")
         created = datetime.fromtimestamp(now, UTC)
@@ -147,7 +155,7 @@ class ClientCore:
             "updated_at": created,
             "scheduled_for": datetime.fromtimestamp(due, UTC) if due > now else None,
             "max_retries": max_retries,
-            "timeout": spec.timeout,
+            "timeout": timeout,
             "success_ttl": self.success_ttl,
             "failure_ttl": self.failure_ttl,
             "v": 1,
@@ -369,8 +377,8 @@ class Client(_Base):
         routing_key: str = "default",
         description: str = "",
         max_retries: int | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
+        timeout: float | str | None = None,
+        delay: float | str | None = None,
         scheduled_for: datetime | None = None,
         job_id: str | None = None,
     ) -> str:
@@ -418,7 +426,7 @@ class Client(_Base):
         timeout: float = 30.0,
         priority: Priority | str = "normal",
         routing_key: str = "default",
-        job_timeout: float | None = None,
+        job_timeout: float | str | None = None,
         **options: Any,
     ) -> JobResult:
         """Submit a job and block until its result (RPC style).
@@ -595,8 +603,8 @@ class AsyncClient(_Base):
         routing_key: str = "default",
         description: str = "",
         max_retries: int | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
+        timeout: float | str | None = None,
+        delay: float | str | None = None,
         scheduled_for: datetime | None = None,
         job_id: str | None = None,
     ) -> str:
@@ -641,7 +649,7 @@ class AsyncClient(_Base):
         timeout: float = 30.0,
         priority: Priority | str = "normal",
         routing_key: str = "default",
-        job_timeout: float | None = None,
+        job_timeout: float | str | None = None,
         **options: Any,
     ) -> JobResult:
         """See :meth:`Client.submit_and_wait`."""

@@ -158,6 +158,8 @@ class Settings:
             )
         if self.lease_duration < 1:
             raise ConfigError("LEASE_DURATION must be at least 1s")
+        if not self.job_timeout > 0:
+            raise ConfigError("JOB_TIMEOUT must be more than 0 (every job would time out at once)")
 
 
 def _read(var: str, raw: str, parse: Callable[[str], T]) -> T:
@@ -195,6 +197,14 @@ def _non_negative_int(raw: str) -> int:
 @_forms(DURATION_FORMS)
 def _duration(raw: str) -> float:
     return parse_duration(raw)
+
+
+@_forms(f"{DURATION_FORMS}, more than 0")
+def _positive_duration(raw: str) -> float:
+    seconds = parse_duration(raw)
+    if seconds <= 0:
+        raise ValueError("must be more than 0 (every job would time out at once)")
+    return seconds
 
 
 @_forms("true or false (also 1/0, yes/no, on/off)")
@@ -274,7 +284,7 @@ def _port(raw: str) -> int:
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "redis_url": ("REDIS_URL", _text),
     "concurrency": ("WORKER_CONCURRENCY", _positive_int),
-    "job_timeout": ("JOB_TIMEOUT", _duration),
+    "job_timeout": ("JOB_TIMEOUT", _positive_duration),
     "max_retries": ("MAX_RETRIES", _non_negative_int),
     "routing_keys": ("WORKER_ROUTING_KEYS", _routing_keys),
     "priorities": ("WORKER_PRIORITIES", _priorities),

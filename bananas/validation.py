@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from bananas.config import DURATION_FORMS, parse_duration
 from bananas.errors import InvalidJobError, InvalidRoutingKeyError
 from bananas.keys import ROUTING_KEY_RULE, is_valid_routing_key
 from bananas.models import Priority
@@ -39,11 +41,20 @@ def validate_priority(priority: Any) -> Priority:
 
 
 def validate_job_name(name: Any) -> str:
-    """Return ``name`` if it is a non-empty handler name; raises :class:`InvalidJobError`."""
+    """Return ``name`` if it is a handler name: non-empty, at most 200 characters, with no
+    whitespace or control characters (they would split or forge log lines).
+
+    Raises :class:`InvalidJobError`.
+    """
     if not isinstance(name, str) or not name.strip():
         raise InvalidJobError("a job needs a non-empty handler name")
     if len(name) > JOB_NAME_MAX:
         raise InvalidJobError(f"job name is longer than {JOB_NAME_MAX} characters")
+    if any(c.isspace() or not c.isprintable() for c in name):
+        raise InvalidJobError(
+            f"job name {name!r} has whitespace or control characters: use e.g. "
+            "letters, digits, '_', '-', '.' or ':'"
+        )
     return name
 
 
@@ -52,6 +63,57 @@ def validate_non_negative(value: float | None, what: str) -> float | None:
     if value is not None and value < 0:
         raise InvalidJobError(f"{what} must not be negative, got {value!r}")
     return value
+
+
+def seconds(value: Any, what: str) -> float | None:
+    """``value`` as seconds: a number, or a Go duration string (``"10m"``, ``"1h30m"``).
+
+    None stays None. Raises :class:`InvalidJobError` for anything else, or for a
+    negative, NaN or infinite value.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise InvalidJobError(
+                f"{what} {value!r} is not a duration: give seconds or {DURATION_FORMS}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidJobError(
+            f"{what} must be seconds (a number) or a duration string like '10m', "
+            f"got {type(value).__name__}"
+        )
+    if not math.isfinite(value) or value < 0:
+        raise InvalidJobError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def validate_timeout(value: Any) -> float | None:
+    """A job's own time limit: more than 0 seconds, or None for the worker's JOB_TIMEOUT."""
+    timeout = seconds(value, "timeout")
+    if timeout is not None and timeout <= 0:
+        raise InvalidJobError(
+            "timeout must be more than 0 seconds; leave it out (None) for the worker's JOB_TIMEOUT"
+        )
+    return timeout
+
+
+def check_finite(payload: Any, encoded: bytes | str) -> None:
+    """Refuse NaN and infinities in a payload: JSON has no such numbers, and the encoder
+    would silently write ``null``. Only walked when the encoding holds a ``null``."""
+    if "null" not in (encoded if isinstance(encoded, str) else encoded.decode()):
+        return
+    stack = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidJobError(f"the payload holds {item!r}, which JSON cannot represent")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 def zone(name: str) -> ZoneInfo:

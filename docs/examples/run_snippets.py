@@ -169,7 +169,9 @@ def check_file(path: Path, found: list[Snippet], env: dict[str, str], verbose: b
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="*", type=Path, help="markdown files (default: README.md, docs/*.md)")
+    parser.add_argument(
+        "files", nargs="*", type=Path, help="markdown files (default: README.md, docs/*.md)"
+    )
     parser.add_argument("--flush", action="store_true", help="FLUSHDB first")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every output")
     args = parser.parse_args()

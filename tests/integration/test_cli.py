@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 
 from bananas import Client, JobStatus
-from tests.integration.cli_support import (
+from tests.support.cli import (
     Cli,
     assert_one_line,
-    blocked_clients,
     cli,
     job_ids,
     qc,
     worker,
 )
-from tests.procs import WorkerProcess, wait_until
-from tests.servers import RedisServer
+from tests.support.processes import WorkerProcess
+from tests.support.servers import RedisServer, blocked_clients
+from tests.support.waiting import eventually
 
 ESC = "\033["
 
@@ -114,7 +114,7 @@ def test_ctrl_c_during_a_wait_exits_130(
     cli: Cli, qc: Client, single_redis: RedisServer, command: str
 ) -> None:
     # No worker serves "nowhere": the wait can only end by the interrupt.
-    before = blocked_clients(single_redis)
+    before = blocked_clients(single_redis.url)
     if command == "result":
         job_id = qc.submit("echo", routing_key="nowhere")
         args = ["result", job_id, "--wait", "60s"]
@@ -122,7 +122,7 @@ def test_ctrl_c_during_a_wait_exits_130(
         args = ["submit", "echo", "--routing-key", "nowhere", "--wait", "60s"]
     proc = cli.popen(*args)
     try:
-        wait_until(lambda: blocked_clients(single_redis) > before, 30, what="the wait to block")
+        eventually(lambda: blocked_clients(single_redis.url) > before, 30, what="the wait to block")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -153,7 +153,7 @@ def test_dlq_covers_every_routing_key(cli: Cli, qc: Client, worker: WorkerProces
     requeued = cli.run("dlq", "requeue", on_gpu)
     assert requeued.returncode == 0 and "on gpu" in requeued.stdout, requeued
     qc.wait_for_result(on_gpu, timeout=20)
-    wait_until(lambda: qc.queue_stats("gpu").dead == 1, 20, what="dead-lettered again")
+    eventually(lambda: qc.queue_stats("gpu").dead == 1, 20, what="dead-lettered again")
     assert cli.run("dlq", "delete", on_gpu).returncode == 0
     gone = cli.run("dlq", "delete", on_gpu)
     assert gone.returncode == 1 and "not in the dead-letter queue" in gone.stderr

