@@ -31,6 +31,7 @@ from bananas.commands import Batch, Call, Op, Script, command, script_call
 from bananas.keys import KeySpace, RouteKeys
 from bananas.models import (
     PRIORITY_ORDER,
+    TRACEBACK_HEAD,
     Job,
     JobResult,
     JobStatus,
@@ -152,9 +153,18 @@ def decode_job(
     """
     job = Job.model_validate_json(record)
     job.attempts = attempts
-    job.error = error
+    job.error, job.traceback = split_error(error)
     job.status = status
     return job
+
+
+def split_error(error: str) -> tuple[str, str]:
+    """A stored error text as (message, traceback): the worker keeps a failed handler's
+    traceback after its message, starting at :data:`~bananas.models.TRACEBACK_HEAD`."""
+    at = error.find("\n" + TRACEBACK_HEAD)
+    if at < 0:
+        return error, ""
+    return error[:at], error[at + 1 :]
 
 
 #: The states ``list_jobs`` can list (``bananas jobs --state``).
@@ -349,6 +359,7 @@ class Broker:
         if result and stored:
             outcome = JobResult.model_validate_json(result)
             job = decode_job(stored, error=outcome.error, status=outcome.status)
+            job.traceback = outcome.traceback
             job.updated_at = outcome.completed_at
             return job
         return None
@@ -548,7 +559,7 @@ class Broker:
                     job_id,
                     datetime.fromtimestamp(int(at) / 1000, UTC),
                     int(attempts),
-                    error,
+                    split_error(error)[0],
                     record,
                 )
             )

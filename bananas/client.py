@@ -155,6 +155,7 @@ class ClientCore:
             "updated_at": created,
             "scheduled_for": datetime.fromtimestamp(due, UTC) if due > now else None,
             "max_retries": max_retries,
+            "max_retries_set": spec.max_retries is not None,
             "timeout": timeout,
             "success_ttl": self.success_ttl,
             "failure_ttl": self.failure_ttl,

@@ -89,6 +89,9 @@ class Settings:
     log_level: str = "INFO"
     #: ``text`` or ``json`` (``LOG_FORMAT``).
     log_format: str = "text"
+    #: Log one INFO line per job start, completion and failed attempt, on the logger
+    #: ``bananas.jobs`` (``LOG_JOBS``); off by default, it costs a line per job.
+    log_jobs: bool = False
     #: Longest sleep between checks of delayed jobs and cron (``SCHEDULER_INTERVAL``).
     scheduler_interval: float = 1.0
     #: Run the cron scheduler in this process, under leader election (``ENABLE_SCHEDULER``).
@@ -292,6 +295,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "mode": ("WORKER_MODE", _mode),
     "log_level": ("LOG_LEVEL", _level),
     "log_format": ("LOG_FORMAT", _log_format),
+    "log_jobs": ("LOG_JOBS", _bool),
     "scheduler_interval": ("SCHEDULER_INTERVAL", _duration),
     "enable_scheduler": ("ENABLE_SCHEDULER", _bool),
     "shutdown_timeout": ("SHUTDOWN_TIMEOUT", _duration),

@@ -27,6 +27,10 @@ JOB_SCHEMA_VERSION = 1
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_SUCCESS_TTL = 3600.0
 DEFAULT_FAILURE_TTL = 86400.0
+#: The most of a failed attempt's traceback that is kept with the job (characters).
+TRACEBACK_MAX = 4000
+#: How every kept traceback starts (also where it is told apart from the error message).
+TRACEBACK_HEAD = "Traceback (most recent call last):\n"
 
 
 class Priority(enum.StrEnum):
@@ -113,8 +117,13 @@ class Job(BaseModel):
     attempts: int = 0
     #: Retries after the first run; the job runs at most ``max_retries + 1`` times.
     max_retries: int = DEFAULT_MAX_RETRIES
+    #: False when the submitter left ``max_retries`` out, so a handler's own default
+    #: (``Registry.handler(max_retries=...)``) applies.
+    max_retries_set: bool = True
     #: Last error text (set after a failed attempt).
     error: str = ""
+    #: The traceback of the last failed attempt, bounded (empty when there was none).
+    traceback: str = ""
     #: Seconds the handler may run; None means the worker's JOB_TIMEOUT.
     timeout: float | None = None
     #: Seconds a successful result is kept.
@@ -148,6 +157,8 @@ class JobResult(BaseModel):
     status: JobStatus
     result: Any = None
     error: str = ""
+    #: The traceback of the failed handler, bounded (empty when there was none).
+    traceback: str = ""
     completed_at: datetime = Field(default_factory=utcnow)
     #: Seconds the last attempt ran.
     duration: float = 0.0

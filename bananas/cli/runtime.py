@@ -13,12 +13,18 @@ import logging
 import os
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bananas.cli.exits import EXIT_OK
 from bananas.cli.jobs import Register
 from bananas.cli.options import duration_arg, non_negative_int, positive_int
 from bananas.config import ENV_VARS, Settings, WorkerMode
+from bananas.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bananas.worker_runtime.registry import Registry
+
+log = logging.getLogger("bananas.worker")
 
 _MODES = (
     "default: run jobs, promote and reap for its routing keys, cron if ENABLE_SCHEDULER; "
@@ -173,12 +179,14 @@ def cmd_worker(args: argparse.Namespace, **forced: Any) -> int:
     from bananas.worker_runtime.runner import build_worker, load_registry, serve
 
     settings = _runtime_settings(args, **forced)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, log_jobs=settings.log_jobs)
     if settings.mode is WorkerMode.SCHEDULER_ONLY and not settings.app:
         # A scheduler needs no handlers: it fires the schedules registered in Redis.
         registry = Registry()
     else:
         registry = load_registry(settings.app)
+    check_runnable(registry, settings)
+    log.info("%s", describe(registry, settings))
     worker = build_worker(registry, settings)
     asyncio.run(serve(worker))
     if threading.active_count() > 1:
@@ -188,6 +196,37 @@ def cmd_worker(args: argparse.Namespace, **forced: Any) -> int:
         sys.stdout.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
+
+
+def check_runnable(registry: Registry, settings: Settings) -> None:
+    """Refuse (ConfigError, exit 2) a worker that could run nothing it fetches."""
+    if settings.mode is WorkerMode.SCHEDULER_ONLY:
+        return
+    app = settings.app or "the handler module"
+    names = registry.names()
+    if not names:
+        raise ConfigError(
+            f"{app} registers no handlers: every job this worker fetched would fail "
+            "(register some with @registry.handler, or run `bananas scheduler`)"
+        )
+    missing = [n for n in settings.job_types if registry.get(n) is None]
+    if missing:
+        raise ConfigError(
+            f"WORKER_JOB_TYPES names {', '.join(missing)}, which {app} has no handler for "
+            f"(it has: {', '.join(names)})"
+        )
+
+
+def describe(registry: Registry, settings: Settings) -> str:
+    """The start-up line: what this process serves."""
+    if settings.mode is WorkerMode.SCHEDULER_ONLY:
+        served = "no jobs (scheduler-only)"
+    else:
+        names = [n for n in registry.names() if not settings.job_types or n in settings.job_types]
+        served = f"{len(names)} handler(s) [{', '.join(names)}]"
+        served += f" on routing keys [{', '.join(settings.routing_keys)}]"
+    schedules = [f"{s.id} ({s.cron} {s.timezone})" for s in registry.schedules]
+    return f"serving {served}; schedules in code: [{', '.join(schedules) or 'none'}]"
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:

@@ -140,7 +140,11 @@ def choose_port(requested: int | None, is_free: Callable[[int], bool] = port_is_
 def run_dev(args: argparse.Namespace) -> int:
     """The ``bananas dev`` command; returns the exit code."""
     settings = Settings.from_env()
-    configure_logging("WARNING" if args.demo else settings.log_level, settings.log_format)
+    configure_logging(
+        "WARNING" if args.demo else settings.log_level,
+        settings.log_format,
+        log_jobs=settings.log_jobs and not args.demo,
+    )
     server = None
     if not os.environ.get("REDIS_URL"):
         requested = getattr(args, "port", None)

@@ -20,7 +20,9 @@ survives anything a handler or a record does:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import traceback
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,12 +31,22 @@ from typing import Any
 
 import orjson
 
-from bananas.broker import Leased, Outcome, decode_job, encode
+from bananas.broker import Leased, Outcome, decode_job, encode, split_error
 from bananas.errors import PermanentError, Retry
-from bananas.models import DEFAULT_FAILURE_TTL, JOB_SCHEMA_VERSION, Job, JobStatus, Priority
-from bananas.worker_runtime.registry import Registry
+from bananas.models import (
+    DEFAULT_FAILURE_TTL,
+    JOB_SCHEMA_VERSION,
+    TRACEBACK_HEAD,
+    TRACEBACK_MAX,
+    Job,
+    JobStatus,
+    Priority,
+)
+from bananas.worker_runtime.registry import HandlerEntry, Registry
 from bananas.worker_runtime.retry import backoff_delay
 
+#: The per-job lines (see ``bananas.worker_runtime.logs``): off unless LOG_JOBS is on.
+jobs_log = logging.getLogger("bananas.jobs")
 #: How often the watchdog looks for handlers past their deadline (seconds).
 WATCHDOG_TICK = 0.05
 
@@ -116,7 +128,7 @@ class Executor:
         entry = self.registry.get(job.name)
         if entry is None or (self.job_types and job.name not in self.job_types):
             return self._failure(routing_key, job, f"no handler for {job.name}", 0.0)
-        timeout = job.timeout or self.job_timeout
+        timeout = self._limits(job, entry)
         started = time.perf_counter()
         task = asyncio.current_task()
         assert task is not None
@@ -139,17 +151,35 @@ class Executor:
             )
         except PermanentError as exc:
             return self._failure(
-                routing_key, job, _describe(exc), time.perf_counter() - started, dead=True
+                routing_key, job, with_traceback(exc), time.perf_counter() - started, dead=True
             )
         except Retry as exc:
             return self._failure(
                 routing_key, job, _describe(exc), time.perf_counter() - started, delay=exc.delay
             )
         except BaseException as exc:  # a handler must never kill the worker
-            return self._failure(routing_key, job, _describe(exc), time.perf_counter() - started)
+            return self._failure(
+                routing_key, job, with_traceback(exc), time.perf_counter() - started
+            )
         finally:
             self._deadlines.pop(task, None)
         return self._success(routing_key, job, value, time.perf_counter() - started)
+
+    def _limits(self, job: Job, entry: HandlerEntry) -> float:
+        """Apply the handler's defaults to ``job``; returns its time limit (seconds)."""
+        if entry.max_retries is not None and not job.max_retries_set:
+            job.max_retries = entry.max_retries
+        if jobs_log.isEnabledFor(logging.INFO):
+            jobs_log.info(
+                "job %s (%s) started on %s, attempt %d of %d",
+                job.id,
+                job.name,
+                job.routing_key,
+                job.attempts,
+                job.max_retries + 1,
+                extra=_context(job),
+            )
+        return job.timeout or entry.timeout or self.job_timeout
 
     def _success(self, routing_key: str, job: Job, value: Any, duration: float) -> Finished:
         try:
@@ -165,6 +195,14 @@ class Executor:
                 f"result is {len(encoded)} bytes, above the limit of {self.max_result_bytes}",
                 duration,
                 dead=True,
+            )
+        if jobs_log.isEnabledFor(logging.INFO):
+            jobs_log.info(
+                "job %s (%s) completed in %s",
+                job.id,
+                job.name,
+                _took(duration),
+                extra=_context(job),
             )
         body = self._result_body(job.id, "completed", "", duration, orjson.Fragment(encoded))
         outcome = Outcome(job.id, job.attempts, body, int(job.success_ttl * 1000))
@@ -185,7 +223,20 @@ class Executor:
         if not dead:
             wait = delay if delay is not None else backoff_delay(job.attempts, cap=self.backoff_cap)
             retry_at = int((self.clock() + wait) * 1000)
-        body = self._result_body(job.id, "failed", error, duration)
+        message, trace = split_error(error)
+        if jobs_log.isEnabledFor(logging.INFO):
+            jobs_log.info(
+                "job %s (%s) failed attempt %d of %d after %s, %s: %s",
+                job.id,
+                job.name,
+                job.attempts,
+                job.max_retries + 1,
+                _took(duration),
+                "dead-lettered" if dead else "will retry",
+                message,
+                extra=_context(job),
+            )
+        body = self._result_body(job.id, "failed", message, duration, traceback=trace)
         outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_at)
         return Finished(
             routing_key,
@@ -198,7 +249,14 @@ class Executor:
         )
 
     def _result_body(
-        self, job_id: str, status: str, error: str, duration: float, result: Any = None
+        self,
+        job_id: str,
+        status: str,
+        error: str,
+        duration: float,
+        result: Any = None,
+        *,
+        traceback: str = "",
     ) -> str:
         """A stored result record (a :class:`bananas.JobResult` as JSON)."""
         record = {
@@ -209,6 +267,8 @@ class Executor:
             "completed_at": _now_iso(self.clock),
             "duration": duration,
         }
+        if traceback:
+            record["traceback"] = traceback
         return orjson.dumps(record).decode()
 
     def _unreadable(self, routing_key: str, leased: Leased, error: str) -> Finished:
@@ -232,6 +292,32 @@ class Executor:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def with_traceback(exc: BaseException) -> str:
+    """``Type: message``, a newline and the handler's traceback (its last
+    :data:`~bananas.models.TRACEBACK_MAX` characters, the frames nearest the error)."""
+    tb = exc.__traceback__
+    # Leave out the frames of the worker itself (this module, the thread pool): the
+    # traceback starts where the handler's code does.
+    while tb is not None and tb.tb_next is not None and _is_ours(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    frames = "".join(traceback.format_exception(type(exc), exc, tb))
+    if len(frames) > TRACEBACK_MAX:
+        frames = TRACEBACK_HEAD + "  ...\n" + frames[-TRACEBACK_MAX:]
+    return f"{_describe(exc)}\n{frames.rstrip()}"
+
+
+def _context(job: Job) -> dict[str, str]:
+    return {"job_id": job.id, "job_name": job.name, "routing_key": job.routing_key}
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}ms" if seconds < 1 else f"{seconds:.2f}s"
+
+
+def _is_ours(filename: str) -> bool:
+    return filename == __file__ or filename.endswith(("concurrent/futures/thread.py",))
 
 
 def _field(record: str, name: str) -> str:

@@ -34,3 +34,17 @@ async def refuse(job: Job) -> None:
 async def nap(job: Job) -> str:
     await asyncio.sleep(float(job.payload["seconds"]))
     return "rested"
+
+
+@registry.handler("flaky", max_retries=1)  # a per-handler retry budget
+def flaky(job: Job) -> None:
+    raise RuntimeError("still flaky")
+
+
+@registry.handler("slow", timeout=0.3)  # a per-handler time limit
+async def slow(job: Job) -> str:
+    await asyncio.sleep(30)
+    return "too late"
+
+
+registry.cron("0 3 * * *", "echo", id="nightly-echo", timezone="Europe/London")
