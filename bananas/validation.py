@@ -86,7 +86,7 @@ def seconds(value: Any, what: str) -> float | None:
             f"got {type(value).__name__}"
         )
     if not math.isfinite(value) or value < 0:
-        raise InvalidJobError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
+        raise InvalidJobError(f"{what} must not be negative, NaN or infinite, got {value!r}")
     return float(value)
 
 

@@ -33,7 +33,7 @@ def charge(job: Job) -> str:
 def resize(job: Job) -> int:
     return job.payload["i"] * 2
 
-@registry.handler("generate_report")
+@registry.handler("generate_report", timeout=60, max_retries=1)   # this handler's defaults
 async def generate_report(job: Job) -> dict:
     return {"period": job.payload["period"], "rows": 42}
 

@@ -35,8 +35,8 @@ def core() -> ClientCore:
         (JobSpec("a", timeout=0), "timeout must be more than 0"),
         (JobSpec("a", timeout="0s"), "timeout must be more than 0"),
         (JobSpec("a", delay="10x"), "delay '10x' is not a duration"),
-        (JobSpec("a", delay=-1), "delay must be a finite number"),
-        (JobSpec("a", delay=math.nan), "delay must be a finite number"),
+        (JobSpec("a", delay=-1), "delay must not be negative"),
+        (JobSpec("a", delay=math.nan), "delay must not be negative"),
         (JobSpec("a", delay=[10]), "got list"),
     ],
 )
