@@ -6,9 +6,10 @@ fetcher records what it leased (:meth:`Leases.took`), a slot reports what it
 finished (:meth:`Leases.finished`), and the supervisor drains and releases through
 it on shutdown. Everything else reads it through methods.
 
-- **renew**: every held lease is extended in one call per routing key, fenced by
-  its token; a lease reaped after a stall comes back as lost, and that job's
-  result will be refused.
+- **renew**: every third of a lease, every held lease is extended in one call per
+  routing key, fenced by its token (the worker's record is published with it); a
+  lease reaped after a stall comes back as lost, and that job's result will be
+  refused.
 - **the stale-delivery rule**: a job can be delivered to this worker again (its
   lease expired and it was reaped and fetched anew) while the old run is still
   going. Only the delivery whose token is held stops being renewed when a run
@@ -120,6 +121,22 @@ class Leases:
                     len(lost),
                     rk,
                 )
+
+    async def keep(
+        self, redis: RedisCaller, publish: Callable[[float], Op[None]], interval: float
+    ) -> None:
+        """Renew every ``interval`` s until cancelled.
+
+        ``publish(ttl_s)`` (the worker's record, which ages out after ``ttl_s``) rides
+        on the same call, so a worker listed as alive has just renewed its leases.
+        """
+        while True:
+            await redis.call(partial(self._renew_and, publish, max(interval * 3, 5.0)))
+            await asyncio.sleep(interval)
+
+    def _renew_and(self, publish: Callable[[float], Op[None]], ttl_s: float) -> Op[None]:
+        yield from self.renew()
+        yield from publish(ttl_s)
 
     async def drain(self, grace: float, hurry: asyncio.Event | None) -> None:
         """Wait until nothing is in flight, for at most ``grace`` s or until ``hurry`` is set."""

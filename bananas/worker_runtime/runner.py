@@ -1,9 +1,10 @@
 """Assembles a worker or scheduler process from settings, and runs it under signals.
 
-``build_worker`` adds to a :class:`Worker` (which promotes delayed jobs itself in
-every mode but ``thin``) the cron scheduler under leader election
+``build_worker`` builds the cron scheduler under leader election
 (``ENABLE_SCHEDULER``, except in ``thin``; always in ``scheduler-only``) and the
-health/metrics server.
+health/metrics server (``METRICS_PORT`` other than 0), sharing one client and one
+metrics registry, and passes them to a :class:`Worker` (which promotes delayed
+jobs itself in every mode but ``thin``).
 ``serve`` runs it until SIGTERM/SIGINT: the first signal starts the drain, a second
 one ends the grace period at once. The process then exits 0.
 """

@@ -1,23 +1,14 @@
 """The worker: a supervisor over the components that serve jobs (seed: ``Pool``).
 
 :class:`Worker` builds the components, starts them, and stops them in order; it
-holds no job state of its own. The components, one module each, talk through
-small methods, never each other's fields:
-
-- the **fetcher** (``fetcher``) leases as many jobs as there are free slots, with
-  the fair rotation, and offers each to the slots;
-- ``concurrency`` **slots** (``slots``) run them through the executor, tell the
-  lease keeper each one finished and hand the outcome to the acker;
-- the **acker** (``acker``) sends finished jobs to Redis in batches;
-- the **lease keeper** (``leases``) owns the held leases and the in-flight count:
-  renewal (every third of a lease, with this worker's record), release and the
-  drain; the **reaper** beside it returns expired leases of dead workers;
-- the **promoter** (``promoter``) moves due delayed jobs and retries (all modes
-  but ``thin``), and the **cron scheduler** and **health server**, when given,
-  run as services.
-
-Every Redis call of a long-lived task goes through one :class:`RedisCaller`
-(``retry``), which retries until Redis is back; ``/readyz`` reports its state.
+holds no job state of its own. Each component is one module, and they talk
+through small methods: the **fetcher** (``fetcher``) leases jobs for free slots
+and offers them to the **slots** (``slots``), which run them, report them
+finished to the **lease keeper** (``leases``, which also renews, releases and
+drains) and hand the outcome to the **acker** (``acker``). The reaper
+(``leases``), the promoter (``promoter``), and the cron scheduler and health
+server when given, run beside them. Their Redis calls go through one
+:class:`~bananas.worker_runtime.retry.RedisCaller` (``/readyz`` reports its state).
 
 Shutdown (``stop``, SIGTERM): stop fetching (a fetch in flight finishes first),
 hand unstarted jobs back at once, let running ones finish within the grace
@@ -33,10 +24,9 @@ import contextlib
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -57,6 +47,7 @@ from bananas.worker_runtime.registry import Registry
 from bananas.worker_runtime.retry import RedisCaller
 from bananas.worker_runtime.scheduler import CronScheduler
 from bananas.worker_runtime.slots import Slots
+from bananas.worker_runtime.tasks import LoopThread, Tasks
 
 logger = logging.getLogger(__name__)
 
@@ -129,12 +120,11 @@ class Worker:
             cluster=self.client.target.is_cluster,
         )
         self._lanes: list[FastLane] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = Tasks()
         self._services: list[Callable[[], Awaitable[None]]] = []
         self._stopping = False
         self._stopped = asyncio.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._host: LoopThread | None = None
         if cron is not None:
             self.add_service(cron.run)
         if health is not None:
@@ -168,20 +158,21 @@ class Worker:
         await self.client.ping()
         self.redis.ok = True
         if self.serves_jobs:
-            self.slots.start(self._spawn)
-            self.acker.start(self._spawn, self._lane())
-            self.fetcher.start(self._spawn, self._lane())
-            self._spawn(self._keep_leases(), name="bananas-leases")
-            self._spawn(self.executor.watchdog(), name="bananas-watchdog")
+            self.slots.start(self._tasks.spawn)
+            self.acker.start(self._tasks.spawn, self._lane())
+            self.fetcher.start(self._tasks.spawn, self._lane())
+            keep = self.leases.keep(self.redis, self._record, self.settings.lease_duration / 3)
+            self._tasks.spawn(keep, name="bananas-leases")
+            self._tasks.spawn(self.executor.watchdog(), name="bananas-watchdog")
         if self.settings.mode is not WorkerMode.THIN:
             reaper = Reaper(self.broker, self.redis, self.maintained_routes, self.metrics)
-            self._spawn(reaper.run(), name="bananas-reaper")
+            self._tasks.spawn(reaper.run(), name="bananas-reaper")
             promoter = Promoter(
                 self.client, self.maintained_routes, interval=self.settings.scheduler_interval
             )
-            self._spawn(promoter.run(), name="bananas-promoter")
+            self._tasks.spawn(promoter.run(), name="bananas-promoter")
         for factory in self._services:
-            self._spawn(_service(factory), name="bananas-service")
+            self._tasks.service(factory)
         self.fetching = self.serves_jobs
         logger.info(
             "worker %s started: routes=%s priorities=%s concurrency=%d mode=%s",
@@ -217,7 +208,7 @@ class Worker:
         await self.slots.stop()
         await self.acker.close()
         await self.leases.release_all()
-        await self._cancel_tasks()
+        await self._tasks.cancel_all()
         await self._forget_me()
         await self._close_connections()
         self._stopped.set()
@@ -227,35 +218,13 @@ class Worker:
 
     def start_in_thread(self) -> None:
         """Run the worker on its own event loop in a background thread (sync apps)."""
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def main() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:
-                failure.append(exc)
-                started.set()
-                loop.close()
-                return
-            started.set()
-            loop.run_until_complete(self._stopped.wait())
-            loop.close()
-
-        self._thread = threading.Thread(target=main, name="bananas-worker", daemon=True)
-        self._thread.start()
-        started.wait()
-        if failure:
-            raise failure[0]
+        self._host = LoopThread("bananas-worker")
+        self._host.start(self.start, self._stopped.wait)
 
     def stop_in_thread(self, grace: float | None = None) -> None:
         """Stop a worker started with :meth:`start_in_thread`; blocks until it has drained."""
-        if self._loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.stop(grace), self._loop).result()
-        self._thread.join()
+        if self._host is not None:
+            self._host.finish(self.stop(grace))
 
     # -- probes -----------------------------------------------------------------------------
 
@@ -266,7 +235,7 @@ class Worker:
 
     def is_alive(self) -> bool:
         """No internal task has died (the loop itself answered the probe)."""
-        return not any(t.done() and not t.cancelled() for t in self._tasks) or self._stopping
+        return not self._tasks.any_died() or self._stopping
 
     async def refresh_metrics(self) -> None:
         """Refresh the queue gauges from Redis: one stats call per routing key."""
@@ -301,33 +270,14 @@ class Worker:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        task.add_done_callback(_report_crash)
-        self._tasks.append(task)
-        return task
-
     def _lane(self) -> FastLane | None:
         lane = fast_lane(self.client.redis)
         if lane is not None:
             self._lanes.append(lane)
         return lane
 
-    async def _keep_leases(self) -> None:
-        """Renew the held leases and publish this worker's record, every third of a lease."""
-        interval = self.settings.lease_duration / 3
-        while True:
-            await self.redis.call(partial(self._renew_and_publish, interval))
-            await asyncio.sleep(interval)
-
-    def _renew_and_publish(self, interval: float) -> Op[None]:
-        yield from self.leases.renew()
-        yield from self.broker.heartbeat(self.info(), ttl_s=max(interval * 3, 5.0))
-
-    async def _cancel_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    def _record(self, ttl_s: float) -> Op[None]:
+        return self.broker.heartbeat(self.info(), ttl_s=ttl_s)
 
     async def _forget_me(self) -> None:
         with contextlib.suppress(BananasError):
@@ -347,13 +297,3 @@ def worker_client(settings: Settings, clock: Callable[[], float] = time.time) ->
     return AsyncClient(
         s.redis_url, prefix=s.prefix, clock=clock, max_retries=s.max_retries, **s.redis_options
     )
-
-
-def _report_crash(task: asyncio.Task[None]) -> None:
-    """Log a worker task that ended with an error: /healthz turns false, and this says why."""
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("worker task %s died", task.get_name(), exc_info=task.exception())
-
-
-async def _service(factory: Callable[[], Awaitable[None]]) -> None:
-    await factory()
