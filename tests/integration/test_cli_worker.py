@@ -8,7 +8,7 @@ from pathlib import Path
 from bananas import Client
 from tests.support.cli import Cli, assert_one_line, cli, qc
 from tests.support.processes import WorkerProcess
-from tests.support.servers import RedisServer
+from tests.support.servers import RedisServer, available_binaries
 from tests.support.waiting import eventually
 
 
@@ -59,7 +59,7 @@ def test_start_up_line_tracebacks_and_per_job_lines(
         assert 'raise ValueError(f"kaboom {payload!r}")' in shown
 
         log = eventually(lambda: "dead-lettered" in worker.log() and worker.log(), 10)
-        assert f"WARNING bananas.worker_runtime.worker: job {bad} (kaboom) dead-lettered" in log
+        assert f"WARNING bananas.worker_runtime.acker: job {bad} (kaboom) dead-lettered" in log
         assert "in _explode" in log  # the final failure's traceback, at WARNING
         assert f"job {ok} (echo) started on default, attempt 1 of 4" in log
         assert f"job {ok} (echo) completed in " in log
@@ -86,3 +86,22 @@ def test_per_handler_defaults_apply_when_the_job_has_none(
         assert qc.wait_for_result(slow, timeout=30).error.startswith("timed out after 0.3s")
     finally:
         worker.cleanup()
+
+
+def test_a_redis_outage_is_logged_once_and_its_end_too(prefix: str) -> None:
+    binaries = available_binaries()
+    server = RedisServer(binaries.get("redis") or binaries["valkey"]).start()
+    worker = WorkerProcess(server.url, prefix, app="tests.apps.cli_handlers").start()
+    try:
+        server.stop()
+        eventually(lambda: "failed, retrying with backoff" in worker.log(), 20)
+        server.start()  # the same port
+        eventually(lambda: "Redis is reachable again after" in worker.log(), 30)
+        eventually(lambda: worker.ready(), 30)
+        log = worker.log()
+        assert log.count("failed, retrying with backoff") == 1, log
+        assert log.count("Redis is reachable again after") == 1, log
+        assert log.count("WARNING") <= 1, log  # at most the 10 s reminder
+    finally:
+        worker.cleanup()
+        server.cleanup()
