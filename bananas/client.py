@@ -279,7 +279,9 @@ class ClientCore:
     def all_schedules(self) -> Op[list[tuple[Schedule, str, ScheduleStatus | None]]]:
         in_redis = yield from self.broker.schedules()
         in_code = yield from self.broker.code_schedules()
-        listed = [(s, "redis") for s in in_redis] + [(s, "code") for s in in_code]
+        registered = {s.id for s in in_redis}  # a registered schedule wins on the same id
+        listed = [(s, "redis") for s in in_redis]
+        listed += [(s, "code") for s in in_code if s.id not in registered]
         statuses = yield from self.broker.schedule_statuses([s.id for s, _ in listed])
         return [(s, source, st) for (s, source), st in zip(listed, statuses, strict=True)]
 

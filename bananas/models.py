@@ -250,3 +250,7 @@ class WorkerInfo(BaseModel):
     started_at: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
     mode: str = "default"
+    #: True while this process leads the cron scheduler.
+    cron_leader: bool = False
+    #: Ids of (up to 50) jobs it holds now.
+    running: list[str] = Field(default_factory=list)

@@ -61,21 +61,28 @@ def cmd_workers(args: argparse.Namespace) -> int:
     if args.json:
         print(render.as_json([w.model_dump(mode="json") for w in workers]))
         return EXIT_OK
-    rows = [
-        [
-            w.id,
-            w.mode,
-            ",".join(w.routing_keys) or "-",
-            str(w.concurrency),
-            str(w.in_flight),
-            render.count(w.processed),
-            render.count(w.failed),
-            render.when(w.last_seen),
-        ]
-        for w in workers
-    ]
-    header = ["WORKER", "MODE", "ROUTES", "CONC", "BUSY", "DONE", "FAILED", "SEEN"]
+    rows = []
+    for w in workers:
+        scheduler = w.mode == "scheduler-only"
+        rows.append(
+            [
+                w.id,
+                w.mode,
+                "(all)" if scheduler else ",".join(w.routing_keys) or "-",
+                "-" if scheduler else str(w.concurrency),
+                "-" if scheduler else str(w.in_flight),
+                render.count(w.processed),
+                render.count(w.failed),
+                "yes" if w.cron_leader else "-",
+                render.when(w.last_seen),
+                ",".join(w.running) or "-",
+            ]
+        )
+    header = ["WORKER", "MODE", "ROUTES", "CONC", "BUSY", "DONE", "FAILED", "CRON LEADER"]
+    header += ["SEEN", "RUNNING"]
     print(render.table(header, rows, right=(3, 4, 5, 6)))
+    leaders = [w.id for w in workers if w.cron_leader]
+    print(f"cron leader: {leaders[0] if leaders else 'none seen'}")
     return EXIT_OK
 
 

@@ -71,6 +71,10 @@ class Leases:
         """Jobs leased and not yet finished (running, or waiting for a slot)."""
         return self._in_flight
 
+    def held_ids(self, limit: int = 50) -> list[str]:
+        """Ids of (up to ``limit``) jobs held now, for the heartbeat record."""
+        return list(self._held)[:limit]
+
     def free(self) -> int:
         """How many more jobs may be leased now (there is no prefetch beyond free slots)."""
         return self.concurrency - self._in_flight

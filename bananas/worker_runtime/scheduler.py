@@ -26,6 +26,9 @@ from bananas.worker_runtime.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 LIVE = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING)
+#: How often the leader republishes its code schedules, and how long the list lives.
+PUBLISH_EVERY = 10.0
+PUBLISHED_TTL_MS = 35_000
 
 
 class CronScheduler:
@@ -50,6 +53,7 @@ class CronScheduler:
         self.clock = clock
         self.metrics = metrics
         self.token: int | None = None
+        self._published_at = -PUBLISH_EVERY
 
     @property
     def is_leader(self) -> bool:
@@ -93,8 +97,19 @@ class CronScheduler:
             merged[schedule.id] = schedule
         return list(merged.values())
 
+    async def publish_code_schedules(self) -> None:
+        """Tell ``bananas schedules`` which schedules this leader fires from code (at most
+        every :data:`PUBLISH_EVERY` s; the list expires when no leader renews it)."""
+        now = time.monotonic()
+        if now < self._published_at + PUBLISH_EVERY:
+            return
+        op = self.client.broker.put_code_schedules(self.code_schedules, PUBLISHED_TTL_MS)
+        await self.client.run(op)
+        self._published_at = now
+
     async def tick(self) -> None:
         """Fire every due schedule once."""
+        await self.publish_code_schedules()
         now = datetime.fromtimestamp(self.clock(), UTC)
         for schedule in await self.schedules():
             try:

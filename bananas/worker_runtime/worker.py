@@ -164,6 +164,10 @@ class Worker:
             keep = self.leases.keep(self.redis, self._record, self.settings.lease_duration / 3)
             self._tasks.spawn(keep, name="bananas-leases")
             self._tasks.spawn(self.executor.watchdog(), name="bananas-watchdog")
+        else:  # a scheduler: no leases to renew, but listed by `bananas workers` all the same
+            self._tasks.spawn(
+                self._heartbeat(self.settings.lease_duration / 3), name="bananas-beat"
+            )
         if self.settings.mode is not WorkerMode.THIN:
             reaper = Reaper(self.broker, self.redis, self.maintained_routes, self.metrics)
             self._tasks.spawn(reaper.run(), name="bananas-reaper")
@@ -260,6 +264,8 @@ class Worker:
             started_at=self.started_at,
             last_seen=utcnow(),
             mode=s.mode.value,
+            cron_leader=self.cron is not None and self.cron.is_leader,
+            running=self.leases.held_ids(),
         )
 
     async def maintained_routes(self) -> tuple[str, ...]:
@@ -278,6 +284,12 @@ class Worker:
 
     def _record(self, ttl_s: float) -> Op[None]:
         return self.broker.heartbeat(self.info(), ttl_s=ttl_s)
+
+    async def _heartbeat(self, interval: float) -> None:
+        """Publish this process's record every ``interval`` s (a scheduler's only beat)."""
+        while True:
+            await self.redis.call(partial(self._record, max(interval * 3, 5.0)))
+            await asyncio.sleep(interval)
 
     async def _forget_me(self) -> None:
         with contextlib.suppress(BananasError):

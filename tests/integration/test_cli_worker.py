@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bananas import Client
+from bananas import Client, Schedule
 from tests.support.cli import Cli, assert_one_line, cli, qc
 from tests.support.processes import WorkerProcess
 from tests.support.servers import RedisServer, available_binaries
@@ -105,3 +105,39 @@ def test_a_redis_outage_is_logged_once_and_its_end_too(prefix: str) -> None:
     finally:
         worker.cleanup()
         server.cleanup()
+
+
+def test_workers_lists_schedulers_the_cron_leader_and_running_jobs(
+    single_redis: RedisServer, prefix: str, cli: Cli, qc: Client
+) -> None:
+    worker = WorkerProcess(single_redis.url, prefix, app="tests.apps.cli_handlers").start()
+    scheduler = WorkerProcess(
+        single_redis.url, prefix, app="tests.apps.cli_handlers", command="scheduler"
+    ).start()
+    try:
+        napping = qc.submit("nap", {"seconds": 30})
+        qc.register_schedule(Schedule(id="from-redis", cron="*/5 * * * *", job="echo"))
+
+        def listed() -> list[list[str]] | None:
+            lines = cli.ok("workers").splitlines()
+            rows = [ln.split() for ln in lines[1:-1]]
+            modes = sorted(r[1] for r in rows)
+            running = any(r[-1] == napping for r in rows)
+            leaders = sum(1 for r in rows if "yes" in r)
+            ok = modes == ["default", "scheduler-only"] and running and leaders == 1
+            return rows if ok else None
+
+        rows = eventually(listed, 30, what="both processes, one leader, the running nap")
+        by_mode = {r[1]: r for r in rows}
+        assert by_mode["scheduler-only"][2:5] == ["(all)", "-", "-"]
+        assert cli.ok("workers").splitlines()[-1].startswith("cron leader: ")
+
+        def schedules() -> dict[str, str] | None:
+            found = {ln.split()[0]: ln.split()[1] for ln in cli.ok("schedules").splitlines()[1:]}
+            return found if "nightly-echo" in found else None
+
+        sources = eventually(schedules, 30, what="the leader to publish its code schedules")
+        assert sources == {"from-redis": "redis", "nightly-echo": "code"}
+    finally:
+        worker.cleanup()
+        scheduler.cleanup()
