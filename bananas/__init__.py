@@ -7,6 +7,7 @@ Kubernetes operator in ``bananas.operator``.
 
 from bananas.client import AsyncClient, Client, JobSpec
 from bananas.errors import (
+    BananasAuthenticationError,
     BananasConnectionError,
     BananasError,
     ConfigError,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
+    "BananasAuthenticationError",
     "BananasConnectionError",
     "BananasError",
     "Client",

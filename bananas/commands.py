@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from bananas.errors import BananasConnectionError, BananasError
+from bananas.connection import REDIS_ERRORS, translate
 
 T = TypeVar("T")
 
@@ -95,13 +95,7 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-_TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
-
-
-def _translate(exc: redis.RedisError, where: str) -> BananasError:
-    if isinstance(exc, _TRANSIENT):
-        return BananasConnectionError(f"cannot reach Redis at {where}: {exc}")
-    return BananasError(f"Redis at {where} refused a command: {exc}")
+_translate = translate
 
 
 def _eval_args(call: Call) -> tuple[Any, ...]:
@@ -309,7 +303,7 @@ def run_sync(conn: SyncRedis | SyncLane, op: Op[T], where: str) -> T:
         while True:
             try:
                 reply = execute_sync(conn, request)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 request = op.throw(_translate(exc, where))
             else:
                 request = op.send(reply)
@@ -330,7 +324,7 @@ async def run_async(conn: AsyncRedis | FastLane | LanePool, op: Op[T], where: st
         while True:
             try:
                 reply = await execute_async(conn, request)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 if task is not None and task.cancelling():
                     raise asyncio.CancelledError from exc
                 request = op.throw(_translate(exc, where))

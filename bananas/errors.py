@@ -54,6 +54,10 @@ class BananasConnectionError(BananasError, ConnectionError):
     """Redis could not be reached; the message names the URL with its password masked."""
 
 
+class BananasAuthenticationError(BananasConnectionError):
+    """Redis answered but refused the credentials (wrong or missing password or user)."""
+
+
 class ConfigError(BananasError, ValueError):
     """A setting has a bad value; the message names the variable and the accepted forms."""
 

@@ -19,8 +19,9 @@ from tests.support.cli import (
     qc,
     worker,
 )
+from tests.support.ports import free_port
 from tests.support.processes import WorkerProcess
-from tests.support.servers import RedisServer, blocked_clients
+from tests.support.servers import RedisServer, available_binaries, blocked_clients
 from tests.support.waiting import eventually
 
 ESC = "\033["
@@ -252,3 +253,25 @@ def test_unreachable_redis_exits_3(cli: Cli) -> None:
     done = cli.run("queues", "--redis-url", "redis://127.0.0.1:1")
     assert done.returncode == 3
     assert_one_line(done.stderr, "cannot reach Redis", "127.0.0.1:1")
+
+
+def test_an_unreachable_cluster_is_exit_3_in_one_line(cli: Cli) -> None:
+    done = cli.run("queues", "--redis-url", f"redis+cluster://127.0.0.1:{free_port()}")
+    assert done.returncode == 3, done
+    assert_one_line(done.stderr, "cannot reach Redis at redis+cluster://")
+
+
+def test_refused_credentials_are_reported_as_such(cli: Cli) -> None:
+    binaries = available_binaries()
+    server = RedisServer(binaries.get("redis") or binaries["valkey"], password="s3cret").start()
+    try:
+        for url in (
+            f"redis://:wrong@127.0.0.1:{server.port}",
+            f"redis://127.0.0.1:{server.port}",
+        ):
+            done = cli.run("queues", "--redis-url", url)
+            assert done.returncode == 3, done
+            assert_one_line(done.stderr, "refused the credentials")
+            assert "wrong" not in done.stderr  # the password stays masked
+    finally:
+        server.cleanup()
