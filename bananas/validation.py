@@ -125,13 +125,20 @@ def zone(name: str) -> ZoneInfo:
         raise InvalidJobError(f"unknown time zone {name!r}") from None
 
 
+def validate_cron(expression: str) -> str:
+    """Return ``expression`` if it is a valid 5-field cron expression; raises
+    :class:`InvalidJobError`."""
+    if len(expression.split()) != 5:
+        raise InvalidJobError(f"cron expression {expression!r} must have 5 fields")
+    if not croniter.is_valid(expression):
+        raise InvalidJobError(f"invalid cron expression {expression!r}")
+    return expression
+
+
 def validate_schedule(schedule: Schedule) -> Schedule:
     """Return ``schedule`` if its cron expression (5 fields), time zone and routing key
     are valid; raises :class:`InvalidJobError` (a ValueError) naming what is wrong."""
-    if len(schedule.cron.split()) != 5:
-        raise InvalidJobError(f"cron expression {schedule.cron!r} must have 5 fields")
-    if not croniter.is_valid(schedule.cron):
-        raise InvalidJobError(f"invalid cron expression {schedule.cron!r}")
+    validate_cron(schedule.cron)
     zone(schedule.timezone)
     validate_routing_key(schedule.routing_key)
     validate_job_name(schedule.job)

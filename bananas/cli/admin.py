@@ -16,6 +16,7 @@ from bananas.cli.options import add_json, client, non_negative_int, positive_int
 from bananas.client import Client
 from bananas.errors import InvalidJobError
 from bananas.models import PRIORITY_ORDER, JobStatus, Schedule
+from bananas.validation import validate_cron, validate_job_name, validate_routing_key, zone
 
 
 def cmd_queues(args: argparse.Namespace) -> int:
@@ -258,6 +259,17 @@ def _schedule_add(c: Client, args: argparse.Namespace) -> int:
         )
     except ValidationError as exc:
         raise InvalidJobError(_one_line(exc)) from None
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("--cron", lambda: validate_cron(schedule.cron)),
+        ("--timezone", lambda: zone(schedule.timezone)),
+        ("--routing-key", lambda: validate_routing_key(schedule.routing_key)),
+        ("--job", lambda: validate_job_name(schedule.job)),
+    ]
+    for flag, check in checks:
+        try:
+            check()
+        except InvalidJobError as exc:
+            raise InvalidJobError(f"{flag}: {exc}") from None
     c.register_schedule(schedule)
     print(f"registered {args.id}")
     return EXIT_OK

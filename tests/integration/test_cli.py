@@ -5,7 +5,10 @@ and the exit code a script would test."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from bananas import Client, JobStatus
 from tests.support.cli import (
     Cli,
     assert_one_line,
+    bananas_command,
     cli,
     job_ids,
     qc,
@@ -194,7 +198,21 @@ def test_schedules_errors_are_one_line_naming_the_flag(cli: Cli) -> None:
     assert_one_line(missing.stderr, "--cron", "--job")
     bad_cron = cli.run("schedules", "add", "--id", "x", "--cron", "* * *", "--job", "echo")
     assert bad_cron.returncode == 2
-    assert_one_line(bad_cron.stderr, "cron", "5 fields")
+    assert_one_line(bad_cron.stderr, "--cron:", "5 fields")
+    bad_key = cli.run(
+        "schedules",
+        "add",
+        "--id",
+        "x",
+        "--cron",
+        "* * * * *",
+        "--job",
+        "echo",
+        "--routing-key",
+        "a b",
+    )
+    assert bad_key.returncode == 2
+    assert_one_line(bad_key.stderr, "--routing-key:", "'a b'")
     bad_payload = cli.run(
         "schedules", "add", "--id", "x", "--cron", "* * * * *", "--job", "echo", "--payload", "{"
     )
@@ -213,7 +231,7 @@ def test_schedules_errors_are_one_line_naming_the_flag(cli: Cli) -> None:
         "Mars/Olympus",
     )
     assert bad_zone.returncode == 2
-    assert_one_line(bad_zone.stderr, "Mars/Olympus")
+    assert_one_line(bad_zone.stderr, "--timezone:", "Mars/Olympus")
 
     cli.ok("schedules", "add", "--id", "nightly", "--cron", "0 3 * * *", "--job", "echo")
     listed = cli.ok("schedules")
@@ -275,3 +293,33 @@ def test_refused_credentials_are_reported_as_such(cli: Cli) -> None:
             assert "wrong" not in done.stderr  # the password stays masked
     finally:
         server.cleanup()
+
+
+def test_status_is_coloured_on_a_terminal_only(cli: Cli, qc: Client) -> None:
+    job_id = qc.submit("echo", delay=3600)
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [bananas_command(), "job", job_id],
+            stdout=follower,
+            stderr=subprocess.DEVNULL,
+            env=cli.environment(),
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(60) == 0
+    finally:
+        os.close(leader)
+    on_tty = b"".join(chunks).decode()
+    assert "\033[36mscheduled\033[0m" in on_tty
+    piped = cli.ok("job", job_id)
+    assert "status:      scheduled" in piped and ESC not in piped
+    assert ESC not in cli.run("job", job_id, NO_COLOR="1").stdout
