@@ -1,6 +1,6 @@
 """The queue engine: one typed wrapper per Lua script, and the only code that touches queue keys.
 
-Every method returns an *operation* (see ``bananas.commands``): a generator of Redis
+Every method returns an *operation* (see ``bananas.ops``): a generator of Redis
 round trips that the sync client, the async client and the worker all drive with
 their own connection. Nothing here does I/O or reads the clock except through the
 injectable ``clock``.
@@ -27,7 +27,6 @@ from typing import Any
 
 import orjson
 
-from bananas.commands import Batch, Call, Op, Script, command, script_call
 from bananas.keys import KeySpace, RouteKeys
 from bananas.models import (
     PRIORITY_ORDER,
@@ -40,6 +39,7 @@ from bananas.models import (
     ScheduleStatus,
     WorkerInfo,
 )
+from bananas.ops import Batch, Call, Op, Script, command, script_call
 
 Clock = Callable[[], float]
 
@@ -299,7 +299,32 @@ class Broker:
         next_due = int(reply[1])
         return int(reply[0]), (None if next_due < 0 else next_due)
 
-    def block(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[bool]:
+    def wait_for_work(
+        self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
+    ) -> Op[bool]:
+        """Block until a job may be ready on one of ``routing_keys`` (True) or ``timeout`` s pass.
+
+        Waits on the routes' wake lists, which enqueue, release, reap and promote push to.
+        """
+        woken = yield from self._block(
+            [self.route(rk).wake for rk in routing_keys], timeout, cluster=cluster
+        )
+        return woken
+
+    def wait_for_due(
+        self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
+    ) -> Op[bool]:
+        """Block until a sooner delayed job is scheduled on one of ``routing_keys`` (True).
+
+        Waits on the routes' schedwake lists (pushed by enqueue and fail when a job is
+        scheduled); False after ``timeout`` s.
+        """
+        woken = yield from self._block(
+            [self.route(rk).schedwake for rk in routing_keys], timeout, cluster=cluster
+        )
+        return woken
+
+    def _block(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[bool]:
         """Block until a token is pushed to one of ``keys`` (True) or ``timeout`` s pass.
 
         A blocking pop can't span hash slots, so on Redis Cluster several keys are

@@ -19,16 +19,6 @@ from typing import Any, Self, TypeVar
 import orjson
 
 from bananas.broker import Broker, DeadJob, NewJob, encode
-from bananas.commands import (
-    AsyncRedis,
-    Op,
-    SyncRedis,
-    command,
-    lane_pool,
-    run_async,
-    run_sync,
-    sync_lane,
-)
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
 from bananas.errors import InvalidJobError, JobNotFoundError, PayloadTooLargeError, WaitTimeoutError
 from bananas.keys import KeySpace
@@ -45,6 +35,17 @@ from bananas.models import (
     ScheduleStatus,
     WorkerInfo,
     new_job_id,
+)
+from bananas.ops import Op, command
+from bananas.transport import (
+    AsyncRedis,
+    FastLane,
+    SyncRedis,
+    fast_lane,
+    lane_pool,
+    run_async,
+    run_sync,
+    sync_lane,
 )
 from bananas.validation import (
     validate_job_name,
@@ -305,8 +306,13 @@ class _Base:
 
     @property
     def broker(self) -> Broker:
-        """The queue engine (for the worker runtime and tools)."""
+        """The queue engine (for the worker runtime and tools): it builds ops for :meth:`run`."""
         return self.core.broker
+
+    @property
+    def is_cluster(self) -> bool:
+        """True when this client talks to a Redis Cluster (blocking waits then go key by key)."""
+        return self.target.is_cluster
 
 
 class Client(_Base):
@@ -323,7 +329,11 @@ class Client(_Base):
         self.redis: SyncRedis = connect_sync(self.target)
         self._lane = sync_lane(self.redis)
 
-    def _run(self, op: Op[T]) -> T:
+    def run(self, op: Op[T]) -> T:
+        """Drive one operation (built by :attr:`broker`) to its result on this client's connection.
+
+        Raises :class:`bananas.BananasConnectionError` when Redis cannot be reached.
+        """
         return run_sync(self._lane or self.redis, op, self.target.masked)
 
     def submit(
@@ -356,25 +366,25 @@ class Client(_Base):
             scheduled_for=scheduled_for,
             job_id=job_id,
         )
-        return self._run(self.core.submit(spec))
+        return self.run(self.core.submit(spec))
 
     def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
         """Submit many jobs with one round trip per batch of 500 per routing key."""
-        return self._run(self.core.submit_many(jobs))
+        return self.run(self.core.submit_many(jobs))
 
     def get_job(self, job_id: str, routing_key: str | None = None) -> Job | None:
         """The job with its current status, or None if there is no such job."""
-        return self._run(self.core.get_job(job_id, routing_key))
+        return self.run(self.core.get_job(job_id, routing_key))
 
     def get_result(self, job_id: str, routing_key: str | None = None) -> JobResult | None:
         """The result, or None if the job has not finished (non-blocking)."""
-        return self._run(self.core.get_result(job_id, routing_key))
+        return self.run(self.core.get_result(job_id, routing_key))
 
     def wait_for_result(
         self, job_id: str, timeout: float = 30.0, routing_key: str | None = None
     ) -> JobResult:
         """Block until the job finishes; raises :class:`bananas.WaitTimeoutError`."""
-        return self._run(self.core.wait_for_result(job_id, timeout, routing_key))
+        return self.run(self.core.wait_for_result(job_id, timeout, routing_key))
 
     def submit_and_wait(
         self,
@@ -401,67 +411,67 @@ class Client(_Base):
             timeout=job_timeout,
             **options,
         )
-        return self._run(self.core.submit_and_wait(spec, timeout))
+        return self.run(self.core.submit_and_wait(spec, timeout))
 
     def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
         """Cancel a job that has not started. False if it already started or finished.
 
         Raises :class:`bananas.JobNotFoundError` when there is no such job.
         """
-        return self._run(self.core.cancel(job_id, routing_key))
+        return self.run(self.core.cancel(job_id, routing_key))
 
     def queue_stats(self, routing_key: str = "default") -> QueueStats:
         """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age."""
-        return self._run(self.core.broker.stats(validate_routing_key(routing_key)))
+        return self.run(self.core.broker.stats(validate_routing_key(routing_key)))
 
     def all_queue_stats(self) -> list[QueueStats]:
         """:meth:`queue_stats` for every routing key that has held a job."""
-        return self._run(self.core.all_stats())
+        return self.run(self.core.all_stats())
 
     def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50
     ) -> list[DeadJob]:
         """A page of the dead-letter queue, newest first."""
-        return self._run(self.core.broker.dead_letters(routing_key, offset, count))
+        return self.run(self.core.broker.dead_letters(routing_key, offset, count))
 
     def requeue_dead(self, job_id: str, routing_key: str = "default") -> bool:
         """Move one dead-lettered job back to its queue; False if it is not dead-lettered."""
-        return self._run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
+        return self.run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
 
     def requeue_all_dead(
         self, routing_key: str = "default", progress: Progress | None = None
     ) -> int:
         """Move every dead-lettered job back; ``progress(n)`` is called after each batch."""
-        return self._run(self.core.requeue_all_dead(routing_key, progress))
+        return self.run(self.core.requeue_all_dead(routing_key, progress))
 
     def purge_dead(self, routing_key: str = "default", progress: Progress | None = None) -> int:
         """Delete every dead-lettered job; returns how many were deleted."""
-        return self._run(self.core.purge_dead(routing_key, progress))
+        return self.run(self.core.purge_dead(routing_key, progress))
 
     def register_schedule(self, schedule: Schedule) -> None:
         """Register (or replace) a cron schedule in Redis for the scheduler."""
         validate_schedule(schedule)
-        self._run(self.core.broker.put_schedule(schedule))
+        self.run(self.core.broker.put_schedule(schedule))
 
     def unregister_schedule(self, schedule_id: str) -> bool:
         """Remove a schedule; False if it was not registered."""
-        return self._run(self.core.broker.delete_schedule(schedule_id))
+        return self.run(self.core.broker.delete_schedule(schedule_id))
 
     def schedules(self) -> list[Schedule]:
         """Every schedule registered in Redis."""
-        return self._run(self.core.broker.schedules())
+        return self.run(self.core.broker.schedules())
 
     def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
         """What the scheduler last did with a schedule."""
-        return self._run(self.core.broker.schedule_status(schedule_id))
+        return self.run(self.core.broker.schedule_status(schedule_id))
 
     def workers(self) -> list[WorkerInfo]:
         """Workers whose heartbeat is fresh."""
-        return self._run(self.core.broker.workers())
+        return self.run(self.core.broker.workers())
 
     def ping(self) -> bool:
         """True when Redis answers; raises :class:`bananas.BananasConnectionError`."""
-        return self._run(self.core.ping())
+        return self.run(self.core.ping())
 
     def close(self) -> None:
         """Close the connections."""
@@ -523,8 +533,24 @@ class AsyncClient(_Base):
         self.redis: AsyncRedis = connect_async(self.target)
         self._lanes = lane_pool(self.redis)
 
-    async def _run(self, op: Op[T]) -> T:
+    async def run(self, op: Op[T], *, lane: FastLane | None = None) -> T:
+        """Drive one operation (built by :attr:`broker`) to its result.
+
+        It runs on ``lane`` when given (see :meth:`dedicated_lane`), else on the
+        client's shared connections. Raises :class:`bananas.BananasConnectionError`
+        when Redis cannot be reached.
+        """
+        if lane is not None:
+            return await run_async(lane, op, self.target.masked)
         return await run_async(self._lanes or self.redis, op, self.target.masked)
+
+    def dedicated_lane(self) -> FastLane | None:
+        """A connection of its own for one task's hot path (a worker's fetcher or acker).
+
+        Pass it to :meth:`run` as ``lane``; the caller closes it. None when lanes do not
+        apply (Redis Cluster, Sentinel, or hiredis missing): use :meth:`run` without one.
+        """
+        return fast_lane(self.redis)
 
     async def submit(
         self,
@@ -553,25 +579,25 @@ class AsyncClient(_Base):
             scheduled_for=scheduled_for,
             job_id=job_id,
         )
-        return await self._run(self.core.submit(spec))
+        return await self.run(self.core.submit(spec))
 
     async def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
         """See :meth:`Client.submit_many`."""
-        return await self._run(self.core.submit_many(jobs))
+        return await self.run(self.core.submit_many(jobs))
 
     async def get_job(self, job_id: str, routing_key: str | None = None) -> Job | None:
         """See :meth:`Client.get_job`."""
-        return await self._run(self.core.get_job(job_id, routing_key))
+        return await self.run(self.core.get_job(job_id, routing_key))
 
     async def get_result(self, job_id: str, routing_key: str | None = None) -> JobResult | None:
         """See :meth:`Client.get_result`."""
-        return await self._run(self.core.get_result(job_id, routing_key))
+        return await self.run(self.core.get_result(job_id, routing_key))
 
     async def wait_for_result(
         self, job_id: str, timeout: float = 30.0, routing_key: str | None = None
     ) -> JobResult:
         """See :meth:`Client.wait_for_result`."""
-        return await self._run(self.core.wait_for_result(job_id, timeout, routing_key))
+        return await self.run(self.core.wait_for_result(job_id, timeout, routing_key))
 
     async def submit_and_wait(
         self,
@@ -593,66 +619,66 @@ class AsyncClient(_Base):
             timeout=job_timeout,
             **options,
         )
-        return await self._run(self.core.submit_and_wait(spec, timeout))
+        return await self.run(self.core.submit_and_wait(spec, timeout))
 
     async def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
         """See :meth:`Client.cancel`."""
-        return await self._run(self.core.cancel(job_id, routing_key))
+        return await self.run(self.core.cancel(job_id, routing_key))
 
     async def queue_stats(self, routing_key: str = "default") -> QueueStats:
         """See :meth:`Client.queue_stats`."""
-        return await self._run(self.core.broker.stats(validate_routing_key(routing_key)))
+        return await self.run(self.core.broker.stats(validate_routing_key(routing_key)))
 
     async def all_queue_stats(self) -> list[QueueStats]:
         """See :meth:`Client.all_queue_stats`."""
-        return await self._run(self.core.all_stats())
+        return await self.run(self.core.all_stats())
 
     async def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50
     ) -> list[DeadJob]:
         """See :meth:`Client.dead_letters`."""
-        return await self._run(self.core.broker.dead_letters(routing_key, offset, count))
+        return await self.run(self.core.broker.dead_letters(routing_key, offset, count))
 
     async def requeue_dead(self, job_id: str, routing_key: str = "default") -> bool:
         """See :meth:`Client.requeue_dead`."""
-        return await self._run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
+        return await self.run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
 
     async def requeue_all_dead(
         self, routing_key: str = "default", progress: Progress | None = None
     ) -> int:
         """See :meth:`Client.requeue_all_dead`."""
-        return await self._run(self.core.requeue_all_dead(routing_key, progress))
+        return await self.run(self.core.requeue_all_dead(routing_key, progress))
 
     async def purge_dead(
         self, routing_key: str = "default", progress: Progress | None = None
     ) -> int:
         """See :meth:`Client.purge_dead`."""
-        return await self._run(self.core.purge_dead(routing_key, progress))
+        return await self.run(self.core.purge_dead(routing_key, progress))
 
     async def register_schedule(self, schedule: Schedule) -> None:
         """See :meth:`Client.register_schedule`."""
         validate_schedule(schedule)
-        await self._run(self.core.broker.put_schedule(schedule))
+        await self.run(self.core.broker.put_schedule(schedule))
 
     async def unregister_schedule(self, schedule_id: str) -> bool:
         """See :meth:`Client.unregister_schedule`."""
-        return await self._run(self.core.broker.delete_schedule(schedule_id))
+        return await self.run(self.core.broker.delete_schedule(schedule_id))
 
     async def schedules(self) -> list[Schedule]:
         """See :meth:`Client.schedules`."""
-        return await self._run(self.core.broker.schedules())
+        return await self.run(self.core.broker.schedules())
 
     async def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
         """See :meth:`Client.schedule_status`."""
-        return await self._run(self.core.broker.schedule_status(schedule_id))
+        return await self.run(self.core.broker.schedule_status(schedule_id))
 
     async def workers(self) -> list[WorkerInfo]:
         """See :meth:`Client.workers`."""
-        return await self._run(self.core.broker.workers())
+        return await self.run(self.core.broker.workers())
 
     async def ping(self) -> bool:
         """See :meth:`Client.ping`."""
-        return await self._run(self.core.ping())
+        return await self.run(self.core.ping())
 
     async def close(self) -> None:
         """Close the connections."""

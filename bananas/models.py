@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from bananas.routing import RoutingKey, validate_routing_key
+
 T = TypeVar("T")
 
 #: Version of the job record layout; a worker refuses (dead-letters) newer ones.
@@ -105,7 +107,7 @@ class Job(BaseModel):
     payload: Any = None
     status: JobStatus = JobStatus.PENDING
     priority: Priority = Priority.NORMAL
-    routing_key: str = "default"
+    routing_key: RoutingKey = "default"
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     scheduled_for: datetime | None = None
@@ -136,8 +138,6 @@ class Job(BaseModel):
 
         Raises :class:`bananas.InvalidRoutingKeyError`.
         """
-        from bananas.validation import validate_routing_key
-
         self.routing_key = validate_routing_key(routing_key)
 
 
@@ -183,7 +183,7 @@ class Schedule(BaseModel):
     job: str
     payload: Any = None
     priority: Priority = Priority.NORMAL
-    routing_key: str = "default"
+    routing_key: RoutingKey = "default"
     timezone: str = "UTC"
     enabled: bool = True
     description: str = ""

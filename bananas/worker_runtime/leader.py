@@ -65,7 +65,7 @@ class RedisLeaderElector:
 
     async def acquire_or_renew(self) -> int | None:
         try:
-            return await self.client._run(
+            return await self.client.run(
                 self.client.broker.lead(self.name, self.identity, int(self.lease_duration * 1000))
             )
         except BananasError as exc:
@@ -74,7 +74,7 @@ class RedisLeaderElector:
 
     async def release(self) -> None:
         try:
-            await self.client._run(
+            await self.client.run(
                 self.client.broker.lead(
                     self.name, self.identity, int(self.lease_duration * 1000), release=True
                 )

@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 
 from bananas.broker import MAX_BLOCK_SECONDS
 from bananas.client import AsyncClient
-from bananas.commands import Op, raise_if_cancelled
 from bananas.errors import BananasError
 from bananas.models import ConcurrencyPolicy, JobStatus, Schedule, ScheduleStatus
+from bananas.ops import Op
+from bananas.transport import raise_if_cancelled
 from bananas.worker_runtime.cron import Decision, check_schedule, decide, fire_id
 from bananas.worker_runtime.leader import LeaderElector
 from bananas.worker_runtime.metrics import Metrics
@@ -57,7 +58,7 @@ class Promoter:
         while True:
             try:
                 routes = list(await self.routes())
-                wait = await self.client._run(self._round(routes))
+                wait = await self.client.run(self._round(routes))
                 if routes and wait > 0:
                     # Inside the try: a BLPOP cut by a Redis restart must not end the promoter.
                     await self._wait(routes, wait)
@@ -89,7 +90,7 @@ class Promoter:
         start = time.monotonic()
         if wait > TIMER_SLACK:
             blocked = min(wait - TIMER_SLACK, MAX_BLOCK_SECONDS)
-            if await self.client._run(self._block(routes, blocked)):
+            if await self.client.run(self._block(routes, blocked)):
                 return  # a sooner job was scheduled: promote again now
             if blocked < wait - TIMER_SLACK:
                 return  # longer than one block: look again
@@ -98,9 +99,9 @@ class Promoter:
             await asyncio.sleep(remaining)
 
     def _block(self, routes: list[str], wait: float) -> Op[bool]:
-        broker = self.client.broker
-        keys = [broker.route(rk).schedwake for rk in routes]
-        woken = yield from broker.block(keys, wait, cluster=self.client.target.is_cluster)
+        woken = yield from self.client.broker.wait_for_due(
+            routes, wait, cluster=self.client.is_cluster
+        )
         return woken
 
 
@@ -193,7 +194,7 @@ class CronScheduler:
             log.info(
                 "schedule %s skipped %d slot(s): %s", schedule.id, decision.skipped, decision.reason
             )
-        await self.client._run(self.client.broker.put_schedule_status(status))
+        await self.client.run(self.client.broker.put_schedule_status(status))
 
     async def _fire(self, schedule: Schedule, status: ScheduleStatus, decision: Decision) -> None:
         assert decision.slot is not None
@@ -257,4 +258,4 @@ class CronScheduler:
             schedule_id=schedule.id
         )
         status.last_error = error
-        await self.client._run(self.client.broker.put_schedule_status(status))
+        await self.client.run(self.client.broker.put_schedule_status(status))

@@ -44,10 +44,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bananas.broker import Leased
 from bananas.client import AsyncClient
-from bananas.commands import FastLane, Op, fast_lane, raise_if_cancelled, run_async
 from bananas.config import Settings, WorkerMode
 from bananas.errors import BananasError
 from bananas.models import Priority, WorkerInfo, utcnow
+from bananas.ops import Op
+from bananas.transport import FastLane, raise_if_cancelled
 from bananas.worker_runtime.executor import Executor, Finished
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.registry import Registry
@@ -162,8 +163,8 @@ class Worker:
         """Start serving; returns at once. Raises if Redis cannot be reached."""
         await self.client.ping()
         self.redis_ok = True
-        self._fetch_lane = fast_lane(self.client.redis)
-        self._ack_lane = fast_lane(self.client.redis)
+        self._fetch_lane = self.client.dedicated_lane()
+        self._ack_lane = self.client.dedicated_lane()
         create_task = asyncio.get_running_loop().create_task
 
         def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -252,7 +253,7 @@ class Worker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(BananasError):
-            await self.client._run(self.broker.forget_worker(self.id))
+            await self.client.run(self.broker.forget_worker(self.id))
         for lane in (self._fetch_lane, self._ack_lane):
             if lane is not None:
                 await lane.close()
@@ -309,8 +310,8 @@ class Worker:
     async def refresh_metrics(self) -> None:
         """Refresh the queue gauges from Redis: one stats call per routing key."""
         for rk in await self.maintained_routes():
-            stats = await self.client._run(self.broker.stats(rk))
-            counters = await self.client._run(self.broker.counters(rk))
+            stats = await self.client.run(self.broker.stats(rk))
+            counters = await self.client.run(self.broker.counters(rk))
             self.metrics.queue(stats, counters.get("enqueued", 0))
 
     # -- fetching ---------------------------------------------------------------------------
@@ -366,9 +367,8 @@ class Worker:
         return total
 
     def _block_for_work(self) -> Op[bool]:
-        keys = [self.broker.route(rk).wake for rk in self.settings.routing_keys]
-        woken = yield from self.broker.block(
-            keys, IDLE_BLOCK_SECONDS, cluster=self.client.target.is_cluster
+        woken = yield from self.broker.wait_for_work(
+            self.settings.routing_keys, IDLE_BLOCK_SECONDS, cluster=self.client.is_cluster
         )
         return woken
 
@@ -538,7 +538,7 @@ class Worker:
             by_route[rk].append((leased.id, leased.attempt, _priority_of(leased)))
         for rk, held in by_route.items():
             with contextlib.suppress(BananasError):
-                await self.client._run(self.broker.release(rk, held))
+                await self.client.run(self.broker.release(rk, held))
 
     async def _wait_idle(self, grace: float, hurry: asyncio.Event | None) -> None:
         if self._busy <= 0:
@@ -563,11 +563,7 @@ class Worker:
         pause = RECONNECT_MIN
         while True:
             try:
-                result = await (
-                    run_async(lane, make(), self.client.target.masked)
-                    if lane
-                    else self.client._run(make())
-                )
+                result = await self.client.run(make(), lane=lane)
             except BananasError as exc:
                 raise_if_cancelled()
                 if self.redis_ok:
