@@ -40,6 +40,7 @@ from bananas.models import (
     WorkerInfo,
 )
 from bananas.ops import Batch, Call, Op, Script, command, script_call
+from bananas.records import decode_job, iso
 
 Clock = Callable[[], float]
 
@@ -76,23 +77,6 @@ _SCRIPTS = {
         "leader",
     )
 }
-
-
-def iso(ts: float) -> str:
-    """Epoch seconds as ISO-8601 UTC text."""
-    return datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-def encode(value: Any) -> str:
-    """Encode a JSON value (pydantic models and dataclasses allowed); raises TypeError."""
-    return orjson.dumps(value, default=_json_default).decode()
-
-
-def _json_default(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 @dataclass(slots=True)
@@ -140,20 +124,6 @@ class DeadJob:
     attempts: int
     error: str
     raw: str
-
-
-def decode_job(
-    record: str, *, attempts: int = 0, error: str = "", status: JobStatus = JobStatus.PENDING
-) -> Job:
-    """Build a :class:`Job` from a stored record plus its live state.
-
-    Raises pydantic's ``ValidationError`` (a ``ValueError``) when the record is garbage.
-    """
-    job = Job.model_validate_json(record)
-    job.attempts = attempts
-    job.error = error
-    job.status = status
-    return job
 
 
 _STATES = {

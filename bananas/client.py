@@ -12,13 +12,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import orjson
-
-from bananas.broker import Broker, DeadJob, NewJob, encode
+from bananas.broker import Broker, DeadJob, NewJob
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
 from bananas.errors import InvalidJobError, JobNotFoundError, PayloadTooLargeError, WaitTimeoutError
 from bananas.keys import KeySpace
@@ -37,6 +35,7 @@ from bananas.models import (
     new_job_id,
 )
 from bananas.ops import Op, command
+from bananas.records import encode, job_record, result_record
 from bananas.transport import (
     AsyncRedis,
     FastLane,
@@ -136,30 +135,22 @@ class ClientCore:
         job_id = spec.job_id or new_job_id()
         if not isinstance(job_id, str) or not 0 < len(job_id) <= 200:
             raise InvalidJobError("job_id must be a non-empty string of at most 200 characters")
-        created = datetime.fromtimestamp(now, UTC)
-        record = {
-            "id": job_id,
-            "name": name,
-            "description": spec.description,
-            "payload": orjson.Fragment(encoded),
-            "priority": priority.value,
-            "routing_key": routing_key,
-            "created_at": created,
-            "updated_at": created,
-            "scheduled_for": datetime.fromtimestamp(due, UTC) if due > now else None,
-            "max_retries": max_retries,
-            "timeout": spec.timeout,
-            "success_ttl": self.success_ttl,
-            "failure_ttl": self.failure_ttl,
-            "v": 1,
-        }
-        return NewJob(
-            job_id,
-            routing_key,
-            priority,
-            int(due * 1000) if due > now else 0,
-            orjson.dumps(record).decode(),
+        scheduled = due > now
+        record = job_record(
+            job_id=job_id,
+            name=name,
+            description=spec.description,
+            payload=encoded,
+            priority=priority,
+            routing_key=routing_key,
+            created=now,
+            due=due if scheduled else None,
+            max_retries=max_retries,
+            timeout=spec.timeout,
+            success_ttl=self.success_ttl,
+            failure_ttl=self.failure_ttl,
         )
+        return NewJob(job_id, routing_key, priority, int(due * 1000) if scheduled else 0, record)
 
     def _remember_routes(self, routing_keys: Iterable[str]) -> Op[None]:
         new = set(routing_keys) - self._known_routes
@@ -228,15 +219,8 @@ class ClientCore:
         route = yield from self._route_of(job_id, routing_key)
         if route is None:
             raise JobNotFoundError(job_id)
-        result = JobResult(
-            job_id=job_id,
-            status=JobStatus.CANCELLED,
-            error="cancelled",
-            completed_at=datetime.fromtimestamp(self.clock(), UTC),
-        )
-        outcome = yield from self.broker.cancel(
-            route, job_id, result.model_dump_json(), int(self.failure_ttl * 1000)
-        )
+        result = result_record(job_id, JobStatus.CANCELLED, "cancelled", 0.0, self.clock())
+        outcome = yield from self.broker.cancel(route, job_id, result, int(self.failure_ttl * 1000))
         if outcome == "missing":
             raise JobNotFoundError(job_id)
         return outcome == "cancelled"

@@ -24,7 +24,8 @@ from bananas.routing import RoutingKey, validate_routing_key
 T = TypeVar("T")
 
 #: Version of the job record layout; a worker refuses (dead-letters) newer ones.
-JOB_SCHEMA_VERSION = 1
+#: ``bananas.records`` writes it; it is defined here because ``Job.v`` defaults to it.
+SCHEMA_VERSION = 1
 
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_SUCCESS_TTL = 3600.0
@@ -124,7 +125,7 @@ class Job(BaseModel):
     #: Seconds a failure result is kept.
     failure_ttl: float = DEFAULT_FAILURE_TTL
     #: Schema version of the stored record.
-    v: int = JOB_SCHEMA_VERSION
+    v: int = SCHEMA_VERSION
 
     def unmarshal_payload(self, model: type[T]) -> T:
         """Parse the payload into ``model`` (a pydantic model, dataclass or any type).

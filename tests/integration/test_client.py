@@ -22,8 +22,9 @@ from bananas import (
     Priority,
     WaitTimeoutError,
 )
-from bananas.broker import Outcome, encode
+from bananas.broker import Outcome
 from bananas.models import JobResult
+from bananas.records import encode
 from tests.clock import FakeClock
 
 

@@ -30,11 +30,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bananas.broker import Leased, decode_job
+from bananas.broker import Leased
 from bananas.client import ClientCore, JobSpec
 from bananas.config import ENV_VARS, Settings, parse_duration
 from bananas.errors import ConfigError, InvalidJobError, InvalidRoutingKeyError
 from bananas.models import Job, Schedule
+from bananas.records import decode_job
 from bananas.validation import validate_routing_key
 from bananas.worker_runtime import Registry
 from bananas.worker_runtime.cron import check_schedule, decide, latest_slot, next_slot
