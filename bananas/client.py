@@ -16,7 +16,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from bananas.broker import Broker, DeadJob, NewJob
+from bananas.broker import Broker, CancelCode, DeadJob, NewJob
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
 from bananas.errors import InvalidJobError, JobNotFoundError, PayloadTooLargeError, WaitTimeoutError
 from bananas.keys import KeySpace
@@ -221,9 +221,9 @@ class ClientCore:
             raise JobNotFoundError(job_id)
         result = result_record(job_id, JobStatus.CANCELLED, "cancelled", 0.0, self.clock())
         outcome = yield from self.broker.cancel(route, job_id, result, int(self.failure_ttl * 1000))
-        if outcome == "missing":
+        if outcome is CancelCode.MISSING:
             raise JobNotFoundError(job_id)
-        return outcome == "cancelled"
+        return outcome is CancelCode.CANCELLED
 
     def all_stats(self) -> Op[list[QueueStats]]:
         routes = yield from self.broker.routes()

@@ -7,7 +7,9 @@ operation from this vocabulary; ``bananas.transport`` drives them on a sync or a
 asyncio connection, which is why ``Client`` and ``AsyncClient`` share every line of
 their logic.
 
-Scripts are loaded once at import from ``bananas/scripts``.
+Scripts are loaded once at import from ``bananas/scripts``, each with the shared
+prelude (``_prelude.lua``: write a result and notify, pick a priority's queue,
+dead-letter) prepended, so a procedure two scripts need is written once.
 """
 
 from __future__ import annotations
@@ -21,14 +23,26 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def _script_text(name: str) -> str:
+    return files("bananas.scripts").joinpath(f"{name}.lua").read_text("utf-8")
+
+
+#: The procedures every script may call, prepended to each script's own text.
+PRELUDE = _script_text("_prelude")
+
+
 class Script:
-    """One Lua script from ``bananas/scripts``, loaded once at import."""
+    """One Lua script from ``bananas/scripts`` with the prelude prepended, loaded once.
+
+    ``sha`` is the SHA-1 of ``source`` (what EVALSHA names); ``name`` is the file's
+    stem, which is also the name of the :class:`bananas.broker.Broker` method that runs it.
+    """
 
     __slots__ = ("name", "sha", "source")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.source = files("bananas.scripts").joinpath(f"{name}.lua").read_text("utf-8")
+        self.source = PRELUDE + _script_text(name)
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
 
