@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypedDict, TypeVar, Unpack
 
 from bananas.broker import Broker, CancelCode, DeadJob, NewJob
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
@@ -63,22 +63,55 @@ T = TypeVar("T")
 
 @dataclass
 class JobSpec:
-    """One job for :meth:`Client.submit_many`; the fields mirror ``submit``'s arguments."""
+    """One job to submit: the one definition of the submit options and their defaults.
 
+    :meth:`Client.submit_many` takes these; ``submit`` and ``submit_and_wait`` (sync and
+    async) take the same fields as keyword arguments, typed by :class:`SubmitOptions`.
+    """
+
+    #: Handler name (what the worker's registry runs).
     name: str
+    #: A JSON value.
     payload: Any = None
+    #: ``high``, ``normal`` or ``low``.
     priority: Priority | str = Priority.NORMAL
+    #: Which workers may run it (see :data:`bananas.routing.ROUTING_KEY_RULE`).
     routing_key: str = "default"
     description: str = ""
+    #: Retries after the first run; None: the client's ``max_retries``.
     max_retries: int | None = None
+    #: Seconds the handler may run; None: the worker's JOB_TIMEOUT.
     timeout: float | None = None
+    #: Seconds from now until it is due (give this or ``scheduled_for``).
     delay: float | None = None
+    #: When it is due, timezone-aware.
     scheduled_for: datetime | None = None
+    #: Its id; the same id twice stores and runs one job. None: a new id.
     job_id: str | None = None
 
 
+class JobOptions(TypedDict, total=False):
+    """:class:`JobSpec`'s optional fields but ``timeout``, as keyword arguments."""
+
+    priority: Priority | str
+    routing_key: str
+    description: str
+    max_retries: int | None
+    delay: float | None
+    scheduled_for: datetime | None
+    job_id: str | None
+
+
+class SubmitOptions(JobOptions, total=False):
+    """:class:`JobSpec`'s optional fields, as ``submit``'s keyword arguments."""
+
+    timeout: float | None
+
+
 class ClientCore:
-    """Everything the two clients do, as operations; no I/O happens here."""
+    """The logic of both clients, written once as operations: validation, record
+    building and the broker calls. No I/O happens here; ``Client`` and ``AsyncClient``
+    only drive what these methods return."""
 
     def __init__(
         self,
@@ -233,6 +266,7 @@ class ClientCore:
         return out
 
     def requeue_all_dead(self, routing_key: str, progress: Progress | None) -> Op[int]:
+        validate_routing_key(routing_key)
         total = 0
         while True:
             ids = yield from self.broker.dead_ids(routing_key, BULK_BATCH)
@@ -243,6 +277,7 @@ class ClientCore:
                 progress(total)
 
     def purge_dead(self, routing_key: str, progress: Progress | None) -> Op[int]:
+        validate_routing_key(routing_key)
         total = 0
         while True:
             removed = yield from self.broker.purge_dead(routing_key, BULK_BATCH)
@@ -252,12 +287,43 @@ class ClientCore:
             if progress:
                 progress(total)
 
+    def queue_stats(self, routing_key: str) -> Op[QueueStats]:
+        found = yield from self.broker.stats(validate_routing_key(routing_key))
+        return found
+
+    def dead_letters(self, routing_key: str, offset: int, count: int) -> Op[list[DeadJob]]:
+        rows = yield from self.broker.dead_letters(validate_routing_key(routing_key), offset, count)
+        return rows
+
+    def requeue_dead(self, job_id: str, routing_key: str) -> Op[bool]:
+        moved = yield from self.broker.requeue_dead(validate_routing_key(routing_key), [job_id])
+        return moved == 1
+
+    def register_schedule(self, schedule: Schedule) -> Op[None]:
+        yield from self.broker.put_schedule(validate_schedule(schedule))
+
+    def unregister_schedule(self, schedule_id: str) -> Op[bool]:
+        removed = yield from self.broker.delete_schedule(schedule_id)
+        return removed
+
+    def schedules(self) -> Op[list[Schedule]]:
+        found = yield from self.broker.schedules()
+        return found
+
+    def schedule_status(self, schedule_id: str) -> Op[ScheduleStatus | None]:
+        found = yield from self.broker.schedule_status(schedule_id)
+        return found
+
+    def workers(self) -> Op[list[WorkerInfo]]:
+        found = yield from self.broker.workers()
+        return found
+
     def ping(self) -> Op[bool]:
         reply = yield command("PING")
         return bool(reply)
 
 
-def _spec(name: str, payload: Any, **options: Any) -> JobSpec:
+def _spec(name: str, payload: Any, options: SubmitOptions) -> JobSpec:
     return JobSpec(name=name, payload=payload, **options)
 
 
@@ -320,36 +386,12 @@ class Client(_Base):
         """
         return run_sync(self._lane or self.redis, op, self.target.masked)
 
-    def submit(
-        self,
-        name: str,
-        payload: Any = None,
-        *,
-        priority: Priority | str = "normal",
-        routing_key: str = "default",
-        description: str = "",
-        max_retries: int | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
-        scheduled_for: datetime | None = None,
-        job_id: str | None = None,
-    ) -> str:
+    def submit(self, name: str, payload: Any = None, **options: Unpack[SubmitOptions]) -> str:
         """Submit a job; returns its id. Same ``job_id`` twice stores and runs one job.
 
         Raises :class:`bananas.InvalidJobError` (or a subclass) for bad input.
         """
-        spec = _spec(
-            name,
-            payload,
-            priority=priority,
-            routing_key=routing_key,
-            description=description,
-            max_retries=max_retries,
-            timeout=timeout,
-            delay=delay,
-            scheduled_for=scheduled_for,
-            job_id=job_id,
-        )
+        spec = _spec(name, payload, options)
         return self.run(self.core.submit(spec))
 
     def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
@@ -376,10 +418,8 @@ class Client(_Base):
         payload: Any = None,
         *,
         timeout: float = 30.0,
-        priority: Priority | str = "normal",
-        routing_key: str = "default",
         job_timeout: float | None = None,
-        **options: Any,
+        **options: Unpack[JobOptions],
     ) -> JobResult:
         """Submit a job and block until its result (RPC style).
 
@@ -387,14 +427,7 @@ class Client(_Base):
         (``submit``'s ``timeout``); other options are ``submit``'s. Raises
         :class:`bananas.WaitTimeoutError` when no result arrives in time.
         """
-        spec = _spec(
-            name,
-            payload,
-            priority=priority,
-            routing_key=routing_key,
-            timeout=job_timeout,
-            **options,
-        )
+        spec = _spec(name, payload, {**options, "timeout": job_timeout})
         return self.run(self.core.submit_and_wait(spec, timeout))
 
     def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
@@ -406,7 +439,7 @@ class Client(_Base):
 
     def queue_stats(self, routing_key: str = "default") -> QueueStats:
         """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age."""
-        return self.run(self.core.broker.stats(validate_routing_key(routing_key)))
+        return self.run(self.core.queue_stats(routing_key))
 
     def all_queue_stats(self) -> list[QueueStats]:
         """:meth:`queue_stats` for every routing key that has held a job."""
@@ -416,11 +449,11 @@ class Client(_Base):
         self, routing_key: str = "default", offset: int = 0, count: int = 50
     ) -> list[DeadJob]:
         """A page of the dead-letter queue, newest first."""
-        return self.run(self.core.broker.dead_letters(routing_key, offset, count))
+        return self.run(self.core.dead_letters(routing_key, offset, count))
 
     def requeue_dead(self, job_id: str, routing_key: str = "default") -> bool:
         """Move one dead-lettered job back to its queue; False if it is not dead-lettered."""
-        return self.run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
+        return self.run(self.core.requeue_dead(job_id, routing_key))
 
     def requeue_all_dead(
         self, routing_key: str = "default", progress: Progress | None = None
@@ -434,24 +467,23 @@ class Client(_Base):
 
     def register_schedule(self, schedule: Schedule) -> None:
         """Register (or replace) a cron schedule in Redis for the scheduler."""
-        validate_schedule(schedule)
-        self.run(self.core.broker.put_schedule(schedule))
+        self.run(self.core.register_schedule(schedule))
 
     def unregister_schedule(self, schedule_id: str) -> bool:
         """Remove a schedule; False if it was not registered."""
-        return self.run(self.core.broker.delete_schedule(schedule_id))
+        return self.run(self.core.unregister_schedule(schedule_id))
 
     def schedules(self) -> list[Schedule]:
         """Every schedule registered in Redis."""
-        return self.run(self.core.broker.schedules())
+        return self.run(self.core.schedules())
 
     def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
         """What the scheduler last did with a schedule."""
-        return self.run(self.core.broker.schedule_status(schedule_id))
+        return self.run(self.core.schedule_status(schedule_id))
 
     def workers(self) -> list[WorkerInfo]:
         """Workers whose heartbeat is fresh."""
-        return self.run(self.core.broker.workers())
+        return self.run(self.core.workers())
 
     def ping(self) -> bool:
         """True when Redis answers; raises :class:`bananas.BananasConnectionError`."""
@@ -536,33 +568,9 @@ class AsyncClient(_Base):
         """
         return fast_lane(self.redis)
 
-    async def submit(
-        self,
-        name: str,
-        payload: Any = None,
-        *,
-        priority: Priority | str = "normal",
-        routing_key: str = "default",
-        description: str = "",
-        max_retries: int | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
-        scheduled_for: datetime | None = None,
-        job_id: str | None = None,
-    ) -> str:
+    async def submit(self, name: str, payload: Any = None, **options: Unpack[SubmitOptions]) -> str:
         """See :meth:`Client.submit`."""
-        spec = _spec(
-            name,
-            payload,
-            priority=priority,
-            routing_key=routing_key,
-            description=description,
-            max_retries=max_retries,
-            timeout=timeout,
-            delay=delay,
-            scheduled_for=scheduled_for,
-            job_id=job_id,
-        )
+        spec = _spec(name, payload, options)
         return await self.run(self.core.submit(spec))
 
     async def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
@@ -589,20 +597,11 @@ class AsyncClient(_Base):
         payload: Any = None,
         *,
         timeout: float = 30.0,
-        priority: Priority | str = "normal",
-        routing_key: str = "default",
         job_timeout: float | None = None,
-        **options: Any,
+        **options: Unpack[JobOptions],
     ) -> JobResult:
         """See :meth:`Client.submit_and_wait`."""
-        spec = _spec(
-            name,
-            payload,
-            priority=priority,
-            routing_key=routing_key,
-            timeout=job_timeout,
-            **options,
-        )
+        spec = _spec(name, payload, {**options, "timeout": job_timeout})
         return await self.run(self.core.submit_and_wait(spec, timeout))
 
     async def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
@@ -611,7 +610,7 @@ class AsyncClient(_Base):
 
     async def queue_stats(self, routing_key: str = "default") -> QueueStats:
         """See :meth:`Client.queue_stats`."""
-        return await self.run(self.core.broker.stats(validate_routing_key(routing_key)))
+        return await self.run(self.core.queue_stats(routing_key))
 
     async def all_queue_stats(self) -> list[QueueStats]:
         """See :meth:`Client.all_queue_stats`."""
@@ -621,11 +620,11 @@ class AsyncClient(_Base):
         self, routing_key: str = "default", offset: int = 0, count: int = 50
     ) -> list[DeadJob]:
         """See :meth:`Client.dead_letters`."""
-        return await self.run(self.core.broker.dead_letters(routing_key, offset, count))
+        return await self.run(self.core.dead_letters(routing_key, offset, count))
 
     async def requeue_dead(self, job_id: str, routing_key: str = "default") -> bool:
         """See :meth:`Client.requeue_dead`."""
-        return await self.run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
+        return await self.run(self.core.requeue_dead(job_id, routing_key))
 
     async def requeue_all_dead(
         self, routing_key: str = "default", progress: Progress | None = None
@@ -641,24 +640,23 @@ class AsyncClient(_Base):
 
     async def register_schedule(self, schedule: Schedule) -> None:
         """See :meth:`Client.register_schedule`."""
-        validate_schedule(schedule)
-        await self.run(self.core.broker.put_schedule(schedule))
+        await self.run(self.core.register_schedule(schedule))
 
     async def unregister_schedule(self, schedule_id: str) -> bool:
         """See :meth:`Client.unregister_schedule`."""
-        return await self.run(self.core.broker.delete_schedule(schedule_id))
+        return await self.run(self.core.unregister_schedule(schedule_id))
 
     async def schedules(self) -> list[Schedule]:
         """See :meth:`Client.schedules`."""
-        return await self.run(self.core.broker.schedules())
+        return await self.run(self.core.schedules())
 
     async def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
         """See :meth:`Client.schedule_status`."""
-        return await self.run(self.core.broker.schedule_status(schedule_id))
+        return await self.run(self.core.schedule_status(schedule_id))
 
     async def workers(self) -> list[WorkerInfo]:
         """See :meth:`Client.workers`."""
-        return await self.run(self.core.broker.workers())
+        return await self.run(self.core.workers())
 
     async def ping(self) -> bool:
         """See :meth:`Client.ping`."""
