@@ -2,8 +2,14 @@
 
 Every method returns an *operation* (see ``bananas.ops``): a generator of Redis
 round trips that the sync client, the async client and the worker all drive with
-their own connection. Nothing here does I/O or reads the clock except through the
-injectable ``clock``.
+their own connection. Nothing here does I/O. Wall-clock time (what goes into Redis:
+due times, lease deadlines, ages) comes only from the injectable ``clock``; the one
+exception is :meth:`Broker.wait_result`, which measures its own timeout on
+``time.monotonic()``, as a wait should.
+
+Return codes and mode flags of the scripts are enums here (:class:`FailCode`,
+:class:`FairTurn`, :class:`CancelCode`); the stored records and their codec live in
+``bananas.records``.
 
 Delivery, in short (DESIGN.md has the guarantees):
 
@@ -459,7 +465,7 @@ class Broker:
         oldest: float | None = None
         for head in reply[6:9]:
             if head:
-                age = now - _ready_since(head)
+                age = now - _ready_since(head, now)
                 oldest = age if oldest is None else max(oldest, age)
         return QueueStats(
             routing_key=routing_key,
@@ -605,11 +611,14 @@ def _kept(ttl_ms: int) -> int:
     return ttl_ms if ttl_ms > 0 else NOTIFY_TTL_MS
 
 
-def _ready_since(record: str) -> float:
-    """When a queued job became ready: its due time, else its creation time (epoch s)."""
+def _ready_since(record: str, now: float) -> float:
+    """When a queued job became ready: its due time, else its creation time (epoch s).
+
+    ``now`` for a record that says neither (it then counts as just ready).
+    """
     try:
         data = orjson.loads(record)
         stamp = data.get("scheduled_for") or data["created_at"]
         return datetime.fromisoformat(stamp).timestamp()
     except (ValueError, KeyError, TypeError):
-        return time.time()
+        return now
