@@ -30,6 +30,10 @@ SCHEMA_VERSION = 1
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_SUCCESS_TTL = 3600.0
 DEFAULT_FAILURE_TTL = 86400.0
+#: Longest wait between retries, in seconds (the cap of the exponential backoff).
+DEFAULT_BACKOFF_CAP = 3600.0
+#: Largest result a handler may return, in bytes.
+DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
 
 
 class Priority(enum.StrEnum):

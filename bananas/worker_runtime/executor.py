@@ -30,7 +30,14 @@ import orjson
 
 from bananas.broker import Leased, Outcome
 from bananas.errors import PermanentError, Retry
-from bananas.models import DEFAULT_FAILURE_TTL, Job, JobStatus, Priority
+from bananas.models import (
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_FAILURE_TTL,
+    DEFAULT_MAX_RESULT_BYTES,
+    Job,
+    JobStatus,
+    Priority,
+)
 from bananas.records import SCHEMA_VERSION, decode_job, encode, result_record
 from bananas.worker_runtime.registry import Registry
 from bananas.worker_runtime.retry import backoff_delay
@@ -62,8 +69,8 @@ class Executor:
         job_timeout: float,
         threads: ThreadPoolExecutor,
         clock: Callable[[], float] = time.time,
-        max_result_bytes: int = 1024 * 1024,
-        backoff_cap: float = 3600.0,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        backoff_cap: float = DEFAULT_BACKOFF_CAP,
         job_types: Collection[str] = (),
     ) -> None:
         self.registry = registry

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 
+from bananas.models import DEFAULT_BACKOFF_CAP
+
 #: Base of the exponential (seconds for the first retry is base * 2).
 BACKOFF_BASE = 1.0
 #: Fraction of the delay that is randomised.
@@ -18,7 +20,7 @@ BACKOFF_JITTER = 0.25
 def backoff_delay(
     attempt: int,
     *,
-    cap: float = 3600.0,
+    cap: float = DEFAULT_BACKOFF_CAP,
     base: float = BACKOFF_BASE,
     jitter: float = BACKOFF_JITTER,
     rng: random.Random | None = None,
