@@ -188,7 +188,10 @@ class Schedule(BaseModel):
     job: str
     payload: Any = None
     priority: Priority = Priority.NORMAL
-    routing_key: RoutingKey = "default"
+    #: Checked by ``validate_schedule`` (the :data:`RoutingKey` rule), not on parsing: a
+    #: schedule stored with a bad key must still load, so the scheduler can skip it and
+    #: record why in its status instead of failing every schedule's tick.
+    routing_key: str = "default"
     timezone: str = "UTC"
     enabled: bool = True
     description: str = ""
