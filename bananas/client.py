@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypedDict, TypeVar, Unpack
 
@@ -55,6 +55,8 @@ from bananas.validation import (
 )
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+#: Epoch seconds past which a due time cannot be stored (datetime's last year).
+LATEST_DUE = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
 #: Jobs per enqueue script call in ``submit_many``.
 BULK_BATCH = 500
 Progress = Callable[[int], None]
@@ -165,6 +167,8 @@ class ClientCore:
             if spec.scheduled_for.tzinfo is None:
                 raise InvalidJobError("scheduled_for must be timezone-aware (e.g. UTC)")
             due = spec.scheduled_for.timestamp()
+        if due >= LATEST_DUE:
+            raise InvalidJobError(f"job {name!r} would be due after the year 9999 (delay)")
         job_id = spec.job_id or new_job_id()
         if not isinstance(job_id, str) or not 0 < len(job_id) <= 200:
             raise InvalidJobError("job_id must be a non-empty string of at most 200 characters")
