@@ -40,7 +40,9 @@ for p = 1, 3 do
   if string.sub(serve, p, p) == '1' then want = want - take(queue_key(1, p), want) end
 end
 if #leased > 0 then redis.call('ZADD', KEYS[5], unpack(leased)) end
-if redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) > 0 then
-  wake(KEYS[7])
+-- (the wake list is looked at first: when a token waits already, the queues are not counted)
+if redis.call('LLEN', KEYS[7]) == 0 and
+   (redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3])) > 0 then
+  redis.call('RPUSH', KEYS[7], 1)
 end
 return out
