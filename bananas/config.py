@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 
 from bananas.connection import DEFAULT_URL
 from bananas.errors import ConfigError
-from bananas.models import DEFAULT_MAX_RETRIES, PRIORITY_ORDER, Priority
+from bananas.models import (
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_RETRIES,
+    PRIORITY_ORDER,
+    Priority,
+)
 from bananas.routing import ROUTING_KEY_RULE, RoutingKey, is_valid_routing_key
 
 T = TypeVar("T")
@@ -108,9 +114,9 @@ class Settings:
     #: Name of the leader lock / Lease (``LEADER_LEASE_NAME``).
     leader_lease_name: str = "bananas-scheduler"
     #: Largest result a handler may return, in bytes (``MAX_RESULT_BYTES``).
-    max_result_bytes: int = 1024 * 1024
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     #: Cap of the retry backoff in seconds (``RETRY_BACKOFF_MAX``).
-    retry_backoff_max: float = 3600.0
+    retry_backoff_max: float = DEFAULT_BACKOFF_CAP
     #: Extra options for the Redis connection (e.g. ``ssl_ca_certs``); not read from env.
     redis_options: dict[str, Any] = field(default_factory=dict)
 
