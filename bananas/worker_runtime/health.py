@@ -5,22 +5,33 @@ proves the loop is alive and not blocked. ``/readyz`` is true while Redis answer
 the last call and the process is fetching (false while draining or while Redis is
 away). ``/metrics`` refreshes the queue gauges with one O(1) stats call per routing
 key, then renders the process's Prometheus registry.
+
+A supervisor (``supervisor.py``) serves the same three endpoints for its group with
+this class: its probes are coroutines that ask the children, and its registry
+holds the children's summed metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from bananas.worker_runtime.metrics import Metrics
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 log = logging.getLogger(__name__)
 
-Probe = Callable[[], bool]
+#: A probe answers at once, or is a coroutine (a supervisor asking its children).
+Probe = Callable[[], bool | Awaitable[bool]]
+
+
+class HasRegistry(Protocol):
+    """What ``/metrics`` renders: a worker's ``Metrics`` or a supervisor's group."""
+
+    registry: CollectorRegistry
 
 
 class HealthServer:
@@ -28,7 +39,7 @@ class HealthServer:
 
     def __init__(
         self,
-        metrics: Metrics,
+        metrics: HasRegistry,
         *,
         ready: Probe,
         alive: Probe,
@@ -86,14 +97,14 @@ class HealthServer:
 
     async def _route(self, path: str) -> tuple[str, bytes, str]:
         if path == "/healthz":
-            ok = self.alive()
+            ok = await _answer(self.alive)
             return (
                 "200 OK" if ok else "503 Service Unavailable",
                 b"ok\n" if ok else b"unhealthy\n",
                 "text/plain",
             )
         if path == "/readyz":
-            ok = self.ready()
+            ok = await _answer(self.ready)
             return (
                 "200 OK" if ok else "503 Service Unavailable",
                 b"ready\n" if ok else b"not ready\n",
@@ -104,3 +115,10 @@ class HealthServer:
                 await asyncio.wait_for(self.refresh(), 5)
             return "200 OK", generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST
         return "404 Not Found", b"not found\n", "text/plain"
+
+
+async def _answer(probe: Probe) -> bool:
+    answer = probe()
+    if inspect.isawaitable(answer):
+        return bool(await answer)
+    return bool(answer)
