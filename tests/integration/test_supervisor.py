@@ -149,9 +149,10 @@ def test_recycling_by_job_count_loses_and_duplicates_nothing(
     ran = runs(single_redis, tag)
     assert ran == dict.fromkeys(jobs, 1), "every job ran exactly once"
     per_pid = Counter(row[4] for row in ledger(single_redis, tag))
-    # A child stops at its 5th job; what it holds by then (one more slot) still finishes.
-    assert max(per_pid.values()) <= 5 + 1
-    assert len(per_pid) >= 40 // 6
+    # A child stops fetching at its 5th job; what it holds by then (at most one job
+    # per slot) still finishes there.
+    assert max(per_pid.values()) <= 5 + 2
+    assert len(per_pid) >= 40 // 7
     assert full_log(group).count("recycled (finished 5 job(s))") >= len(per_pid) - 2
     assert metric(group.port, "bananas_worker_process_exits_total", reason="recycled") >= 5
     done = metric(
