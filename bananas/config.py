@@ -169,6 +169,10 @@ class Settings:
             raise ConfigError("LEASE_DURATION must be at least 1s")
         if self.processes < 1:
             raise ConfigError("WORKER_PROCESSES must be at least 1 (or auto)")
+        if self.max_jobs_per_child < 0 or self.max_memory_per_child < 0:
+            raise ConfigError(
+                "WORKER_MAX_JOBS_PER_CHILD and WORKER_MAX_MEMORY_PER_CHILD must not be negative"
+            )
 
     def to_env(self) -> dict[str, str]:
         """Every field that has a variable, written in the form ``from_env`` reads back.

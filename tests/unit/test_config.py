@@ -123,3 +123,11 @@ def test_worker_processes_auto_is_the_cpu_count() -> None:
     for bad in ("0", "-1", "many"):
         with pytest.raises(ConfigError, match="WORKER_PROCESSES"):
             Settings.from_env({"WORKER_PROCESSES": bad})
+
+
+def test_recycling_limits_are_not_negative() -> None:
+    from bananas.config import Settings
+
+    for field in ("max_jobs_per_child", "max_memory_per_child"):
+        with pytest.raises(ConfigError, match="must not be negative"):
+            Settings().with_changes(**{field: -1}).check()
