@@ -223,3 +223,27 @@ def test_a_configuration_error_stops_the_group_with_code_2(spawn: Spawn) -> None
     group = spawn(wait_ready=False, WORKER_PROCESSES="2", BANANAS_APP="tests.apps.no_such_module")
     assert group.process is not None and group.process.wait(30) == 2
     assert "bad configuration" in full_log(group)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_children_do_not_outlive_a_killed_supervisor(
+    spawn: Spawn, qc: Client, single_redis: RedisServer, tag: str
+) -> None:
+    group = spawn(WORKER_PROCESSES="2", WORKER_CONCURRENCY="1")
+    jobs = qc.submit_many([JobSpec("sleep", {"test": tag, "seconds": 1}) for _ in range(2)])
+    wait_until(lambda: len(runs(single_redis, tag, "start")) == 2, what="both jobs started")
+    children = {int(row[4]) for row in ledger(single_redis, tag)}
+    group.kill()  # SIGKILL: no signal reaches the children, their link just closes
+    wait_until(lambda: all(gone(pid) for pid in children), 20, what="the children exited")
+    for job_id in jobs:  # they drained: the running jobs finished, nothing was left leased
+        result = qc.get_result(job_id)
+        assert result is not None and result.is_success()
+    assert qc.queue_stats().in_flight == 0
+    assert "the supervisor went away: draining" in full_log(group)
