@@ -212,7 +212,19 @@ class Slot:
     async def run(self) -> None:
         group = self.group
         while not group.stopping.is_set():
-            child = await ChildProcess.spawn(self.index, group.child_env(self.index))
+            try:
+                child = await ChildProcess.spawn(self.index, group.child_env(self.index))
+            except OSError as exc:  # out of processes or descriptors: try again later
+                self.failures += 1
+                delay = self._backoff()
+                log.error(
+                    "worker process %d could not be started (%s); retrying in %.1fs",
+                    self.index,
+                    exc,
+                    delay,
+                )
+                await self._pause(delay)
+                continue
             self.child = child
             log.info("worker process %d started (pid %d)", self.index, child.pid)
             for signum in group.forwarded:  # a signal that came during the spawn
@@ -238,8 +250,12 @@ class Slot:
                 return
             delay = self._delay(kind, child)
             self._log_restart(kind, child, code, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(group.stopping.wait(), delay)
+            await self._pause(delay)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the group is told to stop meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.group.stopping.wait(), seconds)
 
     def _delay(self, kind: ExitKind, child: ChildProcess) -> float:
         if kind is ExitKind.RECYCLED:
@@ -247,7 +263,12 @@ class Slot:
             return 0.0
         lived = time.monotonic() - child.started
         self.failures = 1 if lived >= STABLE_SECONDS else self.failures + 1
-        return float(min(RESTART_BACKOFF_FIRST * 2 ** (self.failures - 1), RESTART_BACKOFF_MAX))
+        return self._backoff()
+
+    def _backoff(self) -> float:
+        """The restart delay after ``failures`` failures in a row."""
+        steps = max(self.failures - 1, 0)
+        return float(min(RESTART_BACKOFF_FIRST * 2**steps, RESTART_BACKOFF_MAX))
 
     def _log_restart(self, kind: ExitKind, child: ChildProcess, code: int, delay: float) -> None:
         if kind is ExitKind.RECYCLED:
