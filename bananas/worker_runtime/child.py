@@ -6,6 +6,8 @@ inherited file descriptor (its number in ``BANANAS_SUPERVISOR_FD``). Over it the
 child sends one JSON object per line:
 
 ``{"event": "ready", "port": N}``   its private /metrics, /healthz, /readyz port
+``{"event": "recycling", "reason": text}``   it reached a recycling limit and
+    starts its drain (the supervisor starts its replacement at once)
 ``{"event": "final", "metrics": text, "recycled": reason or null}``
     after the drain, before it exits: its last metrics, and why it stopped when it
     reached a recycling limit

@@ -179,12 +179,15 @@ async def _supervised(
     if worker.health is not None:
         await worker.health.start()  # bound now, so "ready" can name the port
     loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task[None]] = []
 
     def recycle(reason: str) -> None:
         if stop.is_set() or recycling:
             return
         recycling.append(reason)
         log.info("recycling this worker process: %s; draining", reason)
+        # Tell the supervisor first, so that it starts the replacement during the drain.
+        tasks.append(loop.create_task(link.send("recycling", reason=reason)))
         stop.set()
 
     async def orphaned() -> None:
@@ -196,7 +199,6 @@ async def _supervised(
     settings = worker.settings
     recycler = Recycler(worker.metrics, settings.max_jobs_per_child, settings.max_memory_per_child)
     recycler.watch(recycle)
-    return [
-        loop.create_task(orphaned(), name="bananas-link"),
-        loop.create_task(recycler.watch_memory(recycle), name="bananas-recycler"),
-    ]
+    tasks.append(loop.create_task(orphaned(), name="bananas-link"))
+    tasks.append(loop.create_task(recycler.watch_memory(recycle), name="bananas-recycler"))
+    return tasks

@@ -24,15 +24,17 @@ only, which forwards it once.
 (:data:`RESTART_BACKOFF_FIRST` doubling to :data:`RESTART_BACKOFF_MAX`; reset once a
 child has lived :data:`STABLE_SECONDS`), with a log line giving the exit code or
 signal. A recycled child (``--max-jobs-per-child``, ``--max-memory-per-child``) is
-replaced at once. Exit code 2 (bad configuration) stops the group with code 2: a
-restart cannot fix it.
+replaced as soon as it reports the recycle, and drains beside its replacement, so
+a slot never stops fetching for the length of a drain. Exit code 2 (bad
+configuration) stops the group with code 2: a restart cannot fix it.
 
 **Signals.** SIGTERM or SIGINT is forwarded to every child, which drains as a lone
 worker does; a second one is forwarded again and ends the children's grace period.
 The supervisor exits 0 after the last child.
 
 **Probes.** ``/readyz`` is 200 only when every slot has a child and each answers its
-own ``/readyz`` with 200. ``/healthz`` fails while a slot is crash-looping
+own ``/readyz`` with 200 (a recycled child that is draining no longer counts; its
+replacement does). ``/healthz`` fails while a slot is crash-looping
 (:data:`CRASH_LOOP_AFTER` failed starts in a row) or a running child answers its own
 ``/healthz`` with an error or not at all. ``/metrics`` sums the children
 (``group_metrics``).
@@ -114,9 +116,12 @@ class ChildProcess:
         self.port: int | None = None
         self.final_metrics: str | None = None
         self.recycled: str | None = None
+        #: Set when the child reports it reached a recycling limit and is draining.
+        self.recycling = asyncio.Event()
         self._sock = sock
         self._reader_task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._exit: asyncio.Task[int] | None = None
 
     @classmethod
     async def spawn(cls, slot: int, env: dict[str, str]) -> ChildProcess:
@@ -161,11 +166,20 @@ class ChildProcess:
             event = message.get("event")
             if event == "ready":
                 self.port = int(message["port"])
+            elif event == "recycling":
+                self.recycled = message.get("reason") or "recycled"
+                self.recycling.set()
             elif event == "final":
                 self.final_metrics = message.get("metrics")
-                self.recycled = message.get("recycled")
+                self.recycled = message.get("recycled") or self.recycled
 
-    async def wait(self) -> int:
+    def exit(self) -> asyncio.Task[int]:
+        """The task that waits for the exit (see :meth:`_wait`); one per child."""
+        if self._exit is None:
+            self._exit = asyncio.get_running_loop().create_task(self._wait())
+        return self._exit
+
+    async def _wait(self) -> int:
         """Wait for the exit and its last message; returns the exit code (-N: signal N)."""
         code = await self.process.wait()
         if self._reader_task is not None:
@@ -203,6 +217,9 @@ class Slot:
         self.index = index
         self.group = group
         self.child: ChildProcess | None = None
+        #: Recycled children still draining, their replacement already started.
+        self.retiring: list[ChildProcess] = []
+        self._retirements: list[asyncio.Task[None]] = []
         self.failures = 0
 
     @property
@@ -210,6 +227,13 @@ class Slot:
         return self.failures >= CRASH_LOOP_AFTER
 
     async def run(self) -> None:
+        """Keep the slot filled until the group stops; returns after its last child."""
+        try:
+            await self._keep()
+        finally:
+            await asyncio.gather(*self._retirements, return_exceptions=True)
+
+    async def _keep(self) -> None:
         group = self.group
         while not group.stopping.is_set():
             try:
@@ -229,8 +253,19 @@ class Slot:
             log.info("worker process %d started (pid %d)", self.index, child.pid)
             for signum in group.forwarded:  # a signal that came during the spawn
                 child.signal(signum)
-            code = await child.wait()
+            code = await self._watch(child)
             self.child = None
+            if code is None:  # it is draining after a recycle: replace it now
+                self.failures = 0
+                self.retiring.append(child)
+                self._retirements.append(asyncio.create_task(self._retire(child)))
+                log.info(
+                    "worker process %d (pid %d) is recycling (%s); starting its replacement",
+                    self.index,
+                    child.pid,
+                    child.recycled,
+                )
+                continue
             kind = child.outcome(code, group.stopping.is_set())
             group.metrics.retire(child.pid, child.final_metrics)
             group.exits.labels(kind.value).inc()
@@ -252,6 +287,33 @@ class Slot:
             self._log_restart(kind, child, code, delay)
             await self._pause(delay)
 
+    async def _watch(self, child: ChildProcess) -> int | None:
+        """The child's exit code, or None as soon as it reports that it is recycling."""
+        recycling = asyncio.ensure_future(child.recycling.wait())
+        try:
+            await asyncio.wait({child.exit(), recycling}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            recycling.cancel()
+        if child.exit().done():
+            return child.exit().result()
+        return None
+
+    async def _retire(self, child: ChildProcess) -> None:
+        """Wait for a recycled child's drain to end, and count it."""
+        code = await child.exit()
+        self.retiring.remove(child)
+        self.group.metrics.retire(child.pid, child.final_metrics)
+        kind = ExitKind.RECYCLED if code == 0 else ExitKind.CRASHED
+        self.group.exits.labels(kind.value).inc()
+        level = logging.INFO if code == 0 else logging.WARNING
+        log.log(
+            level,
+            "recycled worker process %d (pid %d) %s after its drain",
+            self.index,
+            child.pid,
+            describe_exit(code),
+        )
+
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if the group is told to stop meanwhile."""
         with contextlib.suppress(TimeoutError):
@@ -271,7 +333,7 @@ class Slot:
         return float(min(RESTART_BACKOFF_FIRST * 2**steps, RESTART_BACKOFF_MAX))
 
     def _log_restart(self, kind: ExitKind, child: ChildProcess, code: int, delay: float) -> None:
-        if kind is ExitKind.RECYCLED:
+        if kind is ExitKind.RECYCLED:  # it exited before its "recycling" message was read
             log.info(
                 "worker process %d (pid %d) recycled (%s); starting its replacement",
                 self.index,
@@ -318,10 +380,15 @@ class Supervisor:
             "Worker processes running under this supervisor.",
             registry=self.registry,
         )
-        self.running.set_function(lambda: len(self.children()))
+        self.running.set_function(lambda: len(self.children()) + len(self.retiring()))
 
     def children(self) -> list[ChildProcess]:
+        """The slots' current children that are running."""
         return [s.child for s in self.slots if s.child is not None and s.child.running]
+
+    def retiring(self) -> list[ChildProcess]:
+        """Recycled children still draining."""
+        return [c for s in self.slots for c in s.retiring if c.running]
 
     def child_env(self, slot: int) -> dict[str, str]:
         """The environment of a child: ours, with our settings written over it."""
@@ -340,6 +407,12 @@ class Supervisor:
         self.stopping.set()
         for child in self.children():
             child.signal(signum)
+        if len(self.forwarded) > 1:
+            # A recycled child is draining already: the first signal would only cut its
+            # grace short (to a child, a signal while it drains means hurry); a second
+            # one means exactly that.
+            for child in self.retiring():
+                child.signal(signum)
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -400,14 +473,14 @@ class Supervisor:
         """No slot is crash-looping and no running child reports itself unhealthy."""
         if any(s.crash_looping for s in self.slots):
             return False
-        probed = [c for c in self.children() if c.port is not None]
+        probed = [c for c in [*self.children(), *self.retiring()] if c.port is not None]
         answers = await asyncio.gather(*(_probe(c, "/healthz") for c in probed))
         # A refused connection is a child between its drain and its exit, not a failure.
         return all(status in (200, None) for status in answers)
 
     async def scrape(self) -> None:
         """Fetch every child's metrics into the group's sums."""
-        children = [c for c in self.children() if c.port is not None]
+        children = [c for c in [*self.children(), *self.retiring()] if c.port is not None]
         bodies = await asyncio.gather(*(_get_metrics(c) for c in children))
         for child, body in zip(children, bodies, strict=True):
             if body is not None and child.running:
