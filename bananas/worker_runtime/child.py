@@ -65,6 +65,9 @@ class ChildLink:
         return cls(int(raw)) if raw.isdigit() else None
 
     async def open(self) -> None:
+        """Take the link over; a process this worker starts inherits neither it nor its name."""
+        os.environ.pop(LINK_FD_VAR, None)
+        os.set_inheritable(self.fd, False)
         sock = socket.socket(fileno=self.fd)
         self._reader, self._writer = await asyncio.open_connection(sock=sock, limit=LINK_LINE_LIMIT)
 
