@@ -173,7 +173,7 @@ class ChildProcess:
                 self.final_metrics = message.get("metrics")
                 self.recycled = message.get("recycled") or self.recycled
 
-    def exit(self) -> asyncio.Task[int]:
+    def exited(self) -> asyncio.Task[int]:
         """The task that waits for the exit (see :meth:`_wait`); one per child."""
         if self._exit is None:
             self._exit = asyncio.get_running_loop().create_task(self._wait())
@@ -291,16 +291,16 @@ class Slot:
         """The child's exit code, or None as soon as it reports that it is recycling."""
         recycling = asyncio.ensure_future(child.recycling.wait())
         try:
-            await asyncio.wait({child.exit(), recycling}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({child.exited(), recycling}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             recycling.cancel()
-        if child.exit().done():
-            return child.exit().result()
+        if child.exited().done():
+            return child.exited().result()
         return None
 
     async def _retire(self, child: ChildProcess) -> None:
         """Wait for a recycled child's drain to end, and count it."""
-        code = await child.exit()
+        code = await child.exited()
         self.retiring.remove(child)
         self.group.metrics.retire(child.pid, child.final_metrics)
         kind = ExitKind.RECYCLED if code == 0 else ExitKind.CRASHED
