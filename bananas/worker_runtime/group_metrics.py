@@ -48,6 +48,8 @@ def parse(text: str) -> dict[str, Family]:
     """Families of a Prometheus text exposition; ``*_created`` samples are left out."""
     families: dict[str, Family] = {}
     for metric in text_string_to_metric_families(text):
+        if metric.name.endswith("_created"):
+            continue  # the text format gives a counter's creation times a family of their own
         family = Family(metric.name, metric.type, metric.documentation)
         for sample in metric.samples:
             if sample.name.endswith("_created"):

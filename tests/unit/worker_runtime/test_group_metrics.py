@@ -53,6 +53,9 @@ def test_counters_and_histograms_sum_and_redis_gauges_do_not() -> None:
     assert samples[DEPTH] == 7, "a gauge read from Redis is the same queue, not twice the depth"
     assert samples[IN_FLIGHT] == 3, "jobs in flight are each process's own: summed"
     assert not any(name.endswith("_created") for name, _ in samples)
+    registry = CollectorRegistry()
+    registry.register(group)
+    assert "_created" not in generate_latest(registry).decode()
 
 
 def test_a_retired_child_keeps_its_counts_but_not_its_gauges() -> None:
