@@ -219,7 +219,7 @@ class Slot:
         self.child: ChildProcess | None = None
         #: Recycled children still draining, their replacement already started.
         self.retiring: list[ChildProcess] = []
-        self._retirements: list[asyncio.Task[None]] = []
+        self._retirements: set[asyncio.Task[None]] = set()
         self.failures = 0
 
     @property
@@ -258,7 +258,9 @@ class Slot:
             if code is None:  # it is draining after a recycle: replace it now
                 self.failures = 0
                 self.retiring.append(child)
-                self._retirements.append(asyncio.create_task(self._retire(child)))
+                retirement = asyncio.create_task(self._retire(child))
+                self._retirements.add(retirement)
+                retirement.add_done_callback(self._retirements.discard)
                 log.info(
                     "worker process %d (pid %d) is recycling (%s); starting its replacement",
                     self.index,
