@@ -12,47 +12,24 @@ Durations take Go's forms (``500ms``, ``30s``, ``5m``, ``1h30m``) or plain secon
 from __future__ import annotations
 
 import enum
-import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from bananas.connection import DEFAULT_URL
+from bananas.durations import DURATION_FORMS, parse_duration
 from bananas.errors import ConfigError
-from bananas.keys import ROUTING_KEY_RULE, is_valid_routing_key
-from bananas.models import DEFAULT_MAX_RETRIES, PRIORITY_ORDER, Priority
+from bananas.models import (
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_RETRIES,
+    PRIORITY_ORDER,
+    Priority,
+)
+from bananas.routing import ROUTING_KEY_RULE, RoutingKey, is_valid_routing_key
 
 T = TypeVar("T")
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-DURATION_FORMS = "a Go duration like 500ms, 30s, 5m or 1h30m, or a number of seconds"
-
-
-def parse_duration(text: str) -> float:
-    """Parse ``30s`` / ``5m`` / ``1h30m`` / ``250ms`` / ``12.5`` into seconds.
-
-    Raises ValueError on anything else (including negative values).
-    """
-    text = text.strip()
-    if not text:
-        raise ValueError("empty duration")
-    try:
-        seconds = float(text)
-    except ValueError:
-        pos, seconds = 0, 0.0
-        for match in _DURATION_RE.finditer(text):
-            if match.start() != pos:
-                break
-            seconds += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if pos != len(text):
-            raise ValueError(f"not a duration: {text!r}") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"not a non-negative duration: {text!r}")
-    return seconds
 
 
 class WorkerMode(enum.StrEnum):
@@ -78,7 +55,7 @@ class Settings:
     #: Default retries for jobs submitted through this process (``MAX_RETRIES``).
     max_retries: int = DEFAULT_MAX_RETRIES
     #: Routing keys served, in the order they are served (``WORKER_ROUTING_KEYS``).
-    routing_keys: tuple[str, ...] = ("default",)
+    routing_keys: tuple[RoutingKey, ...] = ("default",)
     #: Priorities served, highest first (``WORKER_PRIORITIES``).
     priorities: tuple[Priority, ...] = PRIORITY_ORDER
     #: Handler names this worker runs; empty means all registered (``WORKER_JOB_TYPES``).
@@ -111,9 +88,18 @@ class Settings:
     #: Name of the leader lock / Lease (``LEADER_LEASE_NAME``).
     leader_lease_name: str = "bananas-scheduler"
     #: Largest result a handler may return, in bytes (``MAX_RESULT_BYTES``).
-    max_result_bytes: int = 1024 * 1024
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     #: Cap of the retry backoff in seconds (``RETRY_BACKOFF_MAX``).
-    retry_backoff_max: float = 3600.0
+    retry_backoff_max: float = DEFAULT_BACKOFF_CAP
+    #: Worker processes a ``bananas worker`` runs under one supervisor; ``auto`` in the
+    #: environment means one per CPU (``WORKER_PROCESSES``). 1 runs no supervisor.
+    processes: int = 1
+    #: Jobs a worker process finishes before it drains and is replaced; 0: no limit
+    #: (``WORKER_MAX_JOBS_PER_CHILD``). Only under a supervisor (``processes`` > 1).
+    max_jobs_per_child: int = 0
+    #: Resident memory in MiB past which a worker process drains and is replaced; 0: no
+    #: limit (``WORKER_MAX_MEMORY_PER_CHILD``). Only under a supervisor.
+    max_memory_per_child: int = 0
     #: Extra options for the Redis connection (e.g. ``ssl_ca_certs``); not read from env.
     redis_options: dict[str, Any] = field(default_factory=dict)
 
@@ -163,6 +149,32 @@ class Settings:
             raise ConfigError("LEASE_DURATION must be at least 1s")
         if not self.job_timeout > 0:
             raise ConfigError("JOB_TIMEOUT must be more than 0 (every job would time out at once)")
+        if self.processes < 1:
+            raise ConfigError("WORKER_PROCESSES must be at least 1 (or auto)")
+        if self.max_jobs_per_child < 0 or self.max_memory_per_child < 0:
+            raise ConfigError(
+                "WORKER_MAX_JOBS_PER_CHILD and WORKER_MAX_MEMORY_PER_CHILD must not be negative"
+            )
+
+    def to_env(self) -> dict[str, str]:
+        """Every field that has a variable, written in the form ``from_env`` reads back.
+
+        A supervisor hands its settings to its worker processes this way, so a child
+        runs with exactly the flags and variables its parent was started with.
+        """
+        env = {}
+        for name, var in ENV_VARS.items():
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                text = ",".join(str(getattr(v, "value", v)) for v in value)
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, enum.Enum):
+                text = str(value.value)
+            else:
+                text = repr(value) if isinstance(value, float) else str(value)
+            env[var] = text
+        return env
 
 
 def _read(var: str, raw: str, parse: Callable[[str], T]) -> T:
@@ -271,6 +283,20 @@ def _election(raw: str) -> str:
     return value
 
 
+@_forms("a whole number >= 1, or auto (one per CPU)")
+def _processes(raw: str) -> int:
+    if raw.strip().lower() == "auto":
+        return cpu_count()
+    return _positive_int(raw)
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 @_forms("any text")
 def _text(raw: str) -> str:
     return raw.strip()
@@ -307,6 +333,9 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "leader_lease_name": ("LEADER_LEASE_NAME", _text),
     "max_result_bytes": ("MAX_RESULT_BYTES", _positive_int),
     "retry_backoff_max": ("RETRY_BACKOFF_MAX", _duration),
+    "processes": ("WORKER_PROCESSES", _processes),
+    "max_jobs_per_child": ("WORKER_MAX_JOBS_PER_CHILD", _non_negative_int),
+    "max_memory_per_child": ("WORKER_MAX_MEMORY_PER_CHILD", _non_negative_int),
 }
 
 #: Environment variable of each settings field, for docs and CLI help.

@@ -26,15 +26,10 @@ from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException
 from redis.sentinel import Sentinel
 
-from bananas.errors import (
-    BananasAuthenticationError,
-    BananasConnectionError,
-    BananasError,
-    ConfigError,
-)
+from bananas.errors import ConfigError
+from bananas.translate import REDIS_ERRORS, translate
 
 DEFAULT_URL = "redis://localhost:6379"
 #: Socket timeouts (seconds). Blocking commands are issued in chunks shorter than this
@@ -191,28 +186,6 @@ def connect_sync(target: RedisTarget) -> redis.Redis | RedisCluster:
     except REDIS_ERRORS as exc:
         raise translate(exc, target.masked) from None
     return client
-
-
-#: Every error redis-py raises (its cluster client's start-up error is not a RedisError).
-REDIS_ERRORS = (redis.RedisError, RedisClusterException)
-#: What Redis answers when the credentials are wrong or missing (redis-py raises some of
-#: them as a ConnectionError, some as a ResponseError).
-_AUTH_MARKS = ("WRONGPASS", "NOAUTH", "invalid username-password", "already authenticated")
-
-
-def translate(exc: Exception, where: str) -> BananasError:
-    """A redis-py error as a Bananas one: :class:`BananasAuthenticationError` for refused
-    credentials, :class:`BananasConnectionError` when Redis (or every cluster node) can't
-    be reached, else :class:`BananasError`. ``where`` is the masked URL."""
-    text = str(exc)
-    if isinstance(exc, redis.AuthenticationError) or any(m in text for m in _AUTH_MARKS):
-        return BananasAuthenticationError(
-            f"Redis at {where} refused the credentials: {text} "
-            "(check the user and password in the URL)"
-        )
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | RedisClusterException):
-        return BananasConnectionError(f"cannot reach Redis at {where}: {text}")
-    return BananasError(f"Redis at {where} refused a command: {text}")
 
 
 def connect_async(target: RedisTarget) -> aioredis.Redis | AsyncRedisCluster:

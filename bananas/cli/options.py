@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bananas.client import Client
-from bananas.config import Settings, parse_duration
+from bananas.config import Settings
 from bananas.connection import DEFAULT_URL
+from bananas.durations import parse_duration
 from bananas.errors import InvalidJobError
 
 

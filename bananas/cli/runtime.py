@@ -133,6 +133,26 @@ def _add_worker_flags(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"retry budget of jobs this process submits ({_env('max_retries')}, default 3)",
     )
+    p.add_argument(
+        "--processes",
+        metavar="N|auto",
+        help=f"worker processes under one supervisor; auto: one per CPU ({_env('processes')}, "
+        "default 1)",
+    )
+    p.add_argument(
+        "--max-jobs-per-child",
+        type=non_negative_int,
+        metavar="N",
+        help=f"replace a worker process after this many jobs ({_env('max_jobs_per_child')}; "
+        "default never)",
+    )
+    p.add_argument(
+        "--max-memory-per-child",
+        type=non_negative_int,
+        metavar="MIB",
+        help=f"replace a worker process past this resident size "
+        f"({_env('max_memory_per_child')}; default never)",
+    )
 
 
 def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
@@ -143,6 +163,7 @@ def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
         ("priorities", "WORKER_PRIORITIES"),
         ("job_types", "WORKER_JOB_TYPES"),
         ("log_level", "LOG_LEVEL"),
+        ("processes", "WORKER_PROCESSES"),
     ):
         if getattr(args, flag, None):
             env[var] = getattr(args, flag)
@@ -162,9 +183,11 @@ def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
             "metrics_port",
             "leader_election",
             "log_format",
+            "max_jobs_per_child",
+            "max_memory_per_child",
         )
     }
-    for name in ("routing_keys", "priorities", "job_types", "log_level"):
+    for name in ("routing_keys", "priorities", "job_types", "log_level", "processes"):
         changes[name] = getattr(parsed, name) if given.get(name) else None
     changes["mode"] = WorkerMode(given["mode"]) if given.get("mode") else None
     # What the command forces (``scheduler``: mode=scheduler-only) wins over --mode / env.
@@ -174,21 +197,29 @@ def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
 
 
 def cmd_worker(args: argparse.Namespace, **forced: Any) -> int:
+    from bananas.worker_runtime.child import ChildLink
     from bananas.worker_runtime.logs import configure_logging
     from bananas.worker_runtime.registry import Registry
     from bananas.worker_runtime.runner import build_worker, load_registry, serve
+    from bananas.worker_runtime.supervisor import run_supervisor, wants_supervisor
 
     settings = _runtime_settings(args, **forced)
     configure_logging(settings.log_level, settings.log_format, log_jobs=settings.log_jobs)
+    link = ChildLink.from_env()  # set only in a process a supervisor started
     if settings.mode is WorkerMode.SCHEDULER_ONLY and not settings.app:
         # A scheduler needs no handlers: it fires the schedules registered in Redis.
         registry = Registry()
     else:
         registry = load_registry(settings.app)
     check_runnable(registry, settings)
+    if link is None and wants_supervisor(settings):
+        return run_supervisor(settings)
     log.info("%s", describe(registry, settings))
-    worker = build_worker(registry, settings)
-    asyncio.run(serve(worker))
+    if link is None:
+        worker = build_worker(registry, settings)
+    else:  # a supervised child: probes and metrics on a private loopback port
+        worker = build_worker(registry, settings, metrics_host="127.0.0.1", metrics_port=0)
+    asyncio.run(serve(worker, link))
     if threading.active_count() > 1:
         # A sync handler that overran its deadline still holds a thread (its job was
         # already handed back): do not let it keep the drained process alive.

@@ -1,4 +1,4 @@
--- dlq_delete: delete one dead-lettered job and its record
+-- delete_dead: delete one dead-lettered job and its record
 -- KEYS[1] dead  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors
 -- ARGV[1] job id
 -- returns: 1 when the job was dead-lettered and is gone, 0 when it was not dead-lettered
