@@ -206,14 +206,16 @@ def cmd_worker(args: argparse.Namespace, **forced: Any) -> int:
     settings = _runtime_settings(args, **forced)
     configure_logging(settings.log_level, settings.log_format, log_jobs=settings.log_jobs)
     link = ChildLink.from_env()  # set only in a process a supervisor started
+    if link is None and wants_supervisor(settings):
+        # The handler module is loaded (and checked) by each worker process; one that
+        # refuses to start stops the group with exit 2.
+        return run_supervisor(settings)
     if settings.mode is WorkerMode.SCHEDULER_ONLY and not settings.app:
         # A scheduler needs no handlers: it fires the schedules registered in Redis.
         registry = Registry()
     else:
         registry = load_registry(settings.app)
     check_runnable(registry, settings)
-    if link is None and wants_supervisor(settings):
-        return run_supervisor(settings)
     log.info("%s", describe(registry, settings))
     if link is None:
         worker = build_worker(registry, settings)
