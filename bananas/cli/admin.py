@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from bananas.broker import DeadJob
 from bananas.cli import render
 from bananas.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from bananas.cli.jobs import Register, _first_line, _showing
+from bananas.cli.jobs import Register
 from bananas.cli.options import add_json, client, non_negative_int, positive_int, read_payload
 from bananas.client import Client
 from bananas.errors import InvalidJobError
@@ -130,12 +130,12 @@ def _dlq_list(c: Client, args: argparse.Namespace) -> int:
             d.job.name if d.job else "<unreadable record>",
             str(d.attempts),
             render.when(d.failed_at),
-            _first_line(d.error),
+            render.first_line(d.error),
         ]
         for rk, d in page
     ]
     print(render.table(["ID", "ROUTING KEY", "NAME", "TRIES", "FAILED AT", "ERROR"], rows))
-    print(_showing(len(page), total, args.offset))
+    print(render.showing(len(page), total, args.offset))
     return EXIT_OK
 
 

@@ -162,11 +162,6 @@ def jobs_page(
     return merged[offset : offset + count], total
 
 
-def _first_line(text: str, width: int = 80) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[: width - 3] + "..."
-
-
 def cmd_jobs(args: argparse.Namespace) -> int:
     with client(args) as c:
         jobs, total = jobs_page(c, args.state, args.routing_key, args.offset, args.count)
@@ -190,7 +185,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 j.name,
                 f"{j.attempts}/{j.max_retries + 1}",
                 render.when(moment),
-                _first_line(j.error),
+                render.first_line(j.error),
             ]
         )
     header = [
@@ -203,16 +198,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         "LAST ERROR",
     ]
     print(render.table(header, rows))
-    print(_showing(len(jobs), total, args.offset))
+    print(render.showing(len(jobs), total, args.offset))
     return EXIT_OK
-
-
-def _showing(shown: int, total: int, offset: int) -> str:
-    if shown == 0:
-        return f"showing 0 of {render.count(total)}"
-    first, last = offset + 1, offset + shown
-    more = f" (--offset {last} for more)" if last < total else ""
-    return f"showing {render.count(first)}-{render.count(last)} of {render.count(total)}{more}"
 
 
 def register(add: Register) -> None:

@@ -81,6 +81,21 @@ def count(n: int) -> str:
     return f"{n:,}"
 
 
+def first_line(text: str, width: int = 80) -> str:
+    """The first line of ``text``, cut to ``width`` characters (for a table cell)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def showing(shown: int, total: int, offset: int) -> str:
+    """The footer of a page: ``showing 1-50 of 2,003 (--offset 50 for more)``."""
+    if shown == 0:
+        return f"showing 0 of {count(total)}"
+    first, last = offset + 1, offset + shown
+    more = f" (--offset {last} for more)" if last < total else ""
+    return f"showing {count(first)}-{count(last)} of {count(total)}{more}"
+
+
 def table(
     header: Sequence[str], rows: Iterable[Sequence[str]], *, right: Iterable[int] = ()
 ) -> str:
