@@ -85,3 +85,11 @@ def test_dev_port_prefers_the_default_and_falls_back() -> None:
     assert choose_port(0, lambda p: False) == 0
     with pytest.raises(ConfigError, match="--port 7000"):
         choose_port(7000, lambda p: False)
+
+
+def test_a_page_says_how_much_there_is() -> None:
+    assert render.showing(50, 2003, 0) == "showing 1-50 of 2,003 (--offset 50 for more)"
+    assert render.showing(3, 53, 50) == "showing 51-53 of 53"
+    assert render.showing(0, 0, 0) == "showing 0 of 0"
+    assert render.first_line("ValueError: x\nTraceback ...") == "ValueError: x"
+    assert render.first_line("y" * 100, 10) == "yyyyyyy..."
