@@ -29,14 +29,9 @@ from croniter import croniter
 
 from bananas.models import Job, JobResult, JobStatus, Schedule, ScheduleStatus
 from bananas.operator.conditions import FALSE, TRUE, Condition
+from bananas.operator.reasons import ConditionType, Reason
 from bananas.operator.specs import CronScheduleSpec
 from bananas.operator.timefmt import format_time, parse_time
-
-REASON_FIRED = "Fired"
-REASON_MISSED = "MissedSchedule"
-REASON_FIRE_FAILED = "FireFailed"
-REASON_INVALID_TIME_ZONE = "InvalidTimeZone"
-REASON_INVALID_SCHEDULE = "InvalidSchedule"
 
 _LIVE = {JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING}
 
@@ -67,7 +62,7 @@ def schedule_id(namespace: str, name: str) -> str:
 class Problem:
     """Why a spec cannot be registered: an Event/condition reason and a message."""
 
-    reason: str
+    reason: Reason
     message: str
 
 
@@ -76,11 +71,11 @@ def check_spec(spec: CronScheduleSpec) -> Problem | None:
     try:
         ZoneInfo(spec.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
-        return Problem(REASON_INVALID_TIME_ZONE, f"unknown time zone {spec.time_zone!r}")
+        return Problem(Reason.INVALID_TIME_ZONE, f"unknown time zone {spec.time_zone!r}")
     expr = cron_fields(spec.schedule)
     if len(expr.split()) != 5 or not croniter.is_valid(expr):
         return Problem(
-            REASON_INVALID_SCHEDULE,
+            Reason.INVALID_SCHEDULE,
             f"schedule {spec.schedule!r} is not a valid 5-field cron expression",
         )
     return None
@@ -170,16 +165,20 @@ def _events(previous: Mapping[str, Any], fields: Mapping[str, Any]) -> list[Even
     last = fields["lastScheduleTime"]
     if last is not None and parse_time(previous.get("lastScheduleTime")) != parse_time(last):
         events.append(
-            Event("Normal", REASON_FIRED, f"fired the slot of {last} as job {fields['lastJobId']}")
+            Event("Normal", Reason.FIRED, f"fired the slot of {last} as job {fields['lastJobId']}")
         )
     skipped = fields["skippedCount"] - _int(previous.get("skippedCount"))
     if skipped > 0 and "skippedCount" in previous:
         events.append(
-            Event("Warning", REASON_MISSED, f"skipped {skipped} slot(s) (missed or not allowed)")
+            Event(
+                "Warning",
+                Reason.MISSED_SCHEDULE,
+                f"skipped {skipped} slot(s) (missed or not allowed)",
+            )
         )
     error = fields["lastError"]
     if error and error != previous.get("lastError"):
-        events.append(Event("Warning", REASON_FIRE_FAILED, str(error)))
+        events.append(Event("Warning", Reason.FIRE_FAILED, str(error)))
     return events
 
 
@@ -198,15 +197,20 @@ def registered_conditions(spec: CronScheduleSpec) -> list[Condition]:
     """Conditions of a schedule that is registered and served."""
     state = "suspended" if spec.suspend else "registered"
     return [
-        Condition("Registered", TRUE, "Registered", f"schedule {state} in Redis"),
-        Condition("RedisReachable", TRUE, "Connected", "Redis answered"),
-        Condition("Ready", TRUE, "Suspended" if spec.suspend else "Scheduled", f"schedule {state}"),
+        Condition(ConditionType.REGISTERED, TRUE, Reason.REGISTERED, f"schedule {state} in Redis"),
+        Condition(ConditionType.REDIS_REACHABLE, TRUE, Reason.CONNECTED, "Redis answered"),
+        Condition(
+            ConditionType.READY,
+            TRUE,
+            Reason.SUSPENDED if spec.suspend else Reason.SCHEDULED,
+            f"schedule {state}",
+        ),
     ]
 
 
 def problem_conditions(problem: Problem) -> list[Condition]:
     """Conditions of a schedule the operator refused to register."""
     return [
-        Condition("Registered", FALSE, problem.reason, problem.message),
-        Condition("Ready", FALSE, problem.reason, problem.message),
+        Condition(ConditionType.REGISTERED, FALSE, problem.reason, problem.message),
+        Condition(ConditionType.READY, FALSE, problem.reason, problem.message),
     ]

@@ -32,20 +32,20 @@ from typing import Any
 
 import kopf
 
-from bananas.errors import BananasConnectionError, BananasError, ConfigError
 from bananas.operator.autoscaler import Decision, Load, Memory, Policy, decide, pool_load
-from bananas.operator.conditions import FALSE, Condition, merge_conditions
+from bananas.operator.conditions import FALSE, TRUE, Condition, condition_status, merge_conditions
 from bananas.operator.context import REDIS_TIMEOUT, OperatorContext, object_lock
+from bananas.operator.handler_support import (
+    REDIS_FAILURES,
+    post_event,
+    redis_client,
+    redis_problem,
+    refuse,
+)
 from bananas.operator.kube import KubernetesApiError
 from bananas.operator.meta import WORKERPOOL_PLURAL, JsonObject, owner_of
-from bananas.operator.pool_status import (
-    REASON_INVALID_SPEC,
-    REASON_REDIS_UNREACHABLE,
-    REASON_SECRET_NOT_FOUND,
-    Observation,
-    observed_fields,
-    pool_conditions,
-)
+from bananas.operator.pool_status import Observation, observed_fields, pool_conditions
+from bananas.operator.reasons import ConditionType, Reason
 from bananas.operator.specs import SpecError, WorkerPoolSpec, parse_workerpool
 from bananas.operator.timefmt import format_epoch
 from bananas.operator.workerpool import initial_replicas, render_deployment, render_pdb
@@ -55,7 +55,6 @@ logger = logging.getLogger(__name__)
 KIND = "WorkerPool"
 #: Seconds between polls of a pool whose spec cannot be read.
 FALLBACK_POLL = 15.0
-REASON_INVALID_POD_TEMPLATE = "InvalidPodTemplate"
 
 
 def _replicas_of(deployment: Mapping[str, Any] | None) -> int | None:
@@ -85,10 +84,6 @@ async def apply_pool(
     return deployment
 
 
-def _event(body: kopf.Body, kind: str, reason: str, message: str) -> None:
-    kopf.event(body, type=kind, reason=reason, message=message)
-
-
 async def reconcile(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -100,11 +95,11 @@ async def reconcile(
     """Create or update the pool's Deployment and PodDisruptionBudget."""
     ctx: OperatorContext = memo["ctx"]
     now = ctx.clock()
-    generation = body.metadata.get("generation")
+    generation = _generation(body)
     try:
         pool = parse_workerpool(dict(spec))
     except SpecError as exc:
-        _refuse(body, status, patch, REASON_INVALID_SPEC, str(exc), now, generation)
+        _refuse(body, status, patch, Reason.INVALID_SPEC, str(exc), now, generation)
         return
     async with object_lock(memo):
         try:
@@ -113,7 +108,7 @@ async def reconcile(
             if not exc.invalid:
                 ctx.metrics.reconcile_errors.labels(KIND).inc()
                 raise kopf.TemporaryError(str(exc), delay=ctx.config.retry_delay) from exc
-            _refuse(body, status, patch, REASON_INVALID_POD_TEMPLATE, exc.message, now, generation)
+            _refuse(body, status, patch, Reason.INVALID_POD_TEMPLATE, exc.message, now, generation)
             return
     patch.status["observedGeneration"] = generation
 
@@ -122,19 +117,27 @@ def _refuse(
     body: kopf.Body,
     status: kopf.Status,
     patch: kopf.Patch,
-    reason: str,
+    reason: Reason,
     message: str,
     now: float,
-    generation: Any,
+    generation: int | None,
 ) -> None:
-    logger.warning("WorkerPool %s/%s: %s", body.metadata.namespace, body.metadata.name, message)
-    _event(body, "Warning", reason, message)
-    condition = Condition("Ready", FALSE, reason, message)
-    moment = _datetime(now)
-    patch.status["conditions"] = merge_conditions(
-        status.get("conditions"), [condition], now=moment, generation=generation
+    condition = Condition(ConditionType.READY, FALSE, reason, message)
+    refuse(
+        body,
+        status,
+        patch,
+        reason=reason,
+        message=message,
+        conditions=[condition],
+        now=_datetime(now),
+        generation=generation,
     )
-    patch.status["observedGeneration"] = generation
+
+
+def _generation(body: kopf.Body) -> int | None:
+    value = body.metadata.get("generation")
+    return value if isinstance(value, int) else None
 
 
 def _datetime(now: float) -> datetime:
@@ -146,20 +149,12 @@ async def read_load(
 ) -> tuple[Load | None, tuple[str, str] | None]:
     """The pool's load from Redis, or None and (reason, message) saying why not."""
     try:
-        client = await ctx.redis_for(namespace, spec.redis)
+        client = await redis_client(ctx, namespace, spec.redis)
         async with asyncio.timeout(REDIS_TIMEOUT):
             stats = [await client.queue_stats(key) for key in spec.routing_keys]
-    except KubernetesApiError as exc:
-        reason = REASON_SECRET_NOT_FOUND if exc.not_found else "SecretUnreadable"
-        return None, (reason, exc.message)
-    except ConfigError as exc:
-        return None, ("InvalidRedisUrl", str(exc))
-    except (BananasConnectionError, TimeoutError) as exc:
-        ctx.metrics.redis_errors.labels(KIND).inc()
-        return None, (REASON_REDIS_UNREACHABLE, str(exc) or "Redis did not answer in time")
-    except BananasError as exc:
-        ctx.metrics.redis_errors.labels(KIND).inc()
-        return None, ("RedisError", str(exc))
+    except REDIS_FAILURES as exc:
+        problem = redis_problem(ctx, KIND, exc)
+        return None, (problem.reason, problem.message)
     return pool_load(stats, spec.priorities), None
 
 
@@ -214,7 +209,7 @@ async def _scale(
     logger.info(
         "WorkerPool %s/%s: %s", body.metadata.namespace, body.metadata.name, decision.message
     )
-    _event(body, "Normal", decision.reason, decision.message)
+    post_event(body, "Normal", decision.reason, decision.message)
     ctx.metrics.scale_decisions.labels(
         body.metadata.namespace, body.metadata.name, decision.reason
     ).inc()
@@ -266,26 +261,17 @@ async def _write_status(
             )
 
 
-def _redis_state(conditions: Any) -> str | None:
-    if not isinstance(conditions, list):
-        return None
-    for item in conditions:
-        if isinstance(item, Mapping) and item.get("type") == "RedisReachable":
-            state = item.get("status")
-            return state if isinstance(state, str) else None
-    return None
-
-
 def _announce_redis(body: kopf.Body, before: Any, after: list[JsonObject]) -> None:
     """Post an Event when the RedisReachable condition flips."""
-    old, new = _redis_state(before), _redis_state(after)
+    kind = ConditionType.REDIS_REACHABLE
+    old, new = condition_status(before, kind), condition_status(after, kind)
     if old == new or new is None:
         return
-    entry = next(c for c in after if c["type"] == "RedisReachable")
+    entry = next(c for c in after if c["type"] == kind)
     if new == FALSE:
-        _event(body, "Warning", entry["reason"], entry["message"])
-    elif new == "True" and old == FALSE:
-        _event(body, "Normal", "RedisReachable", "queue statistics readable again")
+        post_event(body, "Warning", entry["reason"], entry["message"])
+    elif new == TRUE and old == FALSE:
+        post_event(body, "Normal", Reason.REDIS_REACHABLE, "queue statistics readable again")
 
 
 async def autoscale(

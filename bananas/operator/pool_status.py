@@ -21,11 +21,12 @@ from typing import Any
 
 from bananas.models import PRIORITY_ORDER
 from bananas.operator.autoscaler import Decision, Load
-from bananas.operator.conditions import FALSE, TRUE, Condition
+from bananas.operator.conditions import FALSE, TRUE, UNKNOWN, Condition
+from bananas.operator.reasons import ConditionType, Reason
 
-REASON_REDIS_UNREACHABLE = "RedisUnreachable"
-REASON_SECRET_NOT_FOUND = "RedisSecretNotFound"
-REASON_INVALID_SPEC = "InvalidSpec"
+READY = ConditionType.READY
+SCALING = ConditionType.SCALING
+REDIS = ConditionType.REDIS_REACHABLE
 
 
 @dataclass(frozen=True)
@@ -65,39 +66,40 @@ def observed_fields(seen: Observation) -> dict[str, Any]:
 
 def _ready(seen: Observation, desired: int) -> Condition:
     if seen.spec_problem is not None:
-        return Condition("Ready", FALSE, REASON_INVALID_SPEC, seen.spec_problem)
+        return Condition(READY, FALSE, Reason.INVALID_SPEC, seen.spec_problem)
     if seen.deployment is None:
-        return Condition("Ready", FALSE, "DeploymentMissing", "the Deployment does not exist yet")
+        message = "the Deployment does not exist yet"
+        return Condition(READY, FALSE, Reason.DEPLOYMENT_MISSING, message)
     ready = _count(seen.deployment, "status", "readyReplicas")
     if desired == 0:
-        return Condition("Ready", TRUE, "ScaledToZero", "no pods wanted: nothing to do")
+        return Condition(READY, TRUE, Reason.SCALED_TO_ZERO, "no pods wanted: nothing to do")
     if ready >= desired:
-        return Condition("Ready", TRUE, "PodsReady", f"{ready}/{desired} pods ready")
-    return Condition("Ready", FALSE, "PodsNotReady", f"{ready}/{desired} pods ready")
+        return Condition(READY, TRUE, Reason.PODS_READY, f"{ready}/{desired} pods ready")
+    return Condition(READY, FALSE, Reason.PODS_NOT_READY, f"{ready}/{desired} pods ready")
 
 
 def _scaling(seen: Observation, desired: int, decision: Decision | None) -> Condition:
     running = _count(seen.deployment, "status", "replicas")
     if seen.deployment is not None and running != desired:
-        return Condition("Scaling", TRUE, "Scaling", f"{running} -> {desired} pods")
+        return Condition(SCALING, TRUE, Reason.SCALING, f"{running} -> {desired} pods")
     if decision is not None and decision.held_back:
         return Condition(
-            "Scaling",
+            SCALING,
             TRUE,
-            "Stabilizing",
+            Reason.STABILIZING,
             f"recommended {decision.recommendation}, holding {decision.desired}"
             " within the stabilization window or cooldown",
         )
-    return Condition("Scaling", FALSE, "Stable", f"{desired} pods wanted")
+    return Condition(SCALING, FALSE, Reason.STABLE, f"{desired} pods wanted")
 
 
 def _redis(seen: Observation) -> Condition:
     if seen.redis_problem is not None:
         reason, message = seen.redis_problem
-        return Condition("RedisReachable", FALSE, reason, message)
+        return Condition(REDIS, FALSE, reason, message)
     if seen.load is None:
-        return Condition("RedisReachable", "Unknown", "NotChecked", "queue statistics not read")
-    return Condition("RedisReachable", TRUE, "Connected", "queue statistics read")
+        return Condition(REDIS, UNKNOWN, Reason.NOT_CHECKED, "queue statistics not read")
+    return Condition(REDIS, TRUE, Reason.CONNECTED, "queue statistics read")
 
 
 def pool_conditions(seen: Observation, desired: int, decision: Decision | None) -> list[Condition]:
