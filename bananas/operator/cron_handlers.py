@@ -28,16 +28,23 @@ import kopf
 
 from bananas.errors import InvalidJobError
 from bananas.models import JobStatus
-from bananas.operator.conditions import FALSE, TRUE, Condition, condition_status, merge_conditions
+from bananas.operator.conditions import (
+    FALSE,
+    TRUE,
+    Condition,
+    condition_status,
+    find_condition,
+    merge_conditions,
+)
 from bananas.operator.context import REDIS_TIMEOUT, OperatorContext, object_lock
 from bananas.operator.cronschedule import (
     CronObservation,
-    Problem,
     check_spec,
     next_fire,
     problem_conditions,
     registered_conditions,
     render_status,
+    schedule_health,
     schedule_id,
     to_schedule,
 )
@@ -50,16 +57,26 @@ from bananas.operator.handler_support import (
     redis_problem,
     refuse,
 )
+from bananas.operator.health import Problem, refusal_in
 from bananas.operator.kube import KubernetesApiError
-from bananas.operator.meta import owner_of
+from bananas.operator.meta import JsonObject, owner_of
 from bananas.operator.reasons import ConditionType, Reason
-from bananas.operator.scheduler_deployment import field_manager, render_scheduler
+from bananas.operator.scheduler_deployment import (
+    field_manager,
+    render_scheduler,
+    scheduler_name,
+)
 from bananas.operator.specs import CronScheduleSpec, RedisRef, SpecError, parse_cronschedule
 from bananas.operator.timefmt import format_time
 
 logger = logging.getLogger(__name__)
 
 KIND = "CronSchedule"
+
+
+def _generation(body: kopf.Body) -> int | None:
+    value = body.metadata.get("generation")
+    return value if isinstance(value, int) else None
 
 
 def _now(ctx: OperatorContext) -> datetime:
@@ -84,8 +101,7 @@ async def reconcile(
     ctx: OperatorContext = memo["ctx"]
     namespace, name = ident(body)
     now = _now(ctx)
-    generation = body.metadata.get("generation")
-    generation = generation if isinstance(generation, int) else None
+    generation = _generation(body)
     patch.status["observedGeneration"] = generation
     patch.status["scheduleId"] = schedule_id(namespace, name)
     try:
@@ -110,8 +126,12 @@ async def reconcile(
             failure = redis_problem(ctx, KIND, exc)
             _redis_down(body, status, patch, failure, now, generation)
             raise kopf.TemporaryError(failure.message, delay=ctx.config.retry_delay) from exc
-        scheduler = await _apply_scheduler(ctx, body, cron)
-    conditions = [*registered_conditions(cron), scheduler]
+        applied, deployment = await _apply_scheduler(ctx, body, cron)
+    failed = None
+    if applied.status != TRUE:
+        failed = Problem(Reason.SCHEDULER_NOT_APPLIED, applied.message)
+    health = schedule_health(cron, scheduler_failed=failed, scheduler=deployment)
+    conditions = [*registered_conditions(cron), applied, *health]
     patch.status["conditions"] = _conditions(status, conditions, now, generation)
     upcoming = next_fire(cron, now)
     patch.status["nextScheduleTime"] = format_time(upcoming) if upcoming else None
@@ -121,23 +141,29 @@ async def reconcile(
 
 async def _apply_scheduler(
     ctx: OperatorContext, body: kopf.Body, cron: CronScheduleSpec
-) -> Condition:
+) -> tuple[Condition, JsonObject | None]:
+    """Apply the scheduler's objects: the SchedulerReady condition and the stored Deployment."""
     owner = owner_of(body)
     namespace = owner["metadata"]["namespace"]
     objects = render_scheduler(namespace, cron.redis, owner, ctx.config.scheduler)
+    stored: JsonObject | None = None
     try:
         for obj in objects:
-            await ctx.kube.apply(obj, manager=field_manager(owner))
+            applied = await ctx.kube.apply(obj, manager=field_manager(owner))
+            if obj["kind"] == "Deployment":
+                stored = applied
     except KubernetesApiError as exc:
         logger.warning("CronSchedule %s: scheduler not applied: %s", namespace, exc)
         post_event(body, "Warning", Reason.SCHEDULER_NOT_APPLIED, exc.message)
-        return Condition(
+        failed = Condition(
             ConditionType.SCHEDULER_READY, FALSE, Reason.SCHEDULER_NOT_APPLIED, exc.message
         )
+        return failed, None
     deployment = objects[2]["metadata"]["name"]
-    return Condition(
+    condition = Condition(
         ConditionType.SCHEDULER_READY, TRUE, Reason.APPLIED, f"scheduler Deployment {deployment}"
     )
+    return condition, stored
 
 
 def _refuse(
@@ -149,10 +175,10 @@ def _refuse(
     now: datetime,
     generation: int | None,
 ) -> None:
+    problem = Problem(reason, message)
+    conditions = schedule_health(None, refusal=problem)
     if reason != Reason.INVALID_SPEC:
-        conditions = problem_conditions(Problem(reason, message))
-    else:
-        conditions = [Condition(ConditionType.READY, FALSE, reason, message)]
+        conditions = [*problem_conditions(problem), *conditions]
     refuse(
         body,
         status,
@@ -174,10 +200,10 @@ def _redis_down(
     now: datetime,
     generation: int | None,
 ) -> None:
-    unregistered = "the schedule could not be registered"
+    unregistered = Problem(failure.reason, f"the schedule could not be registered: {failure}")
     conditions = [
         Condition(ConditionType.REDIS_REACHABLE, FALSE, failure.reason, failure.message),
-        Condition(ConditionType.READY, FALSE, failure.reason, unregistered),
+        *schedule_health(None, redis=unregistered),
     ]
     refuse(
         body,
@@ -235,20 +261,25 @@ async def sync(
         cron = parse_cronschedule(dict(spec))
     except SpecError:
         return  # reconcile already reported it
-    if check_spec(cron) is not None:
-        return
+    generation = _generation(body)
+    if check_spec(cron) is not None or refusal_in(status, generation) is not None:
+        return  # reconcile reported it, for this generation
     now = _now(ctx)
     async with object_lock(memo):
         if memo.get("deleted"):
             return
         try:
             seen = await _observe(ctx, namespace, name, cron)
+            scheduler = await ctx.kube.get_deployment(namespace, scheduler_name(cron.redis))
         except InvalidJobError:
             return  # reconcile reported it
         except REDIS_FAILURES as exc:
             failure = redis_problem(ctx, KIND, exc)
             if condition_status(status.get("conditions"), ConditionType.REDIS_REACHABLE) != FALSE:
-                _redis_down(body, status, patch, failure, now, None)
+                _redis_down(body, status, patch, failure, now, generation)
+            return
+        except KubernetesApiError as exc:
+            logger.warning("CronSchedule %s/%s: scheduler not read: %s", namespace, name, exc)
             return
     fields, events = render_status(cron, seen, status, now)
     for event in events:
@@ -256,8 +287,17 @@ async def sync(
     patch.status["scheduleId"] = schedule_id(namespace, name)
     for key, value in fields.items():
         patch.status[key] = value
-    conditions = registered_conditions(cron)
-    patch.status["conditions"] = merge_conditions(status.get("conditions"), conditions, now=now)
+    applied = find_condition(status.get("conditions"), ConditionType.SCHEDULER_READY)
+    failed = None
+    if applied is not None and applied.get("status") == FALSE:
+        failed = Problem(Reason.SCHEDULER_NOT_APPLIED, str(applied.get("message") or ""))
+    conditions = [
+        *registered_conditions(cron),
+        *schedule_health(cron, scheduler_failed=failed, scheduler=scheduler),
+    ]
+    patch.status["conditions"] = merge_conditions(
+        status.get("conditions"), conditions, now=now, generation=generation
+    )
 
 
 async def delete(

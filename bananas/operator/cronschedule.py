@@ -29,6 +29,7 @@ from croniter import croniter
 
 from bananas.models import Job, JobResult, JobStatus, Schedule, ScheduleStatus
 from bananas.operator.conditions import FALSE, TRUE, Condition
+from bananas.operator.health import Problem, Rollout, summarize
 from bananas.operator.reasons import ConditionType, Reason
 from bananas.operator.specs import CronScheduleSpec
 from bananas.operator.timefmt import format_time, parse_time
@@ -56,14 +57,6 @@ def cron_fields(schedule: str) -> str:
 def schedule_id(namespace: str, name: str) -> str:
     """The id a CronSchedule is registered under in Redis."""
     return f"{namespace}.{name}"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why a spec cannot be registered: an Event/condition reason and a message."""
-
-    reason: Reason
-    message: str
 
 
 def check_spec(spec: CronScheduleSpec) -> Problem | None:
@@ -194,23 +187,48 @@ def render_status(
 
 
 def registered_conditions(spec: CronScheduleSpec) -> list[Condition]:
-    """Conditions of a schedule that is registered and served."""
+    """Conditions of a schedule that is registered in its Redis."""
     state = "suspended" if spec.suspend else "registered"
     return [
         Condition(ConditionType.REGISTERED, TRUE, Reason.REGISTERED, f"schedule {state} in Redis"),
         Condition(ConditionType.REDIS_REACHABLE, TRUE, Reason.CONNECTED, "Redis answered"),
-        Condition(
-            ConditionType.READY,
-            TRUE,
-            Reason.SUSPENDED if spec.suspend else Reason.SCHEDULED,
-            f"schedule {state}",
-        ),
     ]
 
 
 def problem_conditions(problem: Problem) -> list[Condition]:
     """Conditions of a schedule the operator refused to register."""
-    return [
-        Condition(ConditionType.REGISTERED, FALSE, problem.reason, problem.message),
-        Condition(ConditionType.READY, FALSE, problem.reason, problem.message),
-    ]
+    return [Condition(ConditionType.REGISTERED, FALSE, problem.reason, problem.message)]
+
+
+def schedule_health(
+    spec: CronScheduleSpec | None,
+    *,
+    refusal: Problem | None = None,
+    redis: Problem | None = None,
+    scheduler_failed: Problem | None = None,
+    scheduler: Mapping[str, Any] | None = None,
+) -> list[Condition]:
+    """Ready, Reconciling and Stalled of a CronSchedule (see :mod:`~bananas.operator.health`).
+
+    Ready means: this generation is registered in Redis and the namespace's
+    scheduler Deployment (``scheduler``, as stored) has a pod available to fire
+    it. A refused spec and a scheduler the operator could not apply are Stalled;
+    a Redis that did not answer (``redis``) and a scheduler still starting are
+    Reconciling, since both clear without anybody's help.
+    """
+    stalled = refusal or scheduler_failed
+    reconciling = redis
+    if stalled is None and scheduler is not None:
+        rollout = Rollout.of(scheduler)
+        if rollout.deadline_exceeded is not None:
+            stalled = Problem(Reason.PROGRESS_DEADLINE_EXCEEDED, rollout.deadline_exceeded)
+        elif reconciling is None and rollout.available < 1:
+            reconciling = Problem(Reason.SCHEDULER_UNAVAILABLE, "no scheduler pod is available")
+    elif stalled is None and reconciling is None:
+        reconciling = Problem(Reason.SCHEDULER_UNAVAILABLE, "the scheduler Deployment is missing")
+    suspended = spec is not None and spec.suspend
+    ready = Problem(
+        Reason.SUSPENDED if suspended else Reason.SCHEDULED,
+        "schedule suspended" if suspended else "schedule registered and served",
+    )
+    return summarize(stalled=stalled, reconciling=reconciling, ready=ready)

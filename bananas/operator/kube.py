@@ -161,6 +161,20 @@ class Kube:
             raise
         return self._json(model)
 
+    async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[JsonObject]:
+        """The pods matching ``selector`` (equality labels), as JSON."""
+        label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+        result = await self._call(
+            lambda: self.core.list_namespaced_pod(namespace, label_selector=label_selector)
+        )
+        return [self._json(pod) for pod in result.items or []]
+
+    async def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """Merge-patch annotations onto one pod (the verb the operator's RBAC grants)."""
+        body = {"metadata": {"annotations": annotations}}
+        options: dict[str, Any] = {"_content_type": MERGE}
+        await self._call(lambda: self.core.patch_namespaced_pod(name, namespace, body, **options))
+
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         """One value of a Secret, decoded.
 

@@ -19,8 +19,12 @@ import enum
 class ConditionType(enum.StrEnum):
     """The ``type`` of a status condition."""
 
-    #: The resource does what its spec asks (kstatus' summary condition).
+    #: The resource does what this generation of its spec asks, fully rolled out.
     READY = "Ready"
+    #: True while this generation is not yet in effect (kstatus: InProgress).
+    RECONCILING = "Reconciling"
+    #: True while progress needs a change by someone (kstatus: Failed).
+    STALLED = "Stalled"
     #: The pool is changing size, or being held by a stabilisation window.
     SCALING = "Scaling"
     #: The operator could read (or write) the resource's Redis.
@@ -39,10 +43,26 @@ class Reason(enum.StrEnum):
     INVALID_POD_TEMPLATE = "InvalidPodTemplate"
     DEPLOYMENT_MISSING = "DeploymentMissing"
 
-    # -- pods
+    # -- health (Ready, Reconciling, Stalled)
+    RECONCILED = "Reconciled"
+    HEALTHY = "Healthy"
+    STALLED = "Stalled"
+    ROLLING_OUT = "RollingOut"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    SCHEDULER_UNAVAILABLE = "SchedulerUnavailable"
+
+    # -- pods (the stuck-container reasons are the kubelet's own)
     PODS_READY = "PodsReady"
     PODS_NOT_READY = "PodsNotReady"
     SCALED_TO_ZERO = "ScaledToZero"
+    UNSCHEDULABLE = "Unschedulable"
+    ERR_IMAGE_PULL = "ErrImagePull"
+    IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+    INVALID_IMAGE_NAME = "InvalidImageName"
+    ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
+    CREATE_CONTAINER_ERROR = "CreateContainerError"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
 
     # -- the autoscaler
     SCALED_UP = "ScaledUp"
@@ -51,6 +71,7 @@ class Reason(enum.StrEnum):
     SCALING = "Scaling"
     STABILIZING = "Stabilizing"
     STABLE = "Stable"
+    WAITING_FOR_BUSY_PODS = "WaitingForBusyPods"
 
     # -- Redis and its Secret
     CONNECTED = "Connected"

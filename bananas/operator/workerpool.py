@@ -25,6 +25,7 @@ from typing import Any
 from bananas.config import render_env
 from bananas.operator.meta import (
     COMPONENT_WORKER,
+    GENERATION_ANNOTATION,
     POOL_LABEL,
     JsonObject,
     labels,
@@ -182,7 +183,11 @@ def rollout_strategy(spec: WorkerPoolSpec) -> JsonObject:
 
 
 def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: int) -> JsonObject:
-    """The Deployment of ``pool`` (its body, for name, namespace and uid) at ``replicas``."""
+    """The Deployment of ``pool`` (its body, for name, namespace and uid) at ``replicas``.
+
+    The Deployment's metadata carries ``bananas.dev/generation``: the pool's
+    generation it renders (:mod:`~bananas.operator.health` reads it back).
+    """
     name = pool["metadata"]["name"]
     pod_labels = pool_labels(name)
     annotations = {
@@ -190,15 +195,19 @@ def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: i
         "prometheus.io/port": str(METRICS_PORT),
         **spec.pod_annotations,
     }
+    metadata: JsonObject = {
+        "name": name,
+        "namespace": pool["metadata"]["namespace"],
+        "labels": pod_labels,
+        "ownerReferences": [owner_reference(pool)],
+    }
+    generation = pool["metadata"].get("generation")
+    if isinstance(generation, int):
+        metadata["annotations"] = {GENERATION_ANNOTATION: str(generation)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": pool["metadata"]["namespace"],
-            "labels": pod_labels,
-            "ownerReferences": [owner_reference(pool)],
-        },
+        "metadata": metadata,
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": REVISION_HISTORY,
