@@ -239,3 +239,6 @@ class WorkerInfo(BaseModel):
     started_at: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
     mode: str = "default"
+    #: The Kubernetes pod the worker runs in (POD_NAME), empty outside Kubernetes.
+    #: The operator matches heartbeats to pods by it to scale down idle pods first.
+    pod_name: str = ""

@@ -122,7 +122,8 @@ class WorkerPoolSpec(_Spec):
     env_from: list[dict[str, Any]] = []
     pod_annotations: dict[str, str] = {}
     redis: RedisRef = Field(default_factory=lambda: RedisRef.model_validate({}))
-    termination_grace_period_seconds: int = Field(60, ge=1)
+    #: None: ``jobTimeout`` plus a margin (see :func:`bananas.operator.workerpool.grace_period`).
+    termination_grace_period_seconds: int | None = Field(None, ge=1)
     pod_disruption_budget: dict[str, Any] = {"maxUnavailable": 1}
     autoscaling: AutoscalingSpec = Field(default_factory=lambda: AutoscalingSpec.model_validate({}))
 

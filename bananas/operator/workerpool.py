@@ -19,10 +19,11 @@ re-rendering the pool after an edit never undoes a scale.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from bananas.config import render_env
+from bananas.config import parse_duration, render_env
 from bananas.operator.meta import (
     COMPONENT_WORKER,
     GENERATION_ANNOTATION,
@@ -41,6 +42,12 @@ METRICS_PORT = 8000
 GPU_RESOURCE = "nvidia.com/gpu"
 #: Seconds the drain time is kept below the grace period when the grace period allows it.
 DRAIN_MARGIN = 5
+#: Seconds the default grace period adds to ``jobTimeout``: the drain margin, plus time to
+#: finish a job that started just before SIGTERM and to release what is left.
+GRACE_MARGIN = 15
+#: Seconds without progress before a rollout is reported stuck, beyond the grace period
+#: (a draining pod may hold its place, and a GPU, for the whole grace period).
+PROGRESS_DEADLINE_MARGIN = 600
 REVISION_HISTORY = 5
 
 RESTRICTED_CONTAINER_SECURITY: JsonObject = {
@@ -71,6 +78,19 @@ def drain_seconds(grace_period: int) -> int:
     return max(1, (grace_period * 2) // 3)
 
 
+def grace_period(spec: WorkerPoolSpec) -> int:
+    """The pods' ``terminationGracePeriodSeconds``: the spec's, else ``jobTimeout`` + 15 s.
+
+    So that a rollout's or a scale-down's SIGTERM lets a running job finish: the
+    worker's drain (SHUTDOWN_TIMEOUT, :func:`drain_seconds`) then covers the
+    pool's job timeout. The CRD refuses an explicit grace period shorter than
+    ``jobTimeout`` + 5 s.
+    """
+    if spec.termination_grace_period_seconds is not None:
+        return spec.termination_grace_period_seconds
+    return math.ceil(parse_duration(spec.job_timeout)) + GRACE_MARGIN
+
+
 def pool_labels(name: str) -> dict[str, str]:
     """Labels of a pool's Deployment, PodDisruptionBudget and pods."""
     return {**labels(APP_NAME, name, COMPONENT_WORKER), POOL_LABEL: name}
@@ -91,7 +111,7 @@ def worker_env(spec: WorkerPoolSpec) -> list[JsonObject]:
             "concurrency": spec.concurrency,
             "job_timeout": spec.job_timeout,
             "max_retries": spec.max_retries,
-            "shutdown_timeout": f"{drain_seconds(spec.termination_grace_period_seconds)}s",
+            "shutdown_timeout": f"{drain_seconds(grace_period(spec))}s",
             "log_format": "json",
             "log_level": spec.log_level,
             "metrics_port": METRICS_PORT,
@@ -150,7 +170,7 @@ def worker_container(spec: WorkerPoolSpec) -> JsonObject:
 def _pod_spec(spec: WorkerPoolSpec) -> JsonObject:
     pod: JsonObject = {
         "containers": [worker_container(spec)],
-        "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
+        "terminationGracePeriodSeconds": grace_period(spec),
         "securityContext": RESTRICTED_POD_SECURITY,
         "volumes": [{"name": "tmp", "emptyDir": {}}],
         "enableServiceLinks": False,
@@ -211,6 +231,7 @@ def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: i
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": REVISION_HISTORY,
+            "progressDeadlineSeconds": grace_period(spec) + PROGRESS_DEADLINE_MARGIN,
             "selector": {"matchLabels": pool_selector(name)},
             "strategy": rollout_strategy(spec),
             "template": {

@@ -66,6 +66,16 @@ async def create(
             "minReplicas must not be greater than maxReplicas",
         ),
         ("WorkerPool", {"app": "app.tasks"}, "spec.image"),
+        (
+            "WorkerPool",
+            {**POOL, "jobTimeout": "30m", "terminationGracePeriodSeconds": 600},
+            "terminationGracePeriodSeconds (600) must be at least jobTimeout (30m) + 5s",
+        ),
+        (
+            "WorkerPool",  # the default jobTimeout (5m) counts too
+            {**POOL, "terminationGracePeriodSeconds": 60},
+            "must be at least jobTimeout (5m) + 5s",
+        ),
     ],
 )
 async def test_bad_specs_are_refused(
@@ -81,6 +91,14 @@ async def test_bad_specs_are_refused(
     assert caught.value.status == 422
     message = json.loads(caught.value.body)["message"]
     assert complaint in message, message
+
+
+async def test_a_grace_period_that_covers_the_job_timeout_is_accepted(
+    kube_api: client.ApiClient, namespace: str, crds: None
+) -> None:
+    spec = {**POOL, "jobTimeout": "1m30s", "terminationGracePeriodSeconds": 95}
+    pool = await create(kube_api, namespace, "WorkerPool", "graceful", spec)
+    assert pool["spec"]["terminationGracePeriodSeconds"] == 95
 
 
 async def test_long_names_are_refused(
@@ -101,7 +119,7 @@ async def test_defaults_are_filled_in_by_the_server(
     assert spec["priorities"] == ["high", "normal", "low"]
     assert spec["redis"] == {"secretName": "bananas-redis", "key": "url"}
     assert spec["autoscaling"]["scaleDown"] == {"stabilizationWindowSeconds": 300}
-    assert spec["terminationGracePeriodSeconds"] == 60
+    assert "terminationGracePeriodSeconds" not in spec  # the operator derives it from jobTimeout
     cron = await create(kube_api, namespace, "CronSchedule", "defaults", CRON)
     assert (cron["spec"]["timeZone"], cron["spec"]["concurrencyPolicy"]) == ("UTC", "Allow")
 

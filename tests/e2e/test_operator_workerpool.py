@@ -200,6 +200,7 @@ async def test_workerpool_becomes_a_deployment(
         "routingKeys": [key],
         "concurrency": 4,
         "gpus": 1,
+        "jobTimeout": "20s",
         "terminationGracePeriodSeconds": 30,
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         "nodeSelector": {"gpu": "true"},
