@@ -171,6 +171,10 @@ def render_scheduler(
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": _metadata(name, namespace, owner),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
     return [service_account, binding, deployment, budget]

@@ -121,6 +121,13 @@ class WorkerPoolSpec(_Spec):
     env: list[dict[str, Any]] = []
     env_from: list[dict[str, Any]] = []
     pod_annotations: dict[str, str] = {}
+    #: Extra pod volumes and the worker container's mounts of them (model caches, ...).
+    volumes: list[dict[str, Any]] = []
+    volume_mounts: list[dict[str, Any]] = []
+    #: Size of a memory-backed ``/dev/shm`` (a quantity such as ``1Gi``); None: the runtime's.
+    shm_size: str | int | None = None
+    runtime_class_name: str | None = None
+    topology_spread_constraints: list[dict[str, Any]] = []
     redis: RedisRef = Field(default_factory=lambda: RedisRef.model_validate({}))
     #: None: ``jobTimeout`` plus a margin (see :func:`bananas.operator.workerpool.grace_period`).
     termination_grace_period_seconds: int | None = Field(None, ge=1)

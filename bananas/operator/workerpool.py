@@ -49,6 +49,9 @@ GRACE_MARGIN = 15
 #: (a draining pod may hold its place, and a GPU, for the whole grace period).
 PROGRESS_DEADLINE_MARGIN = 600
 REVISION_HISTORY = 5
+#: The operator's own volumes in the pod (the user's ``volumes`` may not reuse the names).
+TMP_VOLUME = "tmp"
+SHM_VOLUME = "dshm"
 
 RESTRICTED_CONTAINER_SECURITY: JsonObject = {
     "allowPrivilegeEscalation": False,
@@ -158,7 +161,7 @@ def worker_container(spec: WorkerPoolSpec) -> JsonObject:
         "startupProbe": _probe("/healthz", 2, 30),
         "resources": worker_resources(spec),
         "securityContext": RESTRICTED_CONTAINER_SECURITY,
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": _mounts(spec),
     }
     if spec.image_pull_policy:
         container["imagePullPolicy"] = spec.image_pull_policy
@@ -167,12 +170,41 @@ def worker_container(spec: WorkerPoolSpec) -> JsonObject:
     return container
 
 
-def _pod_spec(spec: WorkerPoolSpec) -> JsonObject:
+def _mounts(spec: WorkerPoolSpec) -> list[JsonObject]:
+    mounts: list[JsonObject] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}]
+    if spec.shm_size is not None:
+        mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+    return mounts + [dict(m) for m in spec.volume_mounts]
+
+
+def _volumes(spec: WorkerPoolSpec) -> list[JsonObject]:
+    volumes: list[JsonObject] = [{"name": TMP_VOLUME, "emptyDir": {}}]
+    if spec.shm_size is not None:
+        # A memory-backed emptyDir: PyTorch's DataLoader workers share tensors through
+        # /dev/shm, which container runtimes cap at 64 MiB. It counts against the
+        # container's memory limit.
+        shm = {"medium": "Memory", "sizeLimit": spec.shm_size}
+        volumes.append({"name": SHM_VOLUME, "emptyDir": shm})
+    return volumes + [dict(v) for v in spec.volumes]
+
+
+def topology_spread(spec: WorkerPoolSpec, name: str) -> list[JsonObject]:
+    """The pool's ``topologySpreadConstraints``; one without a ``labelSelector`` spreads
+    the pool's own pods (its selector labels are filled in)."""
+    constraints = []
+    for item in spec.topology_spread_constraints:
+        constraint = dict(item)
+        constraint.setdefault("labelSelector", {"matchLabels": pool_selector(name)})
+        constraints.append(constraint)
+    return constraints
+
+
+def _pod_spec(spec: WorkerPoolSpec, name: str) -> JsonObject:
     pod: JsonObject = {
         "containers": [worker_container(spec)],
         "terminationGracePeriodSeconds": grace_period(spec),
         "securityContext": RESTRICTED_POD_SECURITY,
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": _volumes(spec),
         "enableServiceLinks": False,
     }
     optional: dict[str, Any] = {
@@ -182,6 +214,8 @@ def _pod_spec(spec: WorkerPoolSpec) -> JsonObject:
         "priorityClassName": spec.priority_class_name,
         "serviceAccountName": spec.service_account_name,
         "imagePullSecrets": [dict(s) for s in spec.image_pull_secrets],
+        "runtimeClassName": spec.runtime_class_name,
+        "topologySpreadConstraints": topology_spread(spec, name),
     }
     pod.update({key: value for key, value in optional.items() if value})
     return pod
@@ -236,7 +270,7 @@ def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: i
             "strategy": rollout_strategy(spec),
             "template": {
                 "metadata": {"labels": pod_labels, "annotations": annotations},
-                "spec": _pod_spec(spec),
+                "spec": _pod_spec(spec, name),
             },
         },
     }
@@ -258,6 +292,9 @@ def render_pdb(pool: Mapping[str, Any], spec: WorkerPoolSpec) -> JsonObject:
         "spec": {
             "maxUnavailable": max_unavailable,
             "selector": {"matchLabels": pool_selector(name)},
+            # Pods that are not Ready (all of them, while Redis is down) may always be
+            # evicted: a budget that counts them would block every node drain.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
 
