@@ -31,6 +31,14 @@ from bananas.operator.testing import (
     eventually,
     wait_for_event,
 )
+from tests.health_readers import (
+    CURRENT,
+    FAILED,
+    IN_PROGRESS,
+    argocd_health,
+    flux_health,
+    kstatus,
+)
 from tests.servers import RedisServer
 
 from .controlplane import REPO_ROOT, KubeCluster
@@ -297,6 +305,114 @@ async def test_spec_edit_updates_the_deployment(operator: OperatorThread, pools:
 
 async def _generation(pools: Pools, name: str, generation: int) -> bool:
     return (await pools.status(name)).get("observedGeneration") == generation
+
+
+async def _health(pools: Pools, name: str, generation: int) -> dict[str, Any] | None:
+    """The pool once its health conditions all speak for ``generation``."""
+    pool = await pools.get(name)
+    conditions = {c["type"]: c for c in (pool.get("status") or {}).get("conditions") or []}
+    kinds = ("Ready", "Reconciling", "Stalled")
+    if all(conditions.get(k, {}).get("observedGeneration") == generation for k in kinds):
+        return pool
+    return None
+
+
+def _state(pool: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    conditions = pool["status"]["conditions"]
+    kinds = ("Ready", "Reconciling", "Stalled")
+    return {c["type"]: (c["status"], c["reason"]) for c in conditions if c["type"] in kinds}
+
+
+async def test_a_refused_edit_stays_visible_for_its_generation(
+    operator: OperatorThread, pools: Pools
+) -> None:
+    """Ready=False/Stalled=True for the refused generation, through later polls; the GitOps
+    readers (kstatus, the Argo CD Lua, the Flux expressions) agree on the real object."""
+    await pools.create(
+        "edited",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [route()],
+            "autoscaling": fast_autoscaling(),  # minReplicas 0: Ready without pods
+        },
+    )
+    pool = await eventually(lambda: _health(pools, "edited", 1), what="health of generation 1")
+    pool = await eventually(
+        lambda: _ready_at(pools, "edited", 1), what="Ready=True (scaled to zero) at generation 1"
+    )
+    assert (kstatus(pool), flux_health(pool), argocd_health(pool)[0]) == (
+        CURRENT,
+        CURRENT,
+        "Healthy",
+    )
+
+    # The schema lets any string through as a quantity; the Deployment's validation does not.
+    await pools.patch_spec("edited", {"resources": {"limits": {"memory": "lots"}}})
+    pool = await eventually(lambda: _health(pools, "edited", 2), what="health of generation 2")
+    assert _state(pool) == {
+        "Ready": ("False", "InvalidPodTemplate"),
+        "Reconciling": ("False", "Stalled"),
+        "Stalled": ("True", "InvalidPodTemplate"),
+    }
+    assert pool["status"]["observedGeneration"] == 2
+    first = await _last_poll(pools, "edited")
+
+    async def polled_twice_more() -> dict[str, Any] | None:
+        last = await _last_poll(pools, "edited")
+        return await pools.get("edited") if last and first and last > first else None
+
+    await eventually(polled_twice_more, what="a poll after the refusal")
+    pool = await eventually(polled_twice_more, what="another poll")
+    assert _state(pool)["Stalled"] == ("True", "InvalidPodTemplate"), "a poll overwrote it"
+    assert (kstatus(pool), flux_health(pool)) == (FAILED, FAILED)
+    verdict, message = argocd_health(pool)
+    assert verdict == "Degraded" and "InvalidPodTemplate" in message, message
+
+    await pools.patch_spec("edited", {"resources": {"limits": {"memory": "256Mi"}}})
+    pool = await eventually(lambda: _ready_at(pools, "edited", 3), what="Ready again at 3")
+    assert _state(pool)["Stalled"] == ("False", "Healthy")
+    assert (kstatus(pool), flux_health(pool), argocd_health(pool)[0]) == (
+        CURRENT,
+        CURRENT,
+        "Healthy",
+    )
+
+
+async def _ready_at(pools: Pools, name: str, generation: int) -> dict[str, Any] | None:
+    pool = await _health(pools, name, generation)
+    if pool is None or _state(pool).get("Ready", ("", ""))[0] != "True":
+        return None
+    return pool if pool["status"].get("observedGeneration") == generation else None
+
+
+async def test_pods_that_never_run_keep_the_pool_reconciling(
+    operator: OperatorThread, pools: Pools
+) -> None:
+    """No kubelet in this tier: the Deployment's pods never become available, so the pool
+    is not Ready (it was, before kstatus health, as soon as the Deployment existed)."""
+    await pools.create(
+        "waiting",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [route()],
+            "autoscaling": {"minReplicas": 2, "maxReplicas": 2, "pollInterval": 1},
+        },
+    )
+    pool = await eventually(lambda: _health(pools, "waiting", 1), what="health of generation 1")
+
+    async def scaling() -> dict[str, Any] | None:
+        found = await _health(pools, "waiting", 1)
+        return found if found and _state(found)["Reconciling"] == ("True", "Scaling") else None
+
+    pool = await eventually(scaling, what="Reconciling=True while pods are not available")
+    assert _state(pool)["Ready"] == ("False", "Scaling")
+    assert (kstatus(pool), flux_health(pool), argocd_health(pool)[0]) == (
+        IN_PROGRESS,
+        IN_PROGRESS,
+        "Progressing",
+    )
 
 
 async def test_scales_up_with_queued_jobs_and_to_zero_after_cooldown(
