@@ -63,6 +63,7 @@ from bananas.operator.scaledown import (
     hold,
     pod_work,
 )
+from bananas.operator.scheduler_deployment import scheduler_name
 from bananas.operator.specs import SpecError, WorkerPoolSpec, parse_workerpool
 from bananas.operator.timefmt import format_epoch
 from bananas.operator.workerpool import (
@@ -102,7 +103,11 @@ async def apply_pool(
             replicas = initial_replicas(spec, status)
         else:
             replicas = Policy.from_spec(spec.autoscaling).clamp(current)
-    deployment = await ctx.kube.apply(render_deployment(owner, spec, replicas))
+    # One cron loop per Redis: the namespace's scheduler Deployment for this Redis, if
+    # there is one, fires the schedules, and the workers' own loop stays off.
+    scheduler = await ctx.kube.get_deployment(meta["namespace"], scheduler_name(spec.redis))
+    rendered = render_deployment(owner, spec, replicas, cron_elsewhere=scheduler is not None)
+    deployment = await ctx.kube.apply(rendered)
     await ctx.kube.apply(render_pdb(owner, spec))
     return deployment
 

@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from bananas.config import parse_duration, render_env
+from bananas.config import EnvValue, parse_duration, render_env
 from bananas.operator.meta import (
     COMPONENT_WORKER,
     GENERATION_ANNOTATION,
@@ -104,8 +104,16 @@ def pool_selector(name: str) -> dict[str, str]:
     return selector_labels(APP_NAME, name, COMPONENT_WORKER)
 
 
-def worker_env(spec: WorkerPoolSpec) -> list[JsonObject]:
-    """The worker container's environment: the pool's settings, then the user's ``env``."""
+def worker_env(spec: WorkerPoolSpec, *, cron_elsewhere: bool = False) -> list[JsonObject]:
+    """The worker container's environment: the pool's settings, then the user's ``env``.
+
+    ``cron_elsewhere``: a scheduler Deployment fires this Redis's schedules, so the
+    workers' own Redis-elected cron loop is switched off (``ENABLE_SCHEDULER=false``):
+    one firing loop per Redis.
+    """
+    values: dict[str, EnvValue] = {}
+    if cron_elsewhere:
+        values["enable_scheduler"] = False
     settings = render_env(
         {
             "app": spec.app,
@@ -118,6 +126,7 @@ def worker_env(spec: WorkerPoolSpec) -> list[JsonObject]:
             "log_format": "json",
             "log_level": spec.log_level,
             "metrics_port": METRICS_PORT,
+            **values,
         }
     )
     env: list[JsonObject] = [from_secret("redis_url", spec.redis), *settings, *pod_identity()]
@@ -146,15 +155,15 @@ def _probe(path: str, period: int, failures: int) -> JsonObject:
     }
 
 
-def worker_container(spec: WorkerPoolSpec) -> JsonObject:
-    """The ``worker`` container of a pool's pods."""
+def worker_container(spec: WorkerPoolSpec, *, cron_elsewhere: bool = False) -> JsonObject:
+    """The ``worker`` container of a pool's pods (``cron_elsewhere``: see :func:`worker_env`)."""
     container: JsonObject = {
         "name": CONTAINER_NAME,
         "image": spec.image,
         # command, not just args: any image with bananas installed works, whatever its entrypoint.
         "command": ["bananas"],
         "args": ["worker"],
-        "env": worker_env(spec),
+        "env": worker_env(spec, cron_elsewhere=cron_elsewhere),
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 2),
@@ -199,9 +208,9 @@ def topology_spread(spec: WorkerPoolSpec, name: str) -> list[JsonObject]:
     return constraints
 
 
-def _pod_spec(spec: WorkerPoolSpec, name: str) -> JsonObject:
+def _pod_spec(spec: WorkerPoolSpec, name: str, cron_elsewhere: bool) -> JsonObject:
     pod: JsonObject = {
-        "containers": [worker_container(spec)],
+        "containers": [worker_container(spec, cron_elsewhere=cron_elsewhere)],
         "terminationGracePeriodSeconds": grace_period(spec),
         "securityContext": RESTRICTED_POD_SECURITY,
         "volumes": _volumes(spec),
@@ -236,8 +245,17 @@ def rollout_strategy(spec: WorkerPoolSpec) -> JsonObject:
     return {"type": "RollingUpdate", "rollingUpdate": rolling}
 
 
-def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: int) -> JsonObject:
+def render_deployment(
+    pool: Mapping[str, Any],
+    spec: WorkerPoolSpec,
+    replicas: int,
+    *,
+    cron_elsewhere: bool = False,
+) -> JsonObject:
     """The Deployment of ``pool`` (its body, for name, namespace and uid) at ``replicas``.
+
+    ``cron_elsewhere``: a scheduler Deployment serves the pool's Redis (see
+    :func:`worker_env`).
 
     The Deployment's metadata carries ``bananas.dev/generation``: the pool's
     generation it renders (:mod:`~bananas.operator.health` reads it back).
@@ -270,7 +288,7 @@ def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: i
             "strategy": rollout_strategy(spec),
             "template": {
                 "metadata": {"labels": pod_labels, "annotations": annotations},
-                "spec": _pod_spec(spec, name),
+                "spec": _pod_spec(spec, name, cron_elsewhere),
             },
         },
     }

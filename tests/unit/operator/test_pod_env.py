@@ -132,3 +132,20 @@ def test_render_env_spells_values_as_from_env_reads_them() -> None:
 def test_render_env_refuses_a_field_without_a_variable() -> None:
     with pytest.raises(KeyError):
         render_env({"redis_options": "x"})
+
+
+def test_one_cron_loop_per_redis(pool_body: dict[str, Any]) -> None:
+    spec = parse_workerpool(POOL_SPEC)
+    alone = _container_env(render_deployment(pool_body, spec, 1))
+    assert "ENABLE_SCHEDULER" not in {e["name"] for e in alone}  # the workers' loop is the only one
+    served = _container_env(render_deployment(pool_body, spec, 1, cron_elsewhere=True))
+    env = _plain(served, REDIS_URL="redis://q", POD_NAME="p", POD_NAMESPACE="apps")
+    assert Settings.from_env(env).enable_scheduler is False
+
+
+def test_the_users_env_still_wins_over_the_cron_switch(pool_body: dict[str, Any]) -> None:
+    spec = parse_workerpool({**POOL_SPEC, "env": [{"name": "ENABLE_SCHEDULER", "value": "true"}]})
+    env = _container_env(render_deployment(pool_body, spec, 1, cron_elsewhere=True))
+    assert [e for e in env if e["name"] == "ENABLE_SCHEDULER"] == [
+        {"name": "ENABLE_SCHEDULER", "value": "true"}
+    ]
