@@ -117,8 +117,8 @@ async def reconcile(
             return
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                client = await redis_client(ctx, namespace, cron.redis)
-                await client.register_schedule(to_schedule(namespace, name, cron))
+                async with redis_client(ctx, namespace, cron.redis) as client:
+                    await client.register_schedule(to_schedule(namespace, name, cron))
         except InvalidJobError as exc:  # the SDK's own check refused what check_spec let by
             _refuse(body, status, patch, Reason.INVALID_SCHEDULE, str(exc), now, generation)
             return
@@ -222,8 +222,8 @@ async def _unregister_quietly(
 ) -> None:
     try:
         async with asyncio.timeout(REDIS_TIMEOUT):
-            client = await redis_client(ctx, namespace, ref)
-            await client.unregister_schedule(schedule_id(namespace, name))
+            async with redis_client(ctx, namespace, ref) as client:
+                await client.unregister_schedule(schedule_id(namespace, name))
     except REDIS_FAILURES as exc:
         logger.info("CronSchedule %s/%s: not unregistered: %s", namespace, name, exc)
 
@@ -233,14 +233,14 @@ async def _observe(
 ) -> CronObservation:
     """Re-register the schedule and read what the scheduler did with it."""
     async with asyncio.timeout(REDIS_TIMEOUT):
-        client = await redis_client(ctx, namespace, cron.redis)
-        await client.register_schedule(to_schedule(namespace, name, cron))
-        state = await client.schedule_status(schedule_id(namespace, name))
-        job = result = None
-        if state is not None and state.last_job_id:
-            job = await client.get_job(state.last_job_id, cron.routing_key)
-            if job is not None and job.status is JobStatus.COMPLETED:
-                result = await client.get_result(state.last_job_id, cron.routing_key)
+        async with redis_client(ctx, namespace, cron.redis) as client:
+            await client.register_schedule(to_schedule(namespace, name, cron))
+            state = await client.schedule_status(schedule_id(namespace, name))
+            job = result = None
+            if state is not None and state.last_job_id:
+                job = await client.get_job(state.last_job_id, cron.routing_key)
+                if job is not None and job.status is JobStatus.COMPLETED:
+                    result = await client.get_result(state.last_job_id, cron.routing_key)
     return CronObservation(status=state, last_job=job, last_result=result)
 
 
@@ -319,8 +319,8 @@ async def delete(
     async with object_lock(memo):
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                client = await redis_client(ctx, namespace, ref)
-                await client.unregister_schedule(schedule_id(namespace, name))
+                async with redis_client(ctx, namespace, ref) as client:
+                    await client.unregister_schedule(schedule_id(namespace, name))
         except REDIS_FAILURES as exc:
             failure = redis_problem(ctx, KIND, exc)
             if retry < ctx.config.delete_retries:

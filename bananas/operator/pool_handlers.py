@@ -195,9 +195,9 @@ async def read_load(
 ) -> tuple[Load | None, tuple[str, str] | None]:
     """The pool's load from Redis, or None and (reason, message) saying why not."""
     try:
-        client = await redis_client(ctx, namespace, spec.redis)
-        async with asyncio.timeout(REDIS_TIMEOUT):
-            stats = [await client.queue_stats(key) for key in spec.routing_keys]
+        async with redis_client(ctx, namespace, spec.redis) as client:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                stats = [await client.queue_stats(key) for key in spec.routing_keys]
     except REDIS_FAILURES as exc:
         problem = redis_problem(ctx, KIND, exc)
         return None, (problem.reason, problem.message)
@@ -321,9 +321,9 @@ async def _rank_pods(
     """
     pods = await ctx.kube.list_pods(namespace, pool_selector(name))
     try:
-        client = await redis_client(ctx, namespace, spec.redis)
-        async with asyncio.timeout(REDIS_TIMEOUT):
-            workers = await client.workers()
+        async with redis_client(ctx, namespace, spec.redis) as client:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                workers = await client.workers()
     except REDIS_FAILURES as exc:
         logger.warning("WorkerPool %s/%s: heartbeats not read: %s", namespace, name, exc)
         return None

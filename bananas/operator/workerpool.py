@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bananas.config import EnvValue, parse_duration, render_env
+from bananas.keys import DEFAULT_PREFIX
 from bananas.operator.meta import (
     COMPONENT_WORKER,
     GENERATION_ANNOTATION,
@@ -112,6 +113,8 @@ def worker_env(spec: WorkerPoolSpec, *, cron_elsewhere: bool = False) -> list[Js
     one firing loop per Redis.
     """
     values: dict[str, EnvValue] = {}
+    if spec.redis.prefix != DEFAULT_PREFIX:
+        values["prefix"] = spec.redis.prefix
     if cron_elsewhere:
         values["enable_scheduler"] = False
     settings = render_env(
