@@ -229,6 +229,8 @@ class QueueStats(BaseModel):
     dead: int
     #: Seconds the oldest ready job has waited; None when nothing is ready.
     oldest_age: float | None = None
+    #: Scheduled jobs (delayed, or retries in backoff) due by now plus the window asked for.
+    due: int = 0
 
     @property
     def queued(self) -> int:

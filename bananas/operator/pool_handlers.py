@@ -197,7 +197,10 @@ async def read_load(
     try:
         async with redis_client(ctx, namespace, spec.redis) as client:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                stats = [await client.queue_stats(key) for key in spec.routing_keys]
+                window = float(spec.autoscaling.poll_interval)
+                stats = [
+                    await client.queue_stats(key, due_within=window) for key in spec.routing_keys
+                ]
     except REDIS_FAILURES as exc:
         problem = redis_problem(ctx, KIND, exc)
         return None, (problem.reason, problem.message)

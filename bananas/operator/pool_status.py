@@ -70,6 +70,7 @@ def observed_fields(seen: Observation) -> dict[str, Any]:
         fields["queued"] = load.queued
         fields["queueDepth"] = {p.value: load.depth.get(p, 0) for p in PRIORITY_ORDER}
         fields["inFlight"] = load.in_flight
+        fields["due"] = load.due
         fields["oldestJobAge"] = round(load.oldest_age, 3) if load.oldest_age is not None else None
     return fields
 

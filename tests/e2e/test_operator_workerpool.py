@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -460,6 +461,35 @@ async def test_scales_up_with_queued_jobs_and_to_zero_after_cooldown(
     await wait_for_event(pools.api, pools.namespace, "burst", "ScaleToZero")
     idle = await pools.condition("burst", "Ready", "True", "ScaledToZero")
     assert idle is not None
+
+
+async def test_a_pool_at_zero_wakes_for_a_delayed_job_when_it_falls_due(
+    operator: OperatorThread, pools: Pools, redis: AsyncClient
+) -> None:
+    """Only a running worker promotes due jobs; a pool at zero has none, so the autoscaler
+    counts the jobs due within one poll (it ignored them, and the job waited for ever)."""
+    key = route()
+    await pools.create(
+        "sleeper",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [key],
+            "autoscaling": fast_autoscaling(pollInterval=2),
+        },
+    )
+    await eventually(lambda: pools.replicas("sleeper", 0), what="an idle pool at zero")
+    await eventually(
+        lambda: pools.condition("sleeper", "RedisReachable", "True"), what="a first poll"
+    )
+    submitted = time.monotonic()
+    await redis.submit("later", routing_key=key, delay=6)
+    await eventually(lambda: pools.replicas("sleeper", 1), what="a pod for the due job")
+    waited = time.monotonic() - submitted
+    # woken within one poll (2 s) of the job falling due, and not long before
+    assert 6 - 2 - 1.5 <= waited <= 6 + 2 + 1.5, waited
+    message = await wait_for_event(pools.api, pools.namespace, "sleeper", "ScaledUp")
+    assert "+ 1 due" in message, message
 
 
 async def test_autoscaler_memory_survives_an_operator_restart(

@@ -44,6 +44,7 @@ def test_observed_fields() -> None:
         "queued": 7,
         "queueDepth": {"high": 2, "normal": 5, "low": 0},
         "inFlight": 3,
+        "due": 0,
         "oldestJobAge": 4.123,
     }
 
