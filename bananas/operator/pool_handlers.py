@@ -53,7 +53,12 @@ from bananas.operator.health import (
 )
 from bananas.operator.kube import KubernetesApiError
 from bananas.operator.meta import WORKERPOOL_PLURAL, JsonObject, owner_of
-from bananas.operator.pool_status import Observation, observed_fields, pool_conditions
+from bananas.operator.pool_status import (
+    Observation,
+    observed_fields,
+    pool_conditions,
+    status_changed,
+)
 from bananas.operator.reasons import ConditionType, Reason
 from bananas.operator.scaledown import (
     DELETION_COST,
@@ -441,6 +446,10 @@ async def _write_status(
             desired
         )
         ctx.metrics.pool_load.labels(body.metadata.namespace, body.metadata.name).set(decision.load)
+    # Compared with the status as stored (kopf keeps the body current from the watch), so
+    # a hand edit is still put right, and an unchanged status costs no write.
+    if not status_changed(body.status, status):
+        return  # nothing but the clock moved: no write, no watch event echoed back
     try:
         await ctx.kube.patch_status(
             WORKERPOOL_PLURAL, body.metadata.namespace or "", body.metadata.name or "", status
