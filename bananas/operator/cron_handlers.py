@@ -284,9 +284,22 @@ async def sync(
     fields, events = render_status(cron, seen, status, now)
     for event in events:
         post_event(body, event.type, event.reason, event.message)
-    patch.status["scheduleId"] = schedule_id(namespace, name)
+    fields["scheduleId"] = schedule_id(namespace, name)
+    fields["conditions"] = _synced_conditions(cron, status, scheduler, now, generation)
+    # Only what changed: a patch with nothing in it is not sent, so a quiet schedule
+    # costs no status write per sync.
     for key, value in fields.items():
-        patch.status[key] = value
+        if status.get(key) != value:
+            patch.status[key] = value
+
+
+def _synced_conditions(
+    cron: CronScheduleSpec,
+    status: Mapping[str, Any],
+    scheduler: JsonObject | None,
+    now: datetime,
+    generation: int | None,
+) -> list[dict[str, Any]]:
     applied = find_condition(status.get("conditions"), ConditionType.SCHEDULER_READY)
     failed = None
     if applied is not None and applied.get("status") == FALSE:
@@ -295,9 +308,7 @@ async def sync(
         *registered_conditions(cron),
         *schedule_health(cron, scheduler_failed=failed, scheduler=scheduler),
     ]
-    patch.status["conditions"] = merge_conditions(
-        status.get("conditions"), conditions, now=now, generation=generation
-    )
+    return merge_conditions(status.get("conditions"), conditions, now=now, generation=generation)
 
 
 async def delete(
