@@ -95,9 +95,15 @@ async def reconcile(
     status: kopf.Status,
     memo: kopf.Memo,
     patch: kopf.Patch,
+    old: Any = None,
     **_: Any,
 ) -> None:
-    """Register the schedule in Redis and apply the namespace's scheduler."""
+    """Register the schedule in Redis and apply the namespace's scheduler.
+
+    After an edit of ``spec.redis``, also unregister it from the Redis it left (``old``
+    is the body before the edit, on updates); until that works the handler is retried,
+    so the old Redis's scheduler does not go on firing it.
+    """
     ctx: OperatorContext = memo["ctx"]
     namespace, name = ident(body)
     now = _now(ctx)
@@ -126,6 +132,7 @@ async def reconcile(
             failure = redis_problem(ctx, KIND, exc)
             _redis_down(body, status, patch, failure, now, generation)
             raise kopf.TemporaryError(failure.message, delay=ctx.config.retry_delay) from exc
+        await _leave_old_redis(ctx, body, old, cron.redis)
         applied, deployment = await _apply_scheduler(ctx, body, cron)
     failed = None
     if applied.status != TRUE:
@@ -137,6 +144,40 @@ async def reconcile(
     patch.status["nextScheduleTime"] = format_time(upcoming) if upcoming else None
     state = "suspended" if cron.suspend else f"next fire {patch.status['nextScheduleTime']}"
     post_event(body, "Normal", Reason.REGISTERED, f"registered; {state}")
+
+
+def _previous_redis(old: Any) -> RedisRef | None:
+    spec = old.get("spec") if isinstance(old, Mapping) else None
+    redis = spec.get("redis") if isinstance(spec, Mapping) else None
+    try:
+        return RedisRef.model_validate(redis if isinstance(redis, Mapping) else {})
+    except ValueError:
+        return None
+
+
+async def _leave_old_redis(
+    ctx: OperatorContext, body: kopf.Body, old: Any, current: RedisRef
+) -> None:
+    """Unregister from the Redis an edit moved the schedule away from, if it did."""
+    previous = _previous_redis(old) if old is not None else None
+    if previous is None or previous == current:
+        return
+    namespace, name = ident(body)
+    try:
+        async with asyncio.timeout(REDIS_TIMEOUT):
+            async with redis_client(ctx, namespace, previous) as client:
+                await client.unregister_schedule(schedule_id(namespace, name))
+    except REDIS_FAILURES as exc:
+        failure = redis_problem(ctx, KIND, exc)
+        message = f"still registered in the Redis of Secret {previous.secret_name}: {failure}"
+        post_event(body, "Warning", Reason.UNREGISTER_FAILED, message)
+        raise kopf.TemporaryError(message, delay=ctx.config.retry_delay) from exc
+    post_event(
+        body,
+        "Normal",
+        Reason.UNREGISTERED,
+        f"removed from the Redis of Secret {previous.secret_name}",
+    )
 
 
 async def _apply_scheduler(

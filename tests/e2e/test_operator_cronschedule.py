@@ -14,6 +14,7 @@ instead of waiting a minute for the next slot.
 
 from __future__ import annotations
 
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -336,6 +337,32 @@ async def test_unreachable_redis_is_a_condition(
     )
     await wait_for_event(kube_api, namespace, "stranded", "RedisUnreachable")
     assert operator.alive
+
+
+async def test_moving_a_schedule_to_another_redis_leaves_nothing_behind(
+    operator: OperatorThread,
+    crons: Crons,
+    redis: AsyncClient,
+    redis_secret: str,
+    namespace: str,
+    kube_api: client.ApiClient,
+) -> None:
+    """A change of spec.redis (here its key prefix, in the same server) registers the
+    schedule under the new one and unregisters it from the old."""
+    await crons.create("mover", {"schedule": "@hourly", "job": "x"})
+    sid = f"{namespace}.mover"
+    await eventually(lambda: registered(redis, sid), what="the schedule under the old prefix")
+    prefix = f"moved-{secrets.token_hex(3)}"
+    await _patch_spec(crons, "mover", {"redis": {"prefix": prefix}})
+    async with AsyncClient(redis_secret, prefix=prefix) as moved:
+        await eventually(lambda: registered(moved, sid), what="the schedule under the new prefix")
+
+        async def left() -> bool:
+            return await registered(redis, sid) is None
+
+        await eventually(left, what="nothing left under the old prefix")
+    message = await wait_for_event(kube_api, namespace, "mover", "Unregistered")
+    assert "removed from the Redis of Secret bananas-redis" in message, message
 
 
 async def test_deleting_a_cronschedule_unregisters_it(
