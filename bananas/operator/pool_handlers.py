@@ -223,6 +223,14 @@ def _memory(memo: kopf.Memo, status: Any, now: float) -> Memory:
 async def poll(ctx: OperatorContext, body: kopf.Body, memo: kopf.Memo) -> float:
     """One autoscaler round for a pool; returns the seconds until the next one."""
     now = ctx.clock()
+    namespace, name = ident(body)
+    try:
+        return await _poll(ctx, body, memo, now)
+    finally:
+        ctx.metrics.polls.labels(namespace, name).inc()
+
+
+async def _poll(ctx: OperatorContext, body: kopf.Body, memo: kopf.Memo, now: float) -> float:
     generation = _generation(body)
     try:
         spec = parse_workerpool(dict(body.spec))

@@ -69,12 +69,28 @@ async def create(
         (
             "WorkerPool",
             {**POOL, "jobTimeout": "30m", "terminationGracePeriodSeconds": 600},
-            "terminationGracePeriodSeconds (600) must be at least jobTimeout (30m) + 5s",
+            "terminationGracePeriodSeconds must be at least jobTimeout + 5s",
+        ),
+        (
+            "WorkerPool",
+            {**POOL, "env": [{"name": "BANANAS_PREFIX", "value": "x"}]},
+            "BANANAS_PREFIX is set from spec.redis.prefix",
+        ),
+        ("WorkerPool", {**POOL, "redis": {"prefix": "{tag}"}}, "spec.redis.prefix"),
+        (
+            "WorkerPool",
+            {**POOL, "volumes": [{"name": "tmp", "emptyDir": {}}]},
+            "the volume names tmp and dshm are the operator's own",
+        ),
+        (
+            "WorkerPool",
+            {**POOL, "volumeMounts": [{"name": "x", "mountPath": "/dev/shm"}]},
+            "/tmp and /dev/shm are mounted by the operator",
         ),
         (
             "WorkerPool",  # the default jobTimeout (5m) counts too
             {**POOL, "terminationGracePeriodSeconds": 60},
-            "must be at least jobTimeout (5m) + 5s",
+            "terminationGracePeriodSeconds must be at least jobTimeout + 5s",
         ),
     ],
 )
@@ -117,7 +133,7 @@ async def test_defaults_are_filled_in_by_the_server(
     spec = pool["spec"]
     assert spec["routingKeys"] == ["default"]
     assert spec["priorities"] == ["high", "normal", "low"]
-    assert spec["redis"] == {"secretName": "bananas-redis", "key": "url"}
+    assert spec["redis"] == {"secretName": "bananas-redis", "key": "url", "prefix": "bananas"}
     assert spec["autoscaling"]["scaleDown"] == {"stabilizationWindowSeconds": 300}
     assert "terminationGracePeriodSeconds" not in spec  # the operator derives it from jobTimeout
     cron = await create(kube_api, namespace, "CronSchedule", "defaults", CRON)

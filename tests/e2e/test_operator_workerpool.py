@@ -348,29 +348,33 @@ async def test_a_refused_edit_stays_visible_for_its_generation(
         "Healthy",
     )
 
-    # The schema lets any string through as a quantity; the Deployment's validation does not.
-    await pools.patch_spec("edited", {"resources": {"limits": {"memory": "lots"}}})
-    pool = await eventually(lambda: _health(pools, "edited", 2), what="health of generation 2")
+    # The schema lets any label key through; the Deployment's validation does not (422).
+    await pools.patch_spec("edited", {"nodeSelector": {"not a/valid/key": "x"}})
+
+    async def refused() -> dict[str, Any] | None:
+        found = await _health(pools, "edited", 2)
+        return found if found and _state(found)["Stalled"][0] == "True" else None
+
+    pool = await eventually(refused, what="Stalled=True for generation 2")
     assert _state(pool) == {
         "Ready": ("False", "InvalidPodTemplate"),
         "Reconciling": ("False", "Stalled"),
         "Stalled": ("True", "InvalidPodTemplate"),
     }
     assert pool["status"]["observedGeneration"] == 2
-    first = await _last_poll(pools, "edited")
+    seen = operator.polls(pools.namespace, "edited")
 
-    async def polled_twice_more() -> dict[str, Any] | None:
-        last = await _last_poll(pools, "edited")
-        return await pools.get("edited") if last and first and last > first else None
+    async def polled_twice_more() -> bool:
+        return operator.polls(pools.namespace, "edited") >= seen + 2
 
-    await eventually(polled_twice_more, what="a poll after the refusal")
-    pool = await eventually(polled_twice_more, what="another poll")
+    await eventually(polled_twice_more, what="two polls after the refusal")
+    pool = await pools.get("edited")
     assert _state(pool)["Stalled"] == ("True", "InvalidPodTemplate"), "a poll overwrote it"
     assert (kstatus(pool), flux_health(pool)) == (FAILED, FAILED)
     verdict, message = argocd_health(pool)
     assert verdict == "Degraded" and "InvalidPodTemplate" in message, message
 
-    await pools.patch_spec("edited", {"resources": {"limits": {"memory": "256Mi"}}})
+    await pools.patch_spec("edited", {"nodeSelector": None})
     pool = await eventually(lambda: _ready_at(pools, "edited", 3), what="Ready again at 3")
     assert _state(pool)["Stalled"] == ("False", "Healthy")
     assert (kstatus(pool), flux_health(pool), argocd_health(pool)[0]) == (
@@ -459,8 +463,9 @@ async def test_scales_up_with_queued_jobs_and_to_zero_after_cooldown(
         lambda: pools.replicas("burst", 0), what="scale to zero after the cooldown", timeout=60
     )
     await wait_for_event(pools.api, pools.namespace, "burst", "ScaleToZero")
-    idle = await pools.condition("burst", "Ready", "True", "ScaledToZero")
-    assert idle is not None
+    await eventually(  # once the Deployment controller has seen the new size
+        lambda: pools.condition("burst", "Ready", "True", "ScaledToZero"), what="Ready at zero"
+    )
 
 
 async def test_a_pool_at_zero_wakes_for_a_delayed_job_when_it_falls_due(
@@ -522,24 +527,17 @@ async def test_autoscaler_memory_survives_an_operator_restart(
             lambda: pools.condition("steady", "Scaling", "True", "Stabilizing"),
             what="the scale-down held by the window",
         )
-    stopped_at = await _last_poll(pools, "steady")
 
-    with OperatorThread(config):
+    with OperatorThread(config) as restarted:
 
-        async def polled_again() -> bool:
-            last = await _last_poll(pools, "steady")
-            return last is not None and stopped_at is not None and last > stopped_at
+        async def polled(times: int) -> bool:
+            return restarted.polls(namespace, "steady") >= times
 
-        await eventually(polled_again, what="the new operator polling the pool")
-        await eventually(polled_again, what="another poll")
+        await eventually(lambda: polled(1), what="the new operator polling the pool")
+        await eventually(lambda: polled(3), what="two more polls")
     dep = await pools.deployment("steady")
     assert dep is not None and dep.spec.replicas == 4, "the window's memory was lost"
     assert "ScaledDown" not in await pools.reasons("steady")
-
-
-async def _last_poll(pools: Pools, name: str) -> str | None:
-    history = ((await pools.status(name)).get("autoscaler") or {}).get("history") or []
-    return max((run.get("to") for run in history if isinstance(run, dict)), default=None)
 
 
 async def test_unreachable_redis_is_a_condition_not_a_crash(
