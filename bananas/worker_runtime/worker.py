@@ -261,6 +261,7 @@ class Worker:
             started_at=self.started_at,
             last_seen=utcnow(),
             mode=s.mode.value,
+            pod_name=s.pod_name,
         )
 
     async def maintained_routes(self) -> tuple[str, ...]:
