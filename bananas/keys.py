@@ -30,6 +30,7 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:schedule-status             HASH   schedule id -> schedule status (JSON)
     bananas:leader:{<name>}             STRING leader lock holder, expires
     bananas:leader:{<name>}:fence       STRING fencing token counter
+    bananas:audit                       LIST   dashboard audit log, newest first (JSON), capped
 """
 
 from __future__ import annotations
@@ -145,3 +146,8 @@ class KeySpace:
 
     def leader_fence(self, name: str) -> str:
         return f"{self.prefix}:leader:{{{name}}}:fence"
+
+    @property
+    def audit(self) -> str:
+        """The dashboard's audit log (a capped list, newest entry first)."""
+        return f"{self.prefix}:audit"
