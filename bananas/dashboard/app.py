@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -47,6 +48,8 @@ from bananas.dashboard.settings import AuthMode, DashboardSettings, Role
 from bananas.errors import BananasConnectionError, BananasError, InvalidRoutingKeyError
 from bananas.models import Priority, Schedule
 from bananas.validation import validate_routing_key
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 Builder = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -386,6 +389,9 @@ class Dashboard:
                     html = await self.cache.get(key, render)
                 except BananasError as exc:
                     yield b"event: error\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n"
+                except Exception:  # a bug must not kill the stream silently: say so, keep going
+                    log.exception("dashboard: rendering the live %s view failed", view)
+                    yield b'event: error\ndata: {"error": "internal error"}\n\n'
                 else:
                     if html != last:
                         last = html
