@@ -48,7 +48,7 @@ class DashboardServer:
         def serve() -> None:
             try:
                 asyncio.run(self.server.serve())  # type: ignore[union-attr]
-            except BaseException as exc:  # noqa: BLE001 - reported by the fixture
+            except BaseException as exc:
                 self.errors.append(exc)
 
         self.thread = threading.Thread(target=serve, name="dashboard", daemon=True)
