@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -337,6 +338,7 @@ class Dashboard:
         async def handler(request: Request) -> Response:
             data = await build(request)
             status = 404 if data.get("found") is False else 200
+            live = view in self.views
             return self.render(
                 request,
                 template or f"{view}.html",
@@ -344,7 +346,9 @@ class Dashboard:
                     **data,
                     "view": view,
                     "params": request.url.query,
-                    "live": view in self.views,
+                    "live": live,
+                    # The stream sends nothing until the block differs from this page's.
+                    "live_hash": _digest(self.render_live(request, view, data)) if live else "",
                 },
                 status_code=status,
             )
@@ -375,14 +379,16 @@ class Dashboard:
         if build is None:
             return JSONResponse({"error": f"no live view {view!r}"}, status_code=400)
         who: Principal = request.state.principal
-        params = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.items()))
+        params = "&".join(
+            f"{k}={v}" for k, v in sorted(request.query_params.items()) if k != "since"
+        )
         key = f"{who.role.value}|{request.url.path}|{params}"
 
         async def render() -> str:
             return self.render_live(request, view, await build(request))
 
         async def events() -> AsyncIterator[bytes]:
-            last = ""
+            last = request.query_params.get("since", "")
             yield f"retry: {int(self.settings.live_interval * 1000)}\n\n".encode()
             while not await request.is_disconnected():
                 try:
@@ -393,11 +399,12 @@ class Dashboard:
                     log.exception("dashboard: rendering the live %s view failed", view)
                     yield b'event: error\ndata: {"error": "internal error"}\n\n'
                 else:
-                    if html != last:
-                        last = html
+                    digest = _digest(html)
+                    if digest != last:
+                        last = digest
                         yield b"event: update\ndata: " + orjson.dumps({"html": html}) + b"\n\n"
                     else:
-                        yield b": idle\n\n"
+                        yield b"event: tick\ndata: {}\n\n"
                 await asyncio.sleep(self.settings.live_interval)
 
         return StreamingResponse(
@@ -551,6 +558,10 @@ class Dashboard:
         if who is None or not self.auth.csrf_ok(who, str(form.get("csrf", ""))):
             return JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403)
         return await self.logout(request)
+
+
+def _digest(html: str) -> str:
+    return hashlib.blake2b(html.encode(), digest_size=12).hexdigest()
 
 
 def _next_slot(schedule: Schedule, after: datetime) -> datetime:

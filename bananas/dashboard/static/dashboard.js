@@ -41,14 +41,21 @@
     live.dataset.updates = String(Number(live.dataset.updates) + 1);
   }
 
+  function seen() {
+    setStatus("live", "live");
+    if (status) status.title = "checked " + new Date().toLocaleTimeString();
+  }
+
   function connect() {
     if (source || !live.dataset.view) return;
     var url = base + "/api/stream?view=" + encodeURIComponent(live.dataset.view);
     if (live.dataset.params) url += "&" + live.dataset.params;
+    if (live.dataset.since) url += "&since=" + encodeURIComponent(live.dataset.since);
     if (live.dataset.view === "job") url += "&job_id=" + encodeURIComponent(location.pathname.split("/").pop());
     source = new EventSource(url);
     source.addEventListener("open", function () { setStatus("live", "live"); });
-    source.addEventListener("update", function (ev) { swap(JSON.parse(ev.data).html); setStatus("live", "live"); });
+    source.addEventListener("update", function (ev) { swap(JSON.parse(ev.data).html); seen(); });
+    source.addEventListener("tick", seen);
     source.addEventListener("error", function () {
       if (source && source.readyState === EventSource.CLOSED) { source = null; setStatus("paused", "disconnected"); }
       else setStatus("connecting", "reconnecting");
