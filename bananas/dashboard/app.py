@@ -57,32 +57,42 @@ Builder = Callable[[Request], Awaitable[dict[str, Any]]]
 
 #: The cron leader lock's default name (the worker's ``LEADER_LEASE_NAME``).
 LEADER_NAME = "bananas-scheduler"
+#: A live view waits at least this many times its last render's duration between renders.
+DUTY_FACTOR = 10
 #: Largest search scan a request may ask for (the settings' ``scan_limit`` caps it too).
 MAX_PAGE = 500
 
 
 class SnapshotCache:
-    """Rendered live blocks, shared by the streams of one view for one interval."""
+    """Rendered live blocks, shared by the streams of one view for one interval.
+
+    It also remembers how long the last render took: a stream waits at least
+    ``DUTY_FACTOR`` times that between two renders, so a view that is costly to read
+    (hundreds of routing keys) keeps Redis busy for at most 1/``DUTY_FACTOR`` of the time.
+    """
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._entries: dict[str, tuple[float, str]] = {}
+        self._entries: dict[str, tuple[float, str, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def get(self, key: str, render: Callable[[], Awaitable[str]]) -> str:
+    async def get(self, key: str, render: Callable[[], Awaitable[str]]) -> tuple[str, float]:
+        """The block and the interval to wait before asking again."""
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             found = self._entries.get(key)
             now = time.monotonic()
-            if found and now - found[0] < self.ttl * 0.9:
-                return found[1]
+            if found and now - found[0] < found[2] * 0.9:
+                return found[1], found[2]
             html = await render()
-            self._entries[key] = (now, html)
+            took = time.monotonic() - now
+            interval = max(self.ttl, took * DUTY_FACTOR)
+            self._entries[key] = (now, html, interval)
             if len(self._entries) > 1000:  # keys of closed pages: drop the stalest
                 oldest = min(self._entries, key=lambda k: self._entries[k][0])
                 self._entries.pop(oldest, None)
                 self._locks.pop(oldest, None)
-            return html
+            return html, interval
 
 
 def _int(request: Request, name: str, default: int, *, low: int = 0, high: int = 10**9) -> int:
@@ -391,8 +401,9 @@ class Dashboard:
             last = request.query_params.get("since", "")
             yield f"retry: {int(self.settings.live_interval * 1000)}\n\n".encode()
             while not await request.is_disconnected():
+                wait = self.settings.live_interval
                 try:
-                    html = await self.cache.get(key, render)
+                    html, wait = await self.cache.get(key, render)
                 except BananasError as exc:
                     yield b"event: error\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n"
                 except Exception:  # a bug must not kill the stream silently: say so, keep going
@@ -405,7 +416,7 @@ class Dashboard:
                         yield b"event: update\ndata: " + orjson.dumps({"html": html}) + b"\n\n"
                     else:
                         yield b"event: tick\ndata: {}\n\n"
-                await asyncio.sleep(self.settings.live_interval)
+                await asyncio.sleep(wait)
 
         return StreamingResponse(
             events(),
