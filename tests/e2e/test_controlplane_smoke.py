@@ -14,13 +14,14 @@ import json
 import re
 import secrets
 import shutil
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.rest import ApiException
+
+from tests.support.waiting import eventually_async
 
 from .controlplane import (
     UNPRIVILEGED_USER,
@@ -39,15 +40,10 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 async def eventually(
     check: Callable[[], Awaitable[T | None]], *, what: str, timeout: float = 60
 ) -> T:
-    """Poll ``check`` until it returns something other than ``None``/``False``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.2)
+    """Poll ``check`` every 0.2 s until it returns something truthy; AssertionError after."""
+    value = await eventually_async(check, timeout, interval=0.2, what=what, error=AssertionError)
+    assert value is not None
+    return value
 
 
 def owned_by(obj: Any, uid: str) -> bool:

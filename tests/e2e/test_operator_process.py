@@ -24,7 +24,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from bananas.operator.testing import eventually
-from tests.servers import free_port
+from tests.support.ports import free_port
 
 from .controlplane import KubeCluster
 from .redis_fixture import operator_redis

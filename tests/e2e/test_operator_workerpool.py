@@ -31,7 +31,7 @@ from bananas.operator.testing import (
     eventually,
     wait_for_event,
 )
-from tests.servers import RedisServer
+from tests.support.servers import RedisServer
 
 from .controlplane import REPO_ROOT, KubeCluster
 from .redis_fixture import operator_redis, unreachable_redis_url

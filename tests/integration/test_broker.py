@@ -9,7 +9,7 @@ import pytest
 from bananas import Client, JobSpec, JobStatus, Priority
 from bananas.broker import Leased, Outcome
 from bananas.models import JobResult
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 
 LEASE_MS = 10_000
 

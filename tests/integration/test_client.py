@@ -24,7 +24,9 @@ from bananas import (
 )
 from bananas.broker import Outcome, encode
 from bananas.models import JobResult
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
+from tests.support.servers import blocked_clients
+from tests.support.waiting import eventually
 
 
 class Email(BaseModel):
@@ -177,12 +179,13 @@ def test_result_written_before_the_waiter_arrives_is_not_missed(client: Client) 
     assert result.is_success() and result.unmarshal_result(int) == 3
 
 
-def test_waiter_is_woken_by_push(client: Client) -> None:
+def test_waiter_is_woken_by_push(client: Client, redis_url: str) -> None:
     job_id = client.submit("add", [1, 2])
     woke: list[float] = []
+    idle = blocked_clients(redis_url)
 
     def worker() -> None:
-        time.sleep(0.2)
+        eventually(lambda: blocked_clients(redis_url) > idle, what="the waiter blocking")
         complete_next(client, result={"sum": 3})
         woke.append(time.monotonic())
 
@@ -201,8 +204,14 @@ def test_wait_times_out(client: Client) -> None:
         client.wait_for_result(job_id, timeout=0.2)
 
 
-def test_submit_and_wait_round_trip(client: Client) -> None:
-    thread = threading.Thread(target=lambda: (time.sleep(0.1), complete_next(client, "rpc", 42)))
+def test_submit_and_wait_round_trip(client: Client, redis_url: str) -> None:
+    idle = blocked_clients(redis_url)
+
+    def worker() -> None:  # once the job is stored and its waiter blocks
+        eventually(lambda: blocked_clients(redis_url) > idle, what="the waiter blocking")
+        complete_next(client, "rpc", 42)
+
+    thread = threading.Thread(target=worker)
     thread.start()
     result = client.submit_and_wait("rpc_call", {"x": 1}, routing_key="rpc", timeout=10)
     thread.join()

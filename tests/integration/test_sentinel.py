@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from bananas import Client, JobStatus
-from tests.procs import wait_until
-from tests.servers import BINARIES_FOR_SENTINEL, RedisServer, free_port
+from tests.support.ports import free_port
+from tests.support.servers import BINARIES_FOR_SENTINEL, RedisServer
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def sentinel_url() -> Iterator[str]:
     sentinel.start()
     try:
         with sentinel.client() as s:
-            wait_until(
+            eventually(
                 lambda: s.execute_command("SENTINEL", "get-master-addr-by-name", "mymaster"),
                 what="sentinel knows the master",
             )

@@ -12,18 +12,11 @@ from bananas import AsyncClient, Client, Job, JobSpec, JobStatus, Schedule
 from bananas.config import Settings
 from bananas.worker_runtime import CronScheduler, Registry, Worker, build_worker
 from bananas.worker_runtime.cron import fire_id
-from tests.clock import FakeClock
-from tests.servers import RedisServer
+from tests.support.clock import FakeClock
+from tests.support.servers import RedisServer
+from tests.support.waiting import eventually_async
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def wait_for(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.01)
 
 
 async def test_embedded_worker_shares_the_app_client(
@@ -85,13 +78,15 @@ async def test_retry_backoff_follows_the_clock(single_redis: RedisServer, prefix
         await worker.start()
         job_id = await client.submit("flaky")
         for attempt, full in ((1, 2.0), (2, 4.0)):
-            await wait_for(lambda a=attempt: _status_after(client, job_id, a))
+            await eventually_async(lambda a=attempt: _status_after(client, job_id, a))
             job = await client.get_job(job_id)
             assert job is not None and job.status is JobStatus.SCHEDULED
             assert job.error == "RuntimeError: not yet"
             due = await client.redis.zscore(client.broker.route("default").scheduled, job_id)
             wait = due / 1000 - clock()
             assert full * 0.75 - 0.5 <= wait <= full, "backoff is 2**attempt s with jitter"
+            # Not a synchronisation: an observation window in which a premature retry
+            # would run (the clock has not reached the backoff, so nothing may happen).
             await asyncio.sleep(0.2)
             assert len(calls) == attempt, "a retry ran before its backoff passed"
             clock.advance(full + 0.1)
@@ -118,7 +113,7 @@ async def test_job_specialized_worker_never_loses_other_jobs(
         await only_email.start()
         sms = await client.submit("sms", max_retries=5)
         assert (await client.submit_and_wait("email", timeout=5)).result == "sent"
-        await wait_for(lambda: _has_error(client, sms))
+        await eventually_async(lambda: _has_error(client, sms))
         job = await client.get_job(sms)
         assert job is not None and job.status is JobStatus.SCHEDULED, "deferred, not dropped"
         await only_email.stop()
@@ -149,7 +144,7 @@ async def test_low_priority_is_not_starved(single_redis: RedisServer, prefix: st
         await client.submit("work", priority="low")
         worker = Worker(registry, client=client, concurrency=1, metrics_port=0)
         await worker.start()
-        await wait_for(lambda: _drained(client))
+        await eventually_async(lambda: _drained(client))
         await worker.stop()
     assert "low" in order[: 2 * 16 + 1], "with one slot a low job waits at most two fair turns"
 

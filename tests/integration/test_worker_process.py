@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from bananas import Client, JobSpec, JobStatus, Priority
-from tests.procs import WorkerProcess, http_get, wait_until
-from tests.servers import RedisServer
+from tests.support.processes import WorkerProcess, http_get
+from tests.support.servers import RedisServer
+from tests.support.waiting import eventually
 
 Spawn = Callable[..., WorkerProcess]
 
@@ -61,7 +62,7 @@ def test_priority_order_inside_a_routing_key(
     normal = qc.submit("echo", {"test": tag}, priority="normal")
     high = qc.submit("echo", {"test": tag}, priority="high")
     spawn(WORKER_CONCURRENCY="1")
-    wait_until(lambda: len(ledger(single_redis, tag)) == 3, what="three jobs")
+    eventually(lambda: len(ledger(single_redis, tag)) == 3, what="three jobs")
     assert [row[1] for row in ledger(single_redis, tag)] == [high, normal, low]
 
 
@@ -126,7 +127,7 @@ def test_garbage_record_is_dead_lettered(
         r.hset(route.jobs, "future-1", '{"id":"future-1","name":"echo","v":99}')
         r.rpush(route.queue(Priority.NORMAL), "garbage-1", "future-1")
     spawn()
-    wait_until(lambda: qc.queue_stats().dead == 2, what="both records dead-lettered")
+    eventually(lambda: qc.queue_stats().dead == 2, what="both records dead-lettered")
     errors = {d.job_id: d.error for d in qc.dead_letters()}
     assert errors["garbage-1"].startswith("unreadable job record")
     assert "schema version 99" in errors["future-1"]
@@ -138,7 +139,7 @@ def test_sigterm_drains_running_jobs_and_hands_back_the_rest(
 ) -> None:
     worker = spawn(WORKER_CONCURRENCY="2", SHUTDOWN_TIMEOUT="20s")
     running = qc.submit_many([JobSpec("sleep", {"test": tag, "seconds": 1}) for _ in range(2)])
-    wait_until(lambda: len(ledger(single_redis, tag)) == 2, what="both jobs started")
+    eventually(lambda: len(ledger(single_redis, tag)) == 2, what="both jobs started")
     waiting = qc.submit_many([JobSpec("echo", {"test": tag}, priority="low") for _ in range(3)])
     started = time.monotonic()
     assert worker.stop() == 0
@@ -157,7 +158,7 @@ def test_sigterm_past_the_grace_releases_at_once(
 ) -> None:
     worker = spawn(SHUTDOWN_TIMEOUT="0.5s", LEASE_DURATION="60s")
     job_id = qc.submit("sleep", {"test": tag, "seconds": 30})
-    wait_until(lambda: ledger(single_redis, tag), what="job started")
+    eventually(lambda: ledger(single_redis, tag), what="job started")
     started = time.monotonic()
     assert worker.stop() == 0
     assert time.monotonic() - started < 5
@@ -170,9 +171,9 @@ def test_second_signal_shortens_the_wait(
 ) -> None:
     worker = spawn(SHUTDOWN_TIMEOUT="60s")
     qc.submit("sleep", {"test": tag, "seconds": 30})
-    wait_until(lambda: ledger(single_redis, tag), what="job started")
+    eventually(lambda: ledger(single_redis, tag), what="job started")
     worker.signal(signal.SIGTERM)
-    wait_until(lambda: "draining" in worker.log(), what="drain started")
+    eventually(lambda: "draining" in worker.log(), what="drain started")
     started = time.monotonic()
     worker.signal(signal.SIGINT)
     assert worker.process is not None and worker.process.wait(10) == 0
@@ -184,7 +185,7 @@ def test_sigkill_lease_is_reaped_and_job_reruns_elsewhere(
 ) -> None:
     victim = spawn(LEASE_DURATION="2s", WORKER_ROUTING_KEYS="slow", WORKER_MODE="specialized")
     job_id = qc.submit("sleep", {"test": tag, "seconds": 0.5}, routing_key="slow")
-    wait_until(lambda: ledger(single_redis, tag), what="job started")
+    eventually(lambda: ledger(single_redis, tag), what="job started")
     victim.kill()
     killed_at = time.monotonic()
     spawn(LEASE_DURATION="2s", WORKER_ROUTING_KEYS="slow", WORKER_MODE="specialized")
@@ -234,9 +235,9 @@ def test_redis_restart_is_survived(single_redis: RedisServer, prefix: str, tag: 
         with Client(server.url, prefix=prefix) as c:
             assert c.submit_and_wait("echo", {"test": tag}, timeout=10).is_success()
             server.stop()
-            wait_until(lambda: http_get(proc.port, "/readyz")[0] == 503, what="readyz false")
+            eventually(lambda: http_get(proc.port, "/readyz")[0] == 503, what="readyz false")
             server.start()
-            wait_until(lambda: http_get(proc.port, "/readyz")[0] == 200, 15, what="readyz true")
+            eventually(lambda: http_get(proc.port, "/readyz")[0] == 200, 15, what="readyz true")
             assert c.submit_and_wait("echo", {"test": tag}, timeout=10).is_success()
     finally:
         proc.cleanup()

@@ -22,7 +22,8 @@ import pytest
 import redis
 
 from tests.chaos import Servers
-from tests.servers import RedisServer, free_port
+from tests.support.ports import free_port
+from tests.support.servers import RedisServer
 
 SEED_VAR = "BANANAS_CHAOS_SEED"
 

@@ -13,8 +13,8 @@ import pytest
 
 from bananas import Client
 from tests.chaos import APP, CI, Servers, crashes, table
-from tests.procs import WorkerProcess, http_get
-from tests.servers import RedisServer
+from tests.support.processes import WorkerProcess, http_get
+from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from tests.chaos import CI, Servers, cron_failover, scheduler_failover, table
-from tests.servers import RedisServer
+from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -25,10 +25,12 @@ from bananas.keys import KeySpace
 from bananas.worker_runtime import CronScheduler
 from bananas.worker_runtime.leader import RedisLeaderElector
 from tests.chaos import APP
-from tests.clock import FakeClock
-from tests.procs import ROOT, WorkerProcess, http_get, wait_until
 from tests.reliability.conftest import AclUsers, Certificates, TLSRedisServer
-from tests.servers import RedisServer, free_port
+from tests.support.clock import FakeClock
+from tests.support.ports import free_port
+from tests.support.processes import ROOT, WorkerProcess, http_get
+from tests.support.servers import RedisServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -125,7 +127,7 @@ def test_a_pickle_in_a_payload_stays_an_inert_string(
             raw.hset(route.jobs, "pickled", blob)
             raw.rpush(route.queues[1], "pickled")
             raw.hset(route.result("forged"), "result", blob)
-        wait_until(lambda: client.queue_stats().dead == 1, what="the record dead-lettered")
+        eventually(lambda: client.queue_stats().dead == 1, what="the record dead-lettered")
         [dead] = client.dead_letters()
         assert dead.job_id == "pickled" and dead.error.startswith("unreadable job record")
         with pytest.raises(ValueError):
@@ -205,11 +207,11 @@ def test_every_role_runs_under_its_least_privilege_acl_user(
         # A job whose worker dies is reaped by the scheduler; one that outlasts the drain
         # of a SIGTERMed worker is handed straight back.
         held = client.submit("nap", {"seconds": 60})
-        wait_until(lambda: status(held) is JobStatus.PROCESSING, what="nap started")
+        eventually(lambda: status(held) is JobStatus.PROCESSING, what="nap started")
         worker.kill()
-        wait_until(lambda: status(held) is JobStatus.PENDING, 10, what="lease reaped")
+        eventually(lambda: status(held) is JobStatus.PENDING, 10, what="lease reaped")
         drained = spawn(acl_users.worker, SHUTDOWN_TIMEOUT="0.2s", **common)
-        wait_until(lambda: status(held) is JobStatus.PROCESSING, what="nap re-started")
+        eventually(lambda: status(held) is JobStatus.PROCESSING, what="nap re-started")
         assert drained.stop() == 0
         assert status(held) is JobStatus.PENDING, "released at SIGTERM"
     _, metrics = http_get(scheduler.port, "/metrics")
@@ -222,7 +224,7 @@ def test_every_role_runs_under_its_least_privilege_acl_user(
         job = operator.get_job(held, routing_key="default")
         # Two deliveries: the reaped one counts, the one handed back at SIGTERM does not.
         assert job is not None and job.status is JobStatus.PENDING and job.attempts == 1
-        wait_until(lambda: operator.schedule_status("nightly"), what="the cron status")
+        eventually(lambda: operator.schedule_status("nightly"), what="the cron status")
         assert operator.unregister_schedule("nightly")
     assert scheduler.stop() == 0
     for proc in (scheduler, worker, drained):
@@ -355,10 +357,10 @@ def test_secrets_stay_out_of_logs_metrics_and_errors(
                 client.submit("echo", 1)
             seen.append(_exception_text(err.value))
             for proc in (text_worker, json_worker):
-                wait_until(lambda p=proc: http_get(p.port, "/readyz")[0] == 503, what="unready")
+                eventually(lambda p=proc: http_get(p.port, "/readyz")[0] == 503, what="unready")
             server.start()
             for proc in (text_worker, json_worker):
-                wait_until(lambda p=proc: http_get(p.port, "/readyz")[0] == 200, what="ready")
+                eventually(lambda p=proc: http_get(p.port, "/readyz")[0] == 200, what="ready")
         wrong = spawn(url.replace(secret, f"{secret}-wrong"), wait_ready=False)
         dead_port = f"redis://:{secret}@127.0.0.1:{free_port()}"
         unreachable = spawn(dead_port, wait_ready=False)

