@@ -12,7 +12,7 @@ from bananas import Client, Job
 from bananas.dashboard import AuthMode, BasicUser, DashboardSettings, Role
 from bananas.worker_runtime import Registry, Worker
 from tests.dashboard.server import DashboardServer
-from tests.servers import RedisServer
+from tests.support.servers import RedisServer
 
 ADMIN_TOKEN = "admin-token-for-tests"
 READ_TOKEN = "read-token-for-tests"

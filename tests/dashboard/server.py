@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from bananas.dashboard import DashboardSettings, create_app
-from tests.procs import wait_until
-from tests.servers import free_port
+from tests.support.ports import free_port
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -53,7 +53,7 @@ class DashboardServer:
 
         self.thread = threading.Thread(target=serve, name="dashboard", daemon=True)
         self.thread.start()
-        wait_until(lambda: self.server.started or self.errors, 10, what="dashboard up")  # type: ignore[union-attr]
+        eventually(lambda: self.server.started or self.errors, 10, what="dashboard up")  # type: ignore[union-attr]
         if self.errors:
             raise self.errors[0]
         return self

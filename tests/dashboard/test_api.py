@@ -14,7 +14,7 @@ from bananas import Client, Job, JobStatus, Schedule
 from bananas.worker_runtime import Registry, Worker
 from tests.dashboard.conftest import handlers
 from tests.dashboard.server import DashboardServer
-from tests.procs import wait_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,7 +72,7 @@ def test_dead_jobs_show_their_reason_and_requeue_brings_them_back(
 ) -> None:
     ids = [sdk.submit("boom", i, max_retries=0) for i in range(3)]
     worker = worker_factory(handlers())
-    wait_until(lambda: sdk.queue_stats().dead == 3, what="3 dead jobs")
+    eventually(lambda: sdk.queue_stats().dead == 3, what="3 dead jobs")
     worker.stop()
     page = admin.get("/api/jobs", params={"state": "dead"}).json()
     assert {r["id"] for r in page["jobs"]} == set(ids)
@@ -92,14 +92,14 @@ def test_in_flight_jobs_are_listed_with_their_lease(
     worker_factory(registry)
     job_id = sdk.submit("hold")
     try:
-        wait_until(lambda: sdk.queue_stats().in_flight == 1, what="the job leased")
+        eventually(lambda: sdk.queue_stats().in_flight == 1, what="the job leased")
         rows = admin.get("/api/jobs", params={"state": "in_flight"}).json()["jobs"]
         assert [r["id"] for r in rows] == [job_id]
         assert rows[0]["at_in"] > 0, "a lease deadline in the future"
         assert admin.get(f"/api/jobs/{job_id}").json()["actions"] == []
     finally:
         gate.set()
-    wait_until(lambda: sdk.get_result(job_id), what="the job finished")
+    eventually(lambda: sdk.get_result(job_id), what="the job finished")
 
 
 def test_job_detail_has_payload_options_attempts_and_result(
@@ -154,7 +154,7 @@ def test_bulk_on_a_selection_and_on_everything_matching(
 ) -> None:
     boom = [sdk.submit("boom", {"batch": "a" if i < 12 else "b"}, max_retries=0) for i in range(20)]
     worker = worker_factory(handlers())
-    wait_until(lambda: sdk.queue_stats().dead == 20, what="20 dead jobs")
+    eventually(lambda: sdk.queue_stats().dead == 20, what="20 dead jobs")
     worker.stop()
     selected = admin.post(
         "/api/bulk", json={"action": "delete", "routing_key": "default", "ids": boom[:2]}
@@ -201,7 +201,7 @@ def test_workers_and_the_cron_leader(
     admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
 ) -> None:
     w = worker_factory(handlers(), concurrency=3, routing_keys=("default", "gpu"))
-    wait_until(lambda: sdk.workers(), what="a heartbeat")
+    eventually(lambda: sdk.workers(), what="a heartbeat")
     rows = admin.get("/api/workers").json()["workers"]
     assert [r["id"] for r in rows] == [w.id]
     assert rows[0]["routing_keys"] == ["default", "gpu"] and rows[0]["concurrency"] == 3

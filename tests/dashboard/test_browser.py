@@ -20,7 +20,7 @@ from bananas import Client, Schedule
 from bananas.dashboard import DashboardSettings
 from tests.dashboard.conftest import ADMIN_TOKEN, READ_TOKEN, RunningWorker, handlers
 from tests.dashboard.server import DashboardServer
-from tests.procs import wait_until
+from tests.support.waiting import eventually
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.options import Options  # noqa: E402
@@ -159,7 +159,7 @@ def test_pages_render_with_the_right_numbers(
     shot(browser, "job")
 
     worker = worker_factory(handlers(), concurrency=2)
-    wait_until(lambda: sdk.workers(), what="a heartbeat")
+    eventually(lambda: sdk.workers(), what="a heartbeat")
     browser.get(dashboard.url + "/workers")
     assert worker.id in text(browser, "workers-table")
     shot(browser, "workers")
@@ -207,7 +207,7 @@ def test_bulk_requeue_of_all_matching_moves_the_stated_count(
 ) -> None:
     sdk.submit_many([{"name": "boom", "payload": i, "max_retries": 0} for i in range(25)])
     worker = worker_factory(handlers())
-    wait_until(lambda: sdk.queue_stats().dead == 25, what="25 dead jobs")
+    eventually(lambda: sdk.queue_stats().dead == 25, what="25 dead jobs")
     worker.stop()
     sign_in(browser, dashboard, ADMIN_TOKEN)
     browser.get(dashboard.url + "/jobs?routing_key=default&state=dead")
