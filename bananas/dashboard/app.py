@@ -558,10 +558,19 @@ class Dashboard:
             Route("/api/bulk/preview", act(self.bulk_preview), methods=["POST"]),
             Route("/api/bulk", act(self.bulk), methods=["POST"]),
             Route("/login", self.login, methods=["GET", "POST"]),
+            Route("/healthz", self.healthz),
             Route("/logout", self.logout_guarded, methods=["POST"]),
         ]
         static = StaticFiles(packages=[("bananas.dashboard", "static")])
         return [*pages, *api, Mount("/static", app=static, name="static")]
+
+    async def healthz(self, request: Request) -> Response:
+        """Unauthenticated probe: 200 when Redis answers, else 503 (says nothing else)."""
+        try:
+            await self.client.ping()
+        except BananasError:
+            return JSONResponse({"ok": False}, status_code=503)
+        return JSONResponse({"ok": True})
 
     async def logout_guarded(self, request: Request) -> Response:
         form = await request.form()

@@ -163,3 +163,8 @@ def test_cli_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         build_parser().parse_args(["dashboard", "--auth", "token", "--read-token", "r"])
     )
     assert s.auth is AuthMode.TOKEN and s.read_tokens == ("r",)
+
+
+def test_healthz_needs_no_auth_and_says_nothing_else(dashboard: DashboardServer) -> None:
+    with httpx.Client(base_url=dashboard.url) as http:
+        assert http.get("/healthz").json() == {"ok": True}

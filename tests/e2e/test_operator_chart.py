@@ -185,7 +185,9 @@ async def system_namespaces(kube_api: client.ApiClient) -> AsyncIterator[list[st
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
-@pytest.mark.parametrize("directory", ["manifests", "manifests/redis", "manifests/examples"])
+@pytest.mark.parametrize(
+    "directory", ["manifests", "manifests/redis", "manifests/examples", "manifests/dashboard"]
+)
 async def test_kustomize_passes_a_server_dry_run(
     kube_api: client.ApiClient,
     namespace: str,
