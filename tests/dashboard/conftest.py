@@ -17,8 +17,6 @@ from tests.support.servers import RedisServer
 ADMIN_TOKEN = "admin-token-for-tests"
 READ_TOKEN = "read-token-for-tests"
 
-pytest.importorskip("starlette")
-
 
 @pytest.fixture
 def settings(single_redis: RedisServer, prefix: str) -> DashboardSettings:
