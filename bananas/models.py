@@ -239,3 +239,5 @@ class WorkerInfo(BaseModel):
     started_at: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
     mode: str = "default"
+    #: Jobs leased to this worker right now (at most its concurrency): id -> when leased.
+    running: dict[str, datetime] = Field(default_factory=dict)

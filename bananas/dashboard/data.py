@@ -154,6 +154,9 @@ class Reader:
         )
         now = self.clock()
         pages = max(1, math.ceil(page.total / count))
+        rows = [self.job_row(r, now) for r in page.rows]
+        if state is JobState.IN_FLIGHT and rows:
+            await self._add_holders(rows, now)
         return {
             "routing_key": routing_key,
             "state": state.value,
@@ -164,8 +167,20 @@ class Reader:
             "total": page.total,
             "page": offset // count + 1,
             "pages": pages,
-            "jobs": [self.job_row(r, now) for r in page.rows],
+            "jobs": rows,
         }
+
+    async def _add_holders(self, rows: list[dict[str, Any]], now: float) -> None:
+        """Name the worker holding each in-flight job and how long it has held it."""
+        holders: dict[str, tuple[str, datetime]] = {}
+        for w in await self.client.workers():
+            for job_id, at in w.running.items():
+                holders[job_id] = (w.id, at)
+        for row in rows:
+            worker, at = holders.get(row["id"], ("", None))
+            row["worker"] = worker or "-"
+            row["leased_at"] = iso(at)
+            row["lease_age"] = age_text(now - at.timestamp()) if at else "-"
 
     async def job_view(self, job_id: str, routing_key: str | None) -> dict[str, Any] | None:
         job = await self.client.get_job(job_id, routing_key)

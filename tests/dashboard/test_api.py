@@ -89,13 +89,17 @@ def test_in_flight_jobs_are_listed_with_their_lease(
     gate = threading.Event()
     registry = Registry()
     registry.register("hold", lambda job: gate.wait(20))
-    worker_factory(registry)
+    worker = worker_factory(registry)
     job_id = sdk.submit("hold")
     try:
-        eventually(lambda: sdk.queue_stats().in_flight == 1, what="the job leased")
+        eventually(
+            lambda: any(job_id in w.running for w in sdk.workers()), what="a heartbeat naming it"
+        )
         rows = admin.get("/api/jobs", params={"state": "in_flight"}).json()["jobs"]
         assert [r["id"] for r in rows] == [job_id]
         assert rows[0]["at_in"] > 0, "a lease deadline in the future"
+        assert rows[0]["worker"] == worker.id and rows[0]["lease_age"] != "-"
+        assert worker.id in admin.get("/jobs", params={"state": "in_flight"}).text
         assert admin.get(f"/api/jobs/{job_id}").json()["actions"] == []
     finally:
         gate.set()
