@@ -257,7 +257,7 @@ class Dashboard:
         return await self.reader.run(self.client.broker.routes())
 
     async def overview(self, request: Request) -> dict[str, Any]:
-        return await self.reader.overview_view()
+        return await self.reader.overview_view(_int(request, "window", 60))
 
     async def queues(self, request: Request) -> dict[str, Any]:
         return await self.reader.queues_view()

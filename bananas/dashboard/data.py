@@ -23,6 +23,7 @@ import orjson
 from bananas.admin import Admin, JobPage, JobRow, JobState
 from bananas.client import AsyncClient
 from bananas.commands import Op
+from bananas.dashboard.charts import WINDOWS, Series, build_series, svg
 from bananas.models import PRIORITY_ORDER, Job, Priority, QueueStats, Schedule
 
 T = TypeVar("T")
@@ -66,6 +67,7 @@ class Reader:
         self.client = client
         self.admin = Admin(client.broker)
         self.clock = clock
+        self._charts: dict[int, tuple[float, Series]] = {}
 
     async def run(self, op: Op[T]) -> T:
         """Drive a broker or admin operation on the client's connection."""
@@ -103,8 +105,11 @@ class Reader:
             "can_pause": callable(getattr(self.client, "pause", None)),
         }
 
-    async def overview_view(self) -> dict[str, Any]:
+    async def overview_view(self, window: int = 60) -> dict[str, Any]:
         view = await self.queues_view()
+        view["throughput"] = await self.throughput_view(
+            [q["routing_key"] for q in view["queues"]], window
+        )
         workers = await self.client.workers()
         view["workers"] = {
             "count": len(workers),
@@ -117,6 +122,33 @@ class Reader:
                 lifetime[k] = lifetime.get(k, 0) + v
         view["lifetime"] = lifetime
         return view
+
+    # -- throughput ------------------------------------------------------------------------
+
+    async def throughput_view(self, routes: list[str], window: int) -> dict[str, Any]:
+        """Completed, failed and retried jobs per bucket over ``window`` minutes, all routes.
+
+        Reading costs one ``HGETALL`` per routing key and hour of the window, so the
+        series is read again only when a tenth of a bucket has passed (6 s for the hour's
+        one-minute points, 1 min for the day, 6 min for the week).
+        """
+        window = window if window in WINDOWS else 60
+        now = self.clock()
+        cached = self._charts.get(window)
+        if cached is None or now - cached[0] > WINDOWS[window] * 6:
+            last = int(now // 60)
+            first = last - window + 1
+            per_route = [await self.run(self.admin.throughput(rk, first, last)) for rk in routes]
+            cached = (now, build_series(per_route, last, window, WINDOWS[window]))
+            self._charts[window] = cached
+        series = cached[1]
+        return {
+            "window": window,
+            "windows": list(WINDOWS),
+            "bucket": series.bucket,
+            "totals": series.totals,
+            "svg": svg(series),
+        }
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -172,10 +204,10 @@ class Reader:
 
     async def _add_holders(self, rows: list[dict[str, Any]], now: float) -> None:
         """Name the worker holding each in-flight job and how long it has held it."""
-        holders: dict[str, tuple[str, datetime]] = {}
+        holders: dict[str, tuple[str, datetime | None]] = {}
         for w in await self.client.workers():
-            for job_id, at in w.running.items():
-                holders[job_id] = (w.id, at)
+            for job_id, leased_at in w.running.items():
+                holders[job_id] = (w.id, leased_at)
         for row in rows:
             worker, at = holders.get(row["id"], ("", None))
             row["worker"] = worker or "-"
