@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bananas.broker import Broker, decode_job
-from bananas.commands import Batch, Op, Script, command, script_call
+from bananas.broker import Broker
 from bananas.models import PRIORITY_ORDER, Job, JobStatus, Priority
+from bananas.ops import Batch, Op, Script, command, script_call
+from bananas.records import decode_job
 
 _BROWSE = Script("browse")
 _RUN_NOW = Script("run_now")

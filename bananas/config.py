@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 from bananas.connection import DEFAULT_URL
 from bananas.errors import ConfigError
-from bananas.keys import ROUTING_KEY_RULE, is_valid_routing_key
 from bananas.models import DEFAULT_MAX_RETRIES, PRIORITY_ORDER, Priority
+from bananas.routing import ROUTING_KEY_RULE, RoutingKey, is_valid_routing_key
 
 T = TypeVar("T")
 
@@ -78,7 +78,7 @@ class Settings:
     #: Default retries for jobs submitted through this process (``MAX_RETRIES``).
     max_retries: int = DEFAULT_MAX_RETRIES
     #: Routing keys served, in the order they are served (``WORKER_ROUTING_KEYS``).
-    routing_keys: tuple[str, ...] = ("default",)
+    routing_keys: tuple[RoutingKey, ...] = ("default",)
     #: Priorities served, highest first (``WORKER_PRIORITIES``).
     priorities: tuple[Priority, ...] = PRIORITY_ORDER
     #: Handler names this worker runs; empty means all registered (``WORKER_JOB_TYPES``).

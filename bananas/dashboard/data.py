@@ -22,9 +22,9 @@ import orjson
 
 from bananas.admin import Admin, JobPage, JobRow, JobState
 from bananas.client import AsyncClient
-from bananas.commands import Op
 from bananas.dashboard.charts import WINDOWS, Series, build_series, svg
 from bananas.models import PRIORITY_ORDER, Job, Priority, QueueStats, Schedule
+from bananas.ops import Op
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ class Reader:
 
     async def run(self, op: Op[T]) -> T:
         """Drive a broker or admin operation on the client's connection."""
-        return await self.client._run(op)
+        return await self.client.run(op)
 
     # -- queues ----------------------------------------------------------------------------
 

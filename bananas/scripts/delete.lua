@@ -5,8 +5,7 @@
 -- ARGV: job ids
 -- returns: the number of jobs deleted. A leased (running) job is left alone: its worker
 --          owns it until it acks, fails or its lease is reaped. A ready job is found with
---          LREM from the head of its own priority's list (O(position)).
-local priority_index = { high = 7, normal = 8, low = 9 }
+--          LREM from the head of its own priority's list first (O(position)).
 local deleted = 0
 for i = 1, #ARGV do
   local id = ARGV[i]
@@ -14,12 +13,10 @@ for i = 1, #ARGV do
     local record = redis.call('HGET', KEYS[1], id)
     local gone = redis.call('ZREM', KEYS[5], id) + redis.call('ZREM', KEYS[6], id)
     if gone == 0 and record then
-      local ok, job = pcall(cjson.decode, record)
-      local first = 8
-      if ok and type(job) == 'table' then first = priority_index[job['priority']] or 8 end
-      gone = redis.call('LREM', KEYS[first], 1, id)
-      for q = 7, 9 do
-        if gone == 0 and q ~= first then gone = redis.call('LREM', KEYS[q], 1, id) end
+      local own = priority_of(decode_record(record))
+      gone = redis.call('LREM', queue_key(7, own), 1, id)
+      for p = 1, 3 do
+        if gone == 0 and p ~= own then gone = redis.call('LREM', queue_key(7, p), 1, id) end
       end
     end
     gone = gone + redis.call('DEL', KEYS[9 + i])

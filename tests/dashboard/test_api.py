@@ -239,8 +239,8 @@ def test_the_audit_log_is_capped(admin: httpx.Client, sdk: Client) -> None:
 
     admin_ops = Admin(sdk.broker)
     for i in range(5):
-        sdk._run(admin_ops.record_audit(orjson.dumps({"i": i}).decode(), cap=3))
-    entries, total = sdk._run(admin_ops.audit(0, 10))
+        sdk.run(admin_ops.record_audit(orjson.dumps({"i": i}).decode(), cap=3))
+    entries, total = sdk.run(admin_ops.audit(0, 10))
     assert total == 3 and [orjson.loads(e)["i"] for e in entries] == [4, 3, 2]
 
 

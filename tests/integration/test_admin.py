@@ -16,30 +16,30 @@ def test_pages_of_each_state(client: Client) -> None:
     high = client.submit_many([{"name": "a", "payload": i, "priority": "high"} for i in range(3)])
     low = client.submit_many([{"name": "b", "payload": i, "priority": "low"} for i in range(4)])
     later = client.submit("c", delay=100)
-    page = client._run(admin.page("default", JobState.READY, 2, 3))
+    page = client.run(admin.page("default", JobState.READY, 2, 3))
     assert page.total == 7 and [r.id for r in page.rows] == [high[2], low[0], low[1]]
     assert page.rows[0].job is not None and page.rows[0].job.status is JobStatus.PENDING
-    back = client._run(admin.page("default", JobState.READY, 0, 2, reverse=True))
+    back = client.run(admin.page("default", JobState.READY, 0, 2, reverse=True))
     assert [r.id for r in back.rows] == [low[3], low[2]]
-    scheduled = client._run(admin.page("default", JobState.SCHEDULED))
+    scheduled = client.run(admin.page("default", JobState.SCHEDULED))
     assert [r.id for r in scheduled.rows] == [later] and scheduled.rows[0].at is not None
-    assert client._run(admin.state_size("default", JobState.READY, None)) == 7
-    assert client._run(admin.run_now("default", [later, "missing"])) == 1
+    assert client.run(admin.state_size("default", JobState.READY, None)) == 7
+    assert client.run(admin.run_now("default", [later, "missing"])) == 1
     assert client.queue_stats().queued == 8
 
 
 def test_in_flight_and_dead_pages_and_delete(client: Client) -> None:
     admin, broker = Admin(client.broker), client.broker
     ids = client.submit_many([{"name": "x", "payload": i} for i in range(3)])
-    leased = client._run(broker.fetch("default", 3, 30_000))
+    leased = client.run(broker.fetch("default", 3, 30_000))
     assert [j.id for j in leased] == ids
-    in_flight = client._run(admin.page("default", JobState.IN_FLIGHT))
+    in_flight = client.run(admin.page("default", JobState.IN_FLIGHT))
     assert {r.id for r in in_flight.rows} == set(ids)
-    assert client._run(admin.delete("default", [ids[0]])) == 0, "a running job is left alone"
-    client._run(broker.fail("default", [Outcome(ids[0], 1, "{}", 60_000, error="bad")]))
-    dead = client._run(admin.page("default", JobState.DEAD))
+    assert client.run(admin.delete("default", [ids[0]])) == 0, "a running job is left alone"
+    client.run(broker.fail("default", [Outcome(ids[0], 1, "{}", 60_000, error="bad")]))
+    dead = client.run(admin.page("default", JobState.DEAD))
     assert [(r.id, r.error) for r in dead.rows] == [(ids[0], "bad")]
-    assert client._run(admin.delete("default", [ids[0]])) == 1
+    assert client.run(admin.delete("default", [ids[0]])) == 1
     assert client.get_job(ids[0]) is None and client.queue_stats().dead == 0
 
 
@@ -47,7 +47,7 @@ def test_delete_ready_and_scheduled(client: Client) -> None:
     admin = Admin(client.broker)
     a = client.submit("x", 1, priority="low")
     b = client.submit("x", 2, delay=60)
-    assert client._run(admin.delete("default", [a, b, "nope"])) == 2
+    assert client.run(admin.delete("default", [a, b, "nope"])) == 2
     stats = client.queue_stats()
     assert stats.queued == 0 and stats.scheduled == 0
     assert client.get_job(a) is None and client.get_job(b) is None
@@ -55,8 +55,8 @@ def test_delete_ready_and_scheduled(client: Client) -> None:
 
 def test_leader_and_audit(client: Client) -> None:
     admin = Admin(client.broker)
-    assert client._run(admin.leader("cron")) is None
-    client._run(client.broker.lead("cron", "me", 10_000))
-    assert client._run(admin.leader("cron")) == "me"
-    client._run(admin.record_audit('{"a": 1}'))
-    assert client._run(admin.audit()) == (['{"a": 1}'], 1)
+    assert client.run(admin.leader("cron")) is None
+    client.run(client.broker.lead("cron", "me", 10_000))
+    assert client.run(admin.leader("cron")) == "me"
+    client.run(admin.record_audit('{"a": 1}'))
+    assert client.run(admin.audit()) == (['{"a": 1}'], 1)
