@@ -295,3 +295,20 @@ def _job(sdk: Client, job_id: str) -> Job:
     job = sdk.get_job(job_id)
     assert job is not None
     return job
+
+
+def test_overview_throughput_counts_what_real_workers_did(
+    admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
+) -> None:
+    ok = [sdk.submit("ok", i) for i in range(4)]
+    boom = [sdk.submit("boom", i, max_retries=0) for i in range(2)]
+    worker = worker_factory(handlers())
+    for job_id in ok + boom:
+        sdk.wait_for_result(job_id, 10)
+    worker.stop()
+    tp = admin.get("/api/overview", params={"window": 60}).json()["throughput"]
+    assert tp["totals"] == {"completed": 4, "failed": 2, "retried": 0}
+    assert tp["window"] == 60 and tp["bucket"] == 1 and tp["svg"].startswith("<svg")
+    day = admin.get("/api/overview", params={"window": 1440}).json()["throughput"]
+    assert day["totals"]["completed"] == 4 and day["bucket"] == 10
+    assert 'id="tp-completed">4<' in admin.get("/").text

@@ -60,3 +60,28 @@ def test_leader_and_audit(client: Client) -> None:
     assert client.run(admin.leader("cron")) == "me"
     client.run(admin.record_audit('{"a": 1}'))
     assert client.run(admin.audit()) == (['{"a": 1}'], 1)
+
+
+def test_ack_and_fail_count_outcomes_per_minute(client: Client) -> None:
+    admin, broker = Admin(client.broker), client.broker
+    ids = client.submit_many([{"name": "x", "payload": i} for i in range(5)])
+    leased = client.run(broker.fetch("default", 5, 30_000))
+    minute = int(broker.clock() // 60)
+    client.run(broker.ack("default", [Outcome(j.id, j.attempt, "1", 60_000) for j in leased[:3]]))
+    client.run(
+        broker.fail(
+            "default",
+            [
+                Outcome(leased[3].id, leased[3].attempt, "{}", 60_000, error="e", retry_at_ms=1),
+                Outcome(leased[4].id, leased[4].attempt, "{}", 60_000, error="e"),
+            ],
+        )
+    )
+    stale = Outcome(ids[0], 1, "1", 60_000)
+    client.run(broker.ack("default", [stale]))  # refused: it was acked already
+    counts = client.run(admin.throughput("default", minute - 1, minute + 1))
+    assert sum(c.get("completed", 0) for c in counts.values()) == 3
+    assert sum(c.get("retried", 0) for c in counts.values()) == 1
+    assert sum(c.get("failed", 0) for c in counts.values()) == 1
+    ttl = client.redis.pttl(broker.route("default").throughput(minute // 60))
+    assert 7 * 24 * 3600 * 1000 < ttl <= 8 * 24 * 3600 * 1000
