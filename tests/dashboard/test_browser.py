@@ -196,6 +196,10 @@ def test_a_live_update_appears_without_reload_when_a_job_completes(
     assert text(browser, "total-completed") == "1"
     browser.find_element(By.ID, "live-toggle").click()
     wait(browser, lambda d: text(d, "total-completed") == "2")
+    # The chart is read again every 6 s; it then shows both completions of this minute.
+    wait(browser, lambda d: text(d, "tp-completed") == "2", timeout=20)
+    assert count(browser, "#throughput svg polyline") == 3
+    shot(browser, "overview-chart")
 
 
 def test_bulk_requeue_of_all_matching_moves_the_stated_count(
