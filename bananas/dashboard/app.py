@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
@@ -445,6 +445,38 @@ class Dashboard:
         )
         return JSONResponse({"action": action.value, "count": done, "job_id": job_id})
 
+    async def schedule_action(self, request: Request) -> Response:
+        """Suspend, resume or trigger one cron schedule registered in Redis."""
+        schedule_id, action = request.path_params["schedule_id"], request.path_params["action"]
+        found = next((s for s in await self.client.schedules() if s.id == schedule_id), None)
+        if found is None:
+            return JSONResponse({"error": f"no schedule {schedule_id}"}, status_code=404)
+        reply: dict[str, Any] = {"action": action, "schedule_id": schedule_id}
+        if action in ("suspend", "resume"):
+            await self.client.register_schedule(
+                found.model_copy(update={"enabled": action == "resume"})
+            )
+        elif action == "trigger":
+            stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            reply["job_id"] = await self.client.submit(
+                found.job,
+                found.payload,
+                priority=found.priority,
+                routing_key=found.routing_key,
+                max_retries=found.max_retries,
+                job_id=f"{found.id}:manual:{stamp}",
+            )
+        else:
+            raise ActionError(f"unknown schedule action {action!r}")
+        await self.actions.audit(
+            request.state.principal,
+            f"schedule {action}",
+            1,
+            routing_key=found.routing_key,
+            ids=[reply.get("job_id", schedule_id)],
+        )
+        return JSONResponse(reply)
+
     async def _body(self, request: Request) -> dict[str, Any]:
         try:
             body = await request.json()
@@ -556,6 +588,11 @@ class Dashboard:
             Route("/api/stream", read(self.stream)),
             Route("/api/jobs/{job_id}/actions/{action}", act(self.job_action), methods=["POST"]),
             Route("/api/bulk/preview", act(self.bulk_preview), methods=["POST"]),
+            Route(
+                "/api/schedules/{schedule_id}/actions/{action}",
+                act(self.schedule_action),
+                methods=["POST"],
+            ),
             Route("/api/bulk", act(self.bulk), methods=["POST"]),
             Route("/login", self.login, methods=["GET", "POST"]),
             Route("/healthz", self.healthz),

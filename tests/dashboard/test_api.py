@@ -312,3 +312,22 @@ def test_overview_throughput_counts_what_real_workers_did(
     day = admin.get("/api/overview", params={"window": 1440}).json()["throughput"]
     assert day["totals"]["completed"] == 4 and day["bucket"] == 10
     assert 'id="tp-completed">4<' in admin.get("/").text
+
+
+def test_schedule_suspend_resume_and_trigger(admin: httpx.Client, sdk: Client) -> None:
+    sdk.register_schedule(
+        Schedule(id="hourly", cron="0 * * * *", job="ok", payload={"p": 1}, routing_key="gpu")
+    )
+    assert 'data-schedule-action="suspend"' in admin.get("/schedules").text
+    assert admin.post("/api/schedules/hourly/actions/suspend").status_code == 200
+    assert sdk.schedules()[0].enabled is False
+    assert admin.get("/api/schedules").json()["schedules"][0]["next_fire"] is None
+    assert admin.post("/api/schedules/hourly/actions/resume").status_code == 200
+    assert sdk.schedules()[0].enabled is True
+    fired = admin.post("/api/schedules/hourly/actions/trigger").json()
+    job = sdk.get_job(fired["job_id"])
+    assert job is not None and job.payload == {"p": 1} and job.routing_key == "gpu"
+    assert admin.post("/api/schedules/nope/actions/trigger").status_code == 404
+    assert admin.post("/api/schedules/hourly/actions/explode").status_code == 400
+    actions = [e["action"] for e in admin.get("/api/audit").json()["entries"]]
+    assert actions == ["schedule trigger", "schedule resume", "schedule suspend"]

@@ -53,6 +53,7 @@ def test_read_only_sees_everything_but_cannot_act(dashboard: DashboardServer, sd
     refused = read.post(f"/api/jobs/{job_id}/actions/run_now")
     assert refused.status_code == 403 and "read-only" in refused.json()["error"]
     assert read.post("/api/bulk", json={"action": "delete", "ids": [job_id]}).status_code == 403
+    assert read.post("/api/schedules/any/actions/trigger").status_code == 403
     assert sdk.queue_stats().scheduled == 1, "nothing moved"
     page = read.get(f"/jobs/{job_id}").text
     assert "data-action=" not in page

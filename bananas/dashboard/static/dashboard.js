@@ -101,13 +101,22 @@
   function label(action) { return action.replace("_", " "); }
 
   document.addEventListener("click", function (ev) {
-    var el = ev.target.closest("button[data-action], button[data-bulk], input.select-all");
+    var el = ev.target.closest("button[data-action], button[data-bulk], button[data-schedule-action], input.select-all");
     if (!el) return;
     if (el.matches("input.select-all")) {
       live.querySelectorAll("input.select").forEach(function (box) { box.checked = el.checked; });
       return;
     }
     ev.preventDefault();
+    if (el.dataset.scheduleAction) {
+      var what = el.dataset.scheduleAction, id = el.dataset.schedule;
+      confirmThen(what + " schedule " + id + "?", function () {
+        post("/api/schedules/" + encodeURIComponent(id) + "/actions/" + what)
+          .then(function (d) { flash(what + ": " + id + (d.job_id ? " fired job " + d.job_id : "")); })
+          .catch(function (e) { flash(e.message, "error"); });
+      });
+      return;
+    }
     if (el.dataset.action) {
       var action = el.dataset.action, job = el.dataset.job;
       confirmThen(label(action) + " job " + job + "?", function () {
