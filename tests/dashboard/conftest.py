@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -126,6 +125,3 @@ def handlers() -> Registry:
         raise PermanentError(f"boom {job.payload}")
 
     return registry
-
-
-__all__ = ["ADMIN_TOKEN", "READ_TOKEN", "api", "handlers", "replace"]

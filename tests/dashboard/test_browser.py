@@ -23,7 +23,6 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
 from bananas import Client, Schedule
-from bananas.dashboard import DashboardSettings
 from tests.dashboard.conftest import ADMIN_TOKEN, READ_TOKEN, RunningWorker, handlers
 from tests.dashboard.server import DashboardServer
 from tests.support.waiting import eventually
@@ -261,7 +260,3 @@ def test_unauthenticated_gets_401_and_a_csrf_less_post_is_refused(
     assert sdk.get_job(job_id) is not None, "the CSRF-less POST changed nothing"
     assert fetch(browser, "POST", f"/api/jobs/{job_id}/actions/delete", csrf=True) == 200
     assert sdk.get_job(job_id) is None
-
-
-def test_settings_fixture_is_token_auth(settings: DashboardSettings) -> None:
-    assert settings.admin_tokens == (ADMIN_TOKEN,)
