@@ -346,6 +346,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(args)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from bananas.dashboard.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bananas",
@@ -419,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", default=".bananas-dev", help="where the embedded server keeps data"
     )
     p.add_argument("--port", type=int, default=0, help="embedded server port (0: a free one)")
+    from bananas.dashboard.cli import add_arguments as dashboard_arguments
+
+    dashboard_arguments(add("dashboard", cmd_dashboard, "Serve the web dashboard."))
     return parser
 
 

@@ -264,3 +264,5 @@ class WorkerInfo(BaseModel):
     #: The Kubernetes pod the worker runs in (POD_NAME), empty outside Kubernetes.
     #: The operator matches heartbeats to pods by it to scale down idle pods first.
     pod_name: str = ""
+    #: Jobs leased to this worker right now (at most its concurrency): id -> when leased.
+    running: dict[str, datetime] = Field(default_factory=dict)

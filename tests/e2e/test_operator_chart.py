@@ -121,8 +121,20 @@ async def installed_crds(kube_api: client.ApiClient) -> None:
             "--set",
             "redis.enabled=true",
         ],
+        [
+            "--set",
+            "redis.enabled=true",
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            "dashboard.auth.adminTokens={a-token}",
+            "--set",
+            "dashboard.ingress.enabled=true",
+            "--set",
+            "dashboard.ingress.tlsSecret=dashboard-tls",
+        ],
     ],
-    ids=["defaults", "with-redis", "no-crds"],
+    ids=["defaults", "with-redis", "no-crds", "with-dashboard"],
 )
 async def test_helm_template_passes_a_server_dry_run(
     kube_api: client.ApiClient, namespace: str, installed_crds: None, values: list[str]
@@ -185,7 +197,9 @@ async def system_namespaces(kube_api: client.ApiClient) -> AsyncIterator[list[st
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
-@pytest.mark.parametrize("directory", ["manifests", "manifests/redis", "manifests/examples"])
+@pytest.mark.parametrize(
+    "directory", ["manifests", "manifests/redis", "manifests/examples", "manifests/dashboard"]
+)
 async def test_kustomize_passes_a_server_dry_run(
     kube_api: client.ApiClient,
     namespace: str,
