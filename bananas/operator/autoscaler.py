@@ -38,15 +38,12 @@ from datetime import datetime
 from typing import Any
 
 from bananas.models import Priority, QueueStats
+from bananas.operator.reasons import Reason
 from bananas.operator.specs import AutoscalingSpec
 from bananas.operator.timefmt import format_epoch, parse_time
 
 #: Most runs of equal recommendations kept in memory (oldest dropped first).
 MAX_HISTORY = 64
-
-REASON_SCALED_UP = "ScaledUp"
-REASON_SCALED_DOWN = "ScaledDown"
-REASON_SCALE_TO_ZERO = "ScaleToZero"
 
 
 @dataclass(frozen=True)
@@ -187,7 +184,7 @@ class Decision:
     recommendation: int
     load: int
     #: Event reason when the size changes (ScaledUp, ScaledDown, ScaleToZero); None otherwise.
-    reason: str | None
+    reason: Reason | None
     #: The numbers behind the decision, for the Event and the Scaling condition.
     message: str
     #: The memory to persist for the next poll.
@@ -276,11 +273,11 @@ def decide(policy: Policy, current: int, load: Load, now: float, memory: Memory)
     )
 
 
-def _reason(current: int, desired: int) -> str | None:
+def _reason(current: int, desired: int) -> Reason | None:
     if desired > current:
-        return REASON_SCALED_UP
+        return Reason.SCALED_UP
     if desired == 0 and current > 0:
-        return REASON_SCALE_TO_ZERO
+        return Reason.SCALE_TO_ZERO
     if desired < current:
-        return REASON_SCALED_DOWN
+        return Reason.SCALED_DOWN
     return None

@@ -32,30 +32,42 @@ from typing import Any
 
 import kopf
 
-from bananas.errors import BananasConnectionError, BananasError, ConfigError
 from bananas.operator.autoscaler import Decision, Load, Memory, Policy, decide, pool_load
-from bananas.operator.conditions import FALSE, Condition, merge_conditions
+from bananas.operator.conditions import FALSE, TRUE, condition_status, merge_conditions
 from bananas.operator.context import REDIS_TIMEOUT, OperatorContext, object_lock
+from bananas.operator.handler_support import (
+    REDIS_FAILURES,
+    ident,
+    post_event,
+    redis_client,
+    redis_problem,
+    refuse,
+)
+from bananas.operator.health import (
+    Problem,
+    Rollout,
+    deployment_health,
+    pod_problem,
+    refusal_in,
+)
 from bananas.operator.kube import KubernetesApiError
 from bananas.operator.meta import WORKERPOOL_PLURAL, JsonObject, owner_of
-from bananas.operator.pool_status import (
-    REASON_INVALID_SPEC,
-    REASON_REDIS_UNREACHABLE,
-    REASON_SECRET_NOT_FOUND,
-    Observation,
-    observed_fields,
-    pool_conditions,
-)
+from bananas.operator.pool_status import Observation, observed_fields, pool_conditions
+from bananas.operator.reasons import ConditionType, Reason
 from bananas.operator.specs import SpecError, WorkerPoolSpec, parse_workerpool
 from bananas.operator.timefmt import format_epoch
-from bananas.operator.workerpool import initial_replicas, render_deployment, render_pdb
+from bananas.operator.workerpool import (
+    initial_replicas,
+    pool_selector,
+    render_deployment,
+    render_pdb,
+)
 
 logger = logging.getLogger(__name__)
 
 KIND = "WorkerPool"
 #: Seconds between polls of a pool whose spec cannot be read.
 FALLBACK_POLL = 15.0
-REASON_INVALID_POD_TEMPLATE = "InvalidPodTemplate"
 
 
 def _replicas_of(deployment: Mapping[str, Any] | None) -> int | None:
@@ -85,10 +97,6 @@ async def apply_pool(
     return deployment
 
 
-def _event(body: kopf.Body, kind: str, reason: str, message: str) -> None:
-    kopf.event(body, type=kind, reason=reason, message=message)
-
-
 async def reconcile(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -100,41 +108,67 @@ async def reconcile(
     """Create or update the pool's Deployment and PodDisruptionBudget."""
     ctx: OperatorContext = memo["ctx"]
     now = ctx.clock()
-    generation = body.metadata.get("generation")
+    generation = _generation(body)
     try:
         pool = parse_workerpool(dict(spec))
     except SpecError as exc:
-        _refuse(body, status, patch, REASON_INVALID_SPEC, str(exc), now, generation)
+        _refuse(body, status, memo, patch, Problem(Reason.INVALID_SPEC, str(exc)), now)
         return
     async with object_lock(memo):
         try:
-            await apply_pool(ctx, body, pool, None)
+            deployment = await apply_pool(ctx, body, pool, None)
         except KubernetesApiError as exc:
             if not exc.invalid:
                 ctx.metrics.reconcile_errors.labels(KIND).inc()
                 raise kopf.TemporaryError(str(exc), delay=ctx.config.retry_delay) from exc
-            _refuse(body, status, patch, REASON_INVALID_POD_TEMPLATE, exc.message, now, generation)
+            problem = Problem(Reason.INVALID_POD_TEMPLATE, exc.message)
+            _refuse(body, status, memo, patch, problem, now)
             return
+        memo["refusal"] = (generation, None)
     patch.status["observedGeneration"] = generation
+    patch.status["conditions"] = merge_conditions(
+        memo.get("conditions") or status.get("conditions"),
+        deployment_health(deployment, generation),
+        now=_datetime(now),
+        generation=generation,
+    )
 
 
 def _refuse(
     body: kopf.Body,
     status: kopf.Status,
+    memo: kopf.Memo,
     patch: kopf.Patch,
-    reason: str,
-    message: str,
+    problem: Problem,
     now: float,
-    generation: Any,
 ) -> None:
-    logger.warning("WorkerPool %s/%s: %s", body.metadata.namespace, body.metadata.name, message)
-    _event(body, "Warning", reason, message)
-    condition = Condition("Ready", FALSE, reason, message)
-    moment = _datetime(now)
-    patch.status["conditions"] = merge_conditions(
-        status.get("conditions"), [condition], now=moment, generation=generation
+    generation = _generation(body)
+    memo["refusal"] = (generation, problem)
+    refuse(
+        body,
+        status,
+        patch,
+        reason=problem.reason,
+        message=problem.message,
+        conditions=deployment_health(None, generation, refusal=problem),
+        now=_datetime(now),
+        generation=generation,
     )
-    patch.status["observedGeneration"] = generation
+
+
+def _refusal(memo: kopf.Memo, body: kopf.Body) -> Problem | None:
+    """The refusal of the pool's current generation: from memory, else from its status."""
+    generation = _generation(body)
+    remembered = memo.get("refusal")
+    if isinstance(remembered, tuple) and remembered[0] == generation:
+        problem: Problem | None = remembered[1]
+        return problem
+    return refusal_in(body.status, generation)
+
+
+def _generation(body: kopf.Body) -> int | None:
+    value = body.metadata.get("generation")
+    return value if isinstance(value, int) else None
 
 
 def _datetime(now: float) -> datetime:
@@ -146,20 +180,12 @@ async def read_load(
 ) -> tuple[Load | None, tuple[str, str] | None]:
     """The pool's load from Redis, or None and (reason, message) saying why not."""
     try:
-        client = await ctx.redis_for(namespace, spec.redis)
+        client = await redis_client(ctx, namespace, spec.redis)
         async with asyncio.timeout(REDIS_TIMEOUT):
             stats = [await client.queue_stats(key) for key in spec.routing_keys]
-    except KubernetesApiError as exc:
-        reason = REASON_SECRET_NOT_FOUND if exc.not_found else "SecretUnreadable"
-        return None, (reason, exc.message)
-    except ConfigError as exc:
-        return None, ("InvalidRedisUrl", str(exc))
-    except (BananasConnectionError, TimeoutError) as exc:
-        ctx.metrics.redis_errors.labels(KIND).inc()
-        return None, (REASON_REDIS_UNREACHABLE, str(exc) or "Redis did not answer in time")
-    except BananasError as exc:
-        ctx.metrics.redis_errors.labels(KIND).inc()
-        return None, ("RedisError", str(exc))
+    except REDIS_FAILURES as exc:
+        problem = redis_problem(ctx, KIND, exc)
+        return None, (problem.reason, problem.message)
     return pool_load(stats, spec.priorities), None
 
 
@@ -174,51 +200,98 @@ def _memory(memo: kopf.Memo, status: Any, now: float) -> Memory:
 async def poll(ctx: OperatorContext, body: kopf.Body, memo: kopf.Memo) -> float:
     """One autoscaler round for a pool; returns the seconds until the next one."""
     now = ctx.clock()
+    generation = _generation(body)
     try:
         spec = parse_workerpool(dict(body.spec))
     except SpecError as exc:
-        seen = Observation(deployment=None, load=None, spec_problem=str(exc))
+        seen = Observation(deployment=None, load=None, spec_problem=str(exc), generation=generation)
         await _write_status(ctx, body, memo, seen, desired=0, decision=None, now=now)
         return FALLBACK_POLL
     async with object_lock(memo):
-        namespace, name = body.metadata.namespace or "", body.metadata.name or ""
-        deployment = await ctx.kube.get_deployment(namespace, name)
-        if deployment is None:  # deleted by hand, or never made: heal it
-            deployment = await apply_pool(ctx, body, spec, None)
-        load, problem = await read_load(ctx, namespace, spec)
-        current = _replicas_of(deployment) or 0
-        decision: Decision | None = None
-        desired = current
-        if load is not None:
-            decision = decide(
-                Policy.from_spec(spec.autoscaling),
-                current,
-                load,
-                now,
-                _memory(memo, body.status, now),
-            )
-            memo["autoscaler"] = decision.memory
-            desired = decision.desired
-            if decision.reason is not None:
-                deployment = await _scale(ctx, body, spec, decision)
-        seen = Observation(deployment=deployment, load=load, redis_problem=problem)
+        seen, desired, decision = await _observe_and_scale(ctx, body, memo, spec, now)
         await _write_status(ctx, body, memo, seen, desired=desired, decision=decision, now=now)
     return float(spec.autoscaling.poll_interval)
 
 
-async def _scale(
-    ctx: OperatorContext, body: kopf.Body, spec: WorkerPoolSpec, decision: Decision
-) -> JsonObject:
-    deployment = await apply_pool(ctx, body, spec, decision.desired)
-    assert decision.reason is not None
-    logger.info(
-        "WorkerPool %s/%s: %s", body.metadata.namespace, body.metadata.name, decision.message
+async def _observe_and_scale(
+    ctx: OperatorContext, body: kopf.Body, memo: kopf.Memo, spec: WorkerPoolSpec, now: float
+) -> tuple[Observation, int, Decision | None]:
+    namespace, name = ident(body)
+    generation = _generation(body)
+    refusal = _refusal(memo, body)
+    deployment = await ctx.kube.get_deployment(namespace, name)
+    if deployment is None and refusal is None:  # deleted by hand, or never made: heal it
+        deployment, refusal = await _apply_or_refuse(ctx, body, memo, spec, None)
+    load, problem = await read_load(ctx, namespace, spec)
+    current = _replicas_of(deployment) or 0
+    decision: Decision | None = None
+    desired = current
+    if load is not None:
+        decision = decide(
+            Policy.from_spec(spec.autoscaling), current, load, now, _memory(memo, body.status, now)
+        )
+        memo["autoscaler"] = decision.memory
+        if decision.reason is not None and refusal is None:
+            scaled, refusal = await _apply_or_refuse(ctx, body, memo, spec, decision.desired)
+            if scaled is not None:
+                deployment = scaled
+                desired = decision.desired
+                _announce_scale(ctx, body, decision)
+        elif refusal is None:
+            desired = decision.desired
+    pods = None
+    if deployment is not None and refusal is None:
+        pods = await _stuck_pod(ctx, namespace, name, deployment, generation)
+    seen = Observation(
+        deployment=deployment,
+        load=load,
+        redis_problem=problem,
+        generation=generation,
+        refusal=refusal,
+        pods=pods,
     )
-    _event(body, "Normal", decision.reason, decision.message)
-    ctx.metrics.scale_decisions.labels(
-        body.metadata.namespace, body.metadata.name, decision.reason
-    ).inc()
-    return deployment
+    return seen, desired, decision
+
+
+async def _stuck_pod(
+    ctx: OperatorContext,
+    namespace: str,
+    name: str,
+    deployment: JsonObject,
+    generation: int | None,
+) -> Problem | None:
+    """The first stuck pod, looked for only while the Deployment is not fully available."""
+    if Rollout.of(deployment).pending(generation) is None:
+        return None
+    return pod_problem(await ctx.kube.list_pods(namespace, pool_selector(name)))
+
+
+async def _apply_or_refuse(
+    ctx: OperatorContext,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    spec: WorkerPoolSpec,
+    replicas: int | None,
+) -> tuple[JsonObject | None, Problem | None]:
+    """Apply the pool; a pod template the API refuses becomes this generation's refusal."""
+    try:
+        return await apply_pool(ctx, body, spec, replicas), None
+    except KubernetesApiError as exc:
+        if not exc.invalid:
+            raise
+        problem = Problem(Reason.INVALID_POD_TEMPLATE, exc.message)
+        if memo.get("refusal") != (_generation(body), problem):
+            post_event(body, "Warning", problem.reason, problem.message)
+        memo["refusal"] = (_generation(body), problem)
+        return None, problem
+
+
+def _announce_scale(ctx: OperatorContext, body: kopf.Body, decision: Decision) -> None:
+    assert decision.reason is not None
+    namespace, name = ident(body)
+    logger.info("WorkerPool %s/%s: %s", namespace, name, decision.message)
+    post_event(body, "Normal", decision.reason, decision.message)
+    ctx.metrics.scale_decisions.labels(namespace, name, decision.reason).inc()
 
 
 async def _write_status(
@@ -235,7 +308,10 @@ async def _write_status(
     if previous is None:
         previous = body.status.get("conditions")
     conditions = merge_conditions(
-        previous, pool_conditions(seen, desired, decision), now=_datetime(now)
+        previous,
+        pool_conditions(seen, desired, decision),
+        now=_datetime(now),
+        generation=seen.generation,
     )
     _announce_redis(body, previous, conditions)
     memo["conditions"] = conditions
@@ -266,26 +342,17 @@ async def _write_status(
             )
 
 
-def _redis_state(conditions: Any) -> str | None:
-    if not isinstance(conditions, list):
-        return None
-    for item in conditions:
-        if isinstance(item, Mapping) and item.get("type") == "RedisReachable":
-            state = item.get("status")
-            return state if isinstance(state, str) else None
-    return None
-
-
 def _announce_redis(body: kopf.Body, before: Any, after: list[JsonObject]) -> None:
     """Post an Event when the RedisReachable condition flips."""
-    old, new = _redis_state(before), _redis_state(after)
+    kind = ConditionType.REDIS_REACHABLE
+    old, new = condition_status(before, kind), condition_status(after, kind)
     if old == new or new is None:
         return
-    entry = next(c for c in after if c["type"] == "RedisReachable")
+    entry = next(c for c in after if c["type"] == kind)
     if new == FALSE:
-        _event(body, "Warning", entry["reason"], entry["message"])
-    elif new == "True" and old == FALSE:
-        _event(body, "Normal", "RedisReachable", "queue statistics readable again")
+        post_event(body, "Warning", entry["reason"], entry["message"])
+    elif new == TRUE and old == FALSE:
+        post_event(body, "Normal", Reason.REDIS_REACHABLE, "queue statistics readable again")
 
 
 async def autoscale(

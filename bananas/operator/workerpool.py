@@ -22,14 +22,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bananas.config import render_env
 from bananas.operator.meta import (
     COMPONENT_WORKER,
+    GENERATION_ANNOTATION,
     POOL_LABEL,
     JsonObject,
     labels,
     owner_reference,
     selector_labels,
 )
+from bananas.operator.pod_env import from_secret, pod_identity
 from bananas.operator.specs import WorkerPoolSpec
 
 APP_NAME = "bananas-worker"
@@ -80,27 +83,21 @@ def pool_selector(name: str) -> dict[str, str]:
 
 def worker_env(spec: WorkerPoolSpec) -> list[JsonObject]:
     """The worker container's environment: the pool's settings, then the user's ``env``."""
-    env: list[JsonObject] = [
+    settings = render_env(
         {
-            "name": "REDIS_URL",
-            "valueFrom": {"secretKeyRef": {"name": spec.redis.secret_name, "key": spec.redis.key}},
-        },
-        {"name": "BANANAS_APP", "value": spec.app},
-        {"name": "WORKER_ROUTING_KEYS", "value": ",".join(spec.routing_keys)},
-        {"name": "WORKER_PRIORITIES", "value": ",".join(p.value for p in spec.priorities)},
-        {"name": "WORKER_CONCURRENCY", "value": str(spec.concurrency)},
-        {"name": "JOB_TIMEOUT", "value": spec.job_timeout},
-        {"name": "MAX_RETRIES", "value": str(spec.max_retries)},
-        {
-            "name": "SHUTDOWN_TIMEOUT",
-            "value": f"{drain_seconds(spec.termination_grace_period_seconds)}s",
-        },
-        {"name": "LOG_FORMAT", "value": "json"},
-        {"name": "LOG_LEVEL", "value": spec.log_level},
-        {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-    ]
+            "app": spec.app,
+            "routing_keys": spec.routing_keys,
+            "priorities": spec.priorities,
+            "concurrency": spec.concurrency,
+            "job_timeout": spec.job_timeout,
+            "max_retries": spec.max_retries,
+            "shutdown_timeout": f"{drain_seconds(spec.termination_grace_period_seconds)}s",
+            "log_format": "json",
+            "log_level": spec.log_level,
+            "metrics_port": METRICS_PORT,
+        }
+    )
+    env: list[JsonObject] = [from_secret("redis_url", spec.redis), *settings, *pod_identity()]
     ours = {item["name"] for item in env}
     user = [dict(item) for item in spec.env]
     # Kubernetes keeps the last of two equal names; drop ours so the user's wins cleanly.
@@ -186,7 +183,11 @@ def rollout_strategy(spec: WorkerPoolSpec) -> JsonObject:
 
 
 def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: int) -> JsonObject:
-    """The Deployment of ``pool`` (its body, for name, namespace and uid) at ``replicas``."""
+    """The Deployment of ``pool`` (its body, for name, namespace and uid) at ``replicas``.
+
+    The Deployment's metadata carries ``bananas.dev/generation``: the pool's
+    generation it renders (:mod:`~bananas.operator.health` reads it back).
+    """
     name = pool["metadata"]["name"]
     pod_labels = pool_labels(name)
     annotations = {
@@ -194,15 +195,19 @@ def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: i
         "prometheus.io/port": str(METRICS_PORT),
         **spec.pod_annotations,
     }
+    metadata: JsonObject = {
+        "name": name,
+        "namespace": pool["metadata"]["namespace"],
+        "labels": pod_labels,
+        "ownerReferences": [owner_reference(pool)],
+    }
+    generation = pool["metadata"].get("generation")
+    if isinstance(generation, int):
+        metadata["annotations"] = {GENERATION_ANNOTATION: str(generation)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": pool["metadata"]["namespace"],
-            "labels": pod_labels,
-            "ownerReferences": [owner_reference(pool)],
-        },
+        "metadata": metadata,
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": REVISION_HISTORY,

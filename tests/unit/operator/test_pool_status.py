@@ -12,10 +12,21 @@ from bananas.operator.pool_status import Observation, observed_fields, pool_cond
 
 
 def deployment(replicas: int, ready: int) -> dict[str, Any]:
+    """A Deployment the controller has seen, all pods of the current template."""
     return {
+        "metadata": {"generation": 2},
         "spec": {"replicas": replicas},
-        "status": {"replicas": replicas, "readyReplicas": ready},
+        "status": {
+            "observedGeneration": 2,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        },
     }
+
+
+OK = {"Reconciling": ("False", "Reconciled"), "Stalled": ("False", "Healthy")}
 
 
 LOAD = Load(depth={Priority.HIGH: 2, Priority.NORMAL: 5}, in_flight=3, oldest_age=4.12345)
@@ -50,6 +61,7 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             3,
             {
                 "Ready": ("True", "PodsReady"),
+                **OK,
                 "Scaling": ("False", "Stable"),
                 "RedisReachable": ("True", "Connected"),
             },
@@ -58,7 +70,9 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             Observation(deployment(3, 1), LOAD),
             3,
             {
-                "Ready": ("False", "PodsNotReady"),
+                "Ready": ("False", "Scaling"),
+                "Reconciling": ("True", "Scaling"),
+                "Stalled": ("False", "Healthy"),
                 "Scaling": ("False", "Stable"),
                 "RedisReachable": ("True", "Connected"),
             },
@@ -67,7 +81,8 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             Observation(deployment(1, 1), LOAD),
             4,
             {
-                "Ready": ("False", "PodsNotReady"),
+                "Ready": ("True", "PodsReady"),
+                **OK,
                 "Scaling": ("True", "Scaling"),
                 "RedisReachable": ("True", "Connected"),
             },
@@ -77,6 +92,7 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             0,
             {
                 "Ready": ("True", "ScaledToZero"),
+                **OK,
                 "Scaling": ("False", "Stable"),
                 "RedisReachable": ("True", "Connected"),
             },
@@ -86,6 +102,7 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             2,
             {
                 "Ready": ("True", "PodsReady"),
+                **OK,
                 "Scaling": ("False", "Stable"),
                 "RedisReachable": ("False", "RedisUnreachable"),
             },
@@ -95,6 +112,8 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             0,
             {
                 "Ready": ("False", "InvalidSpec"),
+                "Reconciling": ("False", "Stalled"),
+                "Stalled": ("True", "InvalidSpec"),
                 "Scaling": ("False", "Stable"),
                 "RedisReachable": ("Unknown", "NotChecked"),
             },
@@ -104,7 +123,19 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             1,
             {
                 "Ready": ("False", "DeploymentMissing"),
+                "Reconciling": ("True", "DeploymentMissing"),
+                "Stalled": ("False", "Healthy"),
                 "Scaling": ("False", "Stable"),
+                "RedisReachable": ("True", "Connected"),
+            },
+        ),
+        (
+            Observation(deployment(2, 2), LOAD, held_for_busy=2),
+            2,
+            {
+                "Ready": ("True", "PodsReady"),
+                **OK,
+                "Scaling": ("True", "WaitingForBusyPods"),
                 "RedisReachable": ("True", "Connected"),
             },
         ),

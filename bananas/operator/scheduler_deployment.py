@@ -26,6 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from bananas.config import EnvValue, render_env
 from bananas.operator.config import SchedulerSettings
 from bananas.operator.meta import (
     COMPONENT_SCHEDULER,
@@ -35,6 +36,7 @@ from bananas.operator.meta import (
     owner_reference,
     selector_labels,
 )
+from bananas.operator.pod_env import from_secret, pod_identity
 from bananas.operator.specs import DEFAULT_REDIS_KEY, DEFAULT_REDIS_SECRET, RedisRef
 from bananas.operator.workerpool import (
     METRICS_PORT,
@@ -82,20 +84,20 @@ def _metadata(name: str, namespace: str, owner: Mapping[str, Any]) -> JsonObject
 
 
 def _container(name: str, redis: RedisRef, settings: SchedulerSettings) -> JsonObject:
-    env: list[JsonObject] = [
-        {
-            "name": "REDIS_URL",
-            "valueFrom": {"secretKeyRef": {"name": redis.secret_name, "key": redis.key}},
-        },
-        {"name": "LEADER_ELECTION", "value": "kubernetes"},
-        {"name": "LEADER_LEASE_NAME", "value": name},
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "LOG_FORMAT", "value": "json"},
-        {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
-    ]
+    values: dict[str, EnvValue] = {
+        "leader_election": "kubernetes",
+        "leader_lease_name": name,
+    }
+    identity = pod_identity()
+    tail: dict[str, EnvValue] = {"log_format": "json", "metrics_port": METRICS_PORT}
     if settings.app:
-        env.append({"name": "BANANAS_APP", "value": settings.app})
+        tail["app"] = settings.app
+    env: list[JsonObject] = [
+        from_secret("redis_url", redis),
+        *render_env(values),
+        *identity,
+        *render_env(tail),
+    ]
     probe = {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10}
     container: JsonObject = {
         "name": "scheduler",
