@@ -392,3 +392,226 @@ async def test_helm_install_wait_then_scheduler_pods_elect_a_leader_and_fire(
             capture_output=True,
             timeout=90,
         )  # fmt: skip
+
+
+# --------------------------------------------------------------------------
+# Busy pods: scale-down and rollouts with long jobs, counted in a Redis ledger
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    """What ``bananas_e2e_app.ledger_sleep`` wrote: starts and finishes per job, and where."""
+
+    name: str
+    starts: dict[str, int]
+    finishes: dict[str, int]
+    events: list[dict[str, Any]]
+
+    @classmethod
+    async def read(cls, redis_url: str, name: str) -> Ledger:
+        import json
+
+        import redis.asyncio as aioredis
+
+        r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            starts = {k: int(v) for k, v in (await r.hgetall(f"{name}:starts")).items()}
+            finishes = {k: int(v) for k, v in (await r.hgetall(f"{name}:finishes")).items()}
+            events = [json.loads(e) for e in await r.lrange(f"{name}:events", 0, -1)]
+        finally:
+            await r.aclose()
+        return cls(name, starts, finishes, events)
+
+    def interrupted(self) -> list[str]:
+        """Jobs started more often than finished (cut short at least once)."""
+        return [job for job, n in self.starts.items() if n > self.finishes.get(job, 0)]
+
+    def run_twice(self) -> list[str]:
+        return [job for job, n in self.starts.items() if n > 1]
+
+    def pods_of(self, jobs: list[str]) -> set[str]:
+        return {e["pod"] for e in self.events if e["event"] == "start" and e["job"] in jobs}
+
+
+def same_redis(pod_redis: PodRedis) -> None:
+    """The in-process operator reads the queue through the pods' Secret: it needs their URL."""
+    if pod_redis.url != pod_redis.pod_url:
+        pytest.skip(
+            "the in-process operator reads queue depth from the Secret's URL, which only the "
+            "pods can reach on this cluster"
+        )
+
+
+async def submit_ledger_jobs(
+    redis: AsyncClient, key: str, ledger: str, seconds: list[float]
+) -> list[str]:
+    return list(
+        await redis.submit_many(
+            [
+                {
+                    "name": "ledger_sleep",
+                    "payload": {"ledger": ledger, "seconds": s},
+                    "routing_key": key,
+                    "max_retries": 3,
+                }
+                for s in seconds
+            ]
+        )
+    )
+
+
+async def deleted_pods(api: client.ApiClient, namespace: str, pool: str) -> list[str]:
+    """Names of the pool's pods being deleted right now."""
+    return [
+        p.metadata.name
+        for p in await pods_of(api, namespace, pool)
+        if p.metadata.deletion_timestamp is not None
+    ]
+
+
+async def test_scale_down_with_long_jobs_removes_only_idle_pods(
+    pod_tier: PodTierCluster,
+    operator: OperatorThread,
+    pod_redis: PodRedis,
+    redis: AsyncClient,
+    kube_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    """4 pods, 2 of them busy with long jobs, the queue drains: only idle pods go."""
+    same_redis(pod_redis)
+    await put_secret(kube_api, namespace, pod_redis.pod_url)
+    pools = Pools(kube_api, namespace)
+    spec = fixed(4, jobTimeout="40s", terminationGracePeriodSeconds=45)
+    key = spec["routingKeys"][0]
+    await pools.create("busy", spec)
+
+    async def all_ready() -> list[client.V1Pod] | None:
+        pods = await pods_of(kube_api, namespace, "busy")
+        return pods if len(pods) == 4 and all(map(pod_ready, pods)) else None
+
+    before = {p.metadata.name for p in await eventually(all_ready, what="4 pods Ready")}
+    ledger = f"e2e:ledger:{secrets.token_hex(4)}"
+    long_jobs = await submit_ledger_jobs(redis, key, ledger, [25.0, 25.0])
+    short_jobs = await submit_ledger_jobs(redis, key, ledger, [0.5, 0.5])
+
+    async def long_running() -> Ledger | None:
+        book = await Ledger.read(pod_redis.url, ledger)
+        done = all(book.finishes.get(j) for j in short_jobs)
+        return book if done and all(book.starts.get(j) for j in long_jobs) else None
+
+    book = await eventually(long_running, what="short jobs done, long jobs running")
+    busy = book.pods_of(long_jobs)
+    assert len(busy) == 2, book.events
+    # The queue is empty and 2 jobs run: let the autoscaler shrink the pool.
+    await pools.patch_spec(
+        "busy",
+        {
+            "autoscaling": {
+                "minReplicas": 0,
+                "maxReplicas": 4,
+                "targetJobsPerReplica": 1,
+                "activationJobs": 1,
+                "cooldownSeconds": 1,
+                "pollInterval": 1,
+                "scaleDown": {"stabilizationWindowSeconds": 0},
+            }
+        },
+    )
+    removed_while_busy: list[str] = []
+
+    async def shrunk_to_busy() -> list[client.V1Pod] | None:
+        removed_while_busy.extend(
+            n
+            for n in await deleted_pods(kube_api, namespace, "busy")
+            if n not in removed_while_busy
+        )
+        pods = await pods_of(kube_api, namespace, "busy")
+        live = [p for p in pods if p.metadata.deletion_timestamp is None]
+        return live if len(pods) == 2 else None
+
+    started = time.monotonic()
+    survivors = await eventually(
+        shrunk_to_busy, what="the pool down to its 2 busy pods", timeout=60
+    )
+    took = time.monotonic() - started
+    assert {p.metadata.name for p in survivors} == busy
+    assert not set(removed_while_busy) & busy, removed_while_busy
+
+    async def all_done() -> Ledger | None:
+        book = await Ledger.read(pod_redis.url, ledger)
+        return book if all(book.finishes.get(j) for j in long_jobs + short_jobs) else None
+
+    book = await eventually(all_done, what="the long jobs finished", timeout=90)
+    assert book.interrupted() == [] and book.run_twice() == [], book.events
+    removed = sorted(before - busy)
+    if pod_tier.local is not None:
+        stopped = [e.pod for e in pod_tier.local.events(namespace) if e.event == "sigterm"]
+        assert set(stopped) == set(removed), stopped
+    print(
+        f"scale-down 4->2 in {took:.1f}s; removed (idle) {removed}; kept (busy) {sorted(busy)}; "
+        f"jobs interrupted: {len(book.interrupted())}, run twice: {len(book.run_twice())}"
+    )
+
+
+async def test_image_rollout_with_long_jobs(
+    pod_tier: PodTierCluster,
+    operator: OperatorThread,
+    pod_redis: PodRedis,
+    redis: AsyncClient,
+    kube_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    """An image edit rolls 3 pods, 2 busy: Reconciling until done, no job cut short or re-run."""
+    same_redis(pod_redis)
+    await put_secret(kube_api, namespace, pod_redis.pod_url)
+    pools = Pools(kube_api, namespace)
+    spec = fixed(3, jobTimeout="30s", terminationGracePeriodSeconds=35)
+    key = spec["routingKeys"][0]
+    await pools.create("roll", spec)
+    await eventually(lambda: pools.condition("roll", "Ready", "True"), what="the pool Ready")
+    old = {p.metadata.name for p in await pods_of(kube_api, namespace, "roll")}
+    ledger = f"e2e:ledger:{secrets.token_hex(4)}"
+    jobs = await submit_ledger_jobs(redis, key, ledger, [12.0, 12.0])
+
+    async def running() -> Ledger | None:
+        book = await Ledger.read(pod_redis.url, ledger)
+        return book if all(book.starts.get(j) for j in jobs) else None
+
+    book = await eventually(running, what="two long jobs running")
+    busy = book.pods_of(jobs)
+    generation = (await pools.get("roll"))["metadata"]["generation"]
+    await pools.patch_spec("roll", {"image": IMAGE_NEXT})
+    started = time.monotonic()
+
+    async def reconciling() -> dict[str, Any] | None:
+        status = await pools.status("roll")
+        cond = condition_of(status, "Reconciling")
+        ready = condition_of(status, "Ready")
+        if cond and cond["status"] == "True" and ready and ready["status"] == "False":
+            return cond
+        return None
+
+    cond = await eventually(reconciling, what="Reconciling=True during the rollout")
+    assert cond.get("observedGeneration", generation + 1) == generation + 1
+
+    async def rolled_out() -> list[client.V1Pod] | None:
+        status = await pools.status("roll")
+        ready = condition_of(status, "Ready")
+        pods = await pods_of(kube_api, namespace, "roll")
+        new = [p for p in pods if p.spec.containers[0].image == IMAGE_NEXT]
+        if ready and ready["status"] == "True" and len(pods) == 3 and len(new) == 3:
+            return new
+        return None
+
+    await eventually(rolled_out, what="Ready=True on 3 pods of the new image", timeout=150)
+    took = time.monotonic() - started
+    status = await pools.status("roll")
+    assert condition_of(status, "Reconciling")["status"] == "False", status  # type: ignore[index]
+    book = await Ledger.read(pod_redis.url, ledger)
+    assert all(book.finishes.get(j) for j in jobs), book.events
+    assert book.interrupted() == [] and book.run_twice() == [], book.events
+    print(
+        f"rollout of 3 pods ({len(busy)} busy) in {took:.1f}s; replaced {sorted(old)}; "
+        f"jobs interrupted: {len(book.interrupted())}, run twice: {len(book.run_twice())}"
+    )

@@ -39,11 +39,14 @@ def _client() -> aioredis.Redis:
     return _redis
 
 
+_COUNTS = {"start": "starts", "finish": "finishes"}
+
+
 async def _note(ledger: str, job: Job, event: str) -> None:
     record = {"job": job.id, "pod": os.environ.get("POD_NAME", ""), "event": event}
     record["t"] = round(time.time(), 3)
     pipe = _client().pipeline(transaction=True)
-    pipe.hincrby(f"{ledger}:{event}s", job.id, 1)
+    pipe.hincrby(f"{ledger}:{_COUNTS[event]}", job.id, 1)
     pipe.rpush(f"{ledger}:events", json.dumps(record))
     await pipe.execute()
 
