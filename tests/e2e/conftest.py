@@ -173,7 +173,12 @@ def _prepare_binaries(
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Find or build the binaries the selected e2e tests need."""
     problem: BinaryProblem | None = None
-    e2e_items = [item for item in session.items if _is_e2e(item)]
+    # Only the tests that use a cluster (every cluster fixture depends on kube_cluster).
+    e2e_items = [
+        item
+        for item in session.items
+        if _is_e2e(item) and "kube_cluster" in getattr(item, "fixturenames", ())
+    ]
     if e2e_items and not session.config.option.collectonly and cluster_mode() == "local":
         names = [set(getattr(item, "fixturenames", ())) for item in e2e_items]
         need_manager = any(TIER2_FIXTURE in n for n in names)
