@@ -262,6 +262,11 @@ async def test_gpu_pool_lands_on_the_gpu_node_and_waits_for_room(
 
     cpu = await eventually(cpu_ready, what="the CPU pool's pods Ready")
     assert {p.spec.node_name for p in cpu} == {PLAIN_NODE}  # the GPU node's taint keeps them off
+    async def stalled() -> dict[str, Any] | None:
+        return await pools.condition("gpu", "Stalled", "True", "Unschedulable")
+
+    cond = await eventually(stalled, what="Stalled=True/Unschedulable on the GPU pool")
+    assert pending.metadata.name in cond["message"] and GPU_RESOURCE in cond["message"], cond
     status = await pools.status("gpu")
     ready = condition_of(status, "Ready")
     assert ready is not None and ready["status"] == "False", status
@@ -289,9 +294,16 @@ async def test_unpullable_image_never_runs(
 
     pod = await eventually(pull_failed, what="the pod waiting in ErrImagePull", timeout=120)
     assert pod.status.phase == "Pending"
+
+    async def stalled() -> dict[str, Any] | None:
+        return await pools.condition("nopull", "Stalled", "True", "ErrImagePull")
+
+    cond = await eventually(stalled, what="Stalled=True/ErrImagePull on the pool")
+    assert pod.metadata.name in cond["message"] and MISSING_IMAGE in cond["message"], cond
     status = await pools.status("nopull")
     ready = condition_of(status, "Ready")
     assert ready is not None and ready["status"] == "False", status
+    print(f"Stalled: {cond['message']}")
     if pod_tier.local is not None:
         assert not [e for e in pod_tier.local.events(namespace) if e.event == "started"]
 
