@@ -32,6 +32,7 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from bananas import AsyncClient
 from bananas.operator.config import OperatorConfig, SchedulerSettings
+from bananas.operator.meta import POOL_LABEL
 from bananas.operator.testing import OperatorThread, apply_crds, eventually
 from tests.servers import RedisServer, available_binaries, free_port
 
@@ -148,7 +149,7 @@ def fixed(replicas: int, **spec: Any) -> dict[str, Any]:
 
 
 def pool_pods_selector(pool: str) -> str:
-    return f"bananas.dev/pool={pool}"
+    return f"{POOL_LABEL}={pool}"
 
 
 async def pods_of(api: client.ApiClient, namespace: str, pool: str) -> list[client.V1Pod]:
@@ -177,7 +178,11 @@ async def test_workerpool_is_ready_only_once_its_pods_are(
     kube_api: client.ApiClient,
     namespace: str,
 ) -> None:
-    """Pods run but stay unready while their Redis is down; the pool follows them."""
+    """Pods run but stay unready while their Redis is down; the pool follows them.
+
+    A worker that cannot reach Redis at start exits (code 3) and is restarted
+    with a back-off, as a kubelet would: Running, never Ready, until Redis is up.
+    """
     tier = pod_tier.require_local("a Redis the test starts late, on a port the pods know")
     binaries = available_binaries()
     binary = binaries.get("redis") or binaries.get("valkey")
