@@ -96,6 +96,7 @@ if outcome == 'done' then
         redis.call('HSET', KEYS[1], 'status', 'running')
         redis.call('HDEL', KEYS[1], 'error', 'failed_node', 'finished')
         for k = 1, 7 do redis.call('PERSIST', KEYS[k]) end
+        redis.call('DEL', KEYS[8])  -- the failure's token would wake waiters of the resumed run
       end
     end
     if prev == 'dead' and tolerated then
