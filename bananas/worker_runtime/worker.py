@@ -32,10 +32,11 @@ from functools import partial
 from typing import Any
 
 from bananas.client import AsyncClient
-from bananas.commands import FastLane, Op, fast_lane
 from bananas.config import Settings, WorkerMode
 from bananas.errors import BananasError
 from bananas.models import WorkerInfo, utcnow
+from bananas.ops import Op
+from bananas.transport import FastLane
 from bananas.worker_runtime.acker import Acker
 from bananas.worker_runtime.executor import Executor
 from bananas.worker_runtime.fetcher import Fetcher
@@ -117,7 +118,7 @@ class Worker:
             self.slots.offer,
             routes=s.routing_keys,
             priorities=s.priorities,
-            cluster=self.client.target.is_cluster,
+            cluster=self.client.is_cluster,
         )
         self._lanes: list[FastLane] = []
         self._tasks = Tasks()
@@ -271,7 +272,7 @@ class Worker:
     # -- helpers ------------------------------------------------------------------------------
 
     def _lane(self) -> FastLane | None:
-        lane = fast_lane(self.client.redis)
+        lane = self.client.dedicated_lane()
         if lane is not None:
             self._lanes.append(lane)
         return lane
