@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from bananas.broker import NewJob, Broker
+from bananas.broker import Broker, NewJob
 from bananas.errors import BananasError, InvalidJobError, PayloadTooLargeError
 from bananas.keys import WorkflowKeys, workflow_job_id
 from bananas.models import (
@@ -69,6 +69,7 @@ _SCRIPTS = {
         "workflow_advance",
         "workflow_cancel",
         "workflow_inspect",
+        "workflow_resume",
     )
 }
 
@@ -109,7 +110,9 @@ def node_spec(sig: Any, defaults: NodeDefaults) -> str:
     try:
         payload = encode(sig.payload)
     except TypeError as exc:
-        raise InvalidJobError(f"payload of step {sig.name!r} is not JSON-serialisable: {exc}") from None
+        raise InvalidJobError(
+            f"payload of step {sig.name!r} is not JSON-serialisable: {exc}"
+        ) from None
     if len(payload) > defaults.max_payload_bytes:
         raise PayloadTooLargeError(
             f"payload of step {sig.name!r} is {len(payload)} bytes, above the limit of "
@@ -159,7 +162,9 @@ def node_job(workflow_id: str, ready: ReadyNode, now: float) -> NewJob:
     return NewJob(job_id, spec["routing_key"], priority, 0, record)
 
 
-def submit_argv(graph: Graph, specs: Mapping[int, str], now_ms: int, defaults: NodeDefaults, name: str) -> list[Any]:
+def submit_argv(
+    graph: Graph, specs: Mapping[int, str], now_ms: int, defaults: NodeDefaults, name: str
+) -> list[Any]:
     """``workflow_submit``'s ARGV for ``graph`` (see the script's contract)."""
     argv: list[Any] = [
         now_ms,
@@ -294,7 +299,9 @@ class WorkflowStore:
         reply = yield script_call(_SCRIPTS["workflow_start"], (self.wf(workflow_id).meta,), ())
         return bool(reply)
 
-    def workflow_advance(self, workflow_id: str, node: int, *, done: bool, value: str) -> Op[Advance]:
+    def workflow_advance(
+        self, workflow_id: str, node: int, *, done: bool, value: str
+    ) -> Op[Advance]:
         """Record that ``node`` completed (``value`` its result JSON) or was dead-lettered
         (``value`` the error); returns what became ready (see workflow_advance.lua)."""
         reply = yield script_call(
@@ -315,6 +322,33 @@ class WorkflowStore:
         """A consistent snapshot of the workflow, or None when it is unknown or expired."""
         reply = yield script_call(_SCRIPTS["workflow_inspect"], self.wf(workflow_id).all[:7], ())
         return decode_workflow(workflow_id, reply)
+
+    def workflow_resume(self, workflow_id: str, nodes: Sequence[int]) -> Op[int]:
+        """Requeued dead nodes count as queued again; returns how many (see the script)."""
+        reply = yield script_call(_SCRIPTS["workflow_resume"], self.wf(workflow_id).all, nodes)
+        return int(reply)
+
+    def resume_requeued(self, job_ids: Sequence[str]) -> Op[int]:
+        """After jobs were requeued from the dead-letter queue: resume the workflows that
+        some of them are nodes of (a node's job id is ``<workflow id>:<node>``; an id
+        that only looks like one changes nothing). Returns the nodes resumed."""
+        by_workflow: dict[str, list[int]] = defaultdict(list)
+        for job_id in job_ids:
+            workflow_id, _, node = job_id.rpartition(":")
+            if workflow_id and node.isdigit():
+                by_workflow[workflow_id].append(int(node))
+        resumed = 0
+        for workflow_id, nodes in by_workflow.items():
+            resumed += yield from self.workflow_resume(workflow_id, nodes)
+        return resumed
+
+    def fail_requeued(self, job_id: str) -> Op[None]:
+        """Undo :meth:`resume_requeued` for a node whose job was not in the dead-letter
+        queue after all (aged out, or purged): the workflow fails again."""
+        workflow_id, _, node = job_id.rpartition(":")
+        yield from self.workflow_advance(
+            workflow_id, int(node), done=False, value="not in the dead-letter queue any more"
+        )
 
     # -- composed operations -------------------------------------------------------------
 
@@ -385,7 +419,9 @@ class WorkflowStore:
             for node, spec in zip(queued, specs, strict=True):
                 if spec:
                     rk = orjson.loads(spec)["routing_key"]
-                    yield from self.broker.cancel(rk, workflow_job_id(workflow_id, node), result, ttl_ms)
+                    yield from self.broker.cancel(
+                        rk, workflow_job_id(workflow_id, node), result, ttl_ms
+                    )
         return True
 
     def sweep(self, grace_ms: int = START_GRACE_MS) -> Op[int]:
@@ -433,5 +469,7 @@ class WorkflowStore:
             if status is not WorkflowStatus.RUNNING:
                 # pass the token on to the other waiters; a token left from a failure that
                 # has since been resumed is dropped (it would wake every waiter at once)
-                yield Batch([command("RPUSH", notify, 1), command("PEXPIRE", notify, NOTIFY_TTL_MS)])
+                yield Batch(
+                    [command("RPUSH", notify, 1), command("PEXPIRE", notify, NOTIFY_TTL_MS)]
+                )
                 return status

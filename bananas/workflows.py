@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any, TypeAlias
 
 from bananas.errors import InvalidJobError
-from bananas.models import Priority
+from bananas.models import NodeKind, Priority
 from bananas.validation import (
     validate_job_name,
     validate_non_negative,
@@ -220,13 +220,6 @@ def _items(args: tuple[Flow | Iterable[Flow], ...], what: str) -> tuple[Flow, ..
     if not items:
         raise InvalidJobError(f"an empty {what}")
     return tuple(items)
-
-
-class NodeKind(StrEnum):
-    """A node runs a job (``task``) or only joins its dependencies (``join``)."""
-
-    TASK = "task"
-    JOIN = "join"
 
 
 @dataclass(frozen=True, slots=True)
