@@ -4,6 +4,7 @@ submit sweep, idempotent completion, and the storage bound of a finished workflo
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -358,3 +359,26 @@ def _pttl(key: str):  # type: ignore[no-untyped-def]
 
 def _depth(stats: QueueStats) -> int:
     return sum(stats.depth.values())
+
+
+async def test_bananas_workflow_prints_the_tree(
+    fleet: Fleet,
+    redis_url: str,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bananas.cli import main
+
+    wf = chain(task("add", {"n": 1}), task("fail", "x", max_retries=0), task("add"))
+    info = await fleet.client.submit_workflow_and_wait(wf, timeout=20)
+    monkeypatch.setenv("BANANAS_PREFIX", prefix)
+    code = await asyncio.to_thread(main, ["workflow", info.id, "--redis-url", redis_url])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1  # a failed workflow
+    assert out[0] == f"workflow {info.id} failed (1/3 nodes done)"
+    assert out[1] == "  failed at #1: PermanentError: step x refuses"
+    assert out[2] == "✓ #0 add @default done  = 1"
+    assert out[3] == "  ✗ #1 fail @default dead after #0  error: PermanentError: step x refuses"
+    assert out[4] == "    · #2 add @default waiting after #1"
+    assert await asyncio.to_thread(main, ["workflow", "nope", "--redis-url", redis_url]) == 1
