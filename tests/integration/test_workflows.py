@@ -382,3 +382,40 @@ async def test_bananas_workflow_prints_the_tree(
     assert out[3] == "  ✗ #1 fail @default dead after #0  error: PermanentError: step x refuses"
     assert out[4] == "    · #2 add @default waiting after #1"
     assert await asyncio.to_thread(main, ["workflow", "nope", "--redis-url", redis_url]) == 1
+
+
+async def test_a_resumed_step_that_dies_again_fails_the_workflow_again(fleet: Fleet) -> None:
+    client = fleet.client
+    wf = chain(task("add"), task("gated", "g2", max_retries=0), task("collect"))
+    info = await client.submit_workflow_and_wait(wf, timeout=20)
+    assert info.status is WorkflowStatus.FAILED
+    step = workflow_job_id(info.id, 1)
+    assert await client.requeue_dead(step, "default")  # the gate is still closed
+    await eventually_async(lambda: _ran(fleet, step, 2), 10)
+    again = await client.wait_for_workflow(info.id, timeout=20)
+    assert again.status is WorkflowStatus.FAILED and again.failed_node == 1
+    assert again.error == "PermanentError: gate g2 closed"
+    # requeue_all_dead resumes too, once the cause is fixed
+    fleet.gate.add("g2")
+    assert await client.requeue_all_dead("default") >= 1
+    done = await client.wait_for_workflow(info.id, timeout=20)
+    assert done.status is WorkflowStatus.COMPLETED
+    assert done.result["parents"] == ["passed g2"]
+
+
+async def test_independent_branches_finish_while_one_failed(fleet: Fleet) -> None:
+    wf = group(
+        chain(task("fail", "a", max_retries=0), task("add")),
+        chain(task("add", {"n": 1}), task("add", {"n": 2})),
+    )
+    info = await fleet.client.submit_workflow_and_wait(wf, timeout=20)
+    assert info.status is WorkflowStatus.FAILED and info.failed_node == 0
+    await eventually_async(lambda: _ran(fleet, workflow_job_id(info.id, 3), 1), 10)
+    later = await fleet.client.get_workflow(info.id)
+    assert later is not None
+    assert [n.state for n in later.nodes] == [
+        NodeState.DEAD,
+        NodeState.WAITING,
+        NodeState.DONE,
+        NodeState.DONE,
+    ]
