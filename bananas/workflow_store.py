@@ -42,7 +42,7 @@ from bananas.models import (
 )
 from bananas.ops import Batch, Op, Script, command, script_call
 from bananas.records import encode, job_record
-from bananas.workflows import Flow, Graph, NodeKind, flatten, shape
+from bananas.workflows import Flow, Graph, NodeKind, Signature, flatten, shape
 
 __all__ = ["Advance", "NodeDefaults", "ReadyNode", "WorkflowStore"]
 
@@ -102,7 +102,7 @@ class Advance:
     ready: list[ReadyNode]
 
 
-def node_spec(sig: Any, defaults: NodeDefaults) -> str:
+def node_spec(sig: Signature, defaults: NodeDefaults) -> str:
     """The stored spec of one task node (JSON): everything its job record needs.
 
     Raises :class:`InvalidJobError` / :class:`PayloadTooLargeError` for a bad payload.
