@@ -20,6 +20,7 @@ from bananas import (
     PermanentError,
     QueueStats,
     WaitTimeoutError,
+    WorkflowInfo,
     WorkflowStatus,
     chain,
     chord,
@@ -228,7 +229,10 @@ async def test_cancel_mid_chain_releases_nothing_more(fleet: Fleet) -> None:
     assert await client.cancel_workflow(info.id)
     fleet.gate.add("never")
     await client.requeue_dead(workflow_job_id(info.id, 1), "default")
-    await eventually_async(lambda: _ran(fleet, workflow_job_id(info.id, 1), 2), 10)
+    # its ack comes after its advance and after queueing what the advance released
+    rerun = await client.wait_for_result(workflow_job_id(info.id, 1), timeout=10)
+    assert rerun.result == "passed never"
+    assert await client.get_job(workflow_job_id(info.id, 2)) is None, "a step was queued"
     after = await client.get_workflow(info.id)
     assert after is not None and after.status is WorkflowStatus.CANCELLED
     assert after.nodes[2].state is NodeState.CANCELLED
@@ -410,9 +414,12 @@ async def test_independent_branches_finish_while_one_failed(fleet: Fleet) -> Non
     )
     info = await fleet.client.submit_workflow_and_wait(wf, timeout=20)
     assert info.status is WorkflowStatus.FAILED and info.failed_node == 0
-    await eventually_async(lambda: _ran(fleet, workflow_job_id(info.id, 3), 1), 10)
-    later = await fleet.client.get_workflow(info.id)
-    assert later is not None
+
+    async def other_branch_done() -> WorkflowInfo | None:
+        later = await fleet.client.get_workflow(info.id)
+        return later if later is not None and later.nodes[3].state is NodeState.DONE else None
+
+    later = await eventually_async(other_branch_done, 10)
     assert [n.state for n in later.nodes] == [
         NodeState.DEAD,
         NodeState.WAITING,
