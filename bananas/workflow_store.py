@@ -342,13 +342,17 @@ class WorkflowStore:
             resumed += yield from self.workflow_resume(workflow_id, nodes)
         return resumed
 
+    def fail_step(self, job_id: str, reason: str) -> Op[None]:
+        """Record that the workflow step with this job id was dead-lettered (by the
+        reaper, as poison); an id that is no workflow's step changes nothing."""
+        workflow_id, _, node = job_id.rpartition(":")
+        if workflow_id and node.isdigit():
+            yield from self.workflow_advance(workflow_id, int(node), done=False, value=reason)
+
     def fail_requeued(self, job_id: str) -> Op[None]:
         """Undo :meth:`resume_requeued` for a node whose job was not in the dead-letter
         queue after all (aged out, or purged): the workflow fails again."""
-        workflow_id, _, node = job_id.rpartition(":")
-        yield from self.workflow_advance(
-            workflow_id, int(node), done=False, value="not in the dead-letter queue any more"
-        )
+        yield from self.fail_step(job_id, "not in the dead-letter queue any more")
 
     # -- composed operations -------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from bananas import (
     group,
     task,
 )
+from bananas.broker import Reaped
 from bananas.keys import KeySpace, workflow_job_id
 from bananas.worker_runtime import Registry, Worker
 from bananas.workflow_store import NodeDefaults
@@ -426,3 +427,35 @@ async def test_independent_branches_finish_while_one_failed(fleet: Fleet) -> Non
         NodeState.DONE,
         NodeState.DONE,
     ]
+
+
+async def test_a_poison_step_dead_lettered_by_the_reaper_fails_the_workflow(
+    redis_url: str, prefix: str
+) -> None:
+    """A step whose worker dies on every delivery never reaches the acker: the reaper
+    dead-letters it, and records it on its workflow."""
+    from bananas.worker_runtime.leases import Reaper
+    from bananas.worker_runtime.metrics import Metrics
+    from bananas.worker_runtime.retry import RedisCaller
+
+    async with AsyncClient(redis_url, prefix=prefix) as client:
+        wf_id = await client.submit_workflow(
+            chain(task("add", routing_key="held", max_retries=0), task("add", routing_key="held"))
+        )
+        leased = await client.run(client.broker.fetch("held", 1, lease_ms=1))
+        assert [job.id for job in leased] == [workflow_job_id(wf_id, 0)]
+
+        async def routes() -> list[str]:
+            return ["held"]
+
+        reaper = Reaper(client.broker, RedisCaller(client), routes, Metrics())
+
+        async def reap() -> Reaped | None:
+            reaped = await client.run(reaper._reap("held"))
+            return reaped if reaped.dead else None  # once the 1 ms lease has expired
+
+        reaped = await eventually_async(reap, 5)
+        assert reaped.dead == 1 and reaped.steps[0][0] == workflow_job_id(wf_id, 0)
+        info = await client.wait_for_workflow(wf_id, timeout=5)
+        assert info.status is WorkflowStatus.FAILED and info.failed_node == 0
+        assert "the worker running it was lost" in info.error
