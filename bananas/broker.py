@@ -66,6 +66,8 @@ MAX_BLOCK_SECONDS = 2.0
 REAP_BATCH = 200
 #: Most dead-lettered jobs aged out of the dead-letter queue by one fail call.
 DEAD_LETTER_TRIM_BATCH = 1000
+#: How long a routing key's per-minute outcome counters are kept (a week, and a day more).
+THROUGHPUT_TTL_MS = 8 * 24 * 3600 * 1000
 #: Due scheduled jobs moved per promote call.
 PROMOTE_BATCH = 1000
 
@@ -264,11 +266,13 @@ class Broker:
     def ack(self, routing_key: str, done: Sequence[Outcome]) -> Op[list[bool]]:
         """Complete leased jobs and store their results; False where the token was stale."""
         r = self.route(routing_key)
+        minute = self.now_ms() // 60_000
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats]
-        argv: list[Any] = [NOTIFY_TTL_MS]
+        argv: list[Any] = [NOTIFY_TTL_MS, minute, THROUGHPUT_TTL_MS]
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
             argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms))
+        keys.append(r.throughput(minute // 60))
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
 
@@ -276,16 +280,21 @@ class Broker:
         """Record failed attempts; per job, what happened (a :class:`FailCode`)."""
         r = self.route(routing_key)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
+        now = self.now_ms()
+        minute = now // 60_000
         argv: list[Any] = [
-            self.now_ms(),
+            now,
             NOTIFY_TTL_MS,
             DEAD_LETTER_CAP,
             DEAD_LETTER_MAX_AGE_MS,
             DEAD_LETTER_TRIM_BATCH,
+            minute,
+            THROUGHPUT_TTL_MS,
         ]
         for o in failed:
             keys += (r.result(o.id), r.notify(o.id))
             argv += (o.id, o.attempt, o.error, o.retry_at_ms, o.result, _kept(o.ttl_ms))
+        keys.append(r.throughput(minute // 60))
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
         return [FailCode(int(x)) for x in reply]
 
@@ -467,11 +476,14 @@ class Broker:
         )
         return CancelCode(reply)
 
-    def stats(self, routing_key: str) -> Op[QueueStats]:
-        """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work."""
+    def stats(self, routing_key: str, due_within: float = 0.0) -> Op[QueueStats]:
+        """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work;
+        and the scheduled jobs due within ``due_within`` seconds (O(log n))."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["stats"], (*r.queues, r.scheduled, r.leases, r.dead, r.jobs), ()
+            _SCRIPTS["stats"],
+            (*r.queues, r.scheduled, r.leases, r.dead, r.jobs),
+            (max(0, int(due_within * 1000)),),
         )
         now = self.clock()
         oldest: float | None = None
@@ -486,6 +498,7 @@ class Broker:
             in_flight=int(reply[4]),
             dead=int(reply[5]),
             oldest_age=None if oldest is None else max(oldest, 0.0),
+            due=int(reply[9]) if len(reply) > 9 else 0,
         )
 
     def counters(self, routing_key: str) -> Op[dict[str, int]]:

@@ -22,6 +22,9 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:stats           HASH   counters: enqueued, completed, failed, ...
     bananas:route:{gpu}:result:<id>     HASH   result + job record, expires (TTL)
     bananas:route:{gpu}:notify:<id>     LIST   one token pushed when the result is written
+    bananas:route:{gpu}:throughput:<h>  HASH   "<minute>:c|f|r" -> jobs completed, failed, retried
+                                               in that minute (epoch minutes), one key per hour
+                                               <h> (epoch hours), expires after 8 days
 
     bananas:routes                      SET    routing keys that have ever held a job
     bananas:workers                     ZSET   worker id -> last heartbeat (ms)
@@ -30,6 +33,7 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:schedule-status             HASH   schedule id -> schedule status (JSON)
     bananas:leader:{<name>}             STRING leader lock holder, expires
     bananas:leader:{<name>}:fence       STRING fencing token counter
+    bananas:audit                       LIST   dashboard audit log, newest first (JSON), capped
 
 A workflow owns a family of keys under the hash tag ``{wf:<id>}``, so its graph and
 all of its bookkeeping live in one slot and one script changes them atomically; its
@@ -118,6 +122,10 @@ class RouteKeys:
 
     def notify(self, job_id: str) -> str:
         return f"{self.base}:notify:{job_id}"
+
+    def throughput(self, hour: int) -> str:
+        """Per-minute outcome counters of one hour (``hour``: epoch seconds // 3600)."""
+        return f"{self.base}:throughput:{hour}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,3 +234,8 @@ class KeySpace:
 
     def leader_fence(self, name: str) -> str:
         return f"{self.prefix}:leader:{{{name}}}:fence"
+
+    @property
+    def audit(self) -> str:
+        """The dashboard's audit log (a capped list, newest entry first)."""
+        return f"{self.prefix}:audit"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -63,6 +64,7 @@ class Leases:
         self.lease_ms = lease_ms
         self.concurrency = concurrency
         self._held: dict[str, Held] = {}
+        self._leased_at: dict[str, float] = {}
         self._in_flight = 0
         self._slot_free = asyncio.Event()
         self._idle = asyncio.Event()
@@ -85,6 +87,7 @@ class Leases:
         """Record a job just leased: it is in flight and its lease is renewed from now."""
         self._in_flight += 1
         self._held[leased.id] = (routing_key, leased)
+        self._leased_at[leased.id] = time.time()
 
     def finished(self, leased: Leased) -> None:
         """Record a job whose run ended: no more renewals (the ack is on its way)."""
@@ -93,6 +96,12 @@ class Leases:
             del self._held[leased.id]
         # (a newer delivery of the same job to this worker keeps its lease renewed)
         self._done_one()
+
+    def leased_at(self) -> dict[str, float]:
+        """When each held job was leased (epoch seconds), for the heartbeat record."""
+        for job_id in [j for j in self._leased_at if j not in self._held]:
+            del self._leased_at[job_id]
+        return dict(self._leased_at)
 
     def give_back(self, unstarted: Sequence[Held]) -> list[Held]:
         """Take jobs that never started out of flight; returns those whose lease is still held."""

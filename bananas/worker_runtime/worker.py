@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -261,6 +262,11 @@ class Worker:
             started_at=self.started_at,
             last_seen=utcnow(),
             mode=s.mode.value,
+            pod_name=s.pod_name,
+            running={
+                job_id: datetime.fromtimestamp(at, UTC)
+                for job_id, at in self.leases.leased_at().items()
+            },
         )
 
     async def maintained_routes(self) -> tuple[str, ...]:
