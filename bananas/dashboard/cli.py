@@ -51,6 +51,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--admin-group", action="append", default=[], help="header mode: an admin group (repeat)"
     )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="header mode: only this network's peers may set the headers (repeat; env "
+        "BANANAS_DASHBOARD_TRUSTED_PROXIES)",
+    )
     p.add_argument("--read-only", action="store_true", help="auth none: nobody may act")
     p.add_argument(
         "--insecure-no-auth",
@@ -78,6 +86,7 @@ def settings_from(args: argparse.Namespace) -> DashboardSettings:
         ("read_token", "read_tokens"),
         ("admin_user", "admin_users"),
         ("admin_group", "admin_groups"),
+        ("trusted_proxy", "trusted_proxies"),
     ):
         if getattr(args, flag):
             changes[name] = tuple(getattr(args, flag))
