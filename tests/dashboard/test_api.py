@@ -100,6 +100,7 @@ def test_in_flight_jobs_are_listed_with_their_lease(
         assert rows[0]["at_in"] > 0, "a lease deadline in the future"
         assert rows[0]["worker"] == worker.id and rows[0]["lease_age"] != "-"
         assert worker.id in admin.get("/jobs", params={"state": "in_flight"}).text
+        assert f"/jobs/{job_id}" in admin.get("/workers").text, "the worker's running jobs"
         assert admin.get(f"/api/jobs/{job_id}").json()["actions"] == []
     finally:
         gate.set()
