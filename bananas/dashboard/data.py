@@ -1,14 +1,17 @@
-"""What each page shows, read from Redis on every request: nothing is kept in memory.
+"""What each page shows, read from Redis on every request.
 
 Each ``*_view`` coroutine returns a plain dict that the page's template renders and
 the JSON API returns as it is, so the pages and the API can never disagree. The
 reads go through the public client (``AsyncClient``: stats, workers, schedules,
-jobs, results) and the browsing operations of ``bananas.admin``.
+jobs, results) and the browsing operations of ``bananas.admin``. The only thing kept
+in memory is the throughput series, for a few seconds (a cache; a restart loses
+nothing).
 
-Redis commands per view (R routing keys, W live workers, S schedules, P page size):
-overview and queues 1 + R (one ``stats`` script per key) + 1 + W; workers 2 + W;
+Round trips per view (R routing keys, W live workers, S schedules): queues 1 + 2R
+(one ``stats`` script and one ``HGETALL`` per key, 8 keys at a time); overview the
+same + 1 + W, and 2R ``HGETALL`` for the chart at most every 6 s; workers 2 + W;
 schedules 1 + S; a job page 2 to 4 (lengths, then one ``browse`` script per priority
-list it spans); a job 1 + 2R (the route lookup) + 2.
+list it spans; in flight + 1 + W for the holders); a job 1 + 2R (the route lookup) + 2.
 """
 
 from __future__ import annotations
