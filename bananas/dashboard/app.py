@@ -445,6 +445,19 @@ class Dashboard:
         )
         return JSONResponse({"action": action.value, "count": done, "job_id": job_id})
 
+    async def queue_action(self, request: Request) -> Response:
+        """Pause or resume a routing key, when the SDK has ``pause``/``resume`` (else 501)."""
+        rk = validate_routing_key(request.path_params["routing_key"])
+        action = request.path_params["action"]
+        if action not in ("pause", "resume"):
+            raise ActionError(f"unknown queue action {action!r}")
+        method = getattr(self.client, action, None)
+        if not callable(method):
+            return JSONResponse({"error": f"this SDK cannot {action} queues"}, status_code=501)
+        await method(rk)
+        await self.actions.audit(request.state.principal, f"queue {action}", 0, routing_key=rk)
+        return JSONResponse({"action": action, "routing_key": rk})
+
     async def schedule_action(self, request: Request) -> Response:
         """Suspend, resume or trigger one cron schedule registered in Redis."""
         schedule_id, action = request.path_params["schedule_id"], request.path_params["action"]
@@ -588,6 +601,11 @@ class Dashboard:
             Route("/api/stream", read(self.stream)),
             Route("/api/jobs/{job_id}/actions/{action}", act(self.job_action), methods=["POST"]),
             Route("/api/bulk/preview", act(self.bulk_preview), methods=["POST"]),
+            Route(
+                "/api/queues/{routing_key}/actions/{action}",
+                act(self.queue_action),
+                methods=["POST"],
+            ),
             Route(
                 "/api/schedules/{schedule_id}/actions/{action}",
                 act(self.schedule_action),

@@ -332,3 +332,14 @@ def test_schedule_suspend_resume_and_trigger(admin: httpx.Client, sdk: Client) -
     assert admin.post("/api/schedules/hourly/actions/explode").status_code == 400
     actions = [e["action"] for e in admin.get("/api/audit").json()["entries"]]
     assert actions == ["schedule trigger", "schedule resume", "schedule suspend"]
+
+
+def test_pause_is_offered_only_when_the_sdk_has_it(admin: httpx.Client, sdk: Client) -> None:
+    from bananas import AsyncClient
+
+    sdk.submit("ok", 1)
+    has_pause = callable(getattr(AsyncClient, "pause", None))
+    assert admin.get("/api/queues").json()["can_pause"] is has_pause
+    assert ("data-queue-action" in admin.get("/queues").text) is has_pause
+    reply = admin.post("/api/queues/default/actions/pause")
+    assert reply.status_code == (200 if has_pause else 501)

@@ -101,13 +101,22 @@
   function label(action) { return action.replace("_", " "); }
 
   document.addEventListener("click", function (ev) {
-    var el = ev.target.closest("button[data-action], button[data-bulk], button[data-schedule-action], input.select-all");
+    var el = ev.target.closest("button[data-action], button[data-bulk], button[data-schedule-action], button[data-queue-action], input.select-all");
     if (!el) return;
     if (el.matches("input.select-all")) {
       live.querySelectorAll("input.select").forEach(function (box) { box.checked = el.checked; });
       return;
     }
     ev.preventDefault();
+    if (el.dataset.queueAction) {
+      var qa = el.dataset.queueAction, rk = el.dataset.rk;
+      confirmThen(qa + " routing key " + rk + "?", function () {
+        post("/api/queues/" + encodeURIComponent(rk) + "/actions/" + qa)
+          .then(function () { flash(qa + ": " + rk); })
+          .catch(function (e) { flash(e.message, "error"); });
+      });
+      return;
+    }
     if (el.dataset.scheduleAction) {
       var what = el.dataset.scheduleAction, id = el.dataset.schedule;
       confirmThen(what + " schedule " + id + "?", function () {
