@@ -69,6 +69,21 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--leader-election", choices=["redis", "kubernetes"], help=env("leader_election")
     )
+    p.add_argument(
+        "--processes",
+        help=f"worker processes under one supervisor; auto: one per CPU {env('processes')}",
+    )
+    p.add_argument(
+        "--max-jobs-per-child",
+        type=int,
+        help=f"replace a worker process after this many jobs {env('max_jobs_per_child')}",
+    )
+    p.add_argument(
+        "--max-memory-per-child",
+        type=int,
+        metavar="MIB",
+        help=f"replace a worker process past this resident size {env('max_memory_per_child')}",
+    )
     p.add_argument("--log-level", help=env("log_level"))
     p.add_argument("--log-format", choices=["text", "json"], help=env("log_format"))
 
@@ -84,6 +99,8 @@ def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
         env["WORKER_JOB_TYPES"] = args.job_types
     if args.log_level:
         env["LOG_LEVEL"] = args.log_level
+    if args.processes:
+        env["WORKER_PROCESSES"] = args.processes
     parsed = Settings.from_env(env) if env else Settings()
     changes: dict[str, Any] = dict(
         app=args.app,
@@ -102,6 +119,9 @@ def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
         leader_election=args.leader_election,
         log_level=parsed.log_level if args.log_level else None,
         log_format=args.log_format,
+        processes=parsed.processes if args.processes else None,
+        max_jobs_per_child=args.max_jobs_per_child,
+        max_memory_per_child=args.max_memory_per_child,
     )
     # What the command forces (``scheduler``: mode=scheduler-only) wins over --mode / env;
     # passing it as a second ``mode=`` keyword was a TypeError that stopped every scheduler.
@@ -113,19 +133,27 @@ def _runtime_settings(args: argparse.Namespace, **forced: Any) -> Settings:
 
 
 def cmd_worker(args: argparse.Namespace, **forced: Any) -> int:
+    from bananas.worker_runtime.child import ChildLink
     from bananas.worker_runtime.logs import configure_logging
     from bananas.worker_runtime.registry import Registry
     from bananas.worker_runtime.runner import build_worker, load_registry, serve
+    from bananas.worker_runtime.supervisor import run_supervisor, wants_supervisor
 
     settings = _runtime_settings(args, **forced)
     configure_logging(settings.log_level, settings.log_format)
+    link = ChildLink.from_env()  # set only in a process a supervisor started
+    if link is None and wants_supervisor(settings):
+        return run_supervisor(settings)
     if settings.mode is WorkerMode.SCHEDULER_ONLY and not settings.app:
         # A scheduler needs no handlers: it fires the schedules registered in Redis.
         registry = Registry()
     else:
         registry = load_registry(settings.app)
-    worker = build_worker(registry, settings)
-    asyncio.run(serve(worker))
+    if link is None:
+        worker = build_worker(registry, settings)
+    else:  # a supervised child: probes and metrics on a private loopback port
+        worker = build_worker(registry, settings, metrics_host="127.0.0.1", metrics_port=0)
+    asyncio.run(serve(worker, link))
     if threading.active_count() > 1:
         # A sync handler that overran its deadline still holds a thread (its job was
         # already handed back): do not let it keep the drained process alive.

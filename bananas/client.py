@@ -291,8 +291,8 @@ class ClientCore:
             if progress:
                 progress(total)
 
-    def queue_stats(self, routing_key: str) -> Op[QueueStats]:
-        found = yield from self.broker.stats(validate_routing_key(routing_key))
+    def queue_stats(self, routing_key: str, due_within: float = 0.0) -> Op[QueueStats]:
+        found = yield from self.broker.stats(validate_routing_key(routing_key), due_within)
         return found
 
     def dead_letters(self, routing_key: str, offset: int, count: int) -> Op[list[DeadJob]]:
@@ -441,9 +441,10 @@ class Client(_Base):
         """
         return self.run(self.core.cancel(job_id, routing_key))
 
-    def queue_stats(self, routing_key: str = "default") -> QueueStats:
-        """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age."""
-        return self.run(self.core.queue_stats(routing_key))
+    def queue_stats(self, routing_key: str = "default", *, due_within: float = 0.0) -> QueueStats:
+        """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age, and
+        the scheduled jobs due within ``due_within`` seconds (``QueueStats.due``)."""
+        return self.run(self.core.queue_stats(routing_key, due_within))
 
     def all_queue_stats(self) -> list[QueueStats]:
         """:meth:`queue_stats` for every routing key that has held a job."""
@@ -612,9 +613,11 @@ class AsyncClient(_Base):
         """See :meth:`Client.cancel`."""
         return await self.run(self.core.cancel(job_id, routing_key))
 
-    async def queue_stats(self, routing_key: str = "default") -> QueueStats:
+    async def queue_stats(
+        self, routing_key: str = "default", *, due_within: float = 0.0
+    ) -> QueueStats:
         """See :meth:`Client.queue_stats`."""
-        return await self.run(self.core.queue_stats(routing_key))
+        return await self.run(self.core.queue_stats(routing_key, due_within))
 
     async def all_queue_stats(self) -> list[QueueStats]:
         """See :meth:`Client.all_queue_stats`."""

@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 
 from bananas.connection import DEFAULT_URL
 from bananas.errors import ConfigError
-from bananas.models import DEFAULT_MAX_RETRIES, PRIORITY_ORDER, Priority
+from bananas.models import (
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_RETRIES,
+    PRIORITY_ORDER,
+    Priority,
+)
 from bananas.routing import ROUTING_KEY_RULE, RoutingKey, is_valid_routing_key
 
 T = TypeVar("T")
@@ -108,9 +114,22 @@ class Settings:
     #: Name of the leader lock / Lease (``LEADER_LEASE_NAME``).
     leader_lease_name: str = "bananas-scheduler"
     #: Largest result a handler may return, in bytes (``MAX_RESULT_BYTES``).
-    max_result_bytes: int = 1024 * 1024
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     #: Cap of the retry backoff in seconds (``RETRY_BACKOFF_MAX``).
-    retry_backoff_max: float = 3600.0
+    retry_backoff_max: float = DEFAULT_BACKOFF_CAP
+    #: Worker processes a ``bananas worker`` runs under one supervisor; ``auto`` in the
+    #: environment means one per CPU (``WORKER_PROCESSES``). 1 runs no supervisor.
+    processes: int = 1
+    #: Jobs a worker process finishes before it drains and is replaced; 0: no limit
+    #: (``WORKER_MAX_JOBS_PER_CHILD``). Only under a supervisor (``processes`` > 1).
+    max_jobs_per_child: int = 0
+    #: Resident memory in MiB past which a worker process drains and is replaced; 0: no
+    #: limit (``WORKER_MAX_MEMORY_PER_CHILD``). Only under a supervisor.
+    max_memory_per_child: int = 0
+    #: Name of the pod this process runs in, when it runs in Kubernetes (``POD_NAME``).
+    pod_name: str = ""
+    #: Namespace of that pod (``POD_NAMESPACE``).
+    pod_namespace: str = ""
     #: Extra options for the Redis connection (e.g. ``ssl_ca_certs``); not read from env.
     redis_options: dict[str, Any] = field(default_factory=dict)
 
@@ -158,6 +177,32 @@ class Settings:
             )
         if self.lease_duration < 1:
             raise ConfigError("LEASE_DURATION must be at least 1s")
+        if self.processes < 1:
+            raise ConfigError("WORKER_PROCESSES must be at least 1 (or auto)")
+        if self.max_jobs_per_child < 0 or self.max_memory_per_child < 0:
+            raise ConfigError(
+                "WORKER_MAX_JOBS_PER_CHILD and WORKER_MAX_MEMORY_PER_CHILD must not be negative"
+            )
+
+    def to_env(self) -> dict[str, str]:
+        """Every field that has a variable, written in the form ``from_env`` reads back.
+
+        A supervisor hands its settings to its worker processes this way, so a child
+        runs with exactly the flags and variables its parent was started with.
+        """
+        env = {}
+        for name, var in ENV_VARS.items():
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                text = ",".join(str(getattr(v, "value", v)) for v in value)
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, enum.Enum):
+                text = str(value.value)
+            else:
+                text = repr(value) if isinstance(value, float) else str(value)
+            env[var] = text
+        return env
 
 
 def _read(var: str, raw: str, parse: Callable[[str], T]) -> T:
@@ -258,6 +303,20 @@ def _election(raw: str) -> str:
     return value
 
 
+@_forms("a whole number >= 1, or auto (one per CPU)")
+def _processes(raw: str) -> int:
+    if raw.strip().lower() == "auto":
+        return cpu_count()
+    return _positive_int(raw)
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 @_forms("any text")
 def _text(raw: str) -> str:
     return raw.strip()
@@ -293,8 +352,43 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "leader_lease_name": ("LEADER_LEASE_NAME", _text),
     "max_result_bytes": ("MAX_RESULT_BYTES", _positive_int),
     "retry_backoff_max": ("RETRY_BACKOFF_MAX", _duration),
+    "processes": ("WORKER_PROCESSES", _processes),
+    "max_jobs_per_child": ("WORKER_MAX_JOBS_PER_CHILD", _non_negative_int),
+    "max_memory_per_child": ("WORKER_MAX_MEMORY_PER_CHILD", _non_negative_int),
+    "pod_name": ("POD_NAME", _text),
+    "pod_namespace": ("POD_NAMESPACE", _text),
 }
 
-#: Environment variable of each settings field, for docs and CLI help.
+#: Environment variable of each settings field: the contract between a process's
+#: environment and :meth:`Settings.from_env`, used by the CLI's help and by the
+#: operator, which renders pods' environments from it (never from literals).
 ENV_VARS = {name: var for name, (var, _) in _ENV.items()}
 assert set(ENV_VARS) <= {f.name for f in fields(Settings)}
+
+#: A value of an environment entry: text as it is, numbers and booleans spelled the way
+#: :meth:`Settings.from_env` reads them, sequences as comma lists, enums by value.
+EnvValue = str | int | float | bool | enum.Enum | tuple[Any, ...] | list[Any]
+
+
+def env_var(name: str) -> str:
+    """The environment variable of the settings field ``name``; ``KeyError`` for none."""
+    return ENV_VARS[name]
+
+
+def _env_text(value: EnvValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, tuple | list):
+        return ",".join(_env_text(item) for item in value)
+    return str(value)
+
+
+def render_env(values: Mapping[str, EnvValue]) -> list[dict[str, str]]:
+    """Kubernetes ``env`` entries (``name``/``value``) for settings fields, in the given order.
+
+    ``values`` maps a :class:`Settings` field name to its value; ``KeyError`` names a
+    field that has no environment variable.
+    """
+    return [{"name": env_var(name), "value": _env_text(value)} for name, value in values.items()]

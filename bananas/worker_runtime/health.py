@@ -5,36 +5,47 @@ proves the loop is alive and not blocked. ``/readyz`` is true while Redis answer
 the last call and the process is fetching (false while draining or while Redis is
 away). ``/metrics`` refreshes the queue gauges with one O(1) stats call per routing
 key, then renders the process's Prometheus registry.
+
+A supervisor (``supervisor.py``) serves the same three endpoints for its group with
+this class: its probes are coroutines that ask the children, and its registry
+holds the children's summed metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from bananas.worker_runtime.metrics import Metrics
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 logger = logging.getLogger(__name__)
 
 
 class Probes(Protocol):
-    """What the server asks the process it watches (the :class:`Worker`)."""
+    """What the server asks the process it watches: a :class:`Worker`, or a supervisor,
+    whose answers are coroutines that ask its children."""
 
-    def is_ready(self) -> bool: ...
+    def is_ready(self) -> bool | Awaitable[bool]: ...
 
-    def is_alive(self) -> bool: ...
+    def is_alive(self) -> bool | Awaitable[bool]: ...
 
     async def refresh_metrics(self) -> None: ...
+
+
+class HasRegistry(Protocol):
+    """What ``/metrics`` renders: a worker's ``Metrics`` or a supervisor's group."""
+
+    registry: CollectorRegistry
 
 
 class HealthServer:
     """Serves the three endpoints on ``host:port`` (port 0 picks a free one)."""
 
-    def __init__(self, metrics: Metrics, *, host: str = "0.0.0.0", port: int = 8000) -> None:
+    def __init__(self, metrics: HasRegistry, *, host: str = "0.0.0.0", port: int = 8000) -> None:
         self.metrics = metrics
         self.host = host
         self.port = port
@@ -86,14 +97,14 @@ class HealthServer:
         probes = self._probes
         assert probes is not None, "start() sets the probes"
         if path == "/healthz":
-            ok = probes.is_alive()
+            ok = await _answer(probes.is_alive)
             return (
                 "200 OK" if ok else "503 Service Unavailable",
                 b"ok\n" if ok else b"unhealthy\n",
                 "text/plain",
             )
         if path == "/readyz":
-            ok = probes.is_ready()
+            ok = await _answer(probes.is_ready)
             return (
                 "200 OK" if ok else "503 Service Unavailable",
                 b"ready\n" if ok else b"not ready\n",
@@ -104,3 +115,10 @@ class HealthServer:
                 await asyncio.wait_for(probes.refresh_metrics(), 5)
             return "200 OK", generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST
         return "404 Not Found", b"not found\n", "text/plain"
+
+
+async def _answer(probe: Callable[[], bool | Awaitable[bool]]) -> bool:
+    answer = probe()
+    if inspect.isawaitable(answer):
+        return bool(await answer)
+    return bool(answer)

@@ -262,6 +262,7 @@ class Worker:
             started_at=self.started_at,
             last_seen=utcnow(),
             mode=s.mode.value,
+            pod_name=s.pod_name,
             running={
                 job_id: datetime.fromtimestamp(at, UTC)
                 for job_id, at in self.leases.leased_at().items()

@@ -8,7 +8,9 @@ with the Redis transport, unacknowledged messages come back only after the
 visibility timeout (one hour by default). Results go to a Redis backend only
 when the spec asks for them; delayed jobs use ``apply_async(eta=...)``, which
 the worker holds in memory until due. The ready event is sent from Celery's
-``worker_ready`` signal.
+``worker_ready`` signal. With ``processes`` > 1 (the cpu scenario) the pool is
+prefork with that many child processes (``celery worker --pool=prefork -c N``),
+Celery's own answer to CPU-bound tasks.
 """
 
 from __future__ import annotations
@@ -54,8 +56,11 @@ def run_worker(spec: WorkerSpec, probe: _probe.Probe) -> None:
     app.worker_main(
         argv=[
             "worker",
-            "--pool=threads",
-            f"--concurrency={spec.concurrency}",
+            *(
+                ["--pool=threads", f"--concurrency={spec.concurrency}"]
+                if spec.processes <= 1
+                else ["--pool=prefork", f"--concurrency={spec.processes}"]
+            ),
             "--without-mingle",
             "--without-gossip",
             "--without-heartbeat",

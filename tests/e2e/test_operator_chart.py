@@ -24,7 +24,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from .conftest import in_ci
-from .controlplane import REPO_ROOT
+from .controlplane import REPO_ROOT, cache_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -36,9 +36,8 @@ def find_helm() -> str | None:
     candidates = [shutil.which("helm")]
     if assets := os.environ.get("KUBEBUILDER_ASSETS"):
         candidates.append(str(Path(assets) / "helm"))
-    candidates += sorted(
-        glob.glob(str(REPO_ROOT / ".cache" / "controlplane" / "*" / "bin" / "helm")), reverse=True
-    )
+    # hack/controlplane.sh's cache (BANANAS_CACHE, else <repo>/.cache), newest version first.
+    candidates += sorted(glob.glob(str(cache_dir() / "*" / "bin" / "helm")), reverse=True)
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
