@@ -176,3 +176,12 @@ def test_cli_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_healthz_needs_no_auth_and_says_nothing_else(dashboard: DashboardServer) -> None:
     with httpx.Client(base_url=dashboard.url) as http:
         assert http.get("/healthz").json() == {"ok": True}
+
+
+def test_every_response_carries_the_security_headers(dashboard: DashboardServer) -> None:
+    with httpx.Client(base_url=dashboard.url) as http:
+        for path in ("/", "/login", "/api/queues", "/static/dashboard.js", "/healthz"):
+            headers = http.get(path).headers
+            assert "script-src 'self'" in headers["content-security-policy"], path
+            assert headers["x-frame-options"] == "DENY", path
+            assert headers["x-content-type-options"] == "nosniff", path

@@ -100,6 +100,11 @@
 
   function label(action) { return action.replace("_", " "); }
 
+  // Filters submit themselves on change (no inline handlers: the CSP forbids them).
+  document.addEventListener("change", function (ev) {
+    if (ev.target.matches("select[data-autosubmit]")) ev.target.form.submit();
+  });
+
   document.addEventListener("click", function (ev) {
     var el = ev.target.closest("button[data-action], button[data-bulk], button[data-schedule-action], button[data-queue-action], input.select-all");
     if (!el) return;
