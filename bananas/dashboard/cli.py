@@ -8,6 +8,7 @@ Every flag has an environment variable (``BANANAS_DASHBOARD_*``); a flag wins.
 from __future__ import annotations
 
 import argparse
+import signal
 from dataclasses import replace
 
 from bananas.dashboard.settings import AuthMode, DashboardSettings, parse_user
@@ -115,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
     settings.check()
     settings.check_bind(args.host)
     app = create_app(settings)
-    print(f"bananas dashboard on http://{args.host}:{args.port}/ (auth {settings.auth.value})")
+    print(
+        f"bananas dashboard on http://{args.host}:{args.port}/ (auth {settings.auth.value})",
+        flush=True,
+    )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
+    # handler that was there before; a no-op one makes that a clean exit 0, as a worker's.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
