@@ -407,10 +407,10 @@ class Dashboard:
                 try:
                     html, wait = await self.cache.get(key, render)
                 except BananasError as exc:
-                    yield b"event: error\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n"
+                    yield b"event: problem\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n"
                 except Exception:  # a bug must not kill the stream silently: say so, keep going
                     log.exception("dashboard: rendering the live %s view failed", view)
-                    yield b'event: error\ndata: {"error": "internal error"}\n\n'
+                    yield b'event: problem\ndata: {"error": "internal error"}\n\n'
                 else:
                     digest = _digest(html)
                     if digest != last:

@@ -56,6 +56,10 @@
     source.addEventListener("open", function () { setStatus("live", "live"); });
     source.addEventListener("update", function (ev) { swap(JSON.parse(ev.data).html); seen(); });
     source.addEventListener("tick", seen);
+    source.addEventListener("problem", function (ev) {
+      setStatus("connecting", "Redis unreachable");
+      if (status) status.title = JSON.parse(ev.data).error;
+    });
     source.addEventListener("error", function () {
       if (source && source.readyState === EventSource.CLOSED) { source = null; setStatus("paused", "disconnected"); }
       else setStatus("connecting", "reconnecting");
