@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from bananas import Client, Job, JobStatus, Schedule
+from bananas.dashboard import DashboardSettings
 from bananas.worker_runtime import Registry, Worker
 from tests.dashboard.conftest import handlers
 from tests.dashboard.server import DashboardServer
@@ -343,3 +345,36 @@ def test_pause_is_offered_only_when_the_sdk_has_it(admin: httpx.Client, sdk: Cli
     assert ("data-queue-action" in admin.get("/queues").text) is has_pause
     reply = admin.post("/api/queues/default/actions/pause")
     assert reply.status_code == (200 if has_pause else 501)
+
+
+def test_the_stream_says_when_redis_cannot_be_read(
+    settings: DashboardSettings, start_dashboard: Callable[[DashboardSettings], DashboardServer]
+) -> None:
+    from tests.conftest import BINARIES
+    from tests.dashboard.conftest import ADMIN_TOKEN
+    from tests.support.servers import RedisServer
+
+    own = RedisServer(BINARIES.get("redis") or BINARIES["valkey"]).start()
+    try:
+        server = start_dashboard(replace(settings, redis_url=own.url))
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        with (
+            httpx.Client(base_url=server.url, headers=headers, timeout=20) as http,
+            http.stream("GET", "/api/stream", params={"view": "queues"}) as stream,
+        ):
+            events = _events(stream)
+            assert next(events)[0] == "update"
+            own.stop()
+            kind, data = next(e for e in events if e[0] != "tick")
+            assert kind == "problem" and "cannot reach Redis" in orjson.loads(data)["error"]
+    finally:
+        own.cleanup()
+
+
+def _events(stream: httpx.Response):  # type: ignore[no-untyped-def]
+    event = ""
+    for line in stream.iter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            yield event, line[6:]
