@@ -27,7 +27,7 @@ import orjson
 
 from bananas.admin import Admin, JobPage, JobRow, JobState
 from bananas.client import AsyncClient
-from bananas.dashboard.charts import WINDOWS, Series, build_series, svg
+from bananas.dashboard.charts import KINDS, WINDOWS, Series, build_series, svg
 from bananas.models import PRIORITY_ORDER, Job, Priority, QueueStats, Schedule
 from bananas.ops import Op
 
@@ -72,7 +72,7 @@ class Reader:
         self.client = client
         self.admin = Admin(client.broker)
         self.clock = clock
-        self._charts: dict[int, tuple[float, Series]] = {}
+        self._charts: dict[int, tuple[float, Series, dict[str, dict[str, int]]]] = {}
 
     async def run(self, op: Op[T]) -> T:
         """Drive a broker or admin operation on the client's connection."""
@@ -102,6 +102,9 @@ class Reader:
     async def queues_view(self) -> dict[str, Any]:
         routes = await self.run(self.client.broker.routes())
         rows = await _in_parallel([partial(self._route_row, rk) for rk in routes])
+        _, last_hour = await self._throughput(routes, 60)
+        for row in rows:
+            row["last_hour"] = last_hour.get(row["routing_key"]) or dict.fromkeys(KINDS, 0)
         totals = {k: sum(r[k] for r in rows) for k in ("queued", "scheduled", "in_flight", "dead")}
         return {
             "queues": rows,
@@ -129,14 +132,15 @@ class Reader:
 
     # -- throughput ------------------------------------------------------------------------
 
-    async def throughput_view(self, routes: list[str], window: int) -> dict[str, Any]:
-        """Completed, failed and retried jobs per bucket over ``window`` minutes, all routes.
+    async def _throughput(
+        self, routes: list[str], window: int
+    ) -> tuple[Series, dict[str, dict[str, int]]]:
+        """The series of ``window`` over ``routes``, and each routing key's totals.
 
         Reading costs one ``HGETALL`` per routing key and hour of the window, so the
         series is read again only when a tenth of a bucket has passed (6 s for the hour's
         one-minute points, 1 min for the day, 6 min for the week).
         """
-        window = window if window in WINDOWS else 60
         now = self.clock()
         cached = self._charts.get(window)
         if cached is None or now - cached[0] > WINDOWS[window] * 6:
@@ -145,9 +149,19 @@ class Reader:
             per_route = await _in_parallel(
                 [partial(self.run, self.admin.throughput(rk, first, last)) for rk in routes]
             )
-            cached = (now, build_series(per_route, last, window, WINDOWS[window]))
+            bucket = WINDOWS[window]
+            by_route = {
+                rk: build_series([counts], last, window, bucket).totals
+                for rk, counts in zip(routes, per_route, strict=True)
+            }
+            cached = (now, build_series(per_route, last, window, bucket), by_route)
             self._charts[window] = cached
-        series = cached[1]
+        return cached[1], cached[2]
+
+    async def throughput_view(self, routes: list[str], window: int) -> dict[str, Any]:
+        """Completed, failed and retried jobs per bucket over ``window`` minutes, all routes."""
+        window = window if window in WINDOWS else 60
+        series, _ = await self._throughput(routes, window)
         return {
             "window": window,
             "windows": list(WINDOWS),

@@ -315,6 +315,8 @@ def test_overview_throughput_counts_what_real_workers_did(
     day = admin.get("/api/overview", params={"window": 1440}).json()["throughput"]
     assert day["totals"]["completed"] == 4 and day["bucket"] == 10
     assert 'id="tp-completed">4<' in admin.get("/").text
+    row = admin.get("/api/queues").json()["queues"][0]
+    assert row["last_hour"] == {"completed": 4, "failed": 2, "retried": 0}
 
 
 def test_schedule_suspend_resume_and_trigger(admin: httpx.Client, sdk: Client) -> None:
