@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -66,6 +66,8 @@ MAX_BLOCK_SECONDS = 2.0
 REAP_BATCH = 200
 #: Most dead-lettered jobs aged out of the dead-letter queue by one fail call.
 DEAD_LETTER_TRIM_BATCH = 1000
+#: How long a routing key's per-minute outcome counters are kept (a week, and a day more).
+THROUGHPUT_TTL_MS = 8 * 24 * 3600 * 1000
 #: Due scheduled jobs moved per promote call.
 PROMOTE_BATCH = 1000
 
@@ -164,6 +166,16 @@ class Outcome:
     ttl_ms: int
     error: str = ""
     retry_at_ms: int = 0
+
+
+class Reaped(NamedTuple):
+    """What one ``reap`` call did."""
+
+    requeued: int
+    dead: int
+    #: Dead-lettered jobs that are workflow steps: (job id, reason), to record on their
+    #: workflows (``bananas.workflow_store``).
+    steps: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -273,11 +285,13 @@ class Broker:
     def ack(self, routing_key: str, done: Sequence[Outcome]) -> Op[list[bool]]:
         """Complete leased jobs and store their results; False where the token was stale."""
         r = self.route(routing_key)
+        minute = self.now_ms() // 60_000
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats]
-        argv: list[Any] = [NOTIFY_TTL_MS]
+        argv: list[Any] = [NOTIFY_TTL_MS, minute, THROUGHPUT_TTL_MS]
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
             argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms))
+        keys.append(r.throughput(minute // 60))
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
 
@@ -285,16 +299,21 @@ class Broker:
         """Record failed attempts; per job, what happened (a :class:`FailCode`)."""
         r = self.route(routing_key)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
+        now = self.now_ms()
+        minute = now // 60_000
         argv: list[Any] = [
-            self.now_ms(),
+            now,
             NOTIFY_TTL_MS,
             DEAD_LETTER_CAP,
             DEAD_LETTER_MAX_AGE_MS,
             DEAD_LETTER_TRIM_BATCH,
+            minute,
+            THROUGHPUT_TTL_MS,
         ]
         for o in failed:
             keys += (r.result(o.id), r.notify(o.id))
             argv += (o.id, o.attempt, o.error, o.retry_at_ms, o.result, _kept(o.ttl_ms))
+        keys.append(r.throughput(minute // 60))
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
         return [FailCode(int(x)) for x in reply]
 
@@ -320,13 +339,14 @@ class Broker:
         )
         return int(reply)
 
-    def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[int, int]]:
-        """Return expired leases to their queue; returns (requeued, dead-lettered)."""
+    def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[Reaped]:
+        """Return expired leases to their queue; returns (requeued, dead-lettered, the
+        workflow steps among the dead-lettered as (job id, reason) pairs)."""
         r = self.route(routing_key)
         now = self.now_ms()
         ids = yield command("ZRANGEBYSCORE", r.leases, "-inf", now, "LIMIT", 0, limit)
         if not ids:
-            return 0, 0
+            return Reaped(0, 0)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.dead, r.wake, *r.queues]
         for job_id in ids:
             keys += (r.result(job_id), r.notify(job_id))
@@ -335,7 +355,8 @@ class Broker:
             keys,
             (now, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
         )
-        return int(reply[0]), int(reply[1])
+        steps = tuple((reply[i], reply[i + 1]) for i in range(2, len(reply), 2))
+        return Reaped(int(reply[0]), int(reply[1]), steps)
 
     def promote(self, routing_key: str, limit: int = PROMOTE_BATCH) -> Op[tuple[int, int | None]]:
         """Move due scheduled jobs to their queue; returns (moved, next due ms or None)."""
@@ -475,11 +496,14 @@ class Broker:
         )
         return CancelCode(reply)
 
-    def stats(self, routing_key: str) -> Op[QueueStats]:
-        """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work."""
+    def stats(self, routing_key: str, due_within: float = 0.0) -> Op[QueueStats]:
+        """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work;
+        and the scheduled jobs due within ``due_within`` seconds (O(log n))."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["stats"], (*r.queues, r.scheduled, r.leases, r.dead, r.jobs), ()
+            _SCRIPTS["stats"],
+            (*r.queues, r.scheduled, r.leases, r.dead, r.jobs),
+            (max(0, int(due_within * 1000)),),
         )
         now = self.clock()
         oldest: float | None = None
@@ -494,6 +518,7 @@ class Broker:
             in_flight=int(reply[4]),
             dead=int(reply[5]),
             oldest_age=None if oldest is None else max(oldest, 0.0),
+            due=int(reply[9]) if len(reply) > 9 else 0,
         )
 
     def counters(self, routing_key: str) -> Op[dict[str, int]]:

@@ -100,6 +100,10 @@ class Settings:
     #: Resident memory in MiB past which a worker process drains and is replaced; 0: no
     #: limit (``WORKER_MAX_MEMORY_PER_CHILD``). Only under a supervisor.
     max_memory_per_child: int = 0
+    #: Name of the pod this process runs in, when it runs in Kubernetes (``POD_NAME``).
+    pod_name: str = ""
+    #: Namespace of that pod (``POD_NAMESPACE``).
+    pod_namespace: str = ""
     #: Extra options for the Redis connection (e.g. ``ssl_ca_certs``); not read from env.
     redis_options: dict[str, Any] = field(default_factory=dict)
 
@@ -336,8 +340,40 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "processes": ("WORKER_PROCESSES", _processes),
     "max_jobs_per_child": ("WORKER_MAX_JOBS_PER_CHILD", _non_negative_int),
     "max_memory_per_child": ("WORKER_MAX_MEMORY_PER_CHILD", _non_negative_int),
+    "pod_name": ("POD_NAME", _text),
+    "pod_namespace": ("POD_NAMESPACE", _text),
 }
 
-#: Environment variable of each settings field, for docs and CLI help.
+#: Environment variable of each settings field: the contract between a process's
+#: environment and :meth:`Settings.from_env`, used by the CLI's help and by the
+#: operator, which renders pods' environments from it (never from literals).
 ENV_VARS = {name: var for name, (var, _) in _ENV.items()}
 assert set(ENV_VARS) <= {f.name for f in fields(Settings)}
+
+#: A value of an environment entry: text as it is, numbers and booleans spelled the way
+#: :meth:`Settings.from_env` reads them, sequences as comma lists, enums by value.
+EnvValue = str | int | float | bool | enum.Enum | tuple[Any, ...] | list[Any]
+
+
+def env_var(name: str) -> str:
+    """The environment variable of the settings field ``name``; ``KeyError`` for none."""
+    return ENV_VARS[name]
+
+
+def _env_text(value: EnvValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, tuple | list):
+        return ",".join(_env_text(item) for item in value)
+    return str(value)
+
+
+def render_env(values: Mapping[str, EnvValue]) -> list[dict[str, str]]:
+    """Kubernetes ``env`` entries (``name``/``value``) for settings fields, in the given order.
+
+    ``values`` maps a :class:`Settings` field name to its value; ``KeyError`` names a
+    field that has no environment variable.
+    """
+    return [{"name": env_var(name), "value": _env_text(value)} for name, value in values.items()]

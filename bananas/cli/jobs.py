@@ -23,7 +23,7 @@ from bananas.cli.options import (
 )
 from bananas.client import Client
 from bananas.errors import JobNotFoundError
-from bananas.models import PRIORITY_ORDER, Job, JobResult
+from bananas.models import PRIORITY_ORDER, Job, JobResult, WorkflowStatus
 
 Register = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
@@ -98,6 +98,18 @@ def cmd_result(args: argparse.Namespace) -> int:
                 return EXIT_FAILED
             result = found
     return _print_result(result, args.json)
+
+
+def cmd_workflow(args: argparse.Namespace) -> int:
+    from bananas.workflow_view import render as render_workflow
+
+    with client(args) as c:
+        info = c.get_workflow(args.workflow_id)
+    if info is None:
+        print(f"bananas: no workflow {args.workflow_id}", file=sys.stderr)
+        return EXIT_FAILED
+    print(render.as_json(info.model_dump(mode="json")) if args.json else render_workflow(info))
+    return EXIT_OK if info.status is not WorkflowStatus.FAILED else EXIT_FAILED
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -270,6 +282,10 @@ def register(add: Register) -> None:
     p.add_argument(
         "--wait", type=duration_arg, metavar="TIMEOUT", help="wait this long for the job to finish"
     )
+    add_json(p)
+
+    p = add("workflow", cmd_workflow, "Show a workflow as a tree: every step's state and result.")
+    p.add_argument("workflow_id", metavar="ID")
     add_json(p)
 
     p = add("cancel", cmd_cancel, "Cancel a job that has not started yet.")

@@ -28,8 +28,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         default = action.default
         if (
             "%(default)" not in text
+            and "default" not in text  # the help already says it
             and default is not None
             and default is not False
+            and default != []
             and default != argparse.SUPPRESS
             and action.option_strings
             and not isinstance(action, argparse._HelpAction | argparse._VersionAction)

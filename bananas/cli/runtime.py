@@ -272,6 +272,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(args)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from bananas.dashboard.cli import run
+
+    return run(args)
+
+
 def register(add: Register) -> None:
     """Add this module's subcommands with ``add(name, function, help)``."""
     _add_worker_flags(add("worker", cmd_worker, "Run a worker until SIGTERM (then drain)."))
@@ -306,3 +312,6 @@ def register(add: Register) -> None:
         help="the embedded server's port (default: 6379, the other commands' "
         "default, or a free one when 6379 is taken; 0: a free one)",
     )
+    from bananas.dashboard.cli import add_arguments as dashboard_arguments
+
+    dashboard_arguments(add("dashboard", cmd_dashboard, "Serve the web dashboard."))

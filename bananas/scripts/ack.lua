@@ -1,14 +1,16 @@
 -- ack: complete a batch of leased jobs of one routing key and store their results
 -- KEYS[1] leases  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] stats
 -- KEYS[4+2i] result key, KEYS[5+2i] notify key of the i-th job (i from 1)
--- ARGV[1] notify ttl ms, then per job: id, attempt (lease token), result JSON, result ttl ms
+-- KEYS[#KEYS] throughput hash of the current hour
+-- ARGV[1] notify ttl ms  ARGV[2] current epoch minute  ARGV[3] throughput ttl ms
+-- then per job: id, attempt (lease token), result JSON, result ttl ms
 -- returns: array with 1 (acked) or 0 (refused: stale token or lease gone) per job
 local notify_ttl = tonumber(ARGV[1])
 local out = {}
 local done = {}
-local n = (#ARGV - 1) / 4
+local n = (#ARGV - 3) / 4
 for i = 0, n - 1 do
-  local b = 2 + i * 4
+  local b = 4 + i * 4
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
     write_result(KEYS[6 + 2 * i], KEYS[7 + 2 * i], ARGV[b + 2], redis.call('HGET', KEYS[2], id),
@@ -25,5 +27,6 @@ if #done > 0 then
   redis.call('HDEL', KEYS[3], unpack(done))
   redis.call('HDEL', KEYS[4], unpack(done))
   redis.call('HINCRBY', KEYS[5], 'completed', #done)
+  count_outcome(KEYS[#KEYS], ARGV[2] .. ':c', #done, tonumber(ARGV[3]))
 end
 return out

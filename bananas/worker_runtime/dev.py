@@ -182,6 +182,13 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         loop.add_signal_handler(signum, on_signal)
     await worker.start()
     print(f"worker {worker.id} serving {','.join(settings.routing_keys)}; Ctrl-C stops", flush=True)
+    # REDIS_URL may carry a password: the hint names the embedded server's URL only.
+    where = "" if os.environ.get("REDIS_URL") else f" --redis-url {settings.redis_url}"
+    print(
+        f"watch it in a browser: bananas dashboard{where} (bananas-queue[dashboard], "
+        "then http://127.0.0.1:8089/)",
+        flush=True,
+    )
     try:
         if args.demo:
             async with AsyncClient(settings.redis_url, prefix=settings.prefix) as client:

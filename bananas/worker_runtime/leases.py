@@ -27,19 +27,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 import orjson
 
-from bananas.broker import Broker, Leased
+from bananas.broker import Broker, Leased, Reaped
 from bananas.client import AsyncClient
 from bananas.errors import BananasError
 from bananas.models import Priority
 from bananas.ops import Op
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
+from bananas.workflow_store import WorkflowStore
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class Leases:
         self.lease_ms = lease_ms
         self.concurrency = concurrency
         self._held: dict[str, Held] = {}
+        self._leased_at: dict[str, float] = {}
         self._in_flight = 0
         self._slot_free = asyncio.Event()
         self._idle = asyncio.Event()
@@ -70,10 +73,6 @@ class Leases:
     def in_flight(self) -> int:
         """Jobs leased and not yet finished (running, or waiting for a slot)."""
         return self._in_flight
-
-    def held_ids(self, limit: int = 50) -> list[str]:
-        """Ids of (up to ``limit``) jobs held now, for the heartbeat record."""
-        return list(self._held)[:limit]
 
     def free(self) -> int:
         """How many more jobs may be leased now (there is no prefetch beyond free slots)."""
@@ -88,6 +87,7 @@ class Leases:
         """Record a job just leased: it is in flight and its lease is renewed from now."""
         self._in_flight += 1
         self._held[leased.id] = (routing_key, leased)
+        self._leased_at[leased.id] = time.time()
 
     def finished(self, leased: Leased) -> None:
         """Record a job whose run ended: no more renewals (the ack is on its way)."""
@@ -96,6 +96,12 @@ class Leases:
             del self._held[leased.id]
         # (a newer delivery of the same job to this worker keeps its lease renewed)
         self._done_one()
+
+    def leased_at(self) -> dict[str, float]:
+        """When each held job was leased (epoch seconds), for the heartbeat record."""
+        for job_id in [j for j in self._leased_at if j not in self._held]:
+            del self._leased_at[job_id]
+        return dict(self._leased_at)
 
     def give_back(self, unstarted: Sequence[Held]) -> list[Held]:
         """Take jobs that never started out of flight; returns those whose lease is still held."""
@@ -199,17 +205,19 @@ class Reaper:
         redis: RedisCaller,
         routes: Callable[[], Awaitable[Sequence[str]]],
         metrics: Metrics,
+        workflows: WorkflowStore | None = None,
     ) -> None:
         self.broker = broker
         self.redis = redis
         self.routes = routes
         self.metrics = metrics
+        self.workflows = workflows or WorkflowStore(broker, clock=broker.clock)
 
     async def run(self) -> None:
         """Reap until cancelled."""
         while True:
             for rk in await self.routes():
-                requeued, dead = await self.redis.call(partial(self.broker.reap, rk))
+                requeued, dead, _ = await self.redis.call(partial(self._reap, rk))
                 if requeued or dead:
                     self.metrics.reaped.labels(rk).inc(requeued + dead)
                     logger.warning(
@@ -219,6 +227,14 @@ class Reaper:
                         dead,
                     )
             await asyncio.sleep(REAP_INTERVAL)
+
+    def _reap(self, routing_key: str) -> Op[Reaped]:
+        """Reap one routing key, then record the poison workflow steps it dead-lettered on
+        their workflows (a reaper that dies in between leaves such a step shown queued)."""
+        reaped = yield from self.broker.reap(routing_key)
+        for job_id, reason in reaped.steps:
+            yield from self.workflows.fail_step(job_id, reason)
+        return reaped
 
 
 def _priority_of(leased: Leased) -> Priority:

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -107,7 +108,7 @@ class Worker:
             self.client, worker_id=self.id, lease_ms=self.lease_ms, concurrency=s.concurrency
         )
         self.metrics.in_flight.set_function(lambda: self.leases.in_flight)
-        self.acker = Acker(self.broker, self.redis, self.metrics)
+        self.acker = Acker(self.broker, self.redis, self.metrics, self.client.workflows)
         self.slots = Slots(
             self.executor, self.leases, self.acker, self.metrics, concurrency=s.concurrency
         )
@@ -266,7 +267,11 @@ class Worker:
             last_seen=utcnow(),
             mode=s.mode.value,
             cron_leader=self.cron is not None and self.cron.is_leader,
-            running=self.leases.held_ids(),
+            pod_name=s.pod_name,
+            running={
+                job_id: datetime.fromtimestamp(at, UTC)
+                for job_id, at in self.leases.leased_at().items()
+            },
         )
 
     async def maintained_routes(self) -> tuple[str, ...]:
