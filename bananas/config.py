@@ -18,7 +18,10 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from bananas.connection import DEFAULT_URL
-from bananas.durations import DURATION_FORMS, parse_duration
+
+# Re-exported: config was their home before durations.py, and callers still import them here.
+from bananas.durations import DURATION_FORMS as DURATION_FORMS
+from bananas.durations import parse_duration as parse_duration
 from bananas.errors import ConfigError
 from bananas.models import (
     DEFAULT_BACKOFF_CAP,
