@@ -270,7 +270,7 @@ class Executor:
             "dead" if dead else "retried",
             duration,
             job.priority,
-            _step(job, error) if dead and job.workflow_id is not None else None,
+            _step(job, message) if dead and job.workflow_id is not None else None,
         )
 
     def _result_body(
