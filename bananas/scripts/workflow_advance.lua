@@ -81,6 +81,25 @@ local function released(start)
   end
 end
 
+-- Validate what the writes below rely on before the first of them: Redis keeps a
+-- script's writes up to an error, and a half-recorded node would never release its
+-- dependents on a replay.
+local function counter(key, field)
+  local v = redis.call('HGET', key, field)
+  if not v or not string.match(v, '^%-?%d+$') then
+    return nil
+  end
+  return v
+end
+if not counter(KEYS[1], 'remaining') or not counter(KEYS[1], 'failed') then
+  return redis.error_reply('ERR workflow_advance: corrupt counters in ' .. KEYS[1])
+end
+for _, d in ipairs(split(redis.call('HGET', KEYS[2], 'next:' .. node))) do
+  if not counter(KEYS[4], d) then
+    return redis.error_reply('ERR workflow_advance: no pending count for node ' .. d)
+  end
+end
+
 local tolerated = redis.call('HGET', KEYS[2], 'tol:' .. node) == '1'
 if outcome == 'done' then
   if prev == 'done' then

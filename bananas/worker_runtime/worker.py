@@ -167,7 +167,9 @@ class Worker:
             self._tasks.spawn(keep, name="bananas-leases")
             self._tasks.spawn(self.executor.watchdog(), name="bananas-watchdog")
         if self.settings.mode is not WorkerMode.THIN:
-            reaper = Reaper(self.broker, self.redis, self.maintained_routes, self.metrics)
+            reaper = Reaper(
+                self.broker, self.redis, self.maintained_routes, self.metrics, self.client.workflows
+            )
             self._tasks.spawn(reaper.run(), name="bananas-reaper")
             promoter = Promoter(
                 self.client, self.maintained_routes, interval=self.settings.scheduler_interval

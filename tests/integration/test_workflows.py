@@ -484,3 +484,50 @@ async def test_a_poison_step_dead_lettered_by_the_reaper_fails_the_workflow(
         info = await client.wait_for_workflow(wf_id, timeout=5)
         assert info.status is WorkflowStatus.FAILED and info.failed_node == 0
         assert "the worker running it was lost" in info.error
+
+
+async def test_a_workflow_that_refuses_a_step_holds_only_that_job(
+    redis_url: str, prefix: str
+) -> None:
+    """A workflow script error (here a corrupted counter) must not stop the worker's
+    acks: the step is left to its lease and runs again; other jobs complete meanwhile."""
+    async with AsyncClient(redis_url, prefix=prefix) as client:
+        f = Fleet(client)
+        worker = Worker(
+            _registry(f), client=client, metrics_port=0, concurrency=4, lease_duration=1.0
+        )
+        await worker.start()
+        try:
+            wf_id = await client.submit_workflow(
+                chain(task("add", {"n": 1}, routing_key="held"), task("add"))
+            )
+            meta = KeySpace(prefix).workflow(wf_id).meta
+            await client.run(_hset(meta, "remaining", "not a number"))
+            await client.run(client.broker.add_routes(["held"]))
+            # only now let the worker see the step (its routing key was not served)
+            worker2 = Worker(
+                _registry(f),
+                client=client,
+                metrics_port=0,
+                routing_keys=["held"],
+                lease_duration=1.0,
+            )
+            await worker2.start()
+            try:
+                first = workflow_job_id(wf_id, 0)
+                await eventually_async(lambda: _ran(f, first, 2), 20)  # ran, held, ran again
+                plain = await client.submit_and_wait("add", {"n": 5}, timeout=10)
+                assert plain.result == 5, "the other acks kept flowing"
+                await client.run(_hset(meta, "remaining", "2"))
+                info = await client.wait_for_workflow(wf_id, timeout=20)
+                assert info.status is WorkflowStatus.COMPLETED and info.result == 1
+            finally:
+                await worker2.stop()
+        finally:
+            await worker.stop()
+
+
+def _hset(key: str, field: str, value: str):  # type: ignore[no-untyped-def]
+    from bananas.ops import command
+
+    yield command("HSET", key, field, value)
