@@ -75,9 +75,11 @@ class Filter:
         """True when the name or the JSON payload contains the query (case-insensitive)."""
         if not self.query:
             return True
+        needle = self.query.lower()
+        if needle not in row.raw.lower() and needle != row.id:
+            return False  # the record holds the name and the payload: no match, no decode
         if row.job is None:
             return False
-        needle = self.query.lower()
         if needle in row.job.name.lower() or needle == row.id:
             return True
         return needle in orjson.dumps(row.job.payload).decode().lower()
