@@ -48,8 +48,9 @@ nodes' jobs live on their own routing keys (other slots)::
     bananas:wf:{wf:<id>}:results        HASH   node -> result (JSON)
     bananas:wf:{wf:<id>}:errors         HASH   node -> error text of a dead-lettered node
     bananas:wf:{wf:<id>}:notify         LIST   one token pushed when the workflow finishes
+    bananas:wf:{wf:<id>}:roots          LIST   the nodes to queue at start, until they are
 
-    bananas:workflows:unstarted         ZSET   workflow id -> submit time (ms), until its
+    bananas:workflows:unstarted         ZSET   workflow id -> start deadline (ms), until its
                                                roots are queued (the promoter sweeps it)
 """
 
@@ -171,6 +172,11 @@ class WorkflowKeys:
     @property
     def notify(self) -> str:
         return f"{self.base}:notify"
+
+    @property
+    def roots(self) -> str:
+        """The nodes to queue at start; deleted once they are (not in :attr:`all`)."""
+        return f"{self.base}:roots"
 
     @property
     def all(self) -> tuple[str, str, str, str, str, str, str, str]:

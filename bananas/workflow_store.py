@@ -7,11 +7,12 @@ slots, with deterministic ids (``<workflow id>:<node>``), so queueing a node twi
 stores it once. The steps that cross slots are ordered so that any interruption is
 safe to replay (``docs/architecture.md``, "Workflows"):
 
-- **submit**: the id goes into the ``unstarted`` index first, then the whole graph is
-  stored by one script (all or nothing), then the roots are queued (idempotent), then
-  the workflow is marked started and leaves the index. A client that dies in between
+- **submit**: the id goes into the ``unstarted`` index first (with a start deadline),
+  then the graph is staged in slices and committed by one script (it becomes visible
+  whole, or never), then the roots are queued page by page (idempotent), then the
+  workflow is marked started and leaves the index. A client that dies in between
   leaves an index entry; the promoter's sweep (:meth:`WorkflowStore.sweep`) finishes
-  the start, or, when no graph was stored, plants a tombstone that refuses a late one.
+  the start, or, when no graph was committed, plants a tombstone that refuses a late one.
 - **a node finishes**: the worker runs ``workflow_advance`` after the handler and
   BEFORE the job's ack (or its dead-lettering), queues the nodes it released, and only
   then acks. A crash anywhere re-delivers the job and the replay is harmless.
@@ -47,10 +48,17 @@ from bananas.workflows import Flow, Graph, NodeKind, Signature, flatten, shape
 __all__ = ["Advance", "NodeDefaults", "ReadyNode", "WorkflowStore"]
 
 #: How long a workflow may sit in the ``unstarted`` index before the sweep starts it
-#: (or, if no graph was stored, abandons its id): longer than any submit takes.
+#: (or, if no graph was committed, abandons its id): longer than any submit takes,
+#: so 30 s plus 1 ms per node (a loaded machine stores ~10,000 nodes a second).
 START_GRACE_MS = 30_000
-#: How long the tombstone of an abandoned id refuses a late submit of that id.
+START_GRACE_PER_NODE_MS = 1
+#: How long the tombstone of an abandoned id refuses a late submit of that id, and how
+#: long staged slices of a graph wait for their commit.
 TOMBSTONE_TTL_MS = 3_600_000
+#: Nodes per ``workflow_stage`` call (each call ~40 ms of Lua at most).
+STAGE_BATCH = 2_000
+#: Roots per ``workflow_roots`` page.
+ROOTS_PAGE = 2_000
 #: Unstarted workflows looked at per sweep.
 SWEEP_BATCH = 100
 #: How long a workflow's finish notification waits for a waiter that has not arrived.
@@ -63,6 +71,7 @@ ENQUEUE_BATCH = 500
 _SCRIPTS = {
     name: Script(name)
     for name in (
+        "workflow_stage",
         "workflow_submit",
         "workflow_roots",
         "workflow_start",
@@ -162,19 +171,10 @@ def node_job(workflow_id: str, ready: ReadyNode, now: float) -> NewJob:
     return NewJob(job_id, spec["routing_key"], priority, 0, record)
 
 
-def submit_argv(
-    graph: Graph, specs: Mapping[int, str], now_ms: int, defaults: NodeDefaults, name: str
-) -> list[Any]:
-    """``workflow_submit``'s ARGV for ``graph`` (see the script's contract)."""
-    argv: list[Any] = [
-        now_ms,
-        orjson.dumps(graph.output).decode(),
-        int(defaults.success_ttl * 1000),
-        int(defaults.failure_ttl * 1000),
-        name,
-        ",".join(map(str, graph.roots)),
-    ]
-    for node in graph.nodes:
+def stage_argv(graph: Graph, specs: Mapping[int, str], start: int, stop: int) -> list[Any]:
+    """``workflow_stage``'s ARGV for nodes ``start`` to ``stop`` of ``graph``."""
+    argv: list[Any] = [TOMBSTONE_TTL_MS]
+    for node in graph.nodes[start:stop]:
         dependents = graph.dependents[node.index]
         # a dead node is tolerated when what waits for it tolerates failure (all of its
         # dependents come from one composition step, so they agree)
@@ -189,6 +189,18 @@ def submit_argv(
             specs.get(node.index, ""),
         )
     return argv
+
+
+def commit_argv(graph: Graph, now_ms: int, defaults: NodeDefaults, name: str) -> list[Any]:
+    """``workflow_submit``'s ARGV: the workflow's own fields."""
+    return [
+        now_ms,
+        orjson.dumps(graph.output).decode(),
+        int(defaults.success_ttl * 1000),
+        int(defaults.failure_ttl * 1000),
+        name,
+        len(graph.nodes),
+    ]
 
 
 def parse_advance(reply: list[Any]) -> Advance:
@@ -280,23 +292,40 @@ class WorkflowStore:
 
     # -- one wrapper per script ----------------------------------------------------------
 
-    def workflow_submit(self, workflow_id: str, argv: Sequence[Any]) -> Op[bool]:
-        """Store a whole graph (False: the id exists, or was abandoned by the sweep)."""
-        reply = yield script_call(_SCRIPTS["workflow_submit"], self.wf(workflow_id).all, argv)
+    def _staging(self, workflow_id: str) -> tuple[str, ...]:
+        k = self.wf(workflow_id)
+        return (k.meta, k.graph, k.specs, k.pending, k.state, k.roots)
+
+    def workflow_stage(self, workflow_id: str, argv: Sequence[Any]) -> Op[bool]:
+        """Stage one slice of a graph (False: the id exists, or was abandoned)."""
+        reply = yield script_call(_SCRIPTS["workflow_stage"], self._staging(workflow_id), argv)
         return bool(reply)
 
-    def workflow_roots(self, workflow_id: str) -> Op[tuple[str, list[ReadyNode]]]:
-        """('unstarted', roots), ('started', []) or ('abandoned', []) (a tombstone now)."""
+    def workflow_submit(self, workflow_id: str, argv: Sequence[Any]) -> Op[bool]:
+        """Commit a staged graph (False: the id exists, or was abandoned by the sweep)."""
+        reply = yield script_call(_SCRIPTS["workflow_submit"], self._staging(workflow_id), argv)
+        return bool(reply)
+
+    def workflow_roots(
+        self, workflow_id: str, offset: int = 0, count: int = ROOTS_PAGE
+    ) -> Op[tuple[str, int, list[ReadyNode]]]:
+        """('unstarted', root count, a page of roots), ('started', 0, []) or
+        ('abandoned', 0, []) (a tombstone now refuses the id)."""
         k = self.wf(workflow_id)
         reply = yield script_call(
-            _SCRIPTS["workflow_roots"], (k.meta, k.specs), (self._now_ms(), TOMBSTONE_TTL_MS)
+            _SCRIPTS["workflow_roots"],
+            (k.meta, k.specs, k.roots),
+            (self._now_ms(), TOMBSTONE_TTL_MS, offset, count),
         )
-        roots = [ReadyNode(int(reply[i]), reply[i + 1]) for i in range(1, len(reply), 2)]
-        return reply[0], roots
+        if reply[0] != "unstarted":
+            return reply[0], 0, []
+        roots = [ReadyNode(int(reply[i]), reply[i + 1]) for i in range(2, len(reply), 2)]
+        return reply[0], int(reply[1]), roots
 
     def workflow_start(self, workflow_id: str) -> Op[bool]:
         """Record that the roots are queued; False when the workflow is gone."""
-        reply = yield script_call(_SCRIPTS["workflow_start"], (self.wf(workflow_id).meta,), ())
+        k = self.wf(workflow_id)
+        reply = yield script_call(_SCRIPTS["workflow_start"], (k.meta, k.roots), ())
         return bool(reply)
 
     def workflow_advance(
@@ -372,23 +401,48 @@ class WorkflowStore:
         }
         routes = {n.spec.routing_key for n in graph.nodes if n.spec is not None}
         yield from self.broker.add_routes(routes)
-        yield command("ZADD", self.keys.workflows_unstarted, "NX", self._now_ms(), workflow_id)
-        argv = submit_argv(graph, specs, self._now_ms(), defaults, name)
-        yield from self.workflow_submit(workflow_id, argv)
+        deadline = self._now_ms() + START_GRACE_MS + START_GRACE_PER_NODE_MS * len(graph.nodes)
+        yield command("ZADD", self.keys.workflows_unstarted, "NX", deadline, workflow_id)
+        yield from self.store_graph(workflow_id, graph, specs, defaults, name)
         outcome = yield from self.start(workflow_id)
         if outcome == "abandoned":
             raise BananasError(
-                f"workflow {workflow_id} was abandoned: its submit took longer than "
-                f"{START_GRACE_MS / 1000:g}s; submit it again under a new id"
+                f"workflow {workflow_id} was abandoned: its submit took longer than its "
+                f"start deadline ({START_GRACE_MS / 1000:g}s + {START_GRACE_PER_NODE_MS} ms "
+                "per node); submit it again under a new id"
             )
         return workflow_id
+
+    def store_graph(
+        self,
+        workflow_id: str,
+        graph: Graph,
+        specs: Mapping[int, str],
+        defaults: NodeDefaults,
+        name: str = "",
+    ) -> Op[bool]:
+        """Stage ``graph`` in slices, then commit it in one step; False when the id
+        exists already (nothing is written then)."""
+        for start in range(0, len(graph.nodes), STAGE_BATCH):
+            argv = stage_argv(graph, specs, start, start + STAGE_BATCH)
+            if not (yield from self.workflow_stage(workflow_id, argv)):
+                return False
+        stored = yield from self.workflow_submit(
+            workflow_id, commit_argv(graph, self._now_ms(), defaults, name)
+        )
+        return stored
 
     def start(self, workflow_id: str) -> Op[str]:
         """Queue the roots of a stored, unstarted workflow, mark it started and drop its
         index entry; returns what ``workflow_roots`` found. Safe to run twice."""
-        outcome, roots = yield from self.workflow_roots(workflow_id)
-        if outcome == "unstarted":
+        outcome, total, offset = "unstarted", 1, 0
+        while outcome == "unstarted" and offset < total:
+            outcome, total, roots = yield from self.workflow_roots(workflow_id, offset)
+            if not roots:
+                break
             yield from self.enqueue(workflow_id, roots)
+            offset += len(roots)
+        if outcome == "unstarted":
             yield from self.workflow_start(workflow_id)
         yield command("ZREM", self.keys.workflows_unstarted, workflow_id)
         return outcome
@@ -428,13 +482,14 @@ class WorkflowStore:
                     )
         return True
 
-    def sweep(self, grace_ms: int = START_GRACE_MS) -> Op[int]:
-        """Start (or abandon) workflows whose client died mid-submit; returns how many."""
+    def sweep(self, late_ms: int = 0) -> Op[int]:
+        """Start (or abandon) the workflows past their start deadline (their client died
+        mid-submit, or more than ``late_ms`` ago); returns how many it looked at."""
         stale = yield command(
             "ZRANGEBYSCORE",
             self.keys.workflows_unstarted,
             "-inf",
-            self._now_ms() - grace_ms,
+            self._now_ms() - late_ms,
             "LIMIT",
             0,
             SWEEP_BATCH,

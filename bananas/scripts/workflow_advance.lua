@@ -81,6 +81,25 @@ local function released(start)
   end
 end
 
+-- Validate what the writes below rely on before the first of them: Redis keeps a
+-- script's writes up to an error, and a half-recorded node would never release its
+-- dependents on a replay.
+local function counter(key, field)
+  local v = redis.call('HGET', key, field)
+  if not v or not string.match(v, '^%-?%d+$') then
+    return nil
+  end
+  return v
+end
+if not counter(KEYS[1], 'remaining') or not counter(KEYS[1], 'failed') then
+  return redis.error_reply('ERR workflow_advance: corrupt counters in ' .. KEYS[1])
+end
+for _, d in ipairs(split(redis.call('HGET', KEYS[2], 'next:' .. node))) do
+  if not counter(KEYS[4], d) then
+    return redis.error_reply('ERR workflow_advance: no pending count for node ' .. d)
+  end
+end
+
 local tolerated = redis.call('HGET', KEYS[2], 'tol:' .. node) == '1'
 if outcome == 'done' then
   if prev == 'done' then
@@ -132,22 +151,39 @@ if status == 'running' and tonumber(redis.call('HGET', KEYS[1], 'remaining')) <=
 end
 if status == 'cancelled' then return { status, 0 } end
 
+-- The parents whose results a released node receives: its deps, or, when its one
+-- dependency is a join, the join's deps (a join is only ever a node's sole dependency).
+local function parents_of(d)
+  local deps = split(redis.call('HGET', KEYS[2], 'deps:' .. d))
+  if #deps == 1 and is_join(deps[1]) then
+    return split(redis.call('HGET', KEYS[2], 'deps:' .. deps[1]))
+  end
+  return deps
+end
+
+-- HMGET in slices (a chord callback may have 100,000 parents), false -> ''.
+local function hmget_all(key, fields)
+  local values = {}
+  local step = 2000
+  for s = 1, #fields, step do
+    local got = redis.call('HMGET', key, unpack(fields, s, math.min(s + step - 1, #fields)))
+    for i = 1, #got do values[#values + 1] = got[i] or '' end
+  end
+  return values
+end
+
 local out = { status, #ready }
+local any_errors = redis.call('HLEN', KEYS[7]) > 0
 for _, d in ipairs(ready) do
   out[#out + 1] = d
   out[#out + 1] = redis.call('HGET', KEYS[3], d) or ''
-  local parents = {}
-  for _, p in ipairs(split(redis.call('HGET', KEYS[2], 'deps:' .. d))) do
-    if is_join(p) then
-      for _, q in ipairs(split(redis.call('HGET', KEYS[2], 'deps:' .. p))) do parents[#parents + 1] = q end
-    else
-      parents[#parents + 1] = p
-    end
-  end
+  local parents = parents_of(d)
+  local results = hmget_all(KEYS[6], parents)
+  local errors = any_errors and hmget_all(KEYS[7], parents) or {}
   out[#out + 1] = #parents
-  for _, p in ipairs(parents) do
-    out[#out + 1] = redis.call('HGET', KEYS[6], p) or ''
-    out[#out + 1] = redis.call('HGET', KEYS[7], p) or ''
+  for i = 1, #parents do
+    out[#out + 1] = results[i]
+    out[#out + 1] = errors[i] or ''
   end
 end
 return out

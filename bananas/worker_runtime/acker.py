@@ -21,6 +21,7 @@ from collections.abc import Callable
 from functools import partial
 
 from bananas.broker import Broker, FailCode
+from bananas.errors import BananasConnectionError, BananasError
 from bananas.ops import Op
 from bananas.transport import FastLane
 from bananas.worker_runtime.executor import Finished
@@ -95,13 +96,13 @@ class Acker:
     def _send(self, batch: list[Finished]) -> Op[None]:
         acks: dict[str, list[Finished]] = defaultdict(list)
         fails: dict[str, list[Finished]] = defaultdict(list)
-        steps: list[Finished] = []
-        for f in batch:
-            (fails if f.failed else acks)[f.routing_key].append(f)
-            if f.workflow is not None:
-                steps.append(f)
+        steps = [f for f in batch if f.workflow is not None]
+        held: set[int] = set()
         if steps:
-            yield from self._advance(steps)
+            held = yield from self._advance(steps)
+        for f in batch:
+            if not held or id(f) not in held:
+                (fails if f.failed else acks)[f.routing_key].append(f)
         for rk, group in acks.items():
             yield from self.broker.ack(rk, [f.outcome for f in group])
             self.processed += len(group)
@@ -110,16 +111,38 @@ class Acker:
             for f, code in zip(group, codes, strict=True):
                 self._failed(f, FailCode(code))
 
-    def _advance(self, steps: list[Finished]) -> Op[None]:
+    def _advance(self, steps: list[Finished]) -> Op[set[int]]:
         """Record workflow steps BEFORE their ack or dead-lettering, and queue the steps
         they release: a crash in between re-delivers the job and the replay is harmless
-        (``workflow_advance.lua``)."""
+        (``workflow_advance.lua``).
+
+        Returns the steps (``id()`` of their :class:`Finished`) whose workflow refused
+        the call (say, Redis at ``maxmemory`` refusing the next steps' enqueue): those are
+        neither acked nor failed, so their lease expires and they run again later, while
+        the rest of the batch is acked. A lost connection fails the whole batch (and
+        :class:`RedisCaller` sends it again).
+        """
+        held: set[int] = set()
         for f in steps:
             step = f.workflow
             assert step is not None
-            yield from self.workflows.advance(
-                step.workflow_id, step.node, done=not f.failed, value=step.value
-            )
+            try:
+                yield from self.workflows.advance(
+                    step.workflow_id, step.node, done=not f.failed, value=step.value
+                )
+            except BananasConnectionError:
+                raise
+            except BananasError as exc:
+                held.add(id(f))
+                logger.error(
+                    "workflow %s refused step %s (%s); the job runs again after its lease: %s",
+                    step.workflow_id,
+                    f.outcome.id,
+                    f.name,
+                    exc,
+                    extra={"job_id": f.outcome.id, "job_name": f.name},
+                )
+        return held
 
     def _failed(self, f: Finished, code: FailCode) -> None:
         rk = f.routing_key

@@ -171,7 +171,9 @@ class Worker:
                 self._heartbeat(self.settings.lease_duration / 3), name="bananas-beat"
             )
         if self.settings.mode is not WorkerMode.THIN:
-            reaper = Reaper(self.broker, self.redis, self.maintained_routes, self.metrics)
+            reaper = Reaper(
+                self.broker, self.redis, self.maintained_routes, self.metrics, self.client.workflows
+            )
             self._tasks.spawn(reaper.run(), name="bananas-reaper")
             promoter = Promoter(
                 self.client, self.maintained_routes, interval=self.settings.scheduler_interval

@@ -14,6 +14,7 @@ import pytest
 
 from bananas import (
     AsyncClient,
+    BananasError,
     Client,
     Job,
     NodeState,
@@ -301,7 +302,7 @@ async def test_a_member_completing_twice_counts_once(redis_url: str, prefix: str
 async def test_the_sweep_starts_a_workflow_whose_client_died_and_abandons_a_missing_one(
     redis_url: str, prefix: str
 ) -> None:
-    from bananas.workflow_store import node_spec, submit_argv
+    from bananas.workflow_store import node_spec, stage_argv
     from bananas.workflows import flatten
 
     async with AsyncClient(redis_url, prefix=prefix) as client:
@@ -317,19 +318,43 @@ async def test_the_sweep_starts_a_workflow_whose_client_died_and_abandons_a_miss
         index = KeySpace(prefix).workflows_unstarted
         # client 1 died after storing the graph; client 2 right after the index entry
         await client.run(_zadd(index, "stored", 0))
-        assert await client.run(
-            store.workflow_submit("stored", submit_argv(graph, specs, 0, defaults, ""))
-        )
+        assert await client.run(store.store_graph("stored", graph, specs, defaults))
         await client.run(_zadd(index, "never-stored", 0))
-        assert await client.run(store.sweep(grace_ms=0)) == 2
+        assert await client.run(store.sweep()) == 2
         assert _depth(await client.queue_stats("held")) == 1
-        assert await client.run(store.sweep(grace_ms=0)) == 0
-        assert await client.run(store.workflow_roots("stored")) == ("started", [])
+        assert await client.run(store.sweep()) == 0
+        assert await client.run(store.workflow_roots("stored")) == ("started", 0, [])
         # the slow client of "never-stored" now finds a tombstone and stores nothing
-        assert not await client.run(
-            store.workflow_submit("never-stored", submit_argv(graph, specs, 0, defaults, ""))
-        )
+        assert not await client.run(store.store_graph("never-stored", graph, specs, defaults))
         assert await client.get_workflow("never-stored") is None
+        with pytest.raises(BananasError, match="abandoned"):
+            await client.submit_workflow(task("add"), workflow_id="never-stored")
+        # client 3 died half-way through staging a graph: nothing of it is visible, the
+        # sweep abandons the id, and the staged slices expire on their own
+        keys = KeySpace(prefix).workflow("half")
+        await client.run(_zadd(index, "half", 0))
+        await client.run(store.workflow_stage("half", stage_argv(graph, specs, 0, 1)))
+        assert await client.get_workflow("half") is None
+        assert await client.run(store.sweep()) == 1
+        assert await client.run(_pttl(keys.state)) > 0
+        assert await client.get_workflow("half") is None
+
+
+async def test_a_large_graph_is_staged_in_slices_and_its_roots_queued_in_pages(
+    redis_url: str, prefix: str
+) -> None:
+    from bananas.workflow_store import ROOTS_PAGE, STAGE_BATCH
+
+    n = max(STAGE_BATCH, ROOTS_PAGE) * 2 + 7
+    async with AsyncClient(redis_url, prefix=prefix) as client:
+        wf = chord(group(task("add", {"n": i}, routing_key="held") for i in range(n)), task("add"))
+        wf_id = await client.submit_workflow(wf)
+        assert _depth(await client.queue_stats("held")) == n
+        info = await client.get_workflow(wf_id)
+        assert info is not None and len(info.nodes) == n + 1
+        assert info.nodes[n].deps == list(range(n))
+        roots_key = KeySpace(prefix).workflow(wf_id).roots
+        assert await client.run(_pttl(roots_key)) == -2, "the roots list is dropped at start"
 
 
 def _zadd(key: str, member: str, score: int):  # type: ignore[no-untyped-def]
@@ -459,3 +484,50 @@ async def test_a_poison_step_dead_lettered_by_the_reaper_fails_the_workflow(
         info = await client.wait_for_workflow(wf_id, timeout=5)
         assert info.status is WorkflowStatus.FAILED and info.failed_node == 0
         assert "the worker running it was lost" in info.error
+
+
+async def test_a_workflow_that_refuses_a_step_holds_only_that_job(
+    redis_url: str, prefix: str
+) -> None:
+    """A workflow script error (here a corrupted counter) must not stop the worker's
+    acks: the step is left to its lease and runs again; other jobs complete meanwhile."""
+    async with AsyncClient(redis_url, prefix=prefix) as client:
+        f = Fleet(client)
+        worker = Worker(
+            _registry(f), client=client, metrics_port=0, concurrency=4, lease_duration=1.0
+        )
+        await worker.start()
+        try:
+            wf_id = await client.submit_workflow(
+                chain(task("add", {"n": 1}, routing_key="held"), task("add"))
+            )
+            meta = KeySpace(prefix).workflow(wf_id).meta
+            await client.run(_hset(meta, "remaining", "not a number"))
+            await client.run(client.broker.add_routes(["held"]))
+            # only now let the worker see the step (its routing key was not served)
+            worker2 = Worker(
+                _registry(f),
+                client=client,
+                metrics_port=0,
+                routing_keys=["held"],
+                lease_duration=1.0,
+            )
+            await worker2.start()
+            try:
+                first = workflow_job_id(wf_id, 0)
+                await eventually_async(lambda: _ran(f, first, 2), 20)  # ran, held, ran again
+                plain = await client.submit_and_wait("add", {"n": 5}, timeout=10)
+                assert plain.result == 5, "the other acks kept flowing"
+                await client.run(_hset(meta, "remaining", "2"))
+                info = await client.wait_for_workflow(wf_id, timeout=20)
+                assert info.status is WorkflowStatus.COMPLETED and info.result == 1
+            finally:
+                await worker2.stop()
+        finally:
+            await worker.stop()
+
+
+def _hset(key: str, field: str, value: str):  # type: ignore[no-untyped-def]
+    from bananas.ops import command
+
+    yield command("HSET", key, field, value)

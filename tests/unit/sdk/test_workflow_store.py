@@ -6,13 +6,15 @@ import orjson
 
 from bananas.models import NodeKind, NodeState, WorkflowStatus
 from bananas.workflow_store import (
+    TOMBSTONE_TTL_MS,
     NodeDefaults,
     ReadyNode,
+    commit_argv,
     decode_workflow,
     node_job,
     node_spec,
     parse_advance,
-    submit_argv,
+    stage_argv,
 )
 from bananas.workflows import chain, chord, flatten, group, task
 
@@ -20,16 +22,17 @@ DEFAULTS = NodeDefaults(max_retries=3, success_ttl=10, failure_ttl=20, max_paylo
 
 
 def _nodes(argv: list[object]) -> list[list[object]]:
-    body = argv[6:]
+    assert argv[0] == TOMBSTONE_TTL_MS
+    body = argv[1:]
     return [body[i : i + 7] for i in range(0, len(body), 7)]
 
 
-def test_submit_argv_marks_the_dead_nodes_a_chord_tolerates() -> None:
+def test_stage_argv_marks_the_dead_nodes_a_chord_tolerates() -> None:
     g = flatten(chain(chord([task("a"), task("b")], task("cb"), on_failure="mark"), task("end")))
     specs = {n.index: node_spec(n.spec, DEFAULTS) for n in g.nodes if n.spec}
-    argv = submit_argv(g, specs, 5, DEFAULTS, "w")
-    assert argv[:6] == [5, "3", 10000, 20000, "w", "0,1"]
-    rows = _nodes(argv)
+    assert commit_argv(g, 5, DEFAULTS, "w") == [5, "3", 10000, 20000, "w", 4]
+    rows = _nodes(stage_argv(g, specs, 0, 100))
+    assert _nodes(stage_argv(g, specs, 1, 3)) == rows[1:3]
     # index, kind, tolerated when dead, deps, dependents, dependency count, spec
     assert [r[:6] for r in rows] == [
         [0, "task", "1", "", "2", 0],
@@ -43,7 +46,7 @@ def test_submit_argv_marks_the_dead_nodes_a_chord_tolerates() -> None:
 
 def test_a_join_has_no_spec() -> None:
     g = flatten(chain(group(task("a"), task("b")), group(task("c"), task("d"))))
-    rows = _nodes(submit_argv(g, {}, 0, DEFAULTS, ""))
+    rows = _nodes(stage_argv(g, {}, 0, len(g.nodes)))
     assert rows[2][1] == "join" and rows[2][6] == ""
 
 
