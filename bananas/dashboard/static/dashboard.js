@@ -78,6 +78,11 @@
       if (toggle.checked) connect(); else disconnect();
     });
     if (toggle.checked) connect(); else setStatus("paused", "paused");
+    // A page left for another keeps no stream open: browsers allow a handful of
+    // connections per host (HTTP/1.1), and a page kept in the back-forward cache
+    // would otherwise hold one. Coming back from that cache reconnects.
+    window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+    window.addEventListener("pageshow", function (ev) { if (ev.persisted && toggle.checked) connect(); });
   }
 
   function post(path, body) {
