@@ -25,13 +25,19 @@ from bananas.models import (
     Job,
     JobResult,
     JobStatus,
+    NodeKind,
+    NodeState,
     Priority,
     QueueStats,
     Schedule,
     ScheduleStatus,
     WorkerInfo,
+    WorkflowInfo,
+    WorkflowNode,
+    WorkflowStatus,
 )
 from bananas.validation import validate_routing_key
+from bananas.workflows import OnFailure, Signature, chain, chord, group, task
 
 __version__ = "0.1.0"
 
@@ -50,6 +56,9 @@ __all__ = [
     "JobResult",
     "JobSpec",
     "JobStatus",
+    "NodeKind",
+    "NodeState",
+    "OnFailure",
     "PayloadTooLargeError",
     "PermanentError",
     "Priority",
@@ -58,7 +67,15 @@ __all__ = [
     "Retry",
     "Schedule",
     "ScheduleStatus",
+    "Signature",
     "WaitTimeoutError",
     "WorkerInfo",
+    "WorkflowInfo",
+    "WorkflowNode",
+    "WorkflowStatus",
+    "chain",
+    "chord",
+    "group",
+    "task",
     "validate_routing_key",
 ]

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -165,6 +165,16 @@ class Outcome:
     ttl_ms: int
     error: str = ""
     retry_at_ms: int = 0
+
+
+class Reaped(NamedTuple):
+    """What one ``reap`` call did."""
+
+    requeued: int
+    dead: int
+    #: Dead-lettered jobs that are workflow steps: (job id, reason), to record on their
+    #: workflows (``bananas.workflow_store``).
+    steps: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -310,13 +320,14 @@ class Broker:
         )
         return int(reply)
 
-    def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[int, int]]:
-        """Return expired leases to their queue; returns (requeued, dead-lettered)."""
+    def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[Reaped]:
+        """Return expired leases to their queue; returns (requeued, dead-lettered, the
+        workflow steps among the dead-lettered as (job id, reason) pairs)."""
         r = self.route(routing_key)
         now = self.now_ms()
         ids = yield command("ZRANGEBYSCORE", r.leases, "-inf", now, "LIMIT", 0, limit)
         if not ids:
-            return 0, 0
+            return Reaped(0, 0)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.dead, r.wake, *r.queues]
         for job_id in ids:
             keys += (r.result(job_id), r.notify(job_id))
@@ -325,7 +336,8 @@ class Broker:
             keys,
             (now, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
         )
-        return int(reply[0]), int(reply[1])
+        steps = tuple((reply[i], reply[i + 1]) for i in range(2, len(reply), 2))
+        return Reaped(int(reply[0]), int(reply[1]), steps)
 
     def promote(self, routing_key: str, limit: int = PROMOTE_BATCH) -> Op[tuple[int, int | None]]:
         """Move due scheduled jobs to their queue; returns (moved, next due ms or None)."""

@@ -27,7 +27,8 @@ from typing import Any
 from bananas.client import Client
 from bananas.config import ENV_VARS, Settings, WorkerMode, parse_duration
 from bananas.errors import BananasConnectionError, BananasError, ConfigError, InvalidJobError
-from bananas.models import PRIORITY_ORDER, JobResult, Schedule
+from bananas.models import PRIORITY_ORDER, JobResult, Schedule, WorkflowStatus
+from bananas.workflow_view import render
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -230,6 +231,19 @@ def cmd_result(args: argparse.Namespace) -> int:
     return EXIT_OK if result.is_success() else EXIT_FAILED
 
 
+def cmd_workflow(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        info = client.get_workflow(args.workflow_id)
+    if info is None:
+        print(f"no workflow {args.workflow_id}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        _print(info.model_dump(mode="json"))
+    else:
+        print(render(info))
+    return EXIT_OK if info.status is not WorkflowStatus.FAILED else EXIT_FAILED
+
+
 def cmd_queues(args: argparse.Namespace) -> int:
     with _client(args) as client:
         stats = client.all_queue_stats()
@@ -397,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--routing-key")
         if name == "result":
             p.add_argument("--wait", type=_duration_arg, metavar="TIMEOUT")
+    p = add("workflow", cmd_workflow, "Show a workflow as a tree: every step's state and result.")
+    p.add_argument("workflow_id")
+    p.add_argument("--json", action="store_true")
     for name, fn, text in (
         ("queues", cmd_queues, "Depth per routing key and priority."),
         ("workers", cmd_workers, "Live workers and their counts."),

@@ -32,6 +32,8 @@ from bananas.models import (
     Schedule,
     ScheduleStatus,
     WorkerInfo,
+    WorkflowInfo,
+    WorkflowStatus,
     new_job_id,
 )
 from bananas.ops import Op, command
@@ -53,6 +55,8 @@ from bananas.validation import (
     validate_routing_key,
     validate_schedule,
 )
+from bananas.workflow_store import NodeDefaults, WorkflowStore
+from bananas.workflows import Flow
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 #: Epoch seconds past which a due time cannot be stored (datetime's last year).
@@ -134,6 +138,7 @@ class ClientCore:
         self.max_payload_bytes = max_payload_bytes
         self.max_retries = max_retries
         self._known_routes: set[str] = set()
+        self.workflows = WorkflowStore(self.broker, clock=clock)
 
     # -- building jobs -------------------------------------------------------------------
 
@@ -276,6 +281,9 @@ class ClientCore:
             ids = yield from self.broker.dead_ids(routing_key, BULK_BATCH)
             if not ids:
                 return total
+            # resume before the requeue: a job that fails again at once must find its
+            # node queued (see requeue_dead below)
+            yield from self.workflows.resume_requeued(ids)
             total += yield from self.broker.requeue_dead(routing_key, ids)
             if progress:
                 progress(total)
@@ -300,7 +308,13 @@ class ClientCore:
         return rows
 
     def requeue_dead(self, job_id: str, routing_key: str) -> Op[bool]:
-        moved = yield from self.broker.requeue_dead(validate_routing_key(routing_key), [job_id])
+        rk = validate_routing_key(routing_key)
+        # A workflow's node is resumed BEFORE its job is requeued: a job that is dead-lettered
+        # again at once then finds its node queued, and fails the workflow again.
+        resumed = yield from self.workflows.resume_requeued([job_id])
+        moved = yield from self.broker.requeue_dead(rk, [job_id])
+        if resumed and not moved:
+            yield from self.workflows.fail_requeued(job_id)
         return moved == 1
 
     def register_schedule(self, schedule: Schedule) -> Op[None]:
@@ -325,6 +339,56 @@ class ClientCore:
     def ping(self) -> Op[bool]:
         reply = yield command("PING")
         return bool(reply)
+
+    # -- workflows -----------------------------------------------------------------------
+
+    def node_defaults(self) -> NodeDefaults:
+        return NodeDefaults(
+            max_retries=self.max_retries,
+            success_ttl=self.success_ttl,
+            failure_ttl=self.failure_ttl,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+
+    def submit_workflow(self, flow: Flow, workflow_id: str | None, name: str) -> Op[str]:
+        wf_id = workflow_id or new_job_id()
+        if not isinstance(wf_id, str) or not 0 < len(wf_id) <= 200:
+            raise InvalidJobError(
+                "workflow_id must be a non-empty string of at most 200 characters"
+            )
+        found = yield from self.workflows.submit(
+            flow, self.node_defaults(), workflow_id=wf_id, name=name
+        )
+        return found
+
+    def get_workflow(self, workflow_id: str) -> Op[WorkflowInfo | None]:
+        found = yield from self.workflows.workflow_inspect(workflow_id)
+        return found
+
+    def wait_for_workflow(self, workflow_id: str, timeout: float) -> Op[WorkflowInfo]:
+        status = yield from self.workflows.wait(workflow_id, timeout)
+        if status is None:
+            raise JobNotFoundError(workflow_id)
+        if status is WorkflowStatus.RUNNING:
+            raise WaitTimeoutError(workflow_id, timeout, "workflow")
+        found = yield from self.workflows.workflow_inspect(workflow_id)
+        if found is None:
+            raise JobNotFoundError(workflow_id)
+        return found
+
+    def submit_workflow_and_wait(
+        self, flow: Flow, timeout: float, workflow_id: str | None, name: str
+    ) -> Op[WorkflowInfo]:
+        wf_id = yield from self.submit_workflow(flow, workflow_id, name)
+        found = yield from self.wait_for_workflow(wf_id, timeout)
+        return found
+
+    def cancel_workflow(self, workflow_id: str) -> Op[bool]:
+        result = result_record(
+            workflow_id, JobStatus.CANCELLED, "workflow cancelled", 0.0, self.clock()
+        )
+        done = yield from self.workflows.cancel(workflow_id, result, int(self.failure_ttl * 1000))
+        return done
 
 
 def _spec(name: str, payload: Any, options: SubmitOptions) -> JobSpec:
@@ -362,6 +426,11 @@ class _Base:
     def broker(self) -> Broker:
         """The queue engine (for the worker runtime and tools): it builds ops for :meth:`run`."""
         return self.core.broker
+
+    @property
+    def workflows(self) -> WorkflowStore:
+        """The workflow bookkeeping (for the worker runtime and tools): ops for :meth:`run`."""
+        return self.core.workflows
 
     @property
     def is_cluster(self) -> bool:
@@ -493,6 +562,35 @@ class Client(_Base):
     def ping(self) -> bool:
         """True when Redis answers; raises :class:`bananas.BananasConnectionError`."""
         return self.run(self.core.ping())
+
+    # -- workflows -----------------------------------------------------------------------
+
+    def submit_workflow(self, flow: Flow, *, workflow_id: str | None = None, name: str = "") -> str:
+        """Store a workflow (``bananas.workflows``: task, chain, group, chord) and queue its
+        first steps; returns its id. The whole graph is stored or nothing is; an id that
+        exists stores and runs nothing new. Raises :class:`InvalidJobError`."""
+        return self.run(self.core.submit_workflow(flow, workflow_id, name))
+
+    def submit_workflow_and_wait(
+        self, flow: Flow, timeout: float, *, workflow_id: str | None = None, name: str = ""
+    ) -> WorkflowInfo:
+        """Submit a workflow and wait until it completes, fails or is cancelled; its
+        ``result`` holds the workflow's result. Raises :class:`WaitTimeoutError`."""
+        return self.run(self.core.submit_workflow_and_wait(flow, timeout, workflow_id, name))
+
+    def wait_for_workflow(self, workflow_id: str, timeout: float) -> WorkflowInfo:
+        """Wait (woken by push) until the workflow is no longer running; raises
+        :class:`WaitTimeoutError`, or :class:`JobNotFoundError` for an unknown id."""
+        return self.run(self.core.wait_for_workflow(workflow_id, timeout))
+
+    def get_workflow(self, workflow_id: str) -> WorkflowInfo | None:
+        """Every node's state, result or error; None for an unknown or expired workflow."""
+        return self.run(self.core.get_workflow(workflow_id))
+
+    def cancel_workflow(self, workflow_id: str) -> bool:
+        """Cancel a running (or failed) workflow: no node that has not started will; a
+        running node finishes. False when it was not running (or is unknown)."""
+        return self.run(self.core.cancel_workflow(workflow_id))
 
     def close(self) -> None:
         """Close the connections."""
@@ -668,6 +766,32 @@ class AsyncClient(_Base):
     async def ping(self) -> bool:
         """See :meth:`Client.ping`."""
         return await self.run(self.core.ping())
+
+    # -- workflows -----------------------------------------------------------------------
+
+    async def submit_workflow(
+        self, flow: Flow, *, workflow_id: str | None = None, name: str = ""
+    ) -> str:
+        """See :meth:`Client.submit_workflow`."""
+        return await self.run(self.core.submit_workflow(flow, workflow_id, name))
+
+    async def submit_workflow_and_wait(
+        self, flow: Flow, timeout: float, *, workflow_id: str | None = None, name: str = ""
+    ) -> WorkflowInfo:
+        """See :meth:`Client.submit_workflow_and_wait`."""
+        return await self.run(self.core.submit_workflow_and_wait(flow, timeout, workflow_id, name))
+
+    async def wait_for_workflow(self, workflow_id: str, timeout: float) -> WorkflowInfo:
+        """See :meth:`Client.wait_for_workflow`."""
+        return await self.run(self.core.wait_for_workflow(workflow_id, timeout))
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowInfo | None:
+        """See :meth:`Client.get_workflow`."""
+        return await self.run(self.core.get_workflow(workflow_id))
+
+    async def cancel_workflow(self, workflow_id: str) -> bool:
+        """See :meth:`Client.cancel_workflow`."""
+        return await self.run(self.core.cancel_workflow(workflow_id))
 
     async def close(self) -> None:
         """Close the connections."""

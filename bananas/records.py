@@ -9,6 +9,7 @@ merges a record with the live state kept beside it in Redis.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,11 +58,14 @@ def job_record(
     timeout: float | None,
     success_ttl: float,
     failure_ttl: float,
+    workflow: Mapping[str, Any] | None = None,
 ) -> str:
     """The stored job record (a :class:`bananas.Job` as JSON, version :data:`SCHEMA_VERSION`).
 
     ``payload`` is already-encoded JSON (see :func:`encode`); ``created`` and ``due``
-    are epoch seconds, ``due`` None for a job that is ready at once.
+    are epoch seconds, ``due`` None for a job that is ready at once. ``workflow``
+    adds the fields of a workflow step (``workflow_id``, ``node``, ``parent_results``,
+    ``parent_errors``; see ``bananas.workflow_store.node_job``).
     """
     created_at = datetime.fromtimestamp(created, UTC)
     record = {
@@ -80,6 +84,8 @@ def job_record(
         "failure_ttl": failure_ttl,
         "v": SCHEMA_VERSION,
     }
+    if workflow:
+        record.update(workflow)
     return orjson.dumps(record).decode()
 
 

@@ -47,6 +47,16 @@ WATCHDOG_TICK = 0.05
 
 
 @dataclass(slots=True)
+class WorkflowStep:
+    """The workflow a finished job is a step of, and what to record for it: the result
+    JSON of a success, the error of a job that is dead-lettered (see ``acker``)."""
+
+    workflow_id: str
+    node: int
+    value: str
+
+
+@dataclass(slots=True)
 class Finished:
     """How one job ended: ``failed`` False is an ack; True goes to ``Broker.fail``."""
 
@@ -57,6 +67,14 @@ class Finished:
     status: str
     duration: float
     priority: Priority
+    #: Set for a step of a workflow that completed or is dead-lettered; None otherwise.
+    workflow: WorkflowStep | None = None
+
+
+def _step(job: Job, value: str) -> WorkflowStep | None:
+    if job.workflow_id is None or job.node is None:
+        return None
+    return WorkflowStep(job.workflow_id, job.node, value)
 
 
 class Executor:
@@ -171,7 +189,16 @@ class Executor:
             )
         body = self._result_body(job.id, "completed", "", duration, orjson.Fragment(encoded))
         outcome = Outcome(job.id, job.attempts, body, int(job.success_ttl * 1000))
-        return Finished(routing_key, outcome, False, job.name, "completed", duration, job.priority)
+        return Finished(
+            routing_key,
+            outcome,
+            False,
+            job.name,
+            "completed",
+            duration,
+            job.priority,
+            None if job.workflow_id is None else _step(job, encoded),
+        )
 
     def _failure(
         self,
@@ -198,6 +225,7 @@ class Executor:
             "dead" if dead else "retried",
             duration,
             job.priority,
+            _step(job, error) if dead and job.workflow_id is not None else None,
         )
 
     def _result_body(

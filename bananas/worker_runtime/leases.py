@@ -34,13 +34,14 @@ from functools import partial
 
 import orjson
 
-from bananas.broker import Broker, Leased
+from bananas.broker import Broker, Leased, Reaped
 from bananas.client import AsyncClient
 from bananas.errors import BananasError
 from bananas.models import Priority
 from bananas.ops import Op
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
+from bananas.workflow_store import WorkflowStore
 
 logger = logging.getLogger(__name__)
 
@@ -204,17 +205,19 @@ class Reaper:
         redis: RedisCaller,
         routes: Callable[[], Awaitable[Sequence[str]]],
         metrics: Metrics,
+        workflows: WorkflowStore | None = None,
     ) -> None:
         self.broker = broker
         self.redis = redis
         self.routes = routes
         self.metrics = metrics
+        self.workflows = workflows or WorkflowStore(broker, clock=broker.clock)
 
     async def run(self) -> None:
         """Reap until cancelled."""
         while True:
             for rk in await self.routes():
-                requeued, dead = await self.redis.call(partial(self.broker.reap, rk))
+                requeued, dead, _ = await self.redis.call(partial(self._reap, rk))
                 if requeued or dead:
                     self.metrics.reaped.labels(rk).inc(requeued + dead)
                     logger.warning(
@@ -224,6 +227,14 @@ class Reaper:
                         dead,
                     )
             await asyncio.sleep(REAP_INTERVAL)
+
+    def _reap(self, routing_key: str) -> Op[Reaped]:
+        """Reap one routing key, then record the poison workflow steps it dead-lettered on
+        their workflows (a reaper that dies in between leaves such a step shown queued)."""
+        reaped = yield from self.broker.reap(routing_key)
+        for job_id, reason in reaped.steps:
+            yield from self.workflows.fail_step(job_id, reason)
+        return reaped
 
 
 def _priority_of(leased: Leased) -> Priority:

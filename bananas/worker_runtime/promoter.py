@@ -6,7 +6,9 @@ script per routing key, so any number of promoters may run. Between runs it
 sleeps exactly until the next due time by blocking on the routes' ``schedwake``
 lists, which the enqueue script pushes to when a job due sooner than everything
 else arrives: no polling, and a delayed job is promoted within a round trip of
-its time. A Redis outage pauses it (one ``interval`` between tries); it resumes
+its time. Each round also sweeps the workflows whose client died between storing
+the graph and queueing its first steps (``WorkflowStore.sweep``: one command when
+there are none). A Redis outage pauses it (one ``interval`` between tries); it resumes
 on its own.
 """
 
@@ -54,13 +56,15 @@ class Promoter:
                 await self._wait(routes, wait)
 
     def _round(self, routes: list[str]) -> Op[float]:
-        """Promote every route; returns seconds until the earliest next due time."""
+        """Promote every route, then sweep workflows whose submit was cut short; returns
+        seconds until the earliest next due time."""
         broker = self.client.broker
         wait = self.interval
         for rk in routes:
             _, next_due = yield from broker.promote(rk)
             if next_due is not None:
                 wait = min(wait, next_due / 1000 - broker.clock())
+        yield from self.client.workflows.sweep()
         return max(wait, 0.0)
 
     async def _wait(self, routes: list[str], wait: float) -> None:

@@ -108,7 +108,7 @@ class Worker:
             self.client, worker_id=self.id, lease_ms=self.lease_ms, concurrency=s.concurrency
         )
         self.metrics.in_flight.set_function(lambda: self.leases.in_flight)
-        self.acker = Acker(self.broker, self.redis, self.metrics)
+        self.acker = Acker(self.broker, self.redis, self.metrics, self.client.workflows)
         self.slots = Slots(
             self.executor, self.leases, self.acker, self.metrics, concurrency=s.concurrency
         )

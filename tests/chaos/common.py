@@ -59,6 +59,11 @@ class Scale:
     leader_kills: int = 2
     #: Minutes of real ``* * * * *`` schedule across scheduler-process kills (0: skip).
     cron_minutes: float = 0.0
+    #: The workflow scenarios: chord members and their milliseconds, chain steps and theirs.
+    wf_members: int = 1000
+    wf_member_ms: float = 150.0
+    wf_steps: int = 20
+    wf_step_ms: float = 300.0
 
 
 CI = Scale("ci", jobs=5000, job_ms=40, kill_every=(1.2, 2.2))
@@ -75,6 +80,9 @@ FULL = Scale(
     rollouts=2,
     leader_kills=4,
     cron_minutes=4.0,
+    wf_members=10_000,
+    wf_member_ms=100.0,
+    wf_steps=50,
 )
 
 

@@ -34,7 +34,7 @@ from bananas import AsyncClient
 from bananas.operator.config import OperatorConfig, SchedulerSettings
 from bananas.operator.meta import POOL_LABEL
 from bananas.operator.testing import OperatorThread, apply_crds, eventually
-from tests.servers import RedisServer, available_binaries, free_port
+from tests.support.servers import RedisServer, available_binaries, free_port
 
 from .conftest import PodTierCluster
 from .controlplane import REPO_ROOT

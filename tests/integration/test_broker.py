@@ -97,7 +97,7 @@ def test_stale_token_is_refused_after_reap_and_redelivery(qc: Client, clock: Fak
     qc.submit("slow")
     first = fetch(qc)[0]
     clock.advance(LEASE_MS / 1000 + 1)
-    assert qc.run(qc.broker.reap("default")) == (1, 0)
+    assert qc.run(qc.broker.reap("default"))[:2] == (1, 0)
     second = fetch(qc)[0]
     assert (second.id, second.attempt) == (first.id, 2)
     assert qc.run(qc.broker.ack("default", [done(first)])) == [False]
@@ -112,9 +112,9 @@ def test_renew_keeps_the_lease_alive(qc: Client, clock: FakeClock) -> None:
     for _ in range(3):
         clock.advance(LEASE_MS / 1000 * 0.8)
         assert qc.run(qc.broker.renew("default", [(item.id, item.attempt)], LEASE_MS)) == []
-        assert qc.run(qc.broker.reap("default")) == (0, 0)
+        assert qc.run(qc.broker.reap("default"))[:2] == (0, 0)
     clock.advance(LEASE_MS / 1000 + 0.1)
-    assert qc.run(qc.broker.reap("default")) == (1, 0)
+    assert qc.run(qc.broker.reap("default"))[:2] == (1, 0)
 
 
 def test_reaped_job_goes_back_to_the_head(qc: Client, clock: FakeClock) -> None:
@@ -131,7 +131,7 @@ def test_poison_job_is_dead_lettered_after_max_deliveries(qc: Client, clock: Fak
     for expected in [(1, 0), (0, 1)]:
         assert len(fetch(qc)) == 1
         clock.advance(LEASE_MS / 1000 + 1)
-        assert qc.run(qc.broker.reap("default")) == expected
+        assert qc.run(qc.broker.reap("default"))[:2] == expected
     job = qc.get_job(job_id)
     assert job is not None and job.status is JobStatus.FAILED
     assert "lease expired 2 times" in job.error
