@@ -115,13 +115,22 @@
   });
 
   document.addEventListener("click", function (ev) {
-    var el = ev.target.closest("button[data-action], button[data-bulk], button[data-schedule-action], button[data-queue-action], input.select-all");
+    var el = ev.target.closest("button[data-action], button[data-bulk], button[data-schedule-action], button[data-queue-action], button[data-workflow-action], input.select-all");
     if (!el) return;
     if (el.matches("input.select-all")) {
       live.querySelectorAll("input.select").forEach(function (box) { box.checked = el.checked; });
       return;
     }
     ev.preventDefault();
+    if (el.dataset.workflowAction) {
+      var wf = el.dataset.workflow;
+      confirmThen("cancel workflow " + wf + " (every step not finished yet)?", function () {
+        post("/api/workflows/" + encodeURIComponent(wf) + "/actions/cancel")
+          .then(function (d) { flash("workflow " + wf + (d.cancelled ? " cancelled" : " was already finished")); })
+          .catch(function (e) { flash(e.message, "error"); });
+      });
+      return;
+    }
     if (el.dataset.queueAction) {
       var qa = el.dataset.queueAction, rk = el.dataset.rk;
       confirmThen(qa + " routing key " + rk + "?", function () {
