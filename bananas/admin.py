@@ -213,6 +213,26 @@ class Admin:
         reply = yield script_call(_DELETE, keys, job_ids)
         return int(reply)
 
+    def throughput(
+        self, routing_key: str, first_minute: int, last_minute: int
+    ) -> Op[dict[int, dict[str, int]]]:
+        """Outcomes per minute (epoch minutes, both ends included): minute -> kind -> count.
+
+        Kinds are ``completed``, ``failed`` (dead-lettered) and ``retried``; a minute with
+        none is absent. One ``HGETALL`` per hour the range touches.
+        """
+        r = self.broker.route(routing_key)
+        hours = range(first_minute // 60, last_minute // 60 + 1)
+        replies = yield Batch([command("HGETALL", r.throughput(h)) for h in hours])
+        out: dict[int, dict[str, int]] = {}
+        for fields in replies:
+            for name, value in fields.items():
+                minute_text, _, kind = name.partition(":")
+                minute = int(minute_text)
+                if first_minute <= minute <= last_minute and kind in THROUGHPUT_KINDS:
+                    out.setdefault(minute, {})[THROUGHPUT_KINDS[kind]] = int(value)
+        return out
+
     def leader(self, name: str) -> Op[str | None]:
         """Who holds the leader lock ``name`` right now (None when nobody does)."""
         holder = yield command("GET", self.broker.keys.leader(name))
