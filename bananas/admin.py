@@ -213,13 +213,6 @@ class Admin:
         reply = yield script_call(_DELETE, keys, job_ids)
         return int(reply)
 
-    def requeue_dead(self, routing_key: str, job_ids: Sequence[str]) -> Op[int]:
-        """Move dead-lettered jobs back to their queue (see ``Broker.requeue_dead``)."""
-        if not job_ids:
-            return 0
-        moved = yield from self.broker.requeue_dead(routing_key, job_ids)
-        return moved
-
     def throughput(
         self, routing_key: str, first_minute: int, last_minute: int
     ) -> Op[dict[int, dict[str, int]]]:

@@ -165,7 +165,11 @@ class Actions:
     async def _apply(self, action: Action, routing_key: str, ids: list[str]) -> int:
         admin, client = self.reader.admin, self.reader.client
         if action is Action.REQUEUE:
-            return await self.reader.run(admin.requeue_dead(routing_key, ids))
+            # One by one through the client: a workflow's step resumes its workflow too.
+            moved = 0
+            for job_id in ids:
+                moved += await client.requeue_dead(job_id, routing_key)
+            return moved
         if action is Action.DELETE:
             return await self.reader.run(admin.delete(routing_key, ids))
         if action is Action.RUN_NOW:

@@ -434,18 +434,32 @@ class Dashboard:
             action = Action(request.path_params["action"])
         except ValueError:
             raise ActionError(f"unknown action {request.path_params['action']!r}") from None
-        rk = request.query_params.get("routing_key") or None
-        if rk is None:
-            job = await self.client.get_job(job_id)
-            if job is None:
-                return JSONResponse({"error": f"no job {job_id}"}, status_code=404)
-            rk = job.routing_key
-        rk = validate_routing_key(rk)
+        given = request.query_params.get("routing_key") or None
+        job = await self.client.get_job(job_id, validate_routing_key(given) if given else None)
+        if job is None:
+            return JSONResponse({"error": f"no job {job_id}"}, status_code=404)
+        if job.workflow_id and action in (Action.CANCEL, Action.DELETE):
+            return JSONResponse(
+                {"error": f"{job_id} is a step of workflow {job.workflow_id}: cancel the workflow"},
+                status_code=409,
+            )
+        rk = job.routing_key
         done = await self.actions.on_ids(action, rk, [job_id])
         await self.actions.audit(
             request.state.principal, action.value, done, routing_key=rk, ids=[job_id]
         )
         return JSONResponse({"action": action.value, "count": done, "job_id": job_id})
+
+    async def workflow_action(self, request: Request) -> Response:
+        """Cancel a workflow (every step not yet finished)."""
+        workflow_id, action = request.path_params["workflow_id"], request.path_params["action"]
+        if action != "cancel":
+            raise ActionError(f"unknown workflow action {action!r}")
+        done = await self.client.cancel_workflow(workflow_id)
+        await self.actions.audit(
+            request.state.principal, "workflow cancel", int(done), ids=[workflow_id]
+        )
+        return JSONResponse({"action": action, "workflow_id": workflow_id, "cancelled": done})
 
     async def queue_action(self, request: Request) -> Response:
         """Pause or resume a routing key, when the SDK has ``pause``/``resume`` (else 501)."""
@@ -603,6 +617,11 @@ class Dashboard:
             Route("/api/stream", read(self.stream)),
             Route("/api/jobs/{job_id}/actions/{action}", act(self.job_action), methods=["POST"]),
             Route("/api/bulk/preview", act(self.bulk_preview), methods=["POST"]),
+            Route(
+                "/api/workflows/{workflow_id}/actions/{action}",
+                act(self.workflow_action),
+                methods=["POST"],
+            ),
             Route(
                 "/api/queues/{routing_key}/actions/{action}",
                 act(self.queue_action),

@@ -239,14 +239,31 @@ class Reader:
         if job is None:
             return None
         result = await self.client.get_result(job_id, job.routing_key)
+        workflow = None
+        actions = _actions_for(job.status.value)
+        if job.workflow_id:
+            info = await self.client.get_workflow(job.workflow_id)
+            workflow = {
+                "id": job.workflow_id,
+                "node": job.node,
+                "name": info.name if info else "",
+                "status": info.status.value if info else "gone",
+                "nodes": len(info.nodes) if info else 0,
+                "error": info.error if info else "",
+            }
+            # A step belongs to its workflow: only the workflow may drop it.
+            actions = [a for a in actions if a not in ("cancel", "delete")]
+            if info and info.status.value in ("running", "failed"):
+                actions.append("cancel_workflow")
         return {
+            "workflow": workflow,
             "job": job.model_dump(mode="json"),
             "payload_json": orjson.dumps(job.payload, option=orjson.OPT_INDENT_2).decode(),
             "result": None if result is None else result.model_dump(mode="json"),
             "result_json": None
             if result is None
             else orjson.dumps(result.result, option=orjson.OPT_INDENT_2).decode(),
-            "actions": _actions_for(job.status.value),
+            "actions": actions,
         }
 
     # -- workers and schedules -----------------------------------------------------------------

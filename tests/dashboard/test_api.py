@@ -380,3 +380,31 @@ def _events(stream: httpx.Response):  # type: ignore[no-untyped-def]
             event = line[7:]
         elif line.startswith("data: "):
             yield event, line[6:]
+
+
+def test_a_workflow_step_belongs_to_its_workflow(
+    admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
+) -> None:
+    from bananas import chain, task
+
+    wf_id = sdk.submit_workflow(chain(task("boom", 1, max_retries=0), task("ok", 2)), name="wf")
+    first = f"{wf_id}:0"
+    worker = worker_factory(handlers())
+    eventually(lambda: sdk.queue_stats().dead == 1, what="the first step dead-lettered")
+    worker.stop()
+    detail = admin.get(f"/api/jobs/{first}").json()
+    assert detail["workflow"]["id"] == wf_id and detail["workflow"]["status"] == "failed"
+    assert detail["actions"] == ["requeue", "cancel_workflow"]
+    assert wf_id in admin.get(f"/jobs/{first}").text
+    refused = admin.post(f"/api/jobs/{first}/actions/delete")
+    assert refused.status_code == 409 and "cancel the workflow" in refused.json()["error"]
+    gone = admin.post("/api/bulk", json={"action": "delete", "ids": [first]}).json()
+    assert gone["count"] == 0 and sdk.queue_stats().dead == 1, "bulk delete skips the step"
+    # Requeued from the dashboard, the step resumes its workflow (the client's way).
+    assert admin.post(f"/api/jobs/{first}/actions/requeue").json()["count"] == 1
+    info = sdk.get_workflow(wf_id)
+    assert info is not None and info.status.value == "running"
+    cancelled = admin.post(f"/api/workflows/{wf_id}/actions/cancel").json()
+    assert cancelled["cancelled"] is True
+    assert sdk.get_workflow(wf_id).status.value == "cancelled"  # type: ignore[union-attr]
+    assert admin.get("/api/audit").json()["entries"][0]["action"] == "workflow cancel"

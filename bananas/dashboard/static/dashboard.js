@@ -78,6 +78,11 @@
       if (toggle.checked) connect(); else disconnect();
     });
     if (toggle.checked) connect(); else setStatus("paused", "paused");
+    // A page left for another keeps no stream open: browsers allow a handful of
+    // connections per host (HTTP/1.1), and a page kept in the back-forward cache
+    // would otherwise hold one. Coming back from that cache reconnects.
+    window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+    window.addEventListener("pageshow", function (ev) { if (ev.persisted && toggle.checked) connect(); });
   }
 
   function post(path, body) {
@@ -110,13 +115,22 @@
   });
 
   document.addEventListener("click", function (ev) {
-    var el = ev.target.closest("button[data-action], button[data-bulk], button[data-schedule-action], button[data-queue-action], input.select-all");
+    var el = ev.target.closest("button[data-action], button[data-bulk], button[data-schedule-action], button[data-queue-action], button[data-workflow-action], input.select-all");
     if (!el) return;
     if (el.matches("input.select-all")) {
       live.querySelectorAll("input.select").forEach(function (box) { box.checked = el.checked; });
       return;
     }
     ev.preventDefault();
+    if (el.dataset.workflowAction) {
+      var wf = el.dataset.workflow;
+      confirmThen("cancel workflow " + wf + " (every step not finished yet)?", function () {
+        post("/api/workflows/" + encodeURIComponent(wf) + "/actions/cancel")
+          .then(function (d) { flash("workflow " + wf + (d.cancelled ? " cancelled" : " was already finished")); })
+          .catch(function (e) { flash(e.message, "error"); });
+      });
+      return;
+    }
     if (el.dataset.queueAction) {
       var qa = el.dataset.queueAction, rk = el.dataset.rk;
       confirmThen(qa + " routing key " + rk + "?", function () {
