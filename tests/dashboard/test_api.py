@@ -79,6 +79,8 @@ def test_dead_jobs_show_their_reason_and_requeue_brings_them_back(
     page = admin.get("/api/jobs", params={"state": "dead"}).json()
     assert {r["id"] for r in page["jobs"]} == set(ids)
     assert all("PermanentError: boom" in r["error"] for r in page["jobs"])
+    html = admin.get(f"/jobs/{ids[0]}").text
+    assert 'id="job-traceback"' in html and "Traceback" in html and "boom" in html
     reply = admin.post(f"/api/jobs/{ids[0]}/actions/requeue")
     assert reply.json()["count"] == 1
     stats = sdk.queue_stats()
