@@ -50,7 +50,8 @@ class OperatorConfig:
     cron_sync_interval: float = 15.0
     #: Seconds before retrying a reconcile that failed for a transient reason (Redis down, ...).
     retry_delay: float = 15.0
-    #: Attempts at unregistering a deleted CronSchedule before letting it go regardless.
+    #: Failed attempts at unregistering a deleted CronSchedule before its status and a
+    #: Warning Event say it is stuck (it is retried for as long as it takes regardless).
     delete_retries: int = 5
     #: Port of the Prometheus metrics endpoint; 0 disables it.
     metrics_port: int = 8080

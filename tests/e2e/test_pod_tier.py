@@ -269,6 +269,7 @@ async def test_gpu_pool_lands_on_the_gpu_node_and_waits_for_room(
 
     cpu = await eventually(cpu_ready, what="the CPU pool's pods Ready")
     assert {p.spec.node_name for p in cpu} == {PLAIN_NODE}  # the GPU node's taint keeps them off
+
     async def stalled() -> dict[str, Any] | None:
         return await pools.condition("gpu", "Stalled", "True", "Unschedulable")
 
