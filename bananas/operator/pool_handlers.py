@@ -29,6 +29,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from random import Random
 from typing import Any
 
 import kopf
@@ -84,6 +85,8 @@ logger = logging.getLogger(__name__)
 KIND = "WorkerPool"
 #: Seconds between polls of a pool whose spec cannot be read.
 FALLBACK_POLL = 15.0
+#: A poll interval varies by up to this fraction either way.
+POLL_JITTER = 0.1
 
 
 def _replicas_of(deployment: Mapping[str, Any] | None) -> int | None:
@@ -496,15 +499,35 @@ def _announce_redis(body: kopf.Body, before: Any, after: list[JsonObject]) -> No
         post_event(body, "Normal", Reason.REDIS_REACHABLE, "queue statistics readable again")
 
 
+def first_delay(rng: Random, spec: Mapping[str, Any]) -> float:
+    """A random wait before a pool's first poll, within one poll interval: an operator
+    that starts with 1,000 pools spreads their polls instead of running them in step."""
+    autoscaling = spec.get("autoscaling")
+    interval = autoscaling.get("pollInterval") if isinstance(autoscaling, Mapping) else None
+    seconds = float(interval) if isinstance(interval, int) and interval > 0 else FALLBACK_POLL
+    return rng.uniform(0.0, seconds)
+
+
+def jittered(rng: Random, interval: float) -> float:
+    """``interval`` give or take :data:`POLL_JITTER`, so pools drift apart, not together."""
+    return interval * rng.uniform(1.0 - POLL_JITTER, 1.0 + POLL_JITTER)
+
+
 async def autoscale(
     body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
-    """The pool's autoscaler loop: poll, then sleep ``pollInterval`` (kopf daemon)."""
+    """The pool's autoscaler loop: poll, then sleep about ``pollInterval`` (kopf daemon).
+
+    At most ``max_concurrent_polls`` pools poll at once (the others wait their turn),
+    and each waits a random part of its interval before its first poll.
+    """
     ctx: OperatorContext = memo["ctx"]
     try:
+        await stopped.wait(first_delay(ctx.random, dict(body.spec)))
         while not stopped:
             try:
-                interval = await poll(ctx, body, memo)
+                async with ctx.poll_slots():
+                    interval = await poll(ctx, body, memo)
             except KubernetesApiError as exc:
                 ctx.metrics.reconcile_errors.labels(KIND).inc()
                 logger.warning(
@@ -514,6 +537,6 @@ async def autoscale(
                     exc,
                 )
                 interval = ctx.config.retry_delay
-            await stopped.wait(interval)
+            await stopped.wait(jittered(ctx.random, interval))
     finally:
         ctx.metrics.forget_pool(body.metadata.namespace or "", body.metadata.name or "")
