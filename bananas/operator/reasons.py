@@ -91,6 +91,8 @@ class Reason(enum.StrEnum):
     SUSPENDED = "Suspended"
     FIRED = "Fired"
     MISSED_SCHEDULE = "MissedSchedule"
+    TOO_MANY_MISSED = "TooManyMissed"
+    RESUMED = "Resumed"
     FIRE_FAILED = "FireFailed"
     INVALID_TIME_ZONE = "InvalidTimeZone"
     INVALID_SCHEDULE = "InvalidSchedule"
