@@ -85,6 +85,8 @@ logger = logging.getLogger(__name__)
 KIND = "WorkerPool"
 #: Seconds between polls of a pool whose spec cannot be read.
 FALLBACK_POLL = 15.0
+#: Annotation that holds a pool at its current size (the status still follows the queues).
+PAUSE_ANNOTATION = "bananas.dev/autoscaling-paused"
 #: A poll interval varies by up to this fraction either way.
 POLL_JITTER = 0.1
 
@@ -257,18 +259,24 @@ async def _observe_and_scale(
     if deployment is None and refusal is None:  # deleted by hand, or never made: heal it
         deployment, refusal = await _apply_or_refuse(ctx, body, memo, spec, None)
     load, problem = await read_load(ctx, namespace, spec)
+    memo["redis_failures"] = 0 if load is not None else int(memo.get("redis_failures") or 0) + 1
     current = _replicas_of(deployment) or 0
     decision: Decision | None = None
     desired, held = current, 0
+    paused = _paused(body)
     if load is not None:
         decision = decide(
             Policy.from_spec(spec.autoscaling), current, load, now, _memory(memo, body.status, now)
         )
         memo["autoscaler"] = decision.memory
-        if refusal is None:
+        if refusal is None and not paused:
             resized = await _resize(ctx, body, memo, spec, decision, current, now, load)
             deployment = resized.deployment or deployment
             desired, held, refusal = resized.size, resized.held, resized.refusal
+    elif refusal is None and not paused:
+        resized = await _fall_back(ctx, body, memo, spec, current)
+        deployment = resized.deployment or deployment
+        desired, refusal = resized.size, resized.refusal
     pods = None
     if deployment is not None and refusal is None:
         if desired == current and Rollout.of(deployment).replaced_pods:
@@ -282,8 +290,40 @@ async def _observe_and_scale(
         refusal=refusal,
         pods=pods,
         held_for_busy=held,
+        paused=paused,
+        fallback=load is None and _falling_back(memo, spec),
     )
     return seen, desired, decision
+
+
+def _paused(body: kopf.Body) -> bool:
+    return (body.metadata.annotations or {}).get(PAUSE_ANNOTATION) == "true"
+
+
+def _falling_back(memo: kopf.Memo, spec: WorkerPoolSpec) -> bool:
+    fallback = spec.autoscaling.fallback
+    failures = int(memo.get("redis_failures") or 0)
+    return fallback is not None and failures >= fallback.failure_threshold
+
+
+async def _fall_back(
+    ctx: OperatorContext, body: kopf.Body, memo: kopf.Memo, spec: WorkerPoolSpec, current: int
+) -> _Resized:
+    """Redis unreadable for ``fallback.failureThreshold`` polls: go to ``fallback.replicas``."""
+    fallback = spec.autoscaling.fallback
+    if fallback is None or not _falling_back(memo, spec):
+        return _Resized(None, current)
+    target = Policy.from_spec(spec.autoscaling).clamp(fallback.replicas)
+    if target == current:
+        return _Resized(None, current)
+    scaled, refusal = await _apply_or_refuse(ctx, body, memo, spec, target)
+    if scaled is None:
+        return _Resized(None, current, 0, refusal)
+    failures = memo.get("redis_failures")
+    message = f"{current} -> {target} replicas: Redis unreadable for {failures} polls (fallback)"
+    post_event(body, "Warning", Reason.FALLBACK, message)
+    ctx.metrics.scale_decisions.labels(*ident(body), Reason.FALLBACK).inc()
+    return _Resized(scaled, target)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ class Reason(enum.StrEnum):
     STABILIZING = "Stabilizing"
     STABLE = "Stable"
     WAITING_FOR_BUSY_PODS = "WaitingForBusyPods"
+    PAUSED = "Paused"
+    FALLBACK = "Fallback"
 
     # -- Redis and its Secret
     CONNECTED = "Connected"
