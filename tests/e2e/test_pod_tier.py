@@ -267,6 +267,7 @@ async def test_gpu_pool_lands_on_the_gpu_node_and_waits_for_room(
 
     cpu = await eventually(cpu_ready, what="the CPU pool's pods Ready")
     assert {p.spec.node_name for p in cpu} == {PLAIN_NODE}  # the GPU node's taint keeps them off
+
     async def stalled() -> dict[str, Any] | None:
         return await pools.condition("gpu", "Stalled", "True", "Unschedulable")
 
@@ -543,6 +544,9 @@ async def test_scale_down_with_long_jobs_removes_only_idle_pods(
             for n in await deleted_pods(kube_api, namespace, "busy")
             if n not in removed_while_busy
         )
+        if cut := set(removed_while_busy) & busy:
+            status = await pools.status("busy")
+            raise AssertionError(f"busy pod(s) {sorted(cut)} asked to stop mid-job: {status}")
         pods = await pods_of(kube_api, namespace, "busy")
         live = [p for p in pods if p.metadata.deletion_timestamp is None]
         return live if len(pods) == 2 else None
@@ -610,7 +614,7 @@ async def test_image_rollout_with_long_jobs(
         return None
 
     cond = await eventually(reconciling, what="Reconciling=True during the rollout")
-    assert cond.get("observedGeneration", generation + 1) == generation + 1
+    assert cond["observedGeneration"] == generation + 1, cond
 
     async def rolled_out() -> list[client.V1Pod] | None:
         status = await pools.status("roll")
