@@ -402,11 +402,14 @@ class Broker:
         )
         return str(reply)
 
-    def stats(self, routing_key: str) -> Op[QueueStats]:
-        """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work."""
+    def stats(self, routing_key: str, due_within: float = 0.0) -> Op[QueueStats]:
+        """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work;
+        and the scheduled jobs due within ``due_within`` seconds (O(log n))."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["stats"], (*r.queues, r.scheduled, r.leases, r.dead, r.jobs), ()
+            _SCRIPTS["stats"],
+            (*r.queues, r.scheduled, r.leases, r.dead, r.jobs),
+            (max(0, int(due_within * 1000)),),
         )
         now = self.clock()
         oldest: float | None = None
@@ -421,6 +424,7 @@ class Broker:
             in_flight=int(reply[4]),
             dead=int(reply[5]),
             oldest_age=None if oldest is None else max(oldest, 0.0),
+            due=int(reply[9]) if len(reply) > 9 else 0,
         )
 
     def counters(self, routing_key: str) -> Op[dict[str, int]]:

@@ -410,9 +410,11 @@ class Client(_Base):
         """
         return self._run(self.core.cancel(job_id, routing_key))
 
-    def queue_stats(self, routing_key: str = "default") -> QueueStats:
-        """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age."""
-        return self._run(self.core.broker.stats(validate_routing_key(routing_key)))
+    def queue_stats(self, routing_key: str = "default", *, due_within: float = 0.0) -> QueueStats:
+        """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age, and
+        the scheduled jobs due within ``due_within`` seconds (``QueueStats.due``)."""
+        key = validate_routing_key(routing_key)
+        return self._run(self.core.broker.stats(key, due_within))
 
     def all_queue_stats(self) -> list[QueueStats]:
         """:meth:`queue_stats` for every routing key that has held a job."""
@@ -599,9 +601,12 @@ class AsyncClient(_Base):
         """See :meth:`Client.cancel`."""
         return await self._run(self.core.cancel(job_id, routing_key))
 
-    async def queue_stats(self, routing_key: str = "default") -> QueueStats:
+    async def queue_stats(
+        self, routing_key: str = "default", *, due_within: float = 0.0
+    ) -> QueueStats:
         """See :meth:`Client.queue_stats`."""
-        return await self._run(self.core.broker.stats(validate_routing_key(routing_key)))
+        key = validate_routing_key(routing_key)
+        return await self._run(self.core.broker.stats(key, due_within))
 
     async def all_queue_stats(self) -> list[QueueStats]:
         """See :meth:`Client.all_queue_stats`."""

@@ -11,6 +11,7 @@ Payloads and results are JSON values. Nothing is ever unpickled.
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 import threading
 import uuid
@@ -193,11 +194,22 @@ class Schedule(BaseModel):
     starting_deadline_seconds: float | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
 
+    def timing(self) -> str:
+        """A digest of what decides *when* the schedule fires: its expression and time zone.
+
+        The scheduler stores it with the schedule's next slot; when an edit changes it,
+        the next slot is computed afresh from the new expression (the edit applies at once).
+        """
+        return hashlib.sha256(f"{self.cron}\x00{self.timezone}".encode()).hexdigest()[:16]
+
 
 class ScheduleStatus(BaseModel):
     """What the scheduler last did with a schedule."""
 
     schedule_id: str
+    #: :meth:`Schedule.timing` of the definition ``next_schedule_time`` was computed from
+    #: (empty in a status written before it was recorded).
+    timing: str = ""
     last_schedule_time: datetime | None = None
     next_schedule_time: datetime | None = None
     last_successful_time: datetime | None = None
@@ -217,6 +229,8 @@ class QueueStats(BaseModel):
     dead: int
     #: Seconds the oldest ready job has waited; None when nothing is ready.
     oldest_age: float | None = None
+    #: Scheduled jobs (delayed, or retries in backoff) due by now plus the window asked for.
+    due: int = 0
 
     @property
     def queued(self) -> int:
@@ -239,3 +253,6 @@ class WorkerInfo(BaseModel):
     started_at: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
     mode: str = "default"
+    #: The Kubernetes pod the worker runs in (POD_NAME), empty outside Kubernetes.
+    #: The operator matches heartbeats to pods by it to scale down idle pods first.
+    pod_name: str = ""

@@ -95,9 +95,15 @@ async def reconcile(
     status: kopf.Status,
     memo: kopf.Memo,
     patch: kopf.Patch,
+    old: Any = None,
     **_: Any,
 ) -> None:
-    """Register the schedule in Redis and apply the namespace's scheduler."""
+    """Register the schedule in Redis and apply the namespace's scheduler.
+
+    After an edit of ``spec.redis``, also unregister it from the Redis it left (``old``
+    is the body before the edit, on updates); until that works the handler is retried,
+    so the old Redis's scheduler does not go on firing it.
+    """
     ctx: OperatorContext = memo["ctx"]
     namespace, name = ident(body)
     now = _now(ctx)
@@ -117,8 +123,8 @@ async def reconcile(
             return
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                client = await redis_client(ctx, namespace, cron.redis)
-                await client.register_schedule(to_schedule(namespace, name, cron))
+                async with redis_client(ctx, namespace, cron.redis) as client:
+                    await client.register_schedule(to_schedule(namespace, name, cron))
         except InvalidJobError as exc:  # the SDK's own check refused what check_spec let by
             _refuse(body, status, patch, Reason.INVALID_SCHEDULE, str(exc), now, generation)
             return
@@ -126,6 +132,7 @@ async def reconcile(
             failure = redis_problem(ctx, KIND, exc)
             _redis_down(body, status, patch, failure, now, generation)
             raise kopf.TemporaryError(failure.message, delay=ctx.config.retry_delay) from exc
+        await _leave_old_redis(ctx, body, old, cron.redis)
         applied, deployment = await _apply_scheduler(ctx, body, cron)
     failed = None
     if applied.status != TRUE:
@@ -137,6 +144,40 @@ async def reconcile(
     patch.status["nextScheduleTime"] = format_time(upcoming) if upcoming else None
     state = "suspended" if cron.suspend else f"next fire {patch.status['nextScheduleTime']}"
     post_event(body, "Normal", Reason.REGISTERED, f"registered; {state}")
+
+
+def _previous_redis(old: Any) -> RedisRef | None:
+    spec = old.get("spec") if isinstance(old, Mapping) else None
+    redis = spec.get("redis") if isinstance(spec, Mapping) else None
+    try:
+        return RedisRef.model_validate(redis if isinstance(redis, Mapping) else {})
+    except ValueError:
+        return None
+
+
+async def _leave_old_redis(
+    ctx: OperatorContext, body: kopf.Body, old: Any, current: RedisRef
+) -> None:
+    """Unregister from the Redis an edit moved the schedule away from, if it did."""
+    previous = _previous_redis(old) if old is not None else None
+    if previous is None or previous == current:
+        return
+    namespace, name = ident(body)
+    try:
+        async with asyncio.timeout(REDIS_TIMEOUT):
+            async with redis_client(ctx, namespace, previous) as client:
+                await client.unregister_schedule(schedule_id(namespace, name))
+    except REDIS_FAILURES as exc:
+        failure = redis_problem(ctx, KIND, exc)
+        message = f"still registered in the Redis of Secret {previous.secret_name}: {failure}"
+        post_event(body, "Warning", Reason.UNREGISTER_FAILED, message)
+        raise kopf.TemporaryError(message, delay=ctx.config.retry_delay) from exc
+    post_event(
+        body,
+        "Normal",
+        Reason.UNREGISTERED,
+        f"removed from the Redis of Secret {previous.secret_name}",
+    )
 
 
 async def _apply_scheduler(
@@ -222,8 +263,8 @@ async def _unregister_quietly(
 ) -> None:
     try:
         async with asyncio.timeout(REDIS_TIMEOUT):
-            client = await redis_client(ctx, namespace, ref)
-            await client.unregister_schedule(schedule_id(namespace, name))
+            async with redis_client(ctx, namespace, ref) as client:
+                await client.unregister_schedule(schedule_id(namespace, name))
     except REDIS_FAILURES as exc:
         logger.info("CronSchedule %s/%s: not unregistered: %s", namespace, name, exc)
 
@@ -233,14 +274,14 @@ async def _observe(
 ) -> CronObservation:
     """Re-register the schedule and read what the scheduler did with it."""
     async with asyncio.timeout(REDIS_TIMEOUT):
-        client = await redis_client(ctx, namespace, cron.redis)
-        await client.register_schedule(to_schedule(namespace, name, cron))
-        state = await client.schedule_status(schedule_id(namespace, name))
-        job = result = None
-        if state is not None and state.last_job_id:
-            job = await client.get_job(state.last_job_id, cron.routing_key)
-            if job is not None and job.status is JobStatus.COMPLETED:
-                result = await client.get_result(state.last_job_id, cron.routing_key)
+        async with redis_client(ctx, namespace, cron.redis) as client:
+            await client.register_schedule(to_schedule(namespace, name, cron))
+            state = await client.schedule_status(schedule_id(namespace, name))
+            job = result = None
+            if state is not None and state.last_job_id:
+                job = await client.get_job(state.last_job_id, cron.routing_key)
+                if job is not None and job.status is JobStatus.COMPLETED:
+                    result = await client.get_result(state.last_job_id, cron.routing_key)
     return CronObservation(status=state, last_job=job, last_result=result)
 
 
@@ -284,9 +325,22 @@ async def sync(
     fields, events = render_status(cron, seen, status, now)
     for event in events:
         post_event(body, event.type, event.reason, event.message)
-    patch.status["scheduleId"] = schedule_id(namespace, name)
+    fields["scheduleId"] = schedule_id(namespace, name)
+    fields["conditions"] = _synced_conditions(cron, status, scheduler, now, generation)
+    # Only what changed: a patch with nothing in it is not sent, so a quiet schedule
+    # costs no status write per sync.
     for key, value in fields.items():
-        patch.status[key] = value
+        if status.get(key) != value:
+            patch.status[key] = value
+
+
+def _synced_conditions(
+    cron: CronScheduleSpec,
+    status: Mapping[str, Any],
+    scheduler: JsonObject | None,
+    now: datetime,
+    generation: int | None,
+) -> list[dict[str, Any]]:
     applied = find_condition(status.get("conditions"), ConditionType.SCHEDULER_READY)
     failed = None
     if applied is not None and applied.get("status") == FALSE:
@@ -295,9 +349,7 @@ async def sync(
         *registered_conditions(cron),
         *schedule_health(cron, scheduler_failed=failed, scheduler=scheduler),
     ]
-    patch.status["conditions"] = merge_conditions(
-        status.get("conditions"), conditions, now=now, generation=generation
-    )
+    return merge_conditions(status.get("conditions"), conditions, now=now, generation=generation)
 
 
 async def delete(
@@ -319,8 +371,8 @@ async def delete(
     async with object_lock(memo):
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                client = await redis_client(ctx, namespace, ref)
-                await client.unregister_schedule(schedule_id(namespace, name))
+                async with redis_client(ctx, namespace, ref) as client:
+                    await client.unregister_schedule(schedule_id(namespace, name))
         except REDIS_FAILURES as exc:
             failure = redis_problem(ctx, KIND, exc)
             if retry < ctx.config.delete_retries:

@@ -129,9 +129,24 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def upcoming_fire(
+    spec: CronScheduleSpec, state: ScheduleStatus | None, now: datetime
+) -> datetime | None:
+    """The slot the scheduler will fire next: its own record, when that was computed from
+    this spec's expression and time zone and is still ahead; else the spec's next slot."""
+    upcoming = next_fire(spec, now)
+    if upcoming is None or state is None or state.next_schedule_time is None:
+        return upcoming
+    timing = Schedule(id="-", cron=cron_fields(spec.schedule), job=spec.job,
+                      timezone=spec.time_zone).timing()  # fmt: skip
+    if state.timing == timing and state.next_schedule_time > now:
+        return state.next_schedule_time
+    return upcoming
+
+
 def _fields(spec: CronScheduleSpec, seen: CronObservation, now: datetime) -> dict[str, Any]:
     st = seen.status
-    upcoming = next_fire(spec, now)
+    upcoming = upcoming_fire(spec, st, now)
     last_success = st.last_successful_time if st else None
     if seen.last_result is not None and seen.last_result.is_success():
         done = seen.last_result.completed_at

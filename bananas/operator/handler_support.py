@@ -15,7 +15,8 @@ reporting one problem under two reasons, so each lives here once:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -67,12 +68,24 @@ def redis_problem(ctx: OperatorContext, kind: str, exc: BaseException) -> RedisP
     return problem
 
 
-async def redis_client(ctx: OperatorContext, namespace: str, ref: RedisRef) -> AsyncClient:
-    """The SDK client for ``ref``; raises :class:`RedisProblem` for a Secret or URL problem."""
+@asynccontextmanager
+async def redis_client(
+    ctx: OperatorContext, namespace: str, ref: RedisRef
+) -> AsyncIterator[AsyncClient]:
+    """``async with redis_client(...) as client``: the SDK client for ``ref``, leased
+    for the block (:class:`~bananas.operator.redis_clients.RedisClients`).
+
+    Raises :class:`RedisProblem` for a Secret or URL problem.
+    """
     try:
-        return await ctx.redis_for(namespace, ref)
+        url = await ctx.redis_url(namespace, ref)
+        client = await ctx.redis.acquire(url, ref.prefix)
     except (KubernetesApiError, ConfigError) as exc:
         raise classify(exc) from exc
+    try:
+        yield client
+    finally:
+        await ctx.redis.release(client)
 
 
 def ident(body: kopf.Body) -> tuple[str, str]:

@@ -120,6 +120,11 @@ class Rollout:
             deadline_exceeded=exceeded,
         )
 
+    @property
+    def replaced_pods(self) -> bool:
+        """True while pods of an older template run beside (or instead of) updated ones."""
+        return self.replicas > self.updated or self.updated < self.wanted
+
     def pending(self, generation: int | None) -> Problem | None:
         """Why the Deployment does not yet run ``generation`` in full, or None when it does."""
         if (

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,11 +53,26 @@ from bananas.operator.health import (
 )
 from bananas.operator.kube import KubernetesApiError
 from bananas.operator.meta import WORKERPOOL_PLURAL, JsonObject, owner_of
-from bananas.operator.pool_status import Observation, observed_fields, pool_conditions
+from bananas.operator.pool_status import (
+    Observation,
+    observed_fields,
+    pool_conditions,
+    status_changed,
+)
 from bananas.operator.reasons import ConditionType, Reason
+from bananas.operator.scaledown import (
+    DELETION_COST,
+    Hold,
+    busy_pods,
+    cost_patches,
+    hold,
+    pod_work,
+)
+from bananas.operator.scheduler_deployment import scheduler_name
 from bananas.operator.specs import SpecError, WorkerPoolSpec, parse_workerpool
 from bananas.operator.timefmt import format_epoch
 from bananas.operator.workerpool import (
+    grace_period,
     initial_replicas,
     pool_selector,
     render_deployment,
@@ -92,7 +108,11 @@ async def apply_pool(
             replicas = initial_replicas(spec, status)
         else:
             replicas = Policy.from_spec(spec.autoscaling).clamp(current)
-    deployment = await ctx.kube.apply(render_deployment(owner, spec, replicas))
+    # One cron loop per Redis: the namespace's scheduler Deployment for this Redis, if
+    # there is one, fires the schedules, and the workers' own loop stays off.
+    scheduler = await ctx.kube.get_deployment(meta["namespace"], scheduler_name(spec.redis))
+    rendered = render_deployment(owner, spec, replicas, cron_elsewhere=scheduler is not None)
+    deployment = await ctx.kube.apply(rendered)
     await ctx.kube.apply(render_pdb(owner, spec))
     return deployment
 
@@ -180,9 +200,12 @@ async def read_load(
 ) -> tuple[Load | None, tuple[str, str] | None]:
     """The pool's load from Redis, or None and (reason, message) saying why not."""
     try:
-        client = await redis_client(ctx, namespace, spec.redis)
-        async with asyncio.timeout(REDIS_TIMEOUT):
-            stats = [await client.queue_stats(key) for key in spec.routing_keys]
+        async with redis_client(ctx, namespace, spec.redis) as client:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                window = float(spec.autoscaling.poll_interval)
+                stats = [
+                    await client.queue_stats(key, due_within=window) for key in spec.routing_keys
+                ]
     except REDIS_FAILURES as exc:
         problem = redis_problem(ctx, KIND, exc)
         return None, (problem.reason, problem.message)
@@ -200,6 +223,14 @@ def _memory(memo: kopf.Memo, status: Any, now: float) -> Memory:
 async def poll(ctx: OperatorContext, body: kopf.Body, memo: kopf.Memo) -> float:
     """One autoscaler round for a pool; returns the seconds until the next one."""
     now = ctx.clock()
+    namespace, name = ident(body)
+    try:
+        return await _poll(ctx, body, memo, now)
+    finally:
+        ctx.metrics.polls.labels(namespace, name).inc()
+
+
+async def _poll(ctx: OperatorContext, body: kopf.Body, memo: kopf.Memo, now: float) -> float:
     generation = _generation(body)
     try:
         spec = parse_workerpool(dict(body.spec))
@@ -225,22 +256,20 @@ async def _observe_and_scale(
     load, problem = await read_load(ctx, namespace, spec)
     current = _replicas_of(deployment) or 0
     decision: Decision | None = None
-    desired = current
+    desired, held = current, 0
     if load is not None:
         decision = decide(
             Policy.from_spec(spec.autoscaling), current, load, now, _memory(memo, body.status, now)
         )
         memo["autoscaler"] = decision.memory
-        if decision.reason is not None and refusal is None:
-            scaled, refusal = await _apply_or_refuse(ctx, body, memo, spec, decision.desired)
-            if scaled is not None:
-                deployment = scaled
-                desired = decision.desired
-                _announce_scale(ctx, body, decision)
-        elif refusal is None:
-            desired = decision.desired
+        if refusal is None:
+            resized = await _resize(ctx, body, memo, spec, decision, current, now)
+            deployment = resized.deployment or deployment
+            desired, held, refusal = resized.size, resized.held, resized.refusal
     pods = None
     if deployment is not None and refusal is None:
+        if desired == current and Rollout.of(deployment).replaced_pods:
+            await _rank_pods(ctx, namespace, name, spec)  # a rollout: idle old pods go first
         pods = await _stuck_pod(ctx, namespace, name, deployment, generation)
     seen = Observation(
         deployment=deployment,
@@ -249,8 +278,105 @@ async def _observe_and_scale(
         generation=generation,
         refusal=refusal,
         pods=pods,
+        held_for_busy=held,
     )
     return seen, desired, decision
+
+
+@dataclass(frozen=True)
+class _Resized:
+    #: The Deployment as stored after the change, None when nothing was applied.
+    deployment: JsonObject | None
+    #: The size the pool has now.
+    size: int
+    #: Busy pods the pool was kept above the autoscaler's size for.
+    held: int = 0
+    refusal: Problem | None = None
+
+
+async def _resize(
+    ctx: OperatorContext,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    spec: WorkerPoolSpec,
+    decision: Decision,
+    current: int,
+    now: float,
+) -> _Resized:
+    """Apply the autoscaler's size, sparing busy pods when it shrinks the pool."""
+    target, held = decision.desired, 0
+    if target < current:
+        kept = await _spare_busy(ctx, body, memo, spec, decision.desired, current, now)
+        target, held = kept.size, kept.busy
+    else:
+        memo["held_since"] = None
+    if target == current:
+        return _Resized(None, current, held)
+    scaled, refusal = await _apply_or_refuse(ctx, body, memo, spec, target)
+    if scaled is None:
+        return _Resized(None, current, 0, refusal)
+    _announce_scale(ctx, body, _as_applied(decision, current, target, held))
+    return _Resized(scaled, target, held)
+
+
+def _as_applied(decision: Decision, current: int, target: int, held: int) -> Decision:
+    """The decision as applied: the autoscaler's, or a smaller shrink that spares busy pods."""
+    if target == decision.desired:
+        return decision
+    reason = Reason.SCALED_DOWN if target < current else Reason.SCALED_UP
+    message = f"{decision.message}; keeping {target} pods: {held} are running jobs"
+    return replace(decision, desired=target, reason=reason, message=message)
+
+
+async def _rank_pods(
+    ctx: OperatorContext, namespace: str, name: str, spec: WorkerPoolSpec
+) -> dict[str, int] | None:
+    """Set each pod's deletion cost to its in-flight jobs; return the work per pod.
+
+    None when the heartbeats could not be read (nothing is patched then).
+    """
+    pods = await ctx.kube.list_pods(namespace, pool_selector(name))
+    try:
+        async with redis_client(ctx, namespace, spec.redis) as client:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                workers = await client.workers()
+    except REDIS_FAILURES as exc:
+        logger.warning("WorkerPool %s/%s: heartbeats not read: %s", namespace, name, exc)
+        return None
+    work = pod_work(pods, workers)
+    for pod, cost in cost_patches(pods, work).items():
+        try:
+            await ctx.kube.annotate_pod(namespace, pod, {DELETION_COST: cost})
+        except KubernetesApiError as exc:
+            if not exc.not_found:  # a pod that just went needs no cost
+                raise
+    return work
+
+
+async def _spare_busy(
+    ctx: OperatorContext,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    spec: WorkerPoolSpec,
+    desired: int,
+    current: int,
+    now: float,
+) -> Hold:
+    """Before shrinking: idle pods first (deletion cost), and never below the busy pods."""
+    namespace, name = ident(body)
+    work = await _rank_pods(ctx, namespace, name, spec)
+    if work is None:  # which pods are busy is unknown: shrink at the next poll
+        return Hold(size=current, busy=0, since=memo.get("held_since"))
+    kept = hold(
+        desired,
+        current,
+        busy_pods(work),
+        now=now,
+        since=memo.get("held_since"),
+        limit=float(grace_period(spec)),
+    )
+    memo["held_since"] = kept.since
+    return kept
 
 
 async def _stuck_pod(
@@ -328,6 +454,10 @@ async def _write_status(
             desired
         )
         ctx.metrics.pool_load.labels(body.metadata.namespace, body.metadata.name).set(decision.load)
+    # Compared with the status as stored (kopf keeps the body current from the watch), so
+    # a hand edit is still put right, and an unchanged status costs no write.
+    if not status_changed(body.status, status):
+        return  # nothing but the clock moved: no write, no watch event echoed back
     try:
         await ctx.kube.patch_status(
             WORKERPOOL_PLURAL, body.metadata.namespace or "", body.metadata.name or "", status

@@ -70,6 +70,7 @@ def observed_fields(seen: Observation) -> dict[str, Any]:
         fields["queued"] = load.queued
         fields["queueDepth"] = {p.value: load.depth.get(p, 0) for p in PRIORITY_ORDER}
         fields["inFlight"] = load.in_flight
+        fields["due"] = load.due
         fields["oldestJobAge"] = round(load.oldest_age, 3) if load.oldest_age is not None else None
     return fields
 
@@ -116,3 +117,39 @@ def _redis(seen: Observation) -> Condition:
 def pool_conditions(seen: Observation, desired: int, decision: Decision | None) -> list[Condition]:
     """Ready, Reconciling, Stalled, Scaling and RedisReachable for one poll."""
     return [*_health(seen), _scaling(seen, desired, decision), _redis(seen)]
+
+
+def _without_run_ends(status: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(status)
+    memory = out.get("autoscaler")
+    if isinstance(memory, Mapping) and isinstance(memory.get("history"), list):
+        runs = [
+            {k: v for k, v in run.items() if k != "to"} if isinstance(run, Mapping) else run
+            for run in memory["history"]
+        ]
+        out["autoscaler"] = {**memory, "history": runs}
+    return out
+
+
+def _shaped(current: Any, new: Any) -> Any:
+    """``current`` cut to the shape of ``new``: the keys a merge patch of ``new`` would set
+    (keys only someone else wrote, such as a hand edit's junk, are not compared)."""
+    if isinstance(new, Mapping) and isinstance(current, Mapping):
+        return {key: _shaped(current.get(key), value) for key, value in new.items()}
+    return current
+
+
+def status_changed(current: Any, new: Mapping[str, Any]) -> bool:
+    """Whether writing ``new`` would change the stored status ``current`` in a way that matters.
+
+    The end time (``to``) of the autoscaler's current run moves on every poll; on its own
+    it is not worth a write (1,000 idle pools would cost 1,000 writes per poll interval).
+    What it is used for: after an operator restart, the runs tell the stabilisation
+    windows what was recommended when. A stale end time makes a run look older than it is,
+    and it is rewritten with the next real change (a new recommendation, a new size, any
+    queue number), so a window may close up to one such interval early after a restart.
+    """
+    if not isinstance(current, Mapping):
+        return True
+    wanted = _without_run_ends(new)
+    return bool(_shaped(_without_run_ends(current), wanted) != wanted)

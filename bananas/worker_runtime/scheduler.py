@@ -186,6 +186,7 @@ class CronScheduler:
         if status is None:
             status = ScheduleStatus(schedule_id=schedule.id)
         status.next_schedule_time = decision.next_time
+        status.timing = schedule.timing()
         status.skipped_count += decision.skipped
         if decision.slot is not None:
             await self._fire(schedule, status, decision)

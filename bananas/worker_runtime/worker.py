@@ -495,6 +495,7 @@ class Worker:
             started_at=self.started_at,
             last_seen=utcnow(),
             mode=s.mode.value,
+            pod_name=s.pod_name,
         )
 
     async def _reap_loop(self) -> None:

@@ -227,3 +227,14 @@ def test_enqueue_wakes_idle_workers_once(qc: Client) -> None:
     qc.redis.delete(r.wake)
     fetch(qc, 10)
     assert qc.redis.llen(r.wake) == 0
+
+
+def test_stats_count_the_scheduled_jobs_due_within_a_window(redis_url: str, prefix: str) -> None:
+    """The operator sizes a pool at zero by the jobs due within one poll (Redis' clock)."""
+    with Client(redis_url, prefix=prefix) as c:
+        c.submit("soon", delay=2)
+        c.submit("later", delay=3600)
+        stats = c.queue_stats()
+        assert (stats.scheduled, stats.due) == (2, 0)
+        assert c.queue_stats(due_within=15).due == 1
+        assert c.queue_stats(due_within=7200).due == 2

@@ -15,7 +15,7 @@ from bananas.config import ENV_VARS, Settings, render_env
 from bananas.models import Priority
 from bananas.operator.config import SchedulerSettings
 from bananas.operator.scheduler_deployment import render_scheduler
-from bananas.operator.specs import RedisRef, parse_workerpool
+from bananas.operator.specs import RedisRef, SpecError, parse_workerpool
 from bananas.operator.workerpool import render_deployment
 
 POOL_SPEC: dict[str, Any] = {
@@ -132,3 +132,47 @@ def test_render_env_spells_values_as_from_env_reads_them() -> None:
 def test_render_env_refuses_a_field_without_a_variable() -> None:
     with pytest.raises(KeyError):
         render_env({"redis_options": "x"})
+
+
+def test_one_cron_loop_per_redis(pool_body: dict[str, Any]) -> None:
+    spec = parse_workerpool(POOL_SPEC)
+    alone = _container_env(render_deployment(pool_body, spec, 1))
+    assert "ENABLE_SCHEDULER" not in {e["name"] for e in alone}  # the workers' loop is the only one
+    served = _container_env(render_deployment(pool_body, spec, 1, cron_elsewhere=True))
+    env = _plain(served, REDIS_URL="redis://q", POD_NAME="p", POD_NAMESPACE="apps")
+    assert Settings.from_env(env).enable_scheduler is False
+
+
+def test_the_users_env_still_wins_over_the_cron_switch(pool_body: dict[str, Any]) -> None:
+    spec = parse_workerpool({**POOL_SPEC, "env": [{"name": "ENABLE_SCHEDULER", "value": "true"}]})
+    env = _container_env(render_deployment(pool_body, spec, 1, cron_elsewhere=True))
+    assert [e for e in env if e["name"] == "ENABLE_SCHEDULER"] == [
+        {"name": "ENABLE_SCHEDULER", "value": "true"}
+    ]
+
+
+def test_a_custom_prefix_reaches_the_pods(
+    pool_body: dict[str, Any], cron_body: dict[str, Any]
+) -> None:
+    spec = parse_workerpool({**POOL_SPEC, "redis": {"prefix": "team-b"}})
+    env = _plain(
+        _container_env(render_deployment(pool_body, spec, 1)),
+        REDIS_URL="redis://q", POD_NAME="p", POD_NAMESPACE="apps",
+    )  # fmt: skip
+    assert Settings.from_env(env).prefix == "team-b"
+    ref = RedisRef.model_validate({"prefix": "team-b"})
+    objects = render_scheduler("ops", ref, cron_body, SchedulerSettings(image="b:1"))
+    assert objects[2]["metadata"]["name"] == "bananas-scheduler-bananas-redis-team-b"
+    scheduler = _plain(
+        _container_env(objects[2]), REDIS_URL="redis://q", POD_NAME="s", POD_NAMESPACE="ops"
+    )
+    assert Settings.from_env(scheduler).prefix == "team-b"
+    default = _container_env(render_deployment(pool_body, parse_workerpool(POOL_SPEC), 1))
+    assert "BANANAS_PREFIX" not in {e["name"] for e in default}
+
+
+def test_bananas_prefix_in_env_is_refused() -> None:
+    with pytest.raises(SpecError, match=r"BANANAS_PREFIX is set by the operator from spec.redis"):
+        parse_workerpool({**POOL_SPEC, "env": [{"name": "BANANAS_PREFIX", "value": "x"}]})
+    with pytest.raises(SpecError, match="prefix"):
+        parse_workerpool({**POOL_SPEC, "redis": {"prefix": "{tag}"}})

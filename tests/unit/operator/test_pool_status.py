@@ -8,7 +8,12 @@ import pytest
 
 from bananas.models import Priority
 from bananas.operator.autoscaler import Load, Memory, Policy, Run, decide
-from bananas.operator.pool_status import Observation, observed_fields, pool_conditions
+from bananas.operator.pool_status import (
+    Observation,
+    observed_fields,
+    pool_conditions,
+    status_changed,
+)
 
 
 def deployment(replicas: int, ready: int) -> dict[str, Any]:
@@ -44,6 +49,7 @@ def test_observed_fields() -> None:
         "queued": 7,
         "queueDepth": {"high": 2, "normal": 5, "low": 0},
         "inFlight": 3,
+        "due": 0,
         "oldestJobAge": 4.123,
     }
 
@@ -156,3 +162,60 @@ def test_stabilizing_shows_in_scaling() -> None:
     )
     found = {c.type: c for c in pool_conditions(Observation(deployment(5, 5), LOAD), 5, decision)}
     assert (found["Scaling"].status, found["Scaling"].reason) == ("True", "Stabilizing")
+
+
+def _written(**changes: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "replicas": 0,
+        "readyReplicas": 0,
+        "queued": 0,
+        "queueDepth": {"high": 0, "normal": 0, "low": 0},
+        "inFlight": 0,
+        "due": 0,
+        "oldestJobAge": None,
+        "desiredReplicas": 0,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "ScaledToZero"}],
+        "autoscaler": {
+            "history": [
+                {"replicas": 0, "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:10:00Z"}
+            ],
+            "lastActiveTime": "2026-01-01T00:00:00Z",
+        },
+    }
+    status.update(changes)
+    return status
+
+
+def test_an_idle_pool_is_not_rewritten_for_the_clock_alone() -> None:
+    stored = _written()
+    stored.pop("oldestJobAge")  # a merge patch of None removed it
+    later = _written(
+        autoscaler={
+            "history": [
+                {"replicas": 0, "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:10:15Z"}
+            ],
+            "lastActiveTime": "2026-01-01T00:00:00Z",
+        }
+    )
+    assert not status_changed(stored, later)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"queued": 1},
+        {"desiredReplicas": 1},
+        {"conditions": [{"type": "Ready", "status": "False", "reason": "Scaling"}]},
+        {"autoscaler": {"history": [], "lastActiveTime": "2026-01-01T00:10:00Z"}},
+    ],
+)
+def test_a_real_change_is_written(change: dict[str, Any]) -> None:
+    assert status_changed(_written(), _written(**change))
+
+
+def test_a_hand_edit_is_put_right_but_foreign_keys_do_not_force_writes() -> None:
+    assert status_changed(_written(desiredReplicas=9999), _written())
+    assert status_changed({"conditions": "banana"}, _written())
+    junk = _written(autoscaler={**_written()["autoscaler"], "junk": [1]})
+    assert not status_changed(junk, _written())  # a merge patch never removes it
+    assert status_changed(None, _written())
