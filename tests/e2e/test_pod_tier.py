@@ -571,9 +571,20 @@ async def test_scale_down_with_long_jobs_removes_only_idle_pods(
     if pod_tier.local is not None:
         stopped = [e.pod for e in pod_tier.local.events(namespace) if e.event == "sigterm"]
         assert set(stopped) == set(removed), stopped
+
+    async def empty() -> bool:
+        return not await pods_of(kube_api, namespace, "busy")
+
+    await eventually(empty, what="the pool at zero once its jobs are done", timeout=90)
+    book = await Ledger.read(pod_redis.url, ledger)
+    assert book.interrupted() == [] and book.run_twice() == [], book.events
+    if pod_tier.local is not None:
+        events = pod_tier.local.events(namespace)
+        assert not [e.raw for e in events if e.event == "sigkill"], events
     print(
-        f"scale-down 4->2 in {took:.1f}s; removed (idle) {removed}; kept (busy) {sorted(busy)}; "
-        f"jobs interrupted: {len(book.interrupted())}, run twice: {len(book.run_twice())}"
+        f"scale-down 4->2 in {took:.1f}s; removed (idle) {removed}; kept (busy) {sorted(busy)} "
+        f"until their jobs ended, then 2->0; jobs interrupted: {len(book.interrupted())}, "
+        f"run twice: {len(book.run_twice())}"
     )
 
 
