@@ -263,7 +263,7 @@ async def _observe_and_scale(
         )
         memo["autoscaler"] = decision.memory
         if refusal is None:
-            resized = await _resize(ctx, body, memo, spec, decision, current, now)
+            resized = await _resize(ctx, body, memo, spec, decision, current, now, load)
             deployment = resized.deployment or deployment
             desired, held, refusal = resized.size, resized.held, resized.refusal
     pods = None
@@ -302,11 +302,12 @@ async def _resize(
     decision: Decision,
     current: int,
     now: float,
+    load: Load,
 ) -> _Resized:
     """Apply the autoscaler's size, sparing busy pods when it shrinks the pool."""
     target, held = decision.desired, 0
     if target < current:
-        kept = await _spare_busy(ctx, body, memo, spec, decision.desired, current, now)
+        kept = await _spare_busy(ctx, body, memo, spec, decision.desired, current, now, load)
         target, held = kept.size, kept.busy
     else:
         memo["held_since"] = None
@@ -361,16 +362,26 @@ async def _spare_busy(
     desired: int,
     current: int,
     now: float,
+    load: Load,
 ) -> Hold:
-    """Before shrinking: idle pods first (deletion cost), and never below the busy pods."""
+    """Before shrinking: idle pods first (deletion cost), and never below the busy pods.
+
+    A heartbeat is up to a third of the lease old, so a pod that took a job since
+    may still report itself idle. The leases in Redis are exact: while the pool's
+    heartbeats account for fewer in-flight jobs than its routing keys hold, the
+    shrink waits (within the same bound) rather than guess which pod is busy.
+    """
     namespace, name = ident(body)
     work = await _rank_pods(ctx, namespace, name, spec)
     if work is None:  # which pods are busy is unknown: shrink at the next poll
         return Hold(size=current, busy=0, since=memo.get("held_since"))
+    busy = busy_pods(work)
+    if sum(work.values()) < load.in_flight:
+        busy = current  # a job's pod is not known yet: keep them all for now
     kept = hold(
         desired,
         current,
-        busy_pods(work),
+        busy,
         now=now,
         since=memo.get("held_since"),
         limit=float(grace_period(spec)),
