@@ -72,6 +72,8 @@ class Reason(enum.StrEnum):
     STABILIZING = "Stabilizing"
     STABLE = "Stable"
     WAITING_FOR_BUSY_PODS = "WaitingForBusyPods"
+    PAUSED = "Paused"
+    FALLBACK = "Fallback"
 
     # -- Redis and its Secret
     CONNECTED = "Connected"
@@ -91,6 +93,8 @@ class Reason(enum.StrEnum):
     SUSPENDED = "Suspended"
     FIRED = "Fired"
     MISSED_SCHEDULE = "MissedSchedule"
+    TOO_MANY_MISSED = "TooManyMissed"
+    RESUMED = "Resumed"
     FIRE_FAILED = "FireFailed"
     INVALID_TIME_ZONE = "InvalidTimeZone"
     INVALID_SCHEDULE = "InvalidSchedule"

@@ -82,6 +82,13 @@ class Stabilization(_Spec):
     stabilization_window_seconds: int = Field(0, ge=0)
 
 
+class FallbackSpec(_Spec):
+    """The size a pool takes while Redis cannot be read (as KEDA's ``fallback``)."""
+
+    failure_threshold: int = Field(3, ge=1)
+    replicas: int = Field(ge=0)
+
+
 class AutoscalingSpec(_Spec):
     """How the autoscaler sizes the pool; see :mod:`bananas.operator.autoscaler`."""
 
@@ -97,6 +104,8 @@ class AutoscalingSpec(_Spec):
     scale_down: Stabilization = Field(
         default_factory=lambda: Stabilization.model_validate({"stabilizationWindowSeconds": 300})
     )
+    #: None: the pool keeps its size while Redis is unreadable.
+    fallback: FallbackSpec | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> AutoscalingSpec:

@@ -302,6 +302,26 @@ async def test_an_edit_fires_on_the_new_schedule_at_once(
         await elector.close()
 
 
+async def test_a_resume_is_one_event(
+    operator: OperatorThread, crons: Crons, redis: AsyncClient, kube_api: client.ApiClient,
+    namespace: str,
+) -> None:  # fmt: skip
+    await crons.create("paused", {"schedule": "* * * * *", "job": "x", "suspend": True})
+    # (Ready needs a scheduler pod, which this tier does not run: Registered says it.)
+    sid = f"{namespace}.paused"
+    suspended = await eventually(lambda: registered(redis, sid), what="the schedule in Redis")
+    assert suspended.enabled is False
+    await _patch_spec(crons, "paused", {"suspend": False})
+    message = await wait_for_event(kube_api, namespace, "paused", "Resumed")
+    assert message.startswith("resumed; next fire "), message
+
+    async def enabled() -> Any:
+        found = await registered(redis, sid)
+        return found if found is not None and found.enabled else None
+
+    await eventually(enabled, what="the schedule enabled in Redis")
+
+
 async def test_unknown_time_zone_is_a_condition(
     operator: OperatorThread,
     crons: Crons,
@@ -337,6 +357,39 @@ async def test_unreachable_redis_is_a_condition(
     )
     await wait_for_event(kube_api, namespace, "stranded", "RedisUnreachable")
     assert operator.alive
+
+
+async def test_a_deletion_waits_for_its_redis_until_told_to_let_go(
+    operator: OperatorThread, crons: Crons, kube_api: client.ApiClient, namespace: str
+) -> None:
+    """It used to give up after a few attempts, leaving the schedule firing in Redis."""
+    from .redis_fixture import unreachable_redis_url
+
+    await put_secret(kube_api, namespace, unreachable_redis_url(), name="gone")
+    await crons.create(
+        "orphan", {"schedule": "@hourly", "job": "x", "redis": {"secretName": "gone"}}
+    )
+    await eventually(
+        lambda: crons.condition("orphan", "RedisReachable", "False"), what="Redis unreachable"
+    )
+    await crons.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, CRONS, "orphan")
+    stuck = await eventually(
+        lambda: crons.condition("orphan", "Registered", "True", "UnregisterFailed"),
+        what="Registered=True/UnregisterFailed while the deletion waits",
+    )
+    assert "bananas.dev/abandon-schedule" in stuck["message"], stuck
+    await wait_for_event(kube_api, namespace, "orphan", "UnregisterFailed")
+    assert await crons.get("orphan") is not None  # still there: it did not give up
+    await crons.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, CRONS, "orphan",
+        {"metadata": {"annotations": {"bananas.dev/abandon-schedule": "true"}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+
+    async def gone() -> bool:
+        return await crons.get("orphan") is None
+
+    await eventually(gone, what="the CronSchedule let go once told to")
 
 
 async def test_moving_a_schedule_to_another_redis_leaves_nothing_behind(

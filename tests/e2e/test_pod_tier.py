@@ -136,6 +136,8 @@ def fixed(replicas: int, **spec: Any) -> dict[str, Any]:
         "app": APP,
         "routingKeys": [route()],
         "concurrency": 1,
+        # The CRD refuses a grace period shorter than jobTimeout + 5s.
+        "jobTimeout": "5s",
         "terminationGracePeriodSeconds": 10,
         "autoscaling": {"minReplicas": replicas, "maxReplicas": replicas, "pollInterval": 1},
     }
@@ -172,8 +174,27 @@ def condition_of(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------
 
 
+@pytest.fixture
+def late_redis(pod_tier: PodTierCluster) -> Iterator[RedisServer]:
+    """A Redis on a known free port, not started (the test starts it).
+
+    Requested before ``operator``, so it is stopped after the operator is: the
+    operator never polls a server that went away under it.
+    """
+    pod_tier.require_local("a Redis the test starts late, on a port the pods know")
+    binaries = available_binaries()
+    binary = binaries.get("redis") or binaries.get("valkey")
+    assert binary is not None
+    server = RedisServer(binary, port=free_port())
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
 async def test_workerpool_is_ready_only_once_its_pods_are(
     pod_tier: PodTierCluster,
+    late_redis: RedisServer,
     operator: OperatorThread,
     kube_api: client.ApiClient,
     namespace: str,
@@ -184,10 +205,7 @@ async def test_workerpool_is_ready_only_once_its_pods_are(
     with a back-off, as a kubelet would: Running, never Ready, until Redis is up.
     """
     tier = pod_tier.require_local("a Redis the test starts late, on a port the pods know")
-    binaries = available_binaries()
-    binary = binaries.get("redis") or binaries.get("valkey")
-    assert binary is not None
-    late = RedisServer(binary, port=free_port())
+    late = late_redis
     await put_secret(kube_api, namespace, f"redis://127.0.0.1:{late.port}/0")
     pools = Pools(kube_api, namespace)
     await pools.create("late", fixed(2))
@@ -209,20 +227,17 @@ async def test_workerpool_is_ready_only_once_its_pods_are(
 
     started = time.monotonic()
     late.start()
-    try:
 
-        async def pool_ready() -> dict[str, Any] | None:
-            return await pools.condition("late", "Ready", "True")
+    async def pool_ready() -> dict[str, Any] | None:
+        return await pools.condition("late", "Ready", "True")
 
-        await eventually(pool_ready, what="the pool Ready once Redis answers", timeout=90)
-        took = time.monotonic() - started
-        pods = await pods_of(kube_api, namespace, "late")
-        assert len(pods) == 2 and all(pod_ready(p) for p in pods), pods
-        events = tier.events(namespace)
-        assert {e.pod for e in events if e.event == "ready"} == {p.metadata.name for p in pods}
-        print(f"pool Ready {took:.1f}s after Redis came up")
-    finally:
-        late.cleanup()
+    await eventually(pool_ready, what="the pool Ready once Redis answers", timeout=90)
+    took = time.monotonic() - started
+    pods = await pods_of(kube_api, namespace, "late")
+    assert len(pods) == 2 and all(pod_ready(p) for p in pods), pods
+    events = tier.events(namespace)
+    assert {e.pod for e in events if e.event == "ready"} == {p.metadata.name for p in pods}
+    print(f"pool Ready {took:.1f}s after Redis came up")
 
 
 async def test_gpu_pool_lands_on_the_gpu_node_and_waits_for_room(
@@ -544,6 +559,9 @@ async def test_scale_down_with_long_jobs_removes_only_idle_pods(
             for n in await deleted_pods(kube_api, namespace, "busy")
             if n not in removed_while_busy
         )
+        if cut := set(removed_while_busy) & busy:
+            status = await pools.status("busy")
+            raise AssertionError(f"busy pod(s) {sorted(cut)} asked to stop mid-job: {status}")
         pods = await pods_of(kube_api, namespace, "busy")
         live = [p for p in pods if p.metadata.deletion_timestamp is None]
         return live if len(pods) == 2 else None
@@ -566,9 +584,20 @@ async def test_scale_down_with_long_jobs_removes_only_idle_pods(
     if pod_tier.local is not None:
         stopped = [e.pod for e in pod_tier.local.events(namespace) if e.event == "sigterm"]
         assert set(stopped) == set(removed), stopped
+
+    async def empty() -> bool:
+        return not await pods_of(kube_api, namespace, "busy")
+
+    await eventually(empty, what="the pool at zero once its jobs are done", timeout=90)
+    book = await Ledger.read(pod_redis.url, ledger)
+    assert book.interrupted() == [] and book.run_twice() == [], book.events
+    if pod_tier.local is not None:
+        events = pod_tier.local.events(namespace)
+        assert not [e.raw for e in events if e.event == "sigkill"], events
     print(
-        f"scale-down 4->2 in {took:.1f}s; removed (idle) {removed}; kept (busy) {sorted(busy)}; "
-        f"jobs interrupted: {len(book.interrupted())}, run twice: {len(book.run_twice())}"
+        f"scale-down 4->2 in {took:.1f}s; removed (idle) {removed}; kept (busy) {sorted(busy)} "
+        f"until their jobs ended, then 2->0; jobs interrupted: {len(book.interrupted())}, "
+        f"run twice: {len(book.run_twice())}"
     )
 
 
@@ -611,7 +640,7 @@ async def test_image_rollout_with_long_jobs(
         return None
 
     cond = await eventually(reconciling, what="Reconciling=True during the rollout")
-    assert cond.get("observedGeneration", generation + 1) == generation + 1
+    assert cond["observedGeneration"] == generation + 1, cond
 
     async def rolled_out() -> list[client.V1Pod] | None:
         status = await pools.status("roll")
