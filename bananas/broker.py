@@ -641,6 +641,13 @@ class Broker:
         reply = yield script_call(_SCRIPTS["requeue_dead"], keys, job_ids)
         return int(reply)
 
+    def stored_errors(self, routing_key: str, job_ids: Sequence[str]) -> Op[list[str | None]]:
+        """The error history stored for each job (None where there is none)."""
+        if not job_ids:
+            return []
+        reply = yield command("HMGET", self.route(routing_key).errors, *job_ids)
+        return list(reply)
+
     def delete_dead(self, routing_key: str, job_id: str) -> Op[bool]:
         """Delete one dead-lettered job and its record; False if it was not dead-lettered."""
         r = self.route(routing_key)

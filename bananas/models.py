@@ -35,6 +35,10 @@ DEFAULT_FAILURE_TTL = 86400.0
 TRACEBACK_MAX = 4000
 #: How every kept traceback starts (also where it is told apart from the error message).
 TRACEBACK_HEAD = "Traceback (most recent call last):\n"
+#: Between the attempts of a job's stored error history (newest first).
+ATTEMPT_SEPARATOR = "\n\x1e\n"
+#: The most of a job's error history that is kept (characters; oldest attempts go first).
+ERROR_HISTORY_MAX = 16_000
 #: Longest wait between retries, in seconds (the cap of the exponential backoff).
 DEFAULT_BACKOFF_CAP = 3600.0
 #: Largest result a handler may return, in bytes.
@@ -132,6 +136,8 @@ class Job(BaseModel):
     error: str = ""
     #: The traceback of the last failed attempt, bounded (empty when there was none).
     traceback: str = ""
+    #: The errors of the attempts before the last one, newest first (bounded).
+    earlier_errors: list[str] = Field(default_factory=list)
     #: Seconds the handler may run; None means the worker's JOB_TIMEOUT.
     timeout: float | None = None
     #: Seconds a successful result is kept.

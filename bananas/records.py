@@ -15,16 +15,26 @@ from typing import Any
 
 import orjson
 
-from bananas.models import SCHEMA_VERSION, TRACEBACK_HEAD, Job, JobStatus, Priority
+from bananas.models import (
+    ATTEMPT_SEPARATOR,
+    ERROR_HISTORY_MAX,
+    SCHEMA_VERSION,
+    TRACEBACK_HEAD,
+    Job,
+    JobStatus,
+    Priority,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "decode_job",
+    "earlier_errors",
     "encode",
     "iso",
     "job_record",
     "result_record",
     "split_error",
+    "with_history",
 ]
 
 
@@ -129,14 +139,34 @@ def decode_job(
     job = Job.model_validate_json(record)
     job.attempts = attempts
     job.error, job.traceback = split_error(error)
+    job.earlier_errors = earlier_errors(error)
     job.status = status
     return job
 
 
 def split_error(error: str) -> tuple[str, str]:
-    """A stored error text as (message, traceback): the worker keeps a failed handler's
-    traceback after its message, starting at :data:`~bananas.models.TRACEBACK_HEAD`."""
+    """A stored error text as (message, traceback) of its latest attempt: the worker
+    keeps a failed handler's traceback after its message, starting at
+    :data:`~bananas.models.TRACEBACK_HEAD`, and earlier attempts after
+    :data:`~bananas.models.ATTEMPT_SEPARATOR`."""
+    error = error.split(ATTEMPT_SEPARATOR, 1)[0]
     at = error.find("\n" + TRACEBACK_HEAD)
     if at < 0:
         return error, ""
     return error[:at], error[at + 1 :]
+
+
+def earlier_errors(error: str) -> list[str]:
+    """The messages of the attempts before the latest one, newest first."""
+    return [split_error(e)[0] for e in error.split(ATTEMPT_SEPARATOR)[1:] if e]
+
+
+def with_history(error: str, previous: str | None) -> str:
+    """``error`` (this attempt's) followed by the history stored so far, cut to
+    :data:`~bananas.models.ERROR_HISTORY_MAX` characters by dropping the oldest attempts."""
+    if not previous:
+        return error
+    entries = [error, *previous.split(ATTEMPT_SEPARATOR)]
+    while len(entries) > 1 and len(ATTEMPT_SEPARATOR.join(entries)) > ERROR_HISTORY_MAX:
+        entries.pop()
+    return ATTEMPT_SEPARATOR.join(entries)

@@ -173,6 +173,9 @@ def job_view(job: Job, result: JobResult | None = None) -> str:
     error = job.error or (result.error if result else "")
     if error:
         pairs.append(("error", error.splitlines()[0] if "\n" in error else error))
+    for n, earlier in enumerate(job.earlier_errors, start=1):
+        attempt = job.attempts - n if job.attempts > n else "?"
+        pairs.append((f"attempt {attempt}", first_line(earlier, 100)))
     text = _fields(pairs)
     trace = traceback_of(job, result)
     if trace:

@@ -18,11 +18,13 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from bananas.broker import Broker, FailCode
 from bananas.errors import BananasConnectionError, BananasError
 from bananas.ops import Op
+from bananas.records import with_history
 from bananas.transport import FastLane
 from bananas.worker_runtime.executor import Finished
 from bananas.worker_runtime.metrics import Metrics
@@ -107,7 +109,13 @@ class Acker:
             yield from self.broker.ack(rk, [f.outcome for f in group])
             self.processed += len(group)
         for rk, group in fails.items():
-            codes = yield from self.broker.fail(rk, [f.outcome for f in group])
+            # Each attempt's error is kept: this one's in front of those stored before.
+            stored = yield from self.broker.stored_errors(rk, [f.outcome.id for f in group])
+            outcomes = [
+                replace(f.outcome, error=with_history(f.outcome.error, before))
+                for f, before in zip(group, stored, strict=True)
+            ]
+            codes = yield from self.broker.fail(rk, outcomes)
             for f, code in zip(group, codes, strict=True):
                 self._failed(f, FailCode(code))
 

@@ -69,7 +69,7 @@ def test_start_up_line_tracebacks_and_per_job_lines(
 
 
 def test_per_handler_defaults_apply_when_the_job_has_none(
-    single_redis: RedisServer, prefix: str, qc: Client
+    single_redis: RedisServer, prefix: str, qc: Client, cli: Cli
 ) -> None:
     worker = WorkerProcess(
         single_redis.url, prefix, app="tests.apps.cli_handlers", env={"RETRY_BACKOFF_MAX": "0.1"}
@@ -79,6 +79,11 @@ def test_per_handler_defaults_apply_when_the_job_has_none(
         assert qc.wait_for_result(flaky, timeout=30).error == "RuntimeError: still flaky"
         dead = qc.get_job(flaky)
         assert dead is not None and dead.attempts == 2  # dead-lettered after 1 retry
+        assert dead.error == "RuntimeError: still flaky"
+        assert dead.earlier_errors == ["RuntimeError: still flaky"]  # attempt 1's, kept
+        assert "raise RuntimeError" in dead.traceback
+        shown = cli.ok("job", flaky)
+        assert "attempt 1:   RuntimeError: still flaky" in shown, shown
         own = qc.submit("flaky", max_retries=0)  # the job's own budget wins
         qc.wait_for_result(own, timeout=30)
         assert {d.job_id: d.attempts for d in qc.dead_letters()}[own] == 1

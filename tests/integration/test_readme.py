@@ -27,6 +27,8 @@ def throwaway_redis() -> Iterator[RedisServer]:
 
 @pytest.mark.timeout(240)
 def test_the_readme_walk_through_runs_as_written(throwaway_redis: RedisServer) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "<!-- snippet: quote file=app.py -->\n```python\n# app.py\nfrom bananas" in readme
     env = {**os.environ, "REDIS_URL": throwaway_redis.url}
     env.pop("BANANAS_PREFIX", None)
     done = subprocess.run(
