@@ -126,13 +126,17 @@ class Executor:
     async def run(self, routing_key: str, leased: Leased) -> Finished:
         """Run ``leased`` to an outcome; never raises except ``CancelledError``."""
         try:
-            job = decode_job(leased.record, attempts=leased.attempt, status=JobStatus.PROCESSING)
+            # The id the job was leased under wins over the record's own "id" field: a
+            # record written by hand (or by another producer) must never make this worker
+            # ack, fail or report under the id of some other job.
+            job = decode_job(
+                leased.record,
+                attempts=leased.attempt,
+                status=JobStatus.PROCESSING,
+                job_id=leased.id,
+            )
         except ValueError as exc:
             return self._unreadable(routing_key, leased, f"unreadable job record: {exc}")
-        # The id the job was leased under wins over the record's own "id" field: a record
-        # written by hand (or by another producer) must never make this worker ack, fail or
-        # report under the id of some other job.
-        job.id = leased.id
         if job.v > SCHEMA_VERSION:
             return self._unreadable(
                 routing_key,
