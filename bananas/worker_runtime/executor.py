@@ -223,7 +223,9 @@ class Executor:
                 _took(duration),
                 extra=_context(job),
             )
-        body = self._result_body(job.id, "completed", "", duration, orjson.Fragment(encoded))
+        body = self._result_body(
+            job.id, JobStatus.COMPLETED, "", duration, orjson.Fragment(encoded)
+        )
         outcome = Outcome(job.id, job.attempts, body, int(job.success_ttl * 1000))
         return Finished(
             routing_key,
@@ -264,7 +266,7 @@ class Executor:
                 message,
                 extra=_context(job),
             )
-        body = self._result_body(job.id, "failed", message, duration, traceback=trace)
+        body = self._result_body(job.id, JobStatus.FAILED, message, duration, traceback=trace)
         outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_at)
         return Finished(
             routing_key,
@@ -280,7 +282,7 @@ class Executor:
     def _result_body(
         self,
         job_id: str,
-        status: str,
+        status: JobStatus,
         error: str,
         duration: float,
         result: Any = None,
@@ -288,13 +290,11 @@ class Executor:
         traceback: str = "",
     ) -> str:
         """A stored result record (a :class:`bananas.JobResult` as JSON)."""
-        return result_record(
-            job_id, JobStatus(status), error, duration, self.clock(), result, traceback
-        )
+        return result_record(job_id, status, error, duration, self.clock(), result, traceback)
 
     def _unreadable(self, routing_key: str, leased: Leased, error: str) -> Finished:
         name = _field(leased.record, "name") or "<unreadable>"
-        body = self._result_body(leased.id, "failed", error, 0.0)
+        body = self._result_body(leased.id, JobStatus.FAILED, error, 0.0)
         outcome = Outcome(
             leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, 0
         )
