@@ -59,6 +59,10 @@ class Sizes:
     """Steps of the workflow scenario's chain (no-op steps)."""
     chord_members: int = 2_000
     """Members of the workflow scenario's chord (no-op members and callback)."""
+    cpu_per_job_n: int = 50_000
+    """Jobs prefilled for the cpu_per_job scenario's drain."""
+    queued_n: int = 200_000
+    """Jobs held in Redis by the queued-memory scenario (no worker running)."""
 
 
 FULL = Sizes(
@@ -101,4 +105,6 @@ QUICK = Sizes(
     cpu_n=300,
     chain_steps=20,
     chord_members=200,
+    queued_n=20_000,
+    cpu_per_job_n=20_000,
 )

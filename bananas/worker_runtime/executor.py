@@ -126,13 +126,17 @@ class Executor:
     async def run(self, routing_key: str, leased: Leased) -> Finished:
         """Run ``leased`` to an outcome; never raises except ``CancelledError``."""
         try:
-            job = decode_job(leased.record, attempts=leased.attempt, status=JobStatus.PROCESSING)
+            # The id the job was leased under wins over the record's own "id" field: a
+            # record written by hand (or by another producer) must never make this worker
+            # ack, fail or report under the id of some other job.
+            job = decode_job(
+                leased.record,
+                attempts=leased.attempt,
+                status=JobStatus.PROCESSING,
+                job_id=leased.id,
+            )
         except ValueError as exc:
             return self._unreadable(routing_key, leased, f"unreadable job record: {exc}")
-        # The id the job was leased under wins over the record's own "id" field: a record
-        # written by hand (or by another producer) must never make this worker ack, fail or
-        # report under the id of some other job.
-        job.id = leased.id
         if job.v > SCHEMA_VERSION:
             return self._unreadable(
                 routing_key,
@@ -219,7 +223,9 @@ class Executor:
                 _took(duration),
                 extra=_context(job),
             )
-        body = self._result_body(job.id, "completed", "", duration, orjson.Fragment(encoded))
+        body = self._result_body(
+            job.id, JobStatus.COMPLETED, "", duration, orjson.Fragment(encoded)
+        )
         outcome = Outcome(job.id, job.attempts, body, int(job.success_ttl * 1000))
         return Finished(
             routing_key,
@@ -260,7 +266,7 @@ class Executor:
                 message,
                 extra=_context(job),
             )
-        body = self._result_body(job.id, "failed", message, duration, traceback=trace)
+        body = self._result_body(job.id, JobStatus.FAILED, message, duration, traceback=trace)
         outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_at)
         return Finished(
             routing_key,
@@ -276,7 +282,7 @@ class Executor:
     def _result_body(
         self,
         job_id: str,
-        status: str,
+        status: JobStatus,
         error: str,
         duration: float,
         result: Any = None,
@@ -284,13 +290,11 @@ class Executor:
         traceback: str = "",
     ) -> str:
         """A stored result record (a :class:`bananas.JobResult` as JSON)."""
-        return result_record(
-            job_id, JobStatus(status), error, duration, self.clock(), result, traceback
-        )
+        return result_record(job_id, status, error, duration, self.clock(), result, traceback)
 
     def _unreadable(self, routing_key: str, leased: Leased, error: str) -> Finished:
         name = _field(leased.record, "name") or "<unreadable>"
-        body = self._result_body(leased.id, "failed", error, 0.0)
+        body = self._result_body(leased.id, JobStatus.FAILED, error, 0.0)
         outcome = Outcome(
             leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, 0
         )

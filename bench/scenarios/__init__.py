@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from bench.scenarios import (
     cpu,
+    cpu_per_job,
     crash,
     delayed,
     drain,
     enqueue,
     latency,
     memory,
+    queued,
     roundtrip,
     workflow,
 )
@@ -23,7 +25,19 @@ from bench.scenarios.base import Context, Scenario
 
 SCENARIOS: dict[str, Scenario] = {
     module.SCENARIO.name: module.SCENARIO
-    for module in (enqueue, drain, latency, roundtrip, delayed, crash, memory, cpu, workflow)
+    for module in (
+        enqueue,
+        drain,
+        latency,
+        roundtrip,
+        delayed,
+        crash,
+        memory,
+        queued,
+        cpu,
+        cpu_per_job,
+        workflow,
+    )
 }
 
 ALIASES = {"commands": "drain"}
