@@ -326,6 +326,9 @@ class Client(_Base):
     def _run(self, op: Op[T]) -> T:
         return run_sync(self._lane or self.redis, op, self.target.masked)
 
+    #: Drive one broker operation on this client's connections and return its reply.
+    run = _run
+
     def submit(
         self,
         name: str,
@@ -525,6 +528,9 @@ class AsyncClient(_Base):
 
     async def _run(self, op: Op[T]) -> T:
         return await run_async(self._lanes or self.redis, op, self.target.masked)
+
+    #: Drive one broker operation on this client's connections and return its reply.
+    run = _run
 
     async def submit(
         self,

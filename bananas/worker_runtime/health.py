@@ -12,49 +12,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bananas.worker_runtime.metrics import Metrics
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-Probe = Callable[[], bool]
+
+class Probes(Protocol):
+    """What the server asks the process it watches (the :class:`Worker`)."""
+
+    def is_ready(self) -> bool: ...
+
+    def is_alive(self) -> bool: ...
+
+    async def refresh_metrics(self) -> None: ...
 
 
 class HealthServer:
     """Serves the three endpoints on ``host:port`` (port 0 picks a free one)."""
 
-    def __init__(
-        self,
-        metrics: Metrics,
-        *,
-        ready: Probe,
-        alive: Probe,
-        refresh: Callable[[], Awaitable[None]],
-        host: str = "0.0.0.0",
-        port: int = 8000,
-    ) -> None:
+    def __init__(self, metrics: Metrics, *, host: str = "0.0.0.0", port: int = 8000) -> None:
         self.metrics = metrics
-        self.ready = ready
-        self.alive = alive
-        self.refresh = refresh
         self.host = host
         self.port = port
+        self._probes: Probes | None = None
         self._server: asyncio.Server | None = None
 
-    async def start(self) -> int:
-        """Start listening; returns the bound port."""
+    async def start(self, probes: Probes) -> int:
+        """Start listening, answering the probes with ``probes``; returns the bound port."""
+        self._probes = probes
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("health and metrics on http://%s:%d", self.host, self.port)
+        logger.info("health and metrics on http://%s:%d", self.host, self.port)
         return self.port
 
-    async def serve(self) -> None:
+    async def serve(self, probes: Probes) -> None:
         """Serve until cancelled."""
         if self._server is None:
-            await self.start()
+            await self.start(probes)
         assert self._server is not None
         try:
             await asyncio.Event().wait()
@@ -85,15 +83,17 @@ class HealthServer:
                 await writer.wait_closed()
 
     async def _route(self, path: str) -> tuple[str, bytes, str]:
+        probes = self._probes
+        assert probes is not None, "start() sets the probes"
         if path == "/healthz":
-            ok = self.alive()
+            ok = probes.is_alive()
             return (
                 "200 OK" if ok else "503 Service Unavailable",
                 b"ok\n" if ok else b"unhealthy\n",
                 "text/plain",
             )
         if path == "/readyz":
-            ok = self.ready()
+            ok = probes.is_ready()
             return (
                 "200 OK" if ok else "503 Service Unavailable",
                 b"ready\n" if ok else b"not ready\n",
@@ -101,6 +101,6 @@ class HealthServer:
             )
         if path == "/metrics":
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.refresh(), 5)
+                await asyncio.wait_for(probes.refresh_metrics(), 5)
             return "200 OK", generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST
         return "404 Not Found", b"not found\n", "text/plain"

@@ -14,13 +14,11 @@ once. The elector keeps the standbys idle and the Redis traffic low.
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 from bananas.client import AsyncClient
-from bananas.errors import BananasError
-
-log = logging.getLogger(__name__)
+from bananas.commands import Op
+from bananas.worker_runtime.retry import RedisCaller
 
 
 class LeaderElector(Protocol):
@@ -62,25 +60,17 @@ class RedisLeaderElector:
         self.name = name
         self.identity = identity
         self.lease_duration = lease_duration
+        self._redis = RedisCaller(client)
 
     async def acquire_or_renew(self) -> int | None:
-        try:
-            return await self.client._run(
-                self.client.broker.lead(self.name, self.identity, int(self.lease_duration * 1000))
-            )
-        except BananasError as exc:
-            log.warning("leader election on Redis failed: %s", exc)
-            return None
+        return await self._redis.attempt(self._lead(), "leader election on Redis")
 
     async def release(self) -> None:
-        try:
-            await self.client._run(
-                self.client.broker.lead(
-                    self.name, self.identity, int(self.lease_duration * 1000), release=True
-                )
-            )
-        except BananasError as exc:
-            log.warning("could not release the leader lock: %s", exc)
+        await self._redis.attempt(self._lead(release=True), "releasing the leader lock")
+
+    def _lead(self, *, release: bool = False) -> Op[int | None]:
+        lease_ms = int(self.lease_duration * 1000)
+        return self.client.broker.lead(self.name, self.identity, lease_ms, release=release)
 
     async def close(self) -> None:
         """Nothing to free: the elector uses the worker's client."""

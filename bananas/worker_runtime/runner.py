@@ -1,9 +1,10 @@
 """Assembles a worker or scheduler process from settings, and runs it under signals.
 
-``build_worker`` adds to a :class:`Worker` (which promotes delayed jobs itself in
-every mode but ``thin``) the cron scheduler under leader election
+``build_worker`` builds the cron scheduler under leader election
 (``ENABLE_SCHEDULER``, except in ``thin``; always in ``scheduler-only``) and the
-health/metrics server.
+health/metrics server (``METRICS_PORT`` other than 0), sharing one client and one
+metrics registry, and passes them to a :class:`Worker` (which promotes delayed
+jobs itself in every mode but ``thin``).
 ``serve`` runs it until SIGTERM/SIGINT: the first signal starts the drain, a second
 one ends the grace period at once. The process then exits 0.
 """
@@ -25,11 +26,12 @@ from bananas.config import Settings, WorkerMode
 from bananas.errors import ConfigError
 from bananas.worker_runtime.health import HealthServer
 from bananas.worker_runtime.leader import LeaderElector, RedisLeaderElector
+from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.registry import Registry
 from bananas.worker_runtime.scheduler import CronScheduler
-from bananas.worker_runtime.worker import Worker
+from bananas.worker_runtime.worker import Worker, worker_client
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def load_registry(app: str) -> Registry:
@@ -86,32 +88,33 @@ def build_worker(
     metrics_host: str = "0.0.0.0",
 ) -> Worker:
     """A worker with the services its mode calls for (see the module docstring)."""
-    worker = Worker(registry, settings, client=client, clock=clock)
+    wclient = client or worker_client(settings, clock)
+    metrics = Metrics()
+    cron = None
     thin = settings.mode is WorkerMode.THIN
     if (settings.enable_scheduler and not thin) or settings.mode is WorkerMode.SCHEDULER_ONLY:
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
         cron = CronScheduler(
-            worker.client,
-            make_elector(settings, worker.client, identity),
+            wclient,
+            make_elector(settings, wclient, identity),
             schedules=registry.schedules,
             interval=settings.scheduler_interval,
             clock=clock,
-            metrics=worker.metrics,
+            metrics=metrics,
         )
-        worker.cron = cron
-        worker.add_service(cron.run)
+    health = None
     if settings.metrics_port:
-        health = HealthServer(
-            worker.metrics,
-            ready=worker.is_ready,
-            alive=worker.is_alive,
-            refresh=worker.refresh_metrics,
-            host=metrics_host,
-            port=settings.metrics_port,
-        )
-        worker.health = health
-        worker.add_service(health.serve)
-    return worker
+        health = HealthServer(metrics, host=metrics_host, port=settings.metrics_port)
+    return Worker(
+        registry,
+        settings,
+        client=wclient,
+        close_client=client is None,
+        clock=clock,
+        metrics=metrics,
+        cron=cron,
+        health=health,
+    )
 
 
 async def serve(worker: Worker) -> None:
@@ -122,10 +125,10 @@ async def serve(worker: Worker) -> None:
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
-            log.warning("second %s: ending the grace period now", signal.Signals(signum).name)
+            logger.warning("second %s: ending the grace period now", signal.Signals(signum).name)
             hurry.set()
         else:
-            log.info(
+            logger.info(
                 "%s: draining (up to %gs; send it again to hurry)",
                 signal.Signals(signum).name,
                 worker.settings.shutdown_timeout,

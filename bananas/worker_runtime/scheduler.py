@@ -1,11 +1,6 @@
-"""The scheduler: promotes delayed jobs and retries, and fires cron schedules.
+"""The cron scheduler: fires cron schedules under leader election.
 
-:class:`Promoter` runs in every worker (for its routing keys) and in scheduler
-processes (for every routing key). Promotion is one atomic script per routing key,
-so any number of promoters may run. Between runs it sleeps exactly until the next
-due time by blocking on the routes' ``schedwake`` lists, which the enqueue script
-pushes to when a job due sooner than everything else arrives: no polling, and a
-delayed job is promoted within a round trip of its time.
+(Delayed jobs and retries are moved into their queues by ``promoter.Promoter``.)
 
 :class:`CronScheduler` fires schedules defined in code (``Registry.cron``) or
 registered in Redis (by applications or the operator). Only the leader fires (see
@@ -18,90 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from bananas.broker import MAX_BLOCK_SECONDS
 from bananas.client import AsyncClient
-from bananas.commands import Op, raise_if_cancelled
 from bananas.errors import BananasError
 from bananas.models import ConcurrencyPolicy, JobStatus, Schedule, ScheduleStatus
 from bananas.worker_runtime.cron import Decision, check_schedule, decide, fire_id
 from bananas.worker_runtime.leader import LeaderElector
 from bananas.worker_runtime.metrics import Metrics
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 LIVE = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING)
-#: The last part of a promoter's wait, slept on the local timer (Redis ends a blocking
-#: timeout on its 100 ms tick, later under load).
-TIMER_SLACK = 0.25
-
-
-class Promoter:
-    """Moves due delayed jobs and retries of some routing keys into their queues."""
-
-    def __init__(
-        self,
-        client: AsyncClient,
-        routes: Callable[[], Awaitable[Sequence[str]]],
-        *,
-        interval: float = 1.0,
-    ) -> None:
-        self.client = client
-        self.routes = routes
-        self.interval = interval
-
-    async def run(self) -> None:
-        """Promote until cancelled; survives Redis outages (retries after ``interval``)."""
-        while True:
-            try:
-                routes = list(await self.routes())
-                wait = await self.client._run(self._round(routes))
-                if routes and wait > 0:
-                    # Inside the try: a BLPOP cut by a Redis restart must not end the promoter.
-                    await self._wait(routes, wait)
-            except BananasError as exc:
-                raise_if_cancelled()
-                log.warning("promoter: %s", exc)
-                await asyncio.sleep(self.interval)
-                continue
-            if not routes:
-                await asyncio.sleep(self.interval)
-
-    def _round(self, routes: list[str]) -> Op[float]:
-        """Promote every route; returns seconds until the earliest next due time."""
-        broker = self.client.broker
-        wait = self.interval
-        for rk in routes:
-            _, next_due = yield from broker.promote(rk)
-            if next_due is not None:
-                wait = min(wait, next_due / 1000 - broker.clock())
-        return max(wait, 0.0)
-
-    async def _wait(self, routes: list[str], wait: float) -> None:
-        """Sleep until the next due time, waking early if a sooner job is scheduled.
-
-        Redis ends a blocking pop's timeout only at its own clock tick (``hz``: every
-        100 ms by default), so the wait blocks in Redis until :data:`TIMER_SLACK` before
-        the due time and sleeps the rest on this loop's precise timer.
-        """
-        start = time.monotonic()
-        if wait > TIMER_SLACK:
-            blocked = min(wait - TIMER_SLACK, MAX_BLOCK_SECONDS)
-            if await self.client._run(self._block(routes, blocked)):
-                return  # a sooner job was scheduled: promote again now
-            if blocked < wait - TIMER_SLACK:
-                return  # longer than one block: look again
-        remaining = wait - (time.monotonic() - start)
-        if remaining > 0:
-            await asyncio.sleep(remaining)
-
-    def _block(self, routes: list[str], wait: float) -> Op[bool]:
-        broker = self.client.broker
-        keys = [broker.route(rk).schedwake for rk in routes]
-        woken = yield from broker.block(keys, wait, cluster=self.client.target.is_cluster)
-        return woken
 
 
 class CronScheduler:
@@ -147,7 +71,7 @@ class CronScheduler:
         """One tick: renew or take leadership; if leading, fire what is due."""
         token = await self.elector.acquire_or_renew()
         if token != self.token:
-            log.info(
+            logger.info(
                 "scheduler %s %s",
                 self.elector.identity,
                 f"leads (token {token})" if token is not None else "is standby",
@@ -160,7 +84,7 @@ class CronScheduler:
         try:
             await self.tick()
         except BananasError as exc:
-            log.warning("cron tick failed: %s", exc)
+            logger.warning("cron tick failed: %s", exc)
 
     async def schedules(self) -> list[Schedule]:
         """Code schedules plus those registered in Redis (Redis wins on the same id)."""
@@ -190,10 +114,10 @@ class CronScheduler:
         if decision.slot is not None:
             await self._fire(schedule, status, decision)
         elif decision.reason and decision.skipped:
-            log.info(
+            logger.info(
                 "schedule %s skipped %d slot(s): %s", schedule.id, decision.skipped, decision.reason
             )
-        await self.client._run(self.client.broker.put_schedule_status(status))
+        await self.client.run(self.client.broker.put_schedule_status(status))
 
     async def _fire(self, schedule: Schedule, status: ScheduleStatus, decision: Decision) -> None:
         assert decision.slot is not None
@@ -203,7 +127,7 @@ class CronScheduler:
             if job is not None and job.status in LIVE:
                 if schedule.concurrency_policy is ConcurrencyPolicy.FORBID:
                     status.skipped_count += 1
-                    log.info(
+                    logger.info(
                         "schedule %s: slot %s skipped, previous job %s is %s",
                         schedule.id,
                         decision.slot.isoformat(),
@@ -227,7 +151,7 @@ class CronScheduler:
         status.run_count += 1
         if self.metrics:
             self.metrics.cron_fires.labels(schedule.id).inc()
-        log.info(
+        logger.info(
             "schedule %s fired slot %s as job %s", schedule.id, decision.slot.isoformat(), job_id
         )
 
@@ -252,9 +176,9 @@ class CronScheduler:
         return status
 
     async def _record_error(self, schedule: Schedule, error: str) -> None:
-        log.error("schedule %s is invalid: %s", schedule.id, error)
+        logger.error("schedule %s is invalid: %s", schedule.id, error)
         status = await self.client.schedule_status(schedule.id) or ScheduleStatus(
             schedule_id=schedule.id
         )
         status.last_error = error
-        await self.client._run(self.client.broker.put_schedule_status(status))
+        await self.client.run(self.client.broker.put_schedule_status(status))

@@ -1,0 +1,130 @@
+"""The acker: sends finished jobs to Redis in batches.
+
+Slots hand every finished job to :meth:`Acker.put`. The acker sends what has
+gathered in one script call per routing key (``ack`` for successes, ``fail`` for
+failed attempts); while one batch is in flight the next one gathers. On shutdown
+:meth:`Acker.close` lets it send everything still pending, jobs that finished
+during the drain included, and never cuts an ack in flight short, but it does not
+wait for ever on a Redis that is gone: those leases expire and are reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from enum import IntEnum
+from functools import partial
+
+from bananas.broker import Broker
+from bananas.commands import FastLane, Op
+from bananas.worker_runtime.executor import Finished
+from bananas.worker_runtime.metrics import Metrics
+from bananas.worker_runtime.retry import RedisCaller
+
+logger = logging.getLogger(__name__)
+
+#: Longest a stopping worker waits for its last acks to reach Redis.
+ACK_FLUSH_TIMEOUT = 10.0
+
+
+class FailCode(IntEnum):
+    """What ``Broker.fail`` did with one failed attempt (``fail.lua``'s per-job reply)."""
+
+    #: The lease token was stale (the job was reaped and delivered again): nothing done.
+    STALE = 0
+    #: A retry is scheduled after its backoff.
+    RETRYING = 1
+    #: No retries left: the job is in the dead-letter queue.
+    DEAD = 2
+
+
+class Acker:
+    """Batches acks and fails (see the module docstring); counts what it recorded."""
+
+    def __init__(self, broker: Broker, redis: RedisCaller, metrics: Metrics) -> None:
+        self.broker = broker
+        self.redis = redis
+        self.metrics = metrics
+        #: Jobs acknowledged / dead-lettered by this worker.
+        self.processed = 0
+        self.failed = 0
+        self._pending: list[Finished] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._lane: FastLane | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, spawn: Callable[..., asyncio.Task[None]], lane: FastLane | None) -> None:
+        """Start sending on ``lane`` (a dedicated connection, or None for the pool)."""
+        self._lane = lane
+        self._task = spawn(self._run(), name="bananas-acker")
+
+    def put(self, finished: Finished) -> None:
+        """Queue one finished job for the next batch."""
+        self._pending.append(finished)
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Send what is pending (within :data:`ACK_FLUSH_TIMEOUT`), then stop."""
+        self._closing = True
+        self._wake.set()
+        task = self._task
+        if task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), ACK_FLUSH_TIMEOUT)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending
+                self._pending = []
+                await self.redis.call(partial(self._send, batch), self._lane)
+            if self._closing:
+                return
+
+    def _send(self, batch: list[Finished]) -> Op[None]:
+        acks: dict[str, list[Finished]] = defaultdict(list)
+        fails: dict[str, list[Finished]] = defaultdict(list)
+        for f in batch:
+            (fails if f.failed else acks)[f.routing_key].append(f)
+        for rk, group in acks.items():
+            yield from self.broker.ack(rk, [f.outcome for f in group])
+            self.processed += len(group)
+        for rk, group in fails.items():
+            codes = yield from self.broker.fail(rk, [f.outcome for f in group])
+            for f, code in zip(group, codes, strict=True):
+                self._failed(f, FailCode(code))
+
+    def _failed(self, f: Finished, code: FailCode) -> None:
+        rk = f.routing_key
+        context = {"job_id": f.outcome.id, "job_name": f.name, "routing_key": rk}
+        if code is FailCode.DEAD:
+            self.metrics.dead.labels(f.name, rk).inc()
+            self.failed += 1
+            logger.warning(
+                "job %s (%s) dead-lettered: %s",
+                f.outcome.id,
+                f.name,
+                f.outcome.error,
+                extra=context,
+            )
+        elif code is FailCode.RETRYING:
+            self.metrics.retried.labels(f.name, rk).inc()
+            logger.debug(
+                "job %s (%s) failed attempt %d, retrying: %s",
+                f.outcome.id,
+                f.name,
+                f.outcome.attempt,
+                f.outcome.error,
+                extra=context,
+            )

@@ -1,0 +1,168 @@
+"""The fetcher: leases as many jobs as there are free slots, fairly.
+
+It leases at most ``concurrency - in flight`` jobs (never more: no prefetch, so a
+short job never waits behind a long one on this worker), routing keys in their
+configured order and priorities high > normal > low, at most :data:`FETCH_BATCH`
+per script call. When nothing is ready it blocks on the routes' wake lists and
+is woken by the next submit within a round trip; it never polls.
+
+Every :data:`FAIR_EVERY`-th fetch is a *fair turn* (:func:`plan_fetch`, a pure
+function): it starts at the next routing key in rotation and first takes one
+normal and one low job, alternating which of the two goes first, so even a
+single free slot serves both in turn. Neither a later routing key nor a lower
+priority is starved for ever by a steady stream of earlier or higher work: with
+*n* routing keys the job at the head of a key's low queue waits at most
+``2 * FAIR_EVERY * n`` fetches (docs/worker.md, "Fairness").
+
+Stopping never cuts a fetch short: jobs leased by a reply nobody reads would stay
+leased until their lease expired, instead of going straight back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import partial
+
+from bananas.broker import Broker, Leased
+from bananas.commands import FastLane, Op
+from bananas.models import Priority
+from bananas.worker_runtime.leases import Leases
+from bananas.worker_runtime.retry import RedisCaller
+
+#: One fetch in this many is a fair turn (see the module docstring).
+FAIR_EVERY = 16
+#: Longest an idle fetcher blocks before it looks again (a safety net, not the wake path).
+IDLE_BLOCK_SECONDS = 1.0
+#: Most jobs leased in one fetch call.
+FETCH_BATCH = 200
+#: Longest a stopping worker waits for a fetch in flight to return its jobs.
+FETCH_FINISH_TIMEOUT = 10.0
+
+
+class FairTurn(IntEnum):
+    """The ``fair`` mode of ``Broker.fetch`` (``fetch.lua`` ARGV[4])."""
+
+    #: Strict order: high, then normal, then low.
+    NONE = 0
+    #: First one normal job, then one low job, then strict order.
+    NORMAL_FIRST = 1
+    #: First one low job, then one normal job, then strict order.
+    LOW_FIRST = 2
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """The routing keys one fetch visits, in order, and its fair mode."""
+
+    routes: tuple[str, ...]
+    fair: FairTurn
+
+
+def plan_fetch(number: int, routes: Sequence[str], every: int = FAIR_EVERY) -> FetchPlan:
+    """The plan of fetch number ``number`` (1-based) over ``routes`` (non-empty).
+
+    Fetch ``k * every`` is fair turn ``k``: it starts at key ``k mod n`` and goes round;
+    a key leads every ``n``-th fair turn, and on its own leading turns it alternates
+    normal-first and low-first, so every key serves both lower priorities in turn.
+    Every other fetch visits ``routes`` in order with no fair mode.
+    """
+    order = tuple(routes)
+    if number % every:
+        return FetchPlan(order, FairTurn.NONE)
+    turn = number // every
+    shift = turn % len(order)
+    lead = FairTurn.NORMAL_FIRST if (turn // len(order)) % 2 == 0 else FairTurn.LOW_FIRST
+    return FetchPlan(order[shift:] + order[:shift], lead)
+
+
+class Fetcher:
+    """Leases jobs for free slots and hands each to ``deliver`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        redis: RedisCaller,
+        leases: Leases,
+        deliver: Callable[[str, Leased], None],
+        *,
+        routes: Sequence[str],
+        priorities: Sequence[Priority],
+        cluster: bool,
+    ) -> None:
+        self.broker = broker
+        self.redis = redis
+        self.leases = leases
+        self.deliver = deliver
+        self.routes = tuple(routes)
+        self.priorities = tuple(priorities)
+        self.cluster = cluster
+        self._lane: FastLane | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._in_fetch = False
+
+    def start(self, spawn: Callable[..., asyncio.Task[None]], lane: FastLane | None) -> None:
+        """Start fetching on ``lane`` (a dedicated connection, or None for the pool)."""
+        self._lane = lane
+        self._task = spawn(self._run(), name="bananas-fetcher")
+
+    async def stop(self) -> None:
+        """Stop fetching; a fetch in flight finishes first, so its jobs can be handed back."""
+        self._stopping = True
+        task = self._task
+        if task is None:
+            return
+        if self._in_fetch:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), FETCH_FINISH_TIMEOUT)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        number = 0
+        while not self._stopping:
+            if self.leases.free() <= 0:
+                await self.leases.slot_freed()
+                continue
+            number += 1
+            plan = plan_fetch(number, self.routes)
+            self._in_fetch = True
+            try:
+                got = await self.redis.call(partial(self._fetch, plan), self._lane)
+            finally:
+                self._in_fetch = False
+            if self._stopping:
+                return
+            if not got:
+                await self.redis.call(self._wait_for_work, self._lane)
+
+    def _fetch(self, plan: FetchPlan) -> Op[int]:
+        free = self.leases.free()
+        total = 0
+        for rk in plan.routes:
+            leased = yield from self.broker.fetch(
+                rk,
+                min(free - total, FETCH_BATCH),
+                self.leases.lease_ms,
+                fair=int(plan.fair),
+                priorities=self.priorities,
+            )
+            for item in leased:
+                self.leases.took(rk, item)
+                self.deliver(rk, item)
+            total += len(leased)
+            if total >= free:
+                break
+        return total
+
+    def _wait_for_work(self) -> Op[bool]:
+        """The one place the fetcher waits on Redis: True when a submit woke it."""
+        keys = [self.broker.route(rk).wake for rk in self.routes]
+        woken = yield from self.broker.block(keys, IDLE_BLOCK_SECONDS, cluster=self.cluster)
+        return woken

@@ -1,0 +1,224 @@
+"""The leases a worker holds, and the reaping of leases other workers left behind.
+
+:class:`Leases` is the one owner of what this worker holds: the jobs it leased
+(with their lease tokens) and the in-flight count that bounds the next fetch. The
+fetcher records what it leased (:meth:`Leases.took`), a slot reports what it
+finished (:meth:`Leases.finished`), and the supervisor drains and releases through
+it on shutdown. Everything else reads it through methods.
+
+- **renew**: every third of a lease, every held lease is extended in one call per
+  routing key, fenced by its token (the worker's record is published with it); a
+  lease reaped after a stall comes back as lost, and that job's result will be
+  refused.
+- **the stale-delivery rule**: a job can be delivered to this worker again (its
+  lease expired and it was reaped and fetched anew) while the old run is still
+  going. Only the delivery whose token is held stops being renewed when a run
+  ends; a newer one keeps its lease.
+- **release**: leases handed back (unstarted jobs at shutdown, or whatever is left
+  after the drain) go straight back to the head of their queue, not after a lease
+  expiry.
+- **drain**: waits, within the grace period, until nothing is in flight.
+
+:class:`Reaper` returns expired leases of dead workers to their queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+
+import orjson
+
+from bananas.broker import Broker, Leased
+from bananas.client import AsyncClient
+from bananas.commands import Op
+from bananas.errors import BananasError
+from bananas.models import Priority
+from bananas.worker_runtime.metrics import Metrics
+from bananas.worker_runtime.retry import RedisCaller
+
+logger = logging.getLogger(__name__)
+
+#: How often expired leases are looked for, in seconds.
+REAP_INTERVAL = 0.5
+
+#: A leased job and the routing key it came from.
+Held = tuple[str, Leased]
+
+
+class Leases:
+    """The jobs this worker holds and how many are in flight (see the module docstring)."""
+
+    def __init__(
+        self, client: AsyncClient, *, worker_id: str, lease_ms: int, concurrency: int
+    ) -> None:
+        self.client = client
+        self.broker: Broker = client.broker
+        self.worker_id = worker_id
+        self.lease_ms = lease_ms
+        self.concurrency = concurrency
+        self._held: dict[str, Held] = {}
+        self._in_flight = 0
+        self._slot_free = asyncio.Event()
+        self._idle = asyncio.Event()
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs leased and not yet finished (running, or waiting for a slot)."""
+        return self._in_flight
+
+    def free(self) -> int:
+        """How many more jobs may be leased now (there is no prefetch beyond free slots)."""
+        return self.concurrency - self._in_flight
+
+    async def slot_freed(self) -> None:
+        """Wait until a job in flight finishes."""
+        self._slot_free.clear()
+        await self._slot_free.wait()
+
+    def took(self, routing_key: str, leased: Leased) -> None:
+        """Record a job just leased: it is in flight and its lease is renewed from now."""
+        self._in_flight += 1
+        self._held[leased.id] = (routing_key, leased)
+
+    def finished(self, leased: Leased) -> None:
+        """Record a job whose run ended: no more renewals (the ack is on its way)."""
+        entry = self._held.get(leased.id)
+        if entry is not None and entry[1].attempt == leased.attempt:
+            del self._held[leased.id]
+        # (a newer delivery of the same job to this worker keeps its lease renewed)
+        self._done_one()
+
+    def give_back(self, unstarted: Sequence[Held]) -> list[Held]:
+        """Take jobs that never started out of flight; returns those whose lease is still held."""
+        held = []
+        for item in unstarted:
+            self._in_flight -= 1
+            if self._held.pop(item[1].id, None) is not None:
+                held.append(item)
+        if self._in_flight == 0:
+            self._idle.set()
+        return held
+
+    def renew(self) -> Op[None]:
+        """Extend every held lease, one call per routing key; warn about the ones lost."""
+        by_route: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for rk, leased in list(self._held.values()):
+            by_route[rk].append((leased.id, leased.attempt))
+        for rk, held in by_route.items():
+            lost = yield from self.broker.renew(rk, held, self.lease_ms)
+            # An ack that crossed this renew on another connection is not a lost lease.
+            lost = [i for i in lost if i in self._held]
+            if lost:
+                logger.warning(
+                    "worker %s lost the lease of %d job(s) on %s (reaped after a "
+                    "stall); their results will be refused",
+                    self.worker_id,
+                    len(lost),
+                    rk,
+                )
+
+    async def keep(
+        self, redis: RedisCaller, publish: Callable[[float], Op[None]], interval: float
+    ) -> None:
+        """Renew every ``interval`` s until cancelled.
+
+        ``publish(ttl_s)`` (the worker's record, which ages out after ``ttl_s``) rides
+        on the same call, so a worker listed as alive has just renewed its leases.
+        """
+        while True:
+            await redis.call(partial(self._renew_and, publish, max(interval * 3, 5.0)))
+            await asyncio.sleep(interval)
+
+    def _renew_and(self, publish: Callable[[float], Op[None]], ttl_s: float) -> Op[None]:
+        yield from self.renew()
+        yield from publish(ttl_s)
+
+    async def drain(self, grace: float, hurry: asyncio.Event | None) -> None:
+        """Wait until nothing is in flight, for at most ``grace`` s or until ``hurry`` is set."""
+        if self._in_flight <= 0:
+            return
+        self._idle.clear()
+        if self._in_flight <= 0:
+            return
+        waits = [asyncio.ensure_future(self._idle.wait())]
+        if hurry is not None:
+            waits.append(asyncio.ensure_future(hurry.wait()))
+        logger.info(
+            "worker %s draining %d running job(s), up to %gs",
+            self.worker_id,
+            self._in_flight,
+            grace,
+        )
+        await asyncio.wait(waits, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+
+    async def release(self, items: Sequence[Held]) -> None:
+        """Hand leased jobs straight back to the head of their queue (one try per route)."""
+        by_route: dict[str, list[tuple[str, int, Priority]]] = defaultdict(list)
+        for rk, leased in items:
+            by_route[rk].append((leased.id, leased.attempt, _priority_of(leased)))
+        for rk, held in by_route.items():
+            with contextlib.suppress(BananasError):
+                await self.client.run(self.broker.release(rk, held))
+
+    async def release_all(self) -> None:
+        """Release every lease still held (jobs cut off at the end of the drain)."""
+        leftover = list(self._held.values())
+        self._held.clear()
+        if leftover:
+            await self.release(leftover)
+            logger.warning(
+                "worker %s released %d unfinished job(s) back to their queue",
+                self.worker_id,
+                len(leftover),
+            )
+
+    def _done_one(self) -> None:
+        self._in_flight -= 1
+        self._slot_free.set()
+        if self._in_flight == 0:
+            self._idle.set()
+
+
+class Reaper:
+    """Returns the expired leases of some routing keys to their queues, every half second."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        redis: RedisCaller,
+        routes: Callable[[], Awaitable[Sequence[str]]],
+        metrics: Metrics,
+    ) -> None:
+        self.broker = broker
+        self.redis = redis
+        self.routes = routes
+        self.metrics = metrics
+
+    async def run(self) -> None:
+        """Reap until cancelled."""
+        while True:
+            for rk in await self.routes():
+                requeued, dead = await self.redis.call(partial(self.broker.reap, rk))
+                if requeued or dead:
+                    self.metrics.reaped.labels(rk).inc(requeued + dead)
+                    logger.warning(
+                        "reaped %d expired lease(s) on %s (%d dead-lettered)",
+                        requeued + dead,
+                        rk,
+                        dead,
+                    )
+            await asyncio.sleep(REAP_INTERVAL)
+
+
+def _priority_of(leased: Leased) -> Priority:
+    try:
+        return Priority(orjson.loads(leased.record).get("priority", "normal"))
+    except (ValueError, AttributeError, orjson.JSONDecodeError):
+        return Priority.NORMAL

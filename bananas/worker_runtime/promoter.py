@@ -1,0 +1,91 @@
+"""The promoter: moves due delayed jobs and retries into their queues.
+
+:class:`Promoter` runs in every worker but ``thin`` ones (for its routing keys)
+and in scheduler processes (for every routing key). Promotion is one atomic
+script per routing key, so any number of promoters may run. Between runs it
+sleeps exactly until the next due time by blocking on the routes' ``schedwake``
+lists, which the enqueue script pushes to when a job due sooner than everything
+else arrives: no polling, and a delayed job is promoted within a round trip of
+its time. A Redis outage pauses it (one ``interval`` between tries); it resumes
+on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+
+from bananas.broker import MAX_BLOCK_SECONDS
+from bananas.client import AsyncClient
+from bananas.commands import Op
+from bananas.worker_runtime.retry import RedisCaller
+
+#: The last part of a promoter's wait, slept on the local timer (Redis ends a blocking
+#: timeout on its 100 ms tick, later under load).
+TIMER_SLACK = 0.25
+
+
+class Promoter:
+    """Moves due delayed jobs and retries of some routing keys into their queues."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        routes: Callable[[], Awaitable[Sequence[str]]],
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.routes = routes
+        self.interval = interval
+        self._redis = RedisCaller(client, pause=interval, max_pause=interval)
+
+    async def run(self) -> None:
+        """Promote until cancelled; survives Redis outages (retries after ``interval``)."""
+        while True:
+            routes = list(await self.routes())
+            if not routes:
+                await asyncio.sleep(self.interval)
+                continue
+            wait = await self._redis.call(partial(self._round, routes))
+            if wait > 0:
+                await self._wait(routes, wait)
+
+    def _round(self, routes: list[str]) -> Op[float]:
+        """Promote every route; returns seconds until the earliest next due time."""
+        broker = self.client.broker
+        wait = self.interval
+        for rk in routes:
+            _, next_due = yield from broker.promote(rk)
+            if next_due is not None:
+                wait = min(wait, next_due / 1000 - broker.clock())
+        return max(wait, 0.0)
+
+    async def _wait(self, routes: list[str], wait: float) -> None:
+        """Sleep until the next due time, waking early if a sooner job is scheduled.
+
+        Redis ends a blocking pop's timeout only at its own clock tick (``hz``: every
+        100 ms by default), so the wait blocks in Redis until :data:`TIMER_SLACK` before
+        the due time and sleeps the rest on this loop's precise timer. A block cut by a
+        Redis restart is tried again for what is left of it, never for longer.
+        """
+        start = time.monotonic()
+        if wait > TIMER_SLACK:
+            blocked = min(wait - TIMER_SLACK, MAX_BLOCK_SECONDS)
+            until = start + blocked
+            if await self._redis.call(lambda: self._block(routes, until - time.monotonic())):
+                return  # a sooner job was scheduled: promote again now
+            if blocked < wait - TIMER_SLACK:
+                return  # longer than one block: look again
+        remaining = wait - (time.monotonic() - start)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    def _block(self, routes: list[str], wait: float) -> Op[bool]:
+        """The one place the promoter waits on Redis: True when a sooner job was scheduled."""
+        broker = self.client.broker
+        keys = [broker.route(rk).schedwake for rk in routes]
+        woken = yield from broker.block(keys, wait, cluster=self.client.target.is_cluster)
+        return woken

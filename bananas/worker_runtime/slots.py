@@ -1,0 +1,90 @@
+"""The slots: ``concurrency`` tasks that run leased jobs through the executor.
+
+The fetcher hands each leased job to :meth:`Slots.offer`; a free slot takes it
+from a local queue, runs it through the
+:class:`~bananas.worker_runtime.executor.Executor`, tells the lease keeper it
+finished and gives the outcome to the acker. Jobs still queued when the worker
+stops never started: :meth:`Slots.take_unstarted` hands them back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from bananas.broker import Leased
+from bananas.worker_runtime.acker import Acker
+from bananas.worker_runtime.executor import Executor
+from bananas.worker_runtime.leases import Held, Leases
+from bananas.worker_runtime.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+
+class Slots:
+    """Runs up to ``concurrency`` jobs at once (see the module docstring)."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        leases: Leases,
+        acker: Acker,
+        metrics: Metrics,
+        *,
+        concurrency: int,
+    ) -> None:
+        self.executor = executor
+        self.leases = leases
+        self.acker = acker
+        self.metrics = metrics
+        self.concurrency = concurrency
+        self._queue: asyncio.Queue[Held] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, spawn: Callable[..., asyncio.Task[None]]) -> None:
+        self._tasks = [
+            spawn(self._run(), name=f"bananas-slot-{i}") for i in range(self.concurrency)
+        ]
+
+    def offer(self, routing_key: str, leased: Leased) -> None:
+        """Queue a leased job for the next free slot."""
+        self._queue.put_nowait((routing_key, leased))
+
+    def take_unstarted(self) -> list[Held]:
+        """Empty the queue: the jobs no slot has started."""
+        unstarted = []
+        while not self._queue.empty():
+            unstarted.append(self._queue.get_nowait())
+        return unstarted
+
+    async def stop(self) -> None:
+        """Cancel every slot (after the drain: what still runs is cut off)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        queue, executor, leases, acker, metrics = (
+            self._queue,
+            self.executor,
+            self.leases,
+            self.acker,
+            self.metrics,
+        )
+        debug = logger.isEnabledFor(logging.DEBUG)
+        while True:
+            rk, leased = await queue.get()
+            finished = await executor.run(rk, leased)
+            if debug:
+                logger.debug(
+                    "job %s (%s) %s in %.3fs",
+                    leased.id,
+                    finished.name,
+                    finished.status,
+                    finished.duration,
+                    extra={"job_id": leased.id, "routing_key": rk, "job_name": finished.name},
+                )
+            acker.put(finished)
+            metrics.job_finished(finished.name, finished.status, rk, finished.duration)
+            leases.finished(leased)
