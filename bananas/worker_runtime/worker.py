@@ -31,16 +31,18 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from bananas.client import AsyncClient
+from bananas.client import AsyncClient, Client
 from bananas.commands import FastLane, Op, fast_lane
 from bananas.config import Settings, WorkerMode
 from bananas.errors import BananasError
+from bananas.eviction import aread_policy, judge
 from bananas.models import WorkerInfo, utcnow
 from bananas.worker_runtime.acker import Acker
 from bananas.worker_runtime.executor import Executor
 from bananas.worker_runtime.fetcher import Fetcher
 from bananas.worker_runtime.health import HealthServer
 from bananas.worker_runtime.leases import Leases, Reaper
+from bananas.worker_runtime.loopwatch import LoopWatch
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.promoter import Promoter
 from bananas.worker_runtime.registry import Registry
@@ -119,6 +121,14 @@ class Worker:
             priorities=s.priorities,
             cluster=self.client.target.is_cluster,
         )
+        self.loopwatch = LoopWatch(
+            lease_seconds=s.lease_duration,
+            running=self.executor.running_async,
+            renew=self._renew_from_thread,
+            blocked_gauge=self.metrics.loop_blocked,
+            blocks_counter=self.metrics.loop_blocks,
+        )
+        self._thread_client: Client | None = None
         self._lanes: list[FastLane] = []
         self._tasks = Tasks()
         self._services: list[Callable[[], Awaitable[None]]] = []
@@ -154,8 +164,12 @@ class Worker:
         self._services.append(factory)
 
     async def start(self) -> None:
-        """Start serving; returns at once. Raises if Redis cannot be reached."""
+        """Start serving; returns at once. Raises if Redis cannot be reached, and
+        :class:`~bananas.errors.EvictionPolicyError` if Redis may evict queue keys
+        (``EVICTION_POLICY_CHECK``, :mod:`bananas.eviction`)."""
         await self.client.ping()
+        policy = await aread_policy(self.client.redis)
+        judge(policy, self.settings.eviction_policy_check, self.client.target.masked)
         self.redis.ok = True
         if self.serves_jobs:
             self.slots.start(self._tasks.spawn)
@@ -164,6 +178,7 @@ class Worker:
             keep = self.leases.keep(self.redis, self._record, self.settings.lease_duration / 3)
             self._tasks.spawn(keep, name="bananas-leases")
             self._tasks.spawn(self.executor.watchdog(), name="bananas-watchdog")
+            self._tasks.spawn(self.loopwatch.heartbeat(), name="bananas-loopwatch")
         if self.settings.mode is not WorkerMode.THIN:
             reaper = Reaper(self.broker, self.redis, self.maintained_routes, self.metrics)
             self._tasks.spawn(reaper.run(), name="bananas-reaper")
@@ -229,9 +244,20 @@ class Worker:
     # -- probes -----------------------------------------------------------------------------
 
     def is_ready(self) -> bool:
-        """Redis answered the last call and the process is fetching (or is a scheduler)."""
-        serving = self.fetching or (not self.serves_jobs and not self._stopping)
-        return self.redis_ok and serving
+        """Redis answered the last call, no internal task has died, and the process is
+        fetching (or is a scheduler)."""
+        return self.not_ready_reason() is None
+
+    def not_ready_reason(self) -> str | None:
+        """Why the worker cannot take work now (``/readyz`` says it), or None."""
+        if self._tasks.any_died() and not self._stopping:
+            return "an internal task died (see the log)"
+        if not self.redis_ok:
+            error = self.redis.last_error
+            return f"Redis call failing: {error}" if error else "Redis not reached yet"
+        if not (self.fetching or (not self.serves_jobs and not self._stopping)):
+            return "stopping" if self._stopping else "not started"
+        return None
 
     def is_alive(self) -> bool:
         """No internal task has died (the loop itself answered the probe)."""
@@ -276,6 +302,14 @@ class Worker:
             self._lanes.append(lane)
         return lane
 
+    def _renew_from_thread(self) -> None:
+        """Renew every held lease on a connection of the watchdog thread's own (the loop
+        is blocked, so its pool cannot be used)."""
+        if self._thread_client is None:
+            s = self.settings
+            self._thread_client = Client(s.redis_url, prefix=s.prefix, **s.redis_options)
+        self._thread_client._run(self.leases.renew())
+
     def _record(self, ttl_s: float) -> Op[None]:
         return self.broker.heartbeat(self.info(), ttl_s=ttl_s)
 
@@ -287,6 +321,9 @@ class Worker:
         for lane in self._lanes:
             await lane.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
+        self.loopwatch.stop()
+        if self._thread_client is not None:
+            self._thread_client.close()
         if self._close_client:
             await self.client.close()
 
