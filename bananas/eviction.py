@@ -30,7 +30,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from bananas.errors import EvictionPolicyError
+from bananas.errors import EvictionPolicyError, RedisOutOfMemoryError
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,52 @@ async def aread_policy(client: aioredis.Redis | Any) -> str | None:
         if _readable(exc):
             return None
         raise
+
+
+def _limit_of(reply: Any) -> int | None:
+    if not isinstance(reply, Mapping):
+        return None
+    if "maxmemory" in reply:
+        try:
+            return int(reply["maxmemory"])
+        except (TypeError, ValueError):
+            return None
+    limits = [limit for r in reply.values() if (limit := _limit_of(r)) is not None]
+    return min(limits) if limits else None
+
+
+def read_maxmemory(client: Any) -> int | None:
+    """Redis' ``maxmemory`` in bytes (0: no limit); None when CONFIG is not allowed."""
+    try:
+        return _limit_of(client.config_get("maxmemory"))
+    except redis.ResponseError as exc:
+        if _readable(exc):
+            return None
+        raise
+
+
+async def aread_maxmemory(client: aioredis.Redis | Any) -> int | None:
+    """The same for an asyncio redis-py client."""
+    try:
+        return _limit_of(await client.config_get("maxmemory"))
+    except redis.ResponseError as exc:
+        if _readable(exc):
+            return None
+        raise
+
+
+def with_limit(exc: RedisOutOfMemoryError, maxmemory: int | None) -> RedisOutOfMemoryError:
+    """``exc`` again, its message naming the limit (when it could be read) and the way out."""
+    limit = (
+        f"maxmemory {maxmemory} bytes ({maxmemory / 2**20:.1f} MiB)"
+        if maxmemory
+        else "its maxmemory (CONFIG GET not allowed: limit unknown)"
+    )
+    return RedisOutOfMemoryError(
+        f"{exc} -- Redis is full at {limit}; workers can still finish and acknowledge "
+        "jobs, which frees memory. Raise maxmemory or drain the queue, then retry.",
+        maxmemory=maxmemory,
+    )
 
 
 def parse_mode(text: str) -> CheckMode:

@@ -66,3 +66,13 @@ def test_parse_mode() -> None:
     assert parse_mode(" Warn ") is CheckMode.WARN
     with pytest.raises(ValueError, match="refuse, warn, off"):
         parse_mode("maybe")
+
+
+def test_an_oom_error_names_the_limit() -> None:
+    from bananas.errors import RedisOutOfMemoryError
+    from bananas.eviction import _limit_of, with_limit
+
+    exc = with_limit(RedisOutOfMemoryError("refused"), 25165824)
+    assert "maxmemory 25165824 bytes (24.0 MiB)" in str(exc) and exc.maxmemory == 25165824
+    assert "limit unknown" in str(with_limit(RedisOutOfMemoryError("refused"), None))
+    assert _limit_of({"a": {"maxmemory": "10"}, "b": {"maxmemory": "5"}}) == 5
