@@ -117,6 +117,11 @@ class Metrics:
             "Stretches in which a handler blocked the event loop past the threshold.",
             registry=r,
         )
+        self.clock_offset = Gauge(
+            "bananas_clock_offset_seconds",
+            "Redis' clock minus this host's, measured by the cron scheduler at each tick.",
+            registry=r,
+        )
         self.orphaned = Counter(
             "bananas_orphaned_entries",
             "Queue entries fetched that had no job record (dropped, and logged).",
