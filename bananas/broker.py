@@ -1,9 +1,15 @@
 """The queue engine: one typed wrapper per Lua script, and the only code that touches queue keys.
 
-Every method returns an *operation* (see ``bananas.commands``): a generator of Redis
+Every method returns an *operation* (see ``bananas.ops``): a generator of Redis
 round trips that the sync client, the async client and the worker all drive with
-their own connection. Nothing here does I/O or reads the clock except through the
-injectable ``clock``.
+their own connection. Nothing here does I/O. Wall-clock time (what goes into Redis:
+due times, lease deadlines, ages) comes only from the injectable ``clock``; the one
+exception is :meth:`Broker.wait_result`, which measures its own timeout on
+``time.monotonic()``, as a wait should.
+
+Return codes and mode flags of the scripts are enums here (:class:`FailCode`,
+:class:`FairTurn`, :class:`CancelCode`); the stored records and their codec live in
+``bananas.records``.
 
 Delivery, in short (DESIGN.md has the guarantees):
 
@@ -19,6 +25,7 @@ Delivery, in short (DESIGN.md has the guarantees):
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,9 +34,9 @@ from typing import Any
 
 import orjson
 
-from bananas.commands import Batch, Call, Op, Script, command, script_call
 from bananas.keys import KeySpace, RouteKeys
 from bananas.models import (
+    DEFAULT_FAILURE_TTL,
     PRIORITY_ORDER,
     Job,
     JobResult,
@@ -40,6 +47,8 @@ from bananas.models import (
     ScheduleStatus,
     WorkerInfo,
 )
+from bananas.ops import Batch, Call, Op, Script, command, script_call
+from bananas.records import decode_job, iso
 
 Clock = Callable[[], float]
 
@@ -55,6 +64,49 @@ DEAD_LETTER_MAX_AGE_MS = 7 * 24 * 3600 * 1000
 MAX_BLOCK_SECONDS = 2.0
 #: Expired leases handled per reap call.
 REAP_BATCH = 200
+#: Most dead-lettered jobs aged out of the dead-letter queue by one fail call.
+DEAD_LETTER_TRIM_BATCH = 1000
+#: Due scheduled jobs moved per promote call.
+PROMOTE_BATCH = 1000
+
+
+class FailCode(enum.IntEnum):
+    """What fail.lua did with one failed attempt."""
+
+    #: The lease token was stale (the job was reaped or delivered again): nothing changed.
+    REFUSED = 0
+    #: A retry was scheduled.
+    RETRIED = 1
+    #: The job went to the dead-letter queue.
+    DEAD = 2
+
+
+class FairTurn(enum.IntEnum):
+    """fetch.lua's anti-starvation turn: which lower priority goes first, one job each."""
+
+    #: No fair turn: strictly high, then normal, then low.
+    NONE = 0
+    #: One normal job, then one low job, then the usual order.
+    NORMAL_FIRST = 1
+    #: One low job, then one normal job, then the usual order.
+    LOW_FIRST = 2
+
+
+class CancelCode(enum.StrEnum):
+    """What cancel.lua answered: cancelled, or the state that prevented it."""
+
+    CANCELLED = "cancelled"
+    PROCESSING = "processing"
+    FAILED = "failed"
+    FINISHED = "finished"
+    MISSING = "missing"
+
+
+def serve_mask(priorities: Iterable[Priority]) -> str:
+    """fetch.lua's ARGV of priorities to serve: "1" serve / "0" skip, high, normal, low."""
+    served = set(priorities)
+    return "".join("1" if p in served else "0" for p in PRIORITY_ORDER)
+
 
 _SCRIPTS = {
     name: Script(name)
@@ -69,30 +121,13 @@ _SCRIPTS = {
         "promote",
         "cancel",
         "inspect",
-        "dlq_requeue",
-        "dlq_purge",
-        "dlq_list",
+        "requeue_dead",
+        "purge_dead",
+        "dead_letters",
         "stats",
-        "leader",
+        "lead",
     )
 }
-
-
-def iso(ts: float) -> str:
-    """Epoch seconds as ISO-8601 UTC text."""
-    return datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-def encode(value: Any) -> str:
-    """Encode a JSON value (pydantic models and dataclasses allowed); raises TypeError."""
-    return orjson.dumps(value, default=_json_default).decode()
-
-
-def _json_default(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 @dataclass(slots=True)
@@ -140,20 +175,6 @@ class DeadJob:
     attempts: int
     error: str
     raw: str
-
-
-def decode_job(
-    record: str, *, attempts: int = 0, error: str = "", status: JobStatus = JobStatus.PENDING
-) -> Job:
-    """Build a :class:`Job` from a stored record plus its live state.
-
-    Raises pydantic's ``ValidationError`` (a ``ValueError``) when the record is garbage.
-    """
-    job = Job.model_validate_json(record)
-    job.attempts = attempts
-    job.error = error
-    job.status = status
-    return job
 
 
 _STATES = {
@@ -212,22 +233,21 @@ class Broker:
         count: int,
         lease_ms: int,
         *,
-        fair: int = 0,
+        fair: FairTurn | int = FairTurn.NONE,
         priorities: Iterable[Priority] = PRIORITY_ORDER,
     ) -> Op[list[Leased]]:
         """Lease up to ``count`` ready jobs, high priority first.
 
-        ``fair`` 1 or 2 makes this an anti-starvation turn: one normal and one low job
-        first (1: normal first, 2: low first; see fetch.lua).
+        ``fair`` other than :attr:`FairTurn.NONE` makes this an anti-starvation turn:
+        one normal and one low job first, in the order it names (see fetch.lua).
 
         Only the queues of ``priorities`` are served.
         """
         r = self.route(routing_key)
-        serve = "".join("1" if p in priorities else "0" for p in PRIORITY_ORDER)
         reply = yield script_call(
             _SCRIPTS["fetch"],
             (*r.queues, r.jobs, r.leases, r.attempts, r.wake),
-            (self.now_ms(), lease_ms, count, str(fair), serve),
+            (self.now_ms(), lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities)),
         )
         return [Leased(reply[i], reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
 
@@ -242,16 +262,22 @@ class Broker:
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
 
-    def fail(self, routing_key: str, failed: Sequence[Outcome]) -> Op[list[int]]:
-        """Record failed attempts: per job 1 retry scheduled, 2 dead-lettered, 0 stale token."""
+    def fail(self, routing_key: str, failed: Sequence[Outcome]) -> Op[list[FailCode]]:
+        """Record failed attempts; per job, what happened (a :class:`FailCode`)."""
         r = self.route(routing_key)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
-        argv: list[Any] = [self.now_ms(), NOTIFY_TTL_MS, DEAD_LETTER_CAP, DEAD_LETTER_MAX_AGE_MS]
+        argv: list[Any] = [
+            self.now_ms(),
+            NOTIFY_TTL_MS,
+            DEAD_LETTER_CAP,
+            DEAD_LETTER_MAX_AGE_MS,
+            DEAD_LETTER_TRIM_BATCH,
+        ]
         for o in failed:
             keys += (r.result(o.id), r.notify(o.id))
             argv += (o.id, o.attempt, o.error, o.retry_at_ms, o.result, _kept(o.ttl_ms))
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
-        return [int(x) for x in reply]
+        return [FailCode(int(x)) for x in reply]
 
     def renew(
         self, routing_key: str, held: Sequence[tuple[str, int]], lease_ms: int
@@ -286,11 +312,13 @@ class Broker:
         for job_id in ids:
             keys += (r.result(job_id), r.notify(job_id))
         reply = yield script_call(
-            _SCRIPTS["reap"], keys, (now, NOTIFY_TTL_MS, iso(now / 1000), *ids)
+            _SCRIPTS["reap"],
+            keys,
+            (now, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
         )
         return int(reply[0]), int(reply[1])
 
-    def promote(self, routing_key: str, limit: int = 1000) -> Op[tuple[int, int | None]]:
+    def promote(self, routing_key: str, limit: int = PROMOTE_BATCH) -> Op[tuple[int, int | None]]:
         """Move due scheduled jobs to their queue; returns (moved, next due ms or None)."""
         r = self.route(routing_key)
         reply = yield script_call(
@@ -299,7 +327,32 @@ class Broker:
         next_due = int(reply[1])
         return int(reply[0]), (None if next_due < 0 else next_due)
 
-    def block(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[bool]:
+    def wait_for_work(
+        self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
+    ) -> Op[bool]:
+        """Block until a job may be ready on one of ``routing_keys`` (True) or ``timeout`` s pass.
+
+        Waits on the routes' wake lists, which enqueue, release, reap and promote push to.
+        """
+        woken = yield from self._block(
+            [self.route(rk).wake for rk in routing_keys], timeout, cluster=cluster
+        )
+        return woken
+
+    def wait_for_due(
+        self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
+    ) -> Op[bool]:
+        """Block until a sooner delayed job is scheduled on one of ``routing_keys`` (True).
+
+        Waits on the routes' schedwake lists (pushed by enqueue and fail when a job is
+        scheduled); False after ``timeout`` s.
+        """
+        woken = yield from self._block(
+            [self.route(rk).schedwake for rk in routing_keys], timeout, cluster=cluster
+        )
+        return woken
+
+    def _block(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[bool]:
         """Block until a token is pushed to one of ``keys`` (True) or ``timeout`` s pass.
 
         A blocking pop can't span hash slots, so on Redis Cluster several keys are
@@ -381,7 +434,7 @@ class Broker:
                     ]
                 )
 
-    def cancel(self, routing_key: str, job_id: str, result: str, ttl_ms: int) -> Op[str]:
+    def cancel(self, routing_key: str, job_id: str, result: str, ttl_ms: int) -> Op[CancelCode]:
         """Cancel a job that has not started; returns what cancel.lua says."""
         r = self.route(routing_key)
         reply = yield script_call(
@@ -400,7 +453,7 @@ class Broker:
             ),
             (job_id, result, _kept(ttl_ms), NOTIFY_TTL_MS),
         )
-        return str(reply)
+        return CancelCode(reply)
 
     def stats(self, routing_key: str) -> Op[QueueStats]:
         """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work."""
@@ -412,7 +465,7 @@ class Broker:
         oldest: float | None = None
         for head in reply[6:9]:
             if head:
-                age = now - _ready_since(head)
+                age = now - _ready_since(head, now)
                 oldest = age if oldest is None else max(oldest, age)
         return QueueStats(
             routing_key=routing_key,
@@ -434,7 +487,7 @@ class Broker:
         """A page of the dead-letter queue, newest first."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["dlq_list"], (r.dead, r.jobs, r.attempts, r.errors), (offset, count)
+            _SCRIPTS["dead_letters"], (r.dead, r.jobs, r.attempts, r.errors), (offset, count)
         )
         rows = []
         for i in range(0, len(reply), 5):
@@ -462,7 +515,7 @@ class Broker:
         r = self.route(routing_key)
         keys = [r.dead, r.jobs, r.attempts, r.errors, r.wake, *r.queues]
         keys += [r.result(j) for j in job_ids]
-        reply = yield script_call(_SCRIPTS["dlq_requeue"], keys, job_ids)
+        reply = yield script_call(_SCRIPTS["requeue_dead"], keys, job_ids)
         return int(reply)
 
     def dead_ids(self, routing_key: str, count: int) -> Op[list[str]]:
@@ -474,7 +527,7 @@ class Broker:
         """Delete up to ``count`` of the oldest dead-lettered jobs; returns how many went."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["dlq_purge"], (r.dead, r.jobs, r.attempts, r.errors), (count,)
+            _SCRIPTS["purge_dead"], (r.dead, r.jobs, r.attempts, r.errors), (count,)
         )
         return int(reply)
 
@@ -512,7 +565,7 @@ class Broker:
     ) -> Op[int | None]:
         """Take or keep the leader lock ``name``; the fencing token while held, else None."""
         reply = yield script_call(
-            _SCRIPTS["leader"],
+            _SCRIPTS["lead"],
             (self.keys.leader(name), self.keys.leader_fence(name)),
             (identity, lease_ms, "release" if release else ""),
         )
@@ -558,11 +611,14 @@ def _kept(ttl_ms: int) -> int:
     return ttl_ms if ttl_ms > 0 else NOTIFY_TTL_MS
 
 
-def _ready_since(record: str) -> float:
-    """When a queued job became ready: its due time, else its creation time (epoch s)."""
+def _ready_since(record: str, now: float) -> float:
+    """When a queued job became ready: its due time, else its creation time (epoch s).
+
+    ``now`` for a record that says neither (it then counts as just ready).
+    """
     try:
         data = orjson.loads(record)
         stamp = data.get("scheduled_for") or data["created_at"]
         return datetime.fromisoformat(stamp).timestamp()
     except (ValueError, KeyError, TypeError):
-        return time.time()
+        return now

@@ -14,21 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypedDict, TypeVar, Unpack
 
-import orjson
-
-from bananas.broker import Broker, DeadJob, NewJob, encode
-from bananas.commands import (
-    AsyncRedis,
-    Op,
-    SyncRedis,
-    command,
-    lane_pool,
-    run_async,
-    run_sync,
-    sync_lane,
-)
+from bananas.broker import Broker, CancelCode, DeadJob, NewJob
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
 from bananas.errors import InvalidJobError, JobNotFoundError, PayloadTooLargeError, WaitTimeoutError
 from bananas.keys import KeySpace
@@ -46,6 +34,18 @@ from bananas.models import (
     WorkerInfo,
     new_job_id,
 )
+from bananas.ops import Op, command
+from bananas.records import encode, job_record, result_record
+from bananas.transport import (
+    AsyncRedis,
+    FastLane,
+    SyncRedis,
+    fast_lane,
+    lane_pool,
+    run_async,
+    run_sync,
+    sync_lane,
+)
 from bananas.validation import (
     validate_job_name,
     validate_non_negative,
@@ -55,6 +55,8 @@ from bananas.validation import (
 )
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+#: Epoch seconds past which a due time cannot be stored (datetime's last year).
+LATEST_DUE = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
 #: Jobs per enqueue script call in ``submit_many``.
 BULK_BATCH = 500
 Progress = Callable[[int], None]
@@ -63,22 +65,55 @@ T = TypeVar("T")
 
 @dataclass
 class JobSpec:
-    """One job for :meth:`Client.submit_many`; the fields mirror ``submit``'s arguments."""
+    """One job to submit: the one definition of the submit options and their defaults.
 
+    :meth:`Client.submit_many` takes these; ``submit`` and ``submit_and_wait`` (sync and
+    async) take the same fields as keyword arguments, typed by :class:`SubmitOptions`.
+    """
+
+    #: Handler name (what the worker's registry runs).
     name: str
+    #: A JSON value.
     payload: Any = None
+    #: ``high``, ``normal`` or ``low``.
     priority: Priority | str = Priority.NORMAL
+    #: Which workers may run it (see :data:`bananas.routing.ROUTING_KEY_RULE`).
     routing_key: str = "default"
     description: str = ""
+    #: Retries after the first run; None: the client's ``max_retries``.
     max_retries: int | None = None
+    #: Seconds the handler may run; None: the worker's JOB_TIMEOUT.
     timeout: float | None = None
+    #: Seconds from now until it is due (give this or ``scheduled_for``).
     delay: float | None = None
+    #: When it is due, timezone-aware.
     scheduled_for: datetime | None = None
+    #: Its id; the same id twice stores and runs one job. None: a new id.
     job_id: str | None = None
 
 
+class JobOptions(TypedDict, total=False):
+    """:class:`JobSpec`'s optional fields but ``timeout``, as keyword arguments."""
+
+    priority: Priority | str
+    routing_key: str
+    description: str
+    max_retries: int | None
+    delay: float | None
+    scheduled_for: datetime | None
+    job_id: str | None
+
+
+class SubmitOptions(JobOptions, total=False):
+    """:class:`JobSpec`'s optional fields, as ``submit``'s keyword arguments."""
+
+    timeout: float | None
+
+
 class ClientCore:
-    """Everything the two clients do, as operations; no I/O happens here."""
+    """The logic of both clients, written once as operations: validation, record
+    building and the broker calls. No I/O happens here; ``Client`` and ``AsyncClient``
+    only drive what these methods return."""
 
     def __init__(
         self,
@@ -132,33 +167,27 @@ class ClientCore:
             if spec.scheduled_for.tzinfo is None:
                 raise InvalidJobError("scheduled_for must be timezone-aware (e.g. UTC)")
             due = spec.scheduled_for.timestamp()
+        if due >= LATEST_DUE:
+            raise InvalidJobError(f"job {name!r} would be due after the year 9999 (delay)")
         job_id = spec.job_id or new_job_id()
         if not isinstance(job_id, str) or not 0 < len(job_id) <= 200:
             raise InvalidJobError("job_id must be a non-empty string of at most 200 characters")
-        created = datetime.fromtimestamp(now, UTC)
-        record = {
-            "id": job_id,
-            "name": name,
-            "description": spec.description,
-            "payload": orjson.Fragment(encoded),
-            "priority": priority.value,
-            "routing_key": routing_key,
-            "created_at": created,
-            "updated_at": created,
-            "scheduled_for": datetime.fromtimestamp(due, UTC) if due > now else None,
-            "max_retries": max_retries,
-            "timeout": spec.timeout,
-            "success_ttl": self.success_ttl,
-            "failure_ttl": self.failure_ttl,
-            "v": 1,
-        }
-        return NewJob(
-            job_id,
-            routing_key,
-            priority,
-            int(due * 1000) if due > now else 0,
-            orjson.dumps(record).decode(),
+        scheduled = due > now
+        record = job_record(
+            job_id=job_id,
+            name=name,
+            description=spec.description,
+            payload=encoded,
+            priority=priority,
+            routing_key=routing_key,
+            created=now,
+            due=due if scheduled else None,
+            max_retries=max_retries,
+            timeout=spec.timeout,
+            success_ttl=self.success_ttl,
+            failure_ttl=self.failure_ttl,
         )
+        return NewJob(job_id, routing_key, priority, int(due * 1000) if scheduled else 0, record)
 
     def _remember_routes(self, routing_keys: Iterable[str]) -> Op[None]:
         new = set(routing_keys) - self._known_routes
@@ -227,18 +256,11 @@ class ClientCore:
         route = yield from self._route_of(job_id, routing_key)
         if route is None:
             raise JobNotFoundError(job_id)
-        result = JobResult(
-            job_id=job_id,
-            status=JobStatus.CANCELLED,
-            error="cancelled",
-            completed_at=datetime.fromtimestamp(self.clock(), UTC),
-        )
-        outcome = yield from self.broker.cancel(
-            route, job_id, result.model_dump_json(), int(self.failure_ttl * 1000)
-        )
-        if outcome == "missing":
+        result = result_record(job_id, JobStatus.CANCELLED, "cancelled", 0.0, self.clock())
+        outcome = yield from self.broker.cancel(route, job_id, result, int(self.failure_ttl * 1000))
+        if outcome is CancelCode.MISSING:
             raise JobNotFoundError(job_id)
-        return outcome == "cancelled"
+        return outcome is CancelCode.CANCELLED
 
     def all_stats(self) -> Op[list[QueueStats]]:
         routes = yield from self.broker.routes()
@@ -248,6 +270,7 @@ class ClientCore:
         return out
 
     def requeue_all_dead(self, routing_key: str, progress: Progress | None) -> Op[int]:
+        validate_routing_key(routing_key)
         total = 0
         while True:
             ids = yield from self.broker.dead_ids(routing_key, BULK_BATCH)
@@ -258,6 +281,7 @@ class ClientCore:
                 progress(total)
 
     def purge_dead(self, routing_key: str, progress: Progress | None) -> Op[int]:
+        validate_routing_key(routing_key)
         total = 0
         while True:
             removed = yield from self.broker.purge_dead(routing_key, BULK_BATCH)
@@ -267,12 +291,43 @@ class ClientCore:
             if progress:
                 progress(total)
 
+    def queue_stats(self, routing_key: str) -> Op[QueueStats]:
+        found = yield from self.broker.stats(validate_routing_key(routing_key))
+        return found
+
+    def dead_letters(self, routing_key: str, offset: int, count: int) -> Op[list[DeadJob]]:
+        rows = yield from self.broker.dead_letters(validate_routing_key(routing_key), offset, count)
+        return rows
+
+    def requeue_dead(self, job_id: str, routing_key: str) -> Op[bool]:
+        moved = yield from self.broker.requeue_dead(validate_routing_key(routing_key), [job_id])
+        return moved == 1
+
+    def register_schedule(self, schedule: Schedule) -> Op[None]:
+        yield from self.broker.put_schedule(validate_schedule(schedule))
+
+    def unregister_schedule(self, schedule_id: str) -> Op[bool]:
+        removed = yield from self.broker.delete_schedule(schedule_id)
+        return removed
+
+    def schedules(self) -> Op[list[Schedule]]:
+        found = yield from self.broker.schedules()
+        return found
+
+    def schedule_status(self, schedule_id: str) -> Op[ScheduleStatus | None]:
+        found = yield from self.broker.schedule_status(schedule_id)
+        return found
+
+    def workers(self) -> Op[list[WorkerInfo]]:
+        found = yield from self.broker.workers()
+        return found
+
     def ping(self) -> Op[bool]:
         reply = yield command("PING")
         return bool(reply)
 
 
-def _spec(name: str, payload: Any, **options: Any) -> JobSpec:
+def _spec(name: str, payload: Any, options: SubmitOptions) -> JobSpec:
     return JobSpec(name=name, payload=payload, **options)
 
 
@@ -305,8 +360,13 @@ class _Base:
 
     @property
     def broker(self) -> Broker:
-        """The queue engine (for the worker runtime and tools)."""
+        """The queue engine (for the worker runtime and tools): it builds ops for :meth:`run`."""
         return self.core.broker
+
+    @property
+    def is_cluster(self) -> bool:
+        """True when this client talks to a Redis Cluster (blocking waits then go key by key)."""
+        return self.target.is_cluster
 
 
 class Client(_Base):
@@ -323,61 +383,38 @@ class Client(_Base):
         self.redis: SyncRedis = connect_sync(self.target)
         self._lane = sync_lane(self.redis)
 
-    def _run(self, op: Op[T]) -> T:
+    def run(self, op: Op[T]) -> T:
+        """Drive one operation (built by :attr:`broker`) to its result on this client's connection.
+
+        Raises :class:`bananas.BananasConnectionError` when Redis cannot be reached.
+        """
         return run_sync(self._lane or self.redis, op, self.target.masked)
 
-    #: Drive one broker operation on this client's connections and return its reply.
-    run = _run
-
-    def submit(
-        self,
-        name: str,
-        payload: Any = None,
-        *,
-        priority: Priority | str = "normal",
-        routing_key: str = "default",
-        description: str = "",
-        max_retries: int | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
-        scheduled_for: datetime | None = None,
-        job_id: str | None = None,
-    ) -> str:
+    def submit(self, name: str, payload: Any = None, **options: Unpack[SubmitOptions]) -> str:
         """Submit a job; returns its id. Same ``job_id`` twice stores and runs one job.
 
         Raises :class:`bananas.InvalidJobError` (or a subclass) for bad input.
         """
-        spec = _spec(
-            name,
-            payload,
-            priority=priority,
-            routing_key=routing_key,
-            description=description,
-            max_retries=max_retries,
-            timeout=timeout,
-            delay=delay,
-            scheduled_for=scheduled_for,
-            job_id=job_id,
-        )
-        return self._run(self.core.submit(spec))
+        spec = _spec(name, payload, options)
+        return self.run(self.core.submit(spec))
 
     def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
         """Submit many jobs with one round trip per batch of 500 per routing key."""
-        return self._run(self.core.submit_many(jobs))
+        return self.run(self.core.submit_many(jobs))
 
     def get_job(self, job_id: str, routing_key: str | None = None) -> Job | None:
         """The job with its current status, or None if there is no such job."""
-        return self._run(self.core.get_job(job_id, routing_key))
+        return self.run(self.core.get_job(job_id, routing_key))
 
     def get_result(self, job_id: str, routing_key: str | None = None) -> JobResult | None:
         """The result, or None if the job has not finished (non-blocking)."""
-        return self._run(self.core.get_result(job_id, routing_key))
+        return self.run(self.core.get_result(job_id, routing_key))
 
     def wait_for_result(
         self, job_id: str, timeout: float = 30.0, routing_key: str | None = None
     ) -> JobResult:
         """Block until the job finishes; raises :class:`bananas.WaitTimeoutError`."""
-        return self._run(self.core.wait_for_result(job_id, timeout, routing_key))
+        return self.run(self.core.wait_for_result(job_id, timeout, routing_key))
 
     def submit_and_wait(
         self,
@@ -385,10 +422,8 @@ class Client(_Base):
         payload: Any = None,
         *,
         timeout: float = 30.0,
-        priority: Priority | str = "normal",
-        routing_key: str = "default",
         job_timeout: float | None = None,
-        **options: Any,
+        **options: Unpack[JobOptions],
     ) -> JobResult:
         """Submit a job and block until its result (RPC style).
 
@@ -396,75 +431,67 @@ class Client(_Base):
         (``submit``'s ``timeout``); other options are ``submit``'s. Raises
         :class:`bananas.WaitTimeoutError` when no result arrives in time.
         """
-        spec = _spec(
-            name,
-            payload,
-            priority=priority,
-            routing_key=routing_key,
-            timeout=job_timeout,
-            **options,
-        )
-        return self._run(self.core.submit_and_wait(spec, timeout))
+        spec = _spec(name, payload, {**options, "timeout": job_timeout})
+        return self.run(self.core.submit_and_wait(spec, timeout))
 
     def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
         """Cancel a job that has not started. False if it already started or finished.
 
         Raises :class:`bananas.JobNotFoundError` when there is no such job.
         """
-        return self._run(self.core.cancel(job_id, routing_key))
+        return self.run(self.core.cancel(job_id, routing_key))
 
     def queue_stats(self, routing_key: str = "default") -> QueueStats:
         """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age."""
-        return self._run(self.core.broker.stats(validate_routing_key(routing_key)))
+        return self.run(self.core.queue_stats(routing_key))
 
     def all_queue_stats(self) -> list[QueueStats]:
         """:meth:`queue_stats` for every routing key that has held a job."""
-        return self._run(self.core.all_stats())
+        return self.run(self.core.all_stats())
 
     def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50
     ) -> list[DeadJob]:
         """A page of the dead-letter queue, newest first."""
-        return self._run(self.core.broker.dead_letters(routing_key, offset, count))
+        return self.run(self.core.dead_letters(routing_key, offset, count))
 
     def requeue_dead(self, job_id: str, routing_key: str = "default") -> bool:
         """Move one dead-lettered job back to its queue; False if it is not dead-lettered."""
-        return self._run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
+        return self.run(self.core.requeue_dead(job_id, routing_key))
 
     def requeue_all_dead(
         self, routing_key: str = "default", progress: Progress | None = None
     ) -> int:
         """Move every dead-lettered job back; ``progress(n)`` is called after each batch."""
-        return self._run(self.core.requeue_all_dead(routing_key, progress))
+        return self.run(self.core.requeue_all_dead(routing_key, progress))
 
     def purge_dead(self, routing_key: str = "default", progress: Progress | None = None) -> int:
         """Delete every dead-lettered job; returns how many were deleted."""
-        return self._run(self.core.purge_dead(routing_key, progress))
+        return self.run(self.core.purge_dead(routing_key, progress))
 
     def register_schedule(self, schedule: Schedule) -> None:
         """Register (or replace) a cron schedule in Redis for the scheduler."""
-        validate_schedule(schedule)
-        self._run(self.core.broker.put_schedule(schedule))
+        self.run(self.core.register_schedule(schedule))
 
     def unregister_schedule(self, schedule_id: str) -> bool:
         """Remove a schedule; False if it was not registered."""
-        return self._run(self.core.broker.delete_schedule(schedule_id))
+        return self.run(self.core.unregister_schedule(schedule_id))
 
     def schedules(self) -> list[Schedule]:
         """Every schedule registered in Redis."""
-        return self._run(self.core.broker.schedules())
+        return self.run(self.core.schedules())
 
     def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
         """What the scheduler last did with a schedule."""
-        return self._run(self.core.broker.schedule_status(schedule_id))
+        return self.run(self.core.schedule_status(schedule_id))
 
     def workers(self) -> list[WorkerInfo]:
         """Workers whose heartbeat is fresh."""
-        return self._run(self.core.broker.workers())
+        return self.run(self.core.workers())
 
     def ping(self) -> bool:
         """True when Redis answers; raises :class:`bananas.BananasConnectionError`."""
-        return self._run(self.core.ping())
+        return self.run(self.core.ping())
 
     def close(self) -> None:
         """Close the connections."""
@@ -526,58 +553,47 @@ class AsyncClient(_Base):
         self.redis: AsyncRedis = connect_async(self.target)
         self._lanes = lane_pool(self.redis)
 
-    async def _run(self, op: Op[T]) -> T:
+    async def run(self, op: Op[T], *, lane: FastLane | None = None) -> T:
+        """Drive one operation (built by :attr:`broker`) to its result.
+
+        It runs on ``lane`` when given (see :meth:`dedicated_lane`), else on the
+        client's shared connections. Raises :class:`bananas.BananasConnectionError`
+        when Redis cannot be reached.
+        """
+        if lane is not None:
+            return await run_async(lane, op, self.target.masked)
         return await run_async(self._lanes or self.redis, op, self.target.masked)
 
-    #: Drive one broker operation on this client's connections and return its reply.
-    run = _run
+    def dedicated_lane(self) -> FastLane | None:
+        """A connection of its own for one task's hot path (a worker's fetcher or acker).
 
-    async def submit(
-        self,
-        name: str,
-        payload: Any = None,
-        *,
-        priority: Priority | str = "normal",
-        routing_key: str = "default",
-        description: str = "",
-        max_retries: int | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
-        scheduled_for: datetime | None = None,
-        job_id: str | None = None,
-    ) -> str:
+        Pass it to :meth:`run` as ``lane``; the caller closes it. None when lanes do not
+        apply (Redis Cluster, Sentinel, or hiredis missing): use :meth:`run` without one.
+        """
+        return fast_lane(self.redis)
+
+    async def submit(self, name: str, payload: Any = None, **options: Unpack[SubmitOptions]) -> str:
         """See :meth:`Client.submit`."""
-        spec = _spec(
-            name,
-            payload,
-            priority=priority,
-            routing_key=routing_key,
-            description=description,
-            max_retries=max_retries,
-            timeout=timeout,
-            delay=delay,
-            scheduled_for=scheduled_for,
-            job_id=job_id,
-        )
-        return await self._run(self.core.submit(spec))
+        spec = _spec(name, payload, options)
+        return await self.run(self.core.submit(spec))
 
     async def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
         """See :meth:`Client.submit_many`."""
-        return await self._run(self.core.submit_many(jobs))
+        return await self.run(self.core.submit_many(jobs))
 
     async def get_job(self, job_id: str, routing_key: str | None = None) -> Job | None:
         """See :meth:`Client.get_job`."""
-        return await self._run(self.core.get_job(job_id, routing_key))
+        return await self.run(self.core.get_job(job_id, routing_key))
 
     async def get_result(self, job_id: str, routing_key: str | None = None) -> JobResult | None:
         """See :meth:`Client.get_result`."""
-        return await self._run(self.core.get_result(job_id, routing_key))
+        return await self.run(self.core.get_result(job_id, routing_key))
 
     async def wait_for_result(
         self, job_id: str, timeout: float = 30.0, routing_key: str | None = None
     ) -> JobResult:
         """See :meth:`Client.wait_for_result`."""
-        return await self._run(self.core.wait_for_result(job_id, timeout, routing_key))
+        return await self.run(self.core.wait_for_result(job_id, timeout, routing_key))
 
     async def submit_and_wait(
         self,
@@ -585,80 +601,70 @@ class AsyncClient(_Base):
         payload: Any = None,
         *,
         timeout: float = 30.0,
-        priority: Priority | str = "normal",
-        routing_key: str = "default",
         job_timeout: float | None = None,
-        **options: Any,
+        **options: Unpack[JobOptions],
     ) -> JobResult:
         """See :meth:`Client.submit_and_wait`."""
-        spec = _spec(
-            name,
-            payload,
-            priority=priority,
-            routing_key=routing_key,
-            timeout=job_timeout,
-            **options,
-        )
-        return await self._run(self.core.submit_and_wait(spec, timeout))
+        spec = _spec(name, payload, {**options, "timeout": job_timeout})
+        return await self.run(self.core.submit_and_wait(spec, timeout))
 
     async def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
         """See :meth:`Client.cancel`."""
-        return await self._run(self.core.cancel(job_id, routing_key))
+        return await self.run(self.core.cancel(job_id, routing_key))
 
     async def queue_stats(self, routing_key: str = "default") -> QueueStats:
         """See :meth:`Client.queue_stats`."""
-        return await self._run(self.core.broker.stats(validate_routing_key(routing_key)))
+        return await self.run(self.core.queue_stats(routing_key))
 
     async def all_queue_stats(self) -> list[QueueStats]:
         """See :meth:`Client.all_queue_stats`."""
-        return await self._run(self.core.all_stats())
+        return await self.run(self.core.all_stats())
 
     async def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50
     ) -> list[DeadJob]:
         """See :meth:`Client.dead_letters`."""
-        return await self._run(self.core.broker.dead_letters(routing_key, offset, count))
+        return await self.run(self.core.dead_letters(routing_key, offset, count))
 
     async def requeue_dead(self, job_id: str, routing_key: str = "default") -> bool:
         """See :meth:`Client.requeue_dead`."""
-        return await self._run(self.core.broker.requeue_dead(routing_key, [job_id])) == 1
+        return await self.run(self.core.requeue_dead(job_id, routing_key))
 
     async def requeue_all_dead(
         self, routing_key: str = "default", progress: Progress | None = None
     ) -> int:
         """See :meth:`Client.requeue_all_dead`."""
-        return await self._run(self.core.requeue_all_dead(routing_key, progress))
+        return await self.run(self.core.requeue_all_dead(routing_key, progress))
 
     async def purge_dead(
         self, routing_key: str = "default", progress: Progress | None = None
     ) -> int:
         """See :meth:`Client.purge_dead`."""
-        return await self._run(self.core.purge_dead(routing_key, progress))
+        return await self.run(self.core.purge_dead(routing_key, progress))
 
     async def register_schedule(self, schedule: Schedule) -> None:
         """See :meth:`Client.register_schedule`."""
-        validate_schedule(schedule)
-        await self._run(self.core.broker.put_schedule(schedule))
+        await self.run(self.core.register_schedule(schedule))
 
     async def unregister_schedule(self, schedule_id: str) -> bool:
         """See :meth:`Client.unregister_schedule`."""
-        return await self._run(self.core.broker.delete_schedule(schedule_id))
+        return await self.run(self.core.unregister_schedule(schedule_id))
 
     async def schedules(self) -> list[Schedule]:
         """See :meth:`Client.schedules`."""
-        return await self._run(self.core.broker.schedules())
+        return await self.run(self.core.schedules())
 
     async def schedule_status(self, schedule_id: str) -> ScheduleStatus | None:
         """See :meth:`Client.schedule_status`."""
-        return await self._run(self.core.broker.schedule_status(schedule_id))
+        return await self.run(self.core.schedule_status(schedule_id))
 
     async def workers(self) -> list[WorkerInfo]:
         """See :meth:`Client.workers`."""
-        return await self._run(self.core.broker.workers())
+        return await self.run(self.core.workers())
 
     async def ping(self) -> bool:
         """See :meth:`Client.ping`."""
-        return await self._run(self.core.ping())
+        return await self.run(self.core.ping())
 
     async def close(self) -> None:
         """Close the connections."""

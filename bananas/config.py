@@ -22,8 +22,14 @@ from typing import Any, TypeVar
 from bananas.connection import DEFAULT_URL
 from bananas.errors import ConfigError
 from bananas.eviction import CheckMode, parse_mode
-from bananas.keys import ROUTING_KEY_RULE, is_valid_routing_key
-from bananas.models import DEFAULT_MAX_RETRIES, PRIORITY_ORDER, Priority
+from bananas.models import (
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_RETRIES,
+    PRIORITY_ORDER,
+    Priority,
+)
+from bananas.routing import ROUTING_KEY_RULE, RoutingKey, is_valid_routing_key
 
 T = TypeVar("T")
 
@@ -79,7 +85,7 @@ class Settings:
     #: Default retries for jobs submitted through this process (``MAX_RETRIES``).
     max_retries: int = DEFAULT_MAX_RETRIES
     #: Routing keys served, in the order they are served (``WORKER_ROUTING_KEYS``).
-    routing_keys: tuple[str, ...] = ("default",)
+    routing_keys: tuple[RoutingKey, ...] = ("default",)
     #: Priorities served, highest first (``WORKER_PRIORITIES``).
     priorities: tuple[Priority, ...] = PRIORITY_ORDER
     #: Handler names this worker runs; empty means all registered (``WORKER_JOB_TYPES``).
@@ -109,9 +115,9 @@ class Settings:
     #: Name of the leader lock / Lease (``LEADER_LEASE_NAME``).
     leader_lease_name: str = "bananas-scheduler"
     #: Largest result a handler may return, in bytes (``MAX_RESULT_BYTES``).
-    max_result_bytes: int = 1024 * 1024
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     #: Cap of the retry backoff in seconds (``RETRY_BACKOFF_MAX``).
-    retry_backoff_max: float = 3600.0
+    retry_backoff_max: float = DEFAULT_BACKOFF_CAP
     #: What to do when Redis' ``maxmemory-policy`` can evict queue keys
     #: (``EVICTION_POLICY_CHECK``: ``refuse`` to start, ``warn``, or ``off``; see
     #: :mod:`bananas.eviction`).

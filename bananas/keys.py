@@ -34,21 +34,14 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from bananas.models import PRIORITY_ORDER, Priority
+from bananas.routing import ROUTING_KEY_RULE, is_valid_routing_key
+
+__all__ = ["DEFAULT_PREFIX", "ROUTING_KEY_RULE", "KeySpace", "RouteKeys", "is_valid_routing_key"]
 
 DEFAULT_PREFIX = "bananas"
-
-_ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-ROUTING_KEY_RULE = "1-64 characters of letters, digits, '_' and '-'"
-
-
-def is_valid_routing_key(routing_key: str) -> bool:
-    """Return True when ``routing_key`` follows the routing-key rule."""
-    # fullmatch, not match: ``$`` also matches before a trailing newline ("gpu\n").
-    return bool(_ROUTING_KEY_RE.fullmatch(routing_key))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,14 +19,21 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from bananas.routing import RoutingKey, validate_routing_key
+
 T = TypeVar("T")
 
 #: Version of the job record layout; a worker refuses (dead-letters) newer ones.
-JOB_SCHEMA_VERSION = 1
+#: ``bananas.records`` writes it; it is defined here because ``Job.v`` defaults to it.
+SCHEMA_VERSION = 1
 
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_SUCCESS_TTL = 3600.0
 DEFAULT_FAILURE_TTL = 86400.0
+#: Longest wait between retries, in seconds (the cap of the exponential backoff).
+DEFAULT_BACKOFF_CAP = 3600.0
+#: Largest result a handler may return, in bytes.
+DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
 
 
 class Priority(enum.StrEnum):
@@ -105,7 +112,7 @@ class Job(BaseModel):
     payload: Any = None
     status: JobStatus = JobStatus.PENDING
     priority: Priority = Priority.NORMAL
-    routing_key: str = "default"
+    routing_key: RoutingKey = "default"
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     scheduled_for: datetime | None = None
@@ -122,7 +129,7 @@ class Job(BaseModel):
     #: Seconds a failure result is kept.
     failure_ttl: float = DEFAULT_FAILURE_TTL
     #: Schema version of the stored record.
-    v: int = JOB_SCHEMA_VERSION
+    v: int = SCHEMA_VERSION
 
     def unmarshal_payload(self, model: type[T]) -> T:
         """Parse the payload into ``model`` (a pydantic model, dataclass or any type).
@@ -136,8 +143,6 @@ class Job(BaseModel):
 
         Raises :class:`bananas.InvalidRoutingKeyError`.
         """
-        from bananas.validation import validate_routing_key
-
         self.routing_key = validate_routing_key(routing_key)
 
 
@@ -183,6 +188,9 @@ class Schedule(BaseModel):
     job: str
     payload: Any = None
     priority: Priority = Priority.NORMAL
+    #: Checked by ``validate_schedule`` (the :data:`RoutingKey` rule), not on parsing: a
+    #: schedule stored with a bad key must still load, so the scheduler can skip it and
+    #: record why in its status instead of failing every schedule's tick.
     routing_key: str = "default"
     timezone: str = "UTC"
     enabled: bool = True

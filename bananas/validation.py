@@ -7,26 +7,24 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from bananas.errors import InvalidJobError, InvalidRoutingKeyError
-from bananas.keys import ROUTING_KEY_RULE, is_valid_routing_key
+from bananas.errors import InvalidJobError
 from bananas.models import Priority
+from bananas.routing import validate_routing_key
 
 if TYPE_CHECKING:
     from bananas.models import Schedule
 
+__all__ = [
+    "JOB_NAME_MAX",
+    "validate_job_name",
+    "validate_non_negative",
+    "validate_priority",
+    "validate_routing_key",
+    "validate_schedule",
+    "zone",
+]
+
 JOB_NAME_MAX = 200
-
-
-def validate_routing_key(routing_key: Any) -> str:
-    """Return ``routing_key`` if it follows the rule (seed: ``ValidateRoutingKey``).
-
-    Raises :class:`InvalidRoutingKeyError` naming the rule.
-    """
-    if not isinstance(routing_key, str) or not is_valid_routing_key(routing_key):
-        raise InvalidRoutingKeyError(
-            f"invalid routing key {routing_key!r}: a routing key is {ROUTING_KEY_RULE}"
-        )
-    return routing_key
 
 
 def validate_priority(priority: Any) -> Priority:

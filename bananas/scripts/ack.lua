@@ -11,15 +11,8 @@ for i = 0, n - 1 do
   local b = 2 + i * 4
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
-    local ttl = tonumber(ARGV[b + 3])
-    if ttl > 0 then
-      local result_key = KEYS[6 + 2 * i]
-      redis.call('HSET', result_key, 'result', ARGV[b + 2], 'job', redis.call('HGET', KEYS[2], id))
-      redis.call('PEXPIRE', result_key, ttl)
-    end
-    local notify_key = KEYS[7 + 2 * i]
-    redis.call('RPUSH', notify_key, 1)
-    redis.call('PEXPIRE', notify_key, notify_ttl)
+    write_result(KEYS[6 + 2 * i], KEYS[7 + 2 * i], ARGV[b + 2], redis.call('HGET', KEYS[2], id),
+                 tonumber(ARGV[b + 3]), notify_ttl)
     done[#done + 1] = id
     out[i + 1] = 1
   else

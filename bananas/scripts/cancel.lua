@@ -15,20 +15,14 @@ if redis.call('ZSCORE', KEYS[4], id) then return 'processing' end
 if redis.call('ZSCORE', KEYS[6], id) then return 'failed' end
 local removed = redis.call('ZREM', KEYS[5], id)
 if removed == 0 then
-  for q = 7, 9 do
-    removed = removed + redis.call('LREM', KEYS[q], 1, id)
+  for p = 1, 3 do
+    removed = removed + redis.call('LREM', queue_key(7, p), 1, id)
   end
 end
 if removed == 0 then return 'processing' end
 redis.call('HDEL', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
 redis.call('HDEL', KEYS[3], id)
-local ttl = tonumber(ARGV[3])
-if ttl > 0 then
-  redis.call('HSET', KEYS[10], 'result', ARGV[2], 'job', record)
-  redis.call('PEXPIRE', KEYS[10], ttl)
-end
-redis.call('RPUSH', KEYS[11], 1)
-redis.call('PEXPIRE', KEYS[11], tonumber(ARGV[4]))
+write_result(KEYS[10], KEYS[11], ARGV[2], record, tonumber(ARGV[3]), tonumber(ARGV[4]))
 redis.call('HINCRBY', KEYS[12], 'cancelled', 1)
 return 'cancelled'

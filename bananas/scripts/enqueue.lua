@@ -23,13 +23,13 @@ for i = 0, n - 1 do
       delayed = delayed + 1
       if earliest == nil or due < tonumber(earliest) then wake_promoter = true end
     else
-      redis.call('RPUSH', KEYS[5 + tonumber(ARGV[b + 1])], id)
+      redis.call('RPUSH', queue_key(6, tonumber(ARGV[b + 1])), id)
       ready = ready + 1
     end
     out[i + 1] = 1
   end
 end
-if ready > 0 and redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], 1) end
-if wake_promoter and redis.call('LLEN', KEYS[4]) == 0 then redis.call('RPUSH', KEYS[4], 1) end
+if ready > 0 then wake(KEYS[3]) end
+if wake_promoter then wake(KEYS[4]) end
 if ready + delayed > 0 then redis.call('HINCRBY', KEYS[5], 'enqueued', ready + delayed) end
 return out

@@ -3,40 +3,32 @@
 -- KEYS[6] scheduled  KEYS[7] dead  KEYS[8] schedwake
 -- KEYS[7+2i] result key, KEYS[8+2i] notify key of the i-th job (i from 1)
 -- ARGV[1] now ms  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)  ARGV[4] dead-letter max age ms
+-- ARGV[5] most dead-lettered jobs aged out per call
 -- then per job: id, attempt (lease token), error, retry at ms (0: dead-letter now),
 --               failure result JSON, failure result ttl ms
 -- returns: array per job: 1 retry scheduled, 2 dead-lettered, 0 refused (stale token)
 local now = tonumber(ARGV[1])
 local notify_ttl = tonumber(ARGV[2])
 local out = {}
-local n = (#ARGV - 4) / 6
+local n = (#ARGV - 5) / 6
 local dead, retried = 0, 0
 for i = 0, n - 1 do
-  local b = 5 + i * 6
+  local b = 6 + i * 6
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
     redis.call('ZREM', KEYS[1], id)
-    redis.call('HSET', KEYS[4], id, ARGV[b + 2])
     local retry_at = tonumber(ARGV[b + 3])
     if retry_at > 0 then
+      redis.call('HSET', KEYS[4], id, ARGV[b + 2])
       local earliest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')[2]
       redis.call('ZADD', KEYS[6], retry_at, id)
-      if (earliest == nil or retry_at < tonumber(earliest)) and redis.call('LLEN', KEYS[8]) == 0 then
-        redis.call('RPUSH', KEYS[8], 1)
-      end
+      if earliest == nil or retry_at < tonumber(earliest) then wake(KEYS[8]) end
       retried = retried + 1
       out[i + 1] = 1
     else
-      redis.call('ZADD', KEYS[7], now, id)
-      local ttl = tonumber(ARGV[b + 5])
-      if ttl > 0 then
-        local result_key = KEYS[7 + 2 * (i + 1)]
-        redis.call('HSET', result_key, 'result', ARGV[b + 4], 'job', redis.call('HGET', KEYS[2], id))
-        redis.call('PEXPIRE', result_key, ttl)
-      end
-      local notify_key = KEYS[8 + 2 * (i + 1)]
-      redis.call('RPUSH', notify_key, 1)
-      redis.call('PEXPIRE', notify_key, notify_ttl)
+      dead_letter(KEYS[7], KEYS[4], id, now, ARGV[b + 2])
+      write_result(KEYS[7 + 2 * (i + 1)], KEYS[8 + 2 * (i + 1)], ARGV[b + 4],
+                   redis.call('HGET', KEYS[2], id), tonumber(ARGV[b + 5]), notify_ttl)
       dead = dead + 1
       out[i + 1] = 2
     end
@@ -48,7 +40,7 @@ if retried > 0 then redis.call('HINCRBY', KEYS[5], 'retried', retried) end
 if dead > 0 then
   redis.call('HINCRBY', KEYS[5], 'failed', dead)
   -- keep the dead-letter queue bounded: by age, then by count (oldest go first)
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now - tonumber(ARGV[4]), 'LIMIT', 0, 1000)
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now - tonumber(ARGV[4]), 'LIMIT', 0, tonumber(ARGV[5]))
   local over = redis.call('ZCARD', KEYS[7]) - #expired - tonumber(ARGV[3])
   if over > 0 then
     expired = redis.call('ZRANGE', KEYS[7], 0, #expired + over - 1)

@@ -32,14 +32,15 @@ end
 
 local serve = ARGV[5]
 local turn = ({ ['1'] = { 2, 3 }, ['2'] = { 3, 2 } })[ARGV[4]] or {}
-for _, q in ipairs(turn) do
-  if want > 0 and string.sub(serve, q, q) == '1' then want = want - take(KEYS[q], 1) end
+for _, p in ipairs(turn) do
+  if want > 0 and string.sub(serve, p, p) == '1' then want = want - take(queue_key(1, p), 1) end
 end
-for q = 1, 3 do
+for p = 1, 3 do
   if want <= 0 then break end
-  if string.sub(serve, q, q) == '1' then want = want - take(KEYS[q], want) end
+  if string.sub(serve, p, p) == '1' then want = want - take(queue_key(1, p), want) end
 end
 if #leased > 0 then redis.call('ZADD', KEYS[5], unpack(leased)) end
+-- (the wake list is looked at first: when a token waits already, the queues are not counted)
 if redis.call('LLEN', KEYS[7]) == 0 and
    (redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3])) > 0 then
   redis.call('RPUSH', KEYS[7], 1)

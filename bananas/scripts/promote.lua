@@ -4,22 +4,18 @@
 -- ARGV[1] now ms  ARGV[2] max jobs to move
 -- returns: {jobs moved, due ms of the next scheduled job or -1}
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local priority_index = { high = 4, normal = 5, low = 6 }
 local moved = 0
 if #ids > 0 then
   local records = redis.call('HMGET', KEYS[2], unpack(ids))
   for i, id in ipairs(ids) do
     local record = records[i]
     if record then
-      local ok, job = pcall(cjson.decode, record)
-      local queue = 5
-      if ok and type(job) == 'table' then queue = priority_index[job['priority']] or 5 end
-      redis.call('RPUSH', KEYS[queue], id)
+      redis.call('RPUSH', queue_key(4, priority_of(decode_record(record))), id)
       moved = moved + 1
     end
   end
   redis.call('ZREM', KEYS[1], unpack(ids))
-  if moved > 0 and redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], 1) end
+  if moved > 0 then wake(KEYS[3]) end
 end
 local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 return { moved, tonumber(next_due or '-1') }

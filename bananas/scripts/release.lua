@@ -9,9 +9,9 @@ for b = 1, #ARGV, 3 do
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[2], id) == ARGV[b + 1] then
     redis.call('ZREM', KEYS[1], id)
     redis.call('HINCRBY', KEYS[2], id, -1)
-    redis.call('LPUSH', KEYS[3 + tonumber(ARGV[b + 2])], id)
+    redis.call('LPUSH', queue_key(4, tonumber(ARGV[b + 2])), id)
     released = released + 1
   end
 end
-if released > 0 and redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], 1) end
+if released > 0 then wake(KEYS[3]) end
 return released

@@ -15,11 +15,11 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from enum import IntEnum
 from functools import partial
 
-from bananas.broker import Broker
-from bananas.commands import FastLane, Op
+from bananas.broker import Broker, FailCode
+from bananas.ops import Op
+from bananas.transport import FastLane
 from bananas.worker_runtime.executor import Finished
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
@@ -28,17 +28,6 @@ logger = logging.getLogger(__name__)
 
 #: Longest a stopping worker waits for its last acks to reach Redis.
 ACK_FLUSH_TIMEOUT = 10.0
-
-
-class FailCode(IntEnum):
-    """What ``Broker.fail`` did with one failed attempt (``fail.lua``'s per-job reply)."""
-
-    #: The lease token was stale (the job was reaped and delivered again): nothing done.
-    STALE = 0
-    #: A retry is scheduled after its backoff.
-    RETRYING = 1
-    #: No retries left: the job is in the dead-letter queue.
-    DEAD = 2
 
 
 class Acker:
@@ -118,7 +107,7 @@ class Acker:
                 f.outcome.error,
                 extra=context,
             )
-        elif code is FailCode.RETRYING:
+        elif code is FailCode.RETRIED:
             self.metrics.retried.labels(f.name, rk).inc()
             logger.debug(
                 "job %s (%s) failed attempt %d, retrying: %s",

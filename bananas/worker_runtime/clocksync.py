@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bananas.client import AsyncClient
-from bananas.commands import Op, command
+from bananas.ops import Op, command
 
 logger = logging.getLogger(__name__)
 

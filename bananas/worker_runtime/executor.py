@@ -29,14 +29,21 @@ import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from bananas.broker import Leased, Outcome, decode_job, encode
+from bananas.broker import Leased, Outcome
 from bananas.errors import InvalidJobError, PermanentError, Retry
-from bananas.models import DEFAULT_FAILURE_TTL, JOB_SCHEMA_VERSION, Job, JobStatus, Priority
+from bananas.models import (
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_FAILURE_TTL,
+    DEFAULT_MAX_RESULT_BYTES,
+    Job,
+    JobStatus,
+    Priority,
+)
+from bananas.records import SCHEMA_VERSION, decode_job, encode, result_record
 from bananas.validation import validate_count, validate_duration, validate_optional_duration
 from bananas.worker_runtime.loopwatch import Running
 from bananas.worker_runtime.registry import Registry
@@ -59,10 +66,6 @@ class Finished:
     priority: Priority
 
 
-def _now_iso(clock: Callable[[], float]) -> datetime:
-    return datetime.fromtimestamp(clock(), UTC)
-
-
 class Executor:
     """Runs handlers from a registry with timeouts, and classifies the outcome."""
 
@@ -73,8 +76,8 @@ class Executor:
         job_timeout: float,
         threads: ThreadPoolExecutor,
         clock: Callable[[], float] = time.time,
-        max_result_bytes: int = 1024 * 1024,
-        backoff_cap: float = 3600.0,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        backoff_cap: float = DEFAULT_BACKOFF_CAP,
         job_types: Collection[str] = (),
     ) -> None:
         self.registry = registry
@@ -122,12 +125,12 @@ class Executor:
         problem = record_problem(job)
         if problem is not None:
             return self._unreadable(routing_key, leased, f"bad job record: {problem}")
-        if job.v > JOB_SCHEMA_VERSION:
+        if job.v > SCHEMA_VERSION:
             return self._unreadable(
                 routing_key,
                 leased,
                 f"job record schema version {job.v} is "
-                f"newer than this worker understands ({JOB_SCHEMA_VERSION})",
+                f"newer than this worker understands ({SCHEMA_VERSION})",
             )
         entry = self.registry.get(job.name)
         if entry is None or (self.job_types and job.name not in self.job_types):
@@ -248,15 +251,7 @@ class Executor:
         self, job_id: str, status: str, error: str, duration: float, result: Any = None
     ) -> str:
         """A stored result record (a :class:`bananas.JobResult` as JSON)."""
-        record = {
-            "job_id": job_id,
-            "status": status,
-            "result": result,
-            "error": error,
-            "completed_at": _now_iso(self.clock),
-            "duration": duration,
-        }
-        return orjson.dumps(record).decode()
+        return result_record(job_id, JobStatus(status), error, duration, self.clock(), result)
 
     def _unreadable(self, routing_key: str, leased: Leased, error: str) -> Finished:
         name = _field(leased.record, "name") or "<unreadable>"

@@ -24,12 +24,12 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from functools import partial
 
-from bananas.broker import Broker, Leased
-from bananas.commands import FastLane, Op
+from bananas.broker import Broker, FairTurn, Leased
 from bananas.models import Priority
+from bananas.ops import Op
+from bananas.transport import FastLane
 from bananas.worker_runtime.leases import Leases
 from bananas.worker_runtime.retry import RedisCaller
 
@@ -41,17 +41,6 @@ IDLE_BLOCK_SECONDS = 1.0
 FETCH_BATCH = 200
 #: Longest a stopping worker waits for a fetch in flight to return its jobs.
 FETCH_FINISH_TIMEOUT = 10.0
-
-
-class FairTurn(IntEnum):
-    """The ``fair`` mode of ``Broker.fetch`` (``fetch.lua`` ARGV[4])."""
-
-    #: Strict order: high, then normal, then low.
-    NONE = 0
-    #: First one normal job, then one low job, then strict order.
-    NORMAL_FIRST = 1
-    #: First one low job, then one normal job, then strict order.
-    LOW_FIRST = 2
 
 
 @dataclass(frozen=True)
@@ -150,7 +139,7 @@ class Fetcher:
                 rk,
                 min(free - total, FETCH_BATCH),
                 self.leases.lease_ms,
-                fair=int(plan.fair),
+                fair=plan.fair,
                 priorities=self.priorities,
             )
             for item in leased:
@@ -163,6 +152,7 @@ class Fetcher:
 
     def _wait_for_work(self) -> Op[bool]:
         """The one place the fetcher waits on Redis: True when a submit woke it."""
-        keys = [self.broker.route(rk).wake for rk in self.routes]
-        woken = yield from self.broker.block(keys, IDLE_BLOCK_SECONDS, cluster=self.cluster)
+        woken = yield from self.broker.wait_for_work(
+            self.routes, IDLE_BLOCK_SECONDS, cluster=self.cluster
+        )
         return woken

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from bananas.client import AsyncClient
-from bananas.commands import Op
+from bananas.ops import Op
 from bananas.worker_runtime.retry import RedisCaller
 
 

@@ -35,9 +35,9 @@ import orjson
 
 from bananas.broker import Broker, Leased
 from bananas.client import AsyncClient
-from bananas.commands import Op
 from bananas.errors import BananasError
 from bananas.models import Priority
+from bananas.ops import Op
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
 

@@ -19,7 +19,7 @@ from functools import partial
 
 from bananas.broker import MAX_BLOCK_SECONDS
 from bananas.client import AsyncClient
-from bananas.commands import Op
+from bananas.ops import Op
 from bananas.worker_runtime.retry import RedisCaller
 
 #: The last part of a promoter's wait, slept on the local timer (Redis ends a blocking
@@ -85,7 +85,7 @@ class Promoter:
 
     def _block(self, routes: list[str], wait: float) -> Op[bool]:
         """The one place the promoter waits on Redis: True when a sooner job was scheduled."""
-        broker = self.client.broker
-        keys = [broker.route(rk).schedwake for rk in routes]
-        woken = yield from broker.block(keys, wait, cluster=self.client.target.is_cluster)
+        woken = yield from self.client.broker.wait_for_due(
+            routes, wait, cluster=self.client.is_cluster
+        )
         return woken

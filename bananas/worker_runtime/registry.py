@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bananas.models import ConcurrencyPolicy, Job, Priority, Schedule
+from bananas.models import DEFAULT_MAX_RETRIES, ConcurrencyPolicy, Job, Priority, Schedule
 from bananas.validation import validate_job_name, validate_routing_key
 
 Handler = Callable[[Job], Any] | Callable[[Job], Awaitable[Any]]
@@ -83,7 +83,7 @@ class Registry:
         description: str = "",
         concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
         starting_deadline_seconds: float | None = None,
-        max_retries: int = 3,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         enabled: bool = True,
     ) -> Schedule:
         """Define a cron schedule in code; the scheduler fires ``job`` at every match.

@@ -23,8 +23,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from bananas.client import AsyncClient
-from bananas.commands import FastLane, Op, raise_if_cancelled, run_async
 from bananas.errors import BananasError
+from bananas.models import DEFAULT_BACKOFF_CAP
+from bananas.ops import Op
+from bananas.transport import FastLane, raise_if_cancelled
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,7 +42,7 @@ RECONNECT_MIN, RECONNECT_MAX = 0.05, 5.0
 def backoff_delay(
     attempt: int,
     *,
-    cap: float = 3600.0,
+    cap: float = DEFAULT_BACKOFF_CAP,
     base: float = BACKOFF_BASE,
     jitter: float = BACKOFF_JITTER,
     rng: random.Random | None = None,
@@ -109,9 +111,7 @@ class RedisCaller:
         return result
 
     async def _drive(self, op: Op[T], lane: FastLane | None) -> T:
-        if lane is not None:
-            return await run_async(lane, op, self.client.target.masked)
-        return await self.client.run(op)
+        return await self.client.run(op, lane=lane)
 
     def _failed(self, exc: BananasError) -> None:
         self.ok = False

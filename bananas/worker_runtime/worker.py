@@ -32,11 +32,12 @@ from functools import partial
 from typing import Any
 
 from bananas.client import AsyncClient, Client
-from bananas.commands import FastLane, Op, fast_lane
 from bananas.config import Settings, WorkerMode
 from bananas.errors import BananasError
 from bananas.eviction import aread_policy, judge
 from bananas.models import WorkerInfo, utcnow
+from bananas.ops import Op
+from bananas.transport import FastLane
 from bananas.worker_runtime.acker import Acker
 from bananas.worker_runtime.executor import Executor
 from bananas.worker_runtime.fetcher import Fetcher
@@ -119,7 +120,7 @@ class Worker:
             self.slots.offer,
             routes=s.routing_keys,
             priorities=s.priorities,
-            cluster=self.client.target.is_cluster,
+            cluster=self.client.is_cluster,
         )
         self.loopwatch = LoopWatch(
             lease_seconds=s.lease_duration,
@@ -297,7 +298,7 @@ class Worker:
     # -- helpers ------------------------------------------------------------------------------
 
     def _lane(self) -> FastLane | None:
-        lane = fast_lane(self.client.redis)
+        lane = self.client.dedicated_lane()
         if lane is not None:
             self._lanes.append(lane)
         return lane
@@ -308,7 +309,7 @@ class Worker:
         if self._thread_client is None:
             s = self.settings
             self._thread_client = Client(s.redis_url, prefix=s.prefix, **s.redis_options)
-        self._thread_client._run(self.leases.renew())
+        self._thread_client.run(self.leases.renew())
 
     def _record(self, ttl_s: float) -> Op[None]:
         return self.broker.heartbeat(self.info(), ttl_s=ttl_s)

@@ -89,14 +89,6 @@ class Context:
         """Give a worker that just reported ready time to reach its steady state."""
         time.sleep(self.sizes.settle_s)
 
-    def drain_rate(self, system: System) -> float:
-        """The no-op drain rate, measured now if the drain scenario did not run."""
-        if system.name not in self.drain_rates:
-            from bench.scenarios.drain import drain_once
-
-            self.drain_rates[system.name] = drain_once(self, system, "noop")["rate"]
-        return self.drain_rates[system.name]
-
 
 @dataclasses.dataclass(frozen=True)
 class Scenario:

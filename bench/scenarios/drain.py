@@ -52,6 +52,13 @@ def drain_once(ctx: Context, system: System, work: str) -> Result:
     }
 
 
+def drain_rate(ctx: Context, system: System) -> float:
+    """The no-op drain rate, measured now if the drain scenario did not run."""
+    if system.name not in ctx.drain_rates:
+        ctx.drain_rates[system.name] = drain_once(ctx, system, "noop")["rate"]
+    return ctx.drain_rates[system.name]
+
+
 def run(ctx: Context, system: System) -> Result:
     noop = drain_once(ctx, system, "noop")
     ctx.drain_rates[system.name] = noop["rate"]

@@ -28,6 +28,7 @@ import math
 import os
 
 from bench.scenarios.base import Context, Result, Scenario, always
+from bench.scenarios.drain import drain_rate
 from bench.stats import summarize_ms
 from bench.systems import System
 
@@ -72,7 +73,7 @@ def measure(ctx: Context, system: System, n: int, rate: float, clients: int = 1)
 def run(ctx: Context, system: System) -> Result:
     sizes = ctx.sizes
     idle = measure(ctx, system, sizes.idle_n, 1.0 / sizes.idle_interval_s)
-    rate = sizes.loaded_fraction * ctx.drain_rate(system)
+    rate = sizes.loaded_fraction * drain_rate(ctx, system)
     n = max(50, round(rate * sizes.loaded_seconds))
     loaded = measure(ctx, system, n, rate, clients_needed(ctx, system, rate))
     return {"idle": idle, "loaded": loaded}

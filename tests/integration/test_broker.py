@@ -26,7 +26,7 @@ def qc(redis_url: str, prefix: str, clock: FakeClock) -> Iterator[Client]:
 
 
 def fetch(c: Client, count: int = 10, *, route: str = "default", fair: int = 0) -> list[Leased]:
-    return c._run(c.broker.fetch(route, count, LEASE_MS, fair=fair))
+    return c.run(c.broker.fetch(route, count, LEASE_MS, fair=fair))
 
 
 def done(item: Leased, result: object = None) -> Outcome:
@@ -82,7 +82,7 @@ def test_ack_stores_result_and_clears_the_job(qc: Client, redis_url: str) -> Non
     item = fetch(qc)[0]
     job = qc.get_job(job_id)
     assert job is not None and job.status is JobStatus.PROCESSING and job.attempts == 1
-    assert qc._run(qc.broker.ack("default", [done(item, 3)])) == [True]
+    assert qc.run(qc.broker.ack("default", [done(item, 3)])) == [True]
     result = qc.get_result(job_id)
     assert result is not None and result.result == 3
     job = qc.get_job(job_id)
@@ -97,13 +97,13 @@ def test_stale_token_is_refused_after_reap_and_redelivery(qc: Client, clock: Fak
     qc.submit("slow")
     first = fetch(qc)[0]
     clock.advance(LEASE_MS / 1000 + 1)
-    assert qc._run(qc.broker.reap("default")) == (1, 0)
+    assert qc.run(qc.broker.reap("default")) == (1, 0)
     second = fetch(qc)[0]
     assert (second.id, second.attempt) == (first.id, 2)
-    assert qc._run(qc.broker.ack("default", [done(first)])) == [False]
-    assert qc._run(qc.broker.fail("default", [failed(first, 0)])) == [0]
-    assert qc._run(qc.broker.renew("default", [(first.id, 1)], LEASE_MS)) == [first.id]
-    assert qc._run(qc.broker.ack("default", [done(second)])) == [True]
+    assert qc.run(qc.broker.ack("default", [done(first)])) == [False]
+    assert qc.run(qc.broker.fail("default", [failed(first, 0)])) == [0]
+    assert qc.run(qc.broker.renew("default", [(first.id, 1)], LEASE_MS)) == [first.id]
+    assert qc.run(qc.broker.ack("default", [done(second)])) == [True]
 
 
 def test_renew_keeps_the_lease_alive(qc: Client, clock: FakeClock) -> None:
@@ -111,10 +111,10 @@ def test_renew_keeps_the_lease_alive(qc: Client, clock: FakeClock) -> None:
     item = fetch(qc)[0]
     for _ in range(3):
         clock.advance(LEASE_MS / 1000 * 0.8)
-        assert qc._run(qc.broker.renew("default", [(item.id, item.attempt)], LEASE_MS)) == []
-        assert qc._run(qc.broker.reap("default")) == (0, 0)
+        assert qc.run(qc.broker.renew("default", [(item.id, item.attempt)], LEASE_MS)) == []
+        assert qc.run(qc.broker.reap("default")) == (0, 0)
     clock.advance(LEASE_MS / 1000 + 0.1)
-    assert qc._run(qc.broker.reap("default")) == (1, 0)
+    assert qc.run(qc.broker.reap("default")) == (1, 0)
 
 
 def test_reaped_job_goes_back_to_the_head(qc: Client, clock: FakeClock) -> None:
@@ -122,7 +122,7 @@ def test_reaped_job_goes_back_to_the_head(qc: Client, clock: FakeClock) -> None:
     fetch(qc, 1)
     later = qc.submit("b", priority="low")
     clock.advance(LEASE_MS / 1000 + 1)
-    qc._run(qc.broker.reap("default"))
+    qc.run(qc.broker.reap("default"))
     assert [x.id for x in fetch(qc)] == [crashed, later]
 
 
@@ -131,7 +131,7 @@ def test_poison_job_is_dead_lettered_after_max_deliveries(qc: Client, clock: Fak
     for expected in [(1, 0), (0, 1)]:
         assert len(fetch(qc)) == 1
         clock.advance(LEASE_MS / 1000 + 1)
-        assert qc._run(qc.broker.reap("default")) == expected
+        assert qc.run(qc.broker.reap("default")) == expected
     job = qc.get_job(job_id)
     assert job is not None and job.status is JobStatus.FAILED
     assert "lease expired 2 times" in job.error
@@ -146,14 +146,14 @@ def test_failure_retries_then_dead_letters(qc: Client, clock: FakeClock) -> None
         item = fetch(qc)[0]
         assert item.attempt == attempt
         retry_at = qc.broker.now_ms() + 5_000
-        assert qc._run(qc.broker.fail("default", [failed(item, retry_at, f"e{attempt}")])) == [1]
+        assert qc.run(qc.broker.fail("default", [failed(item, retry_at, f"e{attempt}")])) == [1]
         job = qc.get_job(job_id)
         assert job is not None and job.status is JobStatus.SCHEDULED and job.error == f"e{attempt}"
         assert fetch(qc) == []
         clock.advance(6)
-        assert qc._run(qc.broker.promote("default"))[0] == 1
+        assert qc.run(qc.broker.promote("default"))[0] == 1
     item = fetch(qc)[0]
-    assert qc._run(qc.broker.fail("default", [failed(item, 0, "final")])) == [2]
+    assert qc.run(qc.broker.fail("default", [failed(item, 0, "final")])) == [2]
     dead = qc.dead_letters()
     assert [(d.job_id, d.attempts, d.error) for d in dead] == [(job_id, 3, "final")]
     assert dead[0].job is not None and dead[0].job.name == "flaky"
@@ -163,7 +163,7 @@ def test_failure_retries_then_dead_letters(qc: Client, clock: FakeClock) -> None
 def test_dead_letter_requeue_and_purge(qc: Client, clock: FakeClock) -> None:
     ids = qc.submit_many([JobSpec("bad", max_retries=0) for _ in range(3)])
     for item in fetch(qc):
-        qc._run(qc.broker.fail("default", [failed(item, 0)]))
+        qc.run(qc.broker.fail("default", [failed(item, 0)]))
     assert qc.queue_stats().dead == 3
     assert qc.requeue_dead(ids[0]) is True
     assert qc.requeue_dead(ids[0]) is False
@@ -175,14 +175,14 @@ def test_dead_letter_requeue_and_purge(qc: Client, clock: FakeClock) -> None:
     assert seen == [2] and qc.queue_stats().dead == 0
     assert qc.get_job(ids[1]) is not None  # the failure result is still kept
     item = fetch(qc)[0]
-    qc._run(qc.broker.fail("default", [failed(item, 0)]))
+    qc.run(qc.broker.fail("default", [failed(item, 0)]))
     assert qc.requeue_all_dead() == 1 and qc.queue_stats().queued == 1
 
 
 def test_release_hands_jobs_back_without_counting_the_attempt(qc: Client) -> None:
     first, second = qc.submit_many([JobSpec("a", priority="high"), JobSpec("b")])
     held = fetch(qc)
-    released = qc._run(
+    released = qc.run(
         qc.broker.release(
             "default",
             [

@@ -22,8 +22,9 @@ from bananas import (
     Priority,
     WaitTimeoutError,
 )
-from bananas.broker import Outcome, encode
+from bananas.broker import Outcome
 from bananas.models import JobResult
+from bananas.records import encode
 from tests.support.clock import FakeClock
 from tests.support.servers import blocked_clients
 from tests.support.waiting import eventually
@@ -37,11 +38,11 @@ class Email(BaseModel):
 def complete_next(client: Client, routing_key: str = "default", result: object = None) -> str:
     """Play a worker: lease the next job and ack it with ``result``."""
     broker = client.broker
-    leased = client._run(broker.fetch(routing_key, 1, 30_000))
+    leased = client.run(broker.fetch(routing_key, 1, 30_000))
     assert leased, "nothing to fetch"
     item = leased[0]
     body = JobResult(job_id=item.id, status=JobStatus.COMPLETED, result=result, duration=0.01)
-    ok = client._run(
+    ok = client.run(
         broker.ack(routing_key, [Outcome(item.id, item.attempt, body.model_dump_json(), 60_000)])
     )
     assert ok == [True]
@@ -99,9 +100,9 @@ def test_delayed_job_is_scheduled_until_due(redis_url: str, prefix: str) -> None
         job = client.get_job(job_id)
         assert job is not None and job.status is JobStatus.SCHEDULED
         assert job.scheduled_for is not None
-        assert client._run(client.broker.promote("default"))[0] == 0
+        assert client.run(client.broker.promote("default"))[0] == 0
         clock.advance(3601)
-        moved, next_due = client._run(client.broker.promote("default"))
+        moved, next_due = client.run(client.broker.promote("default"))
         assert (moved, next_due) == (1, None)
         job = client.get_job(job_id)
         assert job is not None and job.status is JobStatus.PENDING
@@ -163,7 +164,7 @@ def test_cancel_before_start_only(client: Client) -> None:
     waiting = client.submit("a")
     running = client.submit("b")
     assert client.cancel(waiting) is True
-    assert client._run(client.broker.fetch("default", 1, 30_000))[0].id == running
+    assert client.run(client.broker.fetch("default", 1, 30_000))[0].id == running
     assert client.cancel(running) is False
     job = client.get_job(waiting)
     assert job is not None and job.status is JobStatus.CANCELLED

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from bananas import AsyncClient
-from bananas.commands import Op
+from bananas.ops import Op
 from bananas.worker_runtime.retry import RedisCaller
 from tests.support.ports import free_port
 from tests.support.servers import RedisServer

@@ -121,7 +121,7 @@ async def test_job_specialized_worker_never_loses_other_jobs(
         await general.start()
         # Make its retry due now instead of waiting out the backoff, then promote it.
         await client.redis.zadd(client.broker.route("default").scheduled, {sms: 0}, xx=True)
-        await client._run(client.broker.promote("default"))
+        await client.run(client.broker.promote("default"))
         assert (await client.wait_for_result(sms, timeout=5)).result == "texted"
         await general.stop()
 

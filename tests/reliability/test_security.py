@@ -19,9 +19,9 @@ import pytest
 import redis
 
 from bananas import AsyncClient, Client, JobSpec, JobStatus, Schedule
-from bananas.commands import run_sync
 from bananas.errors import BananasConnectionError, BananasError, ConfigError, InvalidJobError
 from bananas.keys import KeySpace
+from bananas.transport import run_sync
 from bananas.worker_runtime import CronScheduler
 from bananas.worker_runtime.leader import RedisLeaderElector
 from tests.chaos import APP

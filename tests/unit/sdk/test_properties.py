@@ -23,11 +23,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bananas.broker import decode_job
 from bananas.client import ClientCore, JobSpec
 from bananas.config import ENV_VARS, Settings, parse_duration
 from bananas.errors import ConfigError, InvalidJobError, InvalidRoutingKeyError
 from bananas.models import Job
+from bananas.records import decode_job
 from bananas.validation import validate_routing_key
 from tests.unit.strategies import PROPS, RULE, anything, json_values, record_dicts
 

@@ -1,4 +1,4 @@
--- dlq_purge: delete up to N of the oldest dead-lettered jobs (their records go too)
+-- purge_dead: delete up to N of the oldest dead-lettered jobs (their records go too)
 -- KEYS[1] dead  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors
 -- ARGV[1] max jobs to delete in this call
 -- returns: the number deleted

@@ -1,4 +1,4 @@
--- leader: take or keep the leader lock; every change of holder bumps the fencing token
+-- lead: take or keep the leader lock; every change of holder bumps the fencing token
 -- KEYS[1] leader lock  KEYS[2] fencing token counter
 -- ARGV[1] identity  ARGV[2] lease ms  ARGV[3] "release" to give the lock up instead
 -- returns: the fencing token while ARGV[1] holds the lock, else false

@@ -1,14 +1,11 @@
-"""Redis round trips as data, so one piece of logic serves the sync and the async client.
+"""Drivers that run operations (``bananas.ops``) on Redis, and the lanes they use.
 
-An *operation* is a generator that yields :class:`Call` (one command or script) or
-:class:`Batch` (several plain commands in one pipeline) and receives each reply.
-:func:`run_sync` drives it on a ``redis.Redis``; :func:`run_async` drives it on a
-``redis.asyncio.Redis``. The operations themselves (``bananas.broker``) never do I/O,
-which is why ``Client`` and ``AsyncClient`` share every line of their logic.
-
-Scripts are sent as EVALSHA and fall back to EVAL once when the server does not
-know them yet (after a restart or on a new cluster node). Errors from redis-py are
-translated here into :class:`bananas.errors.BananasConnectionError`.
+:func:`run_sync` drives an operation on a ``redis.Redis`` (or a :class:`SyncLane`);
+:func:`run_async` drives it on a ``redis.asyncio.Redis`` (or a :class:`FastLane` /
+:class:`LanePool`). Scripts are sent as EVALSHA and fall back to EVAL once when the
+server does not know them yet (after a restart or on a new cluster node). Errors from
+redis-py are translated here, at the boundary, into :class:`bananas.errors.BananasError`
+and :class:`bananas.errors.BananasConnectionError`.
 
 Every command Bananas sends is safe to send twice: enqueue is idempotent by job id,
 ack/fail/renew/release check the lease token, and reads and blocking pops repeat
@@ -19,11 +16,7 @@ when the server closed the old one.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any, TypeVar
 
 import redis
@@ -32,6 +25,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 from bananas.errors import BananasConnectionError, BananasError
+from bananas.ops import Batch, Call, Op, Request
 
 T = TypeVar("T")
 
@@ -42,46 +36,6 @@ except ImportError:  # pragma: no cover - hiredis comes with redis[hiredis]
 
 SyncRedis = redis.Redis | RedisCluster
 AsyncRedis = aioredis.Redis | AsyncRedisCluster
-
-
-class Script:
-    """One Lua script from ``bananas/scripts``, loaded once at import."""
-
-    __slots__ = ("name", "sha", "source")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.source = files("bananas.scripts").joinpath(f"{name}.lua").read_text("utf-8")
-        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
-
-
-@dataclass(slots=True)
-class Call:
-    """One command; ``script`` is set when ``args`` is an EVALSHA."""
-
-    args: tuple[Any, ...]
-    script: Script | None = None
-
-
-@dataclass(slots=True)
-class Batch:
-    """Plain commands sent in one pipeline (not a transaction: used for reads only)."""
-
-    calls: list[Call]
-
-
-Request = Call | Batch
-Op = Generator[Request, Any, T]
-
-
-def script_call(script: Script, keys: Sequence[str], argv: Sequence[Any]) -> Call:
-    """A call running ``script`` with ``keys`` and ``argv``."""
-    return Call(("EVALSHA", script.sha, len(keys), *keys, *argv), script)
-
-
-def command(*args: Any) -> Call:
-    """A call running one plain command."""
-    return Call(args)
 
 
 def raise_if_cancelled() -> None:

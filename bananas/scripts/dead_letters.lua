@@ -1,4 +1,4 @@
--- dlq_list: page through the dead-letter queue, newest first (read-only)
+-- dead_letters: page through the dead-letter queue, newest first (read-only)
 -- KEYS[1] dead  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors
 -- ARGV[1] offset  ARGV[2] count
 -- returns: flat array of job id, dead-lettered at ms, record, attempts, error, ...

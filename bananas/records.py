@@ -1,0 +1,121 @@
+"""The stored records, written and read in one place: the job record and the result record.
+
+A job record is written once, at submit, and never rewritten (``bananas.models``
+explains why); a result record is written when a job finishes. Both are JSON, built
+here by one function each; the Lua scripts that write a result themselves (reap,
+dead-letter, cancel) write the same fields (see ``scripts/_prelude.lua``). Decoding
+merges a record with the live state kept beside it in Redis.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from bananas.models import SCHEMA_VERSION, Job, JobStatus, Priority
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "decode_job",
+    "encode",
+    "iso",
+    "job_record",
+    "result_record",
+]
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO-8601 UTC text."""
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def encode(value: Any) -> str:
+    """Encode a JSON value (pydantic models and dataclasses allowed); raises TypeError."""
+    return orjson.dumps(value, default=_json_default).decode()
+
+
+def _json_default(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def job_record(
+    *,
+    job_id: str,
+    name: str,
+    description: str,
+    payload: str,
+    priority: Priority,
+    routing_key: str,
+    created: float,
+    due: float | None,
+    max_retries: int,
+    timeout: float | None,
+    success_ttl: float,
+    failure_ttl: float,
+) -> str:
+    """The stored job record (a :class:`bananas.Job` as JSON, version :data:`SCHEMA_VERSION`).
+
+    ``payload`` is already-encoded JSON (see :func:`encode`); ``created`` and ``due``
+    are epoch seconds, ``due`` None for a job that is ready at once.
+    """
+    created_at = datetime.fromtimestamp(created, UTC)
+    record = {
+        "id": job_id,
+        "name": name,
+        "description": description,
+        "payload": orjson.Fragment(payload),
+        "priority": priority.value,
+        "routing_key": routing_key,
+        "created_at": created_at,
+        "updated_at": created_at,
+        "scheduled_for": None if due is None else datetime.fromtimestamp(due, UTC),
+        "max_retries": max_retries,
+        "timeout": timeout,
+        "success_ttl": success_ttl,
+        "failure_ttl": failure_ttl,
+        "v": SCHEMA_VERSION,
+    }
+    return orjson.dumps(record).decode()
+
+
+def result_record(
+    job_id: str,
+    status: JobStatus,
+    error: str,
+    duration: float,
+    completed: float,
+    result: Any = None,
+) -> str:
+    """The stored result record (a :class:`bananas.JobResult` as JSON).
+
+    ``completed`` is epoch seconds; ``result`` is a JSON value or an
+    ``orjson.Fragment`` of encoded JSON.
+    """
+    record = {
+        "job_id": job_id,
+        "status": status.value,
+        "result": result,
+        "error": error,
+        "completed_at": datetime.fromtimestamp(completed, UTC),
+        "duration": duration,
+    }
+    return orjson.dumps(record).decode()
+
+
+def decode_job(
+    record: str, *, attempts: int = 0, error: str = "", status: JobStatus = JobStatus.PENDING
+) -> Job:
+    """Build a :class:`Job` from a stored record plus its live state.
+
+    Raises pydantic's ``ValidationError`` (a ``ValueError``) when the record is garbage.
+    """
+    job = Job.model_validate_json(record)
+    job.attempts = attempts
+    job.error = error
+    job.status = status
+    return job

@@ -1,0 +1,48 @@
+-- _prelude: procedures the scripts share, prepended to every script when it is loaded
+-- (bananas.ops.Script); not a script of its own. Each takes the keys it touches as
+-- arguments, so every key still arrives in the calling script's KEYS.
+--
+-- The one priority convention: a priority is its index, 1 high, 2 normal, 3 low; the
+-- three queue keys of a routing key are passed in that order, starting at KEYS[first].
+
+local PRIORITY_INDEX = { high = 1, normal = 2, low = 3 }
+local NORMAL = 2
+
+-- The job record decoded to a table; an empty table when it is not a JSON object.
+local function decode_record(record)
+  local ok, job = pcall(cjson.decode, record)
+  if ok and type(job) == 'table' then return job end
+  return {}
+end
+
+-- The priority index of a decoded job record; normal when it names none we know.
+local function priority_of(job)
+  return PRIORITY_INDEX[job['priority']] or NORMAL
+end
+
+-- The queue key of priority index p, the queues being KEYS[first .. first + 2].
+local function queue_key(first, p)
+  return KEYS[first + p - 1]
+end
+
+-- Leave one wake-up token on a wake list unless one is already waiting there.
+local function wake(wake_key)
+  if redis.call('LLEN', wake_key) == 0 then redis.call('RPUSH', wake_key, 1) end
+end
+
+-- Store a job's result with its record (when ttl ms > 0), then notify its waiters.
+local function write_result(result_key, notify_key, result, record, ttl, notify_ttl)
+  if ttl > 0 then
+    redis.call('HSET', result_key, 'result', result, 'job', record)
+    redis.call('PEXPIRE', result_key, ttl)
+  end
+  redis.call('RPUSH', notify_key, 1)
+  redis.call('PEXPIRE', notify_key, notify_ttl)
+end
+
+-- Move job id to the dead-letter queue at now ms, with reason as its last error.
+local function dead_letter(dead_key, errors_key, id, now, reason)
+  redis.call('HSET', errors_key, id, reason)
+  redis.call('ZADD', dead_key, now, id)
+end
+
