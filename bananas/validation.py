@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from bananas.errors import InvalidJobError
-from bananas.models import Priority
+from bananas.models import MAX_DURATION_SECONDS, Priority
 from bananas.routing import validate_routing_key
 
 if TYPE_CHECKING:
@@ -16,8 +16,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JOB_NAME_MAX",
+    "MAX_COUNT",
+    "MAX_DURATION_SECONDS",
+    "validate_count",
+    "validate_duration",
     "validate_job_name",
     "validate_non_negative",
+    "validate_optional_duration",
     "validate_priority",
     "validate_routing_key",
     "validate_schedule",
@@ -82,8 +87,6 @@ def validate_schedule(schedule: Schedule) -> Schedule:
 # millisecond time). A century keeps every deadline exact and far from both limits; a
 # duration longer than that is a mistake (``1e20``, ``float('inf')``), not a plan.
 
-#: The longest duration, in seconds, any TTL, timeout, delay or lease may be.
-MAX_DURATION_SECONDS = 100 * 365 * 24 * 3600
 #: The largest count (retries, limits): what a Lua number and a Redis integer both hold.
 MAX_COUNT = 2**31 - 1
 

@@ -39,6 +39,7 @@ from bananas.models import (
     DEFAULT_BACKOFF_CAP,
     DEFAULT_FAILURE_TTL,
     DEFAULT_MAX_RESULT_BYTES,
+    MAX_DURATION_SECONDS,
     Job,
     JobStatus,
     Priority,
@@ -231,12 +232,14 @@ class Executor:
         delay: float | None = None,
     ) -> Finished:
         dead = dead or job.attempts > job.max_retries
-        retry_at = 0
+        retry_in = -1  # dead-letter now
         if not dead:
             wait = delay if delay is not None else backoff_delay(job.attempts, cap=self.backoff_cap)
-            retry_at = int((self.clock() + wait) * 1000)
+            # after Redis' own clock (fail.lua); a handler's Retry(delay=) is bounded too
+            wait = min(wait, MAX_DURATION_SECONDS) if wait == wait and wait > 0 else 0.0
+            retry_in = round(wait * 1000)
         body = self._result_body(job.id, "failed", error, duration)
-        outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_at)
+        outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_in)
         return Finished(
             routing_key,
             outcome,
@@ -257,7 +260,7 @@ class Executor:
         name = _field(leased.record, "name") or "<unreadable>"
         body = self._result_body(leased.id, "failed", error, 0.0)
         outcome = Outcome(
-            leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, 0
+            leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, -1
         )
         priority = _field(leased.record, "priority")
         return Finished(

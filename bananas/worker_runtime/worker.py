@@ -34,7 +34,7 @@ from typing import Any
 from bananas.client import AsyncClient, Client
 from bananas.config import Settings, WorkerMode
 from bananas.errors import BananasError
-from bananas.eviction import aread_policy, judge
+from bananas.eviction import CheckMode, aread_policy, judge
 from bananas.models import WorkerInfo, utcnow
 from bananas.ops import Op
 from bananas.transport import FastLane
@@ -121,6 +121,7 @@ class Worker:
             routes=s.routing_keys,
             priorities=s.priorities,
             cluster=self.client.is_cluster,
+            metrics=self.metrics,
         )
         self.loopwatch = LoopWatch(
             lease_seconds=s.lease_duration,
@@ -308,7 +309,9 @@ class Worker:
         is blocked, so its pool cannot be used)."""
         if self._thread_client is None:
             s = self.settings
-            self._thread_client = Client(s.redis_url, prefix=s.prefix, **s.redis_options)
+            self._thread_client = Client(
+                s.redis_url, prefix=s.prefix, eviction_check=CheckMode.OFF, **s.redis_options
+            )
         self._thread_client.run(self.leases.renew())
 
     def _record(self, ttl_s: float) -> Op[None]:
@@ -332,6 +335,12 @@ class Worker:
 def worker_client(settings: Settings, clock: Callable[[], float] = time.time) -> AsyncClient:
     """The client a worker opens for itself when it is given none."""
     s = settings
+    # The worker judges maxmemory-policy itself at start (and may refuse to run).
     return AsyncClient(
-        s.redis_url, prefix=s.prefix, clock=clock, max_retries=s.max_retries, **s.redis_options
+        s.redis_url,
+        prefix=s.prefix,
+        clock=clock,
+        max_retries=s.max_retries,
+        eviction_check=CheckMode.OFF,
+        **s.redis_options,
     )
