@@ -95,6 +95,9 @@ class Worker:
         self.started_at = utcnow()
         self.fetching = False
         self.redis = RedisCaller(self.client)
+        #: The fetcher's calls on their own: when Redis refuses new work (out of memory)
+        #: while acks and renewals still go through, the worker is not ready.
+        self.fetch_redis = RedisCaller(self.client)
         self._threads = ThreadPoolExecutor(s.concurrency + 4, thread_name_prefix="bananas-handler")
         self.executor = Executor(
             registry,
@@ -115,7 +118,7 @@ class Worker:
         )
         self.fetcher = Fetcher(
             self.broker,
-            self.redis,
+            self.fetch_redis,
             self.leases,
             self.slots.offer,
             routes=s.routing_keys,
@@ -151,7 +154,7 @@ class Worker:
     @property
     def redis_ok(self) -> bool:
         """Did the last Redis call of a worker task succeed?"""
-        return self.redis.ok
+        return self.redis.ok and self.fetch_redis.ok
 
     @property
     def processed(self) -> int:
@@ -172,7 +175,7 @@ class Worker:
         await self.client.ping()
         policy = await aread_policy(self.client.redis)
         judge(policy, self.settings.eviction_policy_check, self.client.target.masked)
-        self.redis.ok = True
+        self.redis.ok = self.fetch_redis.ok = True
         if self.serves_jobs:
             self.slots.start(self._tasks.spawn)
             self.acker.start(self._tasks.spawn, self._lane())
@@ -254,9 +257,10 @@ class Worker:
         """Why the worker cannot take work now (``/readyz`` says it), or None."""
         if self._tasks.any_died() and not self._stopping:
             return "an internal task died (see the log)"
-        if not self.redis_ok:
-            error = self.redis.last_error
-            return f"Redis call failing: {error}" if error else "Redis not reached yet"
+        for caller in (self.fetch_redis, self.redis):
+            if not caller.ok:
+                error = caller.last_error
+                return f"Redis call failing: {error}" if error else "Redis not reached yet"
         if not (self.fetching or (not self.serves_jobs and not self._stopping)):
             return "stopping" if self._stopping else "not started"
         return None
