@@ -398,10 +398,18 @@ class Broker:
 
         Waits on the routes' wake lists, which enqueue, release, reap and promote push to.
         """
-        woken = yield from self._block(
-            [self.route(rk).wake for rk in routing_keys], timeout, cluster=cluster
-        )
-        return woken
+        woken = yield from self.wait_for_route(routing_keys, timeout, cluster=cluster)
+        return woken is not None
+
+    def wait_for_route(
+        self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
+    ) -> Op[str | None]:
+        """:meth:`wait_for_work`, returning *which* routing key's wake list was pushed to
+        (the token names its key), or None after ``timeout`` s: a woken worker fetches
+        from that key alone instead of sweeping every key it serves."""
+        by_wake = {self.route(rk).wake: rk for rk in routing_keys}
+        key = yield from self._block_key(list(by_wake), timeout, cluster=cluster)
+        return None if key is None else by_wake.get(key)
 
     def wait_for_due(
         self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
@@ -417,7 +425,13 @@ class Broker:
         return woken
 
     def _block(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[bool]:
-        """Block until a token is pushed to one of ``keys`` (True) or ``timeout`` s pass.
+        """Block until a token is pushed to one of ``keys`` (True) or ``timeout`` s pass."""
+        key = yield from self._block_key(keys, timeout, cluster=cluster)
+        return key is not None
+
+    def _block_key(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[str | None]:
+        """Block until a token is pushed to one of ``keys`` (returns that key) or
+        ``timeout`` s pass (None).
 
         A blocking pop can't span hash slots, so on Redis Cluster several keys are
         waited on in turn, each for its share of the timeout.
@@ -425,9 +439,10 @@ class Broker:
         if cluster and len(keys) > 1:
             for key in keys:
                 if (yield command("BLPOP", key, max(timeout / len(keys), 0.001))):
-                    return True
-            return False
-        return bool((yield command("BLPOP", *keys, max(timeout, 0.001))))
+                    return key
+            return None
+        reply = yield command("BLPOP", *keys, max(timeout, 0.001))
+        return str(reply[0]) if reply else None
 
     # -- reading and managing jobs ---------------------------------------------------------
 
@@ -440,7 +455,7 @@ class Broker:
             (job_id,),
         )
         if record:
-            job = decode_job(record, attempts=int(attempts), error=error, status=_STATES[state])
+            job = decode_job(record, attempts=_count(attempts), error=error, status=_STATES[state])
             if state == "scheduled":  # a delay or a retry in backoff: when it is due
                 job.scheduled_for = datetime.fromtimestamp(int(due) / 1000, UTC)
             return job
@@ -558,7 +573,7 @@ class Broker:
             job_id, at, record, attempts, error = reply[i : i + 5]
             try:
                 job: Job | None = decode_job(
-                    record, attempts=int(attempts), error=error, status=JobStatus.FAILED
+                    record, attempts=_count(attempts), error=error, status=JobStatus.FAILED
                 )
             except ValueError:
                 job = None
@@ -567,7 +582,7 @@ class Broker:
                     job,
                     job_id,
                     datetime.fromtimestamp(int(at) / 1000, UTC),
-                    int(attempts),
+                    _count(attempts),
                     error,
                     record,
                 )
@@ -664,6 +679,15 @@ class Broker:
             return []
         records = yield Batch([command("GET", self.keys.worker(i)) for i in ids])
         return [WorkerInfo.model_validate_json(r) for r in records if r]
+
+
+def _count(value: Any) -> int:
+    """A stored attempts counter as a number; 0 for one that is not a whole number (a
+    corrupted counter: the fetch script dead-letters such a job with the reason)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _first_score(reply: Any) -> float:
