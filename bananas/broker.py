@@ -355,7 +355,15 @@ class Broker:
         return int(reply)
 
     def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[int, int]]:
-        """Return expired leases to their queue; returns (requeued, dead-lettered).
+        """Return expired leases to their queue; returns (requeued, dead-lettered)."""
+        requeued, dead, _ = yield from self.reap_next(routing_key, limit)
+        return requeued, dead
+
+    def reap_next(
+        self, routing_key: str, limit: int = REAP_BATCH
+    ) -> Op[tuple[int, int, int | None]]:
+        """:meth:`reap`, also returning the ms until the earliest lease left expires (0
+        after a reap: look again soon; None when the route holds no lease at all).
 
         Expired by Redis' clock: one round trip reads the earliest deadline and Redis'
         TIME; only when a lease has expired are the candidates read and the script run
@@ -366,11 +374,13 @@ class Broker:
             [command("ZRANGE", r.leases, 0, 0, "WITHSCORES"), command("TIME")]
         )
         now = int(seconds) * 1000 + int(micros) // 1000
-        if not earliest or _first_score(earliest) > now:
-            return 0, 0
+        if not earliest:
+            return 0, 0, None
+        if _first_score(earliest) > now:
+            return 0, 0, int(_first_score(earliest) - now)
         ids = yield command("ZRANGEBYSCORE", r.leases, "-inf", now, "LIMIT", 0, limit)
         if not ids:
-            return 0, 0
+            return 0, 0, 0
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.dead, r.wake, *r.queues]
         for job_id in ids:
             keys += (r.result(job_id), r.notify(job_id))
@@ -379,7 +389,7 @@ class Broker:
             keys,
             (MAX_TTL_MS, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
         )
-        return int(reply[0]), int(reply[1])
+        return int(reply[0]), int(reply[1]), 0
 
     def promote(self, routing_key: str, limit: int = PROMOTE_BATCH) -> Op[tuple[int, int | None]]:
         """Move due scheduled jobs to their queue (due by Redis' own clock); returns
@@ -419,10 +429,16 @@ class Broker:
         Waits on the routes' schedwake lists (pushed by enqueue and fail when a job is
         scheduled); False after ``timeout`` s.
         """
-        woken = yield from self._block(
-            [self.route(rk).schedwake for rk in routing_keys], timeout, cluster=cluster
-        )
-        return woken
+        woken = yield from self.wait_for_due_route(routing_keys, timeout, cluster=cluster)
+        return woken is not None
+
+    def wait_for_due_route(
+        self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
+    ) -> Op[str | None]:
+        """:meth:`wait_for_due`, returning which routing key got a sooner job (or None)."""
+        by_wake = {self.route(rk).schedwake: rk for rk in routing_keys}
+        key = yield from self._block_key(list(by_wake), timeout, cluster=cluster)
+        return None if key is None else by_wake.get(key)
 
     def _block(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[bool]:
         """Block until a token is pushed to one of ``keys`` (True) or ``timeout`` s pass."""

@@ -193,7 +193,14 @@ class Leases:
 
 
 class Reaper:
-    """Returns the expired leases of some routing keys to their queues, every half second."""
+    """Returns the expired leases of some routing keys to their queues.
+
+    A route is looked at again when its earliest lease expires, every
+    :data:`REAP_INTERVAL` at the most; a route that holds no lease at all is looked at
+    less and less often, up to ``idle_max`` seconds (the lease duration: a lease taken
+    meanwhile cannot expire unseen for longer than one more lease). So an idle reaper's
+    Redis traffic does not grow with the number of routing keys it serves.
+    """
 
     def __init__(
         self,
@@ -201,17 +208,35 @@ class Reaper:
         redis: RedisCaller,
         routes: Callable[[], Awaitable[Sequence[str]]],
         metrics: Metrics,
+        *,
+        idle_max: float = 10.0,
     ) -> None:
         self.broker = broker
         self.redis = redis
         self.routes = routes
         self.metrics = metrics
+        self.idle_max = max(idle_max, REAP_INTERVAL)
+        self._next: dict[str, float] = {}
+        self._idle_for: dict[str, float] = {}
+
+    def _schedule(self, routing_key: str, now: float, until_ms: int | None) -> None:
+        if until_ms is None:
+            idle = min(self._idle_for.get(routing_key, REAP_INTERVAL / 2) * 2, self.idle_max)
+            self._idle_for[routing_key] = idle
+            self._next[routing_key] = now + idle
+            return
+        self._idle_for.pop(routing_key, None)
+        self._next[routing_key] = now + max(REAP_INTERVAL, min(until_ms / 1000, self.idle_max))
 
     async def run(self) -> None:
         """Reap until cancelled."""
+        loop = asyncio.get_running_loop()
         while True:
             for rk in await self.routes():
-                requeued, dead = await self.redis.call(partial(self.broker.reap, rk))
+                if self._next.get(rk, 0.0) > loop.time():
+                    continue
+                requeued, dead, until = await self.redis.call(partial(self.broker.reap_next, rk))
+                self._schedule(rk, loop.time(), until)
                 if requeued or dead:
                     self.metrics.reaped.labels(rk).inc(requeued + dead)
                     logger.warning(
