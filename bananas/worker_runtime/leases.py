@@ -197,9 +197,10 @@ class Reaper:
 
     A route is looked at again when its earliest lease expires, every
     :data:`REAP_INTERVAL` at the most; a route that holds no lease at all is looked at
-    less and less often, up to ``idle_max`` seconds (the lease duration: a lease taken
-    meanwhile cannot expire unseen for longer than one more lease). So an idle reaper's
-    Redis traffic does not grow with the number of routing keys it serves.
+    again after ``idle_max`` seconds (the lease duration: a lease taken meanwhile cannot
+    have expired before then). So an idle reaper's Redis traffic does not grow with
+    the number of routing keys it serves, and an orphan is still reaped within about
+    a lease of its expiry.
     """
 
     def __init__(
@@ -217,15 +218,13 @@ class Reaper:
         self.metrics = metrics
         self.idle_max = max(idle_max, REAP_INTERVAL)
         self._next: dict[str, float] = {}
-        self._idle_for: dict[str, float] = {}
 
     def _schedule(self, routing_key: str, now: float, until_ms: int | None) -> None:
         if until_ms is None:
-            idle = min(self._idle_for.get(routing_key, REAP_INTERVAL / 2) * 2, self.idle_max)
-            self._idle_for[routing_key] = idle
-            self._next[routing_key] = now + idle
+            # No lease at all: a lease taken from now on expires a lease duration after
+            # it was taken at the earliest, so looking again in ``idle_max`` sees it expire.
+            self._next[routing_key] = now + self.idle_max
             return
-        self._idle_for.pop(routing_key, None)
         self._next[routing_key] = now + max(REAP_INTERVAL, min(until_ms / 1000, self.idle_max))
 
     async def run(self) -> None:
