@@ -2,10 +2,12 @@
 
 Every method returns an *operation* (see ``bananas.ops``): a generator of Redis
 round trips that the sync client, the async client and the worker all drive with
-their own connection. Nothing here does I/O. Wall-clock time (what goes into Redis:
-due times, lease deadlines, ages) comes only from the injectable ``clock``; the one
-exception is :meth:`Broker.wait_result`, which measures its own timeout on
-``time.monotonic()``, as a wait should.
+their own connection. Nothing here does I/O. **One clock**: every deadline and due
+time that goes into Redis (lease deadlines, due times of delays and retries, the
+expiry a reaper compares with, heartbeats) is Redis' own ``TIME``, read by the
+scripts or sent for by the operation; the host sends durations, never instants. The
+injectable ``clock`` only dates what people read (queue ages in ``stats``), and
+:meth:`Broker.wait_result` measures its own timeout on ``time.monotonic()``.
 
 Return codes and mode flags of the scripts are enums here (:class:`FailCode`,
 :class:`FairTurn`, :class:`CancelCode`); the stored records and their codec live in
@@ -15,7 +17,8 @@ Delivery, in short (DESIGN.md has the guarantees):
 
 - ``enqueue`` stores the record and pushes the id, atomically and once per id.
 - ``fetch`` pops ids and leases them (deadline in ``leases``); the per-job delivery
-  count in ``attempts`` is the lease token.
+  count in ``attempts`` is the lease token; a fetch id makes a re-sent fetch return
+  what the first one leased.
 - ``ack`` / ``fail`` / ``renew`` / ``release`` check the token, so a worker whose
   lease was reaped cannot complete, fail or renew a job that was delivered again.
 - ``reap`` returns expired leases to their queue, or dead-letters a job delivered
@@ -229,9 +232,6 @@ class Broker:
         if keys is None:
             keys = self._routes[routing_key] = self.keys.route(routing_key)
         return keys
-
-    def now_ms(self) -> int:
-        return int(self.clock() * 1000)
 
     # -- submitting ----------------------------------------------------------------------
 
@@ -669,8 +669,10 @@ class Broker:
     # -- worker heartbeats ---------------------------------------------------------------------
 
     def heartbeat(self, info: WorkerInfo, ttl_s: float) -> Op[None]:
-        """Publish a worker's record; it expires unless renewed, and old ones age out."""
-        now = self.now_ms()
+        """Publish a worker's record; it expires unless renewed, and old ones age out
+        (by Redis' clock: a host whose clock is fast must not age out the others)."""
+        seconds, micros = yield command("TIME")
+        now = int(seconds) * 1000 + int(micros) // 1000
         ttl_ms = int(ttl_s * 1000)
         yield Batch(
             [
