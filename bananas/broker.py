@@ -187,7 +187,9 @@ class Outcome:
     """How a leased job ended, handed to :meth:`Broker.ack` or :meth:`Broker.fail`.
 
     For a failure, ``retry_in_ms`` >= 0 schedules a retry that many ms after Redis' own
-    clock; -1 dead-letters the job.
+    clock; -1 dead-letters the job. ``kept_record`` is the record kept with the result
+    ('' keeps the stored record; the executor sends a stand-in without the payload for
+    a record above ``records.MAX_KEPT_RECORD_BYTES``).
     """
 
     id: str
@@ -196,6 +198,7 @@ class Outcome:
     ttl_ms: int
     error: str = ""
     retry_in_ms: int = -1
+    kept_record: str = ""
 
 
 @dataclass(slots=True)
@@ -310,7 +313,7 @@ class Broker:
         argv: list[Any] = [NOTIFY_TTL_MS]
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms))
+            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.kept_record)
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
 
@@ -327,7 +330,15 @@ class Broker:
         ]
         for o in failed:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.error, o.retry_in_ms, o.result, _kept(o.ttl_ms))
+            argv += (
+                o.id,
+                o.attempt,
+                o.error,
+                o.retry_in_ms,
+                o.result,
+                _kept(o.ttl_ms),
+                o.kept_record,
+            )
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
         return [FailCode(int(x)) for x in reply]
 

@@ -7,15 +7,16 @@
 -- ARGV[1] unused (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)  ARGV[4] dead-letter max age ms
 -- ARGV[5] most dead-lettered jobs aged out per call
 -- then per job: id, attempt (lease token), error, retry in ms from now (-1: dead-letter now),
---               failure result JSON, failure result ttl ms
+--               failure result JSON, failure result ttl ms, the record to keep with a
+--               dead-lettered job's result ('' keeps the stored one; see ack.lua)
 -- returns: array per job: 1 retry scheduled, 2 dead-lettered, 0 refused (stale token)
 local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local out = {}
-local n = (#ARGV - 5) / 6
+local n = (#ARGV - 5) / 7
 local dead, retried = 0, 0
 for i = 0, n - 1 do
-  local b = 6 + i * 6
+  local b = 6 + i * 7
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
     redis.call('ZREM', KEYS[1], id)
@@ -30,8 +31,10 @@ for i = 0, n - 1 do
       out[i + 1] = 1
     else
       dead_letter(KEYS[7], KEYS[4], id, now, ARGV[b + 2])
+      local kept = ARGV[b + 6]
+      if kept == '' then kept = redis.call('HGET', KEYS[2], id) end
       write_result(KEYS[7 + 2 * (i + 1)], KEYS[8 + 2 * (i + 1)], ARGV[b + 4],
-                   redis.call('HGET', KEYS[2], id), tonumber(ARGV[b + 5]), notify_ttl)
+                   kept, tonumber(ARGV[b + 5]), notify_ttl)
       dead = dead + 1
       out[i + 1] = 2
     end
