@@ -9,12 +9,13 @@ merges a record with the live state kept beside it in Redis.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from bananas.models import SCHEMA_VERSION, Job, JobStatus, Priority
+from bananas.models import SCHEMA_VERSION, TRACEBACK_HEAD, Job, JobStatus, Priority
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -23,6 +24,7 @@ __all__ = [
     "iso",
     "job_record",
     "result_record",
+    "split_error",
 ]
 
 
@@ -78,12 +80,16 @@ def job_record(
     max_retries: int,
     timeout: float | None,
     success_ttl: float,
+    max_retries_set: bool = True,
     failure_ttl: float,
+    workflow: Mapping[str, Any] | None = None,
 ) -> str:
     """The stored job record (a :class:`bananas.Job` as JSON, version :data:`SCHEMA_VERSION`).
 
     ``payload`` is already-encoded JSON (see :func:`encode`); ``created`` and ``due``
-    are epoch seconds, ``due`` None for a job that is ready at once.
+    are epoch seconds, ``due`` None for a job that is ready at once. ``workflow``
+    adds the fields of a workflow step (``workflow_id``, ``node``, ``parent_results``,
+    ``parent_errors``; see ``bananas.workflow_store.node_job``).
     """
     created_at = datetime.fromtimestamp(created, UTC)
     record = {
@@ -97,11 +103,14 @@ def job_record(
         "updated_at": created_at,
         "scheduled_for": None if due is None else datetime.fromtimestamp(due, UTC),
         "max_retries": max_retries,
+        "max_retries_set": max_retries_set,
         "timeout": timeout,
         "success_ttl": success_ttl,
         "failure_ttl": failure_ttl,
         "v": SCHEMA_VERSION,
     }
+    if workflow:
+        record.update(workflow)
     return orjson.dumps(record).decode()
 
 
@@ -112,11 +121,12 @@ def result_record(
     duration: float,
     completed: float,
     result: Any = None,
+    traceback: str = "",
 ) -> str:
     """The stored result record (a :class:`bananas.JobResult` as JSON).
 
     ``completed`` is epoch seconds; ``result`` is a JSON value or an
-    ``orjson.Fragment`` of encoded JSON.
+    ``orjson.Fragment`` of encoded JSON; ``traceback`` the failed handler's (bounded).
     """
     record = {
         "job_id": job_id,
@@ -126,6 +136,8 @@ def result_record(
         "completed_at": datetime.fromtimestamp(completed, UTC),
         "duration": duration,
     }
+    if traceback:
+        record["traceback"] = traceback
     return orjson.dumps(record).decode()
 
 
@@ -138,6 +150,15 @@ def decode_job(
     """
     job = Job.model_validate_json(record)
     job.attempts = attempts
-    job.error = error
+    job.error, job.traceback = split_error(error)
     job.status = status
     return job
+
+
+def split_error(error: str) -> tuple[str, str]:
+    """A stored error text as (message, traceback): the worker keeps a failed handler's
+    traceback after its message, starting at :data:`~bananas.models.TRACEBACK_HEAD`."""
+    at = error.find("\n" + TRACEBACK_HEAD)
+    if at < 0:
+        return error, ""
+    return error[:at], error[at + 1 :]

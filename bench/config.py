@@ -51,6 +51,14 @@ class Sizes:
     """Time limit per memory step; past it the RSS is read at the count reached."""
     settle_s: float = 1.0
     """Pause between a worker's ready event and the first measured job."""
+    cpu_n: int = 2_000
+    """Jobs prefilled for each run of the cpu scenario."""
+    cpu_loops: int = 60_000
+    """Pure-Python loop iterations per cpu job (about 3 ms of one core here)."""
+    chain_steps: int = 200
+    """Steps of the workflow scenario's chain (no-op steps)."""
+    chord_members: int = 2_000
+    """Members of the workflow scenario's chord (no-op members and callback)."""
 
 
 FULL = Sizes(
@@ -90,4 +98,7 @@ QUICK = Sizes(
     memory_chunk=500,
     memory_step_budget_s=30.0,
     settle_s=0.5,
+    cpu_n=300,
+    chain_steps=20,
+    chord_members=200,
 )

@@ -17,7 +17,6 @@ from typing import Any
 
 from kubernetes_asyncio import client as k8s
 
-from bananas.client import AsyncClient
 from bananas.operator.config import OperatorConfig
 from bananas.operator.kube import Kube, load_configuration
 from bananas.operator.metrics import Metrics
@@ -58,14 +57,12 @@ class OperatorContext:
         await self.redis.close()
         await self.kube.close()
 
-    async def redis_for(self, namespace: str, ref: RedisRef) -> AsyncClient:
-        """The SDK client for the Redis a resource's Secret points at.
+    async def redis_url(self, namespace: str, ref: RedisRef) -> str:
+        """The Redis URL a resource's Secret holds.
 
-        Raises ``KubernetesApiError`` (404: no such Secret or key) and
-        :class:`bananas.errors.ConfigError` (a URL the SDK cannot parse).
+        Raises ``KubernetesApiError`` (404: no such Secret or key).
         """
-        url = await self.kube.read_secret_value(namespace, ref.secret_name, ref.key)
-        return await self.redis.get(url)
+        return await self.kube.read_secret_value(namespace, ref.secret_name, ref.key)
 
 
 def object_lock(memo: Any) -> asyncio.Lock:

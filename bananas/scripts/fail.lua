@@ -4,8 +4,11 @@
 -- KEYS[6] scheduled  KEYS[7] dead  KEYS[8] schedwake
 -- KEYS[7+2i] result key, KEYS[8+2i] notify key of the i-th job (i from 1)
 -- (allow-oom: a failed attempt is finished work, recorded even when Redis is full)
--- ARGV[1] unused (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)  ARGV[4] dead-letter max age ms
+-- ARGV[1] reserved (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)
+-- ARGV[4] dead-letter max age ms
 -- ARGV[5] most dead-lettered jobs aged out per call
+-- KEYS[#KEYS] throughput hash of the current hour
+-- ARGV[6] current epoch minute  ARGV[7] throughput ttl ms
 -- then per job: id, attempt (lease token), error, retry in ms from now (-1: dead-letter now),
 --               failure result JSON, failure result ttl ms, the record to keep with a
 --               dead-lettered job's result ('' keeps the stored one; see ack.lua)
@@ -13,10 +16,10 @@
 local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local out = {}
-local n = (#ARGV - 5) / 7
+local n = (#ARGV - 7) / 7
 local dead, retried = 0, 0
 for i = 0, n - 1 do
-  local b = 6 + i * 7
+  local b = 8 + i * 7
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
     redis.call('ZREM', KEYS[1], id)
@@ -42,9 +45,13 @@ for i = 0, n - 1 do
     out[i + 1] = 0
   end
 end
-if retried > 0 then redis.call('HINCRBY', KEYS[5], 'retried', retried) end
+if retried > 0 then
+  redis.call('HINCRBY', KEYS[5], 'retried', retried)
+  count_outcome(KEYS[#KEYS], ARGV[6] .. ':r', retried, tonumber(ARGV[7]))
+end
 if dead > 0 then
   redis.call('HINCRBY', KEYS[5], 'failed', dead)
+  count_outcome(KEYS[#KEYS], ARGV[6] .. ':f', dead, tonumber(ARGV[7]))
   -- keep the dead-letter queue bounded: by age, then by count (oldest go first)
   local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now - tonumber(ARGV[4]), 'LIMIT', 0, tonumber(ARGV[5]))
   local over = redis.call('ZCARD', KEYS[7]) - #expired - tonumber(ARGV[3])

@@ -8,15 +8,36 @@ Queue gauges are refreshed from Redis at scrape time with one O(1) stats script 
 routing key (``Broker.stats``): a scrape never scans.
 
 Per-job label lookups are cached, so the hot path pays one dict hit and an add.
+:attr:`Metrics.finished` counts finished jobs as a plain int, and
+:meth:`Metrics.notify_after` calls back once when it reaches a limit: how a
+supervised worker process knows it is due for recycling without a timer.
+
+Under a supervisor (``--processes``) each worker process keeps its own registry and
+the supervisor sums them (``group_metrics``); :data:`SHARED_GAUGES` names the gauges
+read from Redis, which every process reports alike and which are not summed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bananas.models import PRIORITY_ORDER, QueueStats
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+#: Gauges whose value comes from Redis, the same in every process of a group.
+SHARED_GAUGES = frozenset(
+    {
+        "bananas_jobs_enqueued",
+        "bananas_queue_depth",
+        "bananas_jobs_scheduled",
+        "bananas_jobs_leased",
+        "bananas_dead_letter_depth",
+        "bananas_oldest_ready_job_age_seconds",
+    }
+)
 
 
 class Metrics:
@@ -130,6 +151,15 @@ class Metrics:
         )
         self._done: dict[tuple[str, str, str], Counter] = {}
         self._timed: dict[tuple[str, str], Histogram] = {}
+        #: Jobs this process has finished (any outcome), counted as a plain int.
+        self.finished = 0
+        self._limit = 0
+        self._on_limit: Callable[[], None] | None = None
+
+    def notify_after(self, jobs: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, when :attr:`finished` reaches ``jobs`` (0: never)."""
+        self._limit = jobs
+        self._on_limit = callback if jobs > 0 else None
 
     def job_finished(self, name: str, status: str, routing_key: str, seconds: float) -> None:
         key = (name, status, routing_key)
@@ -141,6 +171,9 @@ class Metrics:
         if timed is None:
             timed = self._timed[key[::2]] = self.duration.labels(name, routing_key)
         timed.observe(seconds)
+        self.finished += 1
+        if self.finished == self._limit and self._on_limit is not None:
+            self._on_limit()
 
     def queue(self, stats: QueueStats, enqueued: int) -> None:
         rk = stats.routing_key

@@ -11,7 +11,12 @@ jobs). The probe does the work the scenario asks for and measures it:
   ``each``;
 * work: nothing (``noop``), one ``INCR`` on the counter key (``incr``, through
   the probe's own redis-py client, a pool shared by the handler threads or one
-  asyncio client), or a sleep (``hold``);
+  asyncio client), a sleep (``hold``), or ``cpu_loops`` iterations of
+  pure-Python arithmetic (``cpu``);
+* with ``cpu`` work the job is also counted in Redis (``INCR`` on the counter
+  key; the job that makes it 1 writes its wall time to ``<key>:first``, the
+  ``expect``-th to ``<key>:last``), because a worker of several processes has no
+  single in-process counter: the cpu scenario reads those keys;
 * finish: a counter under a lock; the wall times of the first and of the
   ``expect``-th completion; a ``done`` event at the ``expect``-th.
 
@@ -32,6 +37,14 @@ from typing import Any
 from bench.protocol import EventStream, WorkerSpec
 
 _current: Probe | None = None
+
+
+def burn(loops: int) -> int:
+    """Pure-Python arithmetic holding the GIL: the ``cpu`` work (about 45 ns a loop)."""
+    total = 0
+    for i in range(loops):
+        total += i * i
+    return total
 
 
 def install(probe: Probe) -> None:
@@ -72,6 +85,9 @@ class Probe:
             self._sync_client().incr(self.spec.counter_key)
         elif self.spec.work == "hold":
             time.sleep(self.spec.hold_s)
+        elif self.spec.work == "cpu":
+            burn(self.spec.cpu_loops)
+            self._count_shared(self._sync_client().incr(self.spec.counter_key))
         self._finish(payload)
         return True
 
@@ -82,8 +98,19 @@ class Probe:
             await self._async_client().incr(self.spec.counter_key)
         elif self.spec.work == "hold":
             await asyncio.sleep(self.spec.hold_s)
+        elif self.spec.work == "cpu":
+            burn(self.spec.cpu_loops)
+            self._count_shared(await self._async_client().incr(self.spec.counter_key))
         self._finish(payload)
         return True
+
+    def _count_shared(self, count: int) -> None:
+        """Record the group's first and ``expect``-th completion times in Redis."""
+        key = self.spec.counter_key
+        if count == 1:
+            self._sync_client().set(f"{key}:first", repr(time.time()))
+        if count == self.spec.expect:
+            self._sync_client().set(f"{key}:last", repr(time.time()))
 
     def _start(self, payload: dict[str, Any]) -> None:
         now = time.time()

@@ -92,3 +92,16 @@ async def unserialisable(job: Job) -> object:
 @registry.handler("noop")
 async def noop(job: Job) -> None:
     return None
+
+
+_hoard: list[bytes] = []
+
+
+@registry.handler("hog")
+async def hog(job: Job) -> str:
+    """Keep ``mib`` MiB resident for the life of the process (the memory-recycling test)."""
+    record(job, "start")
+    _hoard.append(b"\x01" * (int(job.payload["mib"]) * 1024 * 1024))
+    await asyncio.sleep(float(job.payload.get("seconds", 0)))
+    record(job, "done")
+    return "held"

@@ -68,7 +68,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
             )
         if wait_ready:
-            eventually(self.ready, 20, what=lambda: f"worker ready (log: {self.log()})")
+            eventually(self.ready, 60, what=lambda: f"worker ready (log: {self.log()})")
         return self
 
     def ready(self) -> bool:

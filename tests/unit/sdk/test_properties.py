@@ -24,7 +24,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bananas.client import ClientCore, JobSpec
-from bananas.config import ENV_VARS, Settings, parse_duration
+from bananas.config import ENV_VARS, Settings
+from bananas.durations import parse_duration
 from bananas.errors import ConfigError, InvalidJobError, InvalidRoutingKeyError
 from bananas.models import Job
 from bananas.records import decode_job
