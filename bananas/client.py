@@ -8,6 +8,7 @@ kept as aliases of the Python ones; ``docs/api.md`` maps each of them.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -16,9 +17,26 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypedDict, TypeVar, Unpack
 
+import redis
+
 from bananas.broker import JOB_STATES, Broker, CancelCode, DeadJob, NewJob
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
-from bananas.errors import InvalidJobError, JobNotFoundError, PayloadTooLargeError, WaitTimeoutError
+from bananas.errors import (
+    InvalidJobError,
+    JobNotFoundError,
+    PayloadTooLargeError,
+    RedisOutOfMemoryError,
+    WaitTimeoutError,
+)
+from bananas.eviction import (
+    CheckMode,
+    aread_maxmemory,
+    aread_policy,
+    judge,
+    read_maxmemory,
+    read_policy,
+    with_limit,
+)
 from bananas.keys import KeySpace
 from bananas.models import (
     DEFAULT_FAILURE_TTL,
@@ -51,13 +69,16 @@ from bananas.transport import (
 from bananas.validation import (
     check_finite,
     seconds,
+    validate_count,
+    validate_duration,
     validate_job_name,
-    validate_non_negative,
+    validate_optional_duration,
     validate_priority,
     validate_routing_key,
     validate_schedule,
     validate_timeout,
 )
+from bananas.waits import WaitHub
 from bananas.workflow_store import NodeDefaults, WorkflowStore
 from bananas.workflows import Flow
 
@@ -119,6 +140,15 @@ class SubmitOptions(JobOptions, total=False):
     timeout: float | str | None
 
 
+def _bounded(value: Any, what: str, parse: Callable[[Any], float | None]) -> float | None:
+    """A duration option: a number is checked against what Redis can store first (so
+    ``1e20``, ``inf`` and NaN are refused naming the bound), then ``parse`` reads it (a
+    Go duration string included) and the result is bounded too."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        validate_duration(value, what)
+    return validate_optional_duration(parse(value), what)
+
+
 class ClientCore:
     """The logic of both clients, written once as operations: validation, record
     building and the broker calls. No I/O happens here; ``Client`` and ``AsyncClient``
@@ -134,8 +164,9 @@ class ClientCore:
         prefix: str,
         clock: Callable[[], float],
     ) -> None:
-        validate_non_negative(success_ttl, "success_ttl")
-        validate_non_negative(failure_ttl, "failure_ttl")
+        validate_duration(success_ttl, "success_ttl")
+        validate_duration(failure_ttl, "failure_ttl")
+        validate_count(max_retries, "max_retries")
         self.broker = Broker(KeySpace(prefix), clock=clock)
         self.clock = clock
         self.success_ttl = success_ttl
@@ -153,10 +184,9 @@ class ClientCore:
         priority = validate_priority(spec.priority)
         routing_key = validate_routing_key(spec.routing_key)
         max_retries = self.max_retries if spec.max_retries is None else spec.max_retries
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidJobError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
-        timeout = validate_timeout(spec.timeout)
-        delay = seconds(spec.delay, "delay")
+        validate_count(max_retries, "max_retries")
+        timeout = _bounded(spec.timeout, "timeout", validate_timeout)
+        delay = _bounded(spec.delay, "delay", lambda v: seconds(v, "delay"))
         try:
             encoded = encode(spec.payload)
         except TypeError as exc:
@@ -199,7 +229,11 @@ class ClientCore:
             success_ttl=self.success_ttl,
             failure_ttl=self.failure_ttl,
         )
-        return NewJob(job_id, routing_key, priority, int(due * 1000) if scheduled else 0, record)
+        # A delay counts from Redis' own clock (enqueue.lua adds it to TIME); only an
+        # explicit scheduled_for is a time on the caller's clock.
+        delay_ms = round(delay * 1000) if delay else 0
+        at_ms = int(due * 1000) if scheduled and not delay_ms else 0
+        return NewJob(job_id, routing_key, priority, at_ms, record, delay_ms)
 
     def _remember_routes(self, routing_keys: Iterable[str]) -> Op[None]:
         new = set(routing_keys) - self._known_routes
@@ -451,6 +485,7 @@ class _Base:
         prefix: str = "bananas",
         ssl_ca_certs: str | None = None,
         clock: Callable[[], float] = time.time,
+        eviction_check: CheckMode | str = CheckMode.WARN,
     ) -> None:
         import os
 
@@ -465,6 +500,13 @@ class _Base:
             prefix=prefix,
             clock=clock,
         )
+        #: What the first call does about an evicting maxmemory-policy (bananas.eviction).
+        self.eviction_check = CheckMode(eviction_check)
+        self._policy_checked = self.eviction_check is CheckMode.OFF
+
+    def _judge_policy(self, policy: str | None) -> None:
+        self._policy_checked = True
+        judge(policy, self.eviction_check, self.target.masked)
 
     @property
     def broker(self) -> Broker:
@@ -499,9 +541,19 @@ class Client(_Base):
     def run(self, op: Op[T]) -> T:
         """Drive one operation (built by :attr:`broker`) to its result on this client's connection.
 
-        Raises :class:`bananas.BananasConnectionError` when Redis cannot be reached.
+        Raises :class:`bananas.BananasConnectionError` when Redis cannot be reached, and
+        :class:`bananas.RedisOutOfMemoryError` when a write is refused at ``maxmemory``.
         """
-        return run_sync(self._lane or self.redis, op, self.target.masked)
+        if not self._policy_checked:
+            with contextlib.suppress(redis.RedisError):
+                self._judge_policy(read_policy(self.redis))
+        try:
+            return run_sync(self._lane or self.redis, op, self.target.masked)
+        except RedisOutOfMemoryError as exc:
+            limit = None
+            with contextlib.suppress(redis.RedisError):
+                limit = read_maxmemory(self.redis)
+            raise with_limit(exc, limit) from None
 
     def submit(self, name: str, payload: Any = None, **options: Unpack[SubmitOptions]) -> str:
         """Submit a job; returns its id. Same ``job_id`` twice stores and runs one job.
@@ -721,6 +773,17 @@ class AsyncClient(_Base):
         super().__init__(url, **options)
         self.redis: AsyncRedis = connect_async(self.target)
         self._lanes = lane_pool(self.redis)
+        #: Result waiters share a few connections (single server; None: one key at a time).
+        self._waits = (
+            WaitHub(
+                lambda: fast_lane(self.redis),
+                self.run,
+                self.target.masked,
+                self.broker.keys.waithub,
+            )
+            if self._lanes is not None
+            else None
+        )
 
     async def run(self, op: Op[T], *, lane: FastLane | None = None) -> T:
         """Drive one operation (built by :attr:`broker`) to its result.
@@ -729,9 +792,18 @@ class AsyncClient(_Base):
         client's shared connections. Raises :class:`bananas.BananasConnectionError`
         when Redis cannot be reached.
         """
-        if lane is not None:
-            return await run_async(lane, op, self.target.masked)
-        return await run_async(self._lanes or self.redis, op, self.target.masked)
+        if not self._policy_checked:
+            with contextlib.suppress(redis.RedisError):
+                self._judge_policy(await aread_policy(self.redis))
+        try:
+            if lane is not None:
+                return await run_async(lane, op, self.target.masked)
+            return await run_async(self._lanes or self.redis, op, self.target.masked)
+        except RedisOutOfMemoryError as exc:
+            limit = None
+            with contextlib.suppress(redis.RedisError):
+                limit = await aread_maxmemory(self.redis)
+            raise with_limit(exc, limit) from None
 
     def dedicated_lane(self) -> FastLane | None:
         """A connection of its own for one task's hot path (a worker's fetcher or acker).
@@ -762,7 +834,12 @@ class AsyncClient(_Base):
         self, job_id: str, timeout: float = 30.0, routing_key: str | None = None
     ) -> JobResult:
         """See :meth:`Client.wait_for_result`."""
-        return await self.run(self.core.wait_for_result(job_id, timeout, routing_key))
+        if self._waits is None:
+            return await self.run(self.core.wait_for_result(job_id, timeout, routing_key))
+        route = await self.run(self.core._route_of(job_id, routing_key))
+        if route is None:
+            raise JobNotFoundError(job_id)
+        return await self._wait_shared(route, job_id, timeout)
 
     async def submit_and_wait(
         self,
@@ -775,7 +852,26 @@ class AsyncClient(_Base):
     ) -> JobResult:
         """See :meth:`Client.submit_and_wait`."""
         spec = _spec(name, payload, {**options, "timeout": job_timeout})
-        return await self.run(self.core.submit_and_wait(spec, timeout))
+        if self._waits is None:
+            return await self.run(self.core.submit_and_wait(spec, timeout))
+        job_id = await self.run(self.core.submit(spec))
+        return await self._wait_shared(spec.routing_key, job_id, timeout)
+
+    async def _wait_shared(self, routing_key: str, job_id: str, timeout: float) -> JobResult:
+        """Wait for a result through the shared wait hubs: the stored result is read
+        first (so one written before the wait is never missed), then the job's notify
+        list is waited on with every other waiter of this client."""
+        assert self._waits is not None
+        deadline = time.monotonic() + timeout
+        notify = self.broker.route(routing_key).notify(job_id)
+        while True:
+            found = await self.run(self.broker.result(routing_key, job_id))
+            if found is not None:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeoutError(job_id, timeout)
+            await self._waits.wait(notify, remaining)
 
     async def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
         """See :meth:`Client.cancel`."""
@@ -887,6 +983,8 @@ class AsyncClient(_Base):
 
     async def close(self) -> None:
         """Close the connections."""
+        if self._waits is not None:
+            await self._waits.close()
         if self._lanes is not None:
             await self._lanes.close()
         await self.redis.aclose()

@@ -23,6 +23,7 @@ from bananas.connection import DEFAULT_URL
 from bananas.durations import DURATION_FORMS as DURATION_FORMS
 from bananas.durations import parse_duration as parse_duration
 from bananas.errors import ConfigError
+from bananas.eviction import CheckMode, parse_mode
 from bananas.models import (
     DEFAULT_BACKOFF_CAP,
     DEFAULT_MAX_RESULT_BYTES,
@@ -94,6 +95,10 @@ class Settings:
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     #: Cap of the retry backoff in seconds (``RETRY_BACKOFF_MAX``).
     retry_backoff_max: float = DEFAULT_BACKOFF_CAP
+    #: What to do when Redis' ``maxmemory-policy`` can evict queue keys
+    #: (``EVICTION_POLICY_CHECK``: ``refuse`` to start, ``warn``, or ``off``; see
+    #: :mod:`bananas.eviction`).
+    eviction_policy_check: CheckMode = CheckMode.REFUSE
     #: Worker processes a ``bananas worker`` runs under one supervisor; ``auto`` in the
     #: environment means one per CPU (``WORKER_PROCESSES``). 1 runs no supervisor.
     processes: int = 1
@@ -119,6 +124,8 @@ class Settings:
         values = {k: v for k, v in changes.items() if v is not None}
         if "mode" in values:
             values["mode"] = WorkerMode(values["mode"])
+        if "eviction_policy_check" in values:
+            values["eviction_policy_check"] = CheckMode(values["eviction_policy_check"])
         for name in ("routing_keys", "job_types"):
             if name in values:
                 values[name] = tuple(values[name])
@@ -317,6 +324,11 @@ def _port(raw: str) -> int:
     return value
 
 
+@_forms(", ".join(m.value for m in CheckMode))
+def _check_mode(raw: str) -> CheckMode:
+    return parse_mode(raw)
+
+
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "redis_url": ("REDIS_URL", _text),
     "concurrency": ("WORKER_CONCURRENCY", _positive_int),
@@ -340,6 +352,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "leader_lease_name": ("LEADER_LEASE_NAME", _text),
     "max_result_bytes": ("MAX_RESULT_BYTES", _positive_int),
     "retry_backoff_max": ("RETRY_BACKOFF_MAX", _duration),
+    "eviction_policy_check": ("EVICTION_POLICY_CHECK", _check_mode),
     "processes": ("WORKER_PROCESSES", _processes),
     "max_jobs_per_child": ("WORKER_MAX_JOBS_PER_CHILD", _non_negative_int),
     "max_memory_per_child": ("WORKER_MAX_MEMORY_PER_CHILD", _non_negative_int),

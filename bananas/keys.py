@@ -122,6 +122,11 @@ class RouteKeys:
     def result(self, job_id: str) -> str:
         return f"{self.base}:result:{job_id}"
 
+    def fetch(self, fetch_id: str) -> str:
+        """LIST of the (job id, token) pairs one fetch leased, kept for a lease so that
+        the fetch re-sent after a lost reply returns them (``fetch.lua``)."""
+        return f"{self.base}:fetch:{fetch_id}"
+
     def notify(self, job_id: str) -> str:
         return f"{self.base}:notify:{job_id}"
 
@@ -227,6 +232,11 @@ class KeySpace:
     @property
     def schedule_status(self) -> str:
         return f"{self.prefix}:schedule-status"
+
+    def waithub(self, hub_id: str) -> str:
+        """LIST a client's result-wait hub blocks on besides the notify lists: a new
+        waiter pushes a token so the hub blocks again with its key (``bananas.waits``)."""
+        return f"{self.prefix}:waithub:{hub_id}"
 
     @property
     def code_schedules(self) -> str:

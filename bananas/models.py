@@ -31,6 +31,10 @@ SCHEMA_VERSION = 1
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_SUCCESS_TTL = 3600.0
 DEFAULT_FAILURE_TTL = 86400.0
+#: The longest duration, in seconds, any TTL, timeout, delay or lease may be (a century:
+#: Redis' TIME in ms plus it stays exact in a Lua double and fits PEXPIRE; see
+#: ``bananas.validation``).
+MAX_DURATION_SECONDS = 100 * 365 * 24 * 3600
 #: The most of a failed attempt's traceback that is kept with the job (characters).
 TRACEBACK_MAX = 4000
 #: How every kept traceback starts (also where it is told apart from the error message).

@@ -2,7 +2,8 @@
 
 Callers never need to import redis-py to handle a failure: refused credentials are
 :class:`BananasAuthenticationError`, an unreachable server (or every node of a
-cluster) :class:`BananasConnectionError`, anything else :class:`BananasError`.
+cluster) :class:`BananasConnectionError`, a write refused at ``maxmemory``
+:class:`RedisOutOfMemoryError`, anything else :class:`BananasError`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,12 @@ from __future__ import annotations
 import redis
 from redis.exceptions import RedisClusterException
 
-from bananas.errors import BananasAuthenticationError, BananasConnectionError, BananasError
+from bananas.errors import (
+    BananasAuthenticationError,
+    BananasConnectionError,
+    BananasError,
+    RedisOutOfMemoryError,
+)
 
 __all__ = ["REDIS_ERRORS", "translate"]
 
@@ -33,4 +39,9 @@ def translate(exc: Exception, where: str) -> BananasError:
         )
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError | RedisClusterException):
         return BananasConnectionError(f"cannot reach Redis at {where}: {text}")
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or text.startswith("OOM"):
+        return RedisOutOfMemoryError(
+            f"Redis at {where} is at its maxmemory limit and refused work that needs "
+            f"memory; nothing was written ({text})"
+        )
     return BananasError(f"Redis at {where} refused a command: {text}")

@@ -121,6 +121,8 @@ class RedisCaller:
         #: Did the last call reach Redis? (False until the first one does.)
         self.ok = False
         self._outage = outage_of(client)
+        #: The error of the last failed call while Redis is failing (None once it answers).
+        self.last_error: BaseException | None = None
 
     async def call(self, make: Callable[[], Op[T]], lane: FastLane | None = None) -> T:
         """Run the operation ``make()`` builds; on a failure wait with backoff and rebuild it.
@@ -157,8 +159,10 @@ class RedisCaller:
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self.ok = False
+        self.last_error = exc
         self._outage.failed(what, exc)
 
     def _succeeded(self) -> None:
         self.ok = True
         self._outage.succeeded()
+        self.last_error = None

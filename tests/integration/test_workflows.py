@@ -476,7 +476,7 @@ async def test_a_poison_step_dead_lettered_by_the_reaper_fails_the_workflow(
         reaper = Reaper(client.broker, RedisCaller(client), routes, Metrics())
 
         async def reap() -> Reaped | None:
-            reaped = await client.run(reaper._reap("held"))
+            reaped, _ = await client.run(reaper._reap("held"))
             return reaped if reaped.dead else None  # once the 1 ms lease has expired
 
         reaped = await eventually_async(reap, 5)
