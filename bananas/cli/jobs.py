@@ -113,40 +113,41 @@ def cmd_workflow(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    with client(args) as c:
-        try:
-            cancelled = c.cancel(args.job_id, args.routing_key)
-        except JobNotFoundError:
-            print(f"bananas: no job {args.job_id}", file=sys.stderr)
-            return EXIT_FAILED
-        if cancelled:
-            print(f"cancelled {args.job_id}")
-            return EXIT_OK
-        job = c.get_job(args.job_id, args.routing_key)
-    state = job.status.value if job else "gone"
-    print(
-        f"bananas: {args.job_id} is {state}: only a job that has not started can be cancelled",
-        file=sys.stderr,
+    return _act_on_job(
+        args,
+        lambda c: c.cancel(args.job_id, args.routing_key),
+        done=f"cancelled {args.job_id}",
+        refused="only a job that has not started can be cancelled",
+        sep=":",
     )
-    return EXIT_FAILED
 
 
 def cmd_run_now(args: argparse.Namespace) -> int:
+    return _act_on_job(
+        args,
+        lambda c: c.run_now(args.job_id, args.routing_key),
+        done=f"{args.job_id} is queued to run now",
+        refused="not scheduled (delayed or waiting to retry)",
+        sep=",",
+    )
+
+
+def _act_on_job(
+    args: argparse.Namespace, act: Callable[[Client], bool], *, done: str, refused: str, sep: str
+) -> int:
+    """Run one action on a job; when it is refused, say which state the job is in."""
     with client(args) as c:
         try:
-            moved = c.run_now(args.job_id, args.routing_key)
+            acted = act(c)
         except JobNotFoundError:
             print(f"bananas: no job {args.job_id}", file=sys.stderr)
             return EXIT_FAILED
-        if moved:
-            print(f"{args.job_id} is queued to run now")
+        if acted:
+            print(done)
             return EXIT_OK
         job = c.get_job(args.job_id, args.routing_key)
     state = job.status.value if job else "gone"
-    print(
-        f"bananas: {args.job_id} is {state}, not scheduled (delayed or waiting to retry)",
-        file=sys.stderr,
-    )
+    print(f"bananas: {args.job_id} is {state}{sep} {refused}", file=sys.stderr)
     return EXIT_FAILED
 
 
