@@ -91,7 +91,7 @@ async def _supervise(spec: WorkerSpec, probe: _probe.Probe) -> None:
     settings = dataclasses.replace(_settings(spec), processes=spec.processes, app=__name__)
     supervisor = Supervisor(settings)
     running = asyncio.get_running_loop().create_task(supervisor.run())
-    while not await supervisor.ready():
+    while not await supervisor.is_ready():
         if running.done():
             await running  # it ended before it was ready: its error, or its return
             return
