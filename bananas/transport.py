@@ -181,10 +181,14 @@ class LanePool:
         return lane
 
     async def close(self) -> None:
+        """Disconnect every lane, the ones in use too; the pool keeps them all.
+
+        A call still running on a lane when its client closes may reconnect it (it
+        retries once on a dropped connection); that lane comes back to this pool, so
+        a later ``close()`` disconnects it again instead of leaking its socket.
+        """
         for lane in self._all:
             await lane.close()
-        self._all.clear()
-        self._idle.clear()
 
 
 def lane_pool(client: AsyncRedis) -> LanePool | None:

@@ -1,14 +1,17 @@
-"""Result waiters of one AsyncClient share a few connections (``bananas.waits``)."""
+"""The connections of one AsyncClient: result waiters share a few (``bananas.waits``), and
+closing the client closes every one, even one a running call reconnected."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from bananas import AsyncClient, Job
+from bananas.ops import Op, command
 from bananas.transport import MAX_LANES
 from bananas.waits import KEYS_PER_HUB
 from bananas.worker_runtime import Registry, Worker
-from tests.support.servers import RedisServer, blocked_clients
+from tests.support.servers import RedisServer, blocked_clients, connected_clients
 from tests.support.waiting import eventually_async
 
 WAITERS = 600
@@ -63,6 +66,32 @@ async def test_a_waiter_arriving_while_the_hub_blocks_is_woken_at_once(
         assert done.is_success()
         slow.cancel()
         await asyncio.gather(slow, return_exceptions=True)
+
+
+async def test_a_lane_reconnected_by_a_call_running_at_close_is_closed_by_the_next_close(
+    single_redis: RedisServer, prefix: str
+) -> None:
+    """The operator closes its clients while a handler may still be mid-call; the call's
+    lane reconnects, and the client's next close must reach it (no socket left open)."""
+
+    def slow_pop() -> Op[Any]:
+        reply = yield command("BLPOP", f"{prefix}:nothing", 0.5)
+        return reply
+
+    url = single_redis.url
+    before = connected_clients(url)
+    blocked = blocked_clients(url)
+    client = AsyncClient(url, prefix=prefix)
+    call = asyncio.ensure_future(client.run(slow_pop()))
+    await eventually_async(lambda: _more_blocked(url, blocked))
+    await client.close()  # drops the lane under the BLPOP: the call retries on a new socket
+    assert await call is None
+    await client.close()
+    await eventually_async(lambda: _connections_back_to(url, before))
+
+
+async def _connections_back_to(url: str, count: int) -> bool:
+    return connected_clients(url) == count
 
 
 async def _more_blocked(url: str, before: int) -> bool:

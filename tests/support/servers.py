@@ -198,11 +198,20 @@ def blocked_clients(url: str) -> int:
     """How many connections are blocked (BLPOP and the like) on the server(s) of ``url``,
     a ``redis://`` or ``redis+cluster://`` URL of these fixtures: the count over every
     node. A test compares it with a count taken earlier to know that a waiter is waiting."""
+    return _clients_field(url, "blocked_clients")
+
+
+def connected_clients(url: str) -> int:
+    """How many connections the server(s) of ``url`` hold, this query's own excluded."""
+    return _clients_field(url, "connected_clients") - len(urlsplit(url).netloc.split(","))
+
+
+def _clients_field(url: str, field: str) -> int:
     parts = urlsplit(url)
     hosts = parts.netloc.rpartition("@")[2].split(",")
     total = 0
     for host in hosts:
         name, _, port = host.rpartition(":")
         with redis.Redis(name, int(port), password=parts.password) as r:
-            total += int(r.info("clients")["blocked_clients"])
+            total += int(r.info("clients")[field])
     return total
