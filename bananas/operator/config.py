@@ -72,11 +72,8 @@ class LeaderElectionSettings:
         without a namespace or with ``renew_deadline >= lease_duration``.
         """
         d = cls()
-        enabled = env.get("LEADER_ELECTION", "").strip().lower()
-        if enabled not in ("", "true", "false", "1", "0"):
-            raise ConfigError(f"LEADER_ELECTION={enabled!r} is not true or false")
         settings = cls(
-            enabled=enabled in ("true", "1"),
+            enabled=_flag(env, "LEADER_ELECTION", d.enabled),
             namespace=env.get("LEADER_ELECTION_NAMESPACE") or env.get("POD_NAMESPACE", ""),
             name=env.get("LEADER_ELECTION_NAME") or d.name,
             identity=env.get("POD_NAME", ""),
@@ -116,6 +113,9 @@ class OperatorConfig:
     liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
     #: The scheduler Deployments the operator manages.
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    #: Let kopf list and watch CRDs and namespaces (SCAN_CLUSTER). False needs no
+    #: cluster-wide rights (namespaced RBAC) but serves only the CRDs present at start-up.
+    scan_cluster: bool = True
     #: Leader election among the operator's replicas.
     leader_election: LeaderElectionSettings = field(default_factory=LeaderElectionSettings)
 
@@ -126,7 +126,7 @@ class OperatorConfig:
         Variables: WATCH_NAMESPACES (comma list), KUBECONFIG, CRON_SYNC_INTERVAL,
         RETRY_DELAY, METRICS_PORT, LIVENESS_ENDPOINT, SCHEDULER_IMAGE,
         SCHEDULER_REPLICAS, SCHEDULER_CLUSTER_ROLE,
-        SCHEDULER_IMAGE_PULL_POLICY and SCHEDULER_APP, and those of
+        SCHEDULER_IMAGE_PULL_POLICY, SCHEDULER_APP and SCAN_CLUSTER, and those of
         :meth:`LeaderElectionSettings.from_env`. Raises :class:`ConfigError` naming a
         bad value.
         """
@@ -150,8 +150,18 @@ class OperatorConfig:
                 image_pull_policy=env.get("SCHEDULER_IMAGE_PULL_POLICY", ""),
                 app=env.get("SCHEDULER_APP", ""),
             ),
+            scan_cluster=_flag(env, "SCAN_CLUSTER", defaults.scan_cluster),
             leader_election=LeaderElectionSettings.from_env(env),
         )
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("true", "false", "1", "0"):
+        raise ConfigError(f"{name}={raw!r} is not true or false")
+    return raw in ("true", "1")
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

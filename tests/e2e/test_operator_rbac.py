@@ -58,6 +58,38 @@ async def apply_cluster_rbac(api: client.ApiClient) -> None:
             )
 
 
+async def service_account_kubeconfig(
+    cluster: KubeCluster, api: client.ApiClient, namespace: str, account: str, directory: Path
+) -> Path:
+    """A kubeconfig with a TokenRequest token of ServiceAccount ``namespace/account``."""
+    token = await client.CoreV1Api(api).create_namespaced_service_account_token(
+        account,
+        namespace,
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        ),
+    )
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster_entry = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": account,
+        "clusters": [{"name": "e2e", "cluster": cluster_entry["cluster"]}],
+        "users": [{"name": account, "user": {"token": token.status.token}}],
+        "contexts": [
+            {
+                "name": account,
+                "context": {"cluster": "e2e", "user": account, "namespace": namespace},
+            }
+        ],
+    }
+    path = directory / f"{account}.kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
+
+
 @pytest.fixture
 async def operator_kubeconfig(
     kube_cluster_with_controllers: KubeCluster,
@@ -84,31 +116,9 @@ async def operator_kubeconfig(
             ],
         )
     )
-    token = await core.create_namespaced_service_account_token(
-        "operator",
-        namespace,
-        client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-        ),
+    path = await service_account_kubeconfig(
+        kube_cluster_with_controllers, kube_api, namespace, "operator", tmp_path
     )
-    admin = yaml.safe_load(Path(kube_cluster_with_controllers.kubeconfig).read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
-    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "operator",
-        "clusters": [{"name": "e2e", "cluster": cluster["cluster"]}],
-        "users": [{"name": "operator", "user": {"token": token.status.token}}],
-        "contexts": [
-            {
-                "name": "operator",
-                "context": {"cluster": "e2e", "user": "operator", "namespace": namespace},
-            }
-        ],
-    }
-    path = tmp_path / "operator.kubeconfig"
-    path.write_text(json.dumps(config))
     try:
         yield path
     finally:
