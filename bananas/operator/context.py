@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from random import Random
 from typing import Any
 
 from kubernetes_asyncio import client as k8s
@@ -38,6 +39,15 @@ class OperatorContext:
     metrics: Metrics = field(default_factory=Metrics)
     #: Unix time; tests may replace it.
     clock: Callable[[], float] = time.time
+    #: The randomness of poll jitter; tests may seed it.
+    random: Random = field(default_factory=Random)
+    _poll_slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+
+    def poll_slots(self) -> asyncio.Semaphore:
+        """The semaphore that bounds how many pools poll at once (``max_concurrent_polls``)."""
+        if self._poll_slots is None:  # made on first use, inside the operator's event loop
+            self._poll_slots = asyncio.Semaphore(self.config.max_concurrent_polls)
+        return self._poll_slots
 
     @classmethod
     async def create(cls, config: OperatorConfig) -> OperatorContext:

@@ -8,9 +8,9 @@
   re-register the schedule (an idempotent write), so a Redis that lost its
   data gets its schedules back.
 - :func:`delete` (behind the ``bananas.dev/finalizer`` finalizer): unregister
-  the schedule. If Redis stays unreachable through ``delete_retries`` attempts
-  the schedule is let go with a Warning Event rather than blocking the
-  namespace's deletion for ever.
+  the schedule, retrying for as long as it takes (a schedule left behind would
+  keep firing); the status and a Warning Event say when it is stuck, and an
+  annotation lets it go on purpose.
 
 Redis being unreachable is a condition (``RedisReachable=False``) and an Event,
 then a retry after ``retry_delay``; it never crashes the operator.
@@ -72,6 +72,10 @@ from bananas.operator.timefmt import format_time
 logger = logging.getLogger(__name__)
 
 KIND = "CronSchedule"
+#: Annotation that lets a CronSchedule be deleted although its schedule stays in Redis.
+ABANDON_ANNOTATION = "bananas.dev/abandon-schedule"
+#: Longest wait between two attempts at unregistering a deleted schedule (seconds).
+MAX_DELETE_DELAY = 300.0
 
 
 def _generation(body: kopf.Body) -> int | None:
@@ -355,19 +359,27 @@ def _synced_conditions(
 async def delete(
     body: kopf.Body,
     spec: kopf.Spec,
+    status: kopf.Status,
     memo: kopf.Memo,
+    patch: kopf.Patch,
     retry: int,
     **_: Any,
 ) -> None:
-    """Unregister the schedule from Redis before the CronSchedule goes."""
+    """Unregister the schedule from Redis before the CronSchedule goes.
+
+    Retried for as long as it takes (a schedule left in Redis would go on firing),
+    with a growing delay; from the ``delete_retries``-th failure on, the status says
+    so (``Registered=True/UnregisterFailed``) and a Warning Event is posted once. The
+    annotation ``bananas.dev/abandon-schedule: "true"`` lets the object go regardless.
+    """
     ctx: OperatorContext = memo["ctx"]
     namespace, name = ident(body)
     memo["deleted"] = True
-    redis = spec.get("redis")
-    try:
-        ref = RedisRef.model_validate(redis if isinstance(redis, Mapping) else {})
-    except ValueError:
-        ref = RedisRef.model_validate({})
+    if (body.metadata.annotations or {}).get(ABANDON_ANNOTATION) == "true":
+        message = f"left in Redis: the {ABANDON_ANNOTATION} annotation says to let it go"
+        post_event(body, "Warning", Reason.UNREGISTER_FAILED, message)
+        return
+    ref = _previous_redis(body) or RedisRef.model_validate({})
     async with object_lock(memo):
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
@@ -375,9 +387,33 @@ async def delete(
                     await client.unregister_schedule(schedule_id(namespace, name))
         except REDIS_FAILURES as exc:
             failure = redis_problem(ctx, KIND, exc)
-            if retry < ctx.config.delete_retries:
-                raise kopf.TemporaryError(failure.message, delay=ctx.config.retry_delay) from exc
-            message = f"left in Redis after {retry + 1} attempts: {failure.message}"
-            post_event(body, "Warning", Reason.UNREGISTER_FAILED, message)
-            return
+            if retry + 1 >= ctx.config.delete_retries:
+                _still_registered(body, status, patch, failure, retry, ctx.clock())
+            delay = min(ctx.config.retry_delay * 2 ** max(0, retry), MAX_DELETE_DELAY)
+            raise kopf.TemporaryError(failure.message, delay=delay) from exc
     post_event(body, "Normal", Reason.UNREGISTERED, "removed from Redis")
+
+
+def _still_registered(
+    body: kopf.Body,
+    status: Mapping[str, Any],
+    patch: kopf.Patch,
+    failure: RedisProblem,
+    retry: int,
+    now: float,
+) -> None:
+    message = (
+        f"deletion waits until the schedule leaves Redis ({retry + 1} attempts so far):"
+        f" {failure.message}; annotate {ABANDON_ANNOTATION}=true to let it go"
+    )
+    condition = Condition(ConditionType.REGISTERED, TRUE, Reason.UNREGISTER_FAILED, message)
+    if (
+        condition_status(status.get("conditions"), ConditionType.REGISTERED) == TRUE
+        and (find_condition(status.get("conditions"), ConditionType.REGISTERED) or {}).get("reason")
+        == Reason.UNREGISTER_FAILED
+    ):
+        return  # said already
+    post_event(body, "Warning", Reason.UNREGISTER_FAILED, message)
+    patch.status["conditions"] = merge_conditions(
+        status.get("conditions"), [condition], now=datetime.fromtimestamp(now, UTC)
+    )

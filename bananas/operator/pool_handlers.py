@@ -29,6 +29,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from random import Random
 from typing import Any
 
 import kopf
@@ -84,6 +85,8 @@ logger = logging.getLogger(__name__)
 KIND = "WorkerPool"
 #: Seconds between polls of a pool whose spec cannot be read.
 FALLBACK_POLL = 15.0
+#: A poll interval varies by up to this fraction either way.
+POLL_JITTER = 0.1
 
 
 def _replicas_of(deployment: Mapping[str, Any] | None) -> int | None:
@@ -263,7 +266,7 @@ async def _observe_and_scale(
         )
         memo["autoscaler"] = decision.memory
         if refusal is None:
-            resized = await _resize(ctx, body, memo, spec, decision, current, now)
+            resized = await _resize(ctx, body, memo, spec, decision, current, now, load)
             deployment = resized.deployment or deployment
             desired, held, refusal = resized.size, resized.held, resized.refusal
     pods = None
@@ -302,11 +305,12 @@ async def _resize(
     decision: Decision,
     current: int,
     now: float,
+    load: Load,
 ) -> _Resized:
     """Apply the autoscaler's size, sparing busy pods when it shrinks the pool."""
     target, held = decision.desired, 0
     if target < current:
-        kept = await _spare_busy(ctx, body, memo, spec, decision.desired, current, now)
+        kept = await _spare_busy(ctx, body, memo, spec, decision.desired, current, now, load)
         target, held = kept.size, kept.busy
     else:
         memo["held_since"] = None
@@ -361,16 +365,26 @@ async def _spare_busy(
     desired: int,
     current: int,
     now: float,
+    load: Load,
 ) -> Hold:
-    """Before shrinking: idle pods first (deletion cost), and never below the busy pods."""
+    """Before shrinking: idle pods first (deletion cost), and never below the busy pods.
+
+    A heartbeat is up to a third of the lease old, so a pod that took a job since
+    may still report itself idle. The leases in Redis are exact: while the pool's
+    heartbeats account for fewer in-flight jobs than its routing keys hold, the
+    shrink waits (within the same bound) rather than guess which pod is busy.
+    """
     namespace, name = ident(body)
     work = await _rank_pods(ctx, namespace, name, spec)
     if work is None:  # which pods are busy is unknown: shrink at the next poll
         return Hold(size=current, busy=0, since=memo.get("held_since"))
+    busy = busy_pods(work)
+    if sum(work.values()) < load.in_flight:
+        busy = current  # a job's pod is not known yet: keep them all for now
     kept = hold(
         desired,
         current,
-        busy_pods(work),
+        busy,
         now=now,
         since=memo.get("held_since"),
         limit=float(grace_period(spec)),
@@ -485,15 +499,35 @@ def _announce_redis(body: kopf.Body, before: Any, after: list[JsonObject]) -> No
         post_event(body, "Normal", Reason.REDIS_REACHABLE, "queue statistics readable again")
 
 
+def first_delay(rng: Random, spec: Mapping[str, Any]) -> float:
+    """A random wait before a pool's first poll, within one poll interval: an operator
+    that starts with 1,000 pools spreads their polls instead of running them in step."""
+    autoscaling = spec.get("autoscaling")
+    interval = autoscaling.get("pollInterval") if isinstance(autoscaling, Mapping) else None
+    seconds = float(interval) if isinstance(interval, int) and interval > 0 else FALLBACK_POLL
+    return rng.uniform(0.0, seconds)
+
+
+def jittered(rng: Random, interval: float) -> float:
+    """``interval`` give or take :data:`POLL_JITTER`, so pools drift apart, not together."""
+    return interval * rng.uniform(1.0 - POLL_JITTER, 1.0 + POLL_JITTER)
+
+
 async def autoscale(
     body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
-    """The pool's autoscaler loop: poll, then sleep ``pollInterval`` (kopf daemon)."""
+    """The pool's autoscaler loop: poll, then sleep about ``pollInterval`` (kopf daemon).
+
+    At most ``max_concurrent_polls`` pools poll at once (the others wait their turn),
+    and each waits a random part of its interval before its first poll.
+    """
     ctx: OperatorContext = memo["ctx"]
     try:
+        await stopped.wait(first_delay(ctx.random, dict(body.spec)))
         while not stopped:
             try:
-                interval = await poll(ctx, body, memo)
+                async with ctx.poll_slots():
+                    interval = await poll(ctx, body, memo)
             except KubernetesApiError as exc:
                 ctx.metrics.reconcile_errors.labels(KIND).inc()
                 logger.warning(
@@ -503,6 +537,6 @@ async def autoscale(
                     exc,
                 )
                 interval = ctx.config.retry_delay
-            await stopped.wait(interval)
+            await stopped.wait(jittered(ctx.random, interval))
     finally:
         ctx.metrics.forget_pool(body.metadata.namespace or "", body.metadata.name or "")

@@ -339,6 +339,39 @@ async def test_unreachable_redis_is_a_condition(
     assert operator.alive
 
 
+async def test_a_deletion_waits_for_its_redis_until_told_to_let_go(
+    operator: OperatorThread, crons: Crons, kube_api: client.ApiClient, namespace: str
+) -> None:
+    """It used to give up after a few attempts, leaving the schedule firing in Redis."""
+    from .redis_fixture import unreachable_redis_url
+
+    await put_secret(kube_api, namespace, unreachable_redis_url(), name="gone")
+    await crons.create(
+        "orphan", {"schedule": "@hourly", "job": "x", "redis": {"secretName": "gone"}}
+    )
+    await eventually(
+        lambda: crons.condition("orphan", "RedisReachable", "False"), what="Redis unreachable"
+    )
+    await crons.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, CRONS, "orphan")
+    stuck = await eventually(
+        lambda: crons.condition("orphan", "Registered", "True", "UnregisterFailed"),
+        what="Registered=True/UnregisterFailed while the deletion waits",
+    )
+    assert "bananas.dev/abandon-schedule" in stuck["message"], stuck
+    await wait_for_event(kube_api, namespace, "orphan", "UnregisterFailed")
+    assert await crons.get("orphan") is not None  # still there: it did not give up
+    await crons.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, CRONS, "orphan",
+        {"metadata": {"annotations": {"bananas.dev/abandon-schedule": "true"}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+
+    async def gone() -> bool:
+        return await crons.get("orphan") is None
+
+    await eventually(gone, what="the CronSchedule let go once told to")
+
+
 async def test_moving_a_schedule_to_another_redis_leaves_nothing_behind(
     operator: OperatorThread,
     crons: Crons,

@@ -137,6 +137,8 @@ def fixed(replicas: int, **spec: Any) -> dict[str, Any]:
         "app": APP,
         "routingKeys": [route()],
         "concurrency": 1,
+        # The CRD refuses a grace period shorter than jobTimeout + 5s.
+        "jobTimeout": "5s",
         "terminationGracePeriodSeconds": 10,
         "autoscaling": {"minReplicas": replicas, "maxReplicas": replicas, "pollInterval": 1},
     }
