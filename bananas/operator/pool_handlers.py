@@ -34,7 +34,16 @@ from typing import Any
 
 import kopf
 
-from bananas.operator.autoscaler import Decision, Load, Memory, Policy, decide, pool_load
+from bananas.operator.autoscaler import (
+    Decision,
+    Load,
+    Memory,
+    Policy,
+    decide,
+    fallback_size,
+    paused_size,
+    pool_load,
+)
 from bananas.operator.conditions import FALSE, TRUE, condition_status, merge_conditions
 from bananas.operator.context import REDIS_TIMEOUT, OperatorContext, object_lock
 from bananas.operator.handler_support import (
@@ -53,7 +62,7 @@ from bananas.operator.health import (
     refusal_in,
 )
 from bananas.operator.kube import KubernetesApiError
-from bananas.operator.meta import WORKERPOOL_PLURAL, JsonObject, owner_of
+from bananas.operator.meta import PAUSE_ANNOTATION, WORKERPOOL_PLURAL, JsonObject, owner_of
 from bananas.operator.pool_status import (
     Observation,
     observed_fields,
@@ -260,7 +269,12 @@ async def _observe_and_scale(
     current = _replicas_of(deployment) or 0
     decision: Decision | None = None
     desired, held = current, 0
-    if load is not None:
+    hold_at = _held_size(body, memo, spec, load, current)
+    if hold_at is not None:
+        if refusal is None:
+            scaled, desired, refusal = await _hold(ctx, body, memo, spec, current, hold_at)
+            deployment = scaled or deployment
+    elif load is not None:
         decision = decide(
             Policy.from_spec(spec.autoscaling), current, load, now, _memory(memo, body.status, now)
         )
@@ -284,6 +298,52 @@ async def _observe_and_scale(
         held_for_busy=held,
     )
     return seen, desired, decision
+
+
+def _held_size(
+    body: kopf.Body, memo: kopf.Memo, spec: WorkerPoolSpec, load: Load | None, current: int
+) -> tuple[int, Reason, str] | None:
+    """The size the pause annotation or the fallback holds, with the reason; None if neither.
+
+    Counts the polls in a row that could not read Redis (in memory: a restarted
+    operator counts afresh).
+    """
+    failures = 0 if load is not None else int(memo.get("redis_failures") or 0) + 1
+    memo["redis_failures"] = failures
+    paused = paused_size(body.metadata.annotations, current)
+    if paused is not None:
+        return paused, Reason.AUTOSCALING_PAUSED, f"{PAUSE_ANNOTATION} holds {paused} replicas"
+    fallback = fallback_size(spec.autoscaling.fallback, failures)
+    if fallback is not None:
+        return (
+            fallback,
+            Reason.SCALED_TO_FALLBACK,
+            (f"Redis unreadable for {failures} polls in a row: fallback of {fallback} replicas"),
+        )
+    return None
+
+
+async def _hold(
+    ctx: OperatorContext,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    spec: WorkerPoolSpec,
+    current: int,
+    hold_at: tuple[int, Reason, str],
+) -> tuple[JsonObject | None, int, Problem | None]:
+    """Apply a held size (pause, fallback); post an Event when it changes the pool."""
+    size, reason, message = hold_at
+    if size == current:
+        return None, current, None
+    scaled, refusal = await _apply_or_refuse(ctx, body, memo, spec, size)
+    if scaled is None:
+        return None, current, refusal
+    namespace, name = ident(body)
+    message = f"{current} -> {size} replicas: {message}"
+    logger.info("WorkerPool %s/%s: %s", namespace, name, message)
+    post_event(body, "Normal", reason, message)
+    ctx.metrics.scale_decisions.labels(namespace, name, reason).inc()
+    return scaled, size, None
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,10 @@ class Reason(enum.StrEnum):
     SCALED_UP = "ScaledUp"
     SCALED_DOWN = "ScaledDown"
     SCALE_TO_ZERO = "ScaleToZero"
+    #: The pause annotation holds the pool's size.
+    AUTOSCALING_PAUSED = "AutoscalingPaused"
+    #: Redis was unreadable for spec.autoscaling.fallback.failureThreshold polls.
+    SCALED_TO_FALLBACK = "ScaledToFallback"
     SCALING = "Scaling"
     STABILIZING = "Stabilizing"
     STABLE = "Stable"
