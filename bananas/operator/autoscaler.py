@@ -27,11 +27,12 @@ How a WorkerPool is sized, on every poll:
    the changes the autoscaler made within it (:func:`rate_limit`). Waking from
    zero and going to zero bypass them, as they bypass the windows.
 
-Two rules hold the size whatever the load says, decided before :func:`decide`
-runs: :func:`paused_size` (the ``bananas.dev/autoscaling-paused`` annotation:
-``"true"`` keeps the current size, a number holds that many pods) and
-:func:`fallback_size` (``spec.autoscaling.fallback``: after ``failureThreshold``
-polls in a row that could not read Redis, hold ``replicas``).
+Two rules hold the size whatever the load says, checked by the handlers
+before they apply a decision: :func:`is_paused` (the
+``bananas.dev/autoscaling-paused: "true"`` annotation keeps the current size)
+and :func:`fallback_size` (``spec.autoscaling.fallback``: after
+``failureThreshold`` polls in a row that could not read Redis, the pool goes
+to ``replicas``, within min/max).
 
 The autoscaler keeps a memory between polls: the recommendations within the
 longest window (run-length encoded, so a steady pool costs one entry) and the
@@ -58,7 +59,7 @@ from bananas.operator.meta import PAUSE_ANNOTATION
 from bananas.operator.reasons import Reason
 from bananas.operator.specs import (
     AutoscalingSpec,
-    Fallback,
+    FallbackSpec,
     RatePolicy,
     RatePolicyType,
     SelectPolicy,
@@ -342,21 +343,12 @@ def rate_limit(
     return min(current, max(desired, limit))
 
 
-def paused_size(annotations: Mapping[str, str], current: int) -> int | None:
-    """The size the pause annotation holds, or None when the pool is not paused.
-
-    ``"true"`` keeps ``current``; a whole number holds that many pods; anything
-    else (``"false"``, empty, garbage) does not pause.
-    """
-    raw = str(annotations.get(PAUSE_ANNOTATION, "")).strip().lower()
-    if raw == "true":
-        return current
-    if raw.isdigit():
-        return int(raw)
-    return None
+def is_paused(annotations: Mapping[str, str]) -> bool:
+    """Whether the pause annotation (``bananas.dev/autoscaling-paused: "true"``) holds the pool."""
+    return str(annotations.get(PAUSE_ANNOTATION, "")).strip().lower() == "true"
 
 
-def fallback_size(fallback: Fallback | None, failures: int) -> int | None:
+def fallback_size(fallback: FallbackSpec | None, failures: int) -> int | None:
     """The fallback size after ``failures`` unreadable polls in a row, or None."""
     if fallback is None or failures < fallback.failure_threshold:
         return None

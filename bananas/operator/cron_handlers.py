@@ -147,7 +147,15 @@ async def reconcile(
     upcoming = next_fire(cron, now)
     patch.status["nextScheduleTime"] = format_time(upcoming) if upcoming else None
     state = "suspended" if cron.suspend else f"next fire {patch.status['nextScheduleTime']}"
-    post_event(body, "Normal", Reason.REGISTERED, f"registered; {state}")
+    if _was_suspended(old) and not cron.suspend:  # one Event per resume
+        post_event(body, "Normal", Reason.RESUMED, f"resumed; {state}")
+    else:
+        post_event(body, "Normal", Reason.REGISTERED, f"registered; {state}")
+
+
+def _was_suspended(old: Any) -> bool:
+    spec = old.get("spec") if isinstance(old, Mapping) else None
+    return isinstance(spec, Mapping) and spec.get("suspend") is True
 
 
 def _previous_redis(old: Any) -> RedisRef | None:

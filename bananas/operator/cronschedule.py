@@ -34,6 +34,9 @@ from bananas.operator.reasons import ConditionType, Reason
 from bananas.operator.specs import CronScheduleSpec
 from bananas.operator.timefmt import format_time, parse_time
 
+#: Slots missed in one go beyond which the Event is TooManyMissed (as CronJob's 100).
+TOO_MANY_MISSED = 100
+
 _LIVE = {JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING}
 
 #: The macros a CronSchedule accepts (as a CronJob does), as the 5 fields the SDK takes.
@@ -168,7 +171,9 @@ def _time(moment: datetime | None) -> str | None:
     return format_time(moment) if moment is not None else None
 
 
-def _events(previous: Mapping[str, Any], fields: Mapping[str, Any]) -> list[Event]:
+def _events(
+    spec: CronScheduleSpec, previous: Mapping[str, Any], fields: Mapping[str, Any]
+) -> list[Event]:
     events: list[Event] = []
     last = fields["lastScheduleTime"]
     if last is not None and parse_time(previous.get("lastScheduleTime")) != parse_time(last):
@@ -176,7 +181,19 @@ def _events(previous: Mapping[str, Any], fields: Mapping[str, Any]) -> list[Even
             Event("Normal", Reason.FIRED, f"fired the slot of {last} as job {fields['lastJobId']}")
         )
     skipped = fields["skippedCount"] - _int(previous.get("skippedCount"))
-    if skipped > 0 and "skippedCount" in previous:
+    if spec.suspend:
+        pass  # slots pass unfired while suspended, as asked: no Warning per slot
+    elif skipped >= TOO_MANY_MISSED and "skippedCount" in previous:
+        events.append(
+            Event(
+                "Warning",
+                Reason.TOO_MANY_MISSED,
+                f"missed {skipped} slots (at least {TOO_MANY_MISSED}): is the scheduler"
+                " running? Only the latest missed slot is fired, within"
+                " startingDeadlineSeconds when set",
+            )
+        )
+    elif skipped > 0 and "skippedCount" in previous:
         events.append(
             Event(
                 "Warning",
@@ -198,7 +215,7 @@ def render_status(
     Fields that have no value are returned as None, so a merge patch clears them.
     """
     fields = _fields(spec, seen, now)
-    return fields, _events(previous if isinstance(previous, Mapping) else {}, fields)
+    return fields, _events(spec, previous if isinstance(previous, Mapping) else {}, fields)
 
 
 def registered_conditions(spec: CronScheduleSpec) -> list[Condition]:

@@ -41,7 +41,7 @@ from bananas.operator.autoscaler import (
     Policy,
     decide,
     fallback_size,
-    paused_size,
+    is_paused,
     pool_load,
 )
 from bananas.operator.conditions import FALSE, TRUE, condition_status, merge_conditions
@@ -62,7 +62,7 @@ from bananas.operator.health import (
     refusal_in,
 )
 from bananas.operator.kube import KubernetesApiError
-from bananas.operator.meta import PAUSE_ANNOTATION, WORKERPOOL_PLURAL, JsonObject, owner_of
+from bananas.operator.meta import WORKERPOOL_PLURAL, JsonObject, owner_of
 from bananas.operator.pool_status import (
     Observation,
     observed_fields,
@@ -266,23 +266,24 @@ async def _observe_and_scale(
     if deployment is None and refusal is None:  # deleted by hand, or never made: heal it
         deployment, refusal = await _apply_or_refuse(ctx, body, memo, spec, None)
     load, problem = await read_load(ctx, namespace, spec)
+    memo["redis_failures"] = 0 if load is not None else int(memo.get("redis_failures") or 0) + 1
     current = _replicas_of(deployment) or 0
     decision: Decision | None = None
     desired, held = current, 0
-    hold_at = _held_size(body, memo, spec, load, current)
-    if hold_at is not None:
-        if refusal is None:
-            scaled, desired, refusal = await _hold(ctx, body, memo, spec, current, hold_at)
-            deployment = scaled or deployment
-    elif load is not None:
+    paused = _paused(body)
+    if load is not None:
         decision = decide(
             Policy.from_spec(spec.autoscaling), current, load, now, _memory(memo, body.status, now)
         )
         memo["autoscaler"] = decision.memory
-        if refusal is None:
+        if refusal is None and not paused:
             resized = await _resize(ctx, body, memo, spec, decision, current, now, load)
             deployment = resized.deployment or deployment
             desired, held, refusal = resized.size, resized.held, resized.refusal
+    elif refusal is None and not paused:
+        resized = await _fall_back(ctx, body, memo, spec, current)
+        deployment = resized.deployment or deployment
+        desired, refusal = resized.size, resized.refusal
     pods = None
     if deployment is not None and refusal is None:
         if desired == current and Rollout.of(deployment).replaced_pods:
@@ -296,54 +297,39 @@ async def _observe_and_scale(
         refusal=refusal,
         pods=pods,
         held_for_busy=held,
+        paused=paused,
+        fallback=load is None and _falling_back(memo, spec),
     )
     return seen, desired, decision
 
 
-def _held_size(
-    body: kopf.Body, memo: kopf.Memo, spec: WorkerPoolSpec, load: Load | None, current: int
-) -> tuple[int, Reason, str] | None:
-    """The size the pause annotation or the fallback holds, with the reason; None if neither.
-
-    Counts the polls in a row that could not read Redis (in memory: a restarted
-    operator counts afresh).
-    """
-    failures = 0 if load is not None else int(memo.get("redis_failures") or 0) + 1
-    memo["redis_failures"] = failures
-    paused = paused_size(body.metadata.annotations, current)
-    if paused is not None:
-        return paused, Reason.AUTOSCALING_PAUSED, f"{PAUSE_ANNOTATION} holds {paused} replicas"
-    fallback = fallback_size(spec.autoscaling.fallback, failures)
-    if fallback is not None:
-        return (
-            fallback,
-            Reason.SCALED_TO_FALLBACK,
-            (f"Redis unreadable for {failures} polls in a row: fallback of {fallback} replicas"),
-        )
-    return None
+def _paused(body: kopf.Body) -> bool:
+    return is_paused(body.metadata.annotations or {})
 
 
-async def _hold(
-    ctx: OperatorContext,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    spec: WorkerPoolSpec,
-    current: int,
-    hold_at: tuple[int, Reason, str],
-) -> tuple[JsonObject | None, int, Problem | None]:
-    """Apply a held size (pause, fallback); post an Event when it changes the pool."""
-    size, reason, message = hold_at
-    if size == current:
-        return None, current, None
-    scaled, refusal = await _apply_or_refuse(ctx, body, memo, spec, size)
+def _falling_back(memo: kopf.Memo, spec: WorkerPoolSpec) -> bool:
+    failures = int(memo.get("redis_failures") or 0)
+    return fallback_size(spec.autoscaling.fallback, failures) is not None
+
+
+async def _fall_back(
+    ctx: OperatorContext, body: kopf.Body, memo: kopf.Memo, spec: WorkerPoolSpec, current: int
+) -> _Resized:
+    """Redis unreadable for ``fallback.failureThreshold`` polls: go to ``fallback.replicas``."""
+    fallback = spec.autoscaling.fallback
+    if fallback is None or not _falling_back(memo, spec):
+        return _Resized(None, current)
+    target = Policy.from_spec(spec.autoscaling).clamp(fallback.replicas)
+    if target == current:
+        return _Resized(None, current)
+    scaled, refusal = await _apply_or_refuse(ctx, body, memo, spec, target)
     if scaled is None:
-        return None, current, refusal
-    namespace, name = ident(body)
-    message = f"{current} -> {size} replicas: {message}"
-    logger.info("WorkerPool %s/%s: %s", namespace, name, message)
-    post_event(body, "Normal", reason, message)
-    ctx.metrics.scale_decisions.labels(namespace, name, reason).inc()
-    return scaled, size, None
+        return _Resized(None, current, 0, refusal)
+    failures = memo.get("redis_failures")
+    message = f"{current} -> {target} replicas: Redis unreadable for {failures} polls (fallback)"
+    post_event(body, "Warning", Reason.FALLBACK, message)
+    ctx.metrics.scale_decisions.labels(*ident(body), Reason.FALLBACK).inc()
+    return _Resized(scaled, target)
 
 
 @dataclass(frozen=True)

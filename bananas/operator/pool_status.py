@@ -51,6 +51,10 @@ class Observation:
     pods: Problem | None = None
     #: Busy pods that keep the pool above the autoscaler's size, if any.
     held_for_busy: int = 0
+    #: The pause annotation holds the pool at its size.
+    paused: bool = False
+    #: Redis has been unreadable long enough for the fallback size to apply.
+    fallback: bool = False
 
 
 def _count(obj: Mapping[str, Any] | None, section: str, field: str) -> int:
@@ -84,6 +88,12 @@ def _health(seen: Observation) -> list[Condition]:
 
 def _scaling(seen: Observation, desired: int, decision: Decision | None) -> Condition:
     running = _count(seen.deployment, "status", "replicas")
+    if seen.paused:
+        message = "held at its size by the bananas.dev/autoscaling-paused annotation"
+        return Condition(SCALING, FALSE, Reason.PAUSED, message)
+    if seen.fallback:
+        message = f"Redis unreadable: holding the fallback size, {desired} pods"
+        return Condition(SCALING, FALSE, Reason.FALLBACK, message)
     if seen.held_for_busy:
         return Condition(
             SCALING,

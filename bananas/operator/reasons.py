@@ -68,14 +68,12 @@ class Reason(enum.StrEnum):
     SCALED_UP = "ScaledUp"
     SCALED_DOWN = "ScaledDown"
     SCALE_TO_ZERO = "ScaleToZero"
-    #: The pause annotation holds the pool's size.
-    AUTOSCALING_PAUSED = "AutoscalingPaused"
-    #: Redis was unreadable for spec.autoscaling.fallback.failureThreshold polls.
-    SCALED_TO_FALLBACK = "ScaledToFallback"
     SCALING = "Scaling"
     STABILIZING = "Stabilizing"
     STABLE = "Stable"
     WAITING_FOR_BUSY_PODS = "WaitingForBusyPods"
+    PAUSED = "Paused"
+    FALLBACK = "Fallback"
 
     # -- Redis and its Secret
     CONNECTED = "Connected"
@@ -95,6 +93,8 @@ class Reason(enum.StrEnum):
     SUSPENDED = "Suspended"
     FIRED = "Fired"
     MISSED_SCHEDULE = "MissedSchedule"
+    TOO_MANY_MISSED = "TooManyMissed"
+    RESUMED = "Resumed"
     FIRE_FAILED = "FireFailed"
     INVALID_TIME_ZONE = "InvalidTimeZone"
     INVALID_SCHEDULE = "InvalidSchedule"

@@ -109,11 +109,10 @@ class Stabilization(_Spec):
     select_policy: SelectPolicy = SelectPolicy.MAX
 
 
-class Fallback(_Spec):
-    """The size to hold while Redis cannot be read (KEDA's ``fallback``)."""
+class FallbackSpec(_Spec):
+    """The size a pool takes while Redis cannot be read (as KEDA's ``fallback``)."""
 
-    #: Failed polls in a row before the fallback applies.
-    failure_threshold: int = Field(ge=1)
+    failure_threshold: int = Field(3, ge=1)
     replicas: int = Field(ge=0)
 
 
@@ -132,8 +131,8 @@ class AutoscalingSpec(_Spec):
     scale_down: Stabilization = Field(
         default_factory=lambda: Stabilization.model_validate({"stabilizationWindowSeconds": 300})
     )
-    #: Replicas while Redis is unreachable; None keeps the current size.
-    fallback: Fallback | None = None
+    #: None: the pool keeps its size while Redis is unreadable.
+    fallback: FallbackSpec | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> AutoscalingSpec:

@@ -302,6 +302,26 @@ async def test_an_edit_fires_on_the_new_schedule_at_once(
         await elector.close()
 
 
+async def test_a_resume_is_one_event(
+    operator: OperatorThread, crons: Crons, redis: AsyncClient, kube_api: client.ApiClient,
+    namespace: str,
+) -> None:  # fmt: skip
+    await crons.create("paused", {"schedule": "* * * * *", "job": "x", "suspend": True})
+    # (Ready needs a scheduler pod, which this tier does not run: Registered says it.)
+    sid = f"{namespace}.paused"
+    suspended = await eventually(lambda: registered(redis, sid), what="the schedule in Redis")
+    assert suspended.enabled is False
+    await _patch_spec(crons, "paused", {"suspend": False})
+    message = await wait_for_event(kube_api, namespace, "paused", "Resumed")
+    assert message.startswith("resumed; next fire "), message
+
+    async def enabled() -> Any:
+        found = await registered(redis, sid)
+        return found if found is not None and found.enabled else None
+
+    await eventually(enabled, what="the schedule enabled in Redis")
+
+
 async def test_unknown_time_zone_is_a_condition(
     operator: OperatorThread,
     crons: Crons,

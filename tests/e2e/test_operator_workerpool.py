@@ -491,8 +491,9 @@ async def test_a_pool_at_zero_wakes_for_a_delayed_job_when_it_falls_due(
     await redis.submit("later", routing_key=key, delay=6)
     await eventually(lambda: pools.replicas("sleeper", 1), what="a pod for the due job")
     waited = time.monotonic() - submitted
-    # woken within one poll (2 s) of the job falling due, and not long before
-    assert 6 - 2 - 1.5 <= waited <= 6 + 2 + 1.5, waited
+    # woken within one poll (2 s, +10% jitter) of the job falling due, not long before;
+    # the slack above is for a loaded machine (the API calls of the poll and the apply)
+    assert 6 - 2.2 - 1.0 <= waited <= 6 + 2.2 + 4.0, waited
     message = await wait_for_event(pools.api, pools.namespace, "sleeper", "ScaledUp")
     assert "+ 1 due" in message, message
 
@@ -538,6 +539,70 @@ async def test_autoscaler_memory_survives_an_operator_restart(
     dep = await pools.deployment("steady")
     assert dep is not None and dep.spec.replicas == 4, "the window's memory was lost"
     assert "ScaledDown" not in await pools.reasons("steady")
+
+
+async def test_fallback_size_while_redis_is_unreadable(
+    operator: OperatorThread, pools: Pools, kube_api: client.ApiClient, namespace: str
+) -> None:
+    await put_secret(kube_api, namespace, unreachable_redis_url(), name="down")
+    await pools.create(
+        "fallback",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "redis": {"secretName": "down"},
+            "autoscaling": fast_autoscaling(
+                minReplicas=1, fallback={"failureThreshold": 2, "replicas": 3}
+            ),
+        },
+    )
+    await eventually(lambda: pools.replicas("fallback", 3), what="the fallback size, 3")
+    message = await wait_for_event(pools.api, namespace, "fallback", "Fallback")
+    assert "Redis unreadable for 2 polls" in message, message
+    await eventually(
+        lambda: pools.condition("fallback", "Scaling", "False", "Fallback"), what="Scaling/Fallback"
+    )
+
+
+async def test_a_paused_pool_keeps_its_size(
+    operator: OperatorThread, pools: Pools, redis: AsyncClient, namespace: str
+) -> None:
+    key = route()
+    await pools.create(
+        "paused",
+        {"image": "bananas:e2e", "app": "app.tasks", "routingKeys": [key],
+         "autoscaling": fast_autoscaling()},
+    )  # fmt: skip
+    await eventually(lambda: pools.replicas("paused", 0), what="an idle pool at zero")
+    await pools.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, POOLS, "paused",
+        {"metadata": {"annotations": {"bananas.dev/autoscaling-paused": "true"}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    await eventually(
+        lambda: pools.condition("paused", "Scaling", "False", "Paused"), what="Scaling/Paused"
+    )
+    await redis.submit_many([{"name": "x", "routing_key": key} for _ in range(4)])
+
+    async def counted() -> bool:
+        return (await pools.status("paused")).get("queued") == 4
+
+    await eventually(counted, what="the queue in the status")
+    seen = operator.polls(namespace, "paused")
+    await eventually(
+        lambda: _at_least(operator.polls(namespace, "paused"), seen + 2), what="two more polls"
+    )
+    assert (await pools.deployment("paused")).spec.replicas == 0  # type: ignore[union-attr]
+    await pools.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, POOLS, "paused",
+        {"metadata": {"annotations": {"bananas.dev/autoscaling-paused": None}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    await eventually(lambda: pools.replicas("paused", 2), what="scaled once unpaused")
+
+
+async def _at_least(value: float, wanted: float) -> bool:
+    return value >= wanted
 
 
 async def test_unreachable_redis_is_a_condition_not_a_crash(

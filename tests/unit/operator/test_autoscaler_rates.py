@@ -14,11 +14,11 @@ from bananas.operator.autoscaler import (
     Policy,
     decide,
     fallback_size,
-    paused_size,
+    is_paused,
     rate_limit,
 )
 from bananas.operator.meta import PAUSE_ANNOTATION
-from bananas.operator.specs import Fallback, SpecError, parse_workerpool
+from bananas.operator.specs import FallbackSpec, SpecError, parse_workerpool
 
 T0 = 1_700_000_000.0
 
@@ -166,18 +166,18 @@ def test_rate_policies_are_validated() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "size"),
-    [("true", 7), ("True", 7), ("3", 3), ("0", 0), ("false", None), ("", None), ("-1", None)],
+    ("value", "paused"),
+    [("true", True), ("True", True), ("false", False), ("", False), ("1", False)],
 )
-def test_paused_size(value: str, size: int | None) -> None:
-    assert paused_size({PAUSE_ANNOTATION: value}, 7) == size
+def test_is_paused(value: str, paused: bool) -> None:
+    assert is_paused({PAUSE_ANNOTATION: value}) is paused
 
 
 def test_not_paused_without_the_annotation() -> None:
-    assert paused_size({}, 7) is None
+    assert not is_paused({})
 
 
 def test_fallback_after_the_threshold() -> None:
-    fallback = Fallback.model_validate({"failureThreshold": 3, "replicas": 2})
+    fallback = FallbackSpec.model_validate({"failureThreshold": 3, "replicas": 2})
     assert [fallback_size(fallback, n) for n in range(5)] == [None, None, None, 2, 2]
     assert fallback_size(None, 100) is None

@@ -206,3 +206,18 @@ def test_next_schedule_time_is_what_the_scheduler_will_fire() -> None:
     assert upcoming_fire(daily, stale, now) == datetime(2026, 1, 2, 3, tzinfo=UTC)
     suspended = parse_cronschedule({"schedule": "0 3 * * *", "job": "j", "suspend": True})
     assert upcoming_fire(suspended, stale, now) is None
+
+
+def test_no_warning_per_slot_while_suspended_and_one_for_a_long_outage() -> None:
+    suspended = parse_cronschedule({"schedule": "* * * * *", "job": "j", "suspend": True})
+    running = parse_cronschedule({"schedule": "* * * * *", "job": "j"})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    previous = {"skippedCount": 10}
+    seen = CronObservation(status=ScheduleStatus(schedule_id="x", skipped_count=11))
+    assert render_status(suspended, seen, previous, now)[1] == []
+    _, events = render_status(running, seen, previous, now)
+    assert [e.reason for e in events] == ["MissedSchedule"]
+    outage = CronObservation(status=ScheduleStatus(schedule_id="x", skipped_count=510))
+    _, events = render_status(running, outage, previous, now)
+    assert [(e.type, e.reason) for e in events] == [("Warning", "TooManyMissed")]
+    assert "missed 500 slots" in events[0].message

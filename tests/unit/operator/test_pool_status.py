@@ -219,3 +219,14 @@ def test_a_hand_edit_is_put_right_but_foreign_keys_do_not_force_writes() -> None
     junk = _written(autoscaler={**_written()["autoscaler"], "junk": [1]})
     assert not status_changed(junk, _written())  # a merge patch never removes it
     assert status_changed(None, _written())
+
+
+def test_paused_and_fallback_show_in_scaling() -> None:
+    paused = {
+        c.type: c
+        for c in pool_conditions(Observation(deployment(3, 3), LOAD, paused=True), 3, None)
+    }
+    assert (paused["Scaling"].status, paused["Scaling"].reason) == ("False", "Paused")
+    down = Observation(deployment(2, 2), None, ("RedisUnreachable", "refused"), fallback=True)
+    found = {c.type: c for c in pool_conditions(down, 2, None)}
+    assert (found["Scaling"].reason, found["RedisReachable"].status) == ("Fallback", "False")
