@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import tempfile
 from pathlib import Path
 
@@ -44,7 +45,12 @@ def config_from(args: argparse.Namespace) -> FleetConfig:
     return with_code(cfg, args.code, args.label)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so the control plane, Redis and operators are stopped
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     args = parse(argv)
     cfg = config_from(args)
     reports: list[Report] = []
