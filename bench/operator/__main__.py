@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fleet: {one.pools} pools, {one.label}, {one.replicas} replica(s)", flush=True)
             report = run(one, Path(workdir))
             reports.append(report)
+            if args.out is not None:
+                dump(reports, args.out)  # after every run: a later failure loses nothing
             if len(runs) > 1:
                 print(table([report]), flush=True)
     print(table(reports))

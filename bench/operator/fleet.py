@@ -316,15 +316,22 @@ async def settled(cfg: FleetConfig, api: client.ApiClient, timeout: float) -> fl
     """Wait until every pool has a Deployment and a status; the seconds it took."""
     custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
     started = time.monotonic()
+    with_status = deployments = 0
     while True:
-        pools = await custom.list_cluster_custom_object(GROUP, VERSION, "workerpools")
-        with_status = sum(1 for p in pools["items"] if (p.get("status") or {}).get("conditions"))
-        deps = await apps.list_deployment_for_all_namespaces(label_selector=WORKER_SELECTOR)
-        if with_status >= cfg.pools and len(deps.items) >= cfg.pools:
+        try:
+            pools = await custom.list_cluster_custom_object(GROUP, VERSION, "workerpools")
+            items = pools["items"]
+            with_status = sum(1 for p in items if (p.get("status") or {}).get("conditions"))
+            deps = await apps.list_deployment_for_all_namespaces(label_selector=WORKER_SELECTOR)
+            deployments = len(deps.items)
+        except ApiException as exc:
+            if exc.status < 500:  # a busy apiserver answers 504: ask again
+                raise
+        if with_status >= cfg.pools and deployments >= cfg.pools:
             return time.monotonic() - started
         if time.monotonic() - started > timeout:
             raise TimeoutError(
-                f"{with_status}/{cfg.pools} pools with a status, {len(deps.items)} Deployments"
+                f"{with_status}/{cfg.pools} pools with a status, {deployments} Deployments"
             )
         await asyncio.sleep(2)
 

@@ -18,6 +18,7 @@ waiting for the Lease to expire.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -26,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,22 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from bananas import AsyncClient
-from bananas.operator.testing import eventually
+from bananas.kubelease import KubernetesLeaseElector
+from bananas.operator.config import LeaderElectionSettings
+from bananas.operator.testing import OperatorThread, eventually
 from tests.support.ports import free_port
 
 from .controlplane import KubeCluster
 from .redis_fixture import operator_redis
-from .test_operator_workerpool import Pools, crds, fast_autoscaling, redis, redis_secret, route
+from .test_operator_workerpool import (
+    Pools,
+    crds,
+    fast_autoscaling,
+    operator_config,
+    redis,
+    redis_secret,
+    route,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -230,3 +241,80 @@ async def _holder_is(api: client.ApiClient, namespace: str, name: str) -> bool:
 async def _healthy(replica: Replica) -> bool:
     assert replica.alive(), replica.log.read_text()
     return get(f"http://127.0.0.1:{replica.health}/healthz") is not None
+
+
+async def test_a_leader_that_loses_the_lease_stops_and_comes_back(
+    kube_cluster_with_controllers: KubeCluster,
+    namespace: str,
+    crds: None,
+    redis_secret: str,
+    kube_api: client.ApiClient,
+) -> None:
+    """Another holder renews the Lease: the operator stops polling, then leads again."""
+    base = operator_config(kube_cluster_with_controllers, namespace)
+    settings = LeaderElectionSettings(
+        enabled=True,
+        namespace=namespace,
+        identity="op-0",
+        lease_duration=LEASE_DURATION,
+        renew_deadline=RENEW_DEADLINE,
+        retry_period=RETRY_PERIOD,
+    )
+    pools = Pools(kube_api, namespace)
+    with OperatorThread(replace(base, leader_election=settings)) as operator:
+        await pools.create(
+            "term",
+            {
+                "image": "bananas:e2e",
+                "app": "app.tasks",
+                "routingKeys": [route()],
+                "autoscaling": fast_autoscaling(pollInterval=int(POLL)),
+            },
+        )
+        await eventually(lambda: _polling(operator, namespace), what="the leader polling")
+
+        # An intruder renews the Lease as its own: op-0's renewals fail from now on.
+        leases = client.CoordinationV1Api(kube_api)
+        intruder = KubernetesLeaseElector(
+            namespace, LEASE, "intruder", LEASE_DURATION * 10, api_client=kube_api
+        )
+
+        async def taken() -> bool:
+            lease = await leases.read_namespaced_lease(LEASE, namespace)
+            lease.spec.holder_identity = "intruder"
+            lease.spec.lease_duration_seconds = int(LEASE_DURATION * 10)
+            try:
+                await leases.replace_namespaced_lease(LEASE, namespace, lease)
+            except ApiException as exc:
+                if exc.status == 409:  # op-0 renewed in between: read it again
+                    return False
+                raise
+            return True
+
+        await eventually(taken, what="the Lease taken by the intruder")
+        assert await intruder.acquire_or_renew() is not None  # renews it: fresh renewTime
+
+        async def stopped() -> bool:
+            assert operator.context is not None
+            registry = operator.context.metrics.registry
+            return registry.get_sample_value("bananas_operator_leader") == 0.0
+
+        await eventually(stopped, what="op-0 standing down", timeout=RENEW_DEADLINE + 10)
+        polls = operator.polls(namespace, "term")
+        await asyncio.sleep(POLL * 3)  # no polls while standing by: time must pass to show it
+        assert operator.polls(namespace, "term") == polls
+
+        await intruder.release()
+        await eventually(lambda: _holder_is(kube_api, namespace, "op-0"), what="op-0 again")
+        await eventually(
+            lambda: _polls_beyond(operator, namespace, polls), what="op-0 polling again"
+        )
+        assert operator.alive
+
+
+async def _polling(operator: OperatorThread, namespace: str) -> bool:
+    return operator.polls(namespace, "term") > 0
+
+
+async def _polls_beyond(operator: OperatorThread, namespace: str, count: float) -> bool:
+    return operator.polls(namespace, "term") > count
