@@ -58,14 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.before is not None:
         runs.insert(0, with_code(dataclasses.replace(cfg, replicas=1), args.before, args.label))
     for one in runs:
-        with tempfile.TemporaryDirectory(prefix="bench-operator-") as workdir:
-            print(f"fleet: {one.pools} pools, {one.label}, {one.replicas} replica(s)", flush=True)
-            report = run(one, Path(workdir))
-            reports.append(report)
-            if args.out is not None:
-                dump(reports, args.out)  # after every run: a later failure loses nothing
-            if len(runs) > 1:
-                print(table([report]), flush=True)
+        # Kept: the operators' logs are the first thing to read when a run fails.
+        workdir = tempfile.mkdtemp(prefix="bench-operator-")
+        print(f"fleet: {one.pools} pools, {one.label}, {one.replicas} replica(s)", flush=True)
+        print(f"operator logs in {workdir}", flush=True)
+        report = run(one, Path(workdir))
+        reports.append(report)
+        if args.out is not None:
+            dump(reports, args.out)  # after every run: a later failure loses nothing
+        if len(runs) > 1:
+            print(table([report]), flush=True)
     print(table(reports))
     for report in reports:
         print(report.config["label"], "top requests/s:", report.requests_by_kind)

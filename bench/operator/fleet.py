@@ -436,7 +436,7 @@ async def measure(cfg: FleetConfig, plane: ControlPlane, workdir: Path) -> Repor
             await _baseline(cfg, metrics, report)
             first = operators.start("op-0")
             standby = operators.start("op-1") if cfg.replicas > 1 else None
-            report.settle_seconds = await settled(cfg, api, timeout=60 + cfg.pools * 0.5)
+            report.settle_seconds = await settled(cfg, api, timeout=120 + cfg.pools * 2.0)
             await asyncio.sleep(cfg.poll_interval)  # every pool past its first polls
             leader = await _leader(api, operators, first)
             other = standby if leader is first else first
