@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,15 +60,37 @@ _STATUS = {
 @dataclass(slots=True)
 class JobRow:
     """One listed job. ``at`` is the state's time: due (scheduled), lease deadline
-    (in flight) or dead-lettered at (dead); None for ready jobs."""
+    (in flight) or dead-lettered at (dead); None for ready jobs.
+
+    The record is decoded on first use of :attr:`job`, so a scan that filters on the
+    raw text first decodes only the rows it keeps.
+    """
 
     id: str
     state: JobState
-    job: Job | None
     at: datetime | None
     attempts: int
     error: str
     raw: str
+    _job: Job | None = field(default=None, repr=False)
+    _decoded: bool = field(default=False, repr=False)
+
+    @property
+    def job(self) -> Job | None:
+        """The job with its live state, or None when the record is gone or unreadable."""
+        if not self._decoded:
+            self._decoded = True
+            if self.raw:
+                try:
+                    self._job = decode_job(
+                        self.raw,
+                        attempts=self.attempts,
+                        error=self.error,
+                        status=_STATUS[self.state],
+                    )
+                except ValueError:
+                    self._job = None
+        return self._job
 
 
 @dataclass(slots=True)
@@ -89,16 +111,8 @@ class Admin:
         rows = []
         for i in range(0, len(reply), 5):
             job_id, score, record, attempts, error = reply[i : i + 5]
-            job: Job | None = None
-            if record:
-                try:
-                    job = decode_job(
-                        record, attempts=int(attempts), error=error, status=_STATUS[state]
-                    )
-                except ValueError:
-                    job = None
             at = datetime.fromtimestamp(float(score) / 1000, UTC) if score else None
-            rows.append(JobRow(job_id, state, job, at, int(attempts), error, record))
+            rows.append(JobRow(job_id, state, at, int(attempts), error, record))
         return rows[::-1] if reverse else rows
 
     def _browse(
@@ -198,13 +212,6 @@ class Admin:
         keys += [r.result(j) for j in job_ids]
         reply = yield script_call(_DELETE, keys, job_ids)
         return int(reply)
-
-    def requeue_dead(self, routing_key: str, job_ids: Sequence[str]) -> Op[int]:
-        """Move dead-lettered jobs back to their queue (see ``Broker.requeue_dead``)."""
-        if not job_ids:
-            return 0
-        moved = yield from self.broker.requeue_dead(routing_key, job_ids)
-        return moved
 
     def throughput(
         self, routing_key: str, first_minute: int, last_minute: int

@@ -2,10 +2,12 @@
 
 Every method returns an *operation* (see ``bananas.ops``): a generator of Redis
 round trips that the sync client, the async client and the worker all drive with
-their own connection. Nothing here does I/O. Wall-clock time (what goes into Redis:
-due times, lease deadlines, ages) comes only from the injectable ``clock``; the one
-exception is :meth:`Broker.wait_result`, which measures its own timeout on
-``time.monotonic()``, as a wait should.
+their own connection. Nothing here does I/O. **One clock**: every deadline and due
+time that goes into Redis (lease deadlines, due times of delays and retries, the
+expiry a reaper compares with, heartbeats) is Redis' own ``TIME``, read by the
+scripts or sent for by the operation; the host sends durations, never instants. The
+injectable ``clock`` only dates what people read (queue ages in ``stats``), and
+:meth:`Broker.wait_result` measures its own timeout on ``time.monotonic()``.
 
 Return codes and mode flags of the scripts are enums here (:class:`FailCode`,
 :class:`FairTurn`, :class:`CancelCode`); the stored records and their codec live in
@@ -15,7 +17,8 @@ Delivery, in short (DESIGN.md has the guarantees):
 
 - ``enqueue`` stores the record and pushes the id, atomically and once per id.
 - ``fetch`` pops ids and leases them (deadline in ``leases``); the per-job delivery
-  count in ``attempts`` is the lease token.
+  count in ``attempts`` is the lease token; a fetch id makes a re-sent fetch return
+  what the first one leased.
 - ``ack`` / ``fail`` / ``renew`` / ``release`` check the token, so a worker whose
   lease was reaped cannot complete, fail or renew a job that was delivered again.
 - ``reap`` returns expired leases to their queue, or dead-letters a job delivered
@@ -27,16 +30,18 @@ from __future__ import annotations
 
 import enum
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
 from bananas.keys import KeySpace, RouteKeys
 from bananas.models import (
     DEFAULT_FAILURE_TTL,
+    MAX_DURATION_SECONDS,
     PRIORITY_ORDER,
     Job,
     JobResult,
@@ -48,7 +53,7 @@ from bananas.models import (
     WorkerInfo,
 )
 from bananas.ops import Batch, Call, Op, Script, command, script_call
-from bananas.records import decode_job, iso
+from bananas.records import decode_job, iso, split_error
 
 Clock = Callable[[], float]
 
@@ -70,6 +75,8 @@ DEAD_LETTER_TRIM_BATCH = 1000
 THROUGHPUT_TTL_MS = 8 * 24 * 3600 * 1000
 #: Due scheduled jobs moved per promote call.
 PROMOTE_BATCH = 1000
+#: The longest result TTL a record may name (a longer one is ignored by the reaper).
+MAX_TTL_MS = MAX_DURATION_SECONDS * 1000
 
 
 class FailCode(enum.IntEnum):
@@ -126,6 +133,7 @@ _SCRIPTS = {
         "requeue_dead",
         "purge_dead",
         "dead_letters",
+        "delete_dead",
         "stats",
         "lead",
     )
@@ -139,8 +147,18 @@ class NewJob:
     id: str
     routing_key: str
     priority: Priority
+    #: Epoch ms the job is due at (``scheduled_for``, the caller's clock on purpose), or 0.
     due_ms: int
     record: str
+    #: Ms after Redis' own clock the job is due (``delay``), or 0; wins over ``due_ms``.
+    delay_ms: int = 0
+
+    @property
+    def due(self) -> str:
+        """The due field of ``enqueue.lua``: "0" now, "+N" N ms after Redis' TIME, "N" at N."""
+        if self.delay_ms > 0:
+            return f"+{self.delay_ms}"
+        return str(self.due_ms) if self.due_ms > 0 else "0"
 
 
 @dataclass(slots=True)
@@ -153,10 +171,28 @@ class Leased:
 
 
 @dataclass(slots=True)
+class Fetched:
+    """What one fetch did: the jobs leased, the queue entries dropped for having no
+    record (``orphans``), and the jobs dead-lettered for a bad field (id, reason)."""
+
+    leased: list[Leased]
+    orphans: list[str]
+    dead: list[tuple[str, str]]
+
+
+def new_fetch_id() -> str:
+    """A fresh fetch id (``Broker.fetch``): unique, short."""
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass(slots=True)
 class Outcome:
     """How a leased job ended, handed to :meth:`Broker.ack` or :meth:`Broker.fail`.
 
-    For a failure, ``retry_at_ms`` > 0 schedules a retry; 0 dead-letters the job.
+    For a failure, ``retry_in_ms`` >= 0 schedules a retry that many ms after Redis' own
+    clock; -1 dead-letters the job. ``kept_record`` is the record kept with the result
+    ('' keeps the stored record; the executor sends a stand-in without the payload for
+    a record above ``records.MAX_KEPT_RECORD_BYTES``).
     """
 
     id: str
@@ -164,7 +200,18 @@ class Outcome:
     result: str
     ttl_ms: int
     error: str = ""
-    retry_at_ms: int = 0
+    retry_in_ms: int = -1
+    kept_record: str = ""
+
+
+class Reaped(NamedTuple):
+    """What one ``reap`` call did."""
+
+    requeued: int
+    dead: int
+    #: Dead-lettered jobs that are workflow steps: (job id, reason), to record on their
+    #: workflows (``bananas.workflow_store``).
+    steps: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -177,6 +224,24 @@ class DeadJob:
     attempts: int
     error: str
     raw: str
+
+
+#: The states ``list_jobs`` can list (``bananas jobs --state``).
+JobState = Literal["ready", "scheduled", "in-flight", "dead"]
+JOB_STATES: tuple[JobState, ...] = ("ready", "scheduled", "in-flight", "dead")
+_LISTED_STATUS = {
+    "ready": JobStatus.PENDING,
+    "scheduled": JobStatus.SCHEDULED,
+    "in-flight": JobStatus.PROCESSING,
+    "dead": JobStatus.FAILED,
+}
+
+
+def _pairs(flat: Any) -> list[tuple[str, float]]:
+    """ZRANGE ... WITHSCORES as (member, score) pairs, whatever shape the client returns."""
+    if flat and isinstance(flat[0], list | tuple):
+        return [(str(m), float(s)) for m, s in flat]
+    return [(str(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
 _STATES = {
@@ -203,6 +268,8 @@ class Broker:
         return keys
 
     def now_ms(self) -> int:
+        """The injectable clock in ms: only for what people read (throughput buckets),
+        never for a deadline or a due time (those are Redis' TIME)."""
         return int(self.clock() * 1000)
 
     # -- submitting ----------------------------------------------------------------------
@@ -212,9 +279,9 @@ class Broker:
         r = self.route(routing_key)
         keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
         keys += [r.result(j.id) for j in jobs]
-        argv: list[Any] = [self.now_ms()]
+        argv: list[Any] = [0]  # reserved (Redis' TIME is the clock)
         for j in jobs:
-            argv += (j.id, PRIORITY_INDEX[j.priority], j.due_ms, j.record)
+            argv += (j.id, PRIORITY_INDEX[j.priority], j.due, j.record)
         reply = yield script_call(_SCRIPTS["enqueue"], keys, argv)
         return [bool(x) for x in reply]
 
@@ -238,20 +305,42 @@ class Broker:
         fair: FairTurn | int = FairTurn.NONE,
         priorities: Iterable[Priority] = PRIORITY_ORDER,
     ) -> Op[list[Leased]]:
-        """Lease up to ``count`` ready jobs, high priority first.
+        """The jobs :meth:`fetch_batch` leases (for callers that need nothing else)."""
+        fetched = yield from self.fetch_batch(
+            routing_key, count, lease_ms, fair=fair, priorities=priorities
+        )
+        return fetched.leased
+
+    def fetch_batch(
+        self,
+        routing_key: str,
+        count: int,
+        lease_ms: int,
+        *,
+        fair: FairTurn | int = FairTurn.NONE,
+        priorities: Iterable[Priority] = PRIORITY_ORDER,
+        fetch_id: str = "",
+    ) -> Op[Fetched]:
+        """Lease up to ``count`` ready jobs, high priority first, until Redis' own clock
+        says ``lease_ms`` have passed.
 
         ``fair`` other than :attr:`FairTurn.NONE` makes this an anti-starvation turn:
         one normal and one low job first, in the order it names (see fetch.lua).
-
-        Only the queues of ``priorities`` are served.
+        Only the queues of ``priorities`` are served. ``fetch_id`` (unique per fetch, the
+        same when a fetch whose reply was lost is sent again) makes the fetch idempotent:
+        the second call returns the jobs the first one leased.
         """
         r = self.route(routing_key)
         reply = yield script_call(
             _SCRIPTS["fetch"],
-            (*r.queues, r.jobs, r.leases, r.attempts, r.wake),
-            (self.now_ms(), lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities)),
-        )
-        return [Leased(reply[i], reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
+            (*r.queues, r.jobs, r.leases, r.attempts, r.wake, r.errors, r.dead, r.stats,
+             r.fetch(fetch_id or new_fetch_id())),
+            (lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities)),
+        )  # fmt: skip
+        flat, orphans, bad = reply
+        leased = [Leased(flat[i], flat[i + 1], int(flat[i + 2])) for i in range(0, len(flat), 3)]
+        dead = [(bad[i], bad[i + 1]) for i in range(0, len(bad), 2)]
+        return Fetched(leased, list(orphans), dead)
 
     def ack(self, routing_key: str, done: Sequence[Outcome]) -> Op[list[bool]]:
         """Complete leased jobs and store their results; False where the token was stale."""
@@ -261,7 +350,7 @@ class Broker:
         argv: list[Any] = [NOTIFY_TTL_MS, minute, THROUGHPUT_TTL_MS]
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms))
+            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.kept_record)
         keys.append(r.throughput(minute // 60))
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
@@ -270,10 +359,9 @@ class Broker:
         """Record failed attempts; per job, what happened (a :class:`FailCode`)."""
         r = self.route(routing_key)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
-        now = self.now_ms()
-        minute = now // 60_000
+        minute = self.now_ms() // 60_000  # throughput buckets: for people, the host's clock
         argv: list[Any] = [
-            now,
+            0,  # reserved (Redis' TIME is the clock)
             NOTIFY_TTL_MS,
             DEAD_LETTER_CAP,
             DEAD_LETTER_MAX_AGE_MS,
@@ -283,7 +371,15 @@ class Broker:
         ]
         for o in failed:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.error, o.retry_at_ms, o.result, _kept(o.ttl_ms))
+            argv += (
+                o.id,
+                o.attempt,
+                o.error,
+                o.retry_in_ms,
+                o.result,
+                _kept(o.ttl_ms),
+                o.kept_record,
+            )
         keys.append(r.throughput(minute // 60))
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
         return [FailCode(int(x)) for x in reply]
@@ -291,9 +387,10 @@ class Broker:
     def renew(
         self, routing_key: str, held: Sequence[tuple[str, int]], lease_ms: int
     ) -> Op[list[str]]:
-        """Extend the leases in ``held`` (id, token); returns the ids no longer held."""
+        """Extend the leases in ``held`` (id, token) to ``lease_ms`` after Redis' own clock;
+        returns the ids no longer held."""
         r = self.route(routing_key)
-        argv: list[Any] = [self.now_ms() + lease_ms]
+        argv: list[Any] = [lease_ms]
         for job_id, attempt in held:
             argv += (job_id, attempt)
         reply = yield script_call(_SCRIPTS["renew"], (r.leases, r.attempts), argv)
@@ -310,28 +407,49 @@ class Broker:
         )
         return int(reply)
 
-    def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[int, int]]:
-        """Return expired leases to their queue; returns (requeued, dead-lettered)."""
+    def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[Reaped]:
+        """Return expired leases to their queue; returns (requeued, dead-lettered, the
+        workflow steps among the dead-lettered as (job id, reason) pairs)."""
+        reaped, _ = yield from self.reap_next(routing_key, limit)
+        return reaped
+
+    def reap_next(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[Reaped, int | None]]:
+        """:meth:`reap`, also returning the ms until the earliest lease left expires (0
+        after a reap: look again soon; None when the route holds no lease at all).
+
+        Expired by Redis' clock: one round trip reads the earliest deadline and Redis'
+        TIME; only when a lease has expired are the candidates read and the script run
+        (which checks each deadline against TIME again).
+        """
         r = self.route(routing_key)
-        now = self.now_ms()
+        earliest, (seconds, micros) = yield Batch(
+            [command("ZRANGE", r.leases, 0, 0, "WITHSCORES"), command("TIME")]
+        )
+        now = int(seconds) * 1000 + int(micros) // 1000
+        if not earliest:
+            return Reaped(0, 0), None
+        if _first_score(earliest) > now:
+            return Reaped(0, 0), int(_first_score(earliest) - now)
         ids = yield command("ZRANGEBYSCORE", r.leases, "-inf", now, "LIMIT", 0, limit)
         if not ids:
-            return 0, 0
+            return Reaped(0, 0), 0
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.dead, r.wake, *r.queues]
         for job_id in ids:
             keys += (r.result(job_id), r.notify(job_id))
         reply = yield script_call(
             _SCRIPTS["reap"],
             keys,
-            (now, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
+            (MAX_TTL_MS, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
         )
-        return int(reply[0]), int(reply[1])
+        steps = tuple((reply[i], reply[i + 1]) for i in range(2, len(reply), 2))
+        return Reaped(int(reply[0]), int(reply[1]), steps), 0
 
     def promote(self, routing_key: str, limit: int = PROMOTE_BATCH) -> Op[tuple[int, int | None]]:
-        """Move due scheduled jobs to their queue; returns (moved, next due ms or None)."""
+        """Move due scheduled jobs to their queue (due by Redis' own clock); returns
+        (moved, ms until the next scheduled job is due, or None when none is)."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues), (self.now_ms(), limit)
+            _SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues), (limit,)
         )
         next_due = int(reply[1])
         return int(reply[0]), (None if next_due < 0 else next_due)
@@ -343,10 +461,18 @@ class Broker:
 
         Waits on the routes' wake lists, which enqueue, release, reap and promote push to.
         """
-        woken = yield from self._block(
-            [self.route(rk).wake for rk in routing_keys], timeout, cluster=cluster
-        )
-        return woken
+        woken = yield from self.wait_for_route(routing_keys, timeout, cluster=cluster)
+        return woken is not None
+
+    def wait_for_route(
+        self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
+    ) -> Op[str | None]:
+        """:meth:`wait_for_work`, returning *which* routing key's wake list was pushed to
+        (the token names its key), or None after ``timeout`` s: a woken worker fetches
+        from that key alone instead of sweeping every key it serves."""
+        by_wake = {self.route(rk).wake: rk for rk in routing_keys}
+        key = yield from self._block_key(list(by_wake), timeout, cluster=cluster)
+        return None if key is None else by_wake.get(key)
 
     def wait_for_due(
         self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
@@ -356,13 +482,25 @@ class Broker:
         Waits on the routes' schedwake lists (pushed by enqueue and fail when a job is
         scheduled); False after ``timeout`` s.
         """
-        woken = yield from self._block(
-            [self.route(rk).schedwake for rk in routing_keys], timeout, cluster=cluster
-        )
-        return woken
+        woken = yield from self.wait_for_due_route(routing_keys, timeout, cluster=cluster)
+        return woken is not None
+
+    def wait_for_due_route(
+        self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
+    ) -> Op[str | None]:
+        """:meth:`wait_for_due`, returning which routing key got a sooner job (or None)."""
+        by_wake = {self.route(rk).schedwake: rk for rk in routing_keys}
+        key = yield from self._block_key(list(by_wake), timeout, cluster=cluster)
+        return None if key is None else by_wake.get(key)
 
     def _block(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[bool]:
-        """Block until a token is pushed to one of ``keys`` (True) or ``timeout`` s pass.
+        """Block until a token is pushed to one of ``keys`` (True) or ``timeout`` s pass."""
+        key = yield from self._block_key(keys, timeout, cluster=cluster)
+        return key is not None
+
+    def _block_key(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[str | None]:
+        """Block until a token is pushed to one of ``keys`` (returns that key) or
+        ``timeout`` s pass (None).
 
         A blocking pop can't span hash slots, so on Redis Cluster several keys are
         waited on in turn, each for its share of the timeout.
@@ -370,9 +508,10 @@ class Broker:
         if cluster and len(keys) > 1:
             for key in keys:
                 if (yield command("BLPOP", key, max(timeout / len(keys), 0.001))):
-                    return True
-            return False
-        return bool((yield command("BLPOP", *keys, max(timeout, 0.001))))
+                    return key
+            return None
+        reply = yield command("BLPOP", *keys, max(timeout, 0.001))
+        return str(reply[0]) if reply else None
 
     # -- reading and managing jobs ---------------------------------------------------------
 
@@ -385,13 +524,14 @@ class Broker:
             (job_id,),
         )
         if record:
-            job = decode_job(record, attempts=int(attempts), error=error, status=_STATES[state])
+            job = decode_job(record, attempts=_count(attempts), error=error, status=_STATES[state])
             if state == "scheduled":  # a delay or a retry in backoff: when it is due
                 job.scheduled_for = datetime.fromtimestamp(int(due) / 1000, UTC)
             return job
         if result and stored:
             outcome = JobResult.model_validate_json(result)
             job = decode_job(stored, error=outcome.error, status=outcome.status)
+            job.traceback = outcome.traceback
             job.updated_at = outcome.completed_at
             return job
         return None
@@ -494,6 +634,84 @@ class Broker:
         reply = yield command("HGETALL", self.route(routing_key).stats)
         return {k: int(v) for k, v in reply.items()}
 
+    def list_jobs(
+        self, routing_key: str, state: JobState, offset: int = 0, count: int = 50
+    ) -> Op[tuple[list[Job], int]]:
+        """A page of one state's jobs and how many are in that state.
+
+        ``ready``: queue order, high priority first; ``scheduled``: soonest due first
+        (``scheduled_for`` is the due time); ``in-flight``: leases in deadline order;
+        ``dead``: newest first (``updated_at`` is when it was dead-lettered). A read, not
+        a snapshot: a job that moves on between the two round trips is left out.
+        """
+        r = self.route(routing_key)
+        ids, stamps, total = yield from self._ids_in(r, state, offset, count)
+        if not ids:
+            return [], total
+        records, attempts, errors = yield Batch(
+            [command("HMGET", key, *ids) for key in (r.jobs, r.attempts, r.errors)]
+        )
+        jobs = []
+        for i in range(len(ids)):
+            if not records[i]:
+                continue
+            try:
+                job = decode_job(
+                    records[i],
+                    attempts=int(attempts[i] or 0),
+                    error=errors[i] or "",
+                    status=_LISTED_STATUS[state],
+                )
+            except ValueError:
+                continue
+            stamp = stamps[i]
+            if stamp is not None:
+                at = datetime.fromtimestamp(stamp / 1000, UTC)
+                if state == "scheduled":
+                    job.scheduled_for = at
+                elif state == "dead":
+                    job.updated_at = at
+            jobs.append(job)
+        return jobs, total
+
+    def _ids_in(
+        self, r: RouteKeys, state: JobState, offset: int, count: int
+    ) -> Op[tuple[list[str], list[float | None], int]]:
+        if state == "ready":
+            lengths = yield Batch([command("LLEN", q) for q in r.queues])
+            ranges: list[tuple[str, int, int]] = []
+            skip = offset
+            for queue, length in zip(r.queues, lengths, strict=True):
+                take = min(max(length - skip, 0), count - sum(n for _, _, n in ranges))
+                if take > 0:
+                    ranges.append((queue, skip, take))
+                skip = max(skip - length, 0)
+            pages = []
+            if ranges:
+                pages = yield Batch([command("LRANGE", q, s, s + n - 1) for q, s, n in ranges])
+            ids = [job_id for page in pages for job_id in page]
+            return ids, [None] * len(ids), sum(int(n) for n in lengths)
+        key = {"scheduled": r.scheduled, "in-flight": r.leases, "dead": r.dead}[state]
+        order = "ZREVRANGE" if state == "dead" else "ZRANGE"
+        total, page = yield Batch(
+            [
+                command("ZCARD", key),
+                command(order, key, offset, offset + count - 1, "WITHSCORES"),
+            ]
+        )
+        pairs = _pairs(page)
+        return [p[0] for p in pairs], [p[1] for p in pairs], int(total)
+
+    def run_now(self, routing_key: str, job_id: str) -> Op[bool]:
+        """Make a delayed job or a retry in backoff due now and promote it; False if it
+        was not scheduled."""
+        r = self.route(routing_key)
+        changed = yield command("ZADD", r.scheduled, "XX", "CH", 1, job_id)
+        if not changed:
+            return False
+        yield from self.promote(routing_key)
+        return True
+
     # -- dead-letter queue -------------------------------------------------------------------
 
     def dead_letters(self, routing_key: str, offset: int = 0, count: int = 50) -> Op[list[DeadJob]]:
@@ -507,7 +725,7 @@ class Broker:
             job_id, at, record, attempts, error = reply[i : i + 5]
             try:
                 job: Job | None = decode_job(
-                    record, attempts=int(attempts), error=error, status=JobStatus.FAILED
+                    record, attempts=_count(attempts), error=error, status=JobStatus.FAILED
                 )
             except ValueError:
                 job = None
@@ -516,8 +734,8 @@ class Broker:
                     job,
                     job_id,
                     datetime.fromtimestamp(int(at) / 1000, UTC),
-                    int(attempts),
-                    error,
+                    _count(attempts),
+                    split_error(error)[0],
                     record,
                 )
             )
@@ -530,6 +748,21 @@ class Broker:
         keys += [r.result(j) for j in job_ids]
         reply = yield script_call(_SCRIPTS["requeue_dead"], keys, job_ids)
         return int(reply)
+
+    def stored_errors(self, routing_key: str, job_ids: Sequence[str]) -> Op[list[str | None]]:
+        """The error history stored for each job (None where there is none)."""
+        if not job_ids:
+            return []
+        reply = yield command("HMGET", self.route(routing_key).errors, *job_ids)
+        return list(reply)
+
+    def delete_dead(self, routing_key: str, job_id: str) -> Op[bool]:
+        """Delete one dead-lettered job and its record; False if it was not dead-lettered."""
+        r = self.route(routing_key)
+        reply = yield script_call(
+            _SCRIPTS["delete_dead"], (r.dead, r.jobs, r.attempts, r.errors), (job_id,)
+        )
+        return bool(reply)
 
     def dead_ids(self, routing_key: str, count: int) -> Op[list[str]]:
         """Up to ``count`` dead-lettered ids, oldest first."""
@@ -562,6 +795,37 @@ class Broker:
         reply = yield command("HGETALL", self.keys.schedules)
         return [Schedule.model_validate_json(v) for _, v in sorted(reply.items())]
 
+    def code_schedules(self) -> Op[list[Schedule]]:
+        """The schedules the cron leader last published from code (empty when none runs)."""
+        reply = yield command("GET", self.keys.code_schedules)
+        if not reply:
+            return []
+        return [Schedule.model_validate(s) for s in orjson.loads(reply)]
+
+    def put_code_schedules(self, schedules: Sequence[Schedule], ttl_ms: int) -> Op[None]:
+        """Publish the code-defined schedules (one SET: a reader never sees half a list)."""
+        data = orjson.dumps([s.model_dump(mode="json") for s in schedules])
+        yield command("SET", self.keys.code_schedules, data, "PX", ttl_ms)
+
+    def schedule_statuses(self, schedule_ids: Sequence[str]) -> Op[list[ScheduleStatus | None]]:
+        if not schedule_ids:
+            return []
+        reply = yield command("HMGET", self.keys.schedule_status, *schedule_ids)
+        return [ScheduleStatus.model_validate_json(r) if r else None for r in reply]
+
+    def forget_route(self, routing_key: str) -> Op[bool]:
+        """Drop an empty routing key from the set of known routes; False if it holds jobs.
+
+        Not atomic across the two slots (the set has no hash tag): a job submitted in
+        between keeps its queue, and the route is added back by the next client to
+        submit there.
+        """
+        stats = yield from self.stats(routing_key)
+        if stats.queued or stats.scheduled or stats.in_flight or stats.dead:
+            return False
+        removed = yield command("SREM", self.keys.routes, routing_key)
+        return bool(removed)
+
     def schedule_status(self, schedule_id: str) -> Op[ScheduleStatus | None]:
         reply = yield command("HGET", self.keys.schedule_status, schedule_id)
         return ScheduleStatus.model_validate_json(reply) if reply else None
@@ -587,8 +851,10 @@ class Broker:
     # -- worker heartbeats ---------------------------------------------------------------------
 
     def heartbeat(self, info: WorkerInfo, ttl_s: float) -> Op[None]:
-        """Publish a worker's record; it expires unless renewed, and old ones age out."""
-        now = self.now_ms()
+        """Publish a worker's record; it expires unless renewed, and old ones age out
+        (by Redis' clock: a host whose clock is fast must not age out the others)."""
+        seconds, micros = yield command("TIME")
+        now = int(seconds) * 1000 + int(micros) // 1000
         ttl_ms = int(ttl_s * 1000)
         yield Batch(
             [
@@ -613,6 +879,22 @@ class Broker:
             return []
         records = yield Batch([command("GET", self.keys.worker(i)) for i in ids])
         return [WorkerInfo.model_validate_json(r) for r in records if r]
+
+
+def _count(value: Any) -> int:
+    """A stored attempts counter as a number; 0 for one that is not a whole number (a
+    corrupted counter: the fetch script dead-letters such a job with the reason)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _first_score(reply: Any) -> float:
+    """The score in a one-member ZRANGE WITHSCORES reply: flat ``[member, score]`` off a
+    lane, or ``[[member, score]]`` once redis-py's callback has paired it."""
+    first = reply[0]
+    return float(first[1] if isinstance(first, list | tuple) else reply[1])
 
 
 def _kept(ttl_ms: int) -> int:

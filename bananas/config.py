@@ -12,15 +12,18 @@ Durations take Go's forms (``500ms``, ``30s``, ``5m``, ``1h30m``) or plain secon
 from __future__ import annotations
 
 import enum
-import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from bananas.connection import DEFAULT_URL
+
+# Re-exported: config was their home before durations.py, and callers still import them here.
+from bananas.durations import DURATION_FORMS as DURATION_FORMS
+from bananas.durations import parse_duration as parse_duration
 from bananas.errors import ConfigError
+from bananas.eviction import CheckMode, parse_mode
 from bananas.models import (
     DEFAULT_BACKOFF_CAP,
     DEFAULT_MAX_RESULT_BYTES,
@@ -31,34 +34,6 @@ from bananas.models import (
 from bananas.routing import ROUTING_KEY_RULE, RoutingKey, is_valid_routing_key
 
 T = TypeVar("T")
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-DURATION_FORMS = "a Go duration like 500ms, 30s, 5m or 1h30m, or a number of seconds"
-
-
-def parse_duration(text: str) -> float:
-    """Parse ``30s`` / ``5m`` / ``1h30m`` / ``250ms`` / ``12.5`` into seconds.
-
-    Raises ValueError on anything else (including negative values).
-    """
-    text = text.strip()
-    if not text:
-        raise ValueError("empty duration")
-    try:
-        seconds = float(text)
-    except ValueError:
-        pos, seconds = 0, 0.0
-        for match in _DURATION_RE.finditer(text):
-            if match.start() != pos:
-                break
-            seconds += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if pos != len(text):
-            raise ValueError(f"not a duration: {text!r}") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"not a non-negative duration: {text!r}")
-    return seconds
 
 
 class WorkerMode(enum.StrEnum):
@@ -95,6 +70,9 @@ class Settings:
     log_level: str = "INFO"
     #: ``text`` or ``json`` (``LOG_FORMAT``).
     log_format: str = "text"
+    #: Log one INFO line per job start, completion and failed attempt, on the logger
+    #: ``bananas.jobs`` (``LOG_JOBS``); off by default, it costs a line per job.
+    log_jobs: bool = False
     #: Longest sleep between checks of delayed jobs and cron (``SCHEDULER_INTERVAL``).
     scheduler_interval: float = 1.0
     #: Run the cron scheduler in this process, under leader election (``ENABLE_SCHEDULER``).
@@ -117,6 +95,10 @@ class Settings:
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     #: Cap of the retry backoff in seconds (``RETRY_BACKOFF_MAX``).
     retry_backoff_max: float = DEFAULT_BACKOFF_CAP
+    #: What to do when Redis' ``maxmemory-policy`` can evict queue keys
+    #: (``EVICTION_POLICY_CHECK``: ``refuse`` to start, ``warn``, or ``off``; see
+    #: :mod:`bananas.eviction`).
+    eviction_policy_check: CheckMode = CheckMode.REFUSE
     #: Worker processes a ``bananas worker`` runs under one supervisor; ``auto`` in the
     #: environment means one per CPU (``WORKER_PROCESSES``). 1 runs no supervisor.
     processes: int = 1
@@ -142,6 +124,8 @@ class Settings:
         values = {k: v for k, v in changes.items() if v is not None}
         if "mode" in values:
             values["mode"] = WorkerMode(values["mode"])
+        if "eviction_policy_check" in values:
+            values["eviction_policy_check"] = CheckMode(values["eviction_policy_check"])
         for name in ("routing_keys", "job_types"):
             if name in values:
                 values[name] = tuple(values[name])
@@ -177,6 +161,8 @@ class Settings:
             )
         if self.lease_duration < 1:
             raise ConfigError("LEASE_DURATION must be at least 1s")
+        if not self.job_timeout > 0:
+            raise ConfigError("JOB_TIMEOUT must be more than 0 (every job would time out at once)")
         if self.processes < 1:
             raise ConfigError("WORKER_PROCESSES must be at least 1 (or auto)")
         if self.max_jobs_per_child < 0 or self.max_memory_per_child < 0:
@@ -240,6 +226,14 @@ def _non_negative_int(raw: str) -> int:
 @_forms(DURATION_FORMS)
 def _duration(raw: str) -> float:
     return parse_duration(raw)
+
+
+@_forms(f"{DURATION_FORMS}, more than 0")
+def _positive_duration(raw: str) -> float:
+    seconds = parse_duration(raw)
+    if seconds <= 0:
+        raise ValueError("must be more than 0 (every job would time out at once)")
+    return seconds
 
 
 @_forms("true or false (also 1/0, yes/no, on/off)")
@@ -330,10 +324,15 @@ def _port(raw: str) -> int:
     return value
 
 
+@_forms(", ".join(m.value for m in CheckMode))
+def _check_mode(raw: str) -> CheckMode:
+    return parse_mode(raw)
+
+
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "redis_url": ("REDIS_URL", _text),
     "concurrency": ("WORKER_CONCURRENCY", _positive_int),
-    "job_timeout": ("JOB_TIMEOUT", _duration),
+    "job_timeout": ("JOB_TIMEOUT", _positive_duration),
     "max_retries": ("MAX_RETRIES", _non_negative_int),
     "routing_keys": ("WORKER_ROUTING_KEYS", _routing_keys),
     "priorities": ("WORKER_PRIORITIES", _priorities),
@@ -341,6 +340,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "mode": ("WORKER_MODE", _mode),
     "log_level": ("LOG_LEVEL", _level),
     "log_format": ("LOG_FORMAT", _log_format),
+    "log_jobs": ("LOG_JOBS", _bool),
     "scheduler_interval": ("SCHEDULER_INTERVAL", _duration),
     "enable_scheduler": ("ENABLE_SCHEDULER", _bool),
     "shutdown_timeout": ("SHUTDOWN_TIMEOUT", _duration),
@@ -352,6 +352,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "leader_lease_name": ("LEADER_LEASE_NAME", _text),
     "max_result_bytes": ("MAX_RESULT_BYTES", _positive_int),
     "retry_backoff_max": ("RETRY_BACKOFF_MAX", _duration),
+    "eviction_policy_check": ("EVICTION_POLICY_CHECK", _check_mode),
     "processes": ("WORKER_PROCESSES", _processes),
     "max_jobs_per_child": ("WORKER_MAX_JOBS_PER_CHILD", _non_negative_int),
     "max_memory_per_child": ("WORKER_MAX_MEMORY_PER_CHILD", _non_negative_int),

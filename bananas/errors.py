@@ -40,8 +40,8 @@ class ResultNotReadyError(BananasError):
 class WaitTimeoutError(BananasError, TimeoutError):
     """No result arrived within the wait timeout (seed: ``context.DeadlineExceeded``)."""
 
-    def __init__(self, job_id: str, timeout: float) -> None:
-        super().__init__(f"no result for job {job_id!r} within {timeout:g}s")
+    def __init__(self, job_id: str, timeout: float, what: str = "job") -> None:
+        super().__init__(f"no result for {what} {job_id!r} within {timeout:g}s")
         self.job_id = job_id
         self.timeout = timeout
 
@@ -52,6 +52,10 @@ class HandlerNotFoundError(BananasError, LookupError):
 
 class BananasConnectionError(BananasError, ConnectionError):
     """Redis could not be reached; the message names the URL with its password masked."""
+
+
+class BananasAuthenticationError(BananasConnectionError):
+    """Redis answered but refused the credentials (wrong or missing password or user)."""
 
 
 class ConfigError(BananasError, ValueError):
@@ -71,3 +75,24 @@ class Retry(BananasError):
     def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class RedisOutOfMemoryError(BananasError):
+    """Redis refused a write because it is at its ``maxmemory`` limit (``noeviction``).
+
+    Nothing was written. ``maxmemory`` is the limit in bytes when it could be read
+    (None when CONFIG GET is not allowed). Work that frees memory (acks, failures,
+    releases) still runs, so retrying once workers have drained some jobs may succeed.
+    """
+
+    def __init__(self, message: str, *, maxmemory: int | None = None) -> None:
+        super().__init__(message)
+        self.maxmemory = maxmemory
+
+
+class EvictionPolicyError(ConfigError):
+    """Redis' ``maxmemory-policy`` can evict queue keys (``allkeys-*``); ``policy`` names it."""
+
+    def __init__(self, message: str, *, policy: str) -> None:
+        super().__init__(message)
+        self.policy = policy

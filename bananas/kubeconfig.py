@@ -40,7 +40,7 @@ async def load_kube_configuration(
         from kubernetes_asyncio import config as k8s_config
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise ConfigError(
-            "Kubernetes support needs the operator extra: pip install 'bananas[operator]'"
+            "Kubernetes support needs the operator extra: pip install 'bananas-queue[operator]'"
         ) from exc
     # A fresh Configuration, not a copy of the library's global default.
     configuration: Configuration = type.__call__(k8s.Configuration)

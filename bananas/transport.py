@@ -24,8 +24,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from bananas.errors import BananasConnectionError, BananasError
 from bananas.ops import Batch, Call, Op, Request
+from bananas.translate import REDIS_ERRORS, translate
 
 T = TypeVar("T")
 
@@ -49,13 +49,11 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-_TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
-
-
-def _translate(exc: redis.RedisError, where: str) -> BananasError:
-    if isinstance(exc, _TRANSIENT):
-        return BananasConnectionError(f"cannot reach Redis at {where}: {exc}")
-    return BananasError(f"Redis at {where} refused a command: {exc}")
+_translate = translate
+#: Connections an AsyncClient's tasks share for their commands, at most (a task that
+#: finds them all busy waits for the next one given back). Blocking result waits do not
+#: take one: they share the client's wait hubs (``bananas.waits``).
+MAX_LANES = 64
 
 
 def _eval_args(call: Call) -> tuple[Any, ...]:
@@ -140,21 +138,47 @@ class LanePool:
     and reconnects on its next use.
     """
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, *, max_lanes: int = MAX_LANES) -> None:
         self._client = client
         self._idle: list[FastLane] = []
         self._all: list[FastLane] = []
+        self.max_lanes = max_lanes
+        self._queue: list[asyncio.Future[None]] = []
 
     async def execute(self, request: Request) -> Any:
-        if self._idle:
-            lane = self._idle.pop()
-        else:
-            lane = FastLane(self._client)
-            self._all.append(lane)
+        lane = await self._borrow()
         try:
             return await lane.execute(request)
         finally:
             self._idle.append(lane)
+            while self._queue:
+                waiter = self._queue.pop(0)
+                if not waiter.done():
+                    waiter.set_result(None)
+                    break
+
+    async def _borrow(self) -> FastLane:
+        """An idle lane, a new one while fewer than ``max_lanes`` are open, else the
+        next one given back (so a burst of tasks shares a bounded set of connections)."""
+        while not self._idle and len(self._all) >= self.max_lanes:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._queue.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self._queue:
+                    self._queue.remove(waiter)
+                elif waiter.done() and not waiter.cancelled() and self._queue:
+                    # woken but cancelled: pass the wake-up to the next in line
+                    nxt = self._queue.pop(0)
+                    if not nxt.done():
+                        nxt.set_result(None)
+                raise
+        if self._idle:
+            return self._idle.pop()
+        lane = FastLane(self._client)
+        self._all.append(lane)
+        return lane
 
     async def close(self) -> None:
         for lane in self._all:
@@ -263,7 +287,7 @@ def run_sync(conn: SyncRedis | SyncLane, op: Op[T], where: str) -> T:
         while True:
             try:
                 reply = execute_sync(conn, request)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 request = op.throw(_translate(exc, where))
             else:
                 request = op.send(reply)
@@ -284,7 +308,7 @@ async def run_async(conn: AsyncRedis | FastLane | LanePool, op: Op[T], where: st
         while True:
             try:
                 reply = await execute_async(conn, request)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 if task is not None and task.cancelling():
                     raise asyncio.CancelledError from exc
                 request = op.throw(_translate(exc, where))

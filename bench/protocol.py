@@ -46,7 +46,7 @@ REPORT_KINDS = ("span", "latency", "each")
 ``latency`` also handler start minus the payload's ``t`` per job, ``each`` one
 event per start and per completion."""
 
-CLIENT_MODES = ("sequential", "bulk", "prefill", "paced", "delayed", "roundtrip")
+CLIENT_MODES = ("sequential", "bulk", "prefill", "paced", "delayed", "roundtrip", "chain", "chord")
 
 
 @dataclasses.dataclass(frozen=True)

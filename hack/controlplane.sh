@@ -47,7 +47,6 @@ KWOK_STAGE_FILES=(
     kustomize/stage/node/fast/node-initialize.yaml
     kustomize/stage/node/heartbeat/node-heartbeat.yaml
     kustomize/stage/pod/general/pod-create.yaml
-    kustomize/stage/pod/general/pod-ready.yaml
     kustomize/stage/pod/general/pod-delete.yaml
 )
 

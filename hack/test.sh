@@ -45,7 +45,7 @@ else
         echo "control-plane binaries ready in $((SECONDS - t0))s: $KUBEBUILDER_ASSETS"
     fi
     stage "e2e tests"
-    timed $BIN/python -m pytest tests/e2e -q -p no:cacheprovider
+    timed $BIN/python -m pytest tests/e2e -q -p no:cacheprovider --durations=10
 fi
 
 if [[ "${BANANAS_SKIP_BENCH:-}" == 1 ]]; then

@@ -1,4 +1,4 @@
-"""The Bananas web dashboard (``pip install 'bananas[dashboard]'``).
+"""The Bananas web dashboard (``pip install 'bananas-queue[dashboard]'``).
 
 :func:`create_app` builds an ASGI app (Starlette) that serves queues, jobs, workers,
 schedules and an audit log from Redis alone; ``bananas dashboard`` runs it with

@@ -75,9 +75,11 @@ class Filter:
         """True when the name or the JSON payload contains the query (case-insensitive)."""
         if not self.query:
             return True
+        needle = self.query.lower()
+        if needle not in row.raw.lower() and needle != row.id:
+            return False  # the record holds the name and the payload: no match, no decode
         if row.job is None:
             return False
-        needle = self.query.lower()
         if needle in row.job.name.lower() or needle == row.id:
             return True
         return needle in orjson.dumps(row.job.payload).decode().lower()
@@ -163,7 +165,11 @@ class Actions:
     async def _apply(self, action: Action, routing_key: str, ids: list[str]) -> int:
         admin, client = self.reader.admin, self.reader.client
         if action is Action.REQUEUE:
-            return await self.reader.run(admin.requeue_dead(routing_key, ids))
+            # One by one through the client: a workflow's step resumes its workflow too.
+            moved = 0
+            for job_id in ids:
+                moved += await client.requeue_dead(job_id, routing_key)
+            return moved
         if action is Action.DELETE:
             return await self.reader.run(admin.delete(routing_key, ids))
         if action is Action.RUN_NOW:

@@ -29,6 +29,7 @@ from typing import Any
 import jinja2
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -39,6 +40,7 @@ from starlette.responses import (
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bananas.admin import JobState
 from bananas.client import AsyncClient
@@ -405,10 +407,10 @@ class Dashboard:
                 try:
                     html, wait = await self.cache.get(key, render)
                 except BananasError as exc:
-                    yield b"event: error\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n"
+                    yield b"event: problem\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n"
                 except Exception:  # a bug must not kill the stream silently: say so, keep going
                     log.exception("dashboard: rendering the live %s view failed", view)
-                    yield b'event: error\ndata: {"error": "internal error"}\n\n'
+                    yield b'event: problem\ndata: {"error": "internal error"}\n\n'
                 else:
                     digest = _digest(html)
                     if digest != last:
@@ -432,18 +434,45 @@ class Dashboard:
             action = Action(request.path_params["action"])
         except ValueError:
             raise ActionError(f"unknown action {request.path_params['action']!r}") from None
-        rk = request.query_params.get("routing_key") or None
-        if rk is None:
-            job = await self.client.get_job(job_id)
-            if job is None:
-                return JSONResponse({"error": f"no job {job_id}"}, status_code=404)
-            rk = job.routing_key
-        rk = validate_routing_key(rk)
+        given = request.query_params.get("routing_key") or None
+        job = await self.client.get_job(job_id, validate_routing_key(given) if given else None)
+        if job is None:
+            return JSONResponse({"error": f"no job {job_id}"}, status_code=404)
+        if job.workflow_id and action in (Action.CANCEL, Action.DELETE):
+            return JSONResponse(
+                {"error": f"{job_id} is a step of workflow {job.workflow_id}: cancel the workflow"},
+                status_code=409,
+            )
+        rk = job.routing_key
         done = await self.actions.on_ids(action, rk, [job_id])
         await self.actions.audit(
             request.state.principal, action.value, done, routing_key=rk, ids=[job_id]
         )
         return JSONResponse({"action": action.value, "count": done, "job_id": job_id})
+
+    async def workflow_action(self, request: Request) -> Response:
+        """Cancel a workflow (every step not yet finished)."""
+        workflow_id, action = request.path_params["workflow_id"], request.path_params["action"]
+        if action != "cancel":
+            raise ActionError(f"unknown workflow action {action!r}")
+        done = await self.client.cancel_workflow(workflow_id)
+        await self.actions.audit(
+            request.state.principal, "workflow cancel", int(done), ids=[workflow_id]
+        )
+        return JSONResponse({"action": action, "workflow_id": workflow_id, "cancelled": done})
+
+    async def queue_action(self, request: Request) -> Response:
+        """Pause or resume a routing key, when the SDK has ``pause``/``resume`` (else 501)."""
+        rk = validate_routing_key(request.path_params["routing_key"])
+        action = request.path_params["action"]
+        if action not in ("pause", "resume"):
+            raise ActionError(f"unknown queue action {action!r}")
+        method = getattr(self.client, action, None)
+        if not callable(method):
+            return JSONResponse({"error": f"this SDK cannot {action} queues"}, status_code=501)
+        await method(rk)
+        await self.actions.audit(request.state.principal, f"queue {action}", 0, routing_key=rk)
+        return JSONResponse({"action": action, "routing_key": rk})
 
     async def schedule_action(self, request: Request) -> Response:
         """Suspend, resume or trigger one cron schedule registered in Redis."""
@@ -589,6 +618,16 @@ class Dashboard:
             Route("/api/jobs/{job_id}/actions/{action}", act(self.job_action), methods=["POST"]),
             Route("/api/bulk/preview", act(self.bulk_preview), methods=["POST"]),
             Route(
+                "/api/workflows/{workflow_id}/actions/{action}",
+                act(self.workflow_action),
+                methods=["POST"],
+            ),
+            Route(
+                "/api/queues/{routing_key}/actions/{action}",
+                act(self.queue_action),
+                methods=["POST"],
+            ),
+            Route(
                 "/api/schedules/{schedule_id}/actions/{action}",
                 act(self.schedule_action),
                 methods=["POST"],
@@ -615,6 +654,38 @@ class Dashboard:
         if who is None or not self.auth.csrf_ok(who, str(form.get("csrf", ""))):
             return JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403)
         return await self.logout(request)
+
+
+#: Sent with every response: every asset is the package's own, nothing may be framed.
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _digest(html: str) -> str:
@@ -654,6 +725,10 @@ def create_app(
             if owned:
                 await the_client.close()
 
-    app = Starlette(routes=dashboard.routes_table(), lifespan=lifespan)
+    app = Starlette(
+        routes=dashboard.routes_table(),
+        lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders)],
+    )
     app.state.dashboard = dashboard
     return app

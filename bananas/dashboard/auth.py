@@ -8,7 +8,8 @@ nobody, by the configured :class:`AuthMode`:
   in the cookie);
 - ``basic``: ``Authorization: Basic`` checked against the configured users;
 - ``header``: the user named by a trusted header that an authenticating proxy sets
-  (the dashboard must then be reachable only through that proxy);
+  (the dashboard must then be reachable only through that proxy; ``trusted_proxies``
+  ignores the header from any other peer address);
 - ``none``: everyone is ``admin`` (or ``read``).
 
 Nobody gets 401 (pages show the sign-in form or the basic-auth prompt); a read-only
@@ -23,6 +24,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -56,6 +58,7 @@ class Authenticator:
     def __init__(self, settings: DashboardSettings) -> None:
         self.settings = settings
         self.key = settings.signing_key()
+        self._proxies = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._tokens: list[tuple[bytes, Role, str]] = [
             (hashlib.sha256(t.encode()).digest(), Role.ADMIN, f"token-admin-{i + 1}")
             for i, t in enumerate(settings.admin_tokens)
@@ -106,7 +109,18 @@ class Authenticator:
                 found = Principal(user.name, user.role)
         return found
 
+    def _trusted_peer(self, request: Request) -> bool:
+        if not self._proxies:
+            return True
+        try:
+            peer = ipaddress.ip_address(request.client.host if request.client else "")
+        except ValueError:
+            return False
+        return any(peer in network for network in self._proxies)
+
     def _from_header(self, request: Request) -> Principal | None:
+        if not self._trusted_peer(request):
+            return None
         name = request.headers.get(self.settings.user_header, "").strip()
         if not name:
             return None

@@ -8,6 +8,7 @@ Every flag has an environment variable (``BANANAS_DASHBOARD_*``); a flag wins.
 from __future__ import annotations
 
 import argparse
+import signal
 from dataclasses import replace
 
 from bananas.dashboard.settings import AuthMode, DashboardSettings, parse_user
@@ -51,6 +52,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--admin-group", action="append", default=[], help="header mode: an admin group (repeat)"
     )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="header mode: only this network's peers may set the headers (repeat; env "
+        "BANANAS_DASHBOARD_TRUSTED_PROXIES)",
+    )
     p.add_argument("--read-only", action="store_true", help="auth none: nobody may act")
     p.add_argument(
         "--insecure-no-auth",
@@ -78,6 +87,7 @@ def settings_from(args: argparse.Namespace) -> DashboardSettings:
         ("read_token", "read_tokens"),
         ("admin_user", "admin_users"),
         ("admin_group", "admin_groups"),
+        ("trusted_proxy", "trusted_proxies"),
     ):
         if getattr(args, flag):
             changes[name] = tuple(getattr(args, flag))
@@ -100,12 +110,18 @@ def run(args: argparse.Namespace) -> int:
         from bananas.dashboard.app import create_app
     except ImportError as exc:
         raise ConfigError(
-            f"the dashboard needs its extra: pip install 'bananas[dashboard]' ({exc.name})"
+            f"the dashboard needs its extra: pip install 'bananas-queue[dashboard]' ({exc.name})"
         ) from None
     settings = settings_from(args)
     settings.check()
     settings.check_bind(args.host)
     app = create_app(settings)
-    print(f"bananas dashboard on http://{args.host}:{args.port}/ (auth {settings.auth.value})")
+    print(
+        f"bananas dashboard on http://{args.host}:{args.port}/ (auth {settings.auth.value})",
+        flush=True,
+    )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
+    # handler that was there before; a no-op one makes that a clean exit 0, as a worker's.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

@@ -1,28 +1,33 @@
-"""What each page shows, read from Redis on every request: nothing is kept in memory.
+"""What each page shows, read from Redis on every request.
 
 Each ``*_view`` coroutine returns a plain dict that the page's template renders and
 the JSON API returns as it is, so the pages and the API can never disagree. The
 reads go through the public client (``AsyncClient``: stats, workers, schedules,
-jobs, results) and the browsing operations of ``bananas.admin``.
+jobs, results) and the browsing operations of ``bananas.admin``. The only thing kept
+in memory is the throughput series, for a few seconds (a cache; a restart loses
+nothing).
 
-Redis commands per view (R routing keys, W live workers, S schedules, P page size):
-overview and queues 1 + R (one ``stats`` script per key) + 1 + W; workers 2 + W;
+Round trips per view (R routing keys, W live workers, S schedules): queues 1 + 2R
+(one ``stats`` script and one ``HGETALL`` per key, 8 keys at a time); overview the
+same + 1 + W, and 2R ``HGETALL`` for the chart at most every 6 s; workers 2 + W;
 schedules 1 + S; a job page 2 to 4 (lengths, then one ``browse`` script per priority
-list it spans); a job 1 + 2R (the route lookup) + 2.
+list it spans; in flight + 1 + W for the holders); a job 1 + 2R (the route lookup) + 2.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
 
 from bananas.admin import Admin, JobPage, JobRow, JobState
 from bananas.client import AsyncClient
-from bananas.dashboard.charts import WINDOWS, Series, build_series, svg
+from bananas.dashboard.charts import KINDS, WINDOWS, Series, build_series, svg
 from bananas.models import PRIORITY_ORDER, Job, Priority, QueueStats, Schedule
 from bananas.ops import Op
 
@@ -67,7 +72,7 @@ class Reader:
         self.client = client
         self.admin = Admin(client.broker)
         self.clock = clock
-        self._charts: dict[int, tuple[float, Series]] = {}
+        self._charts: dict[int, tuple[float, Series, dict[str, dict[str, int]]]] = {}
 
     async def run(self, op: Op[T]) -> T:
         """Drive a broker or admin operation on the client's connection."""
@@ -75,8 +80,10 @@ class Reader:
 
     # -- queues ----------------------------------------------------------------------------
 
-    async def queue_stats(self) -> list[QueueStats]:
-        return await self.client.all_queue_stats()
+    async def _route_row(self, routing_key: str) -> dict[str, Any]:
+        stats = await self.client.queue_stats(routing_key)
+        counters = await self.run(self.client.broker.counters(routing_key))
+        return self._queue_row(stats, counters)
 
     def _queue_row(self, s: QueueStats, counters: dict[str, int]) -> dict[str, Any]:
         return {
@@ -93,11 +100,11 @@ class Reader:
         }
 
     async def queues_view(self) -> dict[str, Any]:
-        stats = await self.queue_stats()
-        rows = []
-        for s in stats:
-            counters = await self.run(self.client.broker.counters(s.routing_key))
-            rows.append(self._queue_row(s, counters))
+        routes = await self.run(self.client.broker.routes())
+        rows = await _in_parallel([partial(self._route_row, rk) for rk in routes])
+        _, last_hour = await self._throughput(routes, 60)
+        for row in rows:
+            row["last_hour"] = last_hour.get(row["routing_key"]) or dict.fromkeys(KINDS, 0)
         totals = {k: sum(r[k] for r in rows) for k in ("queued", "scheduled", "in_flight", "dead")}
         return {
             "queues": rows,
@@ -125,23 +132,36 @@ class Reader:
 
     # -- throughput ------------------------------------------------------------------------
 
-    async def throughput_view(self, routes: list[str], window: int) -> dict[str, Any]:
-        """Completed, failed and retried jobs per bucket over ``window`` minutes, all routes.
+    async def _throughput(
+        self, routes: list[str], window: int
+    ) -> tuple[Series, dict[str, dict[str, int]]]:
+        """The series of ``window`` over ``routes``, and each routing key's totals.
 
         Reading costs one ``HGETALL`` per routing key and hour of the window, so the
         series is read again only when a tenth of a bucket has passed (6 s for the hour's
         one-minute points, 1 min for the day, 6 min for the week).
         """
-        window = window if window in WINDOWS else 60
         now = self.clock()
         cached = self._charts.get(window)
         if cached is None or now - cached[0] > WINDOWS[window] * 6:
             last = int(now // 60)
             first = last - window + 1
-            per_route = [await self.run(self.admin.throughput(rk, first, last)) for rk in routes]
-            cached = (now, build_series(per_route, last, window, WINDOWS[window]))
+            per_route = await _in_parallel(
+                [partial(self.run, self.admin.throughput(rk, first, last)) for rk in routes]
+            )
+            bucket = WINDOWS[window]
+            by_route = {
+                rk: build_series([counts], last, window, bucket).totals
+                for rk, counts in zip(routes, per_route, strict=True)
+            }
+            cached = (now, build_series(per_route, last, window, bucket), by_route)
             self._charts[window] = cached
-        series = cached[1]
+        return cached[1], cached[2]
+
+    async def throughput_view(self, routes: list[str], window: int) -> dict[str, Any]:
+        """Completed, failed and retried jobs per bucket over ``window`` minutes, all routes."""
+        window = window if window in WINDOWS else 60
+        series, _ = await self._throughput(routes, window)
         return {
             "window": window,
             "windows": list(WINDOWS),
@@ -219,14 +239,31 @@ class Reader:
         if job is None:
             return None
         result = await self.client.get_result(job_id, job.routing_key)
+        workflow = None
+        actions = _actions_for(job.status.value)
+        if job.workflow_id:
+            info = await self.client.get_workflow(job.workflow_id)
+            workflow = {
+                "id": job.workflow_id,
+                "node": job.node,
+                "name": info.name if info else "",
+                "status": info.status.value if info else "gone",
+                "nodes": len(info.nodes) if info else 0,
+                "error": info.error if info else "",
+            }
+            # A step belongs to its workflow: only the workflow may drop it.
+            actions = [a for a in actions if a not in ("cancel", "delete")]
+            if info and info.status.value in ("running", "failed"):
+                actions.append("cancel_workflow")
         return {
+            "workflow": workflow,
             "job": job.model_dump(mode="json"),
             "payload_json": orjson.dumps(job.payload, option=orjson.OPT_INDENT_2).decode(),
             "result": None if result is None else result.model_dump(mode="json"),
             "result_json": None
             if result is None
             else orjson.dumps(result.result, option=orjson.OPT_INDENT_2).decode(),
-            "actions": _actions_for(job.status.value),
+            "actions": actions,
         }
 
     # -- workers and schedules -----------------------------------------------------------------
@@ -285,6 +322,23 @@ class Reader:
             "offset": offset,
             "count": count,
         }
+
+
+#: Routing keys read at once by one view (each on its own pooled connection).
+PARALLEL_READS = 8
+
+
+async def _in_parallel(calls: list[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Await ``calls`` at most :data:`PARALLEL_READS` at a time; results in call order.
+
+    A view of many routing keys is as many round trips whatever the order; running a
+    few at once divides its wall time without opening a connection per key.
+    """
+    results: list[T] = []
+    for start in range(0, len(calls), PARALLEL_READS):
+        chunk = calls[start : start + PARALLEL_READS]
+        results += await asyncio.gather(*(c() for c in chunk))
+    return results
 
 
 def _relative(seconds: float) -> str:

@@ -73,6 +73,9 @@ class DashboardSettings:
     admin_users: tuple[str, ...] = ()
     #: Header mode: groups whose members are admins (``BANANAS_DASHBOARD_ADMIN_GROUPS``).
     admin_groups: tuple[str, ...] = ()
+    #: Header mode: networks (CIDR) the proxy connects from; the headers of any other peer
+    #: are ignored (``BANANAS_DASHBOARD_TRUSTED_PROXIES``). Empty trusts every peer.
+    trusted_proxies: tuple[str, ...] = ()
     #: Auth mode ``none``: everyone is read-only instead of admin.
     read_only: bool = False
     #: Allow a non-loopback bind address with auth ``none`` (``--insecure-no-auth``).
@@ -118,6 +121,7 @@ class DashboardSettings:
             users=tuple(parse_user(u) for u in items("BANANAS_DASHBOARD_USERS")),
             admin_users=items("BANANAS_DASHBOARD_ADMIN_USERS"),
             admin_groups=items("BANANAS_DASHBOARD_ADMIN_GROUPS"),
+            trusted_proxies=items("BANANAS_DASHBOARD_TRUSTED_PROXIES"),
             secret=e.get("BANANAS_DASHBOARD_SECRET", ""),
         )
 
@@ -146,6 +150,11 @@ class DashboardSettings:
             raise ConfigError("--live-interval must be at least 0.2 s")
         if self.scan_limit < 1 or self.page_size < 1:
             raise ConfigError("scan_limit and page_size must be at least 1")
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(f"--trusted-proxy {network!r} is not a network (CIDR)") from None
 
     def check_bind(self, host: str) -> None:
         """Refuse to serve a non-loopback address without auth unless told so explicitly."""

@@ -4,8 +4,10 @@ Where things are:
 
 - ``specs``: typed views of the two custom resources' specs.
 - ``workerpool``, ``pool_status``, ``autoscaler``, ``cronschedule``,
-  ``scheduler_deployment``, ``pod_env``: pure functions, spec in and Kubernetes
-  objects or decisions out, unit-tested without a cluster.
+  ``scheduler_deployment``, ``pod_env``, ``health`` (Ready, Reconciling,
+  Stalled), ``scaledown`` (which pods are busy, deletion costs): pure
+  functions, spec in and Kubernetes objects or decisions out, unit-tested
+  without a cluster.
 - ``reasons``: every CamelCase Event and condition reason; ``conditions``: how
   conditions are merged and looked up.
 - ``pool_handlers``, ``cron_handlers``: the kopf handlers, thin glue that reads,

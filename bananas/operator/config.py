@@ -108,6 +108,8 @@ class OperatorConfig:
     #: Failed attempts at unregistering a deleted CronSchedule before its status and a
     #: Warning Event say it is stuck (it is retried for as long as it takes regardless).
     delete_retries: int = 5
+    #: Seconds a Redis URL read from a Secret is reused before the Secret is read again.
+    secret_cache_seconds: float = 30.0
     #: Pools that poll Redis at once at most; the others wait their turn.
     max_concurrent_polls: int = 64
     #: Port of the Prometheus metrics endpoint; 0 disables it.
@@ -116,9 +118,6 @@ class OperatorConfig:
     liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
     #: The scheduler Deployments the operator manages.
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
-    #: Let kopf list and watch CRDs and namespaces (SCAN_CLUSTER). False needs no
-    #: cluster-wide rights (namespaced RBAC) but serves only the CRDs present at start-up.
-    scan_cluster: bool = True
     #: Leader election among the operator's replicas.
     leader_election: LeaderElectionSettings = field(default_factory=LeaderElectionSettings)
 
@@ -127,9 +126,9 @@ class OperatorConfig:
         """Build the settings from ``env`` (default ``os.environ``).
 
         Variables: WATCH_NAMESPACES (comma list), KUBECONFIG, CRON_SYNC_INTERVAL,
-        RETRY_DELAY, MAX_CONCURRENT_POLLS, METRICS_PORT, LIVENESS_ENDPOINT, SCHEDULER_IMAGE,
-        SCHEDULER_REPLICAS, SCHEDULER_CLUSTER_ROLE,
-        SCHEDULER_IMAGE_PULL_POLICY, SCHEDULER_APP and SCAN_CLUSTER, and those of
+        RETRY_DELAY, SECRET_CACHE_SECONDS, MAX_CONCURRENT_POLLS, METRICS_PORT,
+        LIVENESS_ENDPOINT, SCHEDULER_IMAGE, SCHEDULER_REPLICAS, SCHEDULER_CLUSTER_ROLE,
+        SCHEDULER_IMAGE_PULL_POLICY and SCHEDULER_APP, and those of
         :meth:`LeaderElectionSettings.from_env`. Raises :class:`ConfigError` naming a
         bad value.
         """
@@ -144,6 +143,9 @@ class OperatorConfig:
             kubeconfig=env.get("KUBECONFIG") or None,
             cron_sync_interval=_number(env, "CRON_SYNC_INTERVAL", defaults.cron_sync_interval),
             retry_delay=_number(env, "RETRY_DELAY", defaults.retry_delay),
+            secret_cache_seconds=_number(
+                env, "SECRET_CACHE_SECONDS", defaults.secret_cache_seconds
+            ),
             max_concurrent_polls=max(
                 1, int(_number(env, "MAX_CONCURRENT_POLLS", defaults.max_concurrent_polls))
             ),
@@ -156,7 +158,6 @@ class OperatorConfig:
                 image_pull_policy=env.get("SCHEDULER_IMAGE_PULL_POLICY", ""),
                 app=env.get("SCHEDULER_APP", ""),
             ),
-            scan_cluster=_flag(env, "SCAN_CLUSTER", defaults.scan_cluster),
             leader_election=LeaderElectionSettings.from_env(env),
         )
 

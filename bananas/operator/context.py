@@ -42,6 +42,10 @@ class OperatorContext:
     #: The randomness of poll jitter; tests may seed it.
     random: Random = field(default_factory=Random)
     _poll_slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+    #: Redis URLs read from Secrets: (namespace, secret, key) -> (URL, Unix time read).
+    _urls: dict[tuple[str, str, str], tuple[str, float]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def poll_slots(self) -> asyncio.Semaphore:
         """The semaphore that bounds how many pools poll at once (``max_concurrent_polls``)."""
@@ -68,11 +72,25 @@ class OperatorContext:
         await self.kube.close()
 
     async def redis_url(self, namespace: str, ref: RedisRef) -> str:
-        """The Redis URL a resource's Secret holds.
+        """The Redis URL a resource's Secret holds, read at most every ``secret_cache_seconds``.
 
-        Raises ``KubernetesApiError`` (404: no such Secret or key).
+        Pools and schedules of a namespace usually share one Secret, and a poll every 15 s
+        per pool would otherwise be a Secret GET every 15 s per pool. A changed Secret is
+        seen within ``secret_cache_seconds``, or at once after Redis failed
+        (:meth:`forget_url`). Raises ``KubernetesApiError`` (404: no such Secret or key).
         """
-        return await self.kube.read_secret_value(namespace, ref.secret_name, ref.key)
+        key = (namespace, ref.secret_name, ref.key)
+        cached = self._urls.get(key)
+        now = self.clock()
+        if cached is not None and now - cached[1] < self.config.secret_cache_seconds:
+            return cached[0]
+        url = await self.kube.read_secret_value(namespace, ref.secret_name, ref.key)
+        self._urls[key] = (url, now)
+        return url
+
+    def forget_url(self, namespace: str, ref: RedisRef) -> None:
+        """Drop a cached URL (Redis failed: the Secret may have moved on)."""
+        self._urls.pop((namespace, ref.secret_name, ref.key), None)
 
 
 def object_lock(memo: Any) -> asyncio.Lock:

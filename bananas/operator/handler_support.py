@@ -84,6 +84,9 @@ async def redis_client(
         raise classify(exc) from exc
     try:
         yield client
+    except (BananasConnectionError, TimeoutError):
+        ctx.forget_url(namespace, ref)  # unreachable: the Secret may point elsewhere by now
+        raise
     finally:
         await ctx.redis.release(client)
 

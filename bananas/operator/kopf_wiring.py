@@ -95,14 +95,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     return registry
 
 
-def make_settings(*, scan_cluster: bool = True) -> kopf.OperatorSettings:
-    """kopf's settings for this operator (see the module docstring).
-
-    ``scan_cluster=False`` turns off kopf's watch of CRDs and namespaces, which
-    namespaced RBAC does not allow (the watched namespaces are taken as existing).
-    """
+def make_settings() -> kopf.OperatorSettings:
+    """kopf's settings for this operator (see the module docstring)."""
     settings = kopf.OperatorSettings()
-    settings.scanning.disabled = not scan_cluster
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX

@@ -39,6 +39,8 @@ from bananas.operator.meta import GROUP, MANAGER, VERSION, JsonObject
 logger = logging.getLogger(__name__)
 
 APPLY = "application/apply-patch+yaml"
+#: What the API server says (with a 500) when an applied object has a value of the wrong form.
+UNDECODABLE = "unable to convert unstructured object"
 MERGE = "application/merge-patch+json"
 
 
@@ -57,8 +59,13 @@ class KubernetesApiError(BananasError):
 
     @property
     def invalid(self) -> bool:
-        """True when the API refused the object itself (400 or 422), so retrying is futile."""
-        return self.status in (400, 422)
+        """True when the API refused the object itself, so retrying is futile: 400 or 422,
+        and the 500 a server-side apply answers for a value it cannot even decode (a
+        quantity such as ``memory: lots``: "failed to convert new object ... unable to
+        convert unstructured object")."""
+        if self.status in (400, 422):
+            return True
+        return self.status == 500 and UNDECODABLE in self.message
 
 
 def _translate(exc: BaseException) -> KubernetesApiError:

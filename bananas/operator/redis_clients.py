@@ -45,6 +45,7 @@ class RedisClients:
         self._clients: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self._limit = limit
         self._lock = asyncio.Lock()
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -55,6 +56,8 @@ class RedisClients:
         Raises :class:`bananas.errors.ConfigError` for a URL the SDK cannot parse.
         """
         async with self._lock:
+            if self._closed:  # shutting down: a client of its own, closed on release
+                return AsyncClient(url, prefix=prefix)
             key = (url, prefix)
             entry = self._clients.get(key)
             if entry is None:
@@ -67,7 +70,14 @@ class RedisClients:
             return entry.client
 
     async def release(self, client: AsyncClient) -> None:
-        """End a lease; then close idle clients beyond the limit, least recently used first."""
+        """End a lease; then close idle clients beyond the limit, least recently used first.
+
+        After :meth:`close`, the client is closed again: a round that was still running
+        when the cache closed may have opened connections since.
+        """
+        if self._closed:
+            await client.close()
+            return
         async with self._lock:
             for entry in self._clients.values():
                 if entry.client is client:
@@ -94,6 +104,7 @@ class RedisClients:
     async def close(self) -> None:
         """Close every client."""
         async with self._lock:
+            self._closed = True
             clients = [entry.client for entry in self._clients.values()]
             self._clients.clear()
         for client in clients:

@@ -82,7 +82,7 @@ async def _run_kopf(
 ) -> None:
     await kopf.operator(
         registry=build_registry(config),
-        settings=make_settings(scan_cluster=config.scan_cluster),
+        settings=make_settings(),
         memo=kopf.Memo(ctx=ctx),
         standalone=True,
         clusterwide=not config.namespaces,

@@ -1,20 +1,26 @@
+#!lua flags=allow-oom
 -- ack: complete a batch of leased jobs of one routing key and store their results
+-- (allow-oom: finishing a job frees its record, so it must run when Redis is full)
 -- KEYS[1] leases  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] stats
 -- KEYS[4+2i] result key, KEYS[5+2i] notify key of the i-th job (i from 1)
 -- KEYS[#KEYS] throughput hash of the current hour
 -- ARGV[1] notify ttl ms  ARGV[2] current epoch minute  ARGV[3] throughput ttl ms
--- then per job: id, attempt (lease token), result JSON, result ttl ms
+-- then per job: id, attempt (lease token), result JSON, result ttl ms, the record to keep
+--   with the result ('' keeps the stored one; a stand-in without its payload for a
+--   record too big to keep a copy of for a whole TTL)
 -- returns: array with 1 (acked) or 0 (refused: stale token or lease gone) per job
 local notify_ttl = tonumber(ARGV[1])
 local out = {}
 local done = {}
-local n = (#ARGV - 3) / 4
+local n = (#ARGV - 3) / 5
 for i = 0, n - 1 do
-  local b = 4 + i * 4
+  local b = 4 + i * 5
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
-    write_result(KEYS[6 + 2 * i], KEYS[7 + 2 * i], ARGV[b + 2], redis.call('HGET', KEYS[2], id),
-                 tonumber(ARGV[b + 3]), notify_ttl)
+    local kept = ARGV[b + 4]
+    if kept == '' then kept = redis.call('HGET', KEYS[2], id) end
+    write_result(KEYS[6 + 2 * i], KEYS[7 + 2 * i], ARGV[b + 2], kept, tonumber(ARGV[b + 3]),
+                 notify_ttl)
     done[#done + 1] = id
     out[i + 1] = 1
   else

@@ -4,16 +4,23 @@
 -- KEYS[9+i] result key of the i-th job
 -- ARGV: job ids
 -- returns: the number of jobs deleted. A leased (running) job is left alone: its worker
---          owns it until it acks, fails or its lease is reaped. A ready job is found with
---          LREM from the head of its own priority's list first (O(position)).
+--          owns it until it acks, fails or its lease is reaped. So is a workflow's step
+--          (its record names a workflow_id): the workflow waits for it, so only the
+--          workflow may drop it (cancel_workflow). A ready job is found with LREM from
+--          the head of its own priority's list first (O(position)).
+local function in_workflow(job)
+  local wf = job['workflow_id']
+  return wf ~= nil and wf ~= cjson.null
+end
 local deleted = 0
 for i = 1, #ARGV do
   local id = ARGV[i]
-  if not redis.call('ZSCORE', KEYS[4], id) then
-    local record = redis.call('HGET', KEYS[1], id)
+  local record = redis.call('HGET', KEYS[1], id)
+  local job = record and decode_record(record) or {}
+  if not redis.call('ZSCORE', KEYS[4], id) and not in_workflow(job) then
     local gone = redis.call('ZREM', KEYS[5], id) + redis.call('ZREM', KEYS[6], id)
     if gone == 0 and record then
-      local own = priority_of(decode_record(record))
+      local own = priority_of(job)
       gone = redis.call('LREM', queue_key(7, own), 1, id)
       for p = 1, 3 do
         if gone == 0 and p ~= own then gone = redis.call('LREM', queue_key(7, p), 1, id) end

@@ -1,26 +1,31 @@
+#!lua flags=allow-oom
 -- fail: record failed attempts of leased jobs: schedule a retry, or dead-letter the job
 -- KEYS[1] leases  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] stats
 -- KEYS[6] scheduled  KEYS[7] dead  KEYS[8] schedwake
 -- KEYS[7+2i] result key, KEYS[8+2i] notify key of the i-th job (i from 1)
--- ARGV[1] now ms  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)  ARGV[4] dead-letter max age ms
+-- (allow-oom: a failed attempt is finished work, recorded even when Redis is full)
+-- ARGV[1] reserved (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)
+-- ARGV[4] dead-letter max age ms
 -- ARGV[5] most dead-lettered jobs aged out per call
 -- KEYS[#KEYS] throughput hash of the current hour
 -- ARGV[6] current epoch minute  ARGV[7] throughput ttl ms
--- then per job: id, attempt (lease token), error, retry at ms (0: dead-letter now),
---               failure result JSON, failure result ttl ms
+-- then per job: id, attempt (lease token), error, retry in ms from now (-1: dead-letter now),
+--               failure result JSON, failure result ttl ms, the record to keep with a
+--               dead-lettered job's result ('' keeps the stored one; see ack.lua)
 -- returns: array per job: 1 retry scheduled, 2 dead-lettered, 0 refused (stale token)
-local now = tonumber(ARGV[1])
+local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local out = {}
-local n = (#ARGV - 7) / 6
+local n = (#ARGV - 7) / 7
 local dead, retried = 0, 0
 for i = 0, n - 1 do
-  local b = 8 + i * 6
+  local b = 8 + i * 7
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
     redis.call('ZREM', KEYS[1], id)
-    local retry_at = tonumber(ARGV[b + 3])
-    if retry_at > 0 then
+    local retry_in = tonumber(ARGV[b + 3])
+    if retry_in >= 0 then
+      local retry_at = now + retry_in
       redis.call('HSET', KEYS[4], id, ARGV[b + 2])
       local earliest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')[2]
       redis.call('ZADD', KEYS[6], retry_at, id)
@@ -29,8 +34,10 @@ for i = 0, n - 1 do
       out[i + 1] = 1
     else
       dead_letter(KEYS[7], KEYS[4], id, now, ARGV[b + 2])
+      local kept = ARGV[b + 6]
+      if kept == '' then kept = redis.call('HGET', KEYS[2], id) end
       write_result(KEYS[7 + 2 * (i + 1)], KEYS[8 + 2 * (i + 1)], ARGV[b + 4],
-                   redis.call('HGET', KEYS[2], id), tonumber(ARGV[b + 5]), notify_ttl)
+                   kept, tonumber(ARGV[b + 5]), notify_ttl)
       dead = dead + 1
       out[i + 1] = 2
     end

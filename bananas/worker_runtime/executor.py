@@ -5,7 +5,12 @@ The executor never touches Redis: it turns a leased record into a :class:`Finish
 batches. Every way a job can go wrong ends in one of those three, so the worker
 survives anything a handler or a record does:
 
-- a record that does not parse, or has a newer schema version: dead-letter, with why;
+- a record that does not parse, has a newer schema version, or holds a TTL, timeout
+  or retry budget Redis cannot store (``success_ttl: 1e999``): dead-letter, with why;
+- an async handler that returns only after blocking the loop past its deadline: a
+  timed-out attempt (never "completed");
+- a bug of the runtime itself while running a job (:meth:`Executor.internal_error`):
+  a failed attempt naming the error, so the job is never left leased;
 - no handler for the name (or not one this worker runs): a failed attempt with
   ``no handler for <name>``, retried with backoff, so it is not lost during a rolling
   deploy and ends in the dead-letter queue after ``max_retries``;
@@ -20,7 +25,9 @@ survives anything a handler or a record does:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import traceback
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,21 +36,46 @@ from typing import Any
 import orjson
 
 from bananas.broker import Leased, Outcome
-from bananas.errors import PermanentError, Retry
+from bananas.errors import InvalidJobError, PermanentError, Retry
 from bananas.models import (
     DEFAULT_BACKOFF_CAP,
     DEFAULT_FAILURE_TTL,
     DEFAULT_MAX_RESULT_BYTES,
+    MAX_DURATION_SECONDS,
+    TRACEBACK_HEAD,
+    TRACEBACK_MAX,
     Job,
     JobStatus,
     Priority,
 )
-from bananas.records import SCHEMA_VERSION, decode_job, encode, result_record
-from bananas.worker_runtime.registry import Registry
+from bananas.records import (
+    MAX_KEPT_RECORD_BYTES,
+    SCHEMA_VERSION,
+    decode_job,
+    encode,
+    kept_record,
+    result_record,
+    split_error,
+)
+from bananas.validation import validate_count, validate_duration, validate_optional_duration
+from bananas.worker_runtime.loopwatch import Running
+from bananas.worker_runtime.registry import HandlerEntry, Registry
 from bananas.worker_runtime.retry import backoff_delay
 
+#: The per-job lines (see ``bananas.worker_runtime.logs``): off unless LOG_JOBS is on.
+jobs_log = logging.getLogger("bananas.jobs")
 #: How often the watchdog looks for handlers past their deadline (seconds).
 WATCHDOG_TICK = 0.05
+
+
+@dataclass(slots=True)
+class WorkflowStep:
+    """The workflow a finished job is a step of, and what to record for it: the result
+    JSON of a success, the error of a job that is dead-lettered (see ``acker``)."""
+
+    workflow_id: str
+    node: int
+    value: str
 
 
 @dataclass(slots=True)
@@ -57,6 +89,14 @@ class Finished:
     status: str
     duration: float
     priority: Priority
+    #: Set for a step of a workflow that completed or is dead-lettered; None otherwise.
+    workflow: WorkflowStep | None = None
+
+
+def _step(job: Job, value: str) -> WorkflowStep | None:
+    if job.workflow_id is None or job.node is None:
+        return None
+    return WorkflowStep(job.workflow_id, job.node, value)
 
 
 class Executor:
@@ -83,6 +123,12 @@ class Executor:
         #: Running handlers and their deadline (perf_counter); see :meth:`watchdog`.
         self._deadlines: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
+        #: Async handlers running on the loop, for the blocked-loop watchdog thread.
+        self._running: dict[asyncio.Task[Any], Running] = {}
+
+    def running_async(self) -> list[Running]:
+        """The async handlers running now (read by the watchdog thread: a copy)."""
+        return list(self._running.values())
 
     async def watchdog(self, tick: float = WATCHDOG_TICK) -> None:
         """Cancel handlers past their deadline; runs for the worker's life.
@@ -100,15 +146,31 @@ class Executor:
                     task.cancel()
 
     async def run(self, routing_key: str, leased: Leased) -> Finished:
-        """Run ``leased`` to an outcome; never raises except ``CancelledError``."""
+        """Run ``leased`` to an outcome; never raises except ``CancelledError``.
+
+        A record too big to copy next to its result (``records.MAX_KEPT_RECORD_BYTES``)
+        is kept there as a stand-in without its payload."""
+        finished = await self._run(routing_key, leased)
+        if len(leased.record) > MAX_KEPT_RECORD_BYTES:
+            finished.outcome.kept_record = kept_record(leased.record)
+        return finished
+
+    async def _run(self, routing_key: str, leased: Leased) -> Finished:
         try:
-            job = decode_job(leased.record, attempts=leased.attempt, status=JobStatus.PROCESSING)
+            # The id the job was leased under wins over the record's own "id" field: a
+            # record written by hand (or by another producer) must never make this worker
+            # ack, fail or report under the id of some other job.
+            job = decode_job(
+                leased.record,
+                attempts=leased.attempt,
+                status=JobStatus.PROCESSING,
+                job_id=leased.id,
+            )
         except ValueError as exc:
             return self._unreadable(routing_key, leased, f"unreadable job record: {exc}")
-        # The id the job was leased under wins over the record's own "id" field: a record
-        # written by hand (or by another producer) must never make this worker ack, fail or
-        # report under the id of some other job.
-        job.id = leased.id
+        problem = record_problem(job)
+        if problem is not None:
+            return self._unreadable(routing_key, leased, f"bad job record: {problem}")
         if job.v > SCHEMA_VERSION:
             return self._unreadable(
                 routing_key,
@@ -119,17 +181,13 @@ class Executor:
         entry = self.registry.get(job.name)
         if entry is None or (self.job_types and job.name not in self.job_types):
             return self._failure(routing_key, job, f"no handler for {job.name}", 0.0)
-        timeout = job.timeout or self.job_timeout
+        timeout = self._limits(job, entry)
         started = time.perf_counter()
         task = asyncio.current_task()
         assert task is not None
         self._deadlines[task] = started + timeout
         try:
-            if entry.is_async:
-                value = await entry.fn(job)
-            else:
-                loop = asyncio.get_running_loop()
-                value = await loop.run_in_executor(self.threads, entry.fn, job)
+            value = await self._invoke(entry, job, task)
             if task in self._expired:  # the handler swallowed the watchdog's cancel
                 raise asyncio.CancelledError
         except asyncio.CancelledError:
@@ -142,17 +200,70 @@ class Executor:
             )
         except PermanentError as exc:
             return self._failure(
-                routing_key, job, _describe(exc), time.perf_counter() - started, dead=True
+                routing_key, job, with_traceback(exc), time.perf_counter() - started, dead=True
             )
         except Retry as exc:
             return self._failure(
                 routing_key, job, _describe(exc), time.perf_counter() - started, delay=exc.delay
             )
         except BaseException as exc:  # a handler must never kill the worker
-            return self._failure(routing_key, job, _describe(exc), time.perf_counter() - started)
+            return self._failure(
+                routing_key, job, with_traceback(exc), time.perf_counter() - started
+            )
         finally:
             self._deadlines.pop(task, None)
-        return self._success(routing_key, job, value, time.perf_counter() - started)
+            self._running.pop(task, None)
+        duration = time.perf_counter() - started
+        if duration > timeout:
+            # It returned, but only after blocking the loop past its deadline (the
+            # deadline watchdog runs on the same loop, so it could not cancel it).
+            return self._failure(
+                routing_key,
+                job,
+                f"timed out after {timeout:g}s (the handler blocked the event loop for "
+                f"{duration:.1f}s)",
+                duration,
+            )
+        return self._success(routing_key, job, value, duration)
+
+    async def _invoke(self, entry: Any, job: Job, task: asyncio.Task[Any]) -> Any:
+        """Call the handler: on the loop (registered for the watchdog thread) or in a thread."""
+        if entry.is_async:
+            coro = entry.fn(job)
+            self._running[task] = Running(job.id, job.name, getattr(coro, "cr_frame", None))
+            return await coro
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.threads, entry.fn, job)
+
+    def internal_error(self, routing_key: str, leased: Leased, exc: BaseException) -> Finished:
+        """The outcome of a job whose run broke inside the runtime (not its handler): a
+        failed attempt naming the error, retried like any failure, so the job never stays
+        leased to a slot that is gone."""
+        error = f"internal error of the worker: {_describe(exc)}"
+        try:
+            job = decode_job(leased.record, attempts=leased.attempt, status=JobStatus.PROCESSING)
+        except ValueError:
+            return self._unreadable(routing_key, leased, error)
+        job.id = leased.id
+        if record_problem(job) is not None:
+            return self._unreadable(routing_key, leased, error)
+        return self._failure(routing_key, job, error, 0.0)
+
+    def _limits(self, job: Job, entry: HandlerEntry) -> float:
+        """Apply the handler's defaults to ``job``; returns its time limit (seconds)."""
+        if entry.max_retries is not None and not job.max_retries_set:
+            job.max_retries = entry.max_retries
+        if jobs_log.isEnabledFor(logging.INFO):
+            jobs_log.info(
+                "job %s (%s) started on %s, attempt %d of %d",
+                job.id,
+                job.name,
+                job.routing_key,
+                job.attempts,
+                job.max_retries + 1,
+                extra=_context(job),
+            )
+        return job.timeout or entry.timeout or self.job_timeout
 
     def _success(self, routing_key: str, job: Job, value: Any, duration: float) -> Finished:
         try:
@@ -169,9 +280,28 @@ class Executor:
                 duration,
                 dead=True,
             )
-        body = self._result_body(job.id, "completed", "", duration, orjson.Fragment(encoded))
+        if jobs_log.isEnabledFor(logging.INFO):
+            jobs_log.info(
+                "job %s (%s) completed in %s",
+                job.id,
+                job.name,
+                _took(duration),
+                extra=_context(job),
+            )
+        body = self._result_body(
+            job.id, JobStatus.COMPLETED, "", duration, orjson.Fragment(encoded)
+        )
         outcome = Outcome(job.id, job.attempts, body, int(job.success_ttl * 1000))
-        return Finished(routing_key, outcome, False, job.name, "completed", duration, job.priority)
+        return Finished(
+            routing_key,
+            outcome,
+            False,
+            job.name,
+            "completed",
+            duration,
+            job.priority,
+            None if job.workflow_id is None else _step(job, encoded),
+        )
 
     def _failure(
         self,
@@ -184,12 +314,27 @@ class Executor:
         delay: float | None = None,
     ) -> Finished:
         dead = dead or job.attempts > job.max_retries
-        retry_at = 0
+        retry_in = -1  # dead-letter now
         if not dead:
             wait = delay if delay is not None else backoff_delay(job.attempts, cap=self.backoff_cap)
-            retry_at = int((self.clock() + wait) * 1000)
-        body = self._result_body(job.id, "failed", error, duration)
-        outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_at)
+            # after Redis' own clock (fail.lua); a handler's Retry(delay=) is bounded too
+            wait = min(wait, MAX_DURATION_SECONDS) if wait == wait and wait > 0 else 0.0
+            retry_in = round(wait * 1000)
+        message, trace = split_error(error)
+        if jobs_log.isEnabledFor(logging.INFO):
+            jobs_log.info(
+                "job %s (%s) failed attempt %d of %d after %s, %s: %s",
+                job.id,
+                job.name,
+                job.attempts,
+                job.max_retries + 1,
+                _took(duration),
+                "dead-lettered" if dead else "will retry",
+                message,
+                extra=_context(job),
+            )
+        body = self._result_body(job.id, JobStatus.FAILED, message, duration, traceback=trace)
+        outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_in)
         return Finished(
             routing_key,
             outcome,
@@ -198,19 +343,27 @@ class Executor:
             "dead" if dead else "retried",
             duration,
             job.priority,
+            _step(job, message) if dead and job.workflow_id is not None else None,
         )
 
     def _result_body(
-        self, job_id: str, status: str, error: str, duration: float, result: Any = None
+        self,
+        job_id: str,
+        status: JobStatus,
+        error: str,
+        duration: float,
+        result: Any = None,
+        *,
+        traceback: str = "",
     ) -> str:
         """A stored result record (a :class:`bananas.JobResult` as JSON)."""
-        return result_record(job_id, JobStatus(status), error, duration, self.clock(), result)
+        return result_record(job_id, status, error, duration, self.clock(), result, traceback)
 
     def _unreadable(self, routing_key: str, leased: Leased, error: str) -> Finished:
         name = _field(leased.record, "name") or "<unreadable>"
-        body = self._result_body(leased.id, "failed", error, 0.0)
+        body = self._result_body(leased.id, JobStatus.FAILED, error, 0.0)
         outcome = Outcome(
-            leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, 0
+            leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, -1
         )
         priority = _field(leased.record, "priority")
         return Finished(
@@ -224,9 +377,49 @@ class Executor:
         )
 
 
+def record_problem(job: Job) -> str | None:
+    """What makes a decoded record unusable (a TTL or timeout Redis cannot store, a
+    retry budget out of range), or None. A record written by some other producer can
+    hold anything JSON can say, ``1e999`` included."""
+    try:
+        validate_duration(job.success_ttl, "success_ttl")
+        validate_duration(job.failure_ttl, "failure_ttl")
+        validate_optional_duration(job.timeout, "timeout")
+        validate_count(job.max_retries, "max_retries")
+    except InvalidJobError as exc:
+        return str(exc)
+    return None
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def with_traceback(exc: BaseException) -> str:
+    """``Type: message``, a newline and the handler's traceback (its last
+    :data:`~bananas.models.TRACEBACK_MAX` characters, the frames nearest the error)."""
+    tb = exc.__traceback__
+    # Leave out the frames of the worker itself (this module, the thread pool): the
+    # traceback starts where the handler's code does.
+    while tb is not None and tb.tb_next is not None and _is_ours(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    frames = "".join(traceback.format_exception(type(exc), exc, tb))
+    if len(frames) > TRACEBACK_MAX:
+        frames = TRACEBACK_HEAD + "  ...\n" + frames[-TRACEBACK_MAX:]
+    return f"{_describe(exc)}\n{frames.rstrip()}"
+
+
+def _context(job: Job) -> dict[str, str]:
+    return {"job_id": job.id, "job_name": job.name, "routing_key": job.routing_key}
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}ms" if seconds < 1 else f"{seconds:.2f}s"
+
+
+def _is_ours(filename: str) -> bool:
+    return filename == __file__ or filename.endswith(("concurrent/futures/thread.py",))
 
 
 def _field(record: str, name: str) -> str:

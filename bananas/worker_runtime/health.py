@@ -2,9 +2,12 @@
 
 It runs on the same asyncio loop as the worker, so an answer from ``/healthz``
 proves the loop is alive and not blocked. ``/readyz`` is true while Redis answered
-the last call and the process is fetching (false while draining or while Redis is
-away). ``/metrics`` refreshes the queue gauges with one O(1) stats call per routing
-key, then renders the process's Prometheus registry.
+the last call, no internal task has died and the process is fetching; otherwise it
+answers 503, with the reason when the probes give one (draining, an internal task
+died, or the error of the failing Redis call: Redis away, or out of memory and
+refusing work). ``/metrics`` refreshes the queue gauges with one O(1) stats call per
+routing key, then renders the process's Prometheus registry. (A loop blocked by a
+handler is noticed by the watchdog thread of ``loopwatch``, which this server cannot be.)
 
 A supervisor (``supervisor.py``) serves the same three endpoints for its group with
 this class: its probes are coroutines that ask the children, and its registry
@@ -104,6 +107,14 @@ class HealthServer:
                 "text/plain",
             )
         if path == "/readyz":
+            # A Worker says why it is not ready; a supervisor's probes only say whether.
+            explain = getattr(probes, "not_ready_reason", None)
+            if explain is not None:
+                reason = explain()
+                if reason is None:
+                    return "200 OK", b"ready\n", "text/plain"
+                body = f"not ready: {reason}\n".encode()
+                return "503 Service Unavailable", body, "text/plain"
             ok = await _answer(probes.is_ready)
             return (
                 "200 OK" if ok else "503 Service Unavailable",

@@ -34,18 +34,23 @@ from functools import partial
 
 import orjson
 
-from bananas.broker import Broker, Leased
+from bananas.broker import Broker, Leased, Reaped
 from bananas.client import AsyncClient
-from bananas.errors import BananasError
+from bananas.errors import BananasError, RedisOutOfMemoryError
 from bananas.models import Priority
 from bananas.ops import Op
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
+from bananas.workflow_store import WorkflowStore
 
 logger = logging.getLogger(__name__)
 
-#: How often expired leases are looked for, in seconds.
+#: How often expired leases are looked for on a key holding leases, in seconds.
 REAP_INTERVAL = 0.5
+#: How often a key holding no lease is looked at (seconds), at the most often...
+REAP_IDLE_MIN = 2.0
+#: ...and how many such looks per second a reaper spends at most, over all its keys.
+REAP_IDLE_RATE = 100.0
 
 #: A leased job and the routing key it came from.
 Held = tuple[str, Leased]
@@ -87,6 +92,12 @@ class Leases:
         self._in_flight += 1
         self._held[leased.id] = (routing_key, leased)
         self._leased_at[leased.id] = time.time()
+
+    def holds(self, leased: Leased) -> bool:
+        """Is this delivery (same id and token) already held? A fetch re-sent after a lost
+        reply returns the jobs the first try leased; they are taken once."""
+        entry = self._held.get(leased.id)
+        return entry is not None and entry[1].attempt == leased.attempt
 
     def finished(self, leased: Leased) -> None:
         """Record a job whose run ended: no more renewals (the ack is on its way)."""
@@ -145,7 +156,14 @@ class Leases:
 
     def _renew_and(self, publish: Callable[[float], Op[None]], ttl_s: float) -> Op[None]:
         yield from self.renew()
-        yield from publish(ttl_s)
+        try:
+            yield from publish(ttl_s)
+        except RedisOutOfMemoryError:
+            # Redis is full: the leases were renewed (renew.lua may run then), the
+            # worker's record cannot be written. Not a failure of the renewal, which
+            # would otherwise be retried (and logged) at every heartbeat; /readyz
+            # already says why the worker takes no work.
+            logger.debug("worker record not published: Redis is out of memory")
 
     async def drain(self, grace: float, hurry: asyncio.Event | None) -> None:
         """Wait until nothing is in flight, for at most ``grace`` s or until ``hurry`` is set."""
@@ -196,7 +214,18 @@ class Leases:
 
 
 class Reaper:
-    """Returns the expired leases of some routing keys to their queues, every half second."""
+    """Returns the expired leases of some routing keys to their queues.
+
+    A route is looked at again when its earliest lease expires, every
+    :data:`REAP_INTERVAL` at the most. A route that holds no lease at all is looked at
+    again after :data:`REAP_IDLE_MIN` seconds, or later when there are so many routes
+    that this would cost more than :data:`REAP_IDLE_RATE` looks per second (500 keys:
+    every 5 s). So an idle reaper sends at most about ``2 * REAP_IDLE_RATE`` commands
+    a second however many keys it serves, and an orphan on a key that was idle is
+    reaped within that delay after its lease expired (busy keys: within
+    :data:`REAP_INTERVAL`). The workers' lease duration is not assumed: a scheduler
+    process reaps for workers configured differently.
+    """
 
     def __init__(
         self,
@@ -204,17 +233,34 @@ class Reaper:
         redis: RedisCaller,
         routes: Callable[[], Awaitable[Sequence[str]]],
         metrics: Metrics,
+        workflows: WorkflowStore | None = None,
     ) -> None:
         self.broker = broker
         self.redis = redis
         self.routes = routes
         self.metrics = metrics
+        self.workflows = workflows or WorkflowStore(broker, clock=broker.clock)
+        self.idle_max = REAP_IDLE_MIN
+        self._next: dict[str, float] = {}
+
+    def _schedule(self, routing_key: str, now: float, until_ms: int | None) -> None:
+        if until_ms is None:
+            self._next[routing_key] = now + self.idle_max
+            return
+        self._next[routing_key] = now + max(REAP_INTERVAL, min(until_ms / 1000, self.idle_max))
 
     async def run(self) -> None:
         """Reap until cancelled."""
+        loop = asyncio.get_running_loop()
         while True:
-            for rk in await self.routes():
-                requeued, dead = await self.redis.call(partial(self.broker.reap, rk))
+            routes = await self.routes()
+            self.idle_max = max(REAP_IDLE_MIN, len(routes) / REAP_IDLE_RATE)
+            for rk in routes:
+                if self._next.get(rk, 0.0) > loop.time():
+                    continue
+                reaped, until = await self.redis.call(partial(self._reap, rk))
+                self._schedule(rk, loop.time(), until)
+                requeued, dead = reaped.requeued, reaped.dead
                 if requeued or dead:
                     self.metrics.reaped.labels(rk).inc(requeued + dead)
                     logger.warning(
@@ -224,6 +270,15 @@ class Reaper:
                         dead,
                     )
             await asyncio.sleep(REAP_INTERVAL)
+
+    def _reap(self, routing_key: str) -> Op[tuple[Reaped, int | None]]:
+        """Reap one routing key, then record the poison workflow steps it dead-lettered on
+        their workflows (a reaper that dies in between leaves such a step shown queued).
+        Also returns the ms until its earliest lease left expires (None: it holds none)."""
+        reaped, until = yield from self.broker.reap_next(routing_key)
+        for job_id, reason in reaped.steps:
+            yield from self.workflows.fail_step(job_id, reason)
+        return reaped, until
 
 
 def _priority_of(leased: Leased) -> Priority:

@@ -7,7 +7,8 @@ several workers embedded in one process (or one test run) never collide.
 Queue gauges are refreshed from Redis at scrape time with one O(1) stats script per
 routing key (``Broker.stats``): a scrape never scans.
 
-Per-job label lookups are cached, so the hot path pays one dict hit and an add.
+Per-job label lookups are cached, so the hot path pays one dict hit, an add and an
+observe.
 :attr:`Metrics.finished` counts finished jobs as a plain int, and
 :meth:`Metrics.notify_after` calls back once when it reaches a limit: how a
 supervised worker process knows it is due for recycling without a timer.
@@ -127,8 +128,30 @@ class Metrics:
             "1 while this process leads the scheduler replicas.",
             registry=r,
         )
-        self._done: dict[tuple[str, str, str], Counter] = {}
-        self._timed: dict[tuple[str, str], Histogram] = {}
+        self.loop_blocked = Gauge(
+            "bananas_event_loop_blocked_seconds",
+            "How long the worker's event loop has not turned (0 while it runs); set by "
+            "the watchdog thread.",
+            registry=r,
+        )
+        self.loop_blocks = Counter(
+            "bananas_event_loop_blocks",
+            "Stretches in which a handler blocked the event loop past the threshold.",
+            registry=r,
+        )
+        self.clock_offset = Gauge(
+            "bananas_clock_offset_seconds",
+            "Redis' clock minus this host's, measured by the cron scheduler at each tick.",
+            registry=r,
+        )
+        self.orphaned = Counter(
+            "bananas_orphaned_entries",
+            "Queue entries fetched that had no job record (dropped, and logged).",
+            ["routing_key"],
+            registry=r,
+        )
+        #: (job name, status, routing key) -> its processed counter and duration histogram.
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         #: Jobs this process has finished (any outcome), counted as a plain int.
         self.finished = 0
         self._limit = 0
@@ -140,15 +163,15 @@ class Metrics:
         self._on_limit = callback if jobs > 0 else None
 
     def job_finished(self, name: str, status: str, routing_key: str, seconds: float) -> None:
-        key = (name, status, routing_key)
-        counter = self._done.get(key)
-        if counter is None:
-            counter = self._done[key] = self.processed.labels(name, status, routing_key)
-        counter.inc()
-        timed = self._timed.get(key[::2])
-        if timed is None:
-            timed = self._timed[key[::2]] = self.duration.labels(name, routing_key)
-        timed.observe(seconds)
+        """Count one finished job (every job, whatever its outcome) and its run time."""
+        children = self._children.get((name, status, routing_key))
+        if children is None:
+            children = self._children[(name, status, routing_key)] = (
+                self.processed.labels(name, status, routing_key),
+                self.duration.labels(name, routing_key),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         self.finished += 1
         if self.finished == self._limit and self._on_limit is not None:
             self._on_limit()

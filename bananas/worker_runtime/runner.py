@@ -57,6 +57,10 @@ def load_registry(app: str) -> Registry:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import handler module {module_name!r}: {exc}") from None
+    except Exception as exc:  # a syntax error or a crash in the module's own code: exit 2
+        raise ConfigError(
+            f"cannot import handler module {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     if attr:
         found = getattr(module, attr, None)
     else:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from bananas.client import AsyncClient
 from bananas.errors import BananasError
 from bananas.models import ConcurrencyPolicy, JobStatus, Schedule, ScheduleStatus
+from bananas.worker_runtime.clocksync import RedisClock
 from bananas.worker_runtime.cron import Decision, check_schedule, decide, fire_id
 from bananas.worker_runtime.leader import LeaderElector
 from bananas.worker_runtime.metrics import Metrics
@@ -26,6 +27,9 @@ from bananas.worker_runtime.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 LIVE = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING)
+#: How often the leader republishes its code schedules, and how long the list lives.
+PUBLISH_EVERY = 10.0
+PUBLISHED_TTL_MS = 35_000
 
 
 class CronScheduler:
@@ -50,6 +54,11 @@ class CronScheduler:
         self.clock = clock
         self.metrics = metrics
         self.token: int | None = None
+        #: This host's clock corrected to Redis' (slots are chosen by Redis' time).
+        self.redis_clock = RedisClock(
+            client, clock=clock, gauge=metrics.clock_offset if metrics else None
+        )
+        self._published_at = -PUBLISH_EVERY
 
     @property
     def is_leader(self) -> bool:
@@ -82,6 +91,7 @@ class CronScheduler:
         if token is None:
             return
         try:
+            await self.redis_clock.measure()
             await self.tick()
         except BananasError as exc:
             logger.warning("cron tick failed: %s", exc)
@@ -93,9 +103,20 @@ class CronScheduler:
             merged[schedule.id] = schedule
         return list(merged.values())
 
+    async def publish_code_schedules(self) -> None:
+        """Tell ``bananas schedules`` which schedules this leader fires from code (at most
+        every :data:`PUBLISH_EVERY` s; the list expires when no leader renews it)."""
+        now = time.monotonic()
+        if now < self._published_at + PUBLISH_EVERY:
+            return
+        op = self.client.broker.put_code_schedules(self.code_schedules, PUBLISHED_TTL_MS)
+        await self.client.run(op)
+        self._published_at = now
+
     async def tick(self) -> None:
         """Fire every due schedule once."""
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        await self.publish_code_schedules()
+        now = datetime.fromtimestamp(self.redis_clock.now(), UTC)
         for schedule in await self.schedules():
             try:
                 await self._tick_one(schedule, now)

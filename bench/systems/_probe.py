@@ -17,8 +17,9 @@ jobs). The probe does the work the scenario asks for and measures it:
   key; the job that makes it 1 writes its wall time to ``<key>:first``, the
   ``expect``-th to ``<key>:last``), because a worker of several processes has no
   single in-process counter: the cpu scenario reads those keys;
-* finish: a counter under a lock; the wall times of the first and of the
-  ``expect``-th completion; a ``done`` event at the ``expect``-th.
+* finish: a counter under a lock; the wall times and the process CPU times
+  (``time.process_time()``, every thread of the worker process) of the first
+  and of the ``expect``-th completion; a ``done`` event at the ``expect``-th.
 
 Nothing per job touches Redis except the ``incr`` work itself, and nothing per
 job is written to the event stream unless the report is ``each`` (used only
@@ -70,6 +71,7 @@ class Probe:
         self._lock = threading.Lock()
         self._count = 0
         self._first = 0.0
+        self._cpu_first = 0.0
         self._latencies: list[float] = []
         self._sync_redis: Any = None
         self._async_redis: Any = None
@@ -130,6 +132,7 @@ class Probe:
             count = self._count
             if count == 1:
                 self._first = now
+                self._cpu_first = time.process_time()
             latencies = self._latencies if count == self.spec.expect else None
         every = self.spec.progress_every
         if every and count % every == 0:
@@ -140,6 +143,8 @@ class Probe:
                 count=count,
                 first=self._first,
                 last=now,
+                cpu_first=self._cpu_first,
+                cpu_last=time.process_time(),
                 latencies=[round(x, 7) for x in latencies],
             )
 

@@ -9,7 +9,9 @@ handler thread pool. Results are kept for an hour only when the spec asks for
 them; otherwise ``success_ttl=0``, with which Bananas keeps a result only for
 the few seconds a waiter needs to read it. Bulk submission is
 ``submit_many`` (one script call per 500 jobs); delayed jobs use
-``scheduled_for``; a round trip is ``submit_and_wait``. A killed worker's
+``scheduled_for``; a round trip is ``submit_and_wait``; the workflow scenario's
+chain and chord are ``submit_workflow_and_wait`` of ``chain`` / ``chord`` of
+no-op steps (each step gets the previous results in ``job.parent_results``). A killed worker's
 leases expire after ``lease_duration`` (10 s) and another worker's reaper
 returns them to the queue.
 
@@ -29,7 +31,7 @@ import os
 import signal
 import sys
 
-from bananas import AsyncClient, Job, JobSpec
+from bananas import AsyncClient, Job, JobSpec, WorkflowStatus, chain, chord, group, task
 from bananas.worker_runtime import Registry, Settings, build_worker
 from bench.protocol import ClientSpec, EventStream, WorkerSpec, decode_worker_spec, encode_spec
 from bench.systems import _probe
@@ -89,7 +91,7 @@ async def _supervise(spec: WorkerSpec, probe: _probe.Probe) -> None:
     settings = dataclasses.replace(_settings(spec), processes=spec.processes, app=__name__)
     supervisor = Supervisor(settings)
     running = asyncio.get_running_loop().create_task(supervisor.run())
-    while not await supervisor.ready():
+    while not await supervisor.is_ready():
         if running.done():
             await running  # it ended before it was ready: its error, or its return
             return
@@ -139,6 +141,22 @@ class BananasClient(Client):
         await self._client.submit_and_wait(
             JOB_NAME, payload, timeout=timeout, routing_key=self._route
         )
+
+    async def run_chain(self, steps: list[Payload], timeout: float) -> None:
+        wf = chain(task(JOB_NAME, p, routing_key=self._route) for p in steps)
+        await self._finish(await self._client.submit_workflow_and_wait(wf, timeout))
+
+    async def run_chord(self, members: list[Payload], timeout: float) -> None:
+        wf = chord(
+            group(task(JOB_NAME, p, routing_key=self._route) for p in members),
+            task(JOB_NAME, {"i": -100, "t": 0.0}, routing_key=self._route),
+        )
+        await self._finish(await self._client.submit_workflow_and_wait(wf, timeout))
+
+    async def _finish(self, info: object) -> None:
+        status = getattr(info, "status", None)
+        if status is not WorkflowStatus.COMPLETED:
+            raise RuntimeError(f"workflow ended {status}")
 
     async def close(self) -> None:
         await self._client.close()

@@ -59,6 +59,19 @@ class Scale:
     leader_kills: int = 2
     #: Minutes of real ``* * * * *`` schedule across scheduler-process kills (0: skip).
     cron_minutes: float = 0.0
+    #: Jobs of 2.5 s run by skewed workers (each holds its slot for several leases).
+    skew_jobs: int = 30
+    #: Jobs drained through a proxy that drops fetch replies.
+    reply_jobs: int = 600
+    #: Jobs drained while Redis is filled to its maxmemory.
+    oom_jobs: int = 3000
+    #: Other jobs running beside a handler that blocks the event loop.
+    block_jobs: int = 24
+    #: The workflow scenarios: chord members and their milliseconds, chain steps and theirs.
+    wf_members: int = 1000
+    wf_member_ms: float = 150.0
+    wf_steps: int = 20
+    wf_step_ms: float = 300.0
 
 
 CI = Scale("ci", jobs=5000, job_ms=40, kill_every=(1.2, 2.2))
@@ -75,6 +88,13 @@ FULL = Scale(
     rollouts=2,
     leader_kills=4,
     cron_minutes=4.0,
+    skew_jobs=300,
+    reply_jobs=5000,
+    oom_jobs=30000,
+    block_jobs=500,
+    wf_members=10_000,
+    wf_member_ms=100.0,
+    wf_steps=50,
 )
 
 
@@ -97,6 +117,8 @@ class Report:
     dup_bound: int | None = None
     #: The most completed runs of any one job.
     max_runs: int = 0
+    #: Jobs in the dead-letter queue although their handler never failed.
+    falsely_dead: int = 0
 
     def row(self) -> list[str]:
         rec = "-"
@@ -293,3 +315,39 @@ def worker_env(scale: Scale, **extra: str) -> dict[str, str]:
 
 def new_tag() -> str:
     return uuid.uuid4().hex[:10]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The three numbers every fault test of round two reports on one set of jobs."""
+
+    jobs: int
+    #: The client was told the job was stored and it never completed.
+    lost: int
+    #: Completed runs beyond one per job.
+    duplicated: int
+    #: Jobs in the dead-letter queue although their handler never failed.
+    falsely_dead: int
+    #: Why the first lost jobs are not completed (their last error).
+    why: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return (
+            f"{self.jobs} jobs: {self.lost} lost, {self.duplicated} duplicated, "
+            f"{self.falsely_dead} falsely dead-lettered"
+            + (f" (why: {list(self.why)})" if self.why else "")
+        )
+
+
+def dead_ids(r: redis.Redis, route: RouteKeys) -> set[str]:
+    return set(r.zrange(route.dead, 0, -1))
+
+
+def outcome(
+    queue: redis.Redis, ledger: redis.Redis, tag: str, route: RouteKeys, ids: list[str]
+) -> Outcome:
+    """Lost, duplicated and falsely dead-lettered among ``ids`` (jobs of ``work``, whose
+    handler never fails: any of them in the dead-letter queue is there by mistake)."""
+    result = tally(queue, ledger, tag, route, ids)
+    dead = dead_ids(queue, route) & set(ids)
+    return Outcome(len(ids), len(result.lost), result.duplicated, len(dead), tuple(result.why))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from bananas import Client, Job, JobStatus, Schedule
+from bananas.dashboard import DashboardSettings
 from bananas.worker_runtime import Registry, Worker
 from tests.dashboard.conftest import handlers
 from tests.dashboard.server import DashboardServer
@@ -77,6 +79,8 @@ def test_dead_jobs_show_their_reason_and_requeue_brings_them_back(
     page = admin.get("/api/jobs", params={"state": "dead"}).json()
     assert {r["id"] for r in page["jobs"]} == set(ids)
     assert all("PermanentError: boom" in r["error"] for r in page["jobs"])
+    html = admin.get(f"/jobs/{ids[0]}").text
+    assert 'id="job-traceback"' in html and "Traceback" in html and "boom" in html
     reply = admin.post(f"/api/jobs/{ids[0]}/actions/requeue")
     assert reply.json()["count"] == 1
     stats = sdk.queue_stats()
@@ -100,6 +104,7 @@ def test_in_flight_jobs_are_listed_with_their_lease(
         assert rows[0]["at_in"] > 0, "a lease deadline in the future"
         assert rows[0]["worker"] == worker.id and rows[0]["lease_age"] != "-"
         assert worker.id in admin.get("/jobs", params={"state": "in_flight"}).text
+        assert f"/jobs/{job_id}" in admin.get("/workers").text, "the worker's running jobs"
         assert admin.get(f"/api/jobs/{job_id}").json()["actions"] == []
     finally:
         gate.set()
@@ -312,6 +317,8 @@ def test_overview_throughput_counts_what_real_workers_did(
     day = admin.get("/api/overview", params={"window": 1440}).json()["throughput"]
     assert day["totals"]["completed"] == 4 and day["bucket"] == 10
     assert 'id="tp-completed">4<' in admin.get("/").text
+    row = admin.get("/api/queues").json()["queues"][0]
+    assert row["last_hour"] == {"completed": 4, "failed": 2, "retried": 0}
 
 
 def test_schedule_suspend_resume_and_trigger(admin: httpx.Client, sdk: Client) -> None:
@@ -331,3 +338,75 @@ def test_schedule_suspend_resume_and_trigger(admin: httpx.Client, sdk: Client) -
     assert admin.post("/api/schedules/hourly/actions/explode").status_code == 400
     actions = [e["action"] for e in admin.get("/api/audit").json()["entries"]]
     assert actions == ["schedule trigger", "schedule resume", "schedule suspend"]
+
+
+def test_pause_is_offered_only_when_the_sdk_has_it(admin: httpx.Client, sdk: Client) -> None:
+    from bananas import AsyncClient
+
+    sdk.submit("ok", 1)
+    has_pause = callable(getattr(AsyncClient, "pause", None))
+    assert admin.get("/api/queues").json()["can_pause"] is has_pause
+    assert ("data-queue-action" in admin.get("/queues").text) is has_pause
+    reply = admin.post("/api/queues/default/actions/pause")
+    assert reply.status_code == (200 if has_pause else 501)
+
+
+def test_the_stream_says_when_redis_cannot_be_read(
+    settings: DashboardSettings, start_dashboard: Callable[[DashboardSettings], DashboardServer]
+) -> None:
+    from tests.conftest import BINARIES
+    from tests.dashboard.conftest import ADMIN_TOKEN
+    from tests.support.servers import RedisServer
+
+    own = RedisServer(BINARIES.get("redis") or BINARIES["valkey"]).start()
+    try:
+        server = start_dashboard(replace(settings, redis_url=own.url))
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        with (
+            httpx.Client(base_url=server.url, headers=headers, timeout=20) as http,
+            http.stream("GET", "/api/stream", params={"view": "queues"}) as stream,
+        ):
+            events = _events(stream)
+            assert next(events)[0] == "update"
+            own.stop()
+            kind, data = next(e for e in events if e[0] != "tick")
+            assert kind == "problem" and "cannot reach Redis" in orjson.loads(data)["error"]
+    finally:
+        own.cleanup()
+
+
+def _events(stream: httpx.Response):  # type: ignore[no-untyped-def]
+    event = ""
+    for line in stream.iter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            yield event, line[6:]
+
+
+def test_a_workflow_step_belongs_to_its_workflow(
+    admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
+) -> None:
+    from bananas import chain, task
+
+    wf_id = sdk.submit_workflow(chain(task("boom", 1, max_retries=0), task("ok", 2)), name="wf")
+    first = f"{wf_id}:0"
+    worker = worker_factory(handlers())
+    eventually(lambda: sdk.queue_stats().dead == 1, what="the first step dead-lettered")
+    worker.stop()
+    detail = admin.get(f"/api/jobs/{first}").json()
+    assert detail["workflow"]["id"] == wf_id and detail["workflow"]["status"] == "failed"
+    assert detail["actions"] == ["requeue", "cancel_workflow"]
+    assert wf_id in admin.get(f"/jobs/{first}").text
+    refused = admin.post(f"/api/jobs/{first}/actions/delete")
+    assert refused.status_code == 409 and "cancel the workflow" in refused.json()["error"]
+    gone = admin.post("/api/bulk", json={"action": "delete", "ids": [first]}).json()
+    assert gone["count"] == 0 and sdk.queue_stats().dead == 1, "bulk delete skips the step"
+    # Requeued from the dashboard, the step resumes its workflow (the client's way).
+    assert admin.post(f"/api/jobs/{first}/actions/requeue").json()["count"] == 1
+    info = sdk.get_workflow(wf_id)
+    assert info is not None and info.status.value == "running"
+    cancelled = admin.post(f"/api/workflows/{wf_id}/actions/cancel").json()
+    assert cancelled["cancelled"] is True
+    assert sdk.get_workflow(wf_id).status.value == "cancelled"  # type: ignore[union-attr]
+    assert admin.get("/api/audit").json()["entries"][0]["action"] == "workflow cancel"

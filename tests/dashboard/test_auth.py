@@ -119,6 +119,13 @@ def test_trusted_header_mode(settings: DashboardSettings, start_dashboard: Start
         assert eve == {**eve, "name": "eve", "role": "read"}
         ops = {"X-Forwarded-User": "olga", "X-Forwarded-Groups": "dev, ops"}
         assert http.get("/api/me", headers=ops).json()["role"] == "admin"
+    elsewhere = start_dashboard(replace(s, trusted_proxies=("10.0.0.0/8",)))
+    local = start_dashboard(replace(s, trusted_proxies=("127.0.0.0/8",)))
+    headers = {"X-Forwarded-User": "eve"}
+    assert httpx.get(elsewhere.url + "/api/me", headers=headers).status_code == 401
+    assert httpx.get(local.url + "/api/me", headers=headers).json()["name"] == "eve"
+    with pytest.raises(ConfigError, match="CIDR"):
+        replace(s, trusted_proxies=("not-a-net",)).check()
 
 
 def test_no_secret_is_rendered(
@@ -169,3 +176,12 @@ def test_cli_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_healthz_needs_no_auth_and_says_nothing_else(dashboard: DashboardServer) -> None:
     with httpx.Client(base_url=dashboard.url) as http:
         assert http.get("/healthz").json() == {"ok": True}
+
+
+def test_every_response_carries_the_security_headers(dashboard: DashboardServer) -> None:
+    with httpx.Client(base_url=dashboard.url) as http:
+        for path in ("/", "/login", "/api/queues", "/static/dashboard.js", "/healthz"):
+            headers = http.get(path).headers
+            assert "script-src 'self'" in headers["content-security-policy"], path
+            assert headers["x-frame-options"] == "DENY", path
+            assert headers["x-content-type-options"] == "nosniff", path

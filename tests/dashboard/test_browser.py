@@ -20,6 +20,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from bananas import Client, Schedule
@@ -141,6 +142,10 @@ def test_pages_render_with_the_right_numbers(
     assert text(browser, "jobs-total") == "13"
     assert count(browser, "#jobs-table tbody tr[data-job-id]") == 13
     shot(browser, "jobs-ready")
+    # The priority filter submits itself (a script handler: the CSP forbids inline ones).
+    Select(browser.find_element(By.NAME, "priority")).select_by_visible_text("high")
+    wait(browser, lambda d: text(d, "jobs-total") == "4")
+    assert "priority=high" in browser.current_url
     browser.get(dashboard.url + "/jobs?routing_key=default&state=scheduled")
     assert text(browser, "jobs-total") == "2"
     assert "in 59m" in text(browser, "jobs-table")

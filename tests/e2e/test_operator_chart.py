@@ -152,8 +152,6 @@ async def test_helm_template_passes_a_server_dry_run(
     ("values", "message"),
     [
         (["operator.replicaCount=-1"], "replicaCount"),
-        (["rbac.scope=everywhere"], "scope"),
-        (["rbac.scope=namespaced"], "needs operator.watchNamespaces"),
         (
             ["operator.replicaCount=2", "operator.leaderElection.enabled=false"],
             "needs operator.leaderElection.enabled",
@@ -182,7 +180,7 @@ def test_chart_defaults_to_two_elected_replicas_with_a_pdb() -> None:
     assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
     settings = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
-    assert (settings["LEADER_ELECTION"], settings["SCAN_CLUSTER"]) == ("true", "true")
+    assert settings["LEADER_ELECTION"] == "true"
     leases = next(d for d in docs if d["kind"] == "Role")
     assert leases["rules"] == [
         {
@@ -191,7 +189,7 @@ def test_chart_defaults_to_two_elected_replicas_with_a_pdb() -> None:
             "verbs": ["get", "create", "update"],
         }
     ]
-    # Cluster scope without watchNamespaces: no Role per namespace.
+    # No watchNamespaces: the operator's other rights are its ClusterRole, no Role per namespace.
     assert [d["kind"] for d in docs].count("Role") == 1
 
 

@@ -384,6 +384,33 @@ async def test_a_refused_edit_stays_visible_for_its_generation(
     )
 
 
+async def test_an_undecodable_quantity_is_refused_not_retried(
+    operator: OperatorThread, pools: Pools
+) -> None:
+    """The API answers a server-side apply of ``memory: lots`` with a 500, not a 422; it
+    is still the spec's fault, and it says so instead of retrying for ever."""
+    await pools.create(
+        "lots",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [route()],
+            "resources": {"limits": {"memory": "lots"}},
+            "autoscaling": fast_autoscaling(),
+        },
+    )
+
+    async def refused() -> dict[str, Any] | None:
+        found = await _health(pools, "lots", 1)
+        return found if found and _state(found)["Stalled"][0] == "True" else None
+
+    pool = await eventually(refused, what="Stalled=True for generation 1")
+    assert _state(pool)["Stalled"] == ("True", "InvalidPodTemplate")
+    stalled = next(c for c in pool["status"]["conditions"] if c["type"] == "Stalled")
+    assert "quantities must match" in stalled["message"], stalled
+    assert await pools.deployment("lots") is None
+
+
 async def _ready_at(pools: Pools, name: str, generation: int) -> dict[str, Any] | None:
     pool = await _health(pools, name, generation)
     if pool is None or _state(pool).get("Ready", ("", ""))[0] != "True":

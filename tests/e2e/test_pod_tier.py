@@ -18,6 +18,7 @@ namespace, except in the Helm test, where the chart's own operator pod runs.
 from __future__ import annotations
 
 import base64
+import gc
 import os
 import secrets
 import subprocess
@@ -34,8 +35,7 @@ from bananas import AsyncClient
 from bananas.operator.config import OperatorConfig, SchedulerSettings
 from bananas.operator.meta import POOL_LABEL
 from bananas.operator.testing import OperatorThread, apply_crds, eventually
-from tests.support.ports import free_port
-from tests.support.servers import RedisServer, available_binaries
+from tests.support.servers import RedisServer, available_binaries, free_port
 
 from .conftest import PodTierCluster
 from .controlplane import REPO_ROOT
@@ -124,6 +124,9 @@ def operator(
 ) -> Iterator[OperatorThread]:
     with OperatorThread(operator_config(pod_tier, namespace)) as op:
         yield op
+    # Whatever the stopped operator left unclosed is collected (and reported) here, in the
+    # teardown of the test that ran it, not in some later test.
+    gc.collect()
 
 
 def route() -> str:
@@ -175,8 +178,27 @@ def condition_of(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------
 
 
+@pytest.fixture
+def late_redis(pod_tier: PodTierCluster) -> Iterator[RedisServer]:
+    """A Redis on a known free port, not started (the test starts it).
+
+    Requested before ``operator``, so it is stopped after the operator is: the
+    operator never polls a server that went away under it.
+    """
+    pod_tier.require_local("a Redis the test starts late, on a port the pods know")
+    binaries = available_binaries()
+    binary = binaries.get("redis") or binaries.get("valkey")
+    assert binary is not None
+    server = RedisServer(binary, port=free_port())
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
 async def test_workerpool_is_ready_only_once_its_pods_are(
     pod_tier: PodTierCluster,
+    late_redis: RedisServer,
     operator: OperatorThread,
     kube_api: client.ApiClient,
     namespace: str,
@@ -187,10 +209,7 @@ async def test_workerpool_is_ready_only_once_its_pods_are(
     with a back-off, as a kubelet would: Running, never Ready, until Redis is up.
     """
     tier = pod_tier.require_local("a Redis the test starts late, on a port the pods know")
-    binaries = available_binaries()
-    binary = binaries.get("redis") or binaries.get("valkey")
-    assert binary is not None
-    late = RedisServer(binary, port=free_port())
+    late = late_redis
     await put_secret(kube_api, namespace, f"redis://127.0.0.1:{late.port}/0")
     pools = Pools(kube_api, namespace)
     await pools.create("late", fixed(2))
@@ -212,20 +231,17 @@ async def test_workerpool_is_ready_only_once_its_pods_are(
 
     started = time.monotonic()
     late.start()
-    try:
 
-        async def pool_ready() -> dict[str, Any] | None:
-            return await pools.condition("late", "Ready", "True")
+    async def pool_ready() -> dict[str, Any] | None:
+        return await pools.condition("late", "Ready", "True")
 
-        await eventually(pool_ready, what="the pool Ready once Redis answers", timeout=90)
-        took = time.monotonic() - started
-        pods = await pods_of(kube_api, namespace, "late")
-        assert len(pods) == 2 and all(pod_ready(p) for p in pods), pods
-        events = tier.events(namespace)
-        assert {e.pod for e in events if e.event == "ready"} == {p.metadata.name for p in pods}
-        print(f"pool Ready {took:.1f}s after Redis came up")
-    finally:
-        late.cleanup()
+    await eventually(pool_ready, what="the pool Ready once Redis answers", timeout=90)
+    took = time.monotonic() - started
+    pods = await pods_of(kube_api, namespace, "late")
+    assert len(pods) == 2 and all(pod_ready(p) for p in pods), pods
+    events = tier.events(namespace)
+    assert {e.pod for e in events if e.event == "ready"} == {p.metadata.name for p in pods}
+    print(f"pool Ready {took:.1f}s after Redis came up")
 
 
 async def test_gpu_pool_lands_on_the_gpu_node_and_waits_for_room(
@@ -563,6 +579,9 @@ async def test_scale_down_with_long_jobs_removes_only_idle_pods(
             for n in await deleted_pods(kube_api, namespace, "busy")
             if n not in removed_while_busy
         )
+        if cut := set(removed_while_busy) & busy:
+            status = await pools.status("busy")
+            raise AssertionError(f"busy pod(s) {sorted(cut)} asked to stop mid-job: {status}")
         pods = await pods_of(kube_api, namespace, "busy")
         live = [p for p in pods if p.metadata.deletion_timestamp is None]
         return live if len(pods) == 2 else None
@@ -585,9 +604,20 @@ async def test_scale_down_with_long_jobs_removes_only_idle_pods(
     if pod_tier.local is not None:
         stopped = [e.pod for e in pod_tier.local.events(namespace) if e.event == "sigterm"]
         assert set(stopped) == set(removed), stopped
+
+    async def empty() -> bool:
+        return not await pods_of(kube_api, namespace, "busy")
+
+    await eventually(empty, what="the pool at zero once its jobs are done", timeout=90)
+    book = await Ledger.read(pod_redis.url, ledger)
+    assert book.interrupted() == [] and book.run_twice() == [], book.events
+    if pod_tier.local is not None:
+        events = pod_tier.local.events(namespace)
+        assert not [e.raw for e in events if e.event == "sigkill"], events
     print(
-        f"scale-down 4->2 in {took:.1f}s; removed (idle) {removed}; kept (busy) {sorted(busy)}; "
-        f"jobs interrupted: {len(book.interrupted())}, run twice: {len(book.run_twice())}"
+        f"scale-down 4->2 in {took:.1f}s; removed (idle) {removed}; kept (busy) {sorted(busy)} "
+        f"until their jobs ended, then 2->0; jobs interrupted: {len(book.interrupted())}, "
+        f"run twice: {len(book.run_twice())}"
     )
 
 
@@ -630,7 +660,7 @@ async def test_image_rollout_with_long_jobs(
         return None
 
     cond = await eventually(reconciling, what="Reconciling=True during the rollout")
-    assert cond.get("observedGeneration", generation + 1) == generation + 1
+    assert cond["observedGeneration"] == generation + 1, cond
 
     async def rolled_out() -> list[client.V1Pod] | None:
         status = await pools.status("roll")

@@ -72,7 +72,7 @@ def test_ack_and_fail_count_outcomes_per_minute(client: Client) -> None:
         broker.fail(
             "default",
             [
-                Outcome(leased[3].id, leased[3].attempt, "{}", 60_000, error="e", retry_at_ms=1),
+                Outcome(leased[3].id, leased[3].attempt, "{}", 60_000, error="e", retry_in_ms=0),
                 Outcome(leased[4].id, leased[4].attempt, "{}", 60_000, error="e"),
             ],
         )

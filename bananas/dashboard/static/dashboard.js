@@ -56,6 +56,10 @@
     source.addEventListener("open", function () { setStatus("live", "live"); });
     source.addEventListener("update", function (ev) { swap(JSON.parse(ev.data).html); seen(); });
     source.addEventListener("tick", seen);
+    source.addEventListener("problem", function (ev) {
+      setStatus("connecting", "Redis unreachable");
+      if (status) status.title = JSON.parse(ev.data).error;
+    });
     source.addEventListener("error", function () {
       if (source && source.readyState === EventSource.CLOSED) { source = null; setStatus("paused", "disconnected"); }
       else setStatus("connecting", "reconnecting");
@@ -74,6 +78,11 @@
       if (toggle.checked) connect(); else disconnect();
     });
     if (toggle.checked) connect(); else setStatus("paused", "paused");
+    // A page left for another keeps no stream open: browsers allow a handful of
+    // connections per host (HTTP/1.1), and a page kept in the back-forward cache
+    // would otherwise hold one. Coming back from that cache reconnects.
+    window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+    window.addEventListener("pageshow", function (ev) { if (ev.persisted && toggle.checked) connect(); });
   }
 
   function post(path, body) {
@@ -100,14 +109,37 @@
 
   function label(action) { return action.replace("_", " "); }
 
+  // Filters submit themselves on change (no inline handlers: the CSP forbids them).
+  document.addEventListener("change", function (ev) {
+    if (ev.target.matches("select[data-autosubmit]")) ev.target.form.submit();
+  });
+
   document.addEventListener("click", function (ev) {
-    var el = ev.target.closest("button[data-action], button[data-bulk], button[data-schedule-action], input.select-all");
+    var el = ev.target.closest("button[data-action], button[data-bulk], button[data-schedule-action], button[data-queue-action], button[data-workflow-action], input.select-all");
     if (!el) return;
     if (el.matches("input.select-all")) {
       live.querySelectorAll("input.select").forEach(function (box) { box.checked = el.checked; });
       return;
     }
     ev.preventDefault();
+    if (el.dataset.workflowAction) {
+      var wf = el.dataset.workflow;
+      confirmThen("cancel workflow " + wf + " (every step not finished yet)?", function () {
+        post("/api/workflows/" + encodeURIComponent(wf) + "/actions/cancel")
+          .then(function (d) { flash("workflow " + wf + (d.cancelled ? " cancelled" : " was already finished")); })
+          .catch(function (e) { flash(e.message, "error"); });
+      });
+      return;
+    }
+    if (el.dataset.queueAction) {
+      var qa = el.dataset.queueAction, rk = el.dataset.rk;
+      confirmThen(qa + " routing key " + rk + "?", function () {
+        post("/api/queues/" + encodeURIComponent(rk) + "/actions/" + qa)
+          .then(function () { flash(qa + ": " + rk); })
+          .catch(function (e) { flash(e.message, "error"); });
+      });
+      return;
+    }
     if (el.dataset.scheduleAction) {
       var what = el.dataset.scheduleAction, id = el.dataset.schedule;
       confirmThen(what + " schedule " + id + "?", function () {

@@ -89,67 +89,6 @@ The ClusterRole the operator binds to scheduler pods.
 {{- end }}
 
 {{/*
-"true" when the operator's RBAC is namespaced: rbac.scope "namespaced", or "auto" with
-watchNamespaces set. Fails for "namespaced" without watchNamespaces.
-*/}}
-{{- define "bananas.rbacNamespaced" -}}
-{{- $scope := .Values.rbac.scope | default "auto" }}
-{{- if and (eq $scope "namespaced") (not .Values.operator.watchNamespaces) }}
-{{- fail "rbac.scope=namespaced needs operator.watchNamespaces" }}
-{{- end }}
-{{- if or (eq $scope "namespaced") (and (eq $scope "auto") .Values.operator.watchNamespaces) }}true{{ else }}false{{ end }}
-{{- end }}
-
-{{/*
-The operator's rules on the objects of a namespace: in its ClusterRole (cluster scope) or
-in one Role per watched namespace (namespaced scope).
-*/}}
-{{- define "bananas.operatorRules" -}}
-# Watch our resources; patch them for kopf's annotations and finalizers.
-- apiGroups: [bananas.dev]
-  resources: [workerpools, cronschedules]
-  verbs: [get, list, watch, patch]
-- apiGroups: [bananas.dev]
-  resources: [workerpools/status, cronschedules/status]
-  verbs: [get, patch]
-# Owner references with blockOwnerDeletion need this on the owner.
-- apiGroups: [bananas.dev]
-  resources: [workerpools/finalizers, cronschedules/finalizers]
-  verbs: [update]
-# The children, written by server-side apply (create + patch), read back with get.
-- apiGroups: [apps]
-  resources: [deployments]
-  verbs: [get, create, patch]
-- apiGroups: [policy]
-  resources: [poddisruptionbudgets]
-  verbs: [get, create, patch]
-- apiGroups: [""]
-  resources: [serviceaccounts]
-  verbs: [get, create, patch]
-- apiGroups: [rbac.authorization.k8s.io]
-  resources: [rolebindings]
-  verbs: [get, create, patch]
-# May bind the scheduler's ClusterRole (and only that one) without holding its rights.
-- apiGroups: [rbac.authorization.k8s.io]
-  resources: [clusterroles]
-  verbs: [bind]
-  resourceNames: [{{ include "bananas.schedulerRole" . }}]
-# Pods: listed to see why a rollout is stuck and which pods are busy; patched
-# only for controller.kubernetes.io/pod-deletion-cost (idle pods go first).
-- apiGroups: [""]
-  resources: [pods]
-  verbs: [list, patch]
-# The Redis URL a WorkerPool or CronSchedule names: one Secret read at a time, never listed.
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [get]
-# Every decision is an Event.
-- apiGroups: ["", events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
-{{- end }}
-
-{{/*
 The pod-level settings every component shares: pull secrets, scheduling, security.
 Call with (dict "values" .Values.operator).
 */}}
@@ -177,4 +116,54 @@ affinity:
 securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/*
+The operator's rights inside a namespace it watches: in its ClusterRole when it
+watches the whole cluster, in a Role per namespace when operator.watchNamespaces
+is set.
+*/}}
+{{- define "bananas.operatorNamespacedRules" }}
+  # Watch our resources; patch them for kopf's annotations and finalizers.
+  - apiGroups: [bananas.dev]
+    resources: [workerpools, cronschedules]
+    verbs: [get, list, watch, patch]
+  - apiGroups: [bananas.dev]
+    resources: [workerpools/status, cronschedules/status]
+    verbs: [get, patch]
+  # Owner references with blockOwnerDeletion need this on the owner.
+  - apiGroups: [bananas.dev]
+    resources: [workerpools/finalizers, cronschedules/finalizers]
+    verbs: [update]
+  # The children, written by server-side apply (create + patch), read back with get.
+  - apiGroups: [apps]
+    resources: [deployments]
+    verbs: [get, create, patch]
+  - apiGroups: [policy]
+    resources: [poddisruptionbudgets]
+    verbs: [get, create, patch]
+  - apiGroups: [""]
+    resources: [serviceaccounts]
+    verbs: [get, create, patch]
+  - apiGroups: [rbac.authorization.k8s.io]
+    resources: [rolebindings]
+    verbs: [get, create, patch]
+  # May bind the scheduler's ClusterRole (and only that one) without holding its rights.
+  - apiGroups: [rbac.authorization.k8s.io]
+    resources: [clusterroles]
+    verbs: [bind]
+    resourceNames: [{{ include "bananas.schedulerRole" . }}]
+  # Pods: listed to see why a rollout is stuck and which pods are busy; patched
+  # only for controller.kubernetes.io/pod-deletion-cost (idle pods go first).
+  - apiGroups: [""]
+    resources: [pods]
+    verbs: [list, patch]
+  # The Redis URL a WorkerPool or CronSchedule names: one Secret read at a time, never listed.
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [get]
+  # Every decision is an Event.
+  - apiGroups: ["", events.k8s.io]
+    resources: [events]
+    verbs: [create, patch]
 {{- end }}

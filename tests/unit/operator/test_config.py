@@ -59,8 +59,6 @@ def test_leader_election_from_env() -> None:
     )
     assert (election.lease_duration, election.renew_deadline, election.retry_period) == (6, 4, 1)
     assert not OperatorConfig.from_env({}).leader_election.enabled
-    assert OperatorConfig.from_env({}).scan_cluster
-    assert not OperatorConfig.from_env({"SCAN_CLUSTER": "false"}).scan_cluster
 
 
 @pytest.mark.parametrize(
@@ -68,7 +66,6 @@ def test_leader_election_from_env() -> None:
     [
         ({"LEADER_ELECTION": "true"}, "POD_NAMESPACE"),
         ({"LEADER_ELECTION": "yes please"}, "LEADER_ELECTION"),
-        ({"SCAN_CLUSTER": "maybe"}, "SCAN_CLUSTER"),
         (
             {"LEADER_ELECTION": "true", "POD_NAMESPACE": "o", "RENEW_DEADLINE": "20"},
             "RENEW_DEADLINE < LEASE_DURATION",

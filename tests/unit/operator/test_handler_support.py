@@ -55,3 +55,14 @@ def test_condition_lookup_tolerates_hand_edited_status() -> None:
     assert condition_status(conditions, "Ready") is None
     assert find_condition(None, "Ready") is None
     assert find_condition({"type": "Ready"}, "Ready") is None
+
+
+def test_an_undecodable_value_is_a_refusal_not_a_retry() -> None:
+    message = (
+        "failed to convert new object (apps/v1, Kind=Deployment) to proper version: unable to"
+        " convert unstructured object to apps/v1, Kind=Deployment: quantities must match"
+    )
+    assert KubernetesApiError(500, message).invalid
+    assert not KubernetesApiError(500, "etcdserver: request timed out").invalid
+    assert KubernetesApiError(422, "spec.template: Invalid value").invalid
+    assert not KubernetesApiError(409, "conflict").invalid

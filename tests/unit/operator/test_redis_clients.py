@@ -37,3 +37,13 @@ async def test_a_client_in_use_is_never_evicted() -> None:
         await clients.release(fresh)
     finally:
         await clients.close()
+
+
+async def test_a_round_still_running_at_close_does_not_leak() -> None:
+    clients = RedisClients(limit=4)
+    client = await clients.acquire("redis://late:6379/0", "bananas")
+    await clients.close()  # the operator stops while a poll holds the client
+    await clients.release(client)  # closed again: whatever it opened meanwhile goes too
+    late = await clients.acquire("redis://late:6379/0", "bananas")
+    assert late is not client and len(clients) == 0  # its own, not cached
+    await clients.release(late)

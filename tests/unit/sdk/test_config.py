@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bananas.config import Settings, WorkerMode, parse_duration
+from bananas.config import Settings, WorkerMode
+from bananas.durations import parse_duration
 from bananas.errors import ConfigError
 from bananas.models import Priority
 
