@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint dist bench bench-quick chaos e2e-binaries e2e-kind helm
+.PHONY: venv demo test lint dist bench bench-quick bench-operator chaos e2e-binaries e2e-kind helm
 
 $(BIN)/bananas: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: venv
 
 bench-quick: venv
 	$(BIN)/python -m bench --quick
+
+# The simulated fleet: 1,000 WorkerPools and CronSchedules on the pod tier's control plane.
+bench-operator: venv
+	$(BIN)/python -m bench.operator
 
 chaos: venv
 	$(BIN)/python -m tests.chaos --full

@@ -1,7 +1,7 @@
 """Kubernetes credentials, loaded one way for everything in Bananas that talks to the API.
 
 The operator (its own client) and the scheduler's Lease elector
-(:mod:`bananas.worker_runtime.leader_kubernetes`) both need a
+(:mod:`bananas.kubelease`) both need a
 ``kubernetes_asyncio`` client configuration, and both should find credentials
 the same way:
 

@@ -11,8 +11,8 @@
 #      nodes + the process kubelet running real worker processes), built from the
 #      Go module proxy and cached by hack/controlplane.sh; or the cluster named by
 #      KUBECONFIG / BANANAS_E2E_CLUSTER=existing
-#   4. the benchmark harness in --quick mode, Bananas beside Huey and RQ (it must run;
-#      its numbers are not checked)
+#   4. the benchmark harness in --quick mode, Bananas beside Huey and RQ, and the
+#      operator's simulated fleet at smoke size (both must run; numbers not checked)
 #
 # Set BANANAS_SKIP_E2E=1 or BANANAS_SKIP_BENCH=1 to leave a stage out locally; CI
 # (CI=true) refuses to skip e2e.
@@ -55,4 +55,8 @@ else
     # the harness runs, never its numbers; `make bench` runs every peer at full size.
     stage "benchmark harness smoke run (numbers not checked)"
     timed $BIN/python -m bench --quick --systems "${BANANAS_BENCH_SYSTEMS:-bananas,huey,rq}"
+    if [[ "${BANANAS_SKIP_E2E:-}" != 1 || "${CI:-}" == true ]]; then
+        # 20 pools and 20 CronSchedules on the pod tier's control plane (needs its binaries).
+        timed $BIN/python -m bench.operator --smoke
+    fi
 fi

@@ -18,6 +18,21 @@ How a WorkerPool is sized, on every poll:
    they have their own rule: waking from zero (the activation threshold) goes to
    at least one pod at once, and going to zero (the cooldown) happens as soon as
    the cooldown has passed.
+4. **Rate policies** (the HPA's ``behavior.*.policies``): each allows at most
+   ``value`` pods, or ``value`` percent of the pods the pool had at the start
+   of the period, to be added (scale-up) or removed (scale-down) within
+   ``periodSeconds``; ``selectPolicy`` picks the policy allowing the largest
+   change (``Max``), the smallest (``Min``), or forbids the direction
+   (``Disabled``). The pods at the start of a period are the current pods minus
+   the changes the autoscaler made within it (:func:`rate_limit`). Waking from
+   zero and going to zero bypass them, as they bypass the windows.
+
+Two rules hold the size whatever the load says, checked by the handlers
+before they apply a decision: :func:`is_paused` (the
+``bananas.dev/autoscaling-paused: "true"`` annotation keeps the current size)
+and :func:`fallback_size` (``spec.autoscaling.fallback``: after
+``failureThreshold`` polls in a row that could not read Redis, the pool goes
+to ``replicas``, within min/max).
 
 The autoscaler keeps a memory between polls: the recommendations within the
 longest window (run-length encoded, so a steady pool costs one entry) and the
@@ -40,8 +55,15 @@ from datetime import datetime
 from typing import Any
 
 from bananas.models import Priority, QueueStats
+from bananas.operator.meta import PAUSE_ANNOTATION
 from bananas.operator.reasons import Reason
-from bananas.operator.specs import AutoscalingSpec
+from bananas.operator.specs import (
+    AutoscalingSpec,
+    FallbackSpec,
+    RatePolicy,
+    RatePolicyType,
+    SelectPolicy,
+)
 from bananas.operator.timefmt import format_epoch, parse_time
 
 #: Most runs of equal recommendations kept in memory (oldest dropped first).
@@ -59,6 +81,10 @@ class Policy:
     cooldown_seconds: float = 300.0
     scale_up_window: float = 0.0
     scale_down_window: float = 300.0
+    scale_up_rates: tuple[RatePolicy, ...] = ()
+    scale_up_select: SelectPolicy = SelectPolicy.MAX
+    scale_down_rates: tuple[RatePolicy, ...] = ()
+    scale_down_select: SelectPolicy = SelectPolicy.MAX
 
     @classmethod
     def from_spec(cls, spec: AutoscalingSpec) -> Policy:
@@ -71,11 +97,29 @@ class Policy:
             cooldown_seconds=float(spec.cooldown_seconds),
             scale_up_window=float(spec.scale_up.stabilization_window_seconds),
             scale_down_window=float(spec.scale_down.stabilization_window_seconds),
+            scale_up_rates=spec.scale_up.policies,
+            scale_up_select=spec.scale_up.select_policy,
+            scale_down_rates=spec.scale_down.policies,
+            scale_down_select=spec.scale_down.select_policy,
         )
 
     def clamp(self, replicas: int) -> int:
         """``replicas`` within ``[min_replicas, max_replicas]``."""
         return max(self.min_replicas, min(self.max_replicas, replicas))
+
+    @property
+    def longest_period(self) -> float:
+        """Seconds of size changes the rate policies need to remember."""
+        periods = [r.period_seconds for r in (*self.scale_up_rates, *self.scale_down_rates)]
+        return float(max(periods, default=0))
+
+
+@dataclass(frozen=True)
+class Change:
+    """A size change the autoscaler made: ``delta`` pods (negative: removed) at ``at``."""
+
+    at: float
+    delta: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +138,8 @@ class Memory:
     history: tuple[Run, ...] = ()
     #: Last time anything was queued or in flight; None when never observed.
     last_active: float | None = None
+    #: The size changes within the longest rate-policy period, oldest first.
+    changes: tuple[Change, ...] = ()
 
     def to_status(self) -> dict[str, Any]:
         """The memory as JSON for ``status.autoscaler``."""
@@ -105,6 +151,8 @@ class Memory:
         }
         if self.last_active is not None:
             out["lastActiveTime"] = format_epoch(self.last_active)
+        if self.changes:
+            out["changes"] = [{"at": format_epoch(c.at), "delta": c.delta} for c in self.changes]
         return out
 
     @classmethod
@@ -122,7 +170,23 @@ class Memory:
             if run is not None:
                 runs.append(run)
         runs.sort(key=lambda r: r.last)
-        return cls(history=tuple(runs[-MAX_HISTORY:]), last_active=last_active)
+        changes = value.get("changes")
+        read = [_read_change(c, now) for c in (changes if isinstance(changes, list) else ())]
+        kept = sorted((c for c in read if c is not None), key=lambda c: c.at)
+        return cls(
+            history=tuple(runs[-MAX_HISTORY:]),
+            last_active=last_active,
+            changes=tuple(kept[-MAX_HISTORY:]),
+        )
+
+
+def _read_change(item: Any, now: float) -> Change | None:
+    if not isinstance(item, Mapping):
+        return None
+    at, delta = _epoch(item.get("at")), item.get("delta")
+    if at is None or at > now or not isinstance(delta, int) or isinstance(delta, bool):
+        return None
+    return Change(at=at, delta=delta)
 
 
 def _epoch(value: Any) -> float | None:
@@ -239,6 +303,58 @@ def stabilize(policy: Policy, current: int, history: Sequence[Run], now: float) 
     return desired
 
 
+def _period_limit(
+    rule: RatePolicy, current: int, changes: Sequence[Change], now: float, up: bool
+) -> int:
+    """The size one rate policy allows in one direction."""
+    recent = [c.delta for c in changes if c.at > now - rule.period_seconds]
+    if up:
+        start = current - sum(d for d in recent if d > 0)
+        if rule.type is RatePolicyType.PODS:
+            return start + rule.value
+        return math.ceil(start * (1 + rule.value / 100))
+    start = current - sum(d for d in recent if d < 0)
+    if rule.type is RatePolicyType.PODS:
+        return start - rule.value
+    return math.ceil(start * (1 - rule.value / 100))
+
+
+def rate_limit(
+    policy: Policy, current: int, desired: int, changes: Sequence[Change], now: float
+) -> int:
+    """``desired`` as far as the rate policies let the pool move from ``current`` now.
+
+    No policy in a direction means no limit; ``Disabled`` means no move at all.
+    """
+    up = desired > current
+    rules = policy.scale_up_rates if up else policy.scale_down_rates
+    select = policy.scale_up_select if up else policy.scale_down_select
+    if desired == current or (not rules and select is not SelectPolicy.DISABLED):
+        return desired
+    if select is SelectPolicy.DISABLED:
+        return current
+    limits = [_period_limit(rule, current, changes, now, up) for rule in rules]
+    # Max: the policy allowing the largest change; Min: the smallest.
+    largest = select is SelectPolicy.MAX
+    if up:
+        limit = max(limits) if largest else min(limits)
+        return max(current, min(desired, limit))
+    limit = min(limits) if largest else max(limits)
+    return min(current, max(desired, limit))
+
+
+def is_paused(annotations: Mapping[str, str]) -> bool:
+    """Whether the pause annotation (``bananas.dev/autoscaling-paused: "true"``) holds the pool."""
+    return str(annotations.get(PAUSE_ANNOTATION, "")).strip().lower() == "true"
+
+
+def fallback_size(fallback: FallbackSpec | None, failures: int) -> int | None:
+    """The fallback size after ``failures`` unreadable polls in a row, or None."""
+    if fallback is None or failures < fallback.failure_threshold:
+        return None
+    return fallback.replicas
+
+
 def decide(policy: Policy, current: int, load: Load, now: float, memory: Memory) -> Decision:
     """Size the pool for this poll. Pure: the same inputs give the same decision."""
     total = load.total
@@ -254,13 +370,20 @@ def decide(policy: Policy, current: int, load: Load, now: float, memory: Memory)
     horizon = max(policy.scale_up_window, policy.scale_down_window)
     history = _record(memory.history, rec, now, horizon)
 
+    limited = ""
     if rec == 0:
         desired = 0  # the cooldown already held it back; no window on top
     else:
         desired = stabilize(policy, current, history, now)
         if current == 0:
             desired = max(desired, 1)  # activation wakes the pool at once
+        else:
+            wanted = policy.clamp(desired)
+            desired = rate_limit(policy, current, wanted, memory.changes, now)
+            if desired != wanted:
+                limited = f", rate-limited from {wanted}"
     desired = policy.clamp(desired)
+    changes = _remember_change(memory.changes, current, desired, now, policy.longest_period)
 
     reason = _reason(current, desired)
     due = f" + {load.due} due" if load.due else ""
@@ -268,7 +391,7 @@ def decide(policy: Policy, current: int, load: Load, now: float, memory: Memory)
         f"{current} -> {desired} replicas: {load.queued} queued + {load.in_flight} in flight"
         f"{due} = {total} jobs at {policy.target_jobs_per_replica} per replica"
         f" (recommended {rec}, bounds {policy.min_replicas}..{policy.max_replicas},"
-        f" idle {idle_for:.0f}s of {policy.cooldown_seconds:.0f}s cooldown)"
+        f" idle {idle_for:.0f}s of {policy.cooldown_seconds:.0f}s cooldown{limited})"
     )
     return Decision(
         current=current,
@@ -277,8 +400,20 @@ def decide(policy: Policy, current: int, load: Load, now: float, memory: Memory)
         load=total,
         reason=reason,
         message=message,
-        memory=Memory(history=history, last_active=last_active),
+        memory=Memory(history=history, last_active=last_active, changes=changes),
     )
+
+
+def _remember_change(
+    changes: Sequence[Change], current: int, desired: int, now: float, horizon: float
+) -> tuple[Change, ...]:
+    """The changes still within ``horizon`` seconds, with this poll's if it changed the size."""
+    if horizon <= 0:
+        return ()
+    kept = [c for c in changes if now - horizon < c.at <= now]
+    if desired != current:
+        kept.append(Change(at=now, delta=desired - current))
+    return tuple(kept[-MAX_HISTORY:])
 
 
 def _reason(current: int, desired: int) -> Reason | None:

@@ -39,6 +39,61 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True)
+class LeaderElectionSettings:
+    """One active operator among replicas, elected through a coordination.k8s.io Lease.
+
+    The intervals follow client-go's leader election: the leader renews every
+    ``retry_period`` and stops acting when it has not renewed for
+    ``renew_deadline``; a standby takes the Lease over once it is
+    ``lease_duration`` old (so ``renew_deadline < lease_duration``).
+    """
+
+    #: Elect a leader (LEADER_ELECTION=true); off, this process acts at once, alone.
+    enabled: bool = False
+    #: Namespace of the Lease (LEADER_ELECTION_NAMESPACE, else POD_NAMESPACE).
+    namespace: str = ""
+    #: Name of the Lease.
+    name: str = "bananas-operator"
+    #: This replica's identity in the Lease (POD_NAME; empty: the host name and pid).
+    identity: str = ""
+    #: Seconds a Lease stays valid after its last renewal.
+    lease_duration: float = 15.0
+    #: Seconds the leader may go without renewing before it stops acting.
+    renew_deadline: float = 10.0
+    #: Seconds between two attempts to acquire or renew.
+    retry_period: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LeaderElectionSettings:
+        """Read LEADER_ELECTION, LEADER_ELECTION_NAMESPACE (or POD_NAMESPACE),
+        LEADER_ELECTION_NAME, POD_NAME, LEASE_DURATION, RENEW_DEADLINE and RETRY_PERIOD.
+
+        Raises :class:`ConfigError` for a bad value, or when the election is on
+        without a namespace or with ``renew_deadline >= lease_duration``.
+        """
+        d = cls()
+        settings = cls(
+            enabled=_flag(env, "LEADER_ELECTION", d.enabled),
+            namespace=env.get("LEADER_ELECTION_NAMESPACE") or env.get("POD_NAMESPACE", ""),
+            name=env.get("LEADER_ELECTION_NAME") or d.name,
+            identity=env.get("POD_NAME", ""),
+            lease_duration=_number(env, "LEASE_DURATION", d.lease_duration),
+            renew_deadline=_number(env, "RENEW_DEADLINE", d.renew_deadline),
+            retry_period=_number(env, "RETRY_PERIOD", d.retry_period),
+        )
+        if settings.enabled:
+            if not settings.namespace:
+                raise ConfigError(
+                    "LEADER_ELECTION=true needs LEADER_ELECTION_NAMESPACE or POD_NAMESPACE"
+                )
+            if not 0 < settings.retry_period < settings.renew_deadline < settings.lease_duration:
+                raise ConfigError(
+                    "leader election needs 0 < RETRY_PERIOD < RENEW_DEADLINE < LEASE_DURATION"
+                )
+        return settings
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     """Settings of the operator process."""
 
@@ -63,6 +118,8 @@ class OperatorConfig:
     liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
     #: The scheduler Deployments the operator manages.
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    #: Leader election among the operator's replicas.
+    leader_election: LeaderElectionSettings = field(default_factory=LeaderElectionSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -71,7 +128,8 @@ class OperatorConfig:
         Variables: WATCH_NAMESPACES (comma list), KUBECONFIG, CRON_SYNC_INTERVAL,
         RETRY_DELAY, SECRET_CACHE_SECONDS, MAX_CONCURRENT_POLLS, METRICS_PORT,
         LIVENESS_ENDPOINT, SCHEDULER_IMAGE, SCHEDULER_REPLICAS, SCHEDULER_CLUSTER_ROLE,
-        SCHEDULER_IMAGE_PULL_POLICY and SCHEDULER_APP. Raises :class:`ConfigError` naming a
+        SCHEDULER_IMAGE_PULL_POLICY and SCHEDULER_APP, and those of
+        :meth:`LeaderElectionSettings.from_env`. Raises :class:`ConfigError` naming a
         bad value.
         """
         env = os.environ if env is None else env
@@ -100,7 +158,17 @@ class OperatorConfig:
                 image_pull_policy=env.get("SCHEDULER_IMAGE_PULL_POLICY", ""),
                 app=env.get("SCHEDULER_APP", ""),
             ),
+            leader_election=LeaderElectionSettings.from_env(env),
         )
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("true", "false", "1", "0"):
+        raise ConfigError(f"{name}={raw!r} is not true or false")
+    return raw in ("true", "1")
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -13,8 +13,9 @@ Settings (:func:`make_settings`), each for a reason:
 - The finalizer is ``bananas.dev/finalizer``.
 - kopf's own log lines become Kubernetes Events only at ERROR; the operator
   posts its decisions (ScaledUp, Fired, RedisUnreachable, ...) itself.
-- Standalone (no kopf peering objects): the operator runs as one replica with
-  the ``Recreate`` strategy, so two never act at once.
+- Standalone (no kopf peering objects): with several replicas, only the one
+  holding the operator's Lease runs kopf at all (:mod:`~bananas.operator.leadership`),
+  so two never act at once.
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ POOL_LABEL: Final = f"{GROUP}/workerpool"
 #: Annotation on a Deployment: the generation of the resource it was rendered from.
 GENERATION_ANNOTATION: Final = f"{GROUP}/generation"
 
+#: Annotation on a WorkerPool: "true" keeps its current size; a number holds that size.
+PAUSE_ANNOTATION: Final = f"{GROUP}/autoscaling-paused"
+
 COMPONENT_WORKER: Final = "worker"
 COMPONENT_SCHEDULER: Final = "scheduler"
 

@@ -44,6 +44,11 @@ class Metrics:
             [*pool, "reason"],
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "bananas_operator_leader",
+            "1 while this replica holds the operator's Lease and acts, else 0.",
+            registry=self.registry,
+        )
         self.redis_errors = Counter(
             "bananas_operator_redis_errors",
             "Failed reads or writes of Redis, by resource kind.",

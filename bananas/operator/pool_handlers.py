@@ -34,7 +34,16 @@ from typing import Any
 
 import kopf
 
-from bananas.operator.autoscaler import Decision, Load, Memory, Policy, decide, pool_load
+from bananas.operator.autoscaler import (
+    Decision,
+    Load,
+    Memory,
+    Policy,
+    decide,
+    fallback_size,
+    is_paused,
+    pool_load,
+)
 from bananas.operator.conditions import FALSE, TRUE, condition_status, merge_conditions
 from bananas.operator.context import REDIS_TIMEOUT, OperatorContext, object_lock
 from bananas.operator.handler_support import (
@@ -85,8 +94,6 @@ logger = logging.getLogger(__name__)
 KIND = "WorkerPool"
 #: Seconds between polls of a pool whose spec cannot be read.
 FALLBACK_POLL = 15.0
-#: Annotation that holds a pool at its current size (the status still follows the queues).
-PAUSE_ANNOTATION = "bananas.dev/autoscaling-paused"
 #: A poll interval varies by up to this fraction either way.
 POLL_JITTER = 0.1
 
@@ -297,13 +304,12 @@ async def _observe_and_scale(
 
 
 def _paused(body: kopf.Body) -> bool:
-    return (body.metadata.annotations or {}).get(PAUSE_ANNOTATION) == "true"
+    return is_paused(body.metadata.annotations or {})
 
 
 def _falling_back(memo: kopf.Memo, spec: WorkerPoolSpec) -> bool:
-    fallback = spec.autoscaling.fallback
     failures = int(memo.get("redis_failures") or 0)
-    return fallback is not None and failures >= fallback.failure_threshold
+    return fallback_size(spec.autoscaling.fallback, failures) is not None
 
 
 async def _fall_back(

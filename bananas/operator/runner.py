@@ -4,7 +4,9 @@
 :class:`~bananas.operator.context.OperatorContext`, runs kopf with the
 operator's registry and settings until ``stop_flag`` is set (or the process
 gets SIGTERM), and closes the clients. The end-to-end tests run it in a thread
-against a throw-away API server; the container runs :func:`main`.
+against a throw-away API server; the container runs :func:`main`. With leader
+election on, kopf runs only while this replica holds the operator's Lease, and
+the loop of standing by and leading is here (:func:`_run_elected`).
 
 :func:`main` (``python -m bananas.operator``) reads :class:`OperatorConfig`
 from the environment, sets up logging (kopf's JSON format when
@@ -16,18 +18,31 @@ probes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import kopf
 
 from bananas.errors import BananasError
+from bananas.kubelease import KubernetesLeaseElector
 from bananas.operator.config import OperatorConfig
 from bananas.operator.context import OperatorContext
 from bananas.operator.kopf_wiring import build_registry, make_settings
+from bananas.operator.leadership import (
+    End,
+    Leadership,
+    Stopping,
+    flag_is_set,
+    identity_of,
+    standby_liveness,
+    wait_event,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,23 +58,111 @@ async def run_operator(
     """Run the operator until ``stop_flag`` (an asyncio/threading Event or Future) is set.
 
     Watches ``config.namespaces``, or the whole cluster when there are none.
+    With ``config.leader_election.enabled``, kopf runs only while this replica
+    holds the Lease (:mod:`~bananas.operator.leadership`); ``ready_flag`` is set
+    when kopf is ready, so not while standing by.
     Raises :class:`~bananas.operator.kube.KubernetesApiError` without credentials.
     """
     ctx = context or await OperatorContext.create(config)
     try:
-        await kopf.operator(
-            registry=build_registry(config),
-            settings=make_settings(),
-            memo=kopf.Memo(ctx=ctx),
-            standalone=True,
-            clusterwide=not config.namespaces,
-            namespaces=list(config.namespaces),
-            liveness_endpoint=liveness_endpoint,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-        )
+        if config.leader_election.enabled:
+            await _run_elected(config, ctx, stop_flag, ready_flag, liveness_endpoint)
+        else:
+            await _run_kopf(config, ctx, stop_flag, ready_flag, liveness_endpoint)
     finally:
         await ctx.close()
+
+
+async def _run_kopf(
+    config: OperatorConfig,
+    ctx: OperatorContext,
+    stop_flag: Any,
+    ready_flag: Any,
+    liveness_endpoint: str | None,
+) -> None:
+    await kopf.operator(
+        registry=build_registry(config),
+        settings=make_settings(),
+        memo=kopf.Memo(ctx=ctx),
+        standalone=True,
+        clusterwide=not config.namespaces,
+        namespaces=list(config.namespaces),
+        liveness_endpoint=liveness_endpoint,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+
+
+async def _run_elected(
+    config: OperatorConfig,
+    ctx: OperatorContext,
+    stop_flag: Any,
+    ready_flag: Any,
+    liveness_endpoint: str | None,
+) -> None:
+    """Stand by until leading, run kopf while leading, stand by again if the Lease is lost.
+
+    A stop (``stop_flag``, SIGTERM or SIGINT) is noticed within one retry period.
+    """
+    settings = config.leader_election
+    elector = KubernetesLeaseElector(
+        settings.namespace,
+        settings.name,
+        identity_of(settings),
+        settings.lease_duration,
+        api_client=ctx.kube.api,
+    )
+    leadership = Leadership(elector, settings, on_change=ctx.metrics.leader.set)
+    signalled = asyncio.Event()
+
+    async def stopping(timeout: float) -> bool:
+        return await wait_event(signalled, timeout) or flag_is_set(stop_flag)
+
+    try:
+        while True:
+            _on_signals(signalled.set)
+            async with standby_liveness(liveness_endpoint):
+                if not await leadership.acquire(stopping):
+                    return
+            if await _lead(config, ctx, leadership, stopping, ready_flag, liveness_endpoint):
+                return
+            logger.warning("standing by: another replica may hold the lease now")
+    finally:
+        await elector.release()
+
+
+async def _lead(
+    config: OperatorConfig,
+    ctx: OperatorContext,
+    leadership: Leadership,
+    stopping: Stopping,
+    ready_flag: Any,
+    liveness_endpoint: str | None,
+) -> bool:
+    """One term: kopf runs until the Lease is lost (False) or the operator stops (True)."""
+    kopf_stop = asyncio.Event()
+    operator = asyncio.create_task(
+        _run_kopf(config, ctx, kopf_stop, ready_flag, liveness_endpoint), name="kopf"
+    )
+    keeper = asyncio.create_task(leadership.keep(stopping), name="leadership")
+    try:
+        await asyncio.wait({operator, keeper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        kopf_stop.set()
+        keeper.cancel()
+        await operator  # kopf stopped by itself (a signal it caught) ends the operator
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+    return not (keeper.done() and not keeper.cancelled() and keeper.result() is End.LOST)
+
+
+def _on_signals(callback: Callable[[], None]) -> None:
+    """Make SIGTERM and SIGINT call ``callback`` (kopf takes them over while it runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, callback)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ Deployment is written, and the operator has no business re-implementing that.
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -76,10 +77,36 @@ class RedisRef(_Spec):
     prefix: str = Field(DEFAULT_PREFIX, pattern=PREFIX_PATTERN)
 
 
+class RatePolicyType(enum.StrEnum):
+    """What a rate policy's ``value`` counts."""
+
+    PODS = "Pods"
+    PERCENT = "Percent"
+
+
+class SelectPolicy(enum.StrEnum):
+    """Which of several rate policies applies (as in the HPA's ``selectPolicy``)."""
+
+    MAX = "Max"  # the one allowing the largest change
+    MIN = "Min"  # the one allowing the smallest change
+    DISABLED = "Disabled"  # no change in this direction at all
+
+
+class RatePolicy(_Spec):
+    """At most ``value`` pods (or percent of the pods) changed per ``periodSeconds``."""
+
+    type: RatePolicyType
+    value: int = Field(ge=1)
+    period_seconds: int = Field(ge=1, le=1800)
+
+
 class Stabilization(_Spec):
-    """One direction's stabilisation window (as in the HPA's ``behavior``)."""
+    """One direction's behaviour (as in the HPA's ``behavior``): window and rate policies."""
 
     stabilization_window_seconds: int = Field(0, ge=0)
+    #: Rate limits; none means no limit.
+    policies: tuple[RatePolicy, ...] = ()
+    select_policy: SelectPolicy = SelectPolicy.MAX
 
 
 class FallbackSpec(_Spec):

@@ -5,7 +5,7 @@ now, and with which fencing token?". The token grows every time leadership
 changes hands, so work stamped with an old token can be recognised as stale.
 Two backends implement it: :class:`RedisLeaderElector` (a Redis key with an
 expiry, here) and ``KubernetesLeaseElector`` (a ``coordination.k8s.io/v1``
-Lease, in ``leader_kubernetes``).
+Lease, in :mod:`bananas.kubelease`, which the operator shares).
 
 Cron fires do not rely on the elector for correctness: a fire's job id is
 derived from (schedule, slot), so even two leaders at once submit each slot

@@ -79,7 +79,7 @@ def make_elector(settings: Settings, client: AsyncClient, identity: str) -> Lead
     """The leader elector ``LEADER_ELECTION`` asks for."""
     lease = max(settings.lease_duration, 3.0)
     if settings.leader_election == "kubernetes":
-        from bananas.worker_runtime.leader_kubernetes import KubernetesLeaseElector
+        from bananas.kubelease import KubernetesLeaseElector
 
         namespace = os.environ.get("POD_NAMESPACE", "default")
         return KubernetesLeaseElector(

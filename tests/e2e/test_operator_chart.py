@@ -148,16 +148,49 @@ async def test_helm_template_passes_a_server_dry_run(
     await dry_run_all(kube_api, docs, namespace)
 
 
-def test_helm_rejects_values_outside_the_schema() -> None:
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["operator.replicaCount=-1"], "replicaCount"),
+        (
+            ["operator.replicaCount=2", "operator.leaderElection.enabled=false"],
+            "needs operator.leaderElection.enabled",
+        ),
+    ],
+)
+def test_helm_rejects_values_outside_the_schema(values: list[str], message: str) -> None:
     binary = helm()
+    sets = [arg for value in values for arg in ("--set", value)]
     result = subprocess.run(
-        [binary, "template", "e2e", str(CHART), "--set", "operator.replicaCount=2"],
+        [binary, "template", "e2e", str(CHART), *sets],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode != 0
-    assert "replicaCount" in result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_chart_defaults_to_two_elected_replicas_with_a_pdb() -> None:
+    docs = documents(run(helm(), "template", "e2e", str(CHART)))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    settings = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert settings["LEADER_ELECTION"] == "true"
+    leases = next(d for d in docs if d["kind"] == "Role")
+    assert leases["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        }
+    ]
+    # No watchNamespaces: the operator's other rights are its ClusterRole, no Role per namespace.
+    assert [d["kind"] for d in docs].count("Role") == 1
 
 
 def test_chart_crds_keep_their_resource_policy() -> None:

@@ -24,9 +24,9 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from bananas import AsyncClient
+from bananas.kubelease import KubernetesLeaseElector
 from bananas.operator.testing import OperatorThread, eventually, wait_for_event
 from bananas.operator.timefmt import parse_time
-from bananas.worker_runtime.leader_kubernetes import KubernetesLeaseElector
 from bananas.worker_runtime.scheduler import CronScheduler
 
 from .controlplane import KubeCluster

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from kubernetes_asyncio import client
 
+from bananas.kubelease import KubernetesLeaseElector
 from bananas.operator.testing import eventually
-from bananas.worker_runtime.leader_kubernetes import KubernetesLeaseElector
 
 from .controlplane import KubeCluster
 

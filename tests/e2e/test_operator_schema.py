@@ -134,7 +134,10 @@ async def test_defaults_are_filled_in_by_the_server(
     assert spec["routingKeys"] == ["default"]
     assert spec["priorities"] == ["high", "normal", "low"]
     assert spec["redis"] == {"secretName": "bananas-redis", "key": "url", "prefix": "bananas"}
-    assert spec["autoscaling"]["scaleDown"] == {"stabilizationWindowSeconds": 300}
+    assert spec["autoscaling"]["scaleDown"] == {
+        "stabilizationWindowSeconds": 300,
+        "selectPolicy": "Max",  # no policies: no rate limit, whichever is selected
+    }
     assert "terminationGracePeriodSeconds" not in spec  # the operator derives it from jobTimeout
     cron = await create(kube_api, namespace, "CronSchedule", "defaults", CRON)
     assert (cron["spec"]["timeZone"], cron["spec"]["concurrencyPolicy"]) == ("UTC", "Allow")

@@ -370,7 +370,23 @@ async def test_helm_install_wait_then_scheduler_pods_elect_a_leader_and_fire(
         operator_pods = await client.CoreV1Api(kube_api).list_namespaced_pod(
             namespace, label_selector="app.kubernetes.io/component=operator"
         )
-        assert [p for p in operator_pods.items if pod_ready(p)], operator_pods.items
+        ready = [p.metadata.name for p in operator_pods.items if pod_ready(p)]
+        assert len(ready) == 2, operator_pods.items  # the chart's default: two replicas
+
+        async def operator_leader() -> str | None:
+            try:
+                lease = await client.CoordinationV1Api(kube_api).read_namespaced_lease(
+                    f"{release}-bananas-operator", namespace
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            holder: str | None = lease.spec.holder_identity
+            return holder if holder in ready else None
+
+        # One of the two leads (namespaced RBAC: watchNamespaces is the release namespace).
+        await eventually(operator_leader, what="an operator pod holding the operator Lease")
 
         key = route()
         body = {

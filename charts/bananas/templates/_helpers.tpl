@@ -124,15 +124,18 @@ watches the whole cluster, in a Role per namespace when operator.watchNamespaces
 is set.
 */}}
 {{- define "bananas.operatorNamespacedRules" }}
+  # Watch our resources; patch them for kopf's annotations and finalizers.
   - apiGroups: [bananas.dev]
     resources: [workerpools, cronschedules]
     verbs: [get, list, watch, patch]
   - apiGroups: [bananas.dev]
     resources: [workerpools/status, cronschedules/status]
     verbs: [get, patch]
+  # Owner references with blockOwnerDeletion need this on the owner.
   - apiGroups: [bananas.dev]
     resources: [workerpools/finalizers, cronschedules/finalizers]
     verbs: [update]
+  # The children, written by server-side apply (create + patch), read back with get.
   - apiGroups: [apps]
     resources: [deployments]
     verbs: [get, create, patch]
@@ -145,6 +148,7 @@ is set.
   - apiGroups: [rbac.authorization.k8s.io]
     resources: [rolebindings]
     verbs: [get, create, patch]
+  # May bind the scheduler's ClusterRole (and only that one) without holding its rights.
   - apiGroups: [rbac.authorization.k8s.io]
     resources: [clusterroles]
     verbs: [bind]
@@ -154,9 +158,11 @@ is set.
   - apiGroups: [""]
     resources: [pods]
     verbs: [list, patch]
+  # The Redis URL a WorkerPool or CronSchedule names: one Secret read at a time, never listed.
   - apiGroups: [""]
     resources: [secrets]
     verbs: [get]
+  # Every decision is an Event.
   - apiGroups: ["", events.k8s.io]
     resources: [events]
     verbs: [create, patch]

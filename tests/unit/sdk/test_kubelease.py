@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bananas.errors import ConfigError
-from bananas.worker_runtime.leader_kubernetes import (
+from bananas.kubelease import (
     Action,
     KubernetesLeaseElector,
     LeaseRecord,

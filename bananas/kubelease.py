@@ -1,8 +1,11 @@
-"""Scheduler leader election through a ``coordination.k8s.io/v1`` Lease.
+"""Leader election through a ``coordination.k8s.io/v1`` Lease, for the scheduler and the operator.
 
-:class:`KubernetesLeaseElector` implements :class:`bananas.worker_runtime.leader.LeaderElector`
-the way client-go's ``leaderelection`` package does, reduced to what the
-scheduler needs:
+:class:`KubernetesLeaseElector` implements the scheduler's ``LeaderElector``
+protocol (``bananas.worker_runtime.leader``, structurally: nothing here imports
+the worker runtime) the way client-go's ``leaderelection`` package does,
+reduced to what a replica set with one active member needs. It lives in the
+SDK layer, beside :mod:`bananas.kubeconfig`, because the operator elects its
+leader the same way and may not import the worker runtime:
 
 - **Acquire** when the Lease does not exist, has no holder (it was released),
   or has expired: ``renewTime + leaseDurationSeconds`` is in the past.

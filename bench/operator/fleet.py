@@ -1,0 +1,575 @@
+"""The simulated fleet: build it, measure it, report it (see the package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio.client.rest import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+
+from bananas import AsyncClient
+from bananas.operator.testing import apply_crds
+from tests.e2e.controlplane import ControlPlane, find_binaries
+from tests.e2e.podtier import PodTier
+from tests.support.ports import free_port
+from tests.support.servers import RedisServer, available_binaries
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION = "bananas.dev", "v1alpha1"
+#: An image nobody runs: kwok parks the pods in ErrImagePull.
+IMAGE = "bench.invalid/none:1"
+HOME = "bench-system"
+LEASE = "bananas-operator"
+#: Redis databases a server offers by default.
+DATABASES = 16
+WORKER_SELECTOR = "app.kubernetes.io/component=worker"
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """The size of the fleet and of each phase."""
+
+    pools: int = 1000
+    namespaces: int = 50
+    urls: int = 100
+    #: Redis servers; each serves urls / servers databases.
+    servers: int = 8
+    poll_interval: int = 15
+    #: Seconds of the baseline and of the steady-state window.
+    window: float = 120.0
+    #: Share of the pools that get a burst of jobs.
+    burst_share: float = 0.1
+    #: Jobs per burst pool (at one job per replica: the new replica count).
+    jobs: int = 3
+    #: Operator processes; more than one runs them with leader election.
+    replicas: int = 2
+    #: Checkout whose ``bananas`` package the operator runs.
+    code: Path = REPO_ROOT
+    label: str = "this tree"
+
+    def url_of(self, pool: int) -> int:
+        return pool % self.urls
+
+    def namespace_of(self, pool: int) -> str:
+        return f"fleet-{pool % self.namespaces:03d}"
+
+
+SMOKE = FleetConfig(pools=20, namespaces=5, urls=4, servers=2, poll_interval=5, window=15)
+
+
+@dataclass
+class Report:
+    """What one run measured."""
+
+    config: dict[str, Any]
+    baseline_requests_per_s: float = 0.0
+    requests_per_s: float = 0.0
+    requests_by_kind: dict[str, float] = field(default_factory=dict)
+    etcd_writes_per_s: float = 0.0
+    baseline_etcd_writes_per_s: float = 0.0
+    redis_commands_per_s: float = 0.0
+    redis_by_command: dict[str, float] = field(default_factory=dict)
+    operator_cpu_percent: float = 0.0
+    operator_rss_mb: float = 0.0
+    standby_cpu_percent: float | None = None
+    settle_seconds: float = 0.0
+    burst_p50: float | None = None
+    burst_p99: float | None = None
+    burst_max: float | None = None
+    burst_missed: int = 0
+    failover_seconds: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# -- the apiserver's own metrics ------------------------------------------------------
+
+
+class ApiMetrics:
+    """Scrapes ``/metrics`` of the apiserver with the admin token."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        kubeconfig = yaml.safe_load(plane.kubeconfig.read_text())
+        self.token = kubeconfig["users"][0]["user"]["token"]
+        self.url = f"{plane.server}/metrics"
+        self.context = ssl.create_default_context(cafile=str(plane.ca_cert))
+
+    def scrape(self) -> tuple[Counter[str], Counter[str]]:
+        """Requests by "VERB resource" and etcd requests by operation, as counters."""
+        request = urllib.request.Request(
+            self.url, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
+            text = response.read().decode()
+        requests: Counter[str] = Counter()
+        etcd: Counter[str] = Counter()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "apiserver_request_total":
+                    labels = sample.labels
+                    resource = labels.get("resource") or "-"
+                    if labels.get("subresource"):
+                        resource += "/" + labels["subresource"]
+                    requests[f"{labels.get('verb')} {resource}"] += sample.value
+                elif sample.name == "etcd_requests_total":
+                    etcd[sample.labels.get("operation", "?")] += sample.value
+        return requests, etcd
+
+
+#: etcd operations that write.
+ETCD_WRITES = ("create", "update", "delete", "GuaranteedUpdate")
+
+
+def per_second(before: Counter[str], after: Counter[str], seconds: float) -> dict[str, float]:
+    return {k: (after[k] - before[k]) / seconds for k in after if after[k] > before[k]}
+
+
+# -- Redis --------------------------------------------------------------------------------
+
+
+def command_calls(servers: list[RedisServer]) -> Counter[str]:
+    calls: Counter[str] = Counter()
+    for server in servers:
+        with server.client() as c:
+            for name, stats in c.info("commandstats").items():
+                calls[name.removeprefix("cmdstat_")] += int(stats["calls"])
+    # The bench's own INFO calls are not the operator's.
+    calls.pop("info", None)
+    return calls
+
+
+# -- the operator processes ----------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Operator:
+    name: str
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+
+
+class Operators:
+    """Start and stop the operator processes of a run."""
+
+    def __init__(self, cfg: FleetConfig, plane: ControlPlane, workdir: Path) -> None:
+        self.cfg, self.plane, self.workdir = cfg, plane, workdir
+        self.started: list[Operator] = []
+
+    def start(self, name: str) -> Operator:
+        port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(self.cfg.code),
+            "KUBECONFIG": str(self.plane.kubeconfig),
+            "METRICS_PORT": str(port),
+            "LIVENESS_ENDPOINT": f"http://127.0.0.1:{free_port()}/healthz",
+            "SCHEDULER_IMAGE": IMAGE,
+            "RETRY_DELAY": "5",
+            "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "json",
+            "POD_NAMESPACE": HOME,
+            "POD_NAME": name,
+            "LEADER_ELECTION": "true" if self.cfg.replicas > 1 else "false",
+        }
+        log = (self.workdir / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bananas.operator"],
+            env=env,
+            cwd=self.cfg.code,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        op = Operator(name, process, port)
+        self.started.append(op)
+        return op
+
+    def stop_all(self) -> None:
+        for op in self.started:
+            if op.process.poll() is None:
+                op.process.send_signal(signal.SIGTERM)
+        for op in self.started:
+            try:
+                op.process.wait(30)
+            except subprocess.TimeoutExpired:
+                op.process.kill()
+                op.process.wait()
+
+
+# -- building the fleet ----------------------------------------------------------------
+
+
+async def bounded(calls: list[Callable[[], Awaitable[Any]]], limit: int = 16) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def run(call: Callable[[], Awaitable[Any]]) -> None:
+        async with gate:
+            try:
+                await call()
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+
+    await asyncio.gather(*(run(c) for c in calls))
+
+
+def pool_body(cfg: FleetConfig, i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "WorkerPool",
+        "metadata": {"name": f"pool-{i:04d}"},
+        "spec": {
+            "image": IMAGE,
+            "app": "app.tasks",
+            "routingKeys": [f"fleet-{i:04d}"],
+            "redis": {"secretName": f"redis-{cfg.url_of(i):03d}"},
+            "autoscaling": {
+                "minReplicas": 0,
+                "maxReplicas": 10,
+                "targetJobsPerReplica": 1,
+                "cooldownSeconds": 3600,
+                "pollInterval": cfg.poll_interval,
+                "scaleUp": {"stabilizationWindowSeconds": 0},
+            },
+        },
+    }
+
+
+def cron_body(cfg: FleetConfig, i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "CronSchedule",
+        "metadata": {"name": f"cron-{i:04d}"},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "job": "nightly",
+            "routingKey": f"fleet-{i:04d}",
+            "redis": {"secretName": f"redis-{cfg.url_of(i):03d}"},
+        },
+    }
+
+
+async def build(cfg: FleetConfig, api: client.ApiClient, urls: list[str]) -> None:
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    namespaces = sorted({cfg.namespace_of(i) for i in range(cfg.pools)} | {HOME})
+    await bounded(
+        [
+            lambda ns=ns: core.create_namespace(client.V1Namespace(metadata={"name": ns}))
+            for ns in namespaces
+        ]
+    )
+    secrets = sorted({(cfg.namespace_of(i), cfg.url_of(i)) for i in range(cfg.pools)})
+    await bounded(
+        [
+            lambda ns=ns, u=u: core.create_namespaced_secret(
+                ns,
+                client.V1Secret(metadata={"name": f"redis-{u:03d}"}, string_data={"url": urls[u]}),
+            )
+            for ns, u in secrets
+        ]
+    )
+    calls: list[Callable[[], Awaitable[Any]]] = []
+    for i in range(cfg.pools):
+        ns = cfg.namespace_of(i)
+        calls.append(
+            lambda ns=ns, i=i: custom.create_namespaced_custom_object(
+                GROUP, VERSION, ns, "workerpools", pool_body(cfg, i)
+            )
+        )
+        calls.append(
+            lambda ns=ns, i=i: custom.create_namespaced_custom_object(
+                GROUP, VERSION, ns, "cronschedules", cron_body(cfg, i)
+            )
+        )
+    await bounded(calls)
+
+
+async def settled(cfg: FleetConfig, api: client.ApiClient, timeout: float) -> float:
+    """Wait until every pool has a Deployment and a status; the seconds it took."""
+    custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
+    started = time.monotonic()
+    with_status = deployments = 0
+    while True:
+        try:
+            pools = await custom.list_cluster_custom_object(GROUP, VERSION, "workerpools")
+            items = pools["items"]
+            with_status = sum(1 for p in items if (p.get("status") or {}).get("conditions"))
+            deps = await apps.list_deployment_for_all_namespaces(label_selector=WORKER_SELECTOR)
+            deployments = len(deps.items)
+        except ApiException as exc:
+            if exc.status < 500:  # a busy apiserver answers 504: ask again
+                raise
+        if with_status >= cfg.pools and deployments >= cfg.pools:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(
+                f"{with_status}/{cfg.pools} pools with a status, {deployments} Deployments"
+            )
+        await asyncio.sleep(2)
+
+
+# -- bursts ---------------------------------------------------------------------------------
+
+
+async def burst(
+    cfg: FleetConfig,
+    api: client.ApiClient,
+    urls: list[str],
+    pools: list[int],
+    timeout: float,
+    origin: float | None = None,
+) -> tuple[list[float], int]:
+    """Submit ``cfg.jobs`` jobs to each pool at once; seconds until each one's Deployment
+    asks for ``cfg.jobs`` replicas (from its submit, or from ``origin``), and how many
+    never did within ``timeout``."""
+    apps = client.AppsV1Api(api)
+    listed = await apps.list_deployment_for_all_namespaces(label_selector=WORKER_SELECTOR)
+    version = listed.metadata.resource_version
+    wanted = {(cfg.namespace_of(i), f"pool-{i:04d}") for i in pools}
+    reached: dict[tuple[str, str], float] = {}
+    submitted: dict[tuple[str, str], float] = {}
+
+    async def submit(i: int) -> None:
+        async with AsyncClient(urls[cfg.url_of(i)]) as c:
+            await c.submit_many(
+                [{"name": "work", "routing_key": f"fleet-{i:04d}"} for _ in range(cfg.jobs)]
+            )
+        submitted[(cfg.namespace_of(i), f"pool-{i:04d}")] = time.monotonic()
+
+    async def follow() -> None:
+        stream = watch.Watch()
+        async for event in stream.stream(
+            apps.list_deployment_for_all_namespaces,
+            label_selector=WORKER_SELECTOR,
+            resource_version=version,
+            timeout_seconds=int(timeout),
+        ):
+            dep = event["object"]
+            key = (dep.metadata.namespace, dep.metadata.name)
+            if key in wanted and key not in reached and (dep.spec.replicas or 0) >= cfg.jobs:
+                reached[key] = time.monotonic()
+                if len(reached) == len(wanted):
+                    stream.stop()
+
+    follower = asyncio.create_task(follow())
+    await asyncio.gather(*(submit(i) for i in pools))
+    with suppress(TimeoutError):
+        await asyncio.wait_for(follower, timeout)
+    delays = sorted(
+        reached[k] - (submitted[k] if origin is None else origin) for k in reached if k in submitted
+    )
+    return delays, len(wanted) - len(reached)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+async def lease_holder(api: client.ApiClient) -> str | None:
+    try:
+        lease = await client.CoordinationV1Api(api).read_namespaced_lease(LEASE, HOME)
+    except ApiException:
+        return None
+    holder: str | None = lease.spec.holder_identity
+    return holder
+
+
+# -- one run -------------------------------------------------------------------------------
+
+
+@contextmanager
+def redis_servers(cfg: FleetConfig) -> Iterator[tuple[list[RedisServer], list[str]]]:
+    binaries = available_binaries()
+    binary = binaries.get("redis") or binaries.get("valkey")
+    if binary is None:
+        raise RuntimeError("no redis-server or valkey-server")
+    per_server = -(-cfg.urls // cfg.servers)
+    if per_server > DATABASES:
+        raise ValueError(f"{cfg.urls} URLs need at least {-(-cfg.urls // DATABASES)} servers")
+    servers = [RedisServer(binary).start() for _ in range(cfg.servers)]
+    try:
+        urls = [f"{servers[u % cfg.servers].url}/{u // cfg.servers}" for u in range(cfg.urls)]
+        yield servers, urls
+    finally:
+        for server in servers:
+            server.cleanup()
+
+
+async def measure(cfg: FleetConfig, plane: ControlPlane, workdir: Path) -> Report:
+    report = Report(config={k: str(v) for k, v in asdict(cfg).items()})
+    api = await config.new_client_from_config(config_file=str(plane.kubeconfig))
+    operators = Operators(cfg, plane, workdir)
+    metrics = ApiMetrics(plane)
+    try:
+        with redis_servers(cfg) as (servers, urls):
+            await apply_crds(api, cfg.code / "crds")
+            await build(cfg, api, urls)
+            await _baseline(cfg, metrics, report)
+            first = operators.start("op-0")
+            standby = operators.start("op-1") if cfg.replicas > 1 else None
+            report.settle_seconds = await settled(cfg, api, timeout=120 + cfg.pools * 2.0)
+            await asyncio.sleep(cfg.poll_interval)  # every pool past its first polls
+            leader = await _leader(api, operators, first)
+            other = standby if leader is first else first
+            await _steady(cfg, metrics, servers, leader, other, report)
+            await _burst(cfg, api, urls, report)
+            if standby is not None:
+                await _failover(cfg, api, urls, leader, report)
+    finally:
+        operators.stop_all()
+        await api.close()
+    return report
+
+
+async def _leader(api: client.ApiClient, operators: Operators, first: Operator) -> Operator:
+    if len(operators.started) == 1:
+        return first
+    holder = await lease_holder(api)
+    return next((op for op in operators.started if op.name == holder), first)
+
+
+async def _baseline(cfg: FleetConfig, metrics: ApiMetrics, report: Report) -> None:
+    before, etcd_before = metrics.scrape()
+    await asyncio.sleep(cfg.window)
+    after, etcd_after = metrics.scrape()
+    report.baseline_requests_per_s = sum(per_second(before, after, cfg.window).values())
+    writes = per_second(etcd_before, etcd_after, cfg.window)
+    report.baseline_etcd_writes_per_s = sum(writes.get(op, 0.0) for op in ETCD_WRITES)
+
+
+async def _steady(
+    cfg: FleetConfig,
+    metrics: ApiMetrics,
+    servers: list[RedisServer],
+    leader: Operator,
+    other: Operator | None,
+    report: Report,
+) -> None:
+    before, etcd_before = metrics.scrape()
+    calls_before = command_calls(servers)
+    cpu_before = cpu_seconds(leader.process.pid)
+    standby_before = cpu_seconds(other.process.pid) if other else 0.0
+    started = time.monotonic()
+    await asyncio.sleep(cfg.window)
+    seconds = time.monotonic() - started
+    after, etcd_after = metrics.scrape()
+    calls_after = command_calls(servers)
+    rates = per_second(before, after, seconds)
+    report.requests_per_s = sum(rates.values()) - report.baseline_requests_per_s
+    report.requests_by_kind = dict(sorted(rates.items(), key=lambda kv: -kv[1])[:12])
+    writes = per_second(etcd_before, etcd_after, seconds)
+    total_writes = sum(writes.get(op, 0.0) for op in ETCD_WRITES)
+    report.etcd_writes_per_s = total_writes - report.baseline_etcd_writes_per_s
+    commands = per_second(calls_before, calls_after, seconds)
+    report.redis_commands_per_s = sum(commands.values())
+    report.redis_by_command = dict(sorted(commands.items(), key=lambda kv: -kv[1])[:8])
+    report.operator_cpu_percent = 100 * (cpu_seconds(leader.process.pid) - cpu_before) / seconds
+    report.operator_rss_mb = rss_mb(leader.process.pid)
+    if other is not None:
+        used = cpu_seconds(other.process.pid) - standby_before
+        report.standby_cpu_percent = 100 * used / seconds
+
+
+async def _burst(cfg: FleetConfig, api: client.ApiClient, urls: list[str], report: Report) -> None:
+    step = max(1, round(1 / cfg.burst_share))
+    chosen = list(range(0, cfg.pools, step))
+    delays, missed = await burst(cfg, api, urls, chosen, timeout=cfg.poll_interval * 4 + 30)
+    report.burst_missed = missed
+    if delays:
+        report.burst_p50 = statistics.median(delays)
+        report.burst_p99 = percentile(delays, 0.99)
+        report.burst_max = max(delays)
+
+
+async def _failover(
+    cfg: FleetConfig, api: client.ApiClient, urls: list[str], leader: Operator, report: Report
+) -> None:
+    leader.process.kill()
+    leader.process.wait()
+    killed = time.monotonic()
+    step = max(1, round(1 / cfg.burst_share))
+    chosen = list(range(step // 2, cfg.pools, step))[:5]
+    delays, missed = await burst(
+        cfg, api, urls, chosen, timeout=60 + cfg.poll_interval * 2, origin=killed
+    )
+    if delays and not missed:
+        report.failover_seconds = max(delays)
+    else:
+        report.notes.append(f"failover: {missed} of {len(chosen)} pools not scaled within 60 s")
+
+
+def run(cfg: FleetConfig, workdir: Path) -> Report:
+    """Start the control plane, run the fleet, stop everything."""
+    plane = ControlPlane(find_binaries(require_pod_tier=True)).start()
+    try:
+        PodTier(plane).start()
+        return asyncio.run(measure(cfg, plane, workdir))
+    finally:
+        plane.stop()
+
+
+def table(reports: list[Report]) -> str:
+    """The reports side by side, as a Markdown table."""
+
+    def fmt(value: float | None, digits: int = 1) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    rows = [
+        ("operator", [r.config["label"] for r in reports]),
+        ("API requests/s (steady, minus baseline)", [fmt(r.requests_per_s) for r in reports]),
+        ("etcd writes/s (steady, minus baseline)", [fmt(r.etcd_writes_per_s, 2) for r in reports]),
+        ("Redis commands/s (operator)", [fmt(r.redis_commands_per_s) for r in reports]),
+        ("operator CPU % (leader)", [fmt(r.operator_cpu_percent) for r in reports]),
+        ("operator RSS MB (leader)", [fmt(r.operator_rss_mb, 0) for r in reports]),
+        ("standby CPU %", [fmt(r.standby_cpu_percent) for r in reports]),
+        ("burst -> new replicas p50 s", [fmt(r.burst_p50, 2) for r in reports]),
+        ("burst -> new replicas p99 s", [fmt(r.burst_p99, 2) for r in reports]),
+        ("burst pools not scaled", [str(r.burst_missed) for r in reports]),
+        ("leader SIGKILL -> pools scaled s", [fmt(r.failover_seconds, 2) for r in reports]),
+        ("all pools reconciled after s", [fmt(r.settle_seconds, 0) for r in reports]),
+    ]
+    lines = ["| | " + " | ".join(rows[0][1]) + " |", "|---" * (len(reports) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(values) + " |" for name, values in rows[1:]]
+    return "\n".join(lines)
+
+
+def with_code(cfg: FleetConfig, code: Path | None, label: str | None) -> FleetConfig:
+    if code is None:
+        return cfg
+    return replace(cfg, code=code.resolve(), label=label or code.name)
+
+
+def dump(reports: list[Report], path: Path) -> None:
+    path.write_text(json.dumps([asdict(r) for r in reports], indent=2) + "\n")
+
+
+__all__ = ["SMOKE", "FleetConfig", "Report", "dump", "run", "table", "with_code"]

@@ -1,0 +1,119 @@
+"""Leadership: acquire, keep and lose the operator's Lease, against a scripted elector."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import pytest
+
+from bananas.operator.config import LeaderElectionSettings
+from bananas.operator.leadership import (
+    End,
+    Leadership,
+    flag_is_set,
+    identity_of,
+    lost,
+    wait_event,
+)
+
+SETTINGS = LeaderElectionSettings(
+    enabled=True, namespace="ops", lease_duration=15, renew_deadline=10, retry_period=2
+)
+
+
+class ScriptedElector:
+    """Answers acquire_or_renew from a script; each call moves the fake clock 2 s on."""
+
+    def __init__(self, answers: list[int | None]) -> None:
+        self.answers = answers
+        self.calls = 0
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def acquire_or_renew(self) -> int | None:
+        self.now += 2.0
+        answer = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        return answer
+
+    async def release(self) -> None:
+        return None
+
+
+async def never(_: float) -> bool:
+    await asyncio.sleep(0)
+    return False
+
+
+def test_lost_after_the_renew_deadline() -> None:
+    assert not lost(100.0, 110.0, 10.0)
+    assert lost(100.0, 110.5, 10.0)
+
+
+def test_identity_defaults_to_host_and_pid() -> None:
+    assert identity_of(LeaderElectionSettings(identity="op-0")) == "op-0"
+    assert identity_of(LeaderElectionSettings()).endswith(f"-{os.getpid()}")
+
+
+async def test_acquire_waits_for_the_lease() -> None:
+    elector = ScriptedElector([None, None, 3])
+    changes: list[bool] = []
+    leadership = Leadership(elector, SETTINGS, clock=elector.clock, on_change=changes.append)
+    assert await leadership.acquire(never)
+    assert (elector.calls, leadership.token, changes) == (3, 3, [True])
+
+
+async def test_acquire_gives_up_when_stopping() -> None:
+    elector = ScriptedElector([None])
+
+    async def stop(_: float) -> bool:
+        return elector.calls >= 2
+
+    assert not await Leadership(elector, SETTINGS, clock=elector.clock).acquire(stop)
+    assert elector.calls == 2
+
+
+async def test_keep_survives_failed_renewals_within_the_deadline() -> None:
+    # Renewals fail for 8 s (four 2 s ticks) then succeed: still leading.
+    elector = ScriptedElector([None, None, None, None, 1, None])
+    changes: list[bool] = []
+    leadership = Leadership(elector, SETTINGS, clock=elector.clock, on_change=changes.append)
+    leadership.token = 1
+    end = await leadership.keep(never)
+    # Lost only once 10 s went by after the successful fifth call (at t=10).
+    assert end is End.LOST
+    assert elector.now > 10 + SETTINGS.renew_deadline
+    assert (leadership.token, changes) == (None, [False])
+
+
+async def test_keep_returns_stopped() -> None:
+    elector = ScriptedElector([1])
+
+    async def stop(_: float) -> bool:
+        return elector.calls >= 3
+
+    end = await Leadership(elector, SETTINGS, clock=elector.clock).keep(stop)
+    assert (end, elector.calls) == (End.STOPPED, 3)
+
+
+async def test_flags() -> None:
+    event, thread_event = asyncio.Event(), threading.Event()
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    assert not any(flag_is_set(f) for f in (None, event, thread_event, future))
+    event.set()
+    thread_event.set()
+    future.set_result(None)
+    assert all(flag_is_set(f) for f in (event, thread_event, future))
+    with pytest.raises(TypeError):
+        flag_is_set("stop")
+
+
+async def test_wait_event() -> None:
+    event = asyncio.Event()
+    assert not await wait_event(event, 0.01)
+    event.set()
+    assert await wait_event(event, 10)
