@@ -4,7 +4,6 @@ labels), and the list itself follows the Prometheus naming guide."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,25 +13,7 @@ from bananas.models import Priority, QueueStats
 from bananas.operator.metrics import Metrics as OperatorMetrics
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.supervisor import Supervisor
-
-DOC = Path(__file__).parents[2] / "docs" / "metrics.md"
-Table = dict[str, tuple[str, frozenset[str]]]
-
-
-def documented() -> dict[str, Table]:
-    """Each ``<!-- metrics: NAME -->`` table of the doc: metric -> (type, labels)."""
-    text = DOC.read_text()
-    tables: dict[str, Table] = {}
-    for name, body in re.findall(r"<!-- metrics: (\w+) -->\n(.*?)<!-- /metrics -->", text, re.S):
-        table: Table = {}
-        for row in body.splitlines():
-            cells = [c.strip() for c in row.strip().strip("|").split("|")]
-            if len(cells) < 3 or not cells[0].startswith("`"):
-                continue
-            labels = frozenset(re.findall(r"`(\w+)`", cells[2]))
-            table[cells[0].strip("`")] = (cells[1], labels)
-        tables[name] = table
-    return tables
+from tests.support.metrics_doc import Table, documented
 
 
 def exposed(registry: CollectorRegistry) -> Table:
