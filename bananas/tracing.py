@@ -20,6 +20,7 @@ no ``meta``: their run gets a root span of its own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -33,14 +34,21 @@ except ImportError:  # the otel extra is not installed
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["SYSTEM", "consume", "end_send", "start_send", "tracer"]
+__all__ = ["SYSTEM", "consume", "end_send", "forget", "start_send", "tracer"]
 
 #: ``messaging.system`` of every span.
 SYSTEM = "bananas"
 #: The instrumentation scope's name.
 SCOPE = "bananas"
 
-_cached: tuple[object, Tracer] | None = None
+#: How often :func:`tracer` looks at the global provider again (seconds). It is asked
+#: once per job and per submit; ``trace.get_tracer_provider()`` reads ``os.environ``
+#: each time (about a microsecond), so the answer is kept this long: a provider
+#: installed after start-up is used from at most a second later.
+RECHECK = 1.0
+
+#: (monotonic time of the next look, the provider last seen, its tracer or None).
+_cached: tuple[float, object, Tracer | None] = (0.0, None, None)
 
 
 def tracer() -> Tracer | None:
@@ -48,15 +56,25 @@ def tracer() -> Tracer | None:
     global _cached
     if trace is None:
         return None
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-        return None
+    now = time.monotonic()
     cached = _cached
-    if cached is not None and cached[0] is provider:
-        return cached[1]
-    found = provider.get_tracer(SCOPE)
-    _cached = (provider, found)
+    if now < cached[0]:
+        return cached[2]
+    provider = trace.get_tracer_provider()
+    if provider is cached[1]:
+        found = cached[2]
+    elif isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        found = None
+    else:
+        found = provider.get_tracer(SCOPE)
+    _cached = (now + RECHECK, provider, found)
     return found
+
+
+def forget() -> None:
+    """Look at the global provider again on the next :func:`tracer` call (tests)."""
+    global _cached
+    _cached = (0.0, None, None)
 
 
 def _attributes(routing_key: str, job_id: str, name: str, operation: str) -> dict[str, Any]:

@@ -12,14 +12,19 @@ from bananas.records import job_record
 
 
 def test_off_until_an_sdk_provider_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    tracing.forget()
     assert tracing.tracer() is None, "the API's default (proxy) provider means off"
+    tracing.forget()
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.NoOpTracerProvider())
     assert tracing.tracer() is None
     provider = TracerProvider()
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    assert tracing.tracer() is None, "the answer is kept for RECHECK seconds"
+    tracing.forget()  # as after RECHECK seconds
     found = tracing.tracer()
     assert found is not None and tracing.tracer() is found, "one tracer per provider, cached"
     provider.shutdown()
+    tracing.forget()
 
 
 def test_off_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
