@@ -19,6 +19,7 @@ from typing import Any, Self, TypedDict, TypeVar, Unpack
 
 import redis
 
+from bananas import tracing
 from bananas.broker import JOB_STATES, Broker, CancelCode, DeadJob, NewJob
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
 from bananas.errors import (
@@ -178,8 +179,12 @@ class ClientCore:
 
     # -- building jobs -------------------------------------------------------------------
 
-    def build(self, spec: JobSpec) -> NewJob:
-        """Validate ``spec`` and encode its record; raises :class:`InvalidJobError`."""
+    def build(self, spec: JobSpec, spans: list[Any] | None = None) -> NewJob:
+        """Validate ``spec`` and encode its record; raises :class:`InvalidJobError`.
+
+        With tracing on (``bananas.tracing``) and ``spans`` given, the job's producer
+        span is started and appended to ``spans`` (the caller ends it after the
+        enqueue), and its trace context goes into the record."""
         name = validate_job_name(spec.name)
         priority = validate_priority(spec.priority)
         routing_key = validate_routing_key(spec.routing_key)
@@ -214,6 +219,10 @@ class ClientCore:
         if not isinstance(job_id, str) or not 0 < len(job_id) <= 200:
             raise InvalidJobError("job_id must be a non-empty string of at most 200 characters")
         scheduled = due > now
+        meta = None
+        if spans is not None and (tracer := tracing.tracer()) is not None:
+            span, meta = tracing.start_send(tracer, routing_key, job_id, name)
+            spans.append(span)
         record = job_record(
             job_id=job_id,
             name=name,
@@ -228,6 +237,7 @@ class ClientCore:
             timeout=timeout,
             success_ttl=self.success_ttl,
             failure_ttl=self.failure_ttl,
+            meta=meta,
         )
         # A delay counts from Redis' own clock (enqueue.lua adds it to TIME); only an
         # explicit scheduled_for is a time on the caller's clock.
@@ -244,20 +254,32 @@ class ClientCore:
     # -- operations ----------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> Op[str]:
-        job = self.build(spec)
-        yield from self._remember_routes((job.routing_key,))
-        yield from self.broker.enqueue(job.routing_key, [job])
+        spans: list[Any] = []
+        job = self.build(spec, spans)
+        try:
+            yield from self._remember_routes((job.routing_key,))
+            yield from self.broker.enqueue(job.routing_key, [job])
+        except BaseException as exc:
+            tracing.end_send(spans, exc)
+            raise
+        tracing.end_send(spans)
         return job.id
 
     def submit_many(self, specs: Iterable[JobSpec | Mapping[str, Any]]) -> Op[list[str]]:
-        jobs = [self.build(s if isinstance(s, JobSpec) else JobSpec(**s)) for s in specs]
+        spans: list[Any] = []
         by_route: dict[str, list[NewJob]] = defaultdict(list)
-        for job in jobs:
-            by_route[job.routing_key].append(job)
-        yield from self._remember_routes(by_route)
-        for routing_key, group in by_route.items():
-            for start in range(0, len(group), BULK_BATCH):
-                yield from self.broker.enqueue(routing_key, group[start : start + BULK_BATCH])
+        try:
+            jobs = [self.build(s if isinstance(s, JobSpec) else JobSpec(**s), spans) for s in specs]
+            for job in jobs:
+                by_route[job.routing_key].append(job)
+            yield from self._remember_routes(by_route)
+            for routing_key, group in by_route.items():
+                for start in range(0, len(group), BULK_BATCH):
+                    yield from self.broker.enqueue(routing_key, group[start : start + BULK_BATCH])
+        except BaseException as exc:
+            tracing.end_send(spans, exc)
+            raise
+        tracing.end_send(spans)
         return [j.id for j in jobs]
 
     def _route_of(self, job_id: str, routing_key: str | None) -> Op[str | None]:

@@ -150,6 +150,10 @@ class Job(BaseModel):
     failure_ttl: float = DEFAULT_FAILURE_TTL
     #: Schema version of the stored record.
     v: int = SCHEMA_VERSION
+    #: Headers carried from the submit to the worker: the submitting span's W3C trace
+    #: context (``traceparent``, ``tracestate``) when tracing is on (``bananas.tracing``);
+    #: empty otherwise, and in records written before it existed.
+    meta: dict[str, str] = Field(default_factory=dict)
     #: The workflow this job is a step of (``client.submit_workflow``); None for a plain job.
     workflow_id: str | None = None
     #: This step's node number in its workflow.

@@ -93,16 +93,19 @@ def job_record(
     max_retries_set: bool = True,
     failure_ttl: float,
     workflow: Mapping[str, Any] | None = None,
+    meta: Mapping[str, str] | None = None,
 ) -> str:
     """The stored job record (a :class:`bananas.Job` as JSON, version :data:`SCHEMA_VERSION`).
 
     ``payload`` is already-encoded JSON (see :func:`encode`); ``created`` and ``due``
     are epoch seconds, ``due`` None for a job that is ready at once. ``workflow``
     adds the fields of a workflow step (``workflow_id``, ``node``, ``parent_results``,
-    ``parent_errors``; see ``bananas.workflow_store.node_job``).
+    ``parent_errors``; see ``bananas.workflow_store.node_job``). ``meta`` (the trace
+    context, ``bananas.tracing``) is written only when not empty, so a record without
+    it is what it always was.
     """
     created_at = datetime.fromtimestamp(created, UTC)
-    record = {
+    record: dict[str, Any] = {
         "id": job_id,
         "name": name,
         "description": description,
@@ -121,6 +124,8 @@ def job_record(
     }
     if workflow:
         record.update(workflow)
+    if meta:
+        record["meta"] = dict(meta)
     return orjson.dumps(record).decode()
 
 

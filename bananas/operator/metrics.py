@@ -4,20 +4,28 @@ The operator's own registry (not prometheus_client's global one), so that
 several operators in one process (tests) do not collide, served on
 ``METRICS_PORT`` by :func:`serve`. What is worth a graph: the size each pool is
 asked to be and the load behind it, every scale decision by reason, Redis
-failures, and reconcile failures by resource kind.
+failures, and reconcile failures by resource kind. The names are frozen in ``docs/metrics.md``.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    start_http_server,
+)
 
 
 class Metrics:
     """The operator's metrics, in a registry of their own."""
 
     def __init__(self) -> None:
+        # no ``*_created`` series (process-wide; docs/metrics.md)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         pool = ["namespace", "pool"]
         self.desired_replicas = Gauge(

@@ -24,7 +24,7 @@ from functools import partial
 from bananas.broker import Broker, FailCode
 from bananas.errors import BananasConnectionError, BananasError
 from bananas.ops import Op
-from bananas.records import with_history
+from bananas.records import split_error, with_history
 from bananas.transport import FastLane
 from bananas.worker_runtime.executor import Finished
 from bananas.worker_runtime.metrics import Metrics
@@ -154,7 +154,14 @@ class Acker:
 
     def _failed(self, f: Finished, code: FailCode) -> None:
         rk = f.routing_key
-        context = {"job_id": f.outcome.id, "job_name": f.name, "routing_key": rk}
+        context = {
+            "job_id": f.outcome.id,
+            "job_name": f.name,
+            "routing_key": rk,
+            "attempt": f.outcome.attempt,
+            "duration_s": round(f.duration, 6),
+            "error": split_error(f.outcome.error)[0],
+        }
         if code is FailCode.DEAD:
             self.metrics.dead.labels(f.name, rk).inc()
             self.failed += 1

@@ -25,6 +25,7 @@ survives anything a handler or a record does:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 import traceback
@@ -35,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from bananas import tracing
 from bananas.broker import Leased, Outcome
 from bananas.errors import InvalidJobError, PermanentError, Retry
 from bananas.models import (
@@ -58,6 +60,7 @@ from bananas.records import (
     split_error,
 )
 from bananas.validation import validate_count, validate_duration, validate_optional_duration
+from bananas.worker_runtime.logs import JobContext, current_job
 from bananas.worker_runtime.loopwatch import Running
 from bananas.worker_runtime.registry import HandlerEntry, Registry
 from bananas.worker_runtime.retry import backoff_delay
@@ -91,6 +94,10 @@ class Finished:
     priority: Priority
     #: Set for a step of a workflow that completed or is dead-lettered; None otherwise.
     workflow: WorkflowStep | None = None
+    #: Seconds the job waited between being ready and this, its first attempt, starting
+    #: (``bananas_job_queue_wait_seconds``); None for a later attempt, whose ready time
+    #: the record does not hold.
+    waited: float | None = None
 
 
 def _step(job: Job, value: str) -> WorkflowStep | None:
@@ -112,6 +119,7 @@ class Executor:
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         backoff_cap: float = DEFAULT_BACKOFF_CAP,
         job_types: Collection[str] = (),
+        worker_id: str = "",
     ) -> None:
         self.registry = registry
         self.job_timeout = job_timeout
@@ -120,6 +128,7 @@ class Executor:
         self.max_result_bytes = max_result_bytes
         self.backoff_cap = backoff_cap
         self.job_types = frozenset(job_types)
+        self.worker_id = worker_id
         #: Running handlers and their deadline (perf_counter); see :meth:`watchdog`.
         self._deadlines: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
@@ -178,6 +187,40 @@ class Executor:
                 f"job record schema version {job.v} is "
                 f"newer than this worker understands ({SCHEMA_VERSION})",
             )
+        waited = self._waited(job)
+        token = current_job.set(
+            JobContext(job.id, job.name, routing_key, job.attempts, self.worker_id)
+        )
+        try:
+            tracer = tracing.tracer()
+            if tracer is None:
+                finished = await self._attempt(routing_key, job)
+            else:
+                finished = await self._traced(tracer, routing_key, job)
+        finally:
+            current_job.reset(token)
+        finished.waited = waited
+        return finished
+
+    async def _traced(self, tracer: Any, routing_key: str, job: Job) -> Finished:
+        """:meth:`_attempt` inside its consumer span (``bananas.tracing``)."""
+        with tracing.consume(tracer, job.meta, routing_key, job.id, job.name, job.attempts) as span:
+            finished = await self._attempt(routing_key, job)
+            if finished.failed:
+                tracing.failed(span, finished.status, split_error(finished.outcome.error)[0])
+            return finished
+
+    def _waited(self, job: Job) -> float | None:
+        """Seconds since ``job`` was ready, for its first attempt (None for later ones).
+        Measured on this host's clock against the submitter's: a skew shows up here
+        (never below 0)."""
+        if job.attempts != 1:
+            return None
+        ready = job.scheduled_for or job.created_at
+        return max(0.0, self.clock() - ready.timestamp())
+
+    async def _attempt(self, routing_key: str, job: Job) -> Finished:
+        """Run ``job``'s handler to an outcome."""
         entry = self.registry.get(job.name)
         if entry is None or (self.job_types and job.name not in self.job_types):
             return self._failure(routing_key, job, f"no handler for {job.name}", 0.0)
@@ -233,7 +276,9 @@ class Executor:
             self._running[task] = Running(job.id, job.name, getattr(coro, "cr_frame", None))
             return await coro
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.threads, entry.fn, job)
+        # In the job's context (its log fields, its span): the pool's thread has none.
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self.threads, context.run, entry.fn, job)
 
     def internal_error(self, routing_key: str, leased: Leased, exc: BaseException) -> Finished:
         """The outcome of a job whose run broke inside the runtime (not its handler): a
@@ -261,9 +306,23 @@ class Executor:
                 job.routing_key,
                 job.attempts,
                 job.max_retries + 1,
-                extra=_context(job),
+                extra=self._context(job),
             )
         return job.timeout or entry.timeout or self.job_timeout
+
+    def _context(
+        self, job: Job, duration: float | None = None, error: str | None = None
+    ) -> dict[str, object]:
+        """The fields of a per-job log line (``logs.FIELDS``)."""
+        return {
+            "job_id": job.id,
+            "job_name": job.name,
+            "routing_key": job.routing_key,
+            "attempt": job.attempts,
+            "worker_id": self.worker_id,
+            "duration_s": None if duration is None else round(duration, 6),
+            "error": error,
+        }
 
     def _success(self, routing_key: str, job: Job, value: Any, duration: float) -> Finished:
         try:
@@ -286,7 +345,7 @@ class Executor:
                 job.id,
                 job.name,
                 _took(duration),
-                extra=_context(job),
+                extra=self._context(job, duration),
             )
         body = self._result_body(
             job.id, JobStatus.COMPLETED, "", duration, orjson.Fragment(encoded)
@@ -331,7 +390,7 @@ class Executor:
                 _took(duration),
                 "dead-lettered" if dead else "will retry",
                 message,
-                extra=_context(job),
+                extra=self._context(job, duration, message),
             )
         body = self._result_body(job.id, JobStatus.FAILED, message, duration, traceback=trace)
         outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_in)
@@ -408,10 +467,6 @@ def with_traceback(exc: BaseException) -> str:
     if len(frames) > TRACEBACK_MAX:
         frames = TRACEBACK_HEAD + "  ...\n" + frames[-TRACEBACK_MAX:]
     return f"{_describe(exc)}\n{frames.rstrip()}"
-
-
-def _context(job: Job) -> dict[str, str]:
-    return {"job_id": job.id, "job_name": job.name, "routing_key": job.routing_key}
 
 
 def _took(seconds: float) -> str:

@@ -14,8 +14,10 @@ The rules, per metric family:
   every child that has exited (its last metrics, sent after its drain; for a child
   that was killed, its last scrape), so a recycled child never makes a counter go
   backwards. ``*_created`` samples are dropped: a sum has no creation time.
-- gauges read from Redis (:data:`~bananas.worker_runtime.metrics.SHARED_GAUGES`)
-  are the same in every child: the largest is reported, not the sum;
+- families read from Redis (:data:`~bananas.worker_runtime.metrics.SHARED_GAUGES`:
+  the queue gauges and the ``bananas_jobs_enqueued_total`` counter) are the same in
+  every child: the largest is reported, not the sum, and an exited child's is not
+  kept (Redis still has it);
 - every other gauge (jobs in flight, scheduler leader) is summed over live children.
 """
 
@@ -80,7 +82,7 @@ class GroupMetrics(Collector):
         families = parse(final) if final is not None else self._live.get(child, {})
         self._live.pop(child, None)
         for name, family in families.items():
-            if not _accumulates(family):
+            if not _accumulates(family) or name in SHARED_GAUGES:
                 continue
             total = self._retired.setdefault(name, Family(name, family.kind, family.documentation))
             for key, value in family.samples.items():
@@ -98,7 +100,7 @@ class GroupMetrics(Collector):
         for families in self._live.values():
             for name, family in families.items():
                 into = merged.setdefault(name, Family(name, family.kind, family.documentation))
-                shared = family.kind == "gauge" and name in SHARED_GAUGES
+                shared = name in SHARED_GAUGES
                 for key, value in family.samples.items():
                     if shared:
                         into.samples[key] = max(into.samples.get(key, value), value)

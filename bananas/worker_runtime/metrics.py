@@ -2,7 +2,11 @@
 
 Names follow the seed's guide (``bananas_jobs_processed_total``,
 ``bananas_job_duration_seconds``, ``bananas_queue_depth``) plus the ones the
-guarantees need. Every metric lives in the process's own ``CollectorRegistry`` so
+guarantees need, and Prometheus' naming guide (base units, ``_total`` on counters). The
+names and labels are a frozen contract, listed in ``docs/metrics.md`` (a unit test
+compares the two). ``*_created`` series are switched off
+(``prometheus_client.disable_created_metrics``, process-wide): they double the series
+count and no query here uses them. Every metric lives in the process's own ``CollectorRegistry`` so
 several workers embedded in one process (or one test run) never collide.
 Queue gauges are refreshed from Redis at scrape time with one O(1) stats script per
 routing key (``Broker.stats``): a scrape never scans.
@@ -16,19 +20,34 @@ supervised worker process knows it is due for recycling without a timer.
 Under a supervisor (``--processes``) each worker process keeps its own registry and
 the supervisor sums them (``group_metrics``); :data:`SHARED_GAUGES` names the gauges
 read from Redis, which every process reports alike and which are not summed.
+
+``bananas_jobs_enqueued_total`` is a counter whose value Redis keeps (every submit
+increments it there), so it is exposed by a small collector (:class:`RedisCounter`)
+rather than a ``Counter`` this process increments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from bananas.models import PRIORITY_ORDER, QueueStats
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+#: Queue wait reaches further than run time: a backlog is minutes to hours.
+WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400)
 
-#: Gauges whose value comes from Redis, the same in every process of a group.
+#: Families whose value comes from Redis, the same in every process of a group (a
+#: counter by its family name, without ``_total``).
 SHARED_GAUGES = frozenset(
     {
         "bananas_jobs_enqueued",
@@ -41,23 +60,53 @@ SHARED_GAUGES = frozenset(
 )
 
 
+class RedisCounter(Collector):
+    """A counter family whose values are read from Redis (set, never incremented here)."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = list(labels)
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def set(self, labels: tuple[str, ...], value: float) -> None:
+        self.values[labels] = value
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, value in sorted(self.values.items()):
+            family.add_metric(labels, value)
+        yield family
+
+
 class Metrics:
     """The metric families and cached children."""
 
     def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.processed = Counter(
             "bananas_jobs_processed_total",
             "Jobs finished by this process, by outcome.",
-            ["job_name", "status", "routing_key"],
+            ["job_name", "status", "routing_key", "priority"],
             registry=r,
         )
         self.duration = Histogram(
             "bananas_job_duration_seconds",
             "Handler run time.",
-            ["job_name", "routing_key"],
+            ["job_name", "routing_key", "priority"],
             buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "bananas_job_queue_wait_seconds",
+            "Time from a job being ready (submitted, or due) to its first attempt starting.",
+            ["routing_key", "priority"],
+            buckets=WAIT_BUCKETS,
             registry=r,
         )
         self.retried = Counter(
@@ -72,12 +121,12 @@ class Metrics:
             ["job_name", "routing_key"],
             registry=r,
         )
-        self.enqueued = Gauge(
+        self.enqueued = RedisCounter(
             "bananas_jobs_enqueued",
             "Jobs ever enqueued on a routing key (from Redis).",
             ["routing_key"],
-            registry=r,
         )
+        r.register(self.enqueued)
         self.reaped = Counter(
             "bananas_leases_reaped_total",
             "Expired leases returned to their queue by this process.",
@@ -86,6 +135,16 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "bananas_jobs_in_flight", "Jobs this process holds right now.", registry=r
+        )
+        self.slots = Gauge(
+            "bananas_worker_slots",
+            "Jobs this process can run at once (its concurrency).",
+            registry=r,
+        )
+        self.busy_slots = Gauge(
+            "bananas_worker_busy_slots",
+            "Slots of this process running a job right now.",
+            registry=r,
         )
         self.depth = Gauge(
             "bananas_queue_depth",
@@ -150,8 +209,11 @@ class Metrics:
             ["routing_key"],
             registry=r,
         )
-        #: (job name, status, routing key) -> its processed counter and duration histogram.
-        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        #: (job name, status, routing key, priority) -> its processed counter and duration
+        #: histogram.
+        self._children: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
+        #: (routing key, priority) -> its queue-wait histogram.
+        self._waits: dict[tuple[str, str], Histogram] = {}
         #: Jobs this process has finished (any outcome), counted as a plain int.
         self.finished = 0
         self._limit = 0
@@ -162,16 +224,33 @@ class Metrics:
         self._limit = jobs
         self._on_limit = callback if jobs > 0 else None
 
-    def job_finished(self, name: str, status: str, routing_key: str, seconds: float) -> None:
-        """Count one finished job (every job, whatever its outcome) and its run time."""
-        children = self._children.get((name, status, routing_key))
+    def job_finished(
+        self,
+        name: str,
+        status: str,
+        routing_key: str,
+        seconds: float,
+        priority: str = "normal",
+        waited: float | None = None,
+    ) -> None:
+        """Count one finished job (every job, whatever its outcome), its run time and,
+        for a first attempt (``waited`` not None), how long it waited in its queue."""
+        key = (name, status, routing_key, priority)
+        children = self._children.get(key)
         if children is None:
-            children = self._children[(name, status, routing_key)] = (
-                self.processed.labels(name, status, routing_key),
-                self.duration.labels(name, routing_key),
+            children = self._children[key] = (
+                self.processed.labels(name, status, routing_key, priority),
+                self.duration.labels(name, routing_key, priority),
             )
         children[0].inc()
         children[1].observe(seconds)
+        if waited is not None:
+            wait = self._waits.get((routing_key, priority))
+            if wait is None:
+                wait = self._waits[(routing_key, priority)] = self.queue_wait.labels(
+                    routing_key, priority
+                )
+            wait.observe(waited)
         self.finished += 1
         if self.finished == self._limit and self._on_limit is not None:
             self._on_limit()
@@ -184,4 +263,4 @@ class Metrics:
         self.leased.labels(rk).set(stats.in_flight)
         self.dead_depth.labels(rk).set(stats.dead)
         self.oldest.labels(rk).set(stats.oldest_age or 0.0)
-        self.enqueued.labels(rk).set(enqueued)
+        self.enqueued.set((rk,), enqueued)

@@ -41,6 +41,8 @@ class Slots:
         self.concurrency = concurrency
         self._queue: asyncio.Queue[Held] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        #: Slots running a job now (``bananas_worker_busy_slots``).
+        self.busy = 0
 
     def start(self, spawn: Callable[..., asyncio.Task[None]]) -> None:
         self._tasks = [
@@ -75,11 +77,14 @@ class Slots:
         debug = logger.isEnabledFor(logging.DEBUG)
         while True:
             rk, leased = await queue.get()
+            self.busy += 1
             try:
                 finished = await executor.run(rk, leased)
             except Exception as exc:  # a bug of the runtime: fail the attempt, keep serving
                 logger.exception("internal error running job %s on %s", leased.id, rk)
                 finished = executor.internal_error(rk, leased, exc)
+            finally:
+                self.busy -= 1
             if debug:
                 logger.debug(
                     "job %s (%s) %s in %.3fs",
@@ -90,5 +95,12 @@ class Slots:
                     extra={"job_id": leased.id, "routing_key": rk, "job_name": finished.name},
                 )
             acker.put(finished)
-            metrics.job_finished(finished.name, finished.status, rk, finished.duration)
+            metrics.job_finished(
+                finished.name,
+                finished.status,
+                rk,
+                finished.duration,
+                finished.priority.value,
+                finished.waited,
+            )
             leases.finished(leased)

@@ -53,7 +53,7 @@ import socket
 import sys
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 
 from bananas.config import Settings, WorkerMode
 from bananas.worker_runtime.child import LINK_FD_VAR, LINK_LINE_LIMIT
@@ -369,6 +369,8 @@ class Supervisor:
         self.forwarded: list[int] = []
         self.exit_code = 0
         self.metrics = GroupMetrics()
+        # as in every worker process (see ``metrics``)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.metrics)
         self.exits = Counter(

@@ -108,15 +108,18 @@ class Worker:
             max_result_bytes=s.max_result_bytes,
             backoff_cap=s.retry_backoff_max,
             job_types=s.job_types,
+            worker_id=self.id,
         )
         self.leases = Leases(
             self.client, worker_id=self.id, lease_ms=self.lease_ms, concurrency=s.concurrency
         )
         self.metrics.in_flight.set_function(lambda: self.leases.in_flight)
+        self.metrics.slots.set(s.concurrency)
         self.acker = Acker(self.broker, self.redis, self.metrics, self.client.workflows)
         self.slots = Slots(
             self.executor, self.leases, self.acker, self.metrics, concurrency=s.concurrency
         )
+        self.metrics.busy_slots.set_function(lambda: self.slots.busy)
         self.fetcher = Fetcher(
             self.broker,
             self.fetch_redis,

@@ -7,6 +7,7 @@ outside the worker, which jobs ran, where, in which order and how often.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from bananas import Job, PermanentError
 from bananas.worker_runtime import Registry
 
 registry = Registry()
+log = logging.getLogger(__name__)
 _ledger: redis.Redis | None = None
 
 
@@ -45,6 +47,18 @@ async def echo(job: Job) -> Any:
 def sync_echo(job: Job) -> Any:
     record(job)
     return {"thread": True, **job.payload}
+
+
+@registry.handler("chatty")
+async def chatty(job: Job) -> str:
+    log.info("handler line of %s", job.payload.get("test"))  # no job fields passed
+    return "said"
+
+
+@registry.handler("sync_chatty")
+def sync_chatty(job: Job) -> str:
+    log.info("thread line of %s", job.payload.get("test"))
+    return "said"
 
 
 @registry.handler("sleep")

@@ -131,6 +131,8 @@ async def installed_crds(kube_api: client.ApiClient) -> None:
             "dashboard.ingress.enabled=true",
             "--set",
             "dashboard.ingress.tlsSecret=dashboard-tls",
+            "--set",
+            "monitoring.grafanaDashboard.enabled=true",
         ],
     ],
     ids=["defaults", "with-redis", "no-crds", "with-dashboard"],
@@ -199,6 +201,67 @@ def test_chart_crds_keep_their_resource_policy() -> None:
     assert len(crds) == 2
     for crd in crds:
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+MONITORING = {"ServiceMonitor", "PodMonitor"}
+
+
+def test_monitoring_objects_are_off_by_default() -> None:
+    docs = documents(run(helm(), "template", "e2e", str(CHART)))
+    assert not MONITORING & {d["kind"] for d in docs}
+    assert not [d for d in docs if "grafana_dashboard" in d["metadata"].get("labels", {})]
+
+
+def test_the_grafana_dashboard_ships_as_a_sidecar_configmap() -> None:
+    values = ["--set", "monitoring.grafanaDashboard.enabled=true"]
+    values += ["--set", "monitoring.grafanaDashboard.namespace=monitoring"]
+    docs = documents(run(helm(), "template", "e2e", str(CHART), *values))
+    [config] = [d for d in docs if d["metadata"]["name"].endswith("-grafana-dashboard")]
+    assert config["kind"] == "ConfigMap" and config["metadata"]["namespace"] == "monitoring"
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads(config["data"]["bananas.json"])
+    assert shipped == json.loads((CHART / "dashboards" / "bananas.json").read_text())
+
+
+def test_the_monitors_select_the_operator_service_and_the_worker_pods() -> None:
+    from bananas.operator.meta import COMPONENT_SCHEDULER, labels
+    from bananas.operator.workerpool import pool_labels
+
+    values = ["--set", "monitoring.serviceMonitor.enabled=true"]
+    values += ["--set", "monitoring.podMonitor.enabled=true"]
+    values += ["--set", "monitoring.serviceMonitor.labels.release=prom"]
+    docs = documents(run(helm(), "template", "e2e", str(CHART), "--namespace", "ops", *values))
+    by_kind = {d["kind"]: d for d in docs if d["kind"] in MONITORING}
+    assert set(by_kind) == MONITORING
+    service_monitor, pod_monitor = by_kind["ServiceMonitor"], by_kind["PodMonitor"]
+    assert service_monitor["metadata"]["labels"]["release"] == "prom"
+    [service] = [
+        d
+        for d in docs
+        if d["kind"] == "Service"
+        and d["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
+    ]
+    wanted = service_monitor["spec"]["selector"]["matchLabels"]
+    assert wanted.items() <= service["metadata"]["labels"].items()
+    assert service_monitor["spec"]["namespaceSelector"] == {"matchNames": ["ops"]}
+    ports = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in service_monitor["spec"]["endpoints"]} <= ports
+    # The pods the operator runs: what it labels them with (bananas.operator.meta).
+    selector = pod_monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pool_labels("pool").items()
+    assert selector.items() <= labels("bananas", "cron", COMPONENT_SCHEDULER).items()
+    assert pod_monitor["spec"]["namespaceSelector"] == {"any": True}
+    assert [e["port"] for e in pod_monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
+
+
+def test_the_monitoring_values_are_checked_by_the_schema() -> None:
+    result = subprocess.run(
+        [helm(), "template", "e2e", str(CHART), "--set", "monitoring.podMonitor.interval=often"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "interval" in result.stderr
 
 
 @pytest.fixture

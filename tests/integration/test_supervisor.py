@@ -128,6 +128,7 @@ def test_recycling_by_job_count_loses_and_duplicates_nothing(
         what="the recycled children counted",
     )
     labels = {"job_name": "echo", "routing_key": "default", "status": "completed"}
+    labels["priority"] = "normal"
     eventually(  # recycled children's counts are kept
         lambda: metric(group.port, "bananas_jobs_processed_total", **labels) == 40,
         what="all 40 jobs counted",
@@ -188,12 +189,18 @@ def test_one_metrics_endpoint_sums_all_children(
     assert len(per_pid) == 2, "both children ran jobs"
     for _ in range(3):
         qc.submit("echo", {"test": tag}, delay=3600)
-    labels = {"job_name": "sleep", "routing_key": "default"}
+    labels = {"job_name": "sleep", "routing_key": "default", "priority": "normal"}
     total = metric(group.port, "bananas_jobs_processed_total", status="completed", **labels)
     assert total == 8 == sum(per_pid.values())
     assert metric(group.port, "bananas_job_duration_seconds_count", **labels) == 8
     scheduled = metric(group.port, "bananas_jobs_scheduled", routing_key="default")
     assert scheduled == 3, "a queue gauge read from Redis is not counted once per child"
+    enqueued = metric(group.port, "bananas_jobs_enqueued_total", routing_key="default")
+    assert enqueued == 11, "a counter kept in Redis is not counted once per child either"
+    waits = {"routing_key": "default", "priority": "normal"}
+    assert metric(group.port, "bananas_job_queue_wait_seconds_count", **waits) == 8
+    assert metric(group.port, "bananas_worker_slots") == 2, "two children of one slot each"
+    assert metric(group.port, "bananas_worker_busy_slots") == 0
     assert metric(group.port, "bananas_worker_processes") == 2
     assert http_get(group.port, "/healthz")[0] == 200
 

@@ -172,8 +172,15 @@ def test_health_and_metrics_over_http(spawn: Spawn, qc: Client, tag: str) -> Non
     status, body = http_get(worker.port, "/metrics")
     assert status == 200
     assert (
-        'bananas_jobs_processed_total{job_name="echo",routing_key="default",status="completed"} 1.0'
+        'bananas_jobs_processed_total{job_name="echo",priority="normal",routing_key="default",'
+        'status="completed"} 1.0'
     ) in body
+    assert 'bananas_job_queue_wait_seconds_count{priority="normal",routing_key="default"} 1.0' in (
+        body
+    )
+    assert 'bananas_jobs_enqueued_total{routing_key="default"} 1.0' in body
+    assert "bananas_worker_slots 10.0" in body and "bananas_worker_busy_slots 0.0" in body
+    assert "_created" not in body
     assert 'bananas_queue_depth{priority="normal",routing_key="default"} 0.0' in body
     assert http_get(worker.port, "/nope")[0] == 404
 

@@ -9,8 +9,9 @@ from bananas.worker_runtime.group_metrics import GroupMetrics, parse
 from bananas.worker_runtime.metrics import Metrics
 
 
-def child(jobs: int, depth: int, in_flight: int) -> str:
+def child(jobs: int, depth: int, in_flight: int, enqueued: int = 100) -> str:
     m = Metrics()
+    m.slots.set(4)
     for _ in range(jobs):
         m.job_finished("echo", "completed", "default", 0.002)
     depth_by = {p: 0 for p in Priority}
@@ -18,7 +19,7 @@ def child(jobs: int, depth: int, in_flight: int) -> str:
     stats = QueueStats(
         routing_key="default", depth=depth_by, scheduled=0, in_flight=0, dead=0, oldest_age=None
     )
-    m.queue(stats, enqueued=100)
+    m.queue(stats, enqueued=enqueued)
     m.in_flight.set_function(lambda: in_flight)
     return generate_latest(m.registry).decode()
 
@@ -34,9 +35,19 @@ def rendered(group: GroupMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]
 
 PROCESSED = (
     "bananas_jobs_processed_total",
-    (("job_name", "echo"), ("routing_key", "default"), ("status", "completed")),
+    (
+        ("job_name", "echo"),
+        ("priority", "normal"),
+        ("routing_key", "default"),
+        ("status", "completed"),
+    ),
 )
-COUNT = ("bananas_job_duration_seconds_count", (("job_name", "echo"), ("routing_key", "default")))
+COUNT = (
+    "bananas_job_duration_seconds_count",
+    (("job_name", "echo"), ("priority", "normal"), ("routing_key", "default")),
+)
+ENQUEUED = ("bananas_jobs_enqueued_total", (("routing_key", "default"),))
+SLOTS = ("bananas_worker_slots", ())
 DEPTH = ("bananas_queue_depth", (("priority", "normal"), ("routing_key", "default")))
 IN_FLIGHT = ("bananas_jobs_in_flight", ())
 
@@ -52,6 +63,8 @@ def test_counters_and_histograms_sum_and_redis_gauges_do_not() -> None:
     assert samples[(bucket[0], tuple(sorted(bucket[1])))] == 7
     assert samples[DEPTH] == 7, "a gauge read from Redis is the same queue, not twice the depth"
     assert samples[IN_FLIGHT] == 3, "jobs in flight are each process's own: summed"
+    assert samples[SLOTS] == 8, "the group's capacity is the sum of its processes'"
+    assert samples[ENQUEUED] == 100, "a counter kept in Redis is one count, not one per child"
     assert not any(name.endswith("_created") for name, _ in samples)
     registry = CollectorRegistry()
     registry.register(group)
@@ -68,6 +81,14 @@ def test_a_retired_child_keeps_its_counts_but_not_its_gauges() -> None:
     assert samples[PROCESSED] == 5 + 4 + 1
     assert samples[IN_FLIGHT] == 2
     assert samples[DEPTH] == 5
+
+
+def test_a_retired_child_leaves_no_share_of_a_counter_kept_in_redis() -> None:
+    group = GroupMetrics()
+    group.update(1, child(jobs=1, depth=0, in_flight=0, enqueued=40))
+    group.retire(1, child(jobs=1, depth=0, in_flight=0, enqueued=50))
+    group.update(2, child(jobs=1, depth=0, in_flight=0, enqueued=60))
+    assert rendered(group)[ENQUEUED] == 60, "Redis' count, not 50 + 60"
 
 
 def test_a_killed_child_is_folded_from_its_last_scrape() -> None:
