@@ -68,6 +68,11 @@ REAP_BATCH = 200
 DEAD_LETTER_TRIM_BATCH = 1000
 #: Due scheduled jobs moved per promote call.
 PROMOTE_BATCH = 1000
+#: How long a job id's index entry outlives the job's due time and its kept result: the
+#: job's wait in its queue, its runs and its stay in the dead-letter queue.
+ID_INDEX_SLACK_MS = DEAD_LETTER_MAX_AGE_MS + 24 * 3600 * 1000
+#: A claim of a job id younger than this is never taken over (its enqueue may be on its way).
+ID_CLAIM_GRACE_MS = 60_000
 
 
 class FailCode(enum.IntEnum):
@@ -126,6 +131,8 @@ _SCRIPTS = {
         "dead_letters",
         "stats",
         "lead",
+        "claim_id",
+        "pause",
     )
 }
 
@@ -139,6 +146,9 @@ class NewJob:
     priority: Priority
     due_ms: int
     record: str
+    #: The caller chose the id (``job_id=``): it is claimed in the prefix-wide id index.
+    #: A generated id is random (122 bits) and needs no claim.
+    explicit_id: bool = False
 
 
 @dataclass(slots=True)
@@ -215,6 +225,30 @@ class Broker:
             argv += (j.id, PRIORITY_INDEX[j.priority], j.due_ms, j.record)
         reply = yield script_call(_SCRIPTS["enqueue"], keys, argv)
         return [bool(x) for x in reply]
+
+    def claim_id(
+        self, job_id: str, routing_key: str, ttl_ms: int, *, stale_owner: str = ""
+    ) -> Op[tuple[str, bool]]:
+        """Claim ``job_id`` prefix-wide for ``routing_key`` (see claim_id.lua).
+
+        Returns (owner, ours): the routing key the id belongs to, and whether that is
+        ``routing_key`` now. ``stale_owner`` is a routing key found not to hold the job,
+        whose old claim may then be taken over.
+        """
+        owner, ours = yield script_call(
+            _SCRIPTS["claim_id"],
+            (self.keys.job_id(job_id),),
+            (routing_key, ttl_ms, ID_CLAIM_GRACE_MS, stale_owner),
+        )
+        return owner, bool(ours)
+
+    def holds(self, routing_key: str, job_id: str) -> Op[bool]:
+        """True when ``routing_key`` has ``job_id`` live or keeps its result."""
+        r = self.route(routing_key)
+        live, kept = yield Batch(
+            [command("HEXISTS", r.jobs, job_id), command("EXISTS", r.result(job_id))]
+        )
+        return bool(live or kept)
 
     def add_routes(self, routing_keys: Iterable[str]) -> Op[None]:
         """Remember routing keys in the set of known routes (read by stats and lookups)."""
@@ -388,7 +422,16 @@ class Broker:
         return None
 
     def find_route(self, job_id: str) -> Op[str | None]:
-        """The routing key holding ``job_id`` (live or with a kept result), or None."""
+        """The routing key holding ``job_id`` (live or with a kept result), or None.
+
+        An explicit id is looked up in the id index (one read); a generated one, or
+        one whose entry expired, by asking every known routing key.
+        """
+        entry = yield command("GET", self.keys.job_id(job_id))
+        if entry:
+            owner: str = entry.partition("|")[0]
+            if (yield from self.holds(owner, job_id)):
+                return owner
         routes = yield from self.routes()
         if not routes:
             return None

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypedDict, TypeVar, Unpack
 
-from bananas.broker import Broker, CancelCode, DeadJob, NewJob
+from bananas.broker import ID_INDEX_SLACK_MS, Broker, CancelCode, DeadJob, NewJob
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
 from bananas.errors import InvalidJobError, JobNotFoundError, PayloadTooLargeError, WaitTimeoutError
 from bananas.keys import KeySpace
@@ -187,7 +187,14 @@ class ClientCore:
             success_ttl=self.success_ttl,
             failure_ttl=self.failure_ttl,
         )
-        return NewJob(job_id, routing_key, priority, int(due * 1000) if scheduled else 0, record)
+        return NewJob(
+            job_id,
+            routing_key,
+            priority,
+            int(due * 1000) if scheduled else 0,
+            record,
+            explicit_id=spec.job_id is not None,
+        )
 
     def _remember_routes(self, routing_keys: Iterable[str]) -> Op[None]:
         new = set(routing_keys) - self._known_routes
@@ -195,23 +202,59 @@ class ClientCore:
             yield from self.broker.add_routes(new)
             self._known_routes |= new
 
-    # -- operations ----------------------------------------------------------------------
+    def _claim(self, job: NewJob) -> Op[str]:
+        """Claim an explicit id prefix-wide (step 1 of its enqueue); returns its owner.
 
-    def submit(self, spec: JobSpec) -> Op[str]:
-        job = self.build(spec)
-        yield from self._remember_routes((job.routing_key,))
-        yield from self.broker.enqueue(job.routing_key, [job])
-        return job.id
+        The owner is the job's own routing key when the id is free, already this
+        key's, or held by a claim whose routing key has neither the job nor its result
+        (an enqueue interrupted after its claim, or a job long gone). Otherwise the
+        job is a duplicate of the owner's and must not be stored.
+        """
+        now_ms = self.broker.now_ms()
+        kept_ms = int(max(self.success_ttl, self.failure_ttl) * 1000)
+        ttl_ms = max(job.due_ms - now_ms, 0) + kept_ms + ID_INDEX_SLACK_MS
+        owner, ours = yield from self.broker.claim_id(job.id, job.routing_key, ttl_ms)
+        if ours or (yield from self.broker.holds(owner, job.id)):
+            return owner
+        owner, _ = yield from self.broker.claim_id(
+            job.id, job.routing_key, ttl_ms, stale_owner=owner
+        )
+        return owner
 
-    def submit_many(self, specs: Iterable[JobSpec | Mapping[str, Any]]) -> Op[list[str]]:
-        jobs = [self.build(s if isinstance(s, JobSpec) else JobSpec(**s)) for s in specs]
+    def _store(self, jobs: list[NewJob]) -> Op[dict[str, str]]:
+        """Claim the explicit ids, then enqueue what is ours; returns id -> owning route."""
+        owners: dict[str, str] = {}
+        for job in jobs:
+            owners[job.id] = (yield from self._claim(job)) if job.explicit_id else job.routing_key
         by_route: dict[str, list[NewJob]] = defaultdict(list)
         for job in jobs:
-            by_route[job.routing_key].append(job)
+            if owners[job.id] == job.routing_key:
+                by_route[job.routing_key].append(job)
         yield from self._remember_routes(by_route)
         for routing_key, group in by_route.items():
             for start in range(0, len(group), BULK_BATCH):
                 yield from self.broker.enqueue(routing_key, group[start : start + BULK_BATCH])
+        return owners
+
+    # -- operations ----------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> Op[str]:
+        job_id, _ = yield from self._submit(spec)
+        return job_id
+
+    def _submit(self, spec: JobSpec) -> Op[tuple[str, str]]:
+        """Submit one job; returns its id and the routing key that holds it."""
+        job = self.build(spec)
+        if job.explicit_id:
+            owners = yield from self._store([job])
+            return job.id, owners[job.id]
+        yield from self._remember_routes((job.routing_key,))
+        yield from self.broker.enqueue(job.routing_key, [job])
+        return job.id, job.routing_key
+
+    def submit_many(self, specs: Iterable[JobSpec | Mapping[str, Any]]) -> Op[list[str]]:
+        jobs = [self.build(s if isinstance(s, JobSpec) else JobSpec(**s)) for s in specs]
+        yield from self._store(jobs)
         return [j.id for j in jobs]
 
     def _route_of(self, job_id: str, routing_key: str | None) -> Op[str | None]:
@@ -246,8 +289,8 @@ class ClientCore:
         return found
 
     def submit_and_wait(self, spec: JobSpec, timeout: float) -> Op[JobResult]:
-        job_id = yield from self.submit(spec)
-        found = yield from self.broker.wait_result(spec.routing_key, job_id, timeout)
+        job_id, route = yield from self._submit(spec)
+        found = yield from self.broker.wait_result(route, job_id, timeout)
         if found is None:
             raise WaitTimeoutError(job_id, timeout)
         return found

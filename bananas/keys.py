@@ -22,6 +22,10 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:stats           HASH   counters: enqueued, completed, failed, ...
     bananas:route:{gpu}:result:<id>     HASH   result + job record, expires (TTL)
     bananas:route:{gpu}:notify:<id>     LIST   one token pushed when the result is written
+    bananas:route:{gpu}:paused          STRING paused priorities: "1" paused, high normal low
+
+    bananas:jobid:{<id>}                STRING routing key and claim time of an explicit job id
+                                               ("<routing key>|<ms>"), expires; its own slot
 
     bananas:routes                      SET    routing keys that have ever held a job
     bananas:workers                     ZSET   worker id -> last heartbeat (ms)
@@ -97,6 +101,10 @@ class RouteKeys:
     def stats(self) -> str:
         return f"{self.base}:stats"
 
+    @property
+    def paused(self) -> str:
+        return f"{self.base}:paused"
+
     def result(self, job_id: str) -> str:
         return f"{self.base}:result:{job_id}"
 
@@ -117,6 +125,10 @@ class KeySpace:
     @property
     def routes(self) -> str:
         return f"{self.prefix}:routes"
+
+    def job_id(self, job_id: str) -> str:
+        """The prefix-wide index entry of an explicit job id (its own Cluster slot)."""
+        return f"{self.prefix}:jobid:{{{job_id}}}"
 
     @property
     def workers(self) -> str:
