@@ -280,7 +280,7 @@ class Broker:
         r = self.route(routing_key)
         reply = yield script_call(
             _SCRIPTS["fetch"],
-            (*r.queues, r.jobs, r.leases, r.attempts, r.wake),
+            (*r.queues, r.jobs, r.leases, r.attempts, r.wake, r.paused),
             (self.now_ms(), lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities)),
         )
         return [Leased(reply[i], reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
@@ -502,7 +502,7 @@ class Broker:
         """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["stats"], (*r.queues, r.scheduled, r.leases, r.dead, r.jobs), ()
+            _SCRIPTS["stats"], (*r.queues, r.scheduled, r.leases, r.dead, r.jobs, r.paused), ()
         )
         now = self.clock()
         oldest: float | None = None
@@ -517,12 +517,45 @@ class Broker:
             in_flight=int(reply[4]),
             dead=int(reply[5]),
             oldest_age=None if oldest is None else max(oldest, 0.0),
+            paused=_paused_of(reply[9]),
         )
 
     def counters(self, routing_key: str) -> Op[dict[str, int]]:
         """Lifetime counters of a routing key: enqueued, completed, failed, retried, reaped."""
         reply = yield command("HGETALL", self.route(routing_key).stats)
         return {k: int(v) for k, v in reply.items()}
+
+    # -- pause and resume ------------------------------------------------------------------
+
+    def pause(
+        self, routing_key: str, priorities: Iterable[Priority], *, paused: bool = True
+    ) -> Op[list[Priority]]:
+        """Pause (or resume, ``paused=False``) priorities of a routing key; returns those paused.
+
+        fetch.lua serves no paused queue from the next fetch on; a resume wakes an idle
+        worker, which passes the wake on while ready jobs remain (pause.lua).
+        """
+        r = self.route(routing_key)
+        mask = yield script_call(
+            _SCRIPTS["pause"], (r.paused, r.wake), (serve_mask(priorities), "1" if paused else "0")
+        )
+        return _paused_of(mask)
+
+    def paused(self, routing_key: str) -> Op[list[Priority]]:
+        """The paused priorities of a routing key (empty when it is not paused): one GET.
+
+        For the operator's autoscaler too: a paused backlog is no reason to scale up.
+        """
+        mask = yield command("GET", self.route(routing_key).paused)
+        return _paused_of(mask)
+
+    def paused_routes(self, routing_keys: Sequence[str]) -> Op[dict[str, list[Priority]]]:
+        """The routing keys among ``routing_keys`` with something paused, and what."""
+        if not routing_keys:
+            return {}
+        masks = yield Batch([command("GET", self.route(rk).paused) for rk in routing_keys])
+        found = {rk: _paused_of(m) for rk, m in zip(routing_keys, masks, strict=True)}
+        return {rk: p for rk, p in found.items() if p}
 
     # -- dead-letter queue -------------------------------------------------------------------
 
@@ -643,6 +676,13 @@ class Broker:
             return []
         records = yield Batch([command("GET", self.keys.worker(i)) for i in ids])
         return [WorkerInfo.model_validate_json(r) for r in records if r]
+
+
+def _paused_of(mask: str | None) -> list[Priority]:
+    """The priorities a paused mask ("1" paused, high, normal, low) names; [] for None."""
+    if not mask:
+        return []
+    return [p for p, c in zip(PRIORITY_ORDER, mask, strict=False) if c == "1"]
 
 
 def _kept(ttl_ms: int) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 from bananas.client import Client
 from bananas.config import ENV_VARS, Settings, WorkerMode, parse_duration
 from bananas.errors import BananasConnectionError, BananasError, ConfigError, InvalidJobError
-from bananas.models import PRIORITY_ORDER, JobResult, Schedule
+from bananas.models import PRIORITY_ORDER, JobResult, Priority, Schedule
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -209,15 +209,63 @@ def cmd_queues(args: argparse.Namespace) -> int:
         _print([s.model_dump(mode="json") for s in stats])
         return EXIT_OK
     head = f"{'ROUTING KEY':<20}" + "".join(f"{p.value.upper():>8}" for p in PRIORITY_ORDER)
-    print(head + f"{'SCHEDULED':>11}{'IN FLIGHT':>11}{'DEAD':>8}{'OLDEST':>10}")
+    print(head + f"{'SCHEDULED':>11}{'IN FLIGHT':>11}{'DEAD':>8}{'OLDEST':>10}  PAUSED")
     for s in stats:
         oldest = "-" if s.oldest_age is None else f"{s.oldest_age:.1f}s"
         print(
             f"{s.routing_key:<20}"
             + "".join(f"{s.depth[p]:>8}" for p in PRIORITY_ORDER)
-            + f"{s.scheduled:>11}{s.in_flight:>11}{s.dead:>8}{oldest:>10}"
+            + f"{s.scheduled:>11}{s.in_flight:>11}{s.dead:>8}{oldest:>10}  {_paused_text(s.paused)}"
         )
     return EXIT_OK
+
+
+# -- pause / resume ---------------------------------------------------------------------
+
+
+def _paused_text(paused: Sequence[Priority]) -> str:
+    if not paused:
+        return "-"
+    return "all" if len(paused) == len(PRIORITY_ORDER) else ",".join(p.value for p in paused)
+
+
+def cmd_pause(args: argparse.Namespace, *, paused: bool = True) -> int:
+    priorities = args.priority or None
+    with _client(args) as client:
+        if paused:
+            now = client.pause(args.routing_key, priorities)
+        else:
+            now = client.resume(args.routing_key, priorities)
+    print(f"{args.routing_key}: paused {_paused_text(now)}")
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return cmd_pause(args, paused=False)
+
+
+def _add_pause_commands(
+    add: Callable[[str, Callable[..., int], str], argparse.ArgumentParser],
+) -> None:
+    for name, fn, text in (
+        (
+            "pause",
+            cmd_pause,
+            "Pause a routing key: workers stop fetching it; submits still succeed.",
+        ),
+        ("resume", cmd_resume, "Resume a paused routing key: idle workers are woken at once."),
+    ):
+        p = add(name, fn, text)
+        p.add_argument("routing_key", metavar="ROUTE")
+        p.add_argument(
+            "--priority",
+            action="append",
+            choices=[x.value for x in PRIORITY_ORDER],
+            help="only this priority (repeatable; default: all)",
+        )
+
+
+# -- end pause / resume -----------------------------------------------------------------
 
 
 def cmd_workers(args: argparse.Namespace) -> int:
@@ -368,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("workers", cmd_workers, "Live workers and their counts."),
     ):
         add(name, fn, text).add_argument("--json", action="store_true")
+    _add_pause_commands(add)
     p = add("dlq", cmd_dlq, "List, requeue or purge the dead-letter queue.")
     p.add_argument("action", choices=["list", "requeue", "purge"])
     p.add_argument("job_id", nargs="?", help="requeue only this job")

@@ -24,6 +24,7 @@ from bananas.models import (
     DEFAULT_FAILURE_TTL,
     DEFAULT_MAX_RETRIES,
     DEFAULT_SUCCESS_TTL,
+    PRIORITY_ORDER,
     Job,
     JobResult,
     JobStatus,
@@ -334,6 +335,22 @@ class ClientCore:
             if progress:
                 progress(total)
 
+    def pause(
+        self, routing_key: str, priorities: Iterable[Priority | str] | None, *, paused: bool
+    ) -> Op[list[Priority]]:
+        rk = validate_routing_key(routing_key)
+        chosen = (
+            PRIORITY_ORDER if priorities is None else [validate_priority(p) for p in priorities]
+        )
+        yield from self._remember_routes((rk,))
+        now = yield from self.broker.pause(rk, chosen, paused=paused)
+        return now
+
+    def paused(self) -> Op[dict[str, list[Priority]]]:
+        routes = yield from self.broker.routes()
+        found = yield from self.broker.paused_routes(routes)
+        return found
+
     def queue_stats(self, routing_key: str) -> Op[QueueStats]:
         found = yield from self.broker.stats(validate_routing_key(routing_key))
         return found
@@ -491,6 +508,30 @@ class Client(_Base):
     def all_queue_stats(self) -> list[QueueStats]:
         """:meth:`queue_stats` for every routing key that has held a job."""
         return self.run(self.core.all_stats())
+
+    def pause(
+        self, routing_key: str, priorities: Iterable[Priority | str] | None = None
+    ) -> list[Priority]:
+        """Pause a routing key (or only ``priorities`` of it); returns what is paused now.
+
+        Stored in Redis: no worker fetches a paused queue from its next fetch on; jobs
+        already running finish; submits still succeed and wait. Raises
+        :class:`bananas.InvalidRoutingKeyError` / :class:`bananas.InvalidJobError`.
+        """
+        return self.run(self.core.pause(routing_key, priorities, paused=True))
+
+    def resume(
+        self, routing_key: str, priorities: Iterable[Priority | str] | None = None
+    ) -> list[Priority]:
+        """Resume a paused routing key (or only ``priorities``); returns what stays paused.
+
+        Idle workers are woken at once and fetch the waiting backlog.
+        """
+        return self.run(self.core.pause(routing_key, priorities, paused=False))
+
+    def paused(self) -> dict[str, list[Priority]]:
+        """Routing keys with something paused, and their paused priorities."""
+        return self.run(self.core.paused())
 
     def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50
@@ -662,6 +703,22 @@ class AsyncClient(_Base):
     async def all_queue_stats(self) -> list[QueueStats]:
         """See :meth:`Client.all_queue_stats`."""
         return await self.run(self.core.all_stats())
+
+    async def pause(
+        self, routing_key: str, priorities: Iterable[Priority | str] | None = None
+    ) -> list[Priority]:
+        """See :meth:`Client.pause`."""
+        return await self.run(self.core.pause(routing_key, priorities, paused=True))
+
+    async def resume(
+        self, routing_key: str, priorities: Iterable[Priority | str] | None = None
+    ) -> list[Priority]:
+        """See :meth:`Client.resume`."""
+        return await self.run(self.core.pause(routing_key, priorities, paused=False))
+
+    async def paused(self) -> dict[str, list[Priority]]:
+        """See :meth:`Client.paused`."""
+        return await self.run(self.core.paused())
 
     async def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50

@@ -225,6 +225,8 @@ class QueueStats(BaseModel):
     dead: int
     #: Seconds the oldest ready job has waited; None when nothing is ready.
     oldest_age: float | None = None
+    #: Priorities paused on this routing key (``Client.pause``): their jobs wait, unfetched.
+    paused: list[Priority] = Field(default_factory=list)
 
     @property
     def queued(self) -> int:

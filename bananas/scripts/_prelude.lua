@@ -46,3 +46,24 @@ local function dead_letter(dead_key, errors_key, id, now, reason)
   redis.call('ZADD', dead_key, now, id)
 end
 
+
+-- pause (issue 16): a paused mask has three characters, "1" paused (high, normal, low).
+
+-- A serve mask ("1" serve / "0" skip, high, normal, low) without the paused priorities.
+local function unpaused(serve, paused)
+  local out = ''
+  for p = 1, 3 do
+    if string.sub(paused, p, p) == '1' then out = out .. '0' else out = out .. string.sub(serve, p, p) end
+  end
+  return out
+end
+
+-- Ready jobs in the queues KEYS[first .. first + 2] whose priority is not paused
+-- (paused: the mask, or false/nil when nothing is paused).
+local function ready_unpaused(first, paused)
+  local n = 0
+  for p = 1, 3 do
+    if not paused or string.sub(paused, p, p) ~= '1' then n = n + redis.call('LLEN', queue_key(first, p)) end
+  end
+  return n
+end

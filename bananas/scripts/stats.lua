@@ -1,8 +1,8 @@
 -- stats: one routing key's queue sizes, O(1) per key (read-only)
 -- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
--- KEYS[4] scheduled  KEYS[5] leases  KEYS[6] dead  KEYS[7] jobs
+-- KEYS[4] scheduled  KEYS[5] leases  KEYS[6] dead  KEYS[7] jobs  KEYS[8] paused
 -- returns: {high, normal, low, scheduled, in flight, dead, head record of each non-empty
---           queue (false when empty) x3}
+--           queue (false when empty) x3, paused mask ("000": nothing paused)}
 local out = {}
 for q = 1, 3 do out[q] = redis.call('LLEN', KEYS[q]) end
 out[4] = redis.call('ZCARD', KEYS[4])
@@ -12,4 +12,5 @@ for q = 1, 3 do
   local head = redis.call('LINDEX', KEYS[q], 0)
   out[6 + q] = head and redis.call('HGET', KEYS[7], head) or false
 end
+out[10] = redis.call('GET', KEYS[8]) or '000'
 return out
