@@ -88,3 +88,25 @@ async def test_async_pause_and_resume(aclient: AsyncClient) -> None:
     assert await aclient.run(aclient.broker.paused("email")) == [Priority.HIGH]
     assert await aclient.resume("email") == []
     assert await aclient.paused() == {}
+
+
+def test_cli_pause_resume_and_queues(
+    client: Client,
+    redis_url: str,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bananas.cli import main
+
+    monkeypatch.setenv("BANANAS_PREFIX", prefix)
+    client.submit("a", routing_key="gpu")
+    assert main(["pause", "gpu", "--priority", "low", "--redis-url", redis_url]) == 0
+    assert capsys.readouterr().out.strip() == "gpu: paused low"
+    assert main(["pause", "gpu", "--redis-url", redis_url]) == 0
+    assert main(["queues", "--redis-url", redis_url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].split()[0] == "gpu" and out[-1].split()[-1] == "all"
+    assert main(["resume", "gpu", "--redis-url", redis_url]) == 0
+    assert capsys.readouterr().out.strip() == "gpu: paused -"
+    assert client.paused() == {}
