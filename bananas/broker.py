@@ -97,6 +97,17 @@ class FairTurn(enum.IntEnum):
     LOW_FIRST = 2
 
 
+class UniqueCode(enum.IntEnum):
+    """What enqueue_unique.lua did with a job under a unique key."""
+
+    #: A live job holds the key: nothing was stored; its id is returned.
+    EXISTING = 0
+    #: The new job was stored and holds the key.
+    STORED = 1
+    #: Debounce: the pending holder took the new record and due time.
+    DEBOUNCED = 2
+
+
 class CancelCode(enum.StrEnum):
     """What cancel.lua answered: cancelled, or the state that prevented it."""
 
@@ -132,9 +143,20 @@ _SCRIPTS = {
         "stats",
         "lead",
         "claim_id",
+        "enqueue_unique",
         "pause",
     )
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Unique:
+    """A job's unique key: the lock's name, how long it lasts and the mode."""
+
+    key: str
+    ttl_ms: int
+    #: Debounce: a pending holder takes the new record and due time instead.
+    debounce: bool = False
 
 
 @dataclass(slots=True)
@@ -149,6 +171,8 @@ class NewJob:
     #: The caller chose the id (``job_id=``): it is claimed in the prefix-wide id index.
     #: A generated id is random (122 bits) and needs no claim.
     explicit_id: bool = False
+    #: Stored under a unique key (``unique_for`` / ``debounce``), by enqueue_unique.lua.
+    unique: Unique | None = None
 
 
 @dataclass(slots=True)
@@ -225,6 +249,38 @@ class Broker:
             argv += (j.id, PRIORITY_INDEX[j.priority], j.due_ms, j.record)
         reply = yield script_call(_SCRIPTS["enqueue"], keys, argv)
         return [bool(x) for x in reply]
+
+    def enqueue_unique(self, job: NewJob) -> Op[tuple[str, UniqueCode]]:
+        """Store ``job`` under its unique key (see enqueue_unique.lua).
+
+        Returns the id of the job that holds the key (``job.id`` when stored) and what
+        happened. Raises ValueError when ``job.unique`` is None.
+        """
+        if job.unique is None:
+            raise ValueError(f"job {job.id} has no unique key")
+        r = self.route(job.routing_key)
+        keys = (
+            r.jobs,
+            r.scheduled,
+            r.wake,
+            r.schedwake,
+            r.stats,
+            *r.queues,
+            r.leases,
+            r.dead,
+            r.unique(job.unique.key),
+        )
+        argv = (
+            self.now_ms(),
+            orjson.dumps(job.id).decode(),
+            PRIORITY_INDEX[job.priority],
+            job.due_ms,
+            job.record,
+            job.unique.ttl_ms,
+            "debounce" if job.unique.debounce else "unique",
+        )
+        holder, code = yield script_call(_SCRIPTS["enqueue_unique"], keys, argv)
+        return str(orjson.loads(holder)), UniqueCode(int(code))
 
     def claim_id(
         self, job_id: str, routing_key: str, ttl_ms: int, *, stale_owner: str = ""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypedDict, TypeVar, Unpack
 
-from bananas.broker import ID_INDEX_SLACK_MS, Broker, CancelCode, DeadJob, NewJob
+from bananas.broker import ID_INDEX_SLACK_MS, Broker, CancelCode, DeadJob, NewJob, Unique
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
 from bananas.errors import InvalidJobError, JobNotFoundError, PayloadTooLargeError, WaitTimeoutError
 from bananas.keys import KeySpace
@@ -36,7 +36,7 @@ from bananas.models import (
     new_job_id,
 )
 from bananas.ops import Op, command
-from bananas.records import encode, job_record, result_record
+from bananas.records import canonical_hash, encode, job_record, result_record
 from bananas.transport import (
     AsyncRedis,
     FastLane,
@@ -58,6 +58,8 @@ from bananas.validation import (
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 #: Epoch seconds past which a due time cannot be stored (datetime's last year).
 LATEST_DUE = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+#: How long a debounce lock outlives the job's due time (a pending job still takes submits).
+DEBOUNCE_LOCK_SLACK = 60.0
 #: Jobs per enqueue script call in ``submit_many``.
 BULK_BATCH = 500
 Progress = Callable[[int], None]
@@ -89,8 +91,17 @@ class JobSpec:
     delay: float | None = None
     #: When it is due, timezone-aware.
     scheduled_for: datetime | None = None
-    #: Its id; the same id twice stores and runs one job. None: a new id.
+    #: Its id; the same id twice stores and runs one job, on any routing key. None: a new id.
     job_id: str | None = None
+    #: Seconds: while a job with the same unique key is scheduled, queued or running (and
+    #: at most this long), another submit returns that job's id and stores nothing.
+    unique_for: float | None = None
+    #: The unique key (``unique_for`` / ``debounce``). None: the job name plus a hash of
+    #: the payload for ``unique_for``; the job name for ``debounce``.
+    unique_key: str | None = None
+    #: Seconds: the job is due this long after the last submit with its unique key; a
+    #: submit while it is still pending replaces its payload and pushes its due time.
+    debounce: float | None = None
 
 
 class JobOptions(TypedDict, total=False):
@@ -103,6 +114,9 @@ class JobOptions(TypedDict, total=False):
     delay: float | None
     scheduled_for: datetime | None
     job_id: str | None
+    unique_for: float | None
+    unique_key: str | None
+    debounce: float | None
 
 
 class SubmitOptions(JobOptions, total=False):
@@ -161,7 +175,9 @@ class ClientCore:
                 f"{self.max_payload_bytes} bytes (max_payload_bytes)"
             )
         now = self.clock()
-        due = now + spec.delay if spec.delay else 0.0
+        unique = self._unique(spec, name)
+        delay = spec.debounce if spec.debounce is not None else spec.delay
+        due = now + delay if delay else 0.0
         if spec.scheduled_for is not None:
             if spec.delay:
                 raise InvalidJobError("give either delay or scheduled_for, not both")
@@ -195,7 +211,35 @@ class ClientCore:
             int(due * 1000) if scheduled else 0,
             record,
             explicit_id=spec.job_id is not None,
+            unique=unique,
         )
+
+    def _unique(self, spec: JobSpec, name: str) -> Unique | None:
+        """The unique key of ``spec`` (None without ``unique_for`` / ``debounce``).
+
+        Raises :class:`InvalidJobError` for options that contradict each other.
+        """
+        if spec.unique_for is None and spec.debounce is None:
+            if spec.unique_key is not None:
+                raise InvalidJobError("unique_key needs unique_for or debounce")
+            return None
+        if spec.unique_for is not None and spec.debounce is not None:
+            raise InvalidJobError("give either unique_for or debounce, not both")
+        if spec.job_id is not None:
+            raise InvalidJobError("job_id and unique_for/debounce both deduplicate: give one")
+        window = spec.debounce if spec.debounce is not None else spec.unique_for
+        if not isinstance(window, int | float) or window <= 0 or window >= LATEST_DUE:
+            raise InvalidJobError(f"unique_for/debounce must be seconds > 0, got {window!r}")
+        key = spec.unique_key
+        if key is None:
+            key = name if spec.debounce is not None else f"{name}:{canonical_hash(spec.payload)}"
+        if not isinstance(key, str) or not 0 < len(key) <= 200:
+            raise InvalidJobError("unique_key must be a non-empty string of at most 200 characters")
+        if spec.debounce is not None:
+            if spec.delay or spec.scheduled_for is not None:
+                raise InvalidJobError("debounce sets the due time: give no delay or scheduled_for")
+            return Unique(key, int((window + DEBOUNCE_LOCK_SLACK) * 1000), debounce=True)
+        return Unique(key, int(window * 1000))
 
     def _remember_routes(self, routing_keys: Iterable[str]) -> Op[None]:
         new = set(routing_keys) - self._known_routes
@@ -223,13 +267,23 @@ class ClientCore:
         return owner
 
     def _store(self, jobs: list[NewJob]) -> Op[dict[str, str]]:
-        """Claim the explicit ids, then enqueue what is ours; returns id -> owning route."""
+        """Claim the explicit ids, then enqueue what is ours; returns id -> owning route.
+
+        A job under a unique key is stored on its own (enqueue_unique.lua) and maps to the
+        id of the job that holds the key.
+        """
         owners: dict[str, str] = {}
         for job in jobs:
+            if job.unique is not None:
+                yield from self._remember_routes((job.routing_key,))
+                holder, _ = yield from self.broker.enqueue_unique(job)
+                job.id = holder
+                owners[holder] = job.routing_key
+                continue
             owners[job.id] = (yield from self._claim(job)) if job.explicit_id else job.routing_key
         by_route: dict[str, list[NewJob]] = defaultdict(list)
         for job in jobs:
-            if owners[job.id] == job.routing_key:
+            if job.unique is None and owners[job.id] == job.routing_key:
                 by_route[job.routing_key].append(job)
         yield from self._remember_routes(by_route)
         for routing_key, group in by_route.items():
@@ -246,7 +300,7 @@ class ClientCore:
     def _submit(self, spec: JobSpec) -> Op[tuple[str, str]]:
         """Submit one job; returns its id and the routing key that holds it."""
         job = self.build(spec)
-        if job.explicit_id:
+        if job.explicit_id or job.unique is not None:
             owners = yield from self._store([job])
             return job.id, owners[job.id]
         yield from self._remember_routes((job.routing_key,))

@@ -22,6 +22,7 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:stats           HASH   counters: enqueued, completed, failed, ...
     bananas:route:{gpu}:result:<id>     HASH   result + job record, expires (TTL)
     bananas:route:{gpu}:notify:<id>     LIST   one token pushed when the result is written
+    bananas:route:{gpu}:unique:<key>    STRING id (JSON) of the job holding a unique key, expires
     bananas:route:{gpu}:paused          STRING paused priorities: "1" paused, high normal low
 
     bananas:jobid:{<id>}                STRING routing key and claim time of an explicit job id
@@ -100,6 +101,10 @@ class RouteKeys:
     @property
     def stats(self) -> str:
         return f"{self.base}:stats"
+
+    def unique(self, unique_key: str) -> str:
+        """The lock of one unique key (``unique_for`` / ``debounce``), in the route's slot."""
+        return f"{self.base}:unique:{unique_key}"
 
     @property
     def paused(self) -> str:

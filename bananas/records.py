@@ -9,6 +9,7 @@ merges a record with the live state kept beside it in Redis.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from bananas.models import SCHEMA_VERSION, Job, JobStatus, Priority
 
 __all__ = [
     "SCHEMA_VERSION",
+    "canonical_hash",
     "decode_job",
     "encode",
     "iso",
@@ -34,6 +36,15 @@ def iso(ts: float) -> str:
 def encode(value: Any) -> str:
     """Encode a JSON value (pydantic models and dataclasses allowed); raises TypeError."""
     return orjson.dumps(value, default=_json_default).decode()
+
+
+def canonical_hash(value: Any) -> str:
+    """A SHA-256 of a JSON value's canonical encoding (sorted keys): equal values, equal hash.
+
+    Raises TypeError for a value that is not JSON.
+    """
+    data = orjson.dumps(value, default=_json_default, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _json_default(value: Any) -> Any:

@@ -68,3 +68,20 @@ def test_a_paused_key_runs_nothing_on_any_worker_until_resumed(
         assert qc.wait_for_result(job_id, timeout=20).is_success()
     job = qc.get_job(paused[0])
     assert job is not None and job.status is JobStatus.COMPLETED
+
+
+def test_twenty_debounced_submits_run_once_with_the_last_payload(
+    spawn: Spawn, qc: Client, single_redis: RedisServer, tag: str
+) -> None:
+    for _ in range(3):
+        spawn(WORKER_CONCURRENCY="4")
+    ids = {
+        qc.submit("echo", {"test": tag, "n": n}, debounce=1.0, unique_key=f"sync:{tag}")
+        for n in range(20)
+    }
+    assert len(ids) == 1
+    result = qc.wait_for_result(ids.pop(), timeout=20)
+    assert result.is_success() and result.result == {"test": tag, "n": 19}
+    # a plain job submitted afterwards has run too: a second debounced run would show here
+    qc.submit_and_wait("echo", {"test": tag, "n": "after"}, timeout=20)
+    assert [row[0] for row in ledger(single_redis, tag)] == ["ran", "ran"]
