@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ import orjson
 from bananas.keys import KeySpace, RouteKeys
 from bananas.models import (
     DEFAULT_FAILURE_TTL,
+    MAX_DURATION_SECONDS,
     PRIORITY_ORDER,
     Job,
     JobResult,
@@ -68,6 +70,8 @@ REAP_BATCH = 200
 DEAD_LETTER_TRIM_BATCH = 1000
 #: Due scheduled jobs moved per promote call.
 PROMOTE_BATCH = 1000
+#: The longest result TTL a record may name (a longer one is ignored by the reaper).
+MAX_TTL_MS = MAX_DURATION_SECONDS * 1000
 #: How long a job id's index entry outlives the job's due time and its kept result: the
 #: job's wait in its queue, its runs and its stay in the dead-letter queue.
 ID_INDEX_SLACK_MS = DEAD_LETTER_MAX_AGE_MS + 24 * 3600 * 1000
@@ -166,13 +170,23 @@ class NewJob:
     id: str
     routing_key: str
     priority: Priority
+    #: Epoch ms the job is due at (``scheduled_for``, the caller's clock on purpose), or 0.
     due_ms: int
     record: str
+    #: Ms after Redis' own clock the job is due (``delay``), or 0; wins over ``due_ms``.
+    delay_ms: int = 0
     #: The caller chose the id (``job_id=``): it is claimed in the prefix-wide id index.
     #: A generated id is random (122 bits) and needs no claim.
     explicit_id: bool = False
     #: Stored under a unique key (``unique_for`` / ``debounce``), by enqueue_unique.lua.
     unique: Unique | None = None
+
+    @property
+    def due(self) -> str:
+        """The due field of ``enqueue.lua``: "0" now, "+N" N ms after Redis' TIME, "N" at N."""
+        if self.delay_ms > 0:
+            return f"+{self.delay_ms}"
+        return str(self.due_ms) if self.due_ms > 0 else "0"
 
 
 @dataclass(slots=True)
@@ -185,10 +199,26 @@ class Leased:
 
 
 @dataclass(slots=True)
+class Fetched:
+    """What one fetch did: the jobs leased, the queue entries dropped for having no
+    record (``orphans``), and the jobs dead-lettered for a bad field (id, reason)."""
+
+    leased: list[Leased]
+    orphans: list[str]
+    dead: list[tuple[str, str]]
+
+
+def new_fetch_id() -> str:
+    """A fresh fetch id (``Broker.fetch``): unique, short."""
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass(slots=True)
 class Outcome:
     """How a leased job ended, handed to :meth:`Broker.ack` or :meth:`Broker.fail`.
 
-    For a failure, ``retry_at_ms`` > 0 schedules a retry; 0 dead-letters the job.
+    For a failure, ``retry_in_ms`` >= 0 schedules a retry that many ms after Redis' own
+    clock; -1 dead-letters the job.
     """
 
     id: str
@@ -196,7 +226,7 @@ class Outcome:
     result: str
     ttl_ms: int
     error: str = ""
-    retry_at_ms: int = 0
+    retry_in_ms: int = -1
 
 
 @dataclass(slots=True)
@@ -244,9 +274,9 @@ class Broker:
         r = self.route(routing_key)
         keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
         keys += [r.result(j.id) for j in jobs]
-        argv: list[Any] = [self.now_ms()]
+        argv: list[Any] = [0]  # reserved (Redis' TIME is the clock)
         for j in jobs:
-            argv += (j.id, PRIORITY_INDEX[j.priority], j.due_ms, j.record)
+            argv += (j.id, PRIORITY_INDEX[j.priority], j.due, j.record)
         reply = yield script_call(_SCRIPTS["enqueue"], keys, argv)
         return [bool(x) for x in reply]
 
@@ -271,10 +301,10 @@ class Broker:
             r.unique(job.unique.key),
         )
         argv = (
-            self.now_ms(),
+            0,
             orjson.dumps(job.id).decode(),
             PRIORITY_INDEX[job.priority],
-            job.due_ms,
+            job.due,
             job.record,
             job.unique.ttl_ms,
             "debounce" if job.unique.debounce else "unique",
@@ -326,20 +356,42 @@ class Broker:
         fair: FairTurn | int = FairTurn.NONE,
         priorities: Iterable[Priority] = PRIORITY_ORDER,
     ) -> Op[list[Leased]]:
-        """Lease up to ``count`` ready jobs, high priority first.
+        """The jobs :meth:`fetch_batch` leases (for callers that need nothing else)."""
+        fetched = yield from self.fetch_batch(
+            routing_key, count, lease_ms, fair=fair, priorities=priorities
+        )
+        return fetched.leased
+
+    def fetch_batch(
+        self,
+        routing_key: str,
+        count: int,
+        lease_ms: int,
+        *,
+        fair: FairTurn | int = FairTurn.NONE,
+        priorities: Iterable[Priority] = PRIORITY_ORDER,
+        fetch_id: str = "",
+    ) -> Op[Fetched]:
+        """Lease up to ``count`` ready jobs, high priority first, until Redis' own clock
+        says ``lease_ms`` have passed.
 
         ``fair`` other than :attr:`FairTurn.NONE` makes this an anti-starvation turn:
         one normal and one low job first, in the order it names (see fetch.lua).
-
-        Only the queues of ``priorities`` are served.
+        Only the queues of ``priorities`` are served. ``fetch_id`` (unique per fetch, the
+        same when a fetch whose reply was lost is sent again) makes the fetch idempotent:
+        the second call returns the jobs the first one leased.
         """
         r = self.route(routing_key)
         reply = yield script_call(
             _SCRIPTS["fetch"],
-            (*r.queues, r.jobs, r.leases, r.attempts, r.wake, r.paused),
-            (self.now_ms(), lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities)),
-        )
-        return [Leased(reply[i], reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
+            (*r.queues, r.jobs, r.leases, r.attempts, r.wake, r.errors, r.dead, r.stats,
+             r.fetch(fetch_id or new_fetch_id()), r.paused),
+            (lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities)),
+        )  # fmt: skip
+        flat, orphans, bad = reply
+        leased = [Leased(flat[i], flat[i + 1], int(flat[i + 2])) for i in range(0, len(flat), 3)]
+        dead = [(bad[i], bad[i + 1]) for i in range(0, len(bad), 2)]
+        return Fetched(leased, list(orphans), dead)
 
     def ack(self, routing_key: str, done: Sequence[Outcome]) -> Op[list[bool]]:
         """Complete leased jobs and store their results; False where the token was stale."""
@@ -357,7 +409,7 @@ class Broker:
         r = self.route(routing_key)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
         argv: list[Any] = [
-            self.now_ms(),
+            0,  # reserved (Redis' TIME is the clock)
             NOTIFY_TTL_MS,
             DEAD_LETTER_CAP,
             DEAD_LETTER_MAX_AGE_MS,
@@ -365,16 +417,17 @@ class Broker:
         ]
         for o in failed:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.error, o.retry_at_ms, o.result, _kept(o.ttl_ms))
+            argv += (o.id, o.attempt, o.error, o.retry_in_ms, o.result, _kept(o.ttl_ms))
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
         return [FailCode(int(x)) for x in reply]
 
     def renew(
         self, routing_key: str, held: Sequence[tuple[str, int]], lease_ms: int
     ) -> Op[list[str]]:
-        """Extend the leases in ``held`` (id, token); returns the ids no longer held."""
+        """Extend the leases in ``held`` (id, token) to ``lease_ms`` after Redis' own clock;
+        returns the ids no longer held."""
         r = self.route(routing_key)
-        argv: list[Any] = [self.now_ms() + lease_ms]
+        argv: list[Any] = [lease_ms]
         for job_id, attempt in held:
             argv += (job_id, attempt)
         reply = yield script_call(_SCRIPTS["renew"], (r.leases, r.attempts), argv)
@@ -392,9 +445,19 @@ class Broker:
         return int(reply)
 
     def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[int, int]]:
-        """Return expired leases to their queue; returns (requeued, dead-lettered)."""
+        """Return expired leases to their queue; returns (requeued, dead-lettered).
+
+        Expired by Redis' clock: one round trip reads the earliest deadline and Redis'
+        TIME; only when a lease has expired are the candidates read and the script run
+        (which checks each deadline against TIME again).
+        """
         r = self.route(routing_key)
-        now = self.now_ms()
+        earliest, (seconds, micros) = yield Batch(
+            [command("ZRANGE", r.leases, 0, 0, "WITHSCORES"), command("TIME")]
+        )
+        now = int(seconds) * 1000 + int(micros) // 1000
+        if not earliest or _first_score(earliest) > now:
+            return 0, 0
         ids = yield command("ZRANGEBYSCORE", r.leases, "-inf", now, "LIMIT", 0, limit)
         if not ids:
             return 0, 0
@@ -404,15 +467,16 @@ class Broker:
         reply = yield script_call(
             _SCRIPTS["reap"],
             keys,
-            (now, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
+            (MAX_TTL_MS, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
         )
         return int(reply[0]), int(reply[1])
 
     def promote(self, routing_key: str, limit: int = PROMOTE_BATCH) -> Op[tuple[int, int | None]]:
-        """Move due scheduled jobs to their queue; returns (moved, next due ms or None)."""
+        """Move due scheduled jobs to their queue (due by Redis' own clock); returns
+        (moved, ms until the next scheduled job is due, or None when none is)."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues), (self.now_ms(), limit)
+            _SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues), (limit,)
         )
         next_due = int(reply[1])
         return int(reply[0]), (None if next_due < 0 else next_due)
@@ -739,6 +803,13 @@ def _paused_of(mask: str | None) -> list[Priority]:
     if not mask:
         return []
     return [p for p, c in zip(PRIORITY_ORDER, mask, strict=False) if c == "1"]
+
+
+def _first_score(reply: Any) -> float:
+    """The score in a one-member ZRANGE WITHSCORES reply: flat ``[member, score]`` off a
+    lane, or ``[[member, score]]`` once redis-py's callback has paired it."""
+    first = reply[0]
+    return float(first[1] if isinstance(first, list | tuple) else reply[1])
 
 
 def _kept(ttl_ms: int) -> int:

@@ -8,6 +8,7 @@ kept as aliases of the Python ones; ``docs/api.md`` maps each of them.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -16,9 +17,26 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypedDict, TypeVar, Unpack
 
+import redis
+
 from bananas.broker import ID_INDEX_SLACK_MS, Broker, CancelCode, DeadJob, NewJob, Unique
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
-from bananas.errors import InvalidJobError, JobNotFoundError, PayloadTooLargeError, WaitTimeoutError
+from bananas.errors import (
+    InvalidJobError,
+    JobNotFoundError,
+    PayloadTooLargeError,
+    RedisOutOfMemoryError,
+    WaitTimeoutError,
+)
+from bananas.eviction import (
+    CheckMode,
+    aread_maxmemory,
+    aread_policy,
+    judge,
+    read_maxmemory,
+    read_policy,
+    with_limit,
+)
 from bananas.keys import KeySpace
 from bananas.models import (
     DEFAULT_FAILURE_TTL,
@@ -48,8 +66,10 @@ from bananas.transport import (
     sync_lane,
 )
 from bananas.validation import (
+    validate_count,
+    validate_duration,
     validate_job_name,
-    validate_non_negative,
+    validate_optional_duration,
     validate_priority,
     validate_routing_key,
     validate_schedule,
@@ -140,8 +160,9 @@ class ClientCore:
         prefix: str,
         clock: Callable[[], float],
     ) -> None:
-        validate_non_negative(success_ttl, "success_ttl")
-        validate_non_negative(failure_ttl, "failure_ttl")
+        validate_duration(success_ttl, "success_ttl")
+        validate_duration(failure_ttl, "failure_ttl")
+        validate_count(max_retries, "max_retries")
         self.broker = Broker(KeySpace(prefix), clock=clock)
         self.clock = clock
         self.success_ttl = success_ttl
@@ -158,10 +179,9 @@ class ClientCore:
         priority = validate_priority(spec.priority)
         routing_key = validate_routing_key(spec.routing_key)
         max_retries = self.max_retries if spec.max_retries is None else spec.max_retries
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidJobError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
-        validate_non_negative(spec.timeout, "timeout")
-        validate_non_negative(spec.delay, "delay")
+        validate_count(max_retries, "max_retries")
+        validate_optional_duration(spec.timeout, "timeout")
+        validate_optional_duration(spec.delay, "delay")
         try:
             encoded = encode(spec.payload)
         except TypeError as exc:
@@ -204,12 +224,17 @@ class ClientCore:
             success_ttl=self.success_ttl,
             failure_ttl=self.failure_ttl,
         )
+        # A delay counts from Redis' own clock (enqueue.lua adds it to TIME); only an
+        # explicit scheduled_for is a time on the caller's clock.
+        delay_ms = round(delay * 1000) if delay else 0
+        at_ms = int(due * 1000) if scheduled and not delay_ms else 0
         return NewJob(
             job_id,
             routing_key,
             priority,
-            int(due * 1000) if scheduled else 0,
+            at_ms,
             record,
+            delay_ms,
             explicit_id=spec.job_id is not None,
             unique=unique,
         )
@@ -257,7 +282,8 @@ class ClientCore:
         """
         now_ms = self.broker.now_ms()
         kept_ms = int(max(self.success_ttl, self.failure_ttl) * 1000)
-        ttl_ms = max(job.due_ms - now_ms, 0) + kept_ms + ID_INDEX_SLACK_MS
+        wait_ms = max(job.due_ms - now_ms, 0) + job.delay_ms
+        ttl_ms = wait_ms + kept_ms + ID_INDEX_SLACK_MS
         owner, ours = yield from self.broker.claim_id(job.id, job.routing_key, ttl_ms)
         if ours or (yield from self.broker.holds(owner, job.id)):
             return owner
@@ -457,6 +483,7 @@ class _Base:
         prefix: str = "bananas",
         ssl_ca_certs: str | None = None,
         clock: Callable[[], float] = time.time,
+        eviction_check: CheckMode | str = CheckMode.WARN,
     ) -> None:
         import os
 
@@ -471,6 +498,13 @@ class _Base:
             prefix=prefix,
             clock=clock,
         )
+        #: What the first call does about an evicting maxmemory-policy (bananas.eviction).
+        self.eviction_check = CheckMode(eviction_check)
+        self._policy_checked = self.eviction_check is CheckMode.OFF
+
+    def _judge_policy(self, policy: str | None) -> None:
+        self._policy_checked = True
+        judge(policy, self.eviction_check, self.target.masked)
 
     @property
     def broker(self) -> Broker:
@@ -500,9 +534,19 @@ class Client(_Base):
     def run(self, op: Op[T]) -> T:
         """Drive one operation (built by :attr:`broker`) to its result on this client's connection.
 
-        Raises :class:`bananas.BananasConnectionError` when Redis cannot be reached.
+        Raises :class:`bananas.BananasConnectionError` when Redis cannot be reached, and
+        :class:`bananas.RedisOutOfMemoryError` when a write is refused at ``maxmemory``.
         """
-        return run_sync(self._lane or self.redis, op, self.target.masked)
+        if not self._policy_checked:
+            with contextlib.suppress(redis.RedisError):
+                self._judge_policy(read_policy(self.redis))
+        try:
+            return run_sync(self._lane or self.redis, op, self.target.masked)
+        except RedisOutOfMemoryError as exc:
+            limit = None
+            with contextlib.suppress(redis.RedisError):
+                limit = read_maxmemory(self.redis)
+            raise with_limit(exc, limit) from None
 
     def submit(self, name: str, payload: Any = None, **options: Unpack[SubmitOptions]) -> str:
         """Submit a job; returns its id. Same ``job_id`` twice stores and runs one job.
@@ -698,9 +742,18 @@ class AsyncClient(_Base):
         client's shared connections. Raises :class:`bananas.BananasConnectionError`
         when Redis cannot be reached.
         """
-        if lane is not None:
-            return await run_async(lane, op, self.target.masked)
-        return await run_async(self._lanes or self.redis, op, self.target.masked)
+        if not self._policy_checked:
+            with contextlib.suppress(redis.RedisError):
+                self._judge_policy(await aread_policy(self.redis))
+        try:
+            if lane is not None:
+                return await run_async(lane, op, self.target.masked)
+            return await run_async(self._lanes or self.redis, op, self.target.masked)
+        except RedisOutOfMemoryError as exc:
+            limit = None
+            with contextlib.suppress(redis.RedisError):
+                limit = await aread_maxmemory(self.redis)
+            raise with_limit(exc, limit) from None
 
     def dedicated_lane(self) -> FastLane | None:
         """A connection of its own for one task's hot path (a worker's fetcher or acker).

@@ -21,7 +21,14 @@ from typing import Any, TypeVar
 
 from bananas.connection import DEFAULT_URL
 from bananas.errors import ConfigError
-from bananas.models import DEFAULT_MAX_RETRIES, PRIORITY_ORDER, Priority
+from bananas.eviction import CheckMode, parse_mode
+from bananas.models import (
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_RETRIES,
+    PRIORITY_ORDER,
+    Priority,
+)
 from bananas.routing import ROUTING_KEY_RULE, RoutingKey, is_valid_routing_key
 
 T = TypeVar("T")
@@ -108,9 +115,13 @@ class Settings:
     #: Name of the leader lock / Lease (``LEADER_LEASE_NAME``).
     leader_lease_name: str = "bananas-scheduler"
     #: Largest result a handler may return, in bytes (``MAX_RESULT_BYTES``).
-    max_result_bytes: int = 1024 * 1024
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     #: Cap of the retry backoff in seconds (``RETRY_BACKOFF_MAX``).
-    retry_backoff_max: float = 3600.0
+    retry_backoff_max: float = DEFAULT_BACKOFF_CAP
+    #: What to do when Redis' ``maxmemory-policy`` can evict queue keys
+    #: (``EVICTION_POLICY_CHECK``: ``refuse`` to start, ``warn``, or ``off``; see
+    #: :mod:`bananas.eviction`).
+    eviction_policy_check: CheckMode = CheckMode.REFUSE
     #: Extra options for the Redis connection (e.g. ``ssl_ca_certs``); not read from env.
     redis_options: dict[str, Any] = field(default_factory=dict)
 
@@ -123,6 +134,8 @@ class Settings:
         values = {k: v for k, v in changes.items() if v is not None}
         if "mode" in values:
             values["mode"] = WorkerMode(values["mode"])
+        if "eviction_policy_check" in values:
+            values["eviction_policy_check"] = CheckMode(values["eviction_policy_check"])
         for name in ("routing_keys", "job_types"):
             if name in values:
                 values[name] = tuple(values[name])
@@ -271,6 +284,11 @@ def _port(raw: str) -> int:
     return value
 
 
+@_forms(", ".join(m.value for m in CheckMode))
+def _check_mode(raw: str) -> CheckMode:
+    return parse_mode(raw)
+
+
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "redis_url": ("REDIS_URL", _text),
     "concurrency": ("WORKER_CONCURRENCY", _positive_int),
@@ -293,6 +311,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "leader_lease_name": ("LEADER_LEASE_NAME", _text),
     "max_result_bytes": ("MAX_RESULT_BYTES", _positive_int),
     "retry_backoff_max": ("RETRY_BACKOFF_MAX", _duration),
+    "eviction_policy_check": ("EVICTION_POLICY_CHECK", _check_mode),
 }
 
 #: Environment variable of each settings field, for docs and CLI help.

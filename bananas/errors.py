@@ -71,3 +71,24 @@ class Retry(BananasError):
     def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class RedisOutOfMemoryError(BananasError):
+    """Redis refused a write because it is at its ``maxmemory`` limit (``noeviction``).
+
+    Nothing was written. ``maxmemory`` is the limit in bytes when it could be read
+    (None when CONFIG GET is not allowed). Work that frees memory (acks, failures,
+    releases) still runs, so retrying once workers have drained some jobs may succeed.
+    """
+
+    def __init__(self, message: str, *, maxmemory: int | None = None) -> None:
+        super().__init__(message)
+        self.maxmemory = maxmemory
+
+
+class EvictionPolicyError(ConfigError):
+    """Redis' ``maxmemory-policy`` can evict queue keys (``allkeys-*``); ``policy`` names it."""
+
+    def __init__(self, message: str, *, policy: str) -> None:
+        super().__init__(message)
+        self.policy = policy

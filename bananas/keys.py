@@ -113,6 +113,11 @@ class RouteKeys:
     def result(self, job_id: str) -> str:
         return f"{self.base}:result:{job_id}"
 
+    def fetch(self, fetch_id: str) -> str:
+        """LIST of the (job id, token) pairs one fetch leased, kept for a lease so that
+        the fetch re-sent after a lost reply returns them (``fetch.lua``)."""
+        return f"{self.base}:fetch:{fetch_id}"
+
     def notify(self, job_id: str) -> str:
         return f"{self.base}:notify:{job_id}"
 

@@ -30,6 +30,10 @@ SCHEMA_VERSION = 1
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_SUCCESS_TTL = 3600.0
 DEFAULT_FAILURE_TTL = 86400.0
+#: The longest duration, in seconds, any TTL, timeout, delay or lease may be (a century:
+#: Redis' TIME in ms plus it stays exact in a Lua double and fits PEXPIRE; see
+#: ``bananas.validation``).
+MAX_DURATION_SECONDS = 100 * 365 * 24 * 3600
 #: Longest wait between retries, in seconds (the cap of the exponential backoff).
 DEFAULT_BACKOFF_CAP = 3600.0
 #: Largest result a handler may return, in bytes.

@@ -8,8 +8,10 @@ asyncio connection, which is why ``Client`` and ``AsyncClient`` share every line
 their logic.
 
 Scripts are loaded once at import from ``bananas/scripts``, each with the shared
-prelude (``_prelude.lua``: write a result and notify, pick a priority's queue,
-dead-letter) prepended, so a procedure two scripts need is written once.
+prelude (``_prelude.lua``: Redis' clock, key-type checks, write a result and notify,
+pick a priority's queue, dead-letter) prepended, so a procedure two scripts need is
+written once. A script's Redis 7 shebang line (``#!lua flags=allow-oom``, which lets
+work that frees memory run when Redis is at ``maxmemory``) stays its first line.
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ class Script:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.source = PRELUDE + _script_text(name)
+        text = _script_text(name)
+        # A Redis 7 shebang (``#!lua flags=allow-oom``) must stay the first line.
+        shebang = ""
+        if text.startswith("#!"):
+            shebang, _, text = text.partition("\n")
+            shebang += "\n"
+        self.source = shebang + PRELUDE + text
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
 

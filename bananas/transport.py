@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from bananas.errors import BananasConnectionError, BananasError
+from bananas.errors import BananasConnectionError, BananasError, RedisOutOfMemoryError
 from bananas.ops import Batch, Call, Op, Request
 
 T = TypeVar("T")
@@ -55,6 +55,11 @@ _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 def _translate(exc: redis.RedisError, where: str) -> BananasError:
     if isinstance(exc, _TRANSIENT):
         return BananasConnectionError(f"cannot reach Redis at {where}: {exc}")
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
+        return RedisOutOfMemoryError(
+            f"Redis at {where} is at its maxmemory limit and refused work that needs "
+            f"memory; nothing was written ({exc})"
+        )
     return BananasError(f"Redis at {where} refused a command: {exc}")
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from bananas.errors import InvalidJobError
-from bananas.models import Priority
+from bananas.models import MAX_DURATION_SECONDS, Priority
 from bananas.routing import validate_routing_key
 
 if TYPE_CHECKING:
@@ -16,8 +16,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JOB_NAME_MAX",
+    "MAX_COUNT",
+    "MAX_DURATION_SECONDS",
+    "validate_count",
+    "validate_duration",
     "validate_job_name",
     "validate_non_negative",
+    "validate_optional_duration",
     "validate_priority",
     "validate_routing_key",
     "validate_schedule",
@@ -72,3 +77,45 @@ def validate_schedule(schedule: Schedule) -> Schedule:
     validate_routing_key(schedule.routing_key)
     validate_job_name(schedule.job)
     return schedule
+
+
+# -- numbers Redis must be able to store ------------------------------------------------------
+#
+# Durations become milliseconds in Lua, where numbers are doubles (integers exact up to
+# 2**53), and deadlines are Redis' TIME plus the duration, stored as sorted-set scores
+# and PEXPIRE arguments (which Redis refuses once now + ttl overflows a 64-bit
+# millisecond time). A century keeps every deadline exact and far from both limits; a
+# duration longer than that is a mistake (``1e20``, ``float('inf')``), not a plan.
+
+#: The largest count (retries, limits): what a Lua number and a Redis integer both hold.
+MAX_COUNT = 2**31 - 1
+
+
+def validate_duration(value: Any, what: str, *, positive: bool = False) -> float:
+    """Return ``value`` (seconds) if it is a finite number in [0, MAX_DURATION_SECONDS]
+    (above 0 with ``positive``); raises :class:`InvalidJobError` naming ``what``."""
+    low = "above 0" if positive else "at least 0"
+    rule = f"{what} must be a finite number of seconds, {low} and at most {MAX_DURATION_SECONDS}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidJobError(f"{rule} (100 years), got {value!r}")
+    seconds = float(value)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN, ±inf
+        raise InvalidJobError(f"{rule} (100 years), got {value!r}")
+    if seconds < 0 or seconds > MAX_DURATION_SECONDS or (positive and seconds == 0):
+        raise InvalidJobError(f"{rule} (100 years), got {value!r}")
+    return seconds
+
+
+def validate_optional_duration(value: Any, what: str) -> float | None:
+    """:func:`validate_duration`, with None passed through (meaning "the default")."""
+    return None if value is None else validate_duration(value, what)
+
+
+def validate_count(value: Any, what: str, *, minimum: int = 0) -> int:
+    """Return ``value`` if it is a whole number in [minimum, MAX_COUNT]; raises
+    :class:`InvalidJobError` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_COUNT:
+        raise InvalidJobError(
+            f"{what} must be a whole number from {minimum} to {MAX_COUNT}, got {value!r}"
+        )
+    return value

@@ -8,6 +8,29 @@
 local PRIORITY_INDEX = { high = 1, normal = 2, low = 3 }
 local NORMAL = 2
 
+-- One clock: Redis' own. Every deadline and due time a script compares or stores is
+-- taken here, never from the host that sent the script (whose clock may be off).
+-- TIME is allowed in scripts with effects replication (the only mode of Redis 7).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Refuse to touch a key of the wrong type, before any write: a clear error naming the
+-- key, instead of WRONGTYPE half-way through (which would leave earlier writes done).
+local function expect_type(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then
+    error({ err = 'BADKEY bananas key ' .. key .. ' holds a ' .. t .. ' where a ' .. want ..
+                  ' belongs (wrong type); nothing was changed' })
+  end
+end
+
+-- Whether a stored attempts counter is usable: absent, or a whole number.
+local function valid_count(value)
+  return value == false or value == nil or string.match(value, '^%-?%d+$') ~= nil
+end
+
 -- The job record decoded to a table; an empty table when it is not a JSON object.
 local function decode_record(record)
   local ok, job = pcall(cjson.decode, record)

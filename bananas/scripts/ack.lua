@@ -1,4 +1,6 @@
+#!lua flags=allow-oom
 -- ack: complete a batch of leased jobs of one routing key and store their results
+-- (allow-oom: finishing a job frees its record, so it must run when Redis is full)
 -- KEYS[1] leases  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] stats
 -- KEYS[4+2i] result key, KEYS[5+2i] notify key of the i-th job (i from 1)
 -- ARGV[1] notify ttl ms, then per job: id, attempt (lease token), result JSON, result ttl ms

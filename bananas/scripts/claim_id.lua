@@ -1,8 +1,10 @@
+#!lua
 -- claim_id: claim an explicit job id for one routing key, prefix-wide (step 1 of its enqueue)
 -- KEYS[1] the id's index entry (bananas:jobid:{<id>}: its own slot on Redis Cluster)
 -- ARGV[1] routing key  ARGV[2] entry ttl ms  ARGV[3] grace ms
 -- ARGV[4] '' or a routing key the caller found not to hold the job: the entry is taken
 --         over when it still names that key and was claimed at least grace ms ago
+-- (no allow-oom: a submit is refused under maxmemory before anything is written)
 -- returns: {routing key that owns the id, 1 when that is ARGV[1] now, else 0}
 --
 -- An enqueue with an explicit id is two idempotent steps in two slots: this claim, then

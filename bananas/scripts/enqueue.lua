@@ -1,10 +1,15 @@
+#!lua
 -- enqueue: store a batch of jobs of one routing key, once each (idempotent by job id)
 -- KEYS[1] jobs  KEYS[2] scheduled  KEYS[3] wake  KEYS[4] schedwake  KEYS[5] stats
 -- KEYS[6] queue:high  KEYS[7] queue:normal  KEYS[8] queue:low
 -- KEYS[8+i] result key of the i-th job (a finished job whose result is kept is a duplicate)
--- ARGV[1] now ms, then per job: id, priority index (1 high, 2 normal, 3 low), due ms (0: now), record
+-- (no allow-oom: under maxmemory a submit is refused before anything is written)
+-- ARGV[1] unused (Redis' TIME is the clock), then per job: id, priority index
+--   (1 high, 2 normal, 3 low), due: "0" now, "+N" N ms after Redis' TIME, "N" at epoch ms N, record
 -- returns: array with 1 (stored) or 0 (duplicate) per job
-local now = tonumber(ARGV[1])
+expect_type(KEYS[1], 'hash')
+expect_type(KEYS[2], 'zset')
+local now = now_ms()
 local out = {}
 local ready, delayed = 0, 0
 local earliest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
@@ -17,7 +22,9 @@ for i = 0, n - 1 do
     out[i + 1] = 0
   else
     redis.call('HSET', KEYS[1], id, ARGV[b + 3])
-    local due = tonumber(ARGV[b + 2])
+    local due_text = ARGV[b + 2]
+    local due = tonumber(due_text)
+    if string.sub(due_text, 1, 1) == '+' then due = now + tonumber(string.sub(due_text, 2)) end
     if due > now then
       redis.call('ZADD', KEYS[2], due, id)
       delayed = delayed + 1

@@ -1,11 +1,15 @@
+#!lua
 -- enqueue_unique: store one job under a unique key of its routing key, unless a live job
 -- holds the key (unique_for); or, in debounce mode, give a still-pending holder this job's
 -- record and due time
 -- KEYS[1] jobs  KEYS[2] scheduled  KEYS[3] wake  KEYS[4] schedwake  KEYS[5] stats
 -- KEYS[6] queue:high  KEYS[7] queue:normal  KEYS[8] queue:low  KEYS[9] leases  KEYS[10] dead
 -- KEYS[11] the unique key's lock (route:{r}:unique:<key>, same slot): the holder's id as JSON
--- ARGV[1] now ms  ARGV[2] the new job's id as JSON (the record starts with {"id":<it>)
--- ARGV[3] priority index (1 high, 2 normal, 3 low)  ARGV[4] due ms (0: now)  ARGV[5] record
+-- (no allow-oom: under maxmemory a submit is refused before anything is written)
+-- ARGV[1] unused (Redis' TIME is the clock)
+-- ARGV[2] the new job's id as JSON (the record starts with {"id":<it>)
+-- ARGV[3] priority index (1 high, 2 normal, 3 low)
+-- ARGV[4] due: "0" now, "+N" N ms after Redis' TIME, "N" at epoch ms N  ARGV[5] record
 -- ARGV[6] lock ttl ms  ARGV[7] "unique" or "debounce"
 -- returns: {holder's id as JSON, code}: 1 stored (the new job holds the key), 0 a live job
 --          holds it (nothing stored), 2 debounced (the pending holder took this record and
@@ -13,13 +17,17 @@
 -- The lock is released lazily: a holder that completed, was cancelled (its record is gone)
 -- or was dead-lettered no longer counts, so ack, fail, cancel and reap never touch it; a
 -- crashed worker's job keeps it (its record stays) until it is re-run and finishes.
-local now = tonumber(ARGV[1])
+expect_type(KEYS[1], 'hash')
+expect_type(KEYS[2], 'zset')
+expect_type(KEYS[11], 'string')
+local now = now_ms()
 local head = '{"id":' .. ARGV[2]
 local record = ARGV[5]
 if string.sub(record, 1, #head) ~= head then
   return redis.error_reply('enqueue_unique: the record does not start with its id')
 end
 local due = tonumber(ARGV[4])
+if string.sub(ARGV[4], 1, 1) == '+' then due = now + tonumber(string.sub(ARGV[4], 2)) end
 local ttl = tonumber(ARGV[6])
 
 local function schedule(id, at)

@@ -1,13 +1,15 @@
+#!lua flags=allow-oom
 -- fail: record failed attempts of leased jobs: schedule a retry, or dead-letter the job
 -- KEYS[1] leases  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] stats
 -- KEYS[6] scheduled  KEYS[7] dead  KEYS[8] schedwake
 -- KEYS[7+2i] result key, KEYS[8+2i] notify key of the i-th job (i from 1)
--- ARGV[1] now ms  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)  ARGV[4] dead-letter max age ms
+-- (allow-oom: a failed attempt is finished work, recorded even when Redis is full)
+-- ARGV[1] unused (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)  ARGV[4] dead-letter max age ms
 -- ARGV[5] most dead-lettered jobs aged out per call
--- then per job: id, attempt (lease token), error, retry at ms (0: dead-letter now),
+-- then per job: id, attempt (lease token), error, retry in ms from now (-1: dead-letter now),
 --               failure result JSON, failure result ttl ms
 -- returns: array per job: 1 retry scheduled, 2 dead-lettered, 0 refused (stale token)
-local now = tonumber(ARGV[1])
+local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local out = {}
 local n = (#ARGV - 5) / 6
@@ -17,8 +19,9 @@ for i = 0, n - 1 do
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
     redis.call('ZREM', KEYS[1], id)
-    local retry_at = tonumber(ARGV[b + 3])
-    if retry_at > 0 then
+    local retry_in = tonumber(ARGV[b + 3])
+    if retry_in >= 0 then
+      local retry_at = now + retry_in
       redis.call('HSET', KEYS[4], id, ARGV[b + 2])
       local earliest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')[2]
       redis.call('ZADD', KEYS[6], retry_at, id)

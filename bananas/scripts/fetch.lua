@@ -1,42 +1,91 @@
+#!lua
 -- fetch: lease up to N ready jobs of one routing key to a worker, high before normal before low
+-- (no allow-oom flag: under maxmemory a fetch is refused before it runs, so no job is
+-- leased by a worker whose ack would need memory that is not there)
 -- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
--- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake  KEYS[8] paused
--- ARGV[1] now ms  ARGV[2] lease ms  ARGV[3] max jobs
--- ARGV[4] the anti-starvation turn: "0" none; "1" first take one normal then one low job;
+-- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake  KEYS[8] errors  KEYS[9] dead
+-- KEYS[10] stats  KEYS[11] the record of this fetch id  KEYS[12] paused
+-- ARGV[1] lease ms  ARGV[2] max jobs
+-- ARGV[3] the anti-starvation turn: "0" none; "1" first take one normal then one low job;
 --         "2" first take one low then one normal job (so even one free slot serves each)
--- ARGV[5] which priorities to serve: three characters, "1" serve / "0" skip (high, normal, low)
--- returns: flat array of job id, record, attempt (the lease token), ...
--- An id whose record is gone (cancelled meanwhile) is dropped. If ready jobs remain
--- after the fetch, a wake token is left so another idle worker wakes up (baton passing).
--- Paused priorities (KEYS[8], see pause.lua) are neither served nor counted for the baton.
-local deadline = tonumber(ARGV[1]) + tonumber(ARGV[2])
-local want = tonumber(ARGV[3])
-local out = {}
+-- ARGV[4] which priorities to serve: three characters, "1" serve / "0" skip (high, normal, low)
+-- returns: { flat array of job id, record, attempt (the lease token), ...;
+--            ids dropped for having no record; flat array of dead-lettered id, reason }
+-- The lease deadline is Redis' TIME plus the lease, taken when the script runs.
+-- Idempotent by fetch id: a fetch whose reply was lost is re-sent with the same id and
+-- gets the jobs the first one leased (those still leased with the same token), so no
+-- job is stranded leased to nobody until its lease expires.
+-- Paused priorities (KEYS[12], see pause.lua) are neither served nor counted for the baton.
+-- Every field read is checked before the first write: a queue entry with no record is
+-- dropped and counted ('orphaned'), an attempts counter that is not a whole number
+-- dead-letters that job with the reason; the other jobs of the batch are leased.
+for i = 1, 3 do expect_type(KEYS[i], 'list') end
+expect_type(KEYS[4], 'hash')
+expect_type(KEYS[5], 'zset')
+expect_type(KEYS[6], 'hash')
+expect_type(KEYS[8], 'hash')
+expect_type(KEYS[9], 'zset')
+expect_type(KEYS[11], 'list')
+
+local out, orphans, bad = {}, {}, {}
+local previous = redis.call('LRANGE', KEYS[11], 0, -1)
+if #previous > 0 then
+  for i = 1, #previous, 2 do
+    local id, token = previous[i], previous[i + 1]
+    if redis.call('ZSCORE', KEYS[5], id) and redis.call('HGET', KEYS[6], id) == token then
+      local record = redis.call('HGET', KEYS[4], id)
+      if record then
+        out[#out + 1] = id
+        out[#out + 1] = record
+        out[#out + 1] = tonumber(token)
+      end
+    end
+  end
+  return { out, orphans, bad }
+end
+
+local now = now_ms()
+local deadline = now + tonumber(ARGV[1])
+local want = tonumber(ARGV[2])
 local leased = {}
+local taken = {}
 
 local function take(queue, count)
-  local ids = redis.call('LPOP', queue, count)
-  if not ids then return 0 end
+  local ids = redis.call('LRANGE', queue, 0, count - 1)
+  if #ids == 0 then return 0 end
   local records = redis.call('HMGET', KEYS[4], unpack(ids))
+  local attempts = redis.call('HMGET', KEYS[6], unpack(ids))
+  redis.call('LTRIM', queue, #ids, -1)
   for i, id in ipairs(ids) do
     local record = records[i]
-    if record then
+    if not record then
+      orphans[#orphans + 1] = id
+    elseif not valid_count(attempts[i]) then
+      local reason = 'bad job record: attempts counter ' .. string.format('%q', attempts[i]) ..
+                     ' is not a whole number'
+      dead_letter(KEYS[9], KEYS[8], id, now, reason)
+      bad[#bad + 1] = id
+      bad[#bad + 1] = reason
+    else
+      local attempt = redis.call('HINCRBY', KEYS[6], id, 1)
       out[#out + 1] = id
       out[#out + 1] = record
-      out[#out + 1] = redis.call('HINCRBY', KEYS[6], id, 1)
+      out[#out + 1] = attempt
       leased[#leased + 1] = deadline
       leased[#leased + 1] = id
+      taken[#taken + 1] = id
+      taken[#taken + 1] = attempt
     end
   end
   return #ids
 end
 
-local serve = ARGV[5]
+local serve = ARGV[4]
 -- pause: one read; a routing key with nothing paused has no paused key
-local paused = redis.call('GET', KEYS[8])
+local paused = redis.call('GET', KEYS[12])
 if paused then serve = unpaused(serve, paused) end
 -- end pause
-local turn = ({ ['1'] = { 2, 3 }, ['2'] = { 3, 2 } })[ARGV[4]] or {}
+local turn = ({ ['1'] = { 2, 3 }, ['2'] = { 3, 2 } })[ARGV[3]] or {}
 for _, p in ipairs(turn) do
   if want > 0 and string.sub(serve, p, p) == '1' then want = want - take(queue_key(1, p), 1) end
 end
@@ -44,9 +93,15 @@ for p = 1, 3 do
   if want <= 0 then break end
   if string.sub(serve, p, p) == '1' then want = want - take(queue_key(1, p), want) end
 end
-if #leased > 0 then redis.call('ZADD', KEYS[5], unpack(leased)) end
+if #leased > 0 then
+  redis.call('ZADD', KEYS[5], unpack(leased))
+  redis.call('RPUSH', KEYS[11], unpack(taken))
+  redis.call('PEXPIRE', KEYS[11], tonumber(ARGV[1]))
+end
+if #orphans > 0 then redis.call('HINCRBY', KEYS[10], 'orphaned', #orphans) end
+if #bad > 0 then redis.call('HINCRBY', KEYS[10], 'failed', #bad / 2) end
 -- (the wake list is looked at first: when a token waits already, the queues are not counted)
 if redis.call('LLEN', KEYS[7]) == 0 and ready_unpaused(1, paused) > 0 then
   redis.call('RPUSH', KEYS[7], 1)
 end
-return out
+return { out, orphans, bad }

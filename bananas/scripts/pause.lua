@@ -1,8 +1,10 @@
+#!lua flags=allow-oom
 -- pause: pause or resume priorities of one routing key (fetch.lua skips paused queues)
 -- KEYS[1] paused  KEYS[2] wake
 -- ARGV[1] the priorities to change: three characters, "1" change / "0" keep (high, normal, low)
 -- ARGV[2] "1" pause them, "0" resume them
 -- returns: the paused mask now ("000" when nothing is paused; the key is then deleted)
+-- (allow-oom: pausing and resuming stay possible under maxmemory; the key is 3 bytes)
 -- A resume leaves a wake token, so idle workers fetch the waiting backlog at once.
 local old = redis.call('GET', KEYS[1]) or '000'
 local new = ''

@@ -1,9 +1,14 @@
+#!lua
 -- promote: move due delayed jobs and retries of one routing key to the tail of their queue
 -- KEYS[1] scheduled  KEYS[2] jobs  KEYS[3] wake
 -- KEYS[4] queue:high  KEYS[5] queue:normal  KEYS[6] queue:low
--- ARGV[1] now ms  ARGV[2] max jobs to move
--- returns: {jobs moved, due ms of the next scheduled job or -1}
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+-- (no allow-oom: promoting is refused under maxmemory, the jobs wait where they are)
+-- ARGV[1] max jobs to move
+-- returns: {jobs moved, ms from now until the next scheduled job is due (0 if due), or -1}
+expect_type(KEYS[1], 'zset')
+expect_type(KEYS[2], 'hash')
+local now = now_ms()
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local moved = 0
 if #ids > 0 then
   local records = redis.call('HMGET', KEYS[2], unpack(ids))
@@ -18,4 +23,5 @@ if #ids > 0 then
   if moved > 0 then wake(KEYS[3]) end
 end
 local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
-return { moved, tonumber(next_due or '-1') }
+if not next_due then return { moved, -1 } end
+return { moved, math.max(0, tonumber(next_due) - now) }

@@ -1,7 +1,9 @@
+#!lua flags=allow-oom
 -- release: hand leased jobs straight back to the head of their queue (graceful shutdown)
 -- KEYS[1] leases  KEYS[2] attempts  KEYS[3] wake
 -- KEYS[4] queue:high  KEYS[5] queue:normal  KEYS[6] queue:low
 -- ARGV per job: id, attempt (lease token), priority index (1 high, 2 normal, 3 low)
+-- (allow-oom: handing jobs back needs no new memory)
 -- returns: the number of jobs released; the delivery that never ran is not counted
 local released = 0
 for b = 1, #ARGV, 3 do

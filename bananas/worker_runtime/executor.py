@@ -5,7 +5,12 @@ The executor never touches Redis: it turns a leased record into a :class:`Finish
 batches. Every way a job can go wrong ends in one of those three, so the worker
 survives anything a handler or a record does:
 
-- a record that does not parse, or has a newer schema version: dead-letter, with why;
+- a record that does not parse, has a newer schema version, or holds a TTL, timeout
+  or retry budget Redis cannot store (``success_ttl: 1e999``): dead-letter, with why;
+- an async handler that returns only after blocking the loop past its deadline: a
+  timed-out attempt (never "completed");
+- a bug of the runtime itself while running a job (:meth:`Executor.internal_error`):
+  a failed attempt naming the error, so the job is never left leased;
 - no handler for the name (or not one this worker runs): a failed attempt with
   ``no handler for <name>``, retried with backoff, so it is not lost during a rolling
   deploy and ends in the dead-letter queue after ``max_retries``;
@@ -29,16 +34,19 @@ from typing import Any
 import orjson
 
 from bananas.broker import Leased, Outcome
-from bananas.errors import PermanentError, Retry
+from bananas.errors import InvalidJobError, PermanentError, Retry
 from bananas.models import (
     DEFAULT_BACKOFF_CAP,
     DEFAULT_FAILURE_TTL,
     DEFAULT_MAX_RESULT_BYTES,
+    MAX_DURATION_SECONDS,
     Job,
     JobStatus,
     Priority,
 )
 from bananas.records import SCHEMA_VERSION, decode_job, encode, result_record
+from bananas.validation import validate_count, validate_duration, validate_optional_duration
+from bananas.worker_runtime.loopwatch import Running
 from bananas.worker_runtime.registry import Registry
 from bananas.worker_runtime.retry import backoff_delay
 
@@ -83,6 +91,12 @@ class Executor:
         #: Running handlers and their deadline (perf_counter); see :meth:`watchdog`.
         self._deadlines: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
+        #: Async handlers running on the loop, for the blocked-loop watchdog thread.
+        self._running: dict[asyncio.Task[Any], Running] = {}
+
+    def running_async(self) -> list[Running]:
+        """The async handlers running now (read by the watchdog thread: a copy)."""
+        return list(self._running.values())
 
     async def watchdog(self, tick: float = WATCHDOG_TICK) -> None:
         """Cancel handlers past their deadline; runs for the worker's life.
@@ -109,6 +123,9 @@ class Executor:
         # written by hand (or by another producer) must never make this worker ack, fail or
         # report under the id of some other job.
         job.id = leased.id
+        problem = record_problem(job)
+        if problem is not None:
+            return self._unreadable(routing_key, leased, f"bad job record: {problem}")
         if job.v > SCHEMA_VERSION:
             return self._unreadable(
                 routing_key,
@@ -125,11 +142,7 @@ class Executor:
         assert task is not None
         self._deadlines[task] = started + timeout
         try:
-            if entry.is_async:
-                value = await entry.fn(job)
-            else:
-                loop = asyncio.get_running_loop()
-                value = await loop.run_in_executor(self.threads, entry.fn, job)
+            value = await self._invoke(entry, job, task)
             if task in self._expired:  # the handler swallowed the watchdog's cancel
                 raise asyncio.CancelledError
         except asyncio.CancelledError:
@@ -152,7 +165,42 @@ class Executor:
             return self._failure(routing_key, job, _describe(exc), time.perf_counter() - started)
         finally:
             self._deadlines.pop(task, None)
-        return self._success(routing_key, job, value, time.perf_counter() - started)
+            self._running.pop(task, None)
+        duration = time.perf_counter() - started
+        if duration > timeout:
+            # It returned, but only after blocking the loop past its deadline (the
+            # deadline watchdog runs on the same loop, so it could not cancel it).
+            return self._failure(
+                routing_key,
+                job,
+                f"timed out after {timeout:g}s (the handler blocked the event loop for "
+                f"{duration:.1f}s)",
+                duration,
+            )
+        return self._success(routing_key, job, value, duration)
+
+    async def _invoke(self, entry: Any, job: Job, task: asyncio.Task[Any]) -> Any:
+        """Call the handler: on the loop (registered for the watchdog thread) or in a thread."""
+        if entry.is_async:
+            coro = entry.fn(job)
+            self._running[task] = Running(job.id, job.name, getattr(coro, "cr_frame", None))
+            return await coro
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.threads, entry.fn, job)
+
+    def internal_error(self, routing_key: str, leased: Leased, exc: BaseException) -> Finished:
+        """The outcome of a job whose run broke inside the runtime (not its handler): a
+        failed attempt naming the error, retried like any failure, so the job never stays
+        leased to a slot that is gone."""
+        error = f"internal error of the worker: {_describe(exc)}"
+        try:
+            job = decode_job(leased.record, attempts=leased.attempt, status=JobStatus.PROCESSING)
+        except ValueError:
+            return self._unreadable(routing_key, leased, error)
+        job.id = leased.id
+        if record_problem(job) is not None:
+            return self._unreadable(routing_key, leased, error)
+        return self._failure(routing_key, job, error, 0.0)
 
     def _success(self, routing_key: str, job: Job, value: Any, duration: float) -> Finished:
         try:
@@ -184,12 +232,14 @@ class Executor:
         delay: float | None = None,
     ) -> Finished:
         dead = dead or job.attempts > job.max_retries
-        retry_at = 0
+        retry_in = -1  # dead-letter now
         if not dead:
             wait = delay if delay is not None else backoff_delay(job.attempts, cap=self.backoff_cap)
-            retry_at = int((self.clock() + wait) * 1000)
+            # after Redis' own clock (fail.lua); a handler's Retry(delay=) is bounded too
+            wait = min(wait, MAX_DURATION_SECONDS) if wait == wait and wait > 0 else 0.0
+            retry_in = round(wait * 1000)
         body = self._result_body(job.id, "failed", error, duration)
-        outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_at)
+        outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_in)
         return Finished(
             routing_key,
             outcome,
@@ -210,7 +260,7 @@ class Executor:
         name = _field(leased.record, "name") or "<unreadable>"
         body = self._result_body(leased.id, "failed", error, 0.0)
         outcome = Outcome(
-            leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, 0
+            leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, -1
         )
         priority = _field(leased.record, "priority")
         return Finished(
@@ -222,6 +272,20 @@ class Executor:
             0.0,
             Priority(priority) if priority in Priority._value2member_map_ else Priority.NORMAL,
         )
+
+
+def record_problem(job: Job) -> str | None:
+    """What makes a decoded record unusable (a TTL or timeout Redis cannot store, a
+    retry budget out of range), or None. A record written by some other producer can
+    hold anything JSON can say, ``1e999`` included."""
+    try:
+        validate_duration(job.success_ttl, "success_ttl")
+        validate_duration(job.failure_ttl, "failure_ttl")
+        validate_optional_duration(job.timeout, "timeout")
+        validate_count(job.max_retries, "max_retries")
+    except InvalidJobError as exc:
+        return str(exc)
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from bananas.broker import Broker, FairTurn, Leased
+from bananas.broker import Broker, FairTurn, Fetched, Leased, new_fetch_id
 from bananas.models import Priority
 from bananas.ops import Op
 from bananas.transport import FastLane
 from bananas.worker_runtime.leases import Leases
+from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
 
 #: One fetch in this many is a fair turn (see the module docstring).
@@ -41,6 +43,17 @@ IDLE_BLOCK_SECONDS = 1.0
 FETCH_BATCH = 200
 #: Longest a stopping worker waits for a fetch in flight to return its jobs.
 FETCH_FINISH_TIMEOUT = 10.0
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FetchAttempt:
+    """One fetch's id (``fetch.lua``'s idempotency key) and how many jobs it may lease."""
+
+    id: str
+    free: int
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,9 @@ class Fetcher:
         routes: Sequence[str],
         priorities: Sequence[Priority],
         cluster: bool,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.broker = broker
         self.redis = redis
         self.leases = leases
@@ -121,9 +136,12 @@ class Fetcher:
                 continue
             number += 1
             plan = plan_fetch(number, self.routes)
+            # One id and one budget for this fetch, kept when RedisCaller sends it again
+            # after a lost reply: the script then hands back what the first try leased.
+            attempt = FetchAttempt(new_fetch_id(), self.leases.free())
             self._in_fetch = True
             try:
-                got = await self.redis.call(partial(self._fetch, plan), self._lane)
+                got = await self.redis.call(partial(self._fetch, plan, attempt), self._lane)
             finally:
                 self._in_fetch = False
             if self._stopping:
@@ -131,24 +149,42 @@ class Fetcher:
             if not got:
                 await self.redis.call(self._wait_for_work, self._lane)
 
-    def _fetch(self, plan: FetchPlan) -> Op[int]:
-        free = self.leases.free()
+    def _fetch(self, plan: FetchPlan, attempt: FetchAttempt) -> Op[int]:
+        free = attempt.free
         total = 0
         for rk in plan.routes:
-            leased = yield from self.broker.fetch(
+            fetched = yield from self.broker.fetch_batch(
                 rk,
                 min(free - total, FETCH_BATCH),
                 self.leases.lease_ms,
                 fair=plan.fair,
                 priorities=self.priorities,
+                fetch_id=attempt.id,
             )
-            for item in leased:
-                self.leases.took(rk, item)
-                self.deliver(rk, item)
-            total += len(leased)
+            for item in fetched.leased:
+                if not self.leases.holds(item):  # (a re-sent fetch returns them again)
+                    self.leases.took(rk, item)
+                    self.deliver(rk, item)
+            self._report(rk, fetched)
+            total += len(fetched.leased)
             if total >= free:
                 break
         return total
+
+    def _report(self, routing_key: str, fetched: Fetched) -> None:
+        """Log (and count) what the fetch script dropped or dead-lettered."""
+        if fetched.orphans:
+            if self.metrics is not None:
+                self.metrics.orphaned.labels(routing_key).inc(len(fetched.orphans))
+            logger.warning(
+                "dropped %d queue entr%s of %s with no job record: %s",
+                len(fetched.orphans),
+                "y" if len(fetched.orphans) == 1 else "ies",
+                routing_key,
+                ", ".join(fetched.orphans[:10]),
+            )
+        for job_id, reason in fetched.dead:
+            logger.warning("dead-lettered job %s of %s at fetch: %s", job_id, routing_key, reason)
 
     def _wait_for_work(self) -> Op[bool]:
         """The one place the fetcher waits on Redis: True when a submit woke it."""

@@ -2,9 +2,12 @@
 
 It runs on the same asyncio loop as the worker, so an answer from ``/healthz``
 proves the loop is alive and not blocked. ``/readyz`` is true while Redis answered
-the last call and the process is fetching (false while draining or while Redis is
-away). ``/metrics`` refreshes the queue gauges with one O(1) stats call per routing
-key, then renders the process's Prometheus registry.
+the last call, no internal task has died and the process is fetching; otherwise it
+answers 503 with the reason (draining, an internal task died, or the error of
+the failing Redis call: Redis away, or out of memory and refusing work).
+``/metrics`` refreshes the queue gauges with one O(1) stats call per routing key,
+then renders the process's Prometheus registry. (A loop blocked by a handler is
+noticed by the watchdog thread of ``loopwatch``, which this server cannot be.)
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ logger = logging.getLogger(__name__)
 class Probes(Protocol):
     """What the server asks the process it watches (the :class:`Worker`)."""
 
-    def is_ready(self) -> bool: ...
+    def not_ready_reason(self) -> str | None: ...
 
     def is_alive(self) -> bool: ...
 
@@ -93,12 +96,10 @@ class HealthServer:
                 "text/plain",
             )
         if path == "/readyz":
-            ok = probes.is_ready()
-            return (
-                "200 OK" if ok else "503 Service Unavailable",
-                b"ready\n" if ok else b"not ready\n",
-                "text/plain",
-            )
+            reason = probes.not_ready_reason()
+            if reason is None:
+                return "200 OK", b"ready\n", "text/plain"
+            return "503 Service Unavailable", f"not ready: {reason}\n".encode(), "text/plain"
         if path == "/metrics":
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(probes.refresh_metrics(), 5)

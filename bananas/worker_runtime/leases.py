@@ -85,6 +85,12 @@ class Leases:
         self._in_flight += 1
         self._held[leased.id] = (routing_key, leased)
 
+    def holds(self, leased: Leased) -> bool:
+        """Is this delivery (same id and token) already held? A fetch re-sent after a lost
+        reply returns the jobs the first try leased; they are taken once."""
+        entry = self._held.get(leased.id)
+        return entry is not None and entry[1].attempt == leased.attempt
+
     def finished(self, leased: Leased) -> None:
         """Record a job whose run ended: no more renewals (the ack is on its way)."""
         entry = self._held.get(leased.id)

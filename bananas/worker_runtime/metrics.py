@@ -106,6 +106,28 @@ class Metrics:
             "1 while this process leads the scheduler replicas.",
             registry=r,
         )
+        self.loop_blocked = Gauge(
+            "bananas_event_loop_blocked_seconds",
+            "How long the worker's event loop has not turned (0 while it runs); set by "
+            "the watchdog thread.",
+            registry=r,
+        )
+        self.loop_blocks = Counter(
+            "bananas_event_loop_blocks",
+            "Stretches in which a handler blocked the event loop past the threshold.",
+            registry=r,
+        )
+        self.clock_offset = Gauge(
+            "bananas_clock_offset_seconds",
+            "Redis' clock minus this host's, measured by the cron scheduler at each tick.",
+            registry=r,
+        )
+        self.orphaned = Counter(
+            "bananas_orphaned_entries",
+            "Queue entries fetched that had no job record (dropped, and logged).",
+            ["routing_key"],
+            registry=r,
+        )
         self._done: dict[tuple[str, str, str], Counter] = {}
         self._timed: dict[tuple[str, str], Histogram] = {}
 

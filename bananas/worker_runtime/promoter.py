@@ -60,7 +60,7 @@ class Promoter:
         for rk in routes:
             _, next_due = yield from broker.promote(rk)
             if next_due is not None:
-                wait = min(wait, next_due / 1000 - broker.clock())
+                wait = min(wait, next_due / 1000)  # ms from now, by Redis' clock
         return max(wait, 0.0)
 
     async def _wait(self, routes: list[str], wait: float) -> None:

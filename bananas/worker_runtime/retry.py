@@ -74,6 +74,8 @@ class RedisCaller:
         #: Did the last call reach Redis? (False until the first one does.)
         self.ok = False
         self._down = False  # a call failed and none has succeeded since
+        #: The error of the last failed call while Redis is failing (None once it answers).
+        self.last_error: BananasError | None = None
 
     async def call(self, make: Callable[[], Op[T]], lane: FastLane | None = None) -> T:
         """Run the operation ``make()`` builds; on a failure wait with backoff and rebuild it.
@@ -90,7 +92,7 @@ class RedisCaller:
                 raise_if_cancelled()
                 if not self._down:
                     logger.error("Redis call failed, retrying: %s", exc)
-                self._failed()
+                self._failed(exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, self.max_pause)
                 continue
@@ -103,7 +105,7 @@ class RedisCaller:
             result = await self._drive(op, None)
         except BananasError as exc:
             logger.warning("%s failed: %s", what, exc)
-            self._failed()
+            self._failed(exc)
             return None
         self._succeeded()
         return result
@@ -111,12 +113,14 @@ class RedisCaller:
     async def _drive(self, op: Op[T], lane: FastLane | None) -> T:
         return await self.client.run(op, lane=lane)
 
-    def _failed(self) -> None:
+    def _failed(self, exc: BananasError) -> None:
         self.ok = False
         self._down = True
+        self.last_error = exc
 
     def _succeeded(self) -> None:
         if self._down:
             logger.info("Redis is reachable again")
         self.ok = True
         self._down = False
+        self.last_error = None

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from bananas.client import AsyncClient
 from bananas.errors import BananasError
 from bananas.models import ConcurrencyPolicy, JobStatus, Schedule, ScheduleStatus
+from bananas.worker_runtime.clocksync import RedisClock
 from bananas.worker_runtime.cron import Decision, check_schedule, decide, fire_id
 from bananas.worker_runtime.leader import LeaderElector
 from bananas.worker_runtime.metrics import Metrics
@@ -50,6 +51,10 @@ class CronScheduler:
         self.clock = clock
         self.metrics = metrics
         self.token: int | None = None
+        #: This host's clock corrected to Redis' (slots are chosen by Redis' time).
+        self.redis_clock = RedisClock(
+            client, clock=clock, gauge=metrics.clock_offset if metrics else None
+        )
 
     @property
     def is_leader(self) -> bool:
@@ -82,6 +87,7 @@ class CronScheduler:
         if token is None:
             return
         try:
+            await self.redis_clock.measure()
             await self.tick()
         except BananasError as exc:
             logger.warning("cron tick failed: %s", exc)
@@ -95,7 +101,7 @@ class CronScheduler:
 
     async def tick(self) -> None:
         """Fire every due schedule once."""
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        now = datetime.fromtimestamp(self.redis_clock.now(), UTC)
         for schedule in await self.schedules():
             try:
                 await self._tick_one(schedule, now)

@@ -75,7 +75,11 @@ class Slots:
         debug = logger.isEnabledFor(logging.DEBUG)
         while True:
             rk, leased = await queue.get()
-            finished = await executor.run(rk, leased)
+            try:
+                finished = await executor.run(rk, leased)
+            except Exception as exc:  # a bug of the runtime: fail the attempt, keep serving
+                logger.exception("internal error running job %s on %s", leased.id, rk)
+                finished = executor.internal_error(rk, leased, exc)
             if debug:
                 logger.debug(
                     "job %s (%s) %s in %.3fs",

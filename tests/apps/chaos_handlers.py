@@ -9,6 +9,10 @@ every run of ``work`` it keeps, under ``chaos:<tag>:``:
 - ``starts`` HASH job id -> runs started
 - ``runs``   HASH job id -> completed runs (HINCRBY once the handler body is done)
 
+``work`` holds its slot with ``asyncio.sleep`` for ``ms`` milliseconds, and with
+``block_ms`` also *blocks the event loop* with ``time.sleep`` (the mistake the
+blocked-loop watchdog exists for).
+
 A completed run is counted *before* the worker acknowledges the job, so a run whose
 ack never reached Redis (the worker died, or its lease was reaped) shows up here as
 a duplicate when the job runs again: exactly what at-least-once allows and what the
@@ -60,6 +64,10 @@ async def work(job: Job) -> dict[str, Any]:
     ms = float(job.payload.get("ms", 0))
     if ms:
         await asyncio.sleep(ms / 1000)
+    block_ms = float(job.payload.get("block_ms", 0))
+    if block_ms:
+        # The bug these tests hunt: blocking the event loop inside ``async def``.
+        time.sleep(block_ms / 1000)
     await ledger.hincrby(ledger_key(tag, "runs"), job.id, 1)
     return {"n": job.payload.get("n"), "pid": os.getpid()}
 

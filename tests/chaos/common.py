@@ -293,3 +293,39 @@ def worker_env(scale: Scale, **extra: str) -> dict[str, str]:
 
 def new_tag() -> str:
     return uuid.uuid4().hex[:10]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The three numbers every fault test of round two reports on one set of jobs."""
+
+    jobs: int
+    #: The client was told the job was stored and it never completed.
+    lost: int
+    #: Completed runs beyond one per job.
+    duplicated: int
+    #: Jobs in the dead-letter queue although their handler never failed.
+    falsely_dead: int
+    #: Why the first lost jobs are not completed (their last error).
+    why: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return (
+            f"{self.jobs} jobs: {self.lost} lost, {self.duplicated} duplicated, "
+            f"{self.falsely_dead} falsely dead-lettered"
+            + (f" (why: {list(self.why)})" if self.why else "")
+        )
+
+
+def dead_ids(r: redis.Redis, route: RouteKeys) -> set[str]:
+    return set(r.zrange(route.dead, 0, -1))
+
+
+def outcome(
+    queue: redis.Redis, ledger: redis.Redis, tag: str, route: RouteKeys, ids: list[str]
+) -> Outcome:
+    """Lost, duplicated and falsely dead-lettered among ``ids`` (jobs of ``work``, whose
+    handler never fails: any of them in the dead-letter queue is there by mistake)."""
+    result = tally(queue, ledger, tag, route, ids)
+    dead = dead_ids(queue, route) & set(ids)
+    return Outcome(len(ids), len(result.lost), result.duplicated, len(dead), tuple(result.why))

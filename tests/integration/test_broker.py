@@ -29,14 +29,30 @@ def fetch(c: Client, count: int = 10, *, route: str = "default", fair: int = 0) 
     return c.run(c.broker.fetch(route, count, LEASE_MS, fair=fair))
 
 
+def expire(c: Client, job_id: str, route: str = "default") -> None:
+    """Make a lease's deadline pass: deadlines are Redis' own clock, which a test cannot
+    move, so the deadline is moved instead (to the epoch)."""
+    assert c.redis.zadd(c.broker.route(route).leases, {job_id: 0}, xx=True, ch=True) == 1
+
+
+def make_due(c: Client, job_id: str, route: str = "default") -> None:
+    """The same for a scheduled job's due time."""
+    assert c.redis.zadd(c.broker.route(route).scheduled, {job_id: 0}, xx=True, ch=True) == 1
+
+
+def redis_now_ms(c: Client) -> int:
+    seconds, micros = c.redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 def done(item: Leased, result: object = None) -> Outcome:
     body = JobResult(job_id=item.id, status=JobStatus.COMPLETED, result=result)
     return Outcome(item.id, item.attempt, body.model_dump_json(), 60_000)
 
 
-def failed(item: Leased, retry_at_ms: int, error: str = "boom") -> Outcome:
+def failed(item: Leased, retry_in_ms: int, error: str = "boom") -> Outcome:
     body = JobResult(job_id=item.id, status=JobStatus.FAILED, error=error)
-    return Outcome(item.id, item.attempt, body.model_dump_json(), 60_000, error, retry_at_ms)
+    return Outcome(item.id, item.attempt, body.model_dump_json(), 60_000, error, retry_in_ms)
 
 
 def test_strict_priority_inside_a_routing_key(qc: Client) -> None:
@@ -96,12 +112,13 @@ def test_ack_stores_result_and_clears_the_job(qc: Client, redis_url: str) -> Non
 def test_stale_token_is_refused_after_reap_and_redelivery(qc: Client, clock: FakeClock) -> None:
     qc.submit("slow")
     first = fetch(qc)[0]
-    clock.advance(LEASE_MS / 1000 + 1)
+    assert qc.run(qc.broker.reap("default")) == (0, 0)
+    expire(qc, first.id)
     assert qc.run(qc.broker.reap("default")) == (1, 0)
     second = fetch(qc)[0]
     assert (second.id, second.attempt) == (first.id, 2)
     assert qc.run(qc.broker.ack("default", [done(first)])) == [False]
-    assert qc.run(qc.broker.fail("default", [failed(first, 0)])) == [0]
+    assert qc.run(qc.broker.fail("default", [failed(first, -1)])) == [0]
     assert qc.run(qc.broker.renew("default", [(first.id, 1)], LEASE_MS)) == [first.id]
     assert qc.run(qc.broker.ack("default", [done(second)])) == [True]
 
@@ -109,19 +126,35 @@ def test_stale_token_is_refused_after_reap_and_redelivery(qc: Client, clock: Fak
 def test_renew_keeps_the_lease_alive(qc: Client, clock: FakeClock) -> None:
     qc.submit("long")
     item = fetch(qc)[0]
+    leases = qc.broker.route("default").leases
     for _ in range(3):
-        clock.advance(LEASE_MS / 1000 * 0.8)
+        expire(qc, item.id)
         assert qc.run(qc.broker.renew("default", [(item.id, item.attempt)], LEASE_MS)) == []
         assert qc.run(qc.broker.reap("default")) == (0, 0)
-    clock.advance(LEASE_MS / 1000 + 0.1)
+        # The new deadline is Redis' clock plus the lease, whatever the host's clock says.
+        assert abs(qc.redis.zscore(leases, item.id) - redis_now_ms(qc) - LEASE_MS) < 1000
+    expire(qc, item.id)
     assert qc.run(qc.broker.reap("default")) == (1, 0)
+
+
+def test_deadlines_are_redis_clock_not_the_hosts(qc: Client, clock: FakeClock) -> None:
+    clock.advance(3600)  # this host's clock is an hour fast
+    qc.submit("j")
+    later = qc.submit("j", delay=5)
+    item = fetch(qc)[0]
+    route = qc.broker.route("default")
+    assert abs(qc.redis.zscore(route.leases, item.id) - redis_now_ms(qc) - LEASE_MS) < 1000
+    assert abs(qc.redis.zscore(route.scheduled, later) - redis_now_ms(qc) - 5000) < 1000
+    assert qc.run(qc.broker.reap("default")) == (0, 0), "a fast host reaped a live lease"
+    moved, due_in = qc.run(qc.broker.promote("default"))
+    assert moved == 0 and due_in is not None and 4000 < due_in <= 5000
 
 
 def test_reaped_job_goes_back_to_the_head(qc: Client, clock: FakeClock) -> None:
     crashed = qc.submit("a", priority="low")
     fetch(qc, 1)
     later = qc.submit("b", priority="low")
-    clock.advance(LEASE_MS / 1000 + 1)
+    expire(qc, crashed)
     qc.run(qc.broker.reap("default"))
     assert [x.id for x in fetch(qc)] == [crashed, later]
 
@@ -130,7 +163,7 @@ def test_poison_job_is_dead_lettered_after_max_deliveries(qc: Client, clock: Fak
     job_id = qc.submit("crashes_worker", max_retries=1)
     for expected in [(1, 0), (0, 1)]:
         assert len(fetch(qc)) == 1
-        clock.advance(LEASE_MS / 1000 + 1)
+        expire(qc, job_id)
         assert qc.run(qc.broker.reap("default")) == expected
     job = qc.get_job(job_id)
     assert job is not None and job.status is JobStatus.FAILED
@@ -145,15 +178,16 @@ def test_failure_retries_then_dead_letters(qc: Client, clock: FakeClock) -> None
     for attempt in (1, 2):
         item = fetch(qc)[0]
         assert item.attempt == attempt
-        retry_at = qc.broker.now_ms() + 5_000
+        retry_at = 5_000
         assert qc.run(qc.broker.fail("default", [failed(item, retry_at, f"e{attempt}")])) == [1]
         job = qc.get_job(job_id)
         assert job is not None and job.status is JobStatus.SCHEDULED and job.error == f"e{attempt}"
         assert fetch(qc) == []
-        clock.advance(6)
+        assert qc.run(qc.broker.promote("default"))[0] == 0
+        make_due(qc, job_id)
         assert qc.run(qc.broker.promote("default"))[0] == 1
     item = fetch(qc)[0]
-    assert qc.run(qc.broker.fail("default", [failed(item, 0, "final")])) == [2]
+    assert qc.run(qc.broker.fail("default", [failed(item, -1, "final")])) == [2]
     dead = qc.dead_letters()
     assert [(d.job_id, d.attempts, d.error) for d in dead] == [(job_id, 3, "final")]
     assert dead[0].job is not None and dead[0].job.name == "flaky"
@@ -163,7 +197,7 @@ def test_failure_retries_then_dead_letters(qc: Client, clock: FakeClock) -> None
 def test_dead_letter_requeue_and_purge(qc: Client, clock: FakeClock) -> None:
     ids = qc.submit_many([JobSpec("bad", max_retries=0) for _ in range(3)])
     for item in fetch(qc):
-        qc.run(qc.broker.fail("default", [failed(item, 0)]))
+        qc.run(qc.broker.fail("default", [failed(item, -1)]))
     assert qc.queue_stats().dead == 3
     assert qc.requeue_dead(ids[0]) is True
     assert qc.requeue_dead(ids[0]) is False
@@ -175,7 +209,7 @@ def test_dead_letter_requeue_and_purge(qc: Client, clock: FakeClock) -> None:
     assert seen == [2] and qc.queue_stats().dead == 0
     assert qc.get_job(ids[1]) is not None  # the failure result is still kept
     item = fetch(qc)[0]
-    qc.run(qc.broker.fail("default", [failed(item, 0)]))
+    qc.run(qc.broker.fail("default", [failed(item, -1)]))
     assert qc.requeue_all_dead() == 1 and qc.queue_stats().queued == 1
 
 

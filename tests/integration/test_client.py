@@ -100,8 +100,12 @@ def test_delayed_job_is_scheduled_until_due(redis_url: str, prefix: str) -> None
         job = client.get_job(job_id)
         assert job is not None and job.status is JobStatus.SCHEDULED
         assert job.scheduled_for is not None
+        moved, due_in = client.run(client.broker.promote("default"))
+        assert moved == 0 and due_in is not None and 3590_000 < due_in <= 3600_000
+        clock.advance(3601)  # the host's clock does not make it due: Redis' clock does
         assert client.run(client.broker.promote("default"))[0] == 0
-        clock.advance(3601)
+        scheduled = client.broker.route("default").scheduled
+        client.redis.zadd(scheduled, {job_id: 0}, xx=True)
         moved, next_due = client.run(client.broker.promote("default"))
         assert (moved, next_due) == (1, None)
         job = client.get_job(job_id)
@@ -125,7 +129,10 @@ def test_scheduled_for_must_be_aware(client: Client) -> None:
         ({"routing_key": "x" * 65}, InvalidRoutingKeyError, "1-64 characters"),
         ({"payload": "x" * (1024 * 1024 + 1)}, PayloadTooLargeError, "above the limit"),
         ({"max_retries": -1}, InvalidJobError, "max_retries"),
-        ({"delay": -5}, InvalidJobError, "must not be negative"),
+        ({"delay": -5}, InvalidJobError, "delay must be a finite number of seconds, at least 0"),
+        ({"delay": float("inf")}, InvalidJobError, "delay must be a finite number"),
+        ({"timeout": 1e20}, InvalidJobError, "timeout must be a finite number"),
+        ({"max_retries": 2**40}, InvalidJobError, "max_retries must be a whole number"),
     ],
 )
 def test_bad_input_is_refused_and_writes_nothing(
