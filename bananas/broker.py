@@ -53,6 +53,8 @@ from bananas.ops import Batch, Call, Op, Script, command, script_call
 from bananas.records import decode_job, iso
 
 Clock = Callable[[], float]
+#: A leased job handed back: id, lease token, priority and, for a job of a group, its group.
+Held = tuple[str, int, Priority] | tuple[str, int, Priority, str | None]
 
 #: Priority -> 1-based index used by the scripts.
 PRIORITY_INDEX = {p: i + 1 for i, p in enumerate(PRIORITY_ORDER)}
@@ -148,6 +150,8 @@ _SCRIPTS = {
         "lead",
         "claim_id",
         "enqueue_unique",
+        "enqueue_grouped",
+        "set_limit",
         "pause",
     )
 }
@@ -180,6 +184,8 @@ class NewJob:
     explicit_id: bool = False
     #: Stored under a unique key (``unique_for`` / ``debounce``), by enqueue_unique.lua.
     unique: Unique | None = None
+    #: Its group (``group=``): served round robin with the other groups, under their limits.
+    group: str | None = None
 
     @property
     def due(self) -> str:
@@ -227,6 +233,8 @@ class Outcome:
     ttl_ms: int
     error: str = ""
     retry_in_ms: int = -1
+    #: The job's group ("" for none): its concurrency slot, if it holds one, goes back.
+    group: str = ""
 
 
 @dataclass(slots=True)
@@ -270,7 +278,29 @@ class Broker:
     # -- submitting ----------------------------------------------------------------------
 
     def enqueue(self, routing_key: str, jobs: Sequence[NewJob]) -> Op[list[bool]]:
-        """Store ``jobs`` (all of ``routing_key``); per job, False if it was a duplicate."""
+        """Store ``jobs`` (all of ``routing_key``); per job, False if it was a duplicate.
+
+        Jobs of a group are stored by enqueue_grouped.lua, the others by enqueue.lua.
+        """
+        if any(j.group is not None for j in jobs):
+            plain = [j for j in jobs if j.group is None]
+            grouped = [j for j in jobs if j.group is not None]
+            stored = dict(
+                zip(
+                    (j.id for j in grouped),
+                    (yield from self._enqueue_grouped(routing_key, grouped)),
+                    strict=True,
+                )
+            )
+            if plain:
+                stored.update(
+                    zip(
+                        (j.id for j in plain),
+                        (yield from self.enqueue(routing_key, plain)),
+                        strict=True,
+                    )
+                )
+            return [stored[j.id] for j in jobs]
         r = self.route(routing_key)
         keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
         keys += [r.result(j.id) for j in jobs]
@@ -278,6 +308,17 @@ class Broker:
         for j in jobs:
             argv += (j.id, PRIORITY_INDEX[j.priority], j.due, j.record)
         reply = yield script_call(_SCRIPTS["enqueue"], keys, argv)
+        return [bool(x) for x in reply]
+
+    def _enqueue_grouped(self, routing_key: str, jobs: Sequence[NewJob]) -> Op[list[bool]]:
+        r = self.route(routing_key)
+        keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
+        keys += [r.result(j.id) for j in jobs]
+        keys += r.flow
+        argv: list[Any] = [0]  # reserved (Redis' TIME is the clock)
+        for j in jobs:
+            argv += (j.id, PRIORITY_INDEX[j.priority], j.due, j.group, j.record)
+        reply = yield script_call(_SCRIPTS["enqueue_grouped"], keys, argv)
         return [bool(x) for x in reply]
 
     def enqueue_unique(self, job: NewJob) -> Op[tuple[str, UniqueCode]]:
@@ -385,7 +426,7 @@ class Broker:
         reply = yield script_call(
             _SCRIPTS["fetch"],
             (*r.queues, r.jobs, r.leases, r.attempts, r.wake, r.errors, r.dead, r.stats,
-             r.fetch(fetch_id or new_fetch_id()), r.paused),
+             r.fetch(fetch_id or new_fetch_id()), r.paused, *r.flow),
             (lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities)),
         )  # fmt: skip
         flat, orphans, bad = reply
@@ -400,7 +441,9 @@ class Broker:
         argv: list[Any] = [NOTIFY_TTL_MS]
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms))
+            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.group)
+        if any(o.group for o in done):  # flow: slots go back, parked tokens may wake a worker
+            keys += (r.wake, *r.queues, *r.flow)
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
 
@@ -417,7 +460,9 @@ class Broker:
         ]
         for o in failed:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.error, o.retry_in_ms, o.result, _kept(o.ttl_ms))
+            argv += (o.id, o.attempt, o.error, o.retry_in_ms, o.result, _kept(o.ttl_ms), o.group)
+        if any(o.group for o in failed):  # flow
+            keys += (r.wake, *r.queues, *r.flow)
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
         return [FailCode(int(x)) for x in reply]
 
@@ -433,15 +478,18 @@ class Broker:
         reply = yield script_call(_SCRIPTS["renew"], (r.leases, r.attempts), argv)
         return list(reply)
 
-    def release(self, routing_key: str, held: Sequence[tuple[str, int, Priority]]) -> Op[int]:
-        """Hand leased jobs (id, token, priority) back to the head of their queue at once."""
+    def release(self, routing_key: str, held: Sequence[Held]) -> Op[int]:
+        """Hand leased jobs (id, token, priority[, group]) back to the head of their queue
+        (a job of a group: of its group) at once."""
         r = self.route(routing_key)
         argv: list[Any] = []
-        for job_id, attempt, priority in held:
-            argv += (job_id, attempt, PRIORITY_INDEX[priority])
-        reply = yield script_call(
-            _SCRIPTS["release"], (r.leases, r.attempts, r.wake, *r.queues), argv
-        )
+        keys: list[str] = [r.leases, r.attempts, r.wake, *r.queues]
+        for item in held:
+            group = item[3] if len(item) > 3 else None
+            argv += (item[0], item[1], PRIORITY_INDEX[item[2]], group or "")
+        if any(len(item) > 3 and item[3] for item in held):  # flow
+            keys += r.flow
+        reply = yield script_call(_SCRIPTS["release"], keys, argv)
         return int(reply)
 
     def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[int, int]]:
@@ -464,6 +512,7 @@ class Broker:
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.dead, r.wake, *r.queues]
         for job_id in ids:
             keys += (r.result(job_id), r.notify(job_id))
+        keys += r.flow
         reply = yield script_call(
             _SCRIPTS["reap"],
             keys,
@@ -476,7 +525,7 @@ class Broker:
         (moved, ms until the next scheduled job is due, or None when none is)."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues), (limit,)
+            _SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues, *r.flow), (limit,)
         )
         next_due = int(reply[1])
         return int(reply[0]), (None if next_due < 0 else next_due)
@@ -613,6 +662,7 @@ class Broker:
                 r.result(job_id),
                 r.notify(job_id),
                 r.stats,
+                *r.flow,
             ),
             (job_id, result, _kept(ttl_ms), NOTIFY_TTL_MS),
         )
@@ -622,8 +672,11 @@ class Broker:
         """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["stats"], (*r.queues, r.scheduled, r.leases, r.dead, r.jobs, r.paused), ()
-        )
+            _SCRIPTS["stats"],
+            (*r.queues, r.scheduled, r.leases, r.dead, r.jobs, r.paused, r.groups,
+             *(r.grouped(p) for p in PRIORITY_ORDER)),
+            (),
+        )  # fmt: skip
         now = self.clock()
         oldest: float | None = None
         for head in reply[6:9]:
@@ -644,6 +697,22 @@ class Broker:
         """Lifetime counters of a routing key: enqueued, completed, failed, retried, reaped."""
         reply = yield command("HGETALL", self.route(routing_key).stats)
         return {k: int(v) for k, v in reply.items()}
+
+    # -- groups and limits ------------------------------------------------------------------
+
+    def set_limit(self, routing_key: str, key: str, spec: str) -> Op[int]:
+        """Store (``spec`` "interval ms|burst|concurrency") or remove (``spec`` "") a limit.
+
+        Returns how many parked group tokens went back to their queues (set_limit.lua).
+        """
+        r = self.route(routing_key)
+        reply = yield script_call(_SCRIPTS["set_limit"], (r.wake, *r.queues, *r.flow), (key, spec))
+        return int(reply)
+
+    def limits(self, routing_key: str) -> Op[dict[str, str]]:
+        """The stored limits of a routing key: key -> "interval ms|burst|concurrency"."""
+        reply = yield command("HGETALL", self.route(routing_key).limits)
+        return {k: v for k, v in reply.items() if k != "*"}
 
     # -- pause and resume ------------------------------------------------------------------
 
@@ -711,6 +780,7 @@ class Broker:
         r = self.route(routing_key)
         keys = [r.dead, r.jobs, r.attempts, r.errors, r.wake, *r.queues]
         keys += [r.result(j) for j in job_ids]
+        keys += r.flow
         reply = yield script_call(_SCRIPTS["requeue_dead"], keys, job_ids)
         return int(reply)
 

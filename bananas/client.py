@@ -66,9 +66,12 @@ from bananas.transport import (
     sync_lane,
 )
 from bananas.validation import (
+    limit_spec,
     validate_count,
     validate_duration,
+    validate_group,
     validate_job_name,
+    validate_limit_key,
     validate_optional_duration,
     validate_priority,
     validate_routing_key,
@@ -122,6 +125,9 @@ class JobSpec:
     #: Seconds: the job is due this long after the last submit with its unique key; a
     #: submit while it is still pending replaces its payload and pushes its due time.
     debounce: float | None = None
+    #: Its group (e.g. ``"tenant:42"``): inside a routing key and priority, ready jobs are
+    #: served round robin across groups, and a group's limits (``set_limit``) apply.
+    group: str | None = None
 
 
 class JobOptions(TypedDict, total=False):
@@ -137,6 +143,7 @@ class JobOptions(TypedDict, total=False):
     unique_for: float | None
     unique_key: str | None
     debounce: float | None
+    group: str | None
 
 
 class SubmitOptions(JobOptions, total=False):
@@ -196,6 +203,9 @@ class ClientCore:
             )
         now = self.clock()
         unique = self._unique(spec, name)
+        group = None if spec.group is None else validate_group(spec.group)
+        if group is not None and unique is not None:
+            raise InvalidJobError("a job of a group can't be unique or debounced (not supported)")
         delay = spec.debounce if spec.debounce is not None else spec.delay
         due = now + delay if delay else 0.0
         if spec.scheduled_for is not None:
@@ -223,6 +233,7 @@ class ClientCore:
             timeout=spec.timeout,
             success_ttl=self.success_ttl,
             failure_ttl=self.failure_ttl,
+            group=group,
         )
         # A delay counts from Redis' own clock (enqueue.lua adds it to TIME); only an
         # explicit scheduled_for is a time on the caller's clock.
@@ -237,6 +248,7 @@ class ClientCore:
             delay_ms,
             explicit_id=spec.job_id is not None,
             unique=unique,
+            group=group,
         )
 
     def _unique(self, spec: JobSpec, name: str) -> Unique | None:
@@ -425,6 +437,23 @@ class ClientCore:
         yield from self._remember_routes((rk,))
         now = yield from self.broker.pause(rk, chosen, paused=paused)
         return now
+
+    def set_limit(
+        self,
+        key: str,
+        rate: str | None,
+        concurrency: int | None,
+        burst: int | None,
+        routing_key: str,
+    ) -> Op[None]:
+        spec = limit_spec(rate, concurrency, burst)
+        yield from self.broker.set_limit(
+            validate_routing_key(routing_key), validate_limit_key(key), spec
+        )
+
+    def limits(self, routing_key: str) -> Op[dict[str, str]]:
+        found = yield from self.broker.limits(validate_routing_key(routing_key))
+        return found
 
     def paused(self) -> Op[dict[str, list[Priority]]]:
         routes = yield from self.broker.routes()
@@ -631,6 +660,28 @@ class Client(_Base):
         """Routing keys with something paused, and their paused priorities."""
         return self.run(self.core.paused())
 
+    def set_limit(
+        self,
+        key: str,
+        rate: str | None = None,
+        concurrency: int | None = None,
+        burst: int | None = None,
+        *,
+        routing_key: str = "default",
+    ) -> None:
+        """Limit a group (``"tenant:42"``) or each group a pattern matches (``"tenant:*"``).
+
+        ``rate`` is ``"100/s"``, ``"6000/m"`` or ``"10/h"`` (jobs started), ``burst`` how
+        many may start back to back (default 2), ``concurrency`` how many may run at once;
+        all None removes the limit. Enforced by the fetch script of ``routing_key``: a job
+        over its limit waits unfetched. Raises :class:`bananas.InvalidJobError`.
+        """
+        self.run(self.core.set_limit(key, rate, concurrency, burst, routing_key))
+
+    def limits(self, routing_key: str = "default") -> dict[str, str]:
+        """The stored limits of a routing key: key -> "interval ms|burst|concurrency"."""
+        return self.run(self.core.limits(routing_key))
+
     def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50
     ) -> list[DeadJob]:
@@ -826,6 +877,22 @@ class AsyncClient(_Base):
     async def paused(self) -> dict[str, list[Priority]]:
         """See :meth:`Client.paused`."""
         return await self.run(self.core.paused())
+
+    async def set_limit(
+        self,
+        key: str,
+        rate: str | None = None,
+        concurrency: int | None = None,
+        burst: int | None = None,
+        *,
+        routing_key: str = "default",
+    ) -> None:
+        """See :meth:`Client.set_limit`."""
+        await self.run(self.core.set_limit(key, rate, concurrency, burst, routing_key))
+
+    async def limits(self, routing_key: str = "default") -> dict[str, str]:
+        """See :meth:`Client.limits`."""
+        return await self.run(self.core.limits(routing_key))
 
     async def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50

@@ -23,6 +23,13 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:result:<id>     HASH   result + job record, expires (TTL)
     bananas:route:{gpu}:notify:<id>     LIST   one token pushed when the result is written
     bananas:route:{gpu}:unique:<key>    STRING id (JSON) of the job holding a unique key, expires
+    bananas:route:{gpu}:grouped:high    ZSET   ready jobs of groups, lex order: group, order, id
+    bananas:route:{gpu}:grouped:normal  ZSET
+    bananas:route:{gpu}:grouped:low     ZSET
+    bananas:route:{gpu}:groups          HASH   group bookkeeping: tokens, slots, rate state
+    bananas:route:{gpu}:members         HASH   id -> its member in grouped:<p> while it waits
+    bananas:route:{gpu}:parked          HASH   group -> its token, parked at its concurrency limit
+    bananas:route:{gpu}:limits          HASH   limit key (group, pattern) -> "interval|burst|conc"
     bananas:route:{gpu}:paused          STRING paused priorities: "1" paused, high normal low
 
     bananas:jobid:{<id>}                STRING routing key and claim time of an explicit job id
@@ -101,6 +108,39 @@ class RouteKeys:
     @property
     def stats(self) -> str:
         return f"{self.base}:stats"
+
+    def grouped(self, priority: Priority) -> str:
+        """The ready jobs of every group of one priority (see the prelude's flow block)."""
+        return f"{self.base}:grouped:{priority.value}"
+
+    @property
+    def groups(self) -> str:
+        return f"{self.base}:groups"
+
+    @property
+    def limits(self) -> str:
+        return f"{self.base}:limits"
+
+    @property
+    def members(self) -> str:
+        return f"{self.base}:members"
+
+    @property
+    def parked(self) -> str:
+        return f"{self.base}:parked"
+
+    @property
+    def flow(self) -> tuple[str, ...]:
+        """The flow keys, in the order the scripts take them last in KEYS (the prelude)."""
+        return (
+            self.groups,
+            self.limits,
+            self.members,
+            self.parked,
+            *(self.grouped(p) for p in PRIORITY_ORDER),
+            self.scheduled,
+            self.schedwake,
+        )
 
     def unique(self, unique_key: str) -> str:
         """The lock of one unique key (``unique_for`` / ``debounce``), in the route's slot."""

@@ -132,6 +132,8 @@ class Job(BaseModel):
     success_ttl: float = DEFAULT_SUCCESS_TTL
     #: Seconds a failure result is kept.
     failure_ttl: float = DEFAULT_FAILURE_TTL
+    #: Its group (``submit(group=)``): served round robin with other groups, under limits.
+    group: str | None = None
     #: Schema version of the stored record.
     v: int = SCHEMA_VERSION
 

@@ -68,6 +68,7 @@ def job_record(
     timeout: float | None,
     success_ttl: float,
     failure_ttl: float,
+    group: str | None = None,
 ) -> str:
     """The stored job record (a :class:`bananas.Job` as JSON, version :data:`SCHEMA_VERSION`).
 
@@ -91,6 +92,8 @@ def job_record(
         "failure_ttl": failure_ttl,
         "v": SCHEMA_VERSION,
     }
+    if group is not None:  # only grouped records carry it (promote and reap look for it)
+        record["group"] = group
     return orjson.dumps(record).decode()
 
 

@@ -7,18 +7,22 @@
 -- ARGV[1] unused (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)  ARGV[4] dead-letter max age ms
 -- ARGV[5] most dead-lettered jobs aged out per call
 -- then per job: id, attempt (lease token), error, retry in ms from now (-1: dead-letter now),
---               failure result JSON, failure result ttl ms
+--               failure result JSON, failure result ttl ms, group ('' for none)
+-- When a job of a group is in the batch: then the wake list, the three queues and the flow
+-- keys (see the prelude), and a job of a group gives back its concurrency slot.
 -- returns: array per job: 1 retry scheduled, 2 dead-lettered, 0 refused (stale token)
 local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local out = {}
-local n = (#ARGV - 5) / 6
+local n = (#ARGV - 5) / 7
+local freed = false  -- flow: a parked group token went back to its queue
 local dead, retried = 0, 0
 for i = 0, n - 1 do
-  local b = 6 + i * 6
+  local b = 6 + i * 7
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
     redis.call('ZREM', KEYS[1], id)
+    if ARGV[b + 6] ~= '' and return_slot(flow_keys(), flow_queues(), id) then freed = true end
     local retry_in = tonumber(ARGV[b + 3])
     if retry_in >= 0 then
       local retry_at = now + retry_in
@@ -55,4 +59,5 @@ if dead > 0 then
     redis.call('HDEL', KEYS[4], unpack(expired))
   end
 end
+if freed then wake(flow_wake()) end
 return out

@@ -5,6 +5,8 @@
 -- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
 -- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake  KEYS[8] errors  KEYS[9] dead
 -- KEYS[10] stats  KEYS[11] the record of this fetch id  KEYS[12] paused
+-- KEYS[13..21] the flow keys (groups, limits, members, parked, grouped x3, scheduled,
+--   schedwake: see the prelude)
 -- ARGV[1] lease ms  ARGV[2] max jobs
 -- ARGV[3] the anti-starvation turn: "0" none; "1" first take one normal then one low job;
 --         "2" first take one low then one normal job (so even one free slot serves each)
@@ -16,6 +18,10 @@
 -- gets the jobs the first one leased (those still leased with the same token), so no
 -- job is stranded leased to nobody until its lease expires.
 -- Paused priorities (KEYS[12], see pause.lua) are neither served nor counted for the baton.
+-- A group token in a queue (see the prelude's flow block) leases its group's head job when
+-- the group's limits allow, and goes back to the tail; a group at its concurrency limit
+-- parks its token until a slot comes back, one over its rate waits in scheduled until the
+-- rate allows (the promoter puts it back): neither costs an attempt or holds a slot.
 -- Every field read is checked before the first write: a queue entry with no record is
 -- dropped and counted ('orphaned'), an attempts counter that is not a whole number
 -- dead-letters that job with the reason; the other jobs of the batch are leased.
@@ -50,15 +56,91 @@ local want = tonumber(ARGV[2])
 local leased = {}
 local taken = {}
 
+-- flow: serve one group token; 1 when it leased a job, else 0 ------------------------------
+local F = nil       -- the flow keys, looked up at the first token
+local requeued = 0  -- tokens pushed back to the tail by this fetch (they may serve again)
+
+local function lease_grouped(id, group, limit)
+  local record = redis.call('HGET', KEYS[4], id)
+  local count = redis.call('HGET', KEYS[6], id)
+  if not record then
+    orphans[#orphans + 1] = id
+    return 0
+  end
+  if not valid_count(count) then
+    local reason = 'bad job record: attempts counter ' .. string.format('%q', count) ..
+                   ' is not a whole number'
+    dead_letter(KEYS[9], KEYS[8], id, now, reason)
+    bad[#bad + 1] = id
+    bad[#bad + 1] = reason
+    return 0
+  end
+  if limit and limit.concurrency > 0 then
+    redis.call('HINCRBY', F.groups, 'run:' .. group, 1)
+    redis.call('HSET', F.groups, 'slot:' .. id, group)
+  end
+  local attempt = redis.call('HINCRBY', KEYS[6], id, 1)
+  out[#out + 1] = id
+  out[#out + 1] = record
+  out[#out + 1] = attempt
+  leased[#leased + 1] = deadline
+  leased[#leased + 1] = id
+  taken[#taken + 1] = id
+  taken[#taken + 1] = attempt
+  return 1
+end
+
+local function serve_token(queue, token)
+  F = F or flow_keys()
+  local p, group = token_parts(token)
+  redis.call('HINCRBY', F.groups, 'tok:' .. p, -1)
+  local member = group_head(F, p, group)
+  if not member then
+    redis.call('HDEL', F.groups, 'out:' .. p .. ':' .. group)
+    return 0
+  end
+  local limit = limit_of(F, group)
+  if limit and limit.concurrency > 0 and
+     tonumber(redis.call('HGET', F.groups, 'run:' .. group) or '0') >= limit.concurrency then
+    redis.call('HSET', F.parked, group, token)
+    return 0
+  end
+  if limit and limit.interval > 0 then
+    -- the rate: GCRA (a token bucket of limit.burst), tat = theoretical arrival time
+    local tat = tonumber(redis.call('HGET', F.groups, 'tat:' .. group) or '0')
+    local allowed_at = tat - limit.interval * (limit.burst - 1)
+    if now < allowed_at then
+      local at = math.ceil(allowed_at)
+      local earliest = redis.call('ZRANGE', F.scheduled, 0, 0, 'WITHSCORES')[2]
+      redis.call('ZADD', F.scheduled, at, token)
+      if earliest == nil or at < tonumber(earliest) then wake(F.schedwake) end
+      return 0
+    end
+    redis.call('HSET', F.groups, 'tat:' .. group, math.max(tat, now) + limit.interval)
+  end
+  local got = lease_grouped(take_member(F, p, group, member), group, limit)
+  if group_head(F, p, group) then
+    queue_token(F, queue, token, false)
+    requeued = requeued + 1
+  else
+    redis.call('HDEL', F.groups, 'out:' .. p .. ':' .. group)
+  end
+  return got
+end
+-- end flow -------------------------------------------------------------------------------
+
 local function take(queue, count)
   local ids = redis.call('LRANGE', queue, 0, count - 1)
   if #ids == 0 then return 0 end
   local records = redis.call('HMGET', KEYS[4], unpack(ids))
   local attempts = redis.call('HMGET', KEYS[6], unpack(ids))
   redis.call('LTRIM', queue, #ids, -1)
+  local idle = 0  -- flow: tokens that leased nothing
   for i, id in ipairs(ids) do
     local record = records[i]
-    if not record then
+    if not record and is_token(id) then
+      idle = idle + 1 - serve_token(queue, id)
+    elseif not record then
       orphans[#orphans + 1] = id
     elseif not valid_count(attempts[i]) then
       local reason = 'bad job record: attempts counter ' .. string.format('%q', attempts[i]) ..
@@ -77,7 +159,7 @@ local function take(queue, count)
       taken[#taken + 1] = attempt
     end
   end
-  return #ids
+  return #ids - idle
 end
 
 local serve = ARGV[4]
@@ -91,7 +173,14 @@ for _, p in ipairs(turn) do
 end
 for p = 1, 3 do
   if want <= 0 then break end
-  if string.sub(serve, p, p) == '1' then want = want - take(queue_key(1, p), want) end
+  if string.sub(serve, p, p) == '1' then
+    want = want - take(queue_key(1, p), want)
+    -- flow: tokens this fetch pushed back may serve their groups again, in turn
+    while want > 0 and requeued > 0 do
+      requeued = 0
+      want = want - take(queue_key(1, p), want)
+    end
+  end
 end
 if #leased > 0 then
   redis.call('ZADD', KEYS[5], unpack(leased))

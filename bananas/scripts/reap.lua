@@ -7,12 +7,15 @@
 -- ARGV[1] longest result ttl ms (a record's failure_ttl beyond it is ignored)  ARGV[2] notify ttl ms  ARGV[3] completed_at (ISO text, for failure results)
 -- ARGV[4] failure result ttl ms for a record that names none
 -- then per candidate: job id (read beforehand from the expired range of leases)
+-- KEYS end with the flow keys (see the prelude): a job of a group goes back to the head
+-- of its group, and gives back its concurrency slot either way.
 -- returns: {requeued, dead-lettered}
 -- A job was already counted as delivered when it was fetched; once it has been delivered
 -- max_retries + 1 times without an ack it is poison and goes to the dead-letter queue.
 local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local requeued, dead = 0, 0
+local freed = false  -- flow: a parked group token went back to its queue
 for i = 0, #ARGV - 5 do
   local id = ARGV[5 + i]
   local deadline = redis.call('ZSCORE', KEYS[1], id)
@@ -24,6 +27,8 @@ for i = 0, #ARGV - 5 do
       local counted = redis.call('HGET', KEYS[3], id)
       local attempts = tonumber(counted or '0')
       local max_retries = tonumber(job['max_retries']) or 0
+      local group = type(job['group']) == 'string' and job['group'] or nil  -- flow
+      if group and return_slot(flow_keys(), 8, id) then freed = true end
       if not valid_count(counted) or attempts > max_retries then
         local reason = 'lease expired ' .. tostring(attempts) .. ' times: the worker running it was lost'
         if not valid_count(counted) then
@@ -44,15 +49,15 @@ for i = 0, #ARGV - 5 do
         dead = dead + 1
       else
         redis.call('HSET', KEYS[4], id, 'lease expired: the worker running it was lost')
-        redis.call('LPUSH', queue_key(8, priority_of(job)), id)
+        local p = priority_of(job)
+        if group then push_grouped(flow_keys(), queue_key(8, p), p, group, id, true)
+        else redis.call('LPUSH', queue_key(8, p), id) end
         requeued = requeued + 1
       end
     end
   end
 end
-if requeued > 0 then
-  redis.call('HINCRBY', KEYS[5], 'reaped', requeued)
-  wake(KEYS[7])
-end
+if requeued > 0 then redis.call('HINCRBY', KEYS[5], 'reaped', requeued) end
+if requeued > 0 or freed then wake(KEYS[7]) end
 if dead > 0 then redis.call('HINCRBY', KEYS[5], 'failed', dead) end
 return { requeued, dead }

@@ -1,6 +1,8 @@
 -- stats: one routing key's queue sizes, O(1) per key (read-only)
 -- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
 -- KEYS[4] scheduled  KEYS[5] leases  KEYS[6] dead  KEYS[7] jobs  KEYS[8] paused
+-- KEYS[9] groups  KEYS[10] grouped:high  KEYS[11] grouped:normal  KEYS[12] grouped:low
+-- (a queue's depth counts the ready jobs of groups, not the group tokens in its list)
 -- returns: {high, normal, low, scheduled, in flight, dead, head record of each non-empty
 --           queue (false when empty) x3, paused mask ("000": nothing paused)}
 local out = {}
@@ -13,4 +15,9 @@ for q = 1, 3 do
   out[6 + q] = head and redis.call('HGET', KEYS[7], head) or false
 end
 out[10] = redis.call('GET', KEYS[8]) or '000'
+-- flow: group tokens stand for the ready jobs of their groups
+local tokens = redis.call('HMGET', KEYS[9], 'tok:1', 'tok:2', 'tok:3')
+for q = 1, 3 do
+  out[q] = out[q] - tonumber(tokens[q] or '0') + redis.call('ZCARD', KEYS[9 + q])
+end
 return out

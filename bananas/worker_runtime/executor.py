@@ -219,6 +219,7 @@ class Executor:
             )
         body = self._result_body(job.id, "completed", "", duration, orjson.Fragment(encoded))
         outcome = Outcome(job.id, job.attempts, body, int(job.success_ttl * 1000))
+        outcome.group = job.group or ""
         return Finished(routing_key, outcome, False, job.name, "completed", duration, job.priority)
 
     def _failure(
@@ -240,6 +241,7 @@ class Executor:
             retry_in = round(wait * 1000)
         body = self._result_body(job.id, "failed", error, duration)
         outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_in)
+        outcome.group = job.group or ""
         return Finished(
             routing_key,
             outcome,
@@ -262,6 +264,7 @@ class Executor:
         outcome = Outcome(
             leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, -1
         )
+        outcome.group = _field(leased.record, "group")
         priority = _field(leased.record, "priority")
         return Finished(
             routing_key,

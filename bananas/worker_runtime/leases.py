@@ -34,6 +34,7 @@ from functools import partial
 import orjson
 
 from bananas.broker import Broker, Leased
+from bananas.broker import Held as Handback
 from bananas.client import AsyncClient
 from bananas.errors import BananasError
 from bananas.models import Priority
@@ -166,9 +167,9 @@ class Leases:
 
     async def release(self, items: Sequence[Held]) -> None:
         """Hand leased jobs straight back to the head of their queue (one try per route)."""
-        by_route: dict[str, list[tuple[str, int, Priority]]] = defaultdict(list)
+        by_route: dict[str, list[Handback]] = defaultdict(list)
         for rk, leased in items:
-            by_route[rk].append((leased.id, leased.attempt, _priority_of(leased)))
+            by_route[rk].append(_handback(leased))
         for rk, held in by_route.items():
             with contextlib.suppress(BananasError):
                 await self.client.run(self.broker.release(rk, held))
@@ -223,8 +224,12 @@ class Reaper:
             await asyncio.sleep(REAP_INTERVAL)
 
 
-def _priority_of(leased: Leased) -> Priority:
+def _handback(leased: Leased) -> Handback:
+    """What release.lua needs of a leased job: id, token, priority and group (or None)."""
     try:
-        return Priority(orjson.loads(leased.record).get("priority", "normal"))
+        data = orjson.loads(leased.record)
+        priority = Priority(data.get("priority", "normal"))
+        group = data.get("group")
     except (ValueError, AttributeError, orjson.JSONDecodeError):
-        return Priority.NORMAL
+        return leased.id, leased.attempt, Priority.NORMAL, None
+    return leased.id, leased.attempt, priority, group if isinstance(group, str) else None
