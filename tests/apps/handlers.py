@@ -92,3 +92,11 @@ async def unserialisable(job: Job) -> object:
 @registry.handler("noop")
 async def noop(job: Job) -> None:
     return None
+
+
+@registry.handler("span")
+async def span(job: Job) -> None:
+    """Record when it started and ended (epoch seconds): the flow tests count overlaps."""
+    record(job, f"start@{time.time()!r}")
+    await asyncio.sleep(float(job.payload.get("seconds", 0)))
+    record(job, f"end@{time.time()!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -85,3 +86,85 @@ def test_twenty_debounced_submits_run_once_with_the_last_payload(
     # a plain job submitted afterwards has run too: a second debounced run would show here
     qc.submit_and_wait("echo", {"test": tag, "n": "after"}, timeout=20)
     assert [row[0] for row in ledger(single_redis, tag)] == ["ran", "ran"]
+
+
+def spans(rows: list[list[str]], killed_at: float) -> list[tuple[float, float, str]]:
+    """(start, end, job id) of every run in a ledger of ``span`` jobs; a run with no end
+    (its worker was killed) ends at ``killed_at``."""
+    starts: dict[tuple[str, str, str], float] = {}
+    out = []
+    for row in rows:
+        what, job_id, pid, attempt = row[0], row[1], row[4], row[5]
+        kind, _, at = what.partition("@")
+        if kind == "start":
+            starts[(job_id, pid, attempt)] = float(at)
+        else:
+            out.append((starts.pop((job_id, pid, attempt)), float(at), job_id))
+    out += [(start, killed_at, key[0]) for key, start in starts.items()]
+    return out
+
+
+def most_at_once(runs: list[tuple[float, float, str]]) -> int:
+    events = sorted([(s, 1) for s, _, _ in runs] + [(e, -1) for _, e, _ in runs])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_a_concurrency_limit_holds_across_workers_and_a_kill(
+    spawn: Spawn, qc: Client, single_redis: RedisServer, tag: str
+) -> None:
+    qc.set_limit("tenant:*", concurrency=2)
+    workers = [spawn(WORKER_CONCURRENCY="4", LEASE_DURATION="2s") for _ in range(3)]
+    ids = qc.submit_many(
+        [JobSpec("span", {"test": tag, "seconds": 0.2}, group="tenant:7") for _ in range(24)]
+    )
+    eventually(lambda: len(ledger(single_redis, tag)) >= 8, what="some runs")
+    running = [r[4] for r in ledger(single_redis, tag) if r[0].startswith("start")]
+    victim = next(w for w in workers if str(w.pid) == running[-1])  # it runs a job now
+    victim.kill()
+    killed_at = time.time()
+    for job_id in ids:
+        assert qc.wait_for_result(job_id, timeout=60).is_success()
+    runs = spans(ledger(single_redis, tag), killed_at)
+    assert most_at_once(runs) == 2, "the limit is 2, and 3 workers x 4 slots could run 12"
+    assert len({r[2] for r in runs}) == 24
+
+
+def test_a_rate_limit_holds_across_workers(
+    spawn: Spawn, qc: Client, single_redis: RedisServer, tag: str
+) -> None:
+    qc.set_limit("sms", rate="20/s")
+    for _ in range(3):
+        spawn(WORKER_CONCURRENCY="4")
+    ids = qc.submit_many([JobSpec("span", {"test": tag}, group="sms") for _ in range(101)])
+    for job_id in ids:
+        assert qc.wait_for_result(job_id, timeout=60).is_success()
+    starts = sorted(s for s, _, _ in spans(ledger(single_redis, tag), 0.0))
+    # the default burst of 2 lets the first two start together; 99 intervals follow
+    rate = (len(starts) - 2) / (starts[-1] - starts[1])
+    assert 18 <= rate <= 22, f"{rate:.1f} jobs/s for a limit of 20/s"
+
+
+def test_a_small_group_is_not_stuck_behind_a_big_one(
+    spawn: Spawn, qc: Client, single_redis: RedisServer, tag: str
+) -> None:
+    big = [JobSpec("span", {"test": tag, "seconds": 0.02}, group="big") for _ in range(2000)]
+    qc.submit_many(big)
+    for _ in range(3):
+        spawn(WORKER_CONCURRENCY="4")
+    eventually(lambda: len(ledger(single_redis, tag)) >= 100, what="the big group to run")
+    small = qc.submit_many([JobSpec("span", {"test": tag}, group="small") for _ in range(10)])
+    for job_id in small:
+        assert qc.wait_for_result(job_id, timeout=60).is_success()
+    rows = ledger(single_redis, tag)
+    first_small = min(i for i, r in enumerate(rows) if r[1] in small)
+    last_small = max(i for i, r in enumerate(rows) if r[1] in small)
+    big_between = sum(
+        1 for r in rows[first_small:last_small] if r[1] not in small and r[0].startswith("start")
+    )
+    # round robin: one big job per small one, plus what the 12 slots had in flight
+    assert big_between <= 10 + 2 * 12, f"{big_between} big jobs started while the small ran"
+    assert qc.queue_stats().queued > 1000, "the big group is far from done: no waiting for it"
