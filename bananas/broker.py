@@ -493,7 +493,15 @@ class Broker:
         return int(reply)
 
     def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[int, int]]:
-        """Return expired leases to their queue; returns (requeued, dead-lettered).
+        """Return expired leases to their queue; returns (requeued, dead-lettered)."""
+        requeued, dead, _ = yield from self.reap_next(routing_key, limit)
+        return requeued, dead
+
+    def reap_next(
+        self, routing_key: str, limit: int = REAP_BATCH
+    ) -> Op[tuple[int, int, int | None]]:
+        """:meth:`reap`, also returning the ms until the earliest lease left expires (0
+        after a reap: look again soon; None when the route holds no lease at all).
 
         Expired by Redis' clock: one round trip reads the earliest deadline and Redis'
         TIME; only when a lease has expired are the candidates read and the script run
@@ -504,11 +512,13 @@ class Broker:
             [command("ZRANGE", r.leases, 0, 0, "WITHSCORES"), command("TIME")]
         )
         now = int(seconds) * 1000 + int(micros) // 1000
-        if not earliest or _first_score(earliest) > now:
-            return 0, 0
+        if not earliest:
+            return 0, 0, None
+        if _first_score(earliest) > now:
+            return 0, 0, int(_first_score(earliest) - now)
         ids = yield command("ZRANGEBYSCORE", r.leases, "-inf", now, "LIMIT", 0, limit)
         if not ids:
-            return 0, 0
+            return 0, 0, 0
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.dead, r.wake, *r.queues]
         for job_id in ids:
             keys += (r.result(job_id), r.notify(job_id))
@@ -518,7 +528,7 @@ class Broker:
             keys,
             (MAX_TTL_MS, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
         )
-        return int(reply[0]), int(reply[1])
+        return int(reply[0]), int(reply[1]), 0
 
     def promote(self, routing_key: str, limit: int = PROMOTE_BATCH) -> Op[tuple[int, int | None]]:
         """Move due scheduled jobs to their queue (due by Redis' own clock); returns
@@ -537,10 +547,18 @@ class Broker:
 
         Waits on the routes' wake lists, which enqueue, release, reap and promote push to.
         """
-        woken = yield from self._block(
-            [self.route(rk).wake for rk in routing_keys], timeout, cluster=cluster
-        )
-        return woken
+        woken = yield from self.wait_for_route(routing_keys, timeout, cluster=cluster)
+        return woken is not None
+
+    def wait_for_route(
+        self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
+    ) -> Op[str | None]:
+        """:meth:`wait_for_work`, returning *which* routing key's wake list was pushed to
+        (the token names its key), or None after ``timeout`` s: a woken worker fetches
+        from that key alone instead of sweeping every key it serves."""
+        by_wake = {self.route(rk).wake: rk for rk in routing_keys}
+        key = yield from self._block_key(list(by_wake), timeout, cluster=cluster)
+        return None if key is None else by_wake.get(key)
 
     def wait_for_due(
         self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
@@ -550,13 +568,25 @@ class Broker:
         Waits on the routes' schedwake lists (pushed by enqueue and fail when a job is
         scheduled); False after ``timeout`` s.
         """
-        woken = yield from self._block(
-            [self.route(rk).schedwake for rk in routing_keys], timeout, cluster=cluster
-        )
-        return woken
+        woken = yield from self.wait_for_due_route(routing_keys, timeout, cluster=cluster)
+        return woken is not None
+
+    def wait_for_due_route(
+        self, routing_keys: Iterable[str], timeout: float, *, cluster: bool
+    ) -> Op[str | None]:
+        """:meth:`wait_for_due`, returning which routing key got a sooner job (or None)."""
+        by_wake = {self.route(rk).schedwake: rk for rk in routing_keys}
+        key = yield from self._block_key(list(by_wake), timeout, cluster=cluster)
+        return None if key is None else by_wake.get(key)
 
     def _block(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[bool]:
-        """Block until a token is pushed to one of ``keys`` (True) or ``timeout`` s pass.
+        """Block until a token is pushed to one of ``keys`` (True) or ``timeout`` s pass."""
+        key = yield from self._block_key(keys, timeout, cluster=cluster)
+        return key is not None
+
+    def _block_key(self, keys: Sequence[str], timeout: float, *, cluster: bool) -> Op[str | None]:
+        """Block until a token is pushed to one of ``keys`` (returns that key) or
+        ``timeout`` s pass (None).
 
         A blocking pop can't span hash slots, so on Redis Cluster several keys are
         waited on in turn, each for its share of the timeout.
@@ -564,9 +594,10 @@ class Broker:
         if cluster and len(keys) > 1:
             for key in keys:
                 if (yield command("BLPOP", key, max(timeout / len(keys), 0.001))):
-                    return True
-            return False
-        return bool((yield command("BLPOP", *keys, max(timeout, 0.001))))
+                    return key
+            return None
+        reply = yield command("BLPOP", *keys, max(timeout, 0.001))
+        return str(reply[0]) if reply else None
 
     # -- reading and managing jobs ---------------------------------------------------------
 
@@ -579,7 +610,7 @@ class Broker:
             (job_id,),
         )
         if record:
-            job = decode_job(record, attempts=int(attempts), error=error, status=_STATES[state])
+            job = decode_job(record, attempts=_count(attempts), error=error, status=_STATES[state])
             if state == "scheduled":  # a delay or a retry in backoff: when it is due
                 job.scheduled_for = datetime.fromtimestamp(int(due) / 1000, UTC)
             return job
@@ -759,7 +790,7 @@ class Broker:
             job_id, at, record, attempts, error = reply[i : i + 5]
             try:
                 job: Job | None = decode_job(
-                    record, attempts=int(attempts), error=error, status=JobStatus.FAILED
+                    record, attempts=_count(attempts), error=error, status=JobStatus.FAILED
                 )
             except ValueError:
                 job = None
@@ -768,7 +799,7 @@ class Broker:
                     job,
                     job_id,
                     datetime.fromtimestamp(int(at) / 1000, UTC),
-                    int(attempts),
+                    _count(attempts),
                     error,
                     record,
                 )
@@ -873,6 +904,15 @@ def _paused_of(mask: str | None) -> list[Priority]:
     if not mask:
         return []
     return [p for p, c in zip(PRIORITY_ORDER, mask, strict=False) if c == "1"]
+
+
+def _count(value: Any) -> int:
+    """A stored attempts counter as a number; 0 for one that is not a whole number (a
+    corrupted counter: the fetch script dead-letters such a job with the reason)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _first_score(reply: Any) -> float:

@@ -77,6 +77,7 @@ from bananas.validation import (
     validate_routing_key,
     validate_schedule,
 )
+from bananas.waits import WaitHub
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 #: Epoch seconds past which a due time cannot be stored (datetime's last year).
@@ -785,6 +786,17 @@ class AsyncClient(_Base):
         super().__init__(url, **options)
         self.redis: AsyncRedis = connect_async(self.target)
         self._lanes = lane_pool(self.redis)
+        #: Result waiters share a few connections (single server; None: one key at a time).
+        self._waits = (
+            WaitHub(
+                lambda: fast_lane(self.redis),
+                self.run,
+                self.target.masked,
+                self.broker.keys.waithub,
+            )
+            if self._lanes is not None
+            else None
+        )
 
     async def run(self, op: Op[T], *, lane: FastLane | None = None) -> T:
         """Drive one operation (built by :attr:`broker`) to its result.
@@ -835,7 +847,12 @@ class AsyncClient(_Base):
         self, job_id: str, timeout: float = 30.0, routing_key: str | None = None
     ) -> JobResult:
         """See :meth:`Client.wait_for_result`."""
-        return await self.run(self.core.wait_for_result(job_id, timeout, routing_key))
+        if self._waits is None:
+            return await self.run(self.core.wait_for_result(job_id, timeout, routing_key))
+        route = await self.run(self.core._route_of(job_id, routing_key))
+        if route is None:
+            raise JobNotFoundError(job_id)
+        return await self._wait_shared(route, job_id, timeout)
 
     async def submit_and_wait(
         self,
@@ -848,7 +865,26 @@ class AsyncClient(_Base):
     ) -> JobResult:
         """See :meth:`Client.submit_and_wait`."""
         spec = _spec(name, payload, {**options, "timeout": job_timeout})
-        return await self.run(self.core.submit_and_wait(spec, timeout))
+        if self._waits is None:
+            return await self.run(self.core.submit_and_wait(spec, timeout))
+        job_id = await self.run(self.core.submit(spec))
+        return await self._wait_shared(spec.routing_key, job_id, timeout)
+
+    async def _wait_shared(self, routing_key: str, job_id: str, timeout: float) -> JobResult:
+        """Wait for a result through the shared wait hubs: the stored result is read
+        first (so one written before the wait is never missed), then the job's notify
+        list is waited on with every other waiter of this client."""
+        assert self._waits is not None
+        deadline = time.monotonic() + timeout
+        notify = self.broker.route(routing_key).notify(job_id)
+        while True:
+            found = await self.run(self.broker.result(routing_key, job_id))
+            if found is not None:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeoutError(job_id, timeout)
+            await self._waits.wait(notify, remaining)
 
     async def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
         """See :meth:`Client.cancel`."""
@@ -942,6 +978,8 @@ class AsyncClient(_Base):
 
     async def close(self) -> None:
         """Close the connections."""
+        if self._waits is not None:
+            await self._waits.close()
         if self._lanes is not None:
             await self._lanes.close()
         await self.redis.aclose()

@@ -195,6 +195,11 @@ class KeySpace:
     def schedule_status(self) -> str:
         return f"{self.prefix}:schedule-status"
 
+    def waithub(self, hub_id: str) -> str:
+        """LIST a client's result-wait hub blocks on besides the notify lists: a new
+        waiter pushes a token so the hub blocks again with its key (``bananas.waits``)."""
+        return f"{self.prefix}:waithub:{hub_id}"
+
     def leader(self, name: str) -> str:
         return f"{self.prefix}:leader:{{{name}}}"
 

@@ -50,6 +50,10 @@ def raise_if_cancelled() -> None:
 
 
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
+#: Connections an AsyncClient's tasks share for their commands, at most (a task that
+#: finds them all busy waits for the next one given back). Blocking result waits do not
+#: take one: they share the client's wait hubs (``bananas.waits``).
+MAX_LANES = 64
 
 
 def _translate(exc: redis.RedisError, where: str) -> BananasError:
@@ -145,21 +149,47 @@ class LanePool:
     and reconnects on its next use.
     """
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, *, max_lanes: int = MAX_LANES) -> None:
         self._client = client
         self._idle: list[FastLane] = []
         self._all: list[FastLane] = []
+        self.max_lanes = max_lanes
+        self._queue: list[asyncio.Future[None]] = []
 
     async def execute(self, request: Request) -> Any:
-        if self._idle:
-            lane = self._idle.pop()
-        else:
-            lane = FastLane(self._client)
-            self._all.append(lane)
+        lane = await self._borrow()
         try:
             return await lane.execute(request)
         finally:
             self._idle.append(lane)
+            while self._queue:
+                waiter = self._queue.pop(0)
+                if not waiter.done():
+                    waiter.set_result(None)
+                    break
+
+    async def _borrow(self) -> FastLane:
+        """An idle lane, a new one while fewer than ``max_lanes`` are open, else the
+        next one given back (so a burst of tasks shares a bounded set of connections)."""
+        while not self._idle and len(self._all) >= self.max_lanes:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._queue.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self._queue:
+                    self._queue.remove(waiter)
+                elif waiter.done() and not waiter.cancelled() and self._queue:
+                    # woken but cancelled: pass the wake-up to the next in line
+                    nxt = self._queue.pop(0)
+                    if not nxt.done():
+                        nxt.set_result(None)
+                raise
+        if self._idle:
+            return self._idle.pop()
+        lane = FastLane(self._client)
+        self._all.append(lane)
+        return lane
 
     async def close(self) -> None:
         for lane in self._all:

@@ -39,6 +39,8 @@ from bananas.worker_runtime.retry import RedisCaller
 FAIR_EVERY = 16
 #: Longest an idle fetcher blocks before it looks again (a safety net, not the wake path).
 IDLE_BLOCK_SECONDS = 1.0
+#: Quiet blocks in a row after which an idle fetcher sweeps every key once anyway.
+SWEEP_EVERY = 30
 #: Most jobs leased in one fetch call.
 FETCH_BATCH = 200
 #: Longest a stopping worker waits for a fetch in flight to return its jobs.
@@ -130,24 +132,34 @@ class Fetcher:
 
     async def _run(self) -> None:
         number = 0
+        sweep = True  # visit every key (at start, while busy, and as a safety net)
         while not self._stopping:
             if self.leases.free() <= 0:
                 await self.leases.slot_freed()
                 continue
-            number += 1
-            plan = plan_fetch(number, self.routes)
-            # One id and one budget for this fetch, kept when RedisCaller sends it again
-            # after a lost reply: the script then hands back what the first try leased.
-            attempt = FetchAttempt(new_fetch_id(), self.leases.free())
-            self._in_fetch = True
-            try:
-                got = await self.redis.call(partial(self._fetch, plan, attempt), self._lane)
-            finally:
-                self._in_fetch = False
+            if sweep:
+                number += 1
+                attempt = FetchAttempt(new_fetch_id(), self.leases.free())
+                got = await self._call_fetch(plan_fetch(number, self.routes), attempt)
+                # Every free slot filled: more may be ready, sweep again. Otherwise wait.
+                sweep = got >= attempt.free
+                continue
+            woken = await self._idle()
             if self._stopping:
                 return
-            if not got:
-                await self.redis.call(self._wait_for_work, self._lane)
+            # The token names its key: fetch from that key alone (a sweep per token would
+            # cost one script call per key served, for nothing). No token for a while:
+            # sweep once.
+            sweep = woken is None or await self._fetch_woken(woken)
+
+    async def _call_fetch(self, plan: FetchPlan, attempt: FetchAttempt) -> int:
+        # One id and one budget per fetch, kept when RedisCaller sends it again after a
+        # lost reply: the script then hands back what the first try leased.
+        self._in_fetch = True
+        try:
+            return await self.redis.call(partial(self._fetch, plan, attempt), self._lane)
+        finally:
+            self._in_fetch = False
 
     def _fetch(self, plan: FetchPlan, attempt: FetchAttempt) -> Op[int]:
         free = attempt.free
@@ -186,9 +198,26 @@ class Fetcher:
         for job_id, reason in fetched.dead:
             logger.warning("dead-lettered job %s of %s at fetch: %s", job_id, routing_key, reason)
 
-    def _wait_for_work(self) -> Op[bool]:
-        """The one place the fetcher waits on Redis: True when a submit woke it."""
-        woken = yield from self.broker.wait_for_work(
+    async def _idle(self) -> str | None:
+        """Block until a wake token arrives; returns its routing key. After
+        :data:`SWEEP_EVERY` quiet blocks in a row it returns None: the caller then sweeps
+        every key once (a safety net for a token lost with a worker that died)."""
+        for _ in range(SWEEP_EVERY):
+            woken = await self.redis.call(self._wait_for_work, self._lane)
+            if woken is not None or self._stopping:
+                return woken
+        return None
+
+    async def _fetch_woken(self, routing_key: str) -> bool:
+        """Fetch from the one key whose token woke the fetcher; True when that filled
+        every free slot (so the next fetch sweeps: other keys may have work too)."""
+        attempt = FetchAttempt(new_fetch_id(), self.leases.free())
+        got = await self._call_fetch(FetchPlan((routing_key,), FairTurn.NONE), attempt)
+        return got >= attempt.free
+
+    def _wait_for_work(self) -> Op[str | None]:
+        """The one place the fetcher waits on Redis: the routing key whose token woke it."""
+        woken = yield from self.broker.wait_for_route(
             self.routes, IDLE_BLOCK_SECONDS, cluster=self.cluster
         )
         return woken

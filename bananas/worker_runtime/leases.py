@@ -194,7 +194,15 @@ class Leases:
 
 
 class Reaper:
-    """Returns the expired leases of some routing keys to their queues, every half second."""
+    """Returns the expired leases of some routing keys to their queues.
+
+    A route is looked at again when its earliest lease expires, every
+    :data:`REAP_INTERVAL` at the most; a route that holds no lease at all is looked at
+    again after ``idle_max`` seconds (the lease duration: a lease taken meanwhile cannot
+    have expired before then). So an idle reaper's Redis traffic does not grow with
+    the number of routing keys it serves, and an orphan is still reaped within about
+    a lease of its expiry.
+    """
 
     def __init__(
         self,
@@ -202,17 +210,33 @@ class Reaper:
         redis: RedisCaller,
         routes: Callable[[], Awaitable[Sequence[str]]],
         metrics: Metrics,
+        *,
+        idle_max: float = 10.0,
     ) -> None:
         self.broker = broker
         self.redis = redis
         self.routes = routes
         self.metrics = metrics
+        self.idle_max = max(idle_max, REAP_INTERVAL)
+        self._next: dict[str, float] = {}
+
+    def _schedule(self, routing_key: str, now: float, until_ms: int | None) -> None:
+        if until_ms is None:
+            # No lease at all: a lease taken from now on expires a lease duration after
+            # it was taken at the earliest, so looking again in ``idle_max`` sees it expire.
+            self._next[routing_key] = now + self.idle_max
+            return
+        self._next[routing_key] = now + max(REAP_INTERVAL, min(until_ms / 1000, self.idle_max))
 
     async def run(self) -> None:
         """Reap until cancelled."""
+        loop = asyncio.get_running_loop()
         while True:
             for rk in await self.routes():
-                requeued, dead = await self.redis.call(partial(self.broker.reap, rk))
+                if self._next.get(rk, 0.0) > loop.time():
+                    continue
+                requeued, dead, until = await self.redis.call(partial(self.broker.reap_next, rk))
+                self._schedule(rk, loop.time(), until)
                 if requeued or dead:
                     self.metrics.reaped.labels(rk).inc(requeued + dead)
                     logger.warning(

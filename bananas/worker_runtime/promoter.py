@@ -25,6 +25,8 @@ from bananas.worker_runtime.retry import RedisCaller
 #: The last part of a promoter's wait, slept on the local timer (Redis ends a blocking
 #: timeout on its 100 ms tick, later under load).
 TIMER_SLACK = 0.25
+#: Every this many rounds the promoter looks at every route, even those it skips.
+FULL_ROUND_EVERY = 30
 
 
 class Promoter:
@@ -41,6 +43,10 @@ class Promoter:
         self.routes = routes
         self.interval = interval
         self._redis = RedisCaller(client, pause=interval, max_pause=interval)
+        #: Routes known to have nothing scheduled: skipped until their schedwake list
+        #: says a job was scheduled there (or the next full round).
+        self._empty: set[str] = set()
+        self._rounds = 0
 
     async def run(self) -> None:
         """Promote until cancelled; survives Redis outages (retries after ``interval``)."""
@@ -49,17 +55,25 @@ class Promoter:
             if not routes:
                 await asyncio.sleep(self.interval)
                 continue
-            wait = await self._redis.call(partial(self._round, routes))
+            self._rounds += 1
+            if self._rounds % FULL_ROUND_EVERY == 0:
+                self._empty.clear()  # a safety net: look at every route now and then
+            due = [rk for rk in routes if rk not in self._empty] or routes[:1]
+            wait = await self._redis.call(partial(self._round, due))
             if wait > 0:
                 await self._wait(routes, wait)
 
     def _round(self, routes: list[str]) -> Op[float]:
-        """Promote every route; returns seconds until the earliest next due time."""
+        """Promote ``routes``; returns seconds until the earliest next due time. A route
+        with nothing scheduled is skipped from then on until it is woken (so an idle
+        promoter's traffic does not grow with the number of routing keys)."""
         broker = self.client.broker
         wait = self.interval
         for rk in routes:
             _, next_due = yield from broker.promote(rk)
-            if next_due is not None:
+            if next_due is None:
+                self._empty.add(rk)
+            else:
                 wait = min(wait, next_due / 1000)  # ms from now, by Redis' clock
         return max(wait, 0.0)
 
@@ -84,8 +98,11 @@ class Promoter:
             await asyncio.sleep(remaining)
 
     def _block(self, routes: list[str], wait: float) -> Op[bool]:
-        """The one place the promoter waits on Redis: True when a sooner job was scheduled."""
-        woken = yield from self.client.broker.wait_for_due(
+        """The one place the promoter waits on Redis: True when a sooner job was scheduled
+        (on a route then no longer skipped)."""
+        woken = yield from self.client.broker.wait_for_due_route(
             routes, wait, cluster=self.client.is_cluster
         )
-        return woken
+        if woken is not None:
+            self._empty.discard(woken)
+        return woken is not None

@@ -21,8 +21,10 @@ at CI scale and assert on the reports, ``main`` prints them as a table. Every pr
 a scenario starts is killed and reaped when it ends, whatever happened.
 
 One module per scenario (``kill_workers``, ``restart_redis``, ``stall_redis``,
-``roll_workers``, ``kill_scheduler``, ``kill_cron_leader``), what they share in
-``common``, the command line in ``__main__``.
+``roll_workers``, ``kill_scheduler``, ``kill_cron_leader``; round two:
+``skew_clocks``, ``fill_redis``, ``block_loop``, ``drop_replies``), what they share in
+``common``, the command line in ``__main__``. Round two's scenarios also report jobs
+*falsely dead-lettered* (in the DLQ although their handler never failed).
 """
 
 from __future__ import annotations

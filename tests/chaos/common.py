@@ -59,6 +59,14 @@ class Scale:
     leader_kills: int = 2
     #: Minutes of real ``* * * * *`` schedule across scheduler-process kills (0: skip).
     cron_minutes: float = 0.0
+    #: Jobs of 2.5 s run by skewed workers (each holds its slot for several leases).
+    skew_jobs: int = 30
+    #: Jobs drained through a proxy that drops fetch replies.
+    reply_jobs: int = 600
+    #: Jobs drained while Redis is filled to its maxmemory.
+    oom_jobs: int = 3000
+    #: Other jobs running beside a handler that blocks the event loop.
+    block_jobs: int = 24
 
 
 CI = Scale("ci", jobs=5000, job_ms=40, kill_every=(1.2, 2.2))
@@ -75,6 +83,10 @@ FULL = Scale(
     rollouts=2,
     leader_kills=4,
     cron_minutes=4.0,
+    skew_jobs=300,
+    reply_jobs=5000,
+    oom_jobs=30000,
+    block_jobs=500,
 )
 
 
@@ -97,6 +109,8 @@ class Report:
     dup_bound: int | None = None
     #: The most completed runs of any one job.
     max_runs: int = 0
+    #: Jobs in the dead-letter queue although their handler never failed.
+    falsely_dead: int = 0
 
     def row(self) -> list[str]:
         rec = "-"

@@ -27,9 +27,12 @@ CHUNK = 65536
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with an RST (SO_LINGER 0), as a middlebox dropping a flow would."""
+    """Drop the connection at once: shut it down (which also wakes the pump thread
+    blocked reading it), then close with an RST (SO_LINGER 0)."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
 
