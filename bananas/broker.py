@@ -61,9 +61,10 @@ PRIORITY_INDEX = {p: i + 1 for i, p in enumerate(PRIORITY_ORDER)}
 
 #: How long a result notification waits for a waiter that has not arrived yet.
 NOTIFY_TTL_MS = 60_000
-#: Dead-letter queue bounds per routing key (oldest go first).
-DEAD_LETTER_CAP = 100_000
-DEAD_LETTER_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+#: Dead-letter queue bounds per routing key (oldest go first), unless its retention says
+#: otherwise (``Broker.set_retention``): Sidekiq's defaults.
+DEAD_LETTER_CAP = 10_000
+DEAD_LETTER_MAX_AGE_MS = 180 * 24 * 3600 * 1000
 #: Longest single blocking command; longer waits are issued in chunks (a liveness check).
 MAX_BLOCK_SECONDS = 2.0
 #: Expired leases handled per reap call.
@@ -76,7 +77,7 @@ PROMOTE_BATCH = 1000
 MAX_TTL_MS = MAX_DURATION_SECONDS * 1000
 #: How long a job id's index entry outlives the job's due time and its kept result: the
 #: job's wait in its queue, its runs and its stay in the dead-letter queue.
-ID_INDEX_SLACK_MS = DEAD_LETTER_MAX_AGE_MS + 24 * 3600 * 1000
+ID_INDEX_SLACK_MS = 8 * 24 * 3600 * 1000
 #: A claim of a job id younger than this is never taken over (its enqueue may be on its way).
 ID_CLAIM_GRACE_MS = 60_000
 
@@ -186,6 +187,8 @@ class NewJob:
     unique: Unique | None = None
     #: Its group (``group=``): served round robin with the other groups, under their limits.
     group: str | None = None
+    #: The longer of its result TTLs, ms (how long its id stays claimed after it is due).
+    kept_ms: int = 0
 
     @property
     def due(self) -> str:
@@ -235,6 +238,14 @@ class Outcome:
     retry_in_ms: int = -1
     #: The job's group ("" for none): its concurrency slot, if it holds one, goes back.
     group: str = ""
+
+
+@dataclass(slots=True)
+class FailReply:
+    """What one fail call did: a code per job, and the dead-lettered jobs trimmed."""
+
+    codes: list[FailCode]
+    trimmed: int
 
 
 @dataclass(slots=True)
@@ -449,8 +460,15 @@ class Broker:
 
     def fail(self, routing_key: str, failed: Sequence[Outcome]) -> Op[list[FailCode]]:
         """Record failed attempts; per job, what happened (a :class:`FailCode`)."""
+        reply = yield from self.fail_batch(routing_key, failed)
+        return reply.codes
+
+    def fail_batch(self, routing_key: str, failed: Sequence[Outcome]) -> Op[FailReply]:
+        """Record failed attempts: per job a :class:`FailCode`, and how many old
+        dead-lettered jobs the routing key's retention trimmed (oldest first)."""
         r = self.route(routing_key)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
+        keys.append(r.retention)
         argv: list[Any] = [
             0,  # reserved (Redis' TIME is the clock)
             NOTIFY_TTL_MS,
@@ -464,7 +482,28 @@ class Broker:
         if any(o.group for o in failed):  # flow
             keys += (r.wake, *r.queues, *r.flow)
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
-        return [FailCode(int(x)) for x in reply]
+        n = len(failed)
+        return FailReply([FailCode(int(x)) for x in reply[:n]], int(reply[n]))
+
+    def set_retention(
+        self, routing_key: str, max_dead: int | None, max_dead_age_ms: int | None
+    ) -> Op[None]:
+        """Bound a routing key's dead-letter queue; None restores a default."""
+        r = self.route(routing_key)
+        calls = []
+        for field, value in (("max_dead", max_dead), ("max_dead_age_ms", max_dead_age_ms)):
+            if value is None:
+                calls.append(command("HDEL", r.retention, field))
+            else:
+                calls.append(command("HSET", r.retention, field, value))
+        yield Batch(calls)
+
+    def retention(self, routing_key: str) -> Op[tuple[int, int]]:
+        """A routing key's dead-letter bounds: (max count, max age ms)."""
+        cap, age = yield command(
+            "HMGET", self.route(routing_key).retention, "max_dead", "max_dead_age_ms"
+        )
+        return int(cap or DEAD_LETTER_CAP), int(age or DEAD_LETTER_MAX_AGE_MS)
 
     def renew(
         self, routing_key: str, held: Sequence[tuple[str, int]], lease_ms: int

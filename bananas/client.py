@@ -129,6 +129,9 @@ class JobSpec:
     #: Its group (e.g. ``"tenant:42"``): inside a routing key and priority, ready jobs are
     #: served round robin across groups, and a group's limits (``set_limit``) apply.
     group: str | None = None
+    #: Seconds its result is kept when it completes / fails; None: the client's.
+    success_ttl: float | None = None
+    failure_ttl: float | None = None
 
 
 class JobOptions(TypedDict, total=False):
@@ -145,6 +148,8 @@ class JobOptions(TypedDict, total=False):
     unique_key: str | None
     debounce: float | None
     group: str | None
+    success_ttl: float | None
+    failure_ttl: float | None
 
 
 class SubmitOptions(JobOptions, total=False):
@@ -205,6 +210,10 @@ class ClientCore:
         now = self.clock()
         unique = self._unique(spec, name)
         group = None if spec.group is None else validate_group(spec.group)
+        success_ttl = self.success_ttl if spec.success_ttl is None else spec.success_ttl
+        failure_ttl = self.failure_ttl if spec.failure_ttl is None else spec.failure_ttl
+        validate_duration(success_ttl, "success_ttl")
+        validate_duration(failure_ttl, "failure_ttl")
         if group is not None and unique is not None:
             raise InvalidJobError("a job of a group can't be unique or debounced (not supported)")
         delay = spec.debounce if spec.debounce is not None else spec.delay
@@ -232,8 +241,8 @@ class ClientCore:
             due=due if scheduled else None,
             max_retries=max_retries,
             timeout=spec.timeout,
-            success_ttl=self.success_ttl,
-            failure_ttl=self.failure_ttl,
+            success_ttl=success_ttl,
+            failure_ttl=failure_ttl,
             group=group,
         )
         # A delay counts from Redis' own clock (enqueue.lua adds it to TIME); only an
@@ -250,6 +259,7 @@ class ClientCore:
             explicit_id=spec.job_id is not None,
             unique=unique,
             group=group,
+            kept_ms=int(max(success_ttl, failure_ttl) * 1000),
         )
 
     def _unique(self, spec: JobSpec, name: str) -> Unique | None:
@@ -294,7 +304,7 @@ class ClientCore:
         job is a duplicate of the owner's and must not be stored.
         """
         now_ms = self.broker.now_ms()
-        kept_ms = int(max(self.success_ttl, self.failure_ttl) * 1000)
+        kept_ms = job.kept_ms
         wait_ms = max(job.due_ms - now_ms, 0) + job.delay_ms
         ttl_ms = wait_ms + kept_ms + ID_INDEX_SLACK_MS
         owner, ours = yield from self.broker.claim_id(job.id, job.routing_key, ttl_ms)
@@ -455,6 +465,17 @@ class ClientCore:
     def limits(self, routing_key: str) -> Op[dict[str, str]]:
         found = yield from self.broker.limits(validate_routing_key(routing_key))
         return found
+
+    def set_retention(
+        self, routing_key: str, max_dead: int | None, max_dead_age: float | None
+    ) -> Op[None]:
+        rk = validate_routing_key(routing_key)
+        if max_dead is not None:
+            validate_count(max_dead, "max_dead")
+        age_ms = None
+        if max_dead_age is not None:
+            age_ms = int(validate_duration(max_dead_age, "max_dead_age", positive=True) * 1000)
+        yield from self.broker.set_retention(rk, max_dead, age_ms)
 
     def paused(self) -> Op[dict[str, list[Priority]]]:
         routes = yield from self.broker.routes()
@@ -682,6 +703,18 @@ class Client(_Base):
     def limits(self, routing_key: str = "default") -> dict[str, str]:
         """The stored limits of a routing key: key -> "interval ms|burst|concurrency"."""
         return self.run(self.core.limits(routing_key))
+
+    def set_retention(
+        self,
+        routing_key: str = "default",
+        *,
+        max_dead: int | None = None,
+        max_dead_age: float | None = None,
+    ) -> None:
+        """Bound a routing key's dead-letter queue: at most ``max_dead`` jobs (default
+        10,000), none older than ``max_dead_age`` seconds (default 180 days); the oldest go
+        first when a job is dead-lettered. None restores a default."""
+        self.run(self.core.set_retention(routing_key, max_dead, max_dead_age))
 
     def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50
@@ -929,6 +962,16 @@ class AsyncClient(_Base):
     async def limits(self, routing_key: str = "default") -> dict[str, str]:
         """See :meth:`Client.limits`."""
         return await self.run(self.core.limits(routing_key))
+
+    async def set_retention(
+        self,
+        routing_key: str = "default",
+        *,
+        max_dead: int | None = None,
+        max_dead_age: float | None = None,
+    ) -> None:
+        """See :meth:`Client.set_retention`."""
+        await self.run(self.core.set_retention(routing_key, max_dead, max_dead_age))
 
     async def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50

@@ -30,6 +30,7 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:members         HASH   id -> its member in grouped:<p> while it waits
     bananas:route:{gpu}:parked          HASH   group -> its token, parked at its concurrency limit
     bananas:route:{gpu}:limits          HASH   limit key (group, pattern) -> "interval|burst|conc"
+    bananas:route:{gpu}:retention       HASH   max_dead, max_dead_age_ms: the DLQ's bounds here
     bananas:route:{gpu}:paused          STRING paused priorities: "1" paused, high normal low
 
     bananas:jobid:{<id>}                STRING routing key and claim time of an explicit job id
@@ -145,6 +146,10 @@ class RouteKeys:
     def unique(self, unique_key: str) -> str:
         """The lock of one unique key (``unique_for`` / ``debounce``), in the route's slot."""
         return f"{self.base}:unique:{unique_key}"
+
+    @property
+    def retention(self) -> str:
+        return f"{self.base}:retention"
 
     @property
     def paused(self) -> str:

@@ -90,9 +90,17 @@ class Acker:
             yield from self.broker.ack(rk, [f.outcome for f in group])
             self.processed += len(group)
         for rk, group in fails.items():
-            codes = yield from self.broker.fail(rk, [f.outcome for f in group])
-            for f, code in zip(group, codes, strict=True):
+            reply = yield from self.broker.fail_batch(rk, [f.outcome for f in group])
+            for f, code in zip(group, reply.codes, strict=True):
                 self._failed(f, FailCode(code))
+            if reply.trimmed:
+                self.metrics.dead_trimmed.labels(rk).inc(reply.trimmed)
+                logger.info(
+                    "retention of %s deleted %d old dead-lettered job(s), oldest first",
+                    rk,
+                    reply.trimmed,
+                    extra={"routing_key": rk},
+                )
 
     def _failed(self, f: Finished, code: FailCode) -> None:
         rk = f.routing_key
