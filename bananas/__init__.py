@@ -23,6 +23,7 @@ from bananas.errors import (
 from bananas.models import (
     ConcurrencyPolicy,
     Job,
+    JobEvent,
     JobResult,
     JobStatus,
     Priority,
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidJobError",
     "InvalidRoutingKeyError",
     "Job",
+    "JobEvent",
     "JobNotFoundError",
     "JobResult",
     "JobSpec",

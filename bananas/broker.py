@@ -75,6 +75,8 @@ DEAD_LETTER_TRIM_BATCH = 1000
 PROMOTE_BATCH = 1000
 #: The longest result TTL a record may name (a longer one is ignored by the reaper).
 MAX_TTL_MS = MAX_DURATION_SECONDS * 1000
+#: How long a job's last progress (and its watchers' registration) is kept.
+PROGRESS_TTL_MS = 3600 * 1000
 #: How long a job id's index entry outlives the job's due time and its kept result: the
 #: job's wait in its queue, its runs and its stay in the dead-letter queue.
 ID_INDEX_SLACK_MS = 8 * 24 * 3600 * 1000
@@ -153,6 +155,7 @@ _SCRIPTS = {
         "enqueue_unique",
         "enqueue_grouped",
         "set_limit",
+        "set_progress",
         "pause",
     )
 }
@@ -643,15 +646,19 @@ class Broker:
     def inspect(self, routing_key: str, job_id: str) -> Op[Job | None]:
         """The job with its live status, or None when neither it nor its result exists."""
         r = self.route(routing_key)
-        record, attempts, error, state, due, result, stored = yield script_call(
+        record, attempts, error, state, due, result, stored, progress = yield script_call(
             _SCRIPTS["inspect"],
-            (r.jobs, r.attempts, r.errors, r.leases, r.scheduled, r.dead, r.result(job_id)),
+            (r.jobs, r.attempts, r.errors, r.leases, r.scheduled, r.dead, r.result(job_id),
+             r.progress(job_id)),
             (job_id,),
-        )
+        )  # fmt: skip
         if record:
             job = decode_job(record, attempts=_count(attempts), error=error, status=_STATES[state])
             if state == "scheduled":  # a delay or a retry in backoff: when it is due
                 job.scheduled_for = datetime.fromtimestamp(int(due) / 1000, UTC)
+            if progress and state == "processing":
+                reported = orjson.loads(progress)
+                job.progress, job.progress_info = reported["percent"], reported.get("info")
             return job
         if result and stored:
             outcome = JobResult.model_validate_json(result)
@@ -783,6 +790,60 @@ class Broker:
         """The stored limits of a routing key: key -> "interval ms|burst|concurrency"."""
         reply = yield command("HGETALL", self.route(routing_key).limits)
         return {k: v for k, v in reply.items() if k != "*"}
+
+    # -- progress ---------------------------------------------------------------------------
+
+    def set_progress(
+        self, routing_key: str, job_id: str, attempt: int, percent: float, info: Any
+    ) -> Op[bool]:
+        """Record a running job's progress and wake its watchers; False when the lease
+        is no longer this attempt's. Raises TypeError for an ``info`` that is not JSON."""
+        r = self.route(routing_key)
+        body = orjson.dumps({"percent": percent, "info": info, "attempt": attempt}).decode()
+        watchers = yield command("SMEMBERS", r.watchers(job_id))
+        reply = yield script_call(
+            _SCRIPTS["set_progress"],
+            (r.progress(job_id), r.leases, r.attempts, *sorted(watchers)),
+            (job_id, attempt, body, PROGRESS_TTL_MS),
+        )
+        return bool(reply)
+
+    def watch_start(self, routing_key: str, job_id: str, watcher: str) -> Op[str]:
+        """Register a watcher of ``job_id``; returns its watch list (see :meth:`watch_wait`)."""
+        r = self.route(routing_key)
+        key = r.watch(job_id, watcher)
+        yield Batch(
+            [
+                command("SADD", r.watchers(job_id), key),
+                command("PEXPIRE", r.watchers(job_id), PROGRESS_TTL_MS),
+            ]
+        )
+        return key
+
+    def watch_wait(self, routing_key: str, job_id: str, key: str, timeout: float) -> Op[str | None]:
+        """Block until progress is reported ("progress"), the result is written
+        ("result"; the token is passed on to other waiters), or ``timeout`` s (None)."""
+        r = self.route(routing_key)
+        notify = r.notify(job_id)
+        popped = yield command("BLPOP", key, notify, min(max(timeout, 0.001), MAX_BLOCK_SECONDS))
+        if popped is None:
+            return None
+        if popped[0] == notify:
+            yield Batch([command("RPUSH", notify, 1), command("PEXPIRE", notify, NOTIFY_TTL_MS)])
+            return "result"
+        return "progress"
+
+    def watch_stop(self, routing_key: str, job_id: str, key: str) -> Op[None]:
+        r = self.route(routing_key)
+        yield Batch([command("SREM", r.watchers(job_id), key), command("DEL", key)])
+
+    def progress(self, routing_key: str, job_id: str) -> Op[tuple[float, Any] | None]:
+        """The last progress reported by a running job: (percent, info), or None."""
+        reply = yield command("GET", self.route(routing_key).progress(job_id))
+        if not reply:
+            return None
+        data = orjson.loads(reply)
+        return float(data["percent"]), data.get("info")
 
     # -- pause and resume ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -44,6 +44,7 @@ from bananas.models import (
     DEFAULT_SUCCESS_TTL,
     PRIORITY_ORDER,
     Job,
+    JobEvent,
     JobResult,
     JobStatus,
     Priority,
@@ -392,6 +393,50 @@ class ClientCore:
             raise WaitTimeoutError(job_id, timeout)
         return found
 
+    # -- watch: the steps both clients' iterators drive --------------------------------------
+
+    def watch_open(self, job_id: str, routing_key: str | None) -> Op[tuple[str, str, JobEvent]]:
+        """Register a watcher; returns (route, watch list, the first event)."""
+        route = yield from self._route_of(job_id, routing_key)
+        if route is None:
+            raise JobNotFoundError(job_id)
+        key = yield from self.broker.watch_start(route, job_id, new_job_id())
+        job = yield from self.broker.inspect(route, job_id)
+        status = JobStatus.PENDING if job is None else job.status
+        first = JobEvent(job_id=job_id, status=status)
+        if job is not None:
+            first.progress, first.progress_info = job.progress, job.progress_info
+        return route, key, first
+
+    def watch_next(
+        self, route: str, job_id: str, key: str, last: JobEvent, until: float
+    ) -> Op[JobEvent | None]:
+        """Block until something changes: the next event (with ``result`` when the job
+        finished), or None when ``until`` (monotonic) passed first."""
+        while True:
+            done = yield from self.broker.result(route, job_id)
+            if done is not None:
+                return JobEvent(
+                    job_id=job_id,
+                    status=done.status,
+                    progress=last.progress,
+                    progress_info=last.progress_info,
+                    result=done,
+                )
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return None
+            woke = yield from self.broker.watch_wait(route, job_id, key, remaining)
+            if woke == "progress":
+                reported = yield from self.broker.progress(route, job_id)
+                if reported is not None and reported != (last.progress, last.progress_info):
+                    return JobEvent(
+                        job_id=job_id,
+                        status=JobStatus.PROCESSING,
+                        progress=reported[0],
+                        progress_info=reported[1],
+                    )
+
     def submit_and_wait(self, spec: JobSpec, timeout: float) -> Op[JobResult]:
         job_id, route = yield from self._submit(spec)
         found = yield from self.broker.wait_result(route, job_id, timeout)
@@ -624,6 +669,27 @@ class Client(_Base):
     ) -> JobResult:
         """Block until the job finishes; raises :class:`bananas.WaitTimeoutError`."""
         return self.run(self.core.wait_for_result(job_id, timeout, routing_key))
+
+    def watch(
+        self, job_id: str, timeout: float = 3600.0, routing_key: str | None = None
+    ) -> Iterator[JobEvent]:
+        """Yield the job's status, then each progress change as the worker reports it,
+        and last the event carrying its result. Pushed: it blocks in Redis, woken by
+        ``set_progress`` and by the result. Raises :class:`bananas.JobNotFoundError`, and
+        :class:`bananas.WaitTimeoutError` after ``timeout`` s without the result.
+        """
+        until = time.monotonic() + timeout
+        route, key, event = self.run(self.core.watch_open(job_id, routing_key))
+        try:
+            yield event
+            while event.result is None:
+                found = self.run(self.core.watch_next(route, job_id, key, event, until))
+                if found is None:
+                    raise WaitTimeoutError(job_id, timeout)
+                event = found
+                yield event
+        finally:
+            self.run(self.core.broker.watch_stop(route, job_id, key))
 
     def submit_and_wait(
         self,
@@ -918,6 +984,23 @@ class AsyncClient(_Base):
             if remaining <= 0:
                 raise WaitTimeoutError(job_id, timeout)
             await self._waits.wait(notify, remaining)
+
+    async def watch(
+        self, job_id: str, timeout: float = 3600.0, routing_key: str | None = None
+    ) -> AsyncIterator[JobEvent]:
+        """See :meth:`Client.watch` (an async iterator: ``async for event in ...``)."""
+        until = time.monotonic() + timeout
+        route, key, event = await self.run(self.core.watch_open(job_id, routing_key))
+        try:
+            yield event
+            while event.result is None:
+                found = await self.run(self.core.watch_next(route, job_id, key, event, until))
+                if found is None:
+                    raise WaitTimeoutError(job_id, timeout)
+                event = found
+                yield event
+        finally:
+            await self.run(self.core.broker.watch_stop(route, job_id, key))
 
     async def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
         """See :meth:`Client.cancel`."""

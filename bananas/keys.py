@@ -30,6 +30,9 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:members         HASH   id -> its member in grouped:<p> while it waits
     bananas:route:{gpu}:parked          HASH   group -> its token, parked at its concurrency limit
     bananas:route:{gpu}:limits          HASH   limit key (group, pattern) -> "interval|burst|conc"
+    bananas:route:{gpu}:progress:<id>   STRING a running job's progress (JSON), expires
+    bananas:route:{gpu}:watchers:<id>   SET    the watch lists of a job's watchers, expires
+    bananas:route:{gpu}:watch:<id>:<w>  LIST   one watcher's wake token: progress changed
     bananas:route:{gpu}:retention       HASH   max_dead, max_dead_age_ms: the DLQ's bounds here
     bananas:route:{gpu}:paused          STRING paused priorities: "1" paused, high normal low
 
@@ -165,6 +168,15 @@ class RouteKeys:
 
     def notify(self, job_id: str) -> str:
         return f"{self.base}:notify:{job_id}"
+
+    def progress(self, job_id: str) -> str:
+        return f"{self.base}:progress:{job_id}"
+
+    def watchers(self, job_id: str) -> str:
+        return f"{self.base}:watchers:{job_id}"
+
+    def watch(self, job_id: str, watcher: str) -> str:
+        return f"{self.base}:watch:{job_id}:{watcher}"
 
 
 @dataclass(frozen=True, slots=True)

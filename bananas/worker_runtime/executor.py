@@ -88,6 +88,8 @@ class Executor:
         self.max_result_bytes = max_result_bytes
         self.backoff_cap = backoff_cap
         self.job_types = frozenset(job_types)
+        #: Makes the ``set_progress`` callback of a job (the worker's ProgressSender.sink).
+        self.progress: Callable[[str, str, int], Callable[[float, Any], None]] | None = None
         #: Running handlers and their deadline (perf_counter); see :meth:`watchdog`.
         self._deadlines: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
@@ -142,7 +144,7 @@ class Executor:
         assert task is not None
         self._deadlines[task] = started + timeout
         try:
-            value = await self._invoke(entry, job, task)
+            value = await self._invoke(entry, job, task, routing_key)
             if task in self._expired:  # the handler swallowed the watchdog's cancel
                 raise asyncio.CancelledError
         except asyncio.CancelledError:
@@ -179,8 +181,12 @@ class Executor:
             )
         return self._success(routing_key, job, value, duration)
 
-    async def _invoke(self, entry: Any, job: Job, task: asyncio.Task[Any]) -> Any:
-        """Call the handler: on the loop (registered for the watchdog thread) or in a thread."""
+    async def _invoke(self, entry: Any, job: Job, task: asyncio.Task[Any], routing_key: str) -> Any:
+        """Call the handler: on the loop (registered for the watchdog thread) or in a thread.
+
+        The job's ``set_progress`` reports through the worker's progress sender."""
+        if self.progress is not None:
+            job._progress_sink = self.progress(routing_key, job.id, job.attempts)
         if entry.is_async:
             coro = entry.fn(job)
             self._running[task] = Running(job.id, job.name, getattr(coro, "cr_frame", None))

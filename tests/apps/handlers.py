@@ -100,3 +100,21 @@ async def span(job: Job) -> None:
     record(job, f"start@{time.time()!r}")
     await asyncio.sleep(float(job.payload.get("seconds", 0)))
     record(job, f"end@{time.time()!r}")
+
+
+@registry.handler("report_progress")
+async def report_progress(job: Job) -> str:
+    """Half way, then wait for the test's go (a token on go:<test>), then done."""
+    job.set_progress(50, {"step": 1})
+    await asyncio.to_thread(ledger().blpop, [f"go:{job.payload['test']}"], 20)
+    job.set_progress(100, {"step": 2})
+    return "reported"
+
+
+@registry.handler("sync_report_progress")
+def sync_report_progress(job: Job) -> str:
+    """The same from a thread of the pool."""
+    job.set_progress(50, {"step": 1})
+    ledger().blpop([f"go:{job.payload['test']}"], 20)
+    job.set_progress(100, {"step": 2})
+    return "reported"

@@ -167,3 +167,27 @@ def test_a_small_group_is_not_stuck_behind_a_big_one(
     # round robin: one big job per small one, plus what the 12 slots had in flight
     assert big_between <= 10 + 2 * 12, f"{big_between} big jobs started while the small ran"
     assert last_small < 1000, "the small group waited for half the big one"
+
+
+@pytest.mark.parametrize("handler", ["report_progress", "sync_report_progress"])
+def test_watch_yields_progress_pushed_by_the_worker_and_ends_with_the_result(
+    spawn: Spawn, qc: Client, single_redis: RedisServer, tag: str, handler: str
+) -> None:
+    spawn()
+    job_id = qc.submit(handler, {"test": tag})
+    events = qc.watch(job_id, timeout=30)
+    seen = [next(events)]
+    while seen[-1].progress != 50:
+        seen.append(next(events))
+    job = qc.get_job(job_id)
+    assert job is not None and (job.progress, job.progress_info) == (50, {"step": 1})
+    assert job.status is JobStatus.PROCESSING
+    with single_redis.client() as r:
+        r.rpush(f"go:{tag}", 1)
+    rest = list(events)
+    last = rest[-1]
+    assert last.result is not None and last.result.result == "reported"
+    assert last.status is JobStatus.COMPLETED
+    progress = [e.progress for e in seen + rest if e.progress is not None]
+    assert progress[0] == 50 and progress[-1] in (50, 100)
+    assert progress == sorted(progress), "progress arrives in order"
