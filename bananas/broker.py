@@ -2,10 +2,12 @@
 
 Every method returns an *operation* (see ``bananas.ops``): a generator of Redis
 round trips that the sync client, the async client and the worker all drive with
-their own connection. Nothing here does I/O. Wall-clock time (what goes into Redis:
-due times, lease deadlines, ages) comes only from the injectable ``clock``; the one
-exception is :meth:`Broker.wait_result`, which measures its own timeout on
-``time.monotonic()``, as a wait should.
+their own connection. Nothing here does I/O. **One clock**: every deadline and due
+time that goes into Redis (lease deadlines, due times of delays and retries, the
+expiry a reaper compares with, heartbeats) is Redis' own ``TIME``, read by the
+scripts or sent for by the operation; the host sends durations, never instants. The
+injectable ``clock`` only dates what people read (queue ages in ``stats``), and
+:meth:`Broker.wait_result` measures its own timeout on ``time.monotonic()``.
 
 Return codes and mode flags of the scripts are enums here (:class:`FailCode`,
 :class:`FairTurn`, :class:`CancelCode`); the stored records and their codec live in
@@ -15,7 +17,8 @@ Delivery, in short (DESIGN.md has the guarantees):
 
 - ``enqueue`` stores the record and pushes the id, atomically and once per id.
 - ``fetch`` pops ids and leases them (deadline in ``leases``); the per-job delivery
-  count in ``attempts`` is the lease token.
+  count in ``attempts`` is the lease token; a fetch id makes a re-sent fetch return
+  what the first one leased.
 - ``ack`` / ``fail`` / ``renew`` / ``release`` check the token, so a worker whose
   lease was reaped cannot complete, fail or renew a job that was delivered again.
 - ``reap`` returns expired leases to their queue, or dead-letters a job delivered
@@ -230,7 +233,9 @@ class Outcome:
     """How a leased job ended, handed to :meth:`Broker.ack` or :meth:`Broker.fail`.
 
     For a failure, ``retry_in_ms`` >= 0 schedules a retry that many ms after Redis' own
-    clock; -1 dead-letters the job.
+    clock; -1 dead-letters the job. ``kept_record`` is the record kept with the result
+    ('' keeps the stored record; the executor sends a stand-in without the payload for
+    a record above ``records.MAX_KEPT_RECORD_BYTES``).
     """
 
     id: str
@@ -239,6 +244,7 @@ class Outcome:
     ttl_ms: int
     error: str = ""
     retry_in_ms: int = -1
+    kept_record: str = ""
     #: The job's group ("" for none): its concurrency slot, if it holds one, goes back.
     group: str = ""
 
@@ -285,9 +291,6 @@ class Broker:
         if keys is None:
             keys = self._routes[routing_key] = self.keys.route(routing_key)
         return keys
-
-    def now_ms(self) -> int:
-        return int(self.clock() * 1000)
 
     # -- submitting ----------------------------------------------------------------------
 
@@ -455,7 +458,7 @@ class Broker:
         argv: list[Any] = [NOTIFY_TTL_MS]
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.group)
+            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.kept_record, o.group)
         if any(o.group for o in done):  # flow: slots go back, parked tokens may wake a worker
             keys += (r.wake, *r.queues, *r.flow)
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
@@ -481,7 +484,16 @@ class Broker:
         ]
         for o in failed:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.error, o.retry_in_ms, o.result, _kept(o.ttl_ms), o.group)
+            argv += (
+                o.id,
+                o.attempt,
+                o.error,
+                o.retry_in_ms,
+                o.result,
+                _kept(o.ttl_ms),
+                o.kept_record,
+                o.group,
+            )
         if any(o.group for o in failed):  # flow
             keys += (r.wake, *r.queues, *r.flow)
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
@@ -971,8 +983,10 @@ class Broker:
     # -- worker heartbeats ---------------------------------------------------------------------
 
     def heartbeat(self, info: WorkerInfo, ttl_s: float) -> Op[None]:
-        """Publish a worker's record; it expires unless renewed, and old ones age out."""
-        now = self.now_ms()
+        """Publish a worker's record; it expires unless renewed, and old ones age out
+        (by Redis' clock: a host whose clock is fast must not age out the others)."""
+        seconds, micros = yield command("TIME")
+        now = int(seconds) * 1000 + int(micros) // 1000
         ttl_ms = int(ttl_s * 1000)
         yield Batch(
             [

@@ -304,10 +304,9 @@ class ClientCore:
         (an enqueue interrupted after its claim, or a job long gone). Otherwise the
         job is a duplicate of the owner's and must not be stored.
         """
-        now_ms = self.broker.now_ms()
-        kept_ms = job.kept_ms
-        wait_ms = max(job.due_ms - now_ms, 0) + job.delay_ms
-        ttl_ms = wait_ms + kept_ms + ID_INDEX_SLACK_MS
+        # scheduled_for is a time on the caller's clock (NewJob.due_ms), so is this wait
+        wait_ms = max(job.due_ms - int(self.clock() * 1000), 0) + job.delay_ms
+        ttl_ms = wait_ms + job.kept_ms + ID_INDEX_SLACK_MS
         owner, ours = yield from self.broker.claim_id(job.id, job.routing_key, ttl_ms)
         if ours or (yield from self.broker.holds(owner, job.id)):
             return owner

@@ -13,10 +13,12 @@ So the policies sort into three kinds (:func:`classify`):
 
 Workers and schedulers refuse an ``allkeys-*`` policy unless ``EVICTION_POLICY_CHECK``
 says ``warn`` (or ``off``); clients and the operator only warn, since refusing would
-take an application down for a setting it does not own. The policy is read with
-``CONFIG GET maxmemory-policy``. Managed services often disallow CONFIG (an ACL without
-``+config|get``, or a renamed command): the check then logs at INFO that it could not
-look, and Bananas carries on, the responsibility being the operator's
+take an application down for a setting it does not own. The policy is read from
+``INFO memory`` (``maxmemory_policy``), which managed services that disable or rename
+CONFIG still answer, and which reveals no secret (``CONFIG GET`` would need
+``+config|get``, which also reads the password). Where INFO is not allowed either (an
+ACL without ``+info``), the check logs at INFO that it could not look, and Bananas
+carries on, the responsibility being the operator's
 (``docs/reliability.md#a-full-redis`` has the details).
 """
 
@@ -45,7 +47,7 @@ class PolicyRisk(enum.Enum):
     SAFE = "safe"
     RESULTS = "results"  # volatile-*: keys with a TTL (results, notifications)
     QUEUE = "queue"  # allkeys-*: queue state itself
-    UNKNOWN = "unknown"  # CONFIG GET not allowed, or a policy this version does not know
+    UNKNOWN = "unknown"  # INFO not allowed, or a policy this version does not know
 
 
 class CheckMode(enum.Enum):
@@ -91,7 +93,7 @@ def judge(policy: str | None, mode: CheckMode, where: str) -> PolicyRisk:
         return risk
     if policy is None:
         logger.info(
-            "could not read maxmemory-policy of Redis at %s (CONFIG GET not allowed): "
+            "could not read maxmemory-policy of Redis at %s (INFO not allowed): "
             "make sure it is %s, or queue state may be evicted",
             where,
             SAFE_POLICY,
@@ -108,12 +110,14 @@ def judge(policy: str | None, mode: CheckMode, where: str) -> PolicyRisk:
 
 
 def _policy_of(reply: Any) -> str | None:
-    """The policy in a CONFIG GET reply: {name: value}, or per node for a cluster
-    ({node: {name: value}}), where the worst node's policy is the one that matters."""
+    """The policy in an INFO memory (``maxmemory_policy``) or CONFIG GET
+    (``maxmemory-policy``) reply, or per node for a cluster ({node: {...}}), where the
+    worst node's policy is the one that matters."""
     if not isinstance(reply, Mapping):
         return None
-    if "maxmemory-policy" in reply:
-        return str(reply["maxmemory-policy"])
+    for name in ("maxmemory_policy", "maxmemory-policy"):
+        if name in reply:
+            return str(reply[name])
     worst: str | None = None
     order = (PolicyRisk.SAFE, PolicyRisk.UNKNOWN, PolicyRisk.RESULTS, PolicyRisk.QUEUE)
     for node_reply in reply.values():
@@ -126,7 +130,7 @@ def _policy_of(reply: Any) -> str | None:
 
 
 def _readable(exc: redis.RedisError) -> bool:
-    """Whether a CONFIG GET failure means "not allowed here" (so: carry on unchecked)."""
+    """Whether a failure of INFO means "not allowed here" (so: carry on unchecked)."""
     text = str(exc).lower()
     return isinstance(exc, redis.ResponseError) and (
         "noperm" in text or "unknown command" in text or "permission" in text
@@ -134,12 +138,13 @@ def _readable(exc: redis.RedisError) -> bool:
 
 
 def read_policy(client: Any) -> str | None:
-    """``maxmemory-policy`` of a sync redis-py client; None when CONFIG is not allowed.
+    """``maxmemory-policy`` of a sync redis-py client (from ``INFO memory``, which
+    managed services that disable CONFIG still answer); None when it is not allowed.
 
     Raises redis-py's connection errors as they are (the caller translates them).
     """
     try:
-        return _policy_of(client.config_get("maxmemory-policy"))
+        return _policy_of(client.info("memory"))
     except redis.ResponseError as exc:
         if _readable(exc):
             return None
@@ -149,7 +154,7 @@ def read_policy(client: Any) -> str | None:
 async def aread_policy(client: aioredis.Redis | Any) -> str | None:
     """The same for an asyncio redis-py client."""
     try:
-        return _policy_of(await client.config_get("maxmemory-policy"))
+        return _policy_of(await client.info("memory"))
     except redis.ResponseError as exc:
         if _readable(exc):
             return None
@@ -169,9 +174,10 @@ def _limit_of(reply: Any) -> int | None:
 
 
 def read_maxmemory(client: Any) -> int | None:
-    """Redis' ``maxmemory`` in bytes (0: no limit); None when CONFIG is not allowed."""
+    """Redis' ``maxmemory`` in bytes (0: no limit, from ``INFO memory``); None when
+    INFO is not allowed."""
     try:
-        return _limit_of(client.config_get("maxmemory"))
+        return _limit_of(client.info("memory"))
     except redis.ResponseError as exc:
         if _readable(exc):
             return None
@@ -181,7 +187,7 @@ def read_maxmemory(client: Any) -> int | None:
 async def aread_maxmemory(client: aioredis.Redis | Any) -> int | None:
     """The same for an asyncio redis-py client."""
     try:
-        return _limit_of(await client.config_get("maxmemory"))
+        return _limit_of(await client.info("memory"))
     except redis.ResponseError as exc:
         if _readable(exc):
             return None
@@ -193,7 +199,7 @@ def with_limit(exc: RedisOutOfMemoryError, maxmemory: int | None) -> RedisOutOfM
     limit = (
         f"maxmemory {maxmemory} bytes ({maxmemory / 2**20:.1f} MiB)"
         if maxmemory
-        else "its maxmemory (CONFIG GET not allowed: limit unknown)"
+        else "its maxmemory (INFO not allowed: limit unknown)"
     )
     return RedisOutOfMemoryError(
         f"{exc} -- Redis is full at {limit}; workers can still finish and acknowledge "

@@ -4,24 +4,27 @@
 -- KEYS[1] leases  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] stats
 -- KEYS[4+2i] result key, KEYS[5+2i] notify key of the i-th job (i from 1)
 -- ARGV[1] notify ttl ms, then per job: id, attempt (lease token), result JSON, result ttl ms,
---   group ('' for none)
+--   the record to keep with the result ('' keeps the stored one; a stand-in without its
+--   payload for a record too big to keep a copy of for a whole TTL), group ('' for none)
 -- When a job of a group is in the batch: then the wake list, the three queues and the flow
 -- keys (see the prelude), and a job of a group gives back its concurrency slot.
 -- returns: array with 1 (acked) or 0 (refused: stale token or lease gone) per job
 local notify_ttl = tonumber(ARGV[1])
 local out = {}
 local done = {}
-local n = (#ARGV - 1) / 5
+local n = (#ARGV - 1) / 6
 local freed = false  -- flow: a parked group token went back to its queue
 for i = 0, n - 1 do
-  local b = 2 + i * 5
+  local b = 2 + i * 6
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
-    write_result(KEYS[6 + 2 * i], KEYS[7 + 2 * i], ARGV[b + 2], redis.call('HGET', KEYS[2], id),
-                 tonumber(ARGV[b + 3]), notify_ttl)
+    local kept = ARGV[b + 4]
+    if kept == '' then kept = redis.call('HGET', KEYS[2], id) end
+    write_result(KEYS[6 + 2 * i], KEYS[7 + 2 * i], ARGV[b + 2], kept, tonumber(ARGV[b + 3]),
+                 notify_ttl)
     done[#done + 1] = id
     out[i + 1] = 1
-    if ARGV[b + 4] ~= '' and return_slot(flow_keys(), flow_queues(), id) then freed = true end
+    if ARGV[b + 5] ~= '' and return_slot(flow_keys(), flow_queues(), id) then freed = true end
   else
     out[i + 1] = 0
   end

@@ -7,7 +7,9 @@
 -- ARGV[1] unused (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)  ARGV[4] dead-letter max age ms
 -- ARGV[5] most dead-lettered jobs aged out per call
 -- then per job: id, attempt (lease token), error, retry in ms from now (-1: dead-letter now),
---               failure result JSON, failure result ttl ms, group ('' for none)
+--               failure result JSON, failure result ttl ms, the record to keep with a
+--               dead-lettered job's result ('' keeps the stored one; see ack.lua),
+--               group ('' for none)
 -- When a job of a group is in the batch: then the wake list, the three queues and the flow
 -- keys (see the prelude), and a job of a group gives back its concurrency slot.
 -- returns: array per job: 1 retry scheduled, 2 dead-lettered, 0 refused (stale token); then
@@ -17,16 +19,16 @@
 local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local out = {}
-local n = (#ARGV - 5) / 7
+local n = (#ARGV - 5) / 8
 local freed = false  -- flow: a parked group token went back to its queue
 local dead, retried = 0, 0
 local trimmed = 0
 for i = 0, n - 1 do
-  local b = 6 + i * 7
+  local b = 6 + i * 8
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
     redis.call('ZREM', KEYS[1], id)
-    if ARGV[b + 6] ~= '' and return_slot(flow_keys(), flow_queues(), id) then freed = true end
+    if ARGV[b + 7] ~= '' and return_slot(flow_keys(), flow_queues(), id) then freed = true end
     local retry_in = tonumber(ARGV[b + 3])
     if retry_in >= 0 then
       local retry_at = now + retry_in
@@ -38,8 +40,10 @@ for i = 0, n - 1 do
       out[i + 1] = 1
     else
       dead_letter(KEYS[7], KEYS[4], id, now, ARGV[b + 2])
+      local kept = ARGV[b + 6]
+      if kept == '' then kept = redis.call('HGET', KEYS[2], id) end
       write_result(KEYS[8 + 2 * (i + 1)], KEYS[9 + 2 * (i + 1)], ARGV[b + 4],
-                   redis.call('HGET', KEYS[2], id), tonumber(ARGV[b + 5]), notify_ttl)
+                   kept, tonumber(ARGV[b + 5]), notify_ttl)
       dead = dead + 1
       out[i + 1] = 2
     end

@@ -44,7 +44,14 @@ from bananas.models import (
     JobStatus,
     Priority,
 )
-from bananas.records import SCHEMA_VERSION, decode_job, encode, result_record
+from bananas.records import (
+    MAX_KEPT_RECORD_BYTES,
+    SCHEMA_VERSION,
+    decode_job,
+    encode,
+    kept_record,
+    result_record,
+)
 from bananas.validation import validate_count, validate_duration, validate_optional_duration
 from bananas.worker_runtime.loopwatch import Running
 from bananas.worker_runtime.registry import Registry
@@ -116,7 +123,16 @@ class Executor:
                     task.cancel()
 
     async def run(self, routing_key: str, leased: Leased) -> Finished:
-        """Run ``leased`` to an outcome; never raises except ``CancelledError``."""
+        """Run ``leased`` to an outcome; never raises except ``CancelledError``.
+
+        A record too big to copy next to its result (``records.MAX_KEPT_RECORD_BYTES``)
+        is kept there as a stand-in without its payload."""
+        finished = await self._run(routing_key, leased)
+        if len(leased.record) > MAX_KEPT_RECORD_BYTES:
+            finished.outcome.kept_record = kept_record(leased.record)
+        return finished
+
+    async def _run(self, routing_key: str, leased: Leased) -> Finished:
         try:
             job = decode_job(leased.record, attempts=leased.attempt, status=JobStatus.PROCESSING)
         except ValueError as exc:

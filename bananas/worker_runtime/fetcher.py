@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -41,6 +42,10 @@ FAIR_EVERY = 16
 IDLE_BLOCK_SECONDS = 1.0
 #: Quiet blocks in a row after which an idle fetcher sweeps every key once anyway.
 SWEEP_EVERY = 30
+#: Seconds a sweep skips a key that just gave fewer jobs than asked (new work there
+#: is seen at once by an idle fetcher, through the key's wake token; by a busy one
+#: within this delay).
+DRY_SECONDS = 1.0
 #: Most jobs leased in one fetch call.
 FETCH_BATCH = 200
 #: Longest a stopping worker waits for a fetch in flight to return its jobs.
@@ -110,6 +115,8 @@ class Fetcher:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._in_fetch = False
+        #: Keys a sweep skips until then (monotonic s): they just gave less than asked.
+        self._dry: dict[str, float] = {}
 
     def start(self, spawn: Callable[..., asyncio.Task[None]], lane: FastLane | None) -> None:
         """Start fetching on ``lane`` (a dedicated connection, or None for the pool)."""
@@ -164,10 +171,15 @@ class Fetcher:
     def _fetch(self, plan: FetchPlan, attempt: FetchAttempt) -> Op[int]:
         free = attempt.free
         total = 0
+        now = time.monotonic()
+        sweep = len(plan.routes) > 1
         for rk in plan.routes:
+            if sweep and self._dry.get(rk, 0.0) > now:
+                continue  # it gave less than asked a moment ago; its token will say more
+            want = min(free - total, FETCH_BATCH)
             fetched = yield from self.broker.fetch_batch(
                 rk,
-                min(free - total, FETCH_BATCH),
+                want,
                 self.leases.lease_ms,
                 fair=plan.fair,
                 priorities=self.priorities,
@@ -179,6 +191,10 @@ class Fetcher:
                     self.deliver(rk, item)
             self._report(rk, fetched)
             total += len(fetched.leased)
+            if len(fetched.leased) < want:
+                self._dry[rk] = now + DRY_SECONDS
+            else:
+                self._dry.pop(rk, None)
             if total >= free:
                 break
         return total
@@ -212,6 +228,7 @@ class Fetcher:
         """Fetch from the one key whose token woke the fetcher; True when that filled
         every free slot (so the next fetch sweeps: other keys may have work too)."""
         attempt = FetchAttempt(new_fetch_id(), self.leases.free())
+        self._dry.pop(routing_key, None)  # its token says it has work again
         got = await self._call_fetch(FetchPlan((routing_key,), FairTurn.NONE), attempt)
         return got >= attempt.free
 

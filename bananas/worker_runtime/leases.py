@@ -44,8 +44,12 @@ from bananas.worker_runtime.retry import RedisCaller
 
 logger = logging.getLogger(__name__)
 
-#: How often expired leases are looked for, in seconds.
+#: How often expired leases are looked for on a key holding leases, in seconds.
 REAP_INTERVAL = 0.5
+#: How often a key holding no lease is looked at (seconds), at the most often...
+REAP_IDLE_MIN = 2.0
+#: ...and how many such looks per second a reaper spends at most, over all its keys.
+REAP_IDLE_RATE = 100.0
 
 #: A leased job and the routing key it came from.
 Held = tuple[str, Leased]
@@ -197,11 +201,14 @@ class Reaper:
     """Returns the expired leases of some routing keys to their queues.
 
     A route is looked at again when its earliest lease expires, every
-    :data:`REAP_INTERVAL` at the most; a route that holds no lease at all is looked at
-    again after ``idle_max`` seconds (the lease duration: a lease taken meanwhile cannot
-    have expired before then). So an idle reaper's Redis traffic does not grow with
-    the number of routing keys it serves, and an orphan is still reaped within about
-    a lease of its expiry.
+    :data:`REAP_INTERVAL` at the most. A route that holds no lease at all is looked at
+    again after :data:`REAP_IDLE_MIN` seconds, or later when there are so many routes
+    that this would cost more than :data:`REAP_IDLE_RATE` looks per second (500 keys:
+    every 5 s). So an idle reaper sends at most about ``2 * REAP_IDLE_RATE`` commands
+    a second however many keys it serves, and an orphan on a key that was idle is
+    reaped within that delay after its lease expired (busy keys: within
+    :data:`REAP_INTERVAL`). The workers' lease duration is not assumed: a scheduler
+    process reaps for workers configured differently.
     """
 
     def __init__(
@@ -210,20 +217,16 @@ class Reaper:
         redis: RedisCaller,
         routes: Callable[[], Awaitable[Sequence[str]]],
         metrics: Metrics,
-        *,
-        idle_max: float = 10.0,
     ) -> None:
         self.broker = broker
         self.redis = redis
         self.routes = routes
         self.metrics = metrics
-        self.idle_max = max(idle_max, REAP_INTERVAL)
+        self.idle_max = REAP_IDLE_MIN
         self._next: dict[str, float] = {}
 
     def _schedule(self, routing_key: str, now: float, until_ms: int | None) -> None:
         if until_ms is None:
-            # No lease at all: a lease taken from now on expires a lease duration after
-            # it was taken at the earliest, so looking again in ``idle_max`` sees it expire.
             self._next[routing_key] = now + self.idle_max
             return
         self._next[routing_key] = now + max(REAP_INTERVAL, min(until_ms / 1000, self.idle_max))
@@ -232,7 +235,9 @@ class Reaper:
         """Reap until cancelled."""
         loop = asyncio.get_running_loop()
         while True:
-            for rk in await self.routes():
+            routes = await self.routes()
+            self.idle_max = max(REAP_IDLE_MIN, len(routes) / REAP_IDLE_RATE)
+            for rk in routes:
                 if self._next.get(rk, 0.0) > loop.time():
                     continue
                 requeued, dead, until = await self.redis.call(partial(self.broker.reap_next, rk))

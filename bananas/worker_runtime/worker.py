@@ -189,13 +189,7 @@ class Worker:
             self._tasks.spawn(self.executor.watchdog(), name="bananas-watchdog")
             self._tasks.spawn(self.loopwatch.heartbeat(), name="bananas-loopwatch")
         if self.settings.mode is not WorkerMode.THIN:
-            reaper = Reaper(
-                self.broker,
-                self.redis,
-                self.maintained_routes,
-                self.metrics,
-                idle_max=self.settings.lease_duration,
-            )
+            reaper = Reaper(self.broker, self.redis, self.maintained_routes, self.metrics)
             self._tasks.spawn(reaper.run(), name="bananas-reaper")
             promoter = Promoter(
                 self.client, self.maintained_routes, interval=self.settings.scheduler_interval

@@ -1,5 +1,5 @@
 """Reading maxmemory-policy from a real server: the policy itself, a cluster's worst
-node, and None for a user whose ACL does not allow CONFIG GET."""
+node, and None for a user whose ACL does not allow INFO."""
 
 from __future__ import annotations
 
@@ -26,12 +26,10 @@ async def test_aread_policy_of_a_server(single_redis: RedisServer) -> None:
         await r.aclose()
 
 
-def test_a_user_without_config_reads_none(single_redis: RedisServer) -> None:
-    user, password = f"noconfig-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+def test_a_user_without_info_reads_none(single_redis: RedisServer) -> None:
+    user, password = f"noinfo-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     with single_redis.client() as admin:
-        admin.execute_command(
-            "ACL", "SETUSER", user, "on", f">{password}", "~*", "+@all", "-config"
-        )
+        admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "+@all", "-info")
         try:
             with redis.Redis(
                 port=single_redis.port, username=user, password=password, decode_responses=True

@@ -234,3 +234,26 @@ async def test_cron_status_follows_the_fired_job(single_redis: RedisServer, pref
         assert status is not None and status.last_successful_time is not None
         assert status.last_successful_time - datetime.now(UTC) < timedelta(seconds=5)
         await worker.stop()
+
+
+async def test_a_big_payload_is_not_copied_next_to_its_result(
+    single_redis: RedisServer, prefix: str
+) -> None:
+    registry = Registry()
+    registry.register("size", lambda job: len(job.payload["blob"]))
+    async with AsyncClient(single_redis.url, prefix=prefix) as client:
+        worker = Worker(registry, client=client, metrics_port=0)
+        await worker.start()
+        try:
+            big = await client.submit_and_wait("size", {"blob": "x" * 200_000}, timeout=10)
+            small = await client.submit_and_wait("size", {"blob": "y"}, timeout=10)
+        finally:
+            await worker.stop()
+        assert (big.result, small.result) == (200_000, 1)
+        route = client.broker.route("default")
+        kept = await client.redis.hget(route.result(big.job_id), "job")
+        assert kept is not None and len(kept) < 2_000, "a stand-in, not a 200 KB copy"
+        done = await client.get_job(big.job_id)
+        assert done is not None and done.payload is None and done.name == "size"
+        done_small = await client.get_job(small.job_id)
+        assert done_small is not None and done_small.payload == {"blob": "y"}

@@ -177,14 +177,14 @@ def mtls_redis(certificates: Certificates) -> Iterator[TLSRedisServer]:
 #: role uses are listed as well as the ones it sends itself.
 WORKER_COMMANDS = (
     "ping evalsha eval blpop smembers sadd hgetall hget hset hdel hexists hmget hincrby "
-    "exists get set del incr pexpire lindex llen lpop lpush lrem rpush zadd zcard zrange "
-    "zrangebyscore zrem zremrangebyscore zscore"
+    "exists get set del incr pexpire lindex llen lrange ltrim lpush lrem rpush zadd zcard "
+    "zrange zrangebyscore zrem zremrangebyscore zscore time type info"
 )
 CLIENT_COMMANDS = (
     "ping evalsha eval blpop smembers sadd hget hset hdel hexists hmget hincrby exists "
-    "pexpire lindex llen lrem rpush zadd zcard zrange zrem zscore"
+    "pexpire lindex llen lrem rpush zadd zcard zrange zrem zscore time type info"
 )
-OPERATOR_COMMANDS = "evalsha eval hget hmget llen lindex zcard zscore"
+OPERATOR_COMMANDS = "evalsha eval hget hmget llen lindex zcard zscore info"
 
 
 def acl_rules(prefix: str, password: str, commands: str, *selectors: str) -> list[str]:

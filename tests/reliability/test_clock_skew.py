@@ -10,12 +10,18 @@ its offset to Redis and corrects for it (``docs/reliability.md#one-clock``).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import pytest
 
 from tests.chaos import CI, Servers, table
+from tests.chaos.common import Fleet, new_tag
 from tests.chaos.skew_clocks import clock_jump, skewed_scheduler, skewed_workers
 from tests.support import faketime
+from tests.support.faketime import SkewedClock
+from tests.support.processes import http_get
+from tests.support.servers import RedisServer
+from tests.support.waiting import eventually
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -46,3 +52,36 @@ def test_a_worker_whose_clock_jumps_twenty_seconds_reaps_no_live_job(
     report = clock_jump(servers, CI, rng)
     print(table([report]))
     assert (report.lost, report.duplicated, report.falsely_dead) == (0, 0, 0), report.details
+
+
+def test_the_cron_leader_measures_and_reports_its_offset_to_redis(
+    servers: Servers, clocks: list[SkewedClock]
+) -> None:
+    queue = RedisServer(servers.binary).start()
+    fast = SkewedClock(+20.0)
+    clocks.append(fast)
+    fleet = Fleet(queue.url, servers.ledger.url, f"skew{new_tag()}")
+    try:
+        leader = fleet.spawn("scheduler", SCHEDULER_INTERVAL="0.2s", **fast.env())
+
+        def offset() -> float | None:
+            for line in http_get(leader.port, "/metrics")[1].splitlines():
+                if line.startswith("bananas_clock_offset_seconds "):
+                    value = float(line.split()[1])
+                    return value if value != 0 else None
+            return None
+
+        measured = eventually(offset, 20, what=leader.log)
+        assert -20.5 < measured < -19.5, "Redis' clock minus this host's"
+        eventually(lambda: "off Redis' clock" in leader.log(), 10, what=leader.log)
+    finally:
+        fleet.close()
+        queue.cleanup()
+
+
+@pytest.fixture
+def clocks() -> Iterator[list[SkewedClock]]:
+    made: list[SkewedClock] = []
+    yield made
+    for clock in made:
+        clock.cleanup()

@@ -126,6 +126,7 @@ def test_a_pickle_in_a_payload_stays_an_inert_string(
         with redis.Redis(port=single_redis.port) as raw:
             raw.hset(route.jobs, "pickled", blob)
             raw.rpush(route.queues[1], "pickled")
+            raw.rpush(route.wake, 1)  # as enqueue.lua does (else: the 30 s safety sweep)
             raw.hset(route.result("forged"), "result", blob)
         eventually(lambda: client.queue_stats().dead == 1, what="the record dead-lettered")
         [dead] = client.dead_letters()

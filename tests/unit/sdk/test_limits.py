@@ -55,3 +55,15 @@ def test_counts_in_range_are_kept(value: int) -> None:
 def test_counts_out_of_range_are_refused(value: object) -> None:
     with pytest.raises(InvalidJobError, match="max_retries must be a whole number from 0"):
         validate_count(value, "max_retries")
+
+
+def test_a_big_record_is_kept_as_a_stand_in_without_its_payload() -> None:
+    import orjson
+
+    from bananas.records import MAX_KEPT_RECORD_BYTES, kept_record
+
+    small = orjson.dumps({"id": "a", "payload": "x"}).decode()
+    assert kept_record(small) == ""
+    big = orjson.dumps({"id": "b", "name": "n", "payload": "x" * MAX_KEPT_RECORD_BYTES}).decode()
+    assert orjson.loads(kept_record(big)) == {"id": "b", "name": "n", "payload": None}
+    assert kept_record("{" + "x" * MAX_KEPT_RECORD_BYTES) == "", "unreadable: keep the stored one"
