@@ -102,7 +102,8 @@ end
 -- this. The groups hash holds: seq (order counter), out:<p>:<group> (the token is out:
 -- queued, parked or throttled), tok:<p> (tokens queued), run:<group> (jobs holding a
 -- concurrency slot), slot:<id> (the group a leased job holds a slot of), tat:<group> (the
--- rate limit's theoretical arrival time, ms). The members hash: id -> a waiting job's
+-- rate limit's theoretical arrival time, ms), thr (tokens waiting in scheduled for their
+-- rate). The members hash: id -> a waiting job's
 -- member. The parked hash: group -> its token, parked at the concurrency limit. The limits
 -- hash: key -> "interval ms|burst|concurrency" (0: none); its field "*" lists the patterns
 -- ("tenant:*"), longest first, one a line.

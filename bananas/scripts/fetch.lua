@@ -112,7 +112,9 @@ local function serve_token(queue, token)
     if now < allowed_at then
       local at = math.ceil(allowed_at)
       local earliest = redis.call('ZRANGE', F.scheduled, 0, 0, 'WITHSCORES')[2]
-      redis.call('ZADD', F.scheduled, at, token)
+      if redis.call('ZADD', F.scheduled, at, token) == 1 then
+        redis.call('HINCRBY', F.groups, 'thr', 1)  -- tokens waiting in scheduled (stats)
+      end
       if earliest == nil or at < tonumber(earliest) then wake(F.schedwake) end
       return 0
     end

@@ -30,6 +30,7 @@ if #ids > 0 then
     elseif is_token(id) then  -- flow
       local F = flow_keys()
       queue_token(F, queue_key(4, token_parts(id)), id, false)
+      redis.call('HINCRBY', F.groups, 'thr', -1)
       moved = moved + 1
     end
   end

@@ -2,7 +2,8 @@
 -- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
 -- KEYS[4] scheduled  KEYS[5] leases  KEYS[6] dead  KEYS[7] jobs  KEYS[8] paused
 -- KEYS[9] groups  KEYS[10] grouped:high  KEYS[11] grouped:normal  KEYS[12] grouped:low
--- (a queue's depth counts the ready jobs of groups, not the group tokens in its list)
+-- (a queue's depth counts the ready jobs of groups, not the group tokens in its list, and
+-- scheduled does not count the tokens of groups waiting for their rate)
 -- returns: {high, normal, low, scheduled, in flight, dead, head record of each non-empty
 --           queue (false when empty) x3, paused mask ("000": nothing paused)}
 local out = {}
@@ -16,8 +17,9 @@ for q = 1, 3 do
 end
 out[10] = redis.call('GET', KEYS[8]) or '000'
 -- flow: group tokens stand for the ready jobs of their groups
-local tokens = redis.call('HMGET', KEYS[9], 'tok:1', 'tok:2', 'tok:3')
+local tokens = redis.call('HMGET', KEYS[9], 'tok:1', 'tok:2', 'tok:3', 'thr')
 for q = 1, 3 do
   out[q] = out[q] - tonumber(tokens[q] or '0') + redis.call('ZCARD', KEYS[9 + q])
 end
+out[4] = out[4] - tonumber(tokens[4] or '0')  -- throttled group tokens are no jobs
 return out

@@ -111,6 +111,8 @@ def test_a_rate_limit_defers_the_group_not_the_others(client: Client) -> None:
     assert fetch(client, 10) == []
     job = client.get_job(slow[1])
     assert job is not None and job.status is JobStatus.PENDING and job.attempts == 0
+    stats = client.queue_stats()
+    assert (stats.queued, stats.scheduled) == (2, 0), "a throttled group's token is no job"
     eventually(lambda: client.run(client.broker.promote("default"))[0] == 1, what="the rate")
     assert [j.id for j in fetch(client, 10)] == [slow[1]]
 
