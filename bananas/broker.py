@@ -795,7 +795,9 @@ class Broker:
         Returns how many parked group tokens went back to their queues (set_limit.lua).
         """
         r = self.route(routing_key)
-        reply = yield script_call(_SCRIPTS["set_limit"], (r.wake, *r.queues, *r.flow), (key, spec))
+        reply = yield script_call(
+            _SCRIPTS["set_limit"], (r.wake, *r.queues, r.paused, *r.flow), (key, spec)
+        )
         return int(reply)
 
     def limits(self, routing_key: str) -> Op[dict[str, str]]:

@@ -34,7 +34,8 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:watchers:<id>   SET    the watch lists of a job's watchers, expires
     bananas:route:{gpu}:watch:<id>:<w>  LIST   one watcher's wake token: progress changed
     bananas:route:{gpu}:retention       HASH   max_dead, max_dead_age_ms: the DLQ's bounds here
-    bananas:route:{gpu}:paused          STRING paused priorities: "1" paused, high normal low
+    bananas:route:{gpu}:paused          STRING paused priorities: "1" paused, high normal low;
+                                               4th character "1": a job-name limit exists
 
     bananas:jobid:{<id>}                STRING routing key and claim time of an explicit job id
                                                ("<routing key>|<ms>"), expires; its own slot

@@ -152,7 +152,10 @@ def validate_group(group: Any) -> str:
 
 
 def validate_limit_key(key: Any) -> str:
-    """A limit key: a group, or a pattern (a group prefix followed by "*")."""
+    """A limit key: a group, a pattern (a group prefix followed by "*"), or
+    "name:<job name>" (every job of that name that has no group)."""
+    if isinstance(key, str) and key.startswith("name:"):
+        return "name:" + validate_job_name(key[5:])
     if isinstance(key, str) and key.endswith("*") and key.count("*") == 1:
         if len(key) > 1:
             validate_group(key[:-1])

@@ -106,7 +106,8 @@ end
 -- rate). The members hash: id -> a waiting job's
 -- member. The parked hash: group -> its token, parked at the concurrency limit. The limits
 -- hash: key -> "interval ms|burst|concurrency" (0: none); its field "*" lists the patterns
--- ("tenant:*"), longest first, one a line.
+-- ("tenant:*"), longest first, one a line. A job-name limit is the key "name:<job name>":
+-- fetch moves a job of no group with such a name into the group of that name.
 --
 -- The flow keys come last in KEYS, in this order (flow_keys finds them): groups, limits,
 -- members, parked, grouped:high, grouped:normal, grouped:low, scheduled, schedwake.

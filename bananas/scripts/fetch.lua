@@ -22,6 +22,9 @@
 -- the group's limits allow, and goes back to the tail; a group at its concurrency limit
 -- parks its token until a slot comes back, one over its rate waits in scheduled until the
 -- rate allows (the promoter puts it back): neither costs an attempt or holds a slot.
+-- When a job-name limit exists (the 4th character of KEYS[12]), a job of no group whose
+-- name has a limit joins the group "name:<job name>" as it is popped (its record gains
+-- that group), and its group's token serves it under that limit from then on.
 -- Every field read is checked before the first write: a queue entry with no record is
 -- dropped and counted ('orphaned'), an attempts counter that is not a whole number
 -- dead-letters that job with the reason; the other jobs of the batch are leased.
@@ -131,7 +134,26 @@ local function serve_token(queue, token)
 end
 -- end flow -------------------------------------------------------------------------------
 
-local function take(queue, count)
+-- flow: a job of no group whose name has a limit becomes a job of the group "name:<it>"
+local names_limited = false  -- set below from the flags, before any take
+local function by_name(queue, p, id, record)
+  local job = decode_record(record)
+  local name = job['name']
+  if type(name) ~= 'string' or type(job['group']) == 'string' or
+     string.sub(record, -1) ~= '}' then
+    return false
+  end
+  F = F or flow_keys()
+  local group = 'name:' .. name
+  if redis.call('HEXISTS', F.limits, group) == 0 then return false end
+  redis.call('HSET', KEYS[4], id, string.sub(record, 1, -2) .. ',"group":' ..
+             cjson.encode(group) .. '}')
+  push_grouped(F, queue, p, group, id, false)
+  requeued = requeued + 1
+  return true
+end
+
+local function take(queue, count, p)
   local ids = redis.call('LRANGE', queue, 0, count - 1)
   if #ids == 0 then return 0 end
   local records = redis.call('HMGET', KEYS[4], unpack(ids))
@@ -144,6 +166,8 @@ local function take(queue, count)
       idle = idle + 1 - serve_token(queue, id)
     elseif not record then
       orphans[#orphans + 1] = id
+    elseif names_limited and by_name(queue, p, id, record) then
+      idle = idle + 1
     elseif not valid_count(attempts[i]) then
       local reason = 'bad job record: attempts counter ' .. string.format('%q', attempts[i]) ..
                      ' is not a whole number'
@@ -168,19 +192,20 @@ local serve = ARGV[4]
 -- pause: one read; a routing key with nothing paused has no paused key
 local paused = redis.call('GET', KEYS[12])
 if paused then serve = unpaused(serve, paused) end
+names_limited = paused and string.sub(paused, 4, 4) == '1'  -- flow: job-name limits exist
 -- end pause
 local turn = ({ ['1'] = { 2, 3 }, ['2'] = { 3, 2 } })[ARGV[3]] or {}
 for _, p in ipairs(turn) do
-  if want > 0 and string.sub(serve, p, p) == '1' then want = want - take(queue_key(1, p), 1) end
+  if want > 0 and string.sub(serve, p, p) == '1' then want = want - take(queue_key(1, p), 1, p) end
 end
 for p = 1, 3 do
   if want <= 0 then break end
   if string.sub(serve, p, p) == '1' then
-    want = want - take(queue_key(1, p), want)
+    want = want - take(queue_key(1, p), want, p)
     -- flow: tokens this fetch pushed back may serve their groups again, in turn
     while want > 0 and requeued > 0 do
       requeued = 0
-      want = want - take(queue_key(1, p), want)
+      want = want - take(queue_key(1, p), want, p)
     end
   end
 end

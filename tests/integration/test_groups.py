@@ -133,6 +133,29 @@ def test_cancel_delay_and_requeue_of_grouped_jobs(client: Client) -> None:
     assert [j.id for j in fetch(client, 5)] == [dead]
 
 
+def test_a_job_name_limit_applies_to_jobs_of_no_group(client: Client) -> None:
+    client.set_limit("name:send_sms", concurrency=1)
+    sms = [client.submit("send_sms", {"n": n}) for n in range(3)]
+    mail = client.submit("send_mail")
+    got = fetch(client, 10)
+    assert {j.id for j in got} == {sms[0], mail}, "one sms at a time; mail is not held up"
+    job = client.get_job(sms[1])
+    assert job is not None and job.group == "name:send_sms" and job.attempts == 0
+    assert client.queue_stats().queued == 2
+    first = next(j for j in got if j.id == sms[0])
+    ack(client, first, "name:send_sms")
+    assert [j.id for j in fetch(client, 10)] == [sms[1]]
+    client.set_limit("name:send_sms")  # removed: the flag goes, the last job is a group's
+    client.pause("default", ["low"])
+    assert client.queue_stats().paused == [Priority.LOW]
+    assert [j.id for j in fetch(client, 10)] == [sms[2]]
+    plain = client.submit("send_sms")
+    assert [j.id for j in fetch(client, 10)] == [plain]
+    assert client.get_job(plain).group is None  # type: ignore[union-attr]
+    client.resume("default")
+    assert client.paused() == {}
+
+
 def test_group_and_limit_arguments_are_checked(client: Client) -> None:
     for group in ("", "x" * 201, "a\x01b", "name:send", "t*"):
         with pytest.raises(InvalidJobError):

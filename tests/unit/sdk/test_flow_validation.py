@@ -37,6 +37,9 @@ def test_groups_and_limit_keys() -> None:
     assert validate_group("tenant:42") == "tenant:42"
     assert validate_limit_key("tenant:*") == "tenant:*"
     assert validate_limit_key("*") == "*"
+    assert validate_limit_key("name:send_sms") == "name:send_sms"
+    with pytest.raises(InvalidJobError):
+        validate_limit_key("name:")
     for bad in ("", "a\nb", "name:x", "a*", "\x01"):
         with pytest.raises(InvalidJobError):
             validate_group(bad)
