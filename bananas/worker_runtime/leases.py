@@ -36,7 +36,7 @@ import orjson
 from bananas.broker import Broker, Leased
 from bananas.broker import Held as Handback
 from bananas.client import AsyncClient
-from bananas.errors import BananasError
+from bananas.errors import BananasError, RedisOutOfMemoryError
 from bananas.models import Priority
 from bananas.ops import Op
 from bananas.worker_runtime.metrics import Metrics
@@ -147,7 +147,14 @@ class Leases:
 
     def _renew_and(self, publish: Callable[[float], Op[None]], ttl_s: float) -> Op[None]:
         yield from self.renew()
-        yield from publish(ttl_s)
+        try:
+            yield from publish(ttl_s)
+        except RedisOutOfMemoryError:
+            # Redis is full: the leases were renewed (renew.lua may run then), the
+            # worker's record cannot be written. Not a failure of the renewal, which
+            # would otherwise be retried (and logged) at every heartbeat; /readyz
+            # already says why the worker takes no work.
+            logger.debug("worker record not published: Redis is out of memory")
 
     async def drain(self, grace: float, hurry: asyncio.Event | None) -> None:
         """Wait until nothing is in flight, for at most ``grace`` s or until ``hurry`` is set."""
