@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint bench bench-quick chaos e2e-binaries e2e-kind helm
+.PHONY: venv demo test lint dist bench bench-quick chaos e2e-binaries e2e-kind helm
 
 $(BIN)/bananas: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: venv
 	$(BIN)/ruff format --check bananas tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The wheel and sdist of the `bananas-queue` distribution, checked by twine.
+dist: venv
+	rm -rf dist
+	$(BIN)/python -m build
+	$(BIN)/twine check --strict dist/*
 
 e2e-binaries:
 	./hack/controlplane.sh

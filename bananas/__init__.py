@@ -7,6 +7,7 @@ Kubernetes operator in ``bananas.operator``.
 
 from bananas.client import AsyncClient, Client, JobSpec
 from bananas.errors import (
+    BananasAuthenticationError,
     BananasConnectionError,
     BananasError,
     ConfigError,
@@ -28,18 +29,25 @@ from bananas.models import (
     JobEvent,
     JobResult,
     JobStatus,
+    NodeKind,
+    NodeState,
     Priority,
     QueueStats,
     Schedule,
     ScheduleStatus,
     WorkerInfo,
+    WorkflowInfo,
+    WorkflowNode,
+    WorkflowStatus,
 )
 from bananas.validation import validate_routing_key
+from bananas.workflows import OnFailure, Signature, chain, chord, group, task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
+    "BananasAuthenticationError",
     "BananasConnectionError",
     "BananasError",
     "Client",
@@ -55,6 +63,9 @@ __all__ = [
     "JobResult",
     "JobSpec",
     "JobStatus",
+    "NodeKind",
+    "NodeState",
+    "OnFailure",
     "PayloadTooLargeError",
     "PermanentError",
     "Priority",
@@ -64,7 +75,15 @@ __all__ = [
     "Retry",
     "Schedule",
     "ScheduleStatus",
+    "Signature",
     "WaitTimeoutError",
     "WorkerInfo",
+    "WorkflowInfo",
+    "WorkflowNode",
+    "WorkflowStatus",
+    "chain",
+    "chord",
+    "group",
+    "task",
     "validate_routing_key",
 ]

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -53,7 +53,7 @@ from bananas.models import (
     WorkerInfo,
 )
 from bananas.ops import Batch, Call, Op, Script, command, script_call
-from bananas.records import decode_job, iso
+from bananas.records import decode_job, iso, split_error
 
 Clock = Callable[[], float]
 #: A leased job handed back: id, lease token, priority and, for a job of a group, its group.
@@ -74,6 +74,8 @@ MAX_BLOCK_SECONDS = 2.0
 REAP_BATCH = 200
 #: Most dead-lettered jobs aged out of the dead-letter queue by one fail call.
 DEAD_LETTER_TRIM_BATCH = 1000
+#: How long a routing key's per-minute outcome counters are kept (a week, and a day more).
+THROUGHPUT_TTL_MS = 8 * 24 * 3600 * 1000
 #: Due scheduled jobs moved per promote call.
 PROMOTE_BATCH = 1000
 #: The longest result TTL a record may name (a longer one is ignored by the reaper).
@@ -152,6 +154,7 @@ _SCRIPTS = {
         "requeue_dead",
         "purge_dead",
         "dead_letters",
+        "delete_dead",
         "stats",
         "lead",
         "claim_id",
@@ -257,6 +260,16 @@ class FailReply:
     trimmed: int
 
 
+class Reaped(NamedTuple):
+    """What one ``reap`` call did."""
+
+    requeued: int
+    dead: int
+    #: Dead-lettered jobs that are workflow steps: (job id, reason), to record on their
+    #: workflows (``bananas.workflow_store``).
+    steps: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(slots=True)
 class DeadJob:
     """One row of the dead-letter queue."""
@@ -267,6 +280,24 @@ class DeadJob:
     attempts: int
     error: str
     raw: str
+
+
+#: The states ``list_jobs`` can list (``bananas jobs --state``).
+JobState = Literal["ready", "scheduled", "in-flight", "dead"]
+JOB_STATES: tuple[JobState, ...] = ("ready", "scheduled", "in-flight", "dead")
+_LISTED_STATUS = {
+    "ready": JobStatus.PENDING,
+    "scheduled": JobStatus.SCHEDULED,
+    "in-flight": JobStatus.PROCESSING,
+    "dead": JobStatus.FAILED,
+}
+
+
+def _pairs(flat: Any) -> list[tuple[str, float]]:
+    """ZRANGE ... WITHSCORES as (member, score) pairs, whatever shape the client returns."""
+    if flat and isinstance(flat[0], list | tuple):
+        return [(str(m), float(s)) for m, s in flat]
+    return [(str(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
 _STATES = {
@@ -291,6 +322,11 @@ class Broker:
         if keys is None:
             keys = self._routes[routing_key] = self.keys.route(routing_key)
         return keys
+
+    def now_ms(self) -> int:
+        """The injectable clock in ms: only for what people read (throughput buckets),
+        never for a deadline or a due time (those are Redis' TIME)."""
+        return int(self.clock() * 1000)
 
     # -- submitting ----------------------------------------------------------------------
 
@@ -454,11 +490,13 @@ class Broker:
     def ack(self, routing_key: str, done: Sequence[Outcome]) -> Op[list[bool]]:
         """Complete leased jobs and store their results; False where the token was stale."""
         r = self.route(routing_key)
+        minute = self.now_ms() // 60_000
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats]
-        argv: list[Any] = [NOTIFY_TTL_MS]
+        argv: list[Any] = [NOTIFY_TTL_MS, minute, THROUGHPUT_TTL_MS]
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
             argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.kept_record, o.group)
+        keys.append(r.throughput(minute // 60))
         if any(o.group for o in done):  # flow: slots go back, parked tokens may wake a worker
             keys += (r.wake, *r.queues, *r.flow)
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
@@ -475,12 +513,15 @@ class Broker:
         r = self.route(routing_key)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
         keys.append(r.retention)
+        minute = self.now_ms() // 60_000  # throughput buckets: for people, the host's clock
         argv: list[Any] = [
             0,  # reserved (Redis' TIME is the clock)
             NOTIFY_TTL_MS,
             DEAD_LETTER_CAP,
             DEAD_LETTER_MAX_AGE_MS,
             DEAD_LETTER_TRIM_BATCH,
+            minute,
+            THROUGHPUT_TTL_MS,
         ]
         for o in failed:
             keys += (r.result(o.id), r.notify(o.id))
@@ -494,6 +535,7 @@ class Broker:
                 o.kept_record,
                 o.group,
             )
+        keys.append(r.throughput(minute // 60))
         if any(o.group for o in failed):  # flow
             keys += (r.wake, *r.queues, *r.flow)
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
@@ -546,14 +588,13 @@ class Broker:
         reply = yield script_call(_SCRIPTS["release"], keys, argv)
         return int(reply)
 
-    def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[int, int]]:
-        """Return expired leases to their queue; returns (requeued, dead-lettered)."""
-        requeued, dead, _ = yield from self.reap_next(routing_key, limit)
-        return requeued, dead
+    def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[Reaped]:
+        """Return expired leases to their queue; returns (requeued, dead-lettered, the
+        workflow steps among the dead-lettered as (job id, reason) pairs)."""
+        reaped, _ = yield from self.reap_next(routing_key, limit)
+        return reaped
 
-    def reap_next(
-        self, routing_key: str, limit: int = REAP_BATCH
-    ) -> Op[tuple[int, int, int | None]]:
+    def reap_next(self, routing_key: str, limit: int = REAP_BATCH) -> Op[tuple[Reaped, int | None]]:
         """:meth:`reap`, also returning the ms until the earliest lease left expires (0
         after a reap: look again soon; None when the route holds no lease at all).
 
@@ -567,12 +608,12 @@ class Broker:
         )
         now = int(seconds) * 1000 + int(micros) // 1000
         if not earliest:
-            return 0, 0, None
+            return Reaped(0, 0), None
         if _first_score(earliest) > now:
-            return 0, 0, int(_first_score(earliest) - now)
+            return Reaped(0, 0), int(_first_score(earliest) - now)
         ids = yield command("ZRANGEBYSCORE", r.leases, "-inf", now, "LIMIT", 0, limit)
         if not ids:
-            return 0, 0, 0
+            return Reaped(0, 0), 0
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.dead, r.wake, *r.queues]
         for job_id in ids:
             keys += (r.result(job_id), r.notify(job_id))
@@ -582,7 +623,8 @@ class Broker:
             keys,
             (MAX_TTL_MS, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
         )
-        return int(reply[0]), int(reply[1]), 0
+        steps = tuple((reply[i], reply[i + 1]) for i in range(2, len(reply), 2))
+        return Reaped(int(reply[0]), int(reply[1]), steps), 0
 
     def promote(self, routing_key: str, limit: int = PROMOTE_BATCH) -> Op[tuple[int, int | None]]:
         """Move due scheduled jobs to their queue (due by Redis' own clock); returns
@@ -675,6 +717,7 @@ class Broker:
         if result and stored:
             outcome = JobResult.model_validate_json(result)
             job = decode_job(stored, error=outcome.error, status=outcome.status)
+            job.traceback = outcome.traceback
             job.updated_at = outcome.completed_at
             return job
         return None
@@ -757,14 +800,15 @@ class Broker:
         )
         return CancelCode(reply)
 
-    def stats(self, routing_key: str) -> Op[QueueStats]:
-        """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work."""
+    def stats(self, routing_key: str, due_within: float = 0.0) -> Op[QueueStats]:
+        """Depth per priority, scheduled, in flight, dead and oldest ready age: O(1) work;
+        and the scheduled jobs due within ``due_within`` seconds (O(log n))."""
         r = self.route(routing_key)
         reply = yield script_call(
             _SCRIPTS["stats"],
             (*r.queues, r.scheduled, r.leases, r.dead, r.jobs, r.paused, r.groups,
              *(r.grouped(p) for p in PRIORITY_ORDER)),
-            (),
+            (max(0, int(due_within * 1000)),),
         )  # fmt: skip
         now = self.clock()
         oldest: float | None = None
@@ -779,13 +823,92 @@ class Broker:
             in_flight=int(reply[4]),
             dead=int(reply[5]),
             oldest_age=None if oldest is None else max(oldest, 0.0),
-            paused=_paused_of(reply[9]),
+            due=int(reply[9]),
+            paused=_paused_of(reply[10]),
         )
 
     def counters(self, routing_key: str) -> Op[dict[str, int]]:
         """Lifetime counters of a routing key: enqueued, completed, failed, retried, reaped."""
         reply = yield command("HGETALL", self.route(routing_key).stats)
         return {k: int(v) for k, v in reply.items()}
+
+    def list_jobs(
+        self, routing_key: str, state: JobState, offset: int = 0, count: int = 50
+    ) -> Op[tuple[list[Job], int]]:
+        """A page of one state's jobs and how many are in that state.
+
+        ``ready``: queue order, high priority first; ``scheduled``: soonest due first
+        (``scheduled_for`` is the due time); ``in-flight``: leases in deadline order;
+        ``dead``: newest first (``updated_at`` is when it was dead-lettered). A read, not
+        a snapshot: a job that moves on between the two round trips is left out.
+        """
+        r = self.route(routing_key)
+        ids, stamps, total = yield from self._ids_in(r, state, offset, count)
+        if not ids:
+            return [], total
+        records, attempts, errors = yield Batch(
+            [command("HMGET", key, *ids) for key in (r.jobs, r.attempts, r.errors)]
+        )
+        jobs = []
+        for i in range(len(ids)):
+            if not records[i]:
+                continue
+            try:
+                job = decode_job(
+                    records[i],
+                    attempts=int(attempts[i] or 0),
+                    error=errors[i] or "",
+                    status=_LISTED_STATUS[state],
+                )
+            except ValueError:
+                continue
+            stamp = stamps[i]
+            if stamp is not None:
+                at = datetime.fromtimestamp(stamp / 1000, UTC)
+                if state == "scheduled":
+                    job.scheduled_for = at
+                elif state == "dead":
+                    job.updated_at = at
+            jobs.append(job)
+        return jobs, total
+
+    def _ids_in(
+        self, r: RouteKeys, state: JobState, offset: int, count: int
+    ) -> Op[tuple[list[str], list[float | None], int]]:
+        if state == "ready":
+            lengths = yield Batch([command("LLEN", q) for q in r.queues])
+            ranges: list[tuple[str, int, int]] = []
+            skip = offset
+            for queue, length in zip(r.queues, lengths, strict=True):
+                take = min(max(length - skip, 0), count - sum(n for _, _, n in ranges))
+                if take > 0:
+                    ranges.append((queue, skip, take))
+                skip = max(skip - length, 0)
+            pages = []
+            if ranges:
+                pages = yield Batch([command("LRANGE", q, s, s + n - 1) for q, s, n in ranges])
+            ids = [job_id for page in pages for job_id in page]
+            return ids, [None] * len(ids), sum(int(n) for n in lengths)
+        key = {"scheduled": r.scheduled, "in-flight": r.leases, "dead": r.dead}[state]
+        order = "ZREVRANGE" if state == "dead" else "ZRANGE"
+        total, page = yield Batch(
+            [
+                command("ZCARD", key),
+                command(order, key, offset, offset + count - 1, "WITHSCORES"),
+            ]
+        )
+        pairs = _pairs(page)
+        return [p[0] for p in pairs], [p[1] for p in pairs], int(total)
+
+    def run_now(self, routing_key: str, job_id: str) -> Op[bool]:
+        """Make a delayed job or a retry in backoff due now and promote it; False if it
+        was not scheduled."""
+        r = self.route(routing_key)
+        changed = yield command("ZADD", r.scheduled, "XX", "CH", 1, job_id)
+        if not changed:
+            return False
+        yield from self.promote(routing_key)
+        return True
 
     # -- groups and limits ------------------------------------------------------------------
 
@@ -914,7 +1037,7 @@ class Broker:
                     job_id,
                     datetime.fromtimestamp(int(at) / 1000, UTC),
                     _count(attempts),
-                    error,
+                    split_error(error)[0],
                     record,
                 )
             )
@@ -928,6 +1051,21 @@ class Broker:
         keys += r.flow
         reply = yield script_call(_SCRIPTS["requeue_dead"], keys, job_ids)
         return int(reply)
+
+    def stored_errors(self, routing_key: str, job_ids: Sequence[str]) -> Op[list[str | None]]:
+        """The error history stored for each job (None where there is none)."""
+        if not job_ids:
+            return []
+        reply = yield command("HMGET", self.route(routing_key).errors, *job_ids)
+        return list(reply)
+
+    def delete_dead(self, routing_key: str, job_id: str) -> Op[bool]:
+        """Delete one dead-lettered job and its record; False if it was not dead-lettered."""
+        r = self.route(routing_key)
+        reply = yield script_call(
+            _SCRIPTS["delete_dead"], (r.dead, r.jobs, r.attempts, r.errors), (job_id,)
+        )
+        return bool(reply)
 
     def dead_ids(self, routing_key: str, count: int) -> Op[list[str]]:
         """Up to ``count`` dead-lettered ids, oldest first."""
@@ -959,6 +1097,37 @@ class Broker:
     def schedules(self) -> Op[list[Schedule]]:
         reply = yield command("HGETALL", self.keys.schedules)
         return [Schedule.model_validate_json(v) for _, v in sorted(reply.items())]
+
+    def code_schedules(self) -> Op[list[Schedule]]:
+        """The schedules the cron leader last published from code (empty when none runs)."""
+        reply = yield command("GET", self.keys.code_schedules)
+        if not reply:
+            return []
+        return [Schedule.model_validate(s) for s in orjson.loads(reply)]
+
+    def put_code_schedules(self, schedules: Sequence[Schedule], ttl_ms: int) -> Op[None]:
+        """Publish the code-defined schedules (one SET: a reader never sees half a list)."""
+        data = orjson.dumps([s.model_dump(mode="json") for s in schedules])
+        yield command("SET", self.keys.code_schedules, data, "PX", ttl_ms)
+
+    def schedule_statuses(self, schedule_ids: Sequence[str]) -> Op[list[ScheduleStatus | None]]:
+        if not schedule_ids:
+            return []
+        reply = yield command("HMGET", self.keys.schedule_status, *schedule_ids)
+        return [ScheduleStatus.model_validate_json(r) if r else None for r in reply]
+
+    def forget_route(self, routing_key: str) -> Op[bool]:
+        """Drop an empty routing key from the set of known routes; False if it holds jobs.
+
+        Not atomic across the two slots (the set has no hash tag): a job submitted in
+        between keeps its queue, and the route is added back by the next client to
+        submit there.
+        """
+        stats = yield from self.stats(routing_key)
+        if stats.queued or stats.scheduled or stats.in_flight or stats.dead:
+            return False
+        removed = yield command("SREM", self.keys.routes, routing_key)
+        return bool(removed)
 
     def schedule_status(self, schedule_id: str) -> Op[ScheduleStatus | None]:
         reply = yield command("HGET", self.keys.schedule_status, schedule_id)

@@ -19,7 +19,15 @@ from typing import Any, Self, TypedDict, TypeVar, Unpack
 
 import redis
 
-from bananas.broker import ID_INDEX_SLACK_MS, Broker, CancelCode, DeadJob, NewJob, Unique
+from bananas.broker import (
+    ID_INDEX_SLACK_MS,
+    JOB_STATES,
+    Broker,
+    CancelCode,
+    DeadJob,
+    NewJob,
+    Unique,
+)
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
 from bananas.errors import (
     InvalidJobError,
@@ -52,6 +60,8 @@ from bananas.models import (
     Schedule,
     ScheduleStatus,
     WorkerInfo,
+    WorkflowInfo,
+    WorkflowStatus,
     new_job_id,
 )
 from bananas.ops import Op, command
@@ -67,7 +77,9 @@ from bananas.transport import (
     sync_lane,
 )
 from bananas.validation import (
+    check_finite,
     limit_spec,
+    seconds,
     validate_count,
     validate_duration,
     validate_group,
@@ -77,8 +89,11 @@ from bananas.validation import (
     validate_priority,
     validate_routing_key,
     validate_schedule,
+    validate_timeout,
 )
 from bananas.waits import WaitHub
+from bananas.workflow_store import NodeDefaults, WorkflowStore
+from bananas.workflows import Flow
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 #: Epoch seconds past which a due time cannot be stored (datetime's last year).
@@ -110,10 +125,12 @@ class JobSpec:
     description: str = ""
     #: Retries after the first run; None: the client's ``max_retries``.
     max_retries: int | None = None
-    #: Seconds the handler may run; None: the worker's JOB_TIMEOUT.
-    timeout: float | None = None
-    #: Seconds from now until it is due (give this or ``scheduled_for``).
-    delay: float | None = None
+    #: Seconds the handler may run (more than 0; a Go duration string like ``"90s"``
+    #: too); None: the handler's default, else the worker's JOB_TIMEOUT.
+    timeout: float | str | None = None
+    #: Seconds from now until it is due, or a Go duration string (``"10m"``); give this
+    #: or ``scheduled_for``.
+    delay: float | str | None = None
     #: When it is due, timezone-aware.
     scheduled_for: datetime | None = None
     #: Its id; the same id twice stores and runs one job, on any routing key. None: a new id.
@@ -142,7 +159,7 @@ class JobOptions(TypedDict, total=False):
     routing_key: str
     description: str
     max_retries: int | None
-    delay: float | None
+    delay: float | str | None
     scheduled_for: datetime | None
     job_id: str | None
     unique_for: float | None
@@ -156,7 +173,16 @@ class JobOptions(TypedDict, total=False):
 class SubmitOptions(JobOptions, total=False):
     """:class:`JobSpec`'s optional fields, as ``submit``'s keyword arguments."""
 
-    timeout: float | None
+    timeout: float | str | None
+
+
+def _bounded(value: Any, what: str, parse: Callable[[Any], float | None]) -> float | None:
+    """A duration option: a number is checked against what Redis can store first (so
+    ``1e20``, ``inf`` and NaN are refused naming the bound), then ``parse`` reads it (a
+    Go duration string included) and the result is bounded too."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        validate_duration(value, what)
+    return validate_optional_duration(parse(value), what)
 
 
 class ClientCore:
@@ -184,6 +210,7 @@ class ClientCore:
         self.max_payload_bytes = max_payload_bytes
         self.max_retries = max_retries
         self._known_routes: set[str] = set()
+        self.workflows = WorkflowStore(self.broker, clock=clock)
 
     # -- building jobs -------------------------------------------------------------------
 
@@ -194,14 +221,15 @@ class ClientCore:
         routing_key = validate_routing_key(spec.routing_key)
         max_retries = self.max_retries if spec.max_retries is None else spec.max_retries
         validate_count(max_retries, "max_retries")
-        validate_optional_duration(spec.timeout, "timeout")
-        validate_optional_duration(spec.delay, "delay")
+        timeout = _bounded(spec.timeout, "timeout", validate_timeout)
+        delay = _bounded(spec.delay, "delay", lambda v: seconds(v, "delay"))
         try:
             encoded = encode(spec.payload)
         except TypeError as exc:
             raise InvalidJobError(
                 f"payload of job {name!r} is not JSON-serialisable: {exc}"
             ) from None
+        check_finite(spec.payload, encoded)
         size = len(encoded)
         if size > self.max_payload_bytes:
             raise PayloadTooLargeError(
@@ -217,17 +245,18 @@ class ClientCore:
         validate_duration(failure_ttl, "failure_ttl")
         if group is not None and unique is not None:
             raise InvalidJobError("a job of a group can't be unique or debounced (not supported)")
-        delay = spec.debounce if spec.debounce is not None else spec.delay
+        if spec.debounce is not None:  # checked by _unique: seconds > 0
+            delay = float(spec.debounce)
         due = now + delay if delay else 0.0
         if spec.scheduled_for is not None:
-            if spec.delay:
+            if delay:
                 raise InvalidJobError("give either delay or scheduled_for, not both")
             if spec.scheduled_for.tzinfo is None:
                 raise InvalidJobError("scheduled_for must be timezone-aware (e.g. UTC)")
             due = spec.scheduled_for.timestamp()
         if due >= LATEST_DUE:
             raise InvalidJobError(f"job {name!r} would be due after the year 9999 (delay)")
-        job_id = spec.job_id or new_job_id()
+        job_id = new_job_id() if spec.job_id is None else spec.job_id
         if not isinstance(job_id, str) or not 0 < len(job_id) <= 200:
             raise InvalidJobError("job_id must be a non-empty string of at most 200 characters")
         scheduled = due > now
@@ -241,7 +270,8 @@ class ClientCore:
             created=now,
             due=due if scheduled else None,
             max_retries=max_retries,
-            timeout=spec.timeout,
+            max_retries_set=spec.max_retries is not None,
+            timeout=timeout,
             success_ttl=success_ttl,
             failure_ttl=failure_ttl,
             group=group,
@@ -467,6 +497,9 @@ class ClientCore:
             ids = yield from self.broker.dead_ids(routing_key, BULK_BATCH)
             if not ids:
                 return total
+            # resume before the requeue: a job that fails again at once must find its
+            # node queued (see requeue_dead below)
+            yield from self.workflows.resume_requeued(ids)
             total += yield from self.broker.requeue_dead(routing_key, ids)
             if progress:
                 progress(total)
@@ -526,8 +559,8 @@ class ClientCore:
         found = yield from self.broker.paused_routes(routes)
         return found
 
-    def queue_stats(self, routing_key: str) -> Op[QueueStats]:
-        found = yield from self.broker.stats(validate_routing_key(routing_key))
+    def queue_stats(self, routing_key: str, due_within: float = 0.0) -> Op[QueueStats]:
+        found = yield from self.broker.stats(validate_routing_key(routing_key), due_within)
         return found
 
     def dead_letters(self, routing_key: str, offset: int, count: int) -> Op[list[DeadJob]]:
@@ -535,7 +568,13 @@ class ClientCore:
         return rows
 
     def requeue_dead(self, job_id: str, routing_key: str) -> Op[bool]:
-        moved = yield from self.broker.requeue_dead(validate_routing_key(routing_key), [job_id])
+        rk = validate_routing_key(routing_key)
+        # A workflow's node is resumed BEFORE its job is requeued: a job that is dead-lettered
+        # again at once then finds its node queued, and fails the workflow again.
+        resumed = yield from self.workflows.resume_requeued([job_id])
+        moved = yield from self.broker.requeue_dead(rk, [job_id])
+        if resumed and not moved:
+            yield from self.workflows.fail_requeued(job_id)
         return moved == 1
 
     def register_schedule(self, schedule: Schedule) -> Op[None]:
@@ -557,9 +596,96 @@ class ClientCore:
         found = yield from self.broker.workers()
         return found
 
+    def run_now(self, job_id: str, routing_key: str | None) -> Op[bool]:
+        route = yield from self._route_of(job_id, routing_key)
+        if route is None:
+            raise JobNotFoundError(job_id)
+        moved = yield from self.broker.run_now(route, job_id)
+        return moved
+
+    def delete_dead(self, job_id: str, routing_key: str | None) -> Op[bool]:
+        route = yield from self._route_of(job_id, routing_key)
+        if route is None:
+            return False
+        deleted = yield from self.broker.delete_dead(route, job_id)
+        return deleted
+
+    def list_jobs(
+        self, state: str, routing_key: str, offset: int, count: int
+    ) -> Op[tuple[list[Job], int]]:
+        if state not in JOB_STATES:
+            raise InvalidJobError(f"unknown state {state!r}: use one of {', '.join(JOB_STATES)}")
+        found = yield from self.broker.list_jobs(
+            validate_routing_key(routing_key), state, offset, count
+        )
+        return found
+
+    def all_schedules(self) -> Op[list[tuple[Schedule, str, ScheduleStatus | None]]]:
+        in_redis = yield from self.broker.schedules()
+        in_code = yield from self.broker.code_schedules()
+        registered = {s.id for s in in_redis}  # a registered schedule wins on the same id
+        listed = [(s, "redis") for s in in_redis]
+        listed += [(s, "code") for s in in_code if s.id not in registered]
+        statuses = yield from self.broker.schedule_statuses([s.id for s, _ in listed])
+        return [(s, source, st) for (s, source), st in zip(listed, statuses, strict=True)]
+
+    def forget_route(self, routing_key: str) -> Op[bool]:
+        forgotten = yield from self.broker.forget_route(validate_routing_key(routing_key))
+        return forgotten
+
     def ping(self) -> Op[bool]:
         reply = yield command("PING")
         return bool(reply)
+
+    # -- workflows -----------------------------------------------------------------------
+
+    def node_defaults(self) -> NodeDefaults:
+        return NodeDefaults(
+            max_retries=self.max_retries,
+            success_ttl=self.success_ttl,
+            failure_ttl=self.failure_ttl,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+
+    def submit_workflow(self, flow: Flow, workflow_id: str | None, name: str) -> Op[str]:
+        wf_id = workflow_id or new_job_id()
+        if not isinstance(wf_id, str) or not 0 < len(wf_id) <= 200:
+            raise InvalidJobError(
+                "workflow_id must be a non-empty string of at most 200 characters"
+            )
+        found = yield from self.workflows.submit(
+            flow, self.node_defaults(), workflow_id=wf_id, name=name
+        )
+        return found
+
+    def get_workflow(self, workflow_id: str) -> Op[WorkflowInfo | None]:
+        found = yield from self.workflows.workflow_inspect(workflow_id)
+        return found
+
+    def wait_for_workflow(self, workflow_id: str, timeout: float) -> Op[WorkflowInfo]:
+        status = yield from self.workflows.wait(workflow_id, timeout)
+        if status is None:
+            raise JobNotFoundError(workflow_id)
+        if status is WorkflowStatus.RUNNING:
+            raise WaitTimeoutError(workflow_id, timeout, "workflow")
+        found = yield from self.workflows.workflow_inspect(workflow_id)
+        if found is None:
+            raise JobNotFoundError(workflow_id)
+        return found
+
+    def submit_workflow_and_wait(
+        self, flow: Flow, timeout: float, workflow_id: str | None, name: str
+    ) -> Op[WorkflowInfo]:
+        wf_id = yield from self.submit_workflow(flow, workflow_id, name)
+        found = yield from self.wait_for_workflow(wf_id, timeout)
+        return found
+
+    def cancel_workflow(self, workflow_id: str) -> Op[bool]:
+        result = result_record(
+            workflow_id, JobStatus.CANCELLED, "workflow cancelled", 0.0, self.clock()
+        )
+        done = yield from self.workflows.cancel(workflow_id, result, int(self.failure_ttl * 1000))
+        return done
 
 
 def _spec(name: str, payload: Any, options: SubmitOptions) -> JobSpec:
@@ -605,6 +731,11 @@ class _Base:
     def broker(self) -> Broker:
         """The queue engine (for the worker runtime and tools): it builds ops for :meth:`run`."""
         return self.core.broker
+
+    @property
+    def workflows(self) -> WorkflowStore:
+        """The workflow bookkeeping (for the worker runtime and tools): ops for :meth:`run`."""
+        return self.core.workflows
 
     @property
     def is_cluster(self) -> bool:
@@ -715,9 +846,23 @@ class Client(_Base):
         """
         return self.run(self.core.cancel(job_id, routing_key))
 
-    def queue_stats(self, routing_key: str = "default") -> QueueStats:
-        """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age."""
-        return self.run(self.core.queue_stats(routing_key))
+    def run_now(self, job_id: str, routing_key: str | None = None) -> bool:
+        """Make a delayed job or a retry in backoff due now; False if it is not scheduled.
+
+        Raises :class:`bananas.JobNotFoundError` when there is no such job.
+        """
+        return self.run(self.core.run_now(job_id, routing_key))
+
+    def list_jobs(
+        self, state: str, routing_key: str = "default", offset: int = 0, count: int = 50
+    ) -> tuple[list[Job], int]:
+        """A page of the jobs in ``state`` (ready, scheduled, in-flight, dead) and their total."""
+        return self.run(self.core.list_jobs(state, routing_key, offset, count))
+
+    def queue_stats(self, routing_key: str = "default", *, due_within: float = 0.0) -> QueueStats:
+        """Depth per priority, scheduled, in flight, dead-lettered, oldest ready age, and
+        the scheduled jobs due within ``due_within`` seconds (``QueueStats.due``)."""
+        return self.run(self.core.queue_stats(routing_key, due_within))
 
     def all_queue_stats(self) -> list[QueueStats]:
         """:meth:`queue_stats` for every routing key that has held a job."""
@@ -801,6 +946,10 @@ class Client(_Base):
         """Delete every dead-lettered job; returns how many were deleted."""
         return self.run(self.core.purge_dead(routing_key, progress))
 
+    def delete_dead(self, job_id: str, routing_key: str | None = None) -> bool:
+        """Delete one dead-lettered job; False if it is not dead-lettered."""
+        return self.run(self.core.delete_dead(job_id, routing_key))
+
     def register_schedule(self, schedule: Schedule) -> None:
         """Register (or replace) a cron schedule in Redis for the scheduler."""
         self.run(self.core.register_schedule(schedule))
@@ -817,6 +966,15 @@ class Client(_Base):
         """What the scheduler last did with a schedule."""
         return self.run(self.core.schedule_status(schedule_id))
 
+    def all_schedules(self) -> list[tuple[Schedule, str, ScheduleStatus | None]]:
+        """Every schedule the scheduler fires: (schedule, source, status), where source is
+        ``redis`` (registered) or ``code`` (``registry.cron``, published by the cron leader)."""
+        return self.run(self.core.all_schedules())
+
+    def forget_route(self, routing_key: str) -> bool:
+        """Forget an empty routing key (a typo) in ``all_queue_stats``; False if it holds jobs."""
+        return self.run(self.core.forget_route(routing_key))
+
     def workers(self) -> list[WorkerInfo]:
         """Workers whose heartbeat is fresh."""
         return self.run(self.core.workers())
@@ -824,6 +982,35 @@ class Client(_Base):
     def ping(self) -> bool:
         """True when Redis answers; raises :class:`bananas.BananasConnectionError`."""
         return self.run(self.core.ping())
+
+    # -- workflows -----------------------------------------------------------------------
+
+    def submit_workflow(self, flow: Flow, *, workflow_id: str | None = None, name: str = "") -> str:
+        """Store a workflow (``bananas.workflows``: task, chain, group, chord) and queue its
+        first steps; returns its id. The whole graph is stored or nothing is; an id that
+        exists stores and runs nothing new. Raises :class:`InvalidJobError`."""
+        return self.run(self.core.submit_workflow(flow, workflow_id, name))
+
+    def submit_workflow_and_wait(
+        self, flow: Flow, timeout: float, *, workflow_id: str | None = None, name: str = ""
+    ) -> WorkflowInfo:
+        """Submit a workflow and wait until it completes, fails or is cancelled; its
+        ``result`` holds the workflow's result. Raises :class:`WaitTimeoutError`."""
+        return self.run(self.core.submit_workflow_and_wait(flow, timeout, workflow_id, name))
+
+    def wait_for_workflow(self, workflow_id: str, timeout: float) -> WorkflowInfo:
+        """Wait (woken by push) until the workflow is no longer running; raises
+        :class:`WaitTimeoutError`, or :class:`JobNotFoundError` for an unknown id."""
+        return self.run(self.core.wait_for_workflow(workflow_id, timeout))
+
+    def get_workflow(self, workflow_id: str) -> WorkflowInfo | None:
+        """Every node's state, result or error; None for an unknown or expired workflow."""
+        return self.run(self.core.get_workflow(workflow_id))
+
+    def cancel_workflow(self, workflow_id: str) -> bool:
+        """Cancel a running (or failed) workflow: no node that has not started will; a
+        running node finishes. False when it was not running (or is unknown)."""
+        return self.run(self.core.cancel_workflow(workflow_id))
 
     def close(self) -> None:
         """Close the connections."""
@@ -1005,9 +1192,21 @@ class AsyncClient(_Base):
         """See :meth:`Client.cancel`."""
         return await self.run(self.core.cancel(job_id, routing_key))
 
-    async def queue_stats(self, routing_key: str = "default") -> QueueStats:
+    async def run_now(self, job_id: str, routing_key: str | None = None) -> bool:
+        """See :meth:`Client.run_now`."""
+        return await self.run(self.core.run_now(job_id, routing_key))
+
+    async def list_jobs(
+        self, state: str, routing_key: str = "default", offset: int = 0, count: int = 50
+    ) -> tuple[list[Job], int]:
+        """See :meth:`Client.list_jobs`."""
+        return await self.run(self.core.list_jobs(state, routing_key, offset, count))
+
+    async def queue_stats(
+        self, routing_key: str = "default", *, due_within: float = 0.0
+    ) -> QueueStats:
         """See :meth:`Client.queue_stats`."""
-        return await self.run(self.core.queue_stats(routing_key))
+        return await self.run(self.core.queue_stats(routing_key, due_within))
 
     async def all_queue_stats(self) -> list[QueueStats]:
         """See :meth:`Client.all_queue_stats`."""
@@ -1077,6 +1276,10 @@ class AsyncClient(_Base):
         """See :meth:`Client.purge_dead`."""
         return await self.run(self.core.purge_dead(routing_key, progress))
 
+    async def delete_dead(self, job_id: str, routing_key: str | None = None) -> bool:
+        """See :meth:`Client.delete_dead`."""
+        return await self.run(self.core.delete_dead(job_id, routing_key))
+
     async def register_schedule(self, schedule: Schedule) -> None:
         """See :meth:`Client.register_schedule`."""
         await self.run(self.core.register_schedule(schedule))
@@ -1093,6 +1296,14 @@ class AsyncClient(_Base):
         """See :meth:`Client.schedule_status`."""
         return await self.run(self.core.schedule_status(schedule_id))
 
+    async def all_schedules(self) -> list[tuple[Schedule, str, ScheduleStatus | None]]:
+        """See :meth:`Client.all_schedules`."""
+        return await self.run(self.core.all_schedules())
+
+    async def forget_route(self, routing_key: str) -> bool:
+        """See :meth:`Client.forget_route`."""
+        return await self.run(self.core.forget_route(routing_key))
+
     async def workers(self) -> list[WorkerInfo]:
         """See :meth:`Client.workers`."""
         return await self.run(self.core.workers())
@@ -1100,6 +1311,32 @@ class AsyncClient(_Base):
     async def ping(self) -> bool:
         """See :meth:`Client.ping`."""
         return await self.run(self.core.ping())
+
+    # -- workflows -----------------------------------------------------------------------
+
+    async def submit_workflow(
+        self, flow: Flow, *, workflow_id: str | None = None, name: str = ""
+    ) -> str:
+        """See :meth:`Client.submit_workflow`."""
+        return await self.run(self.core.submit_workflow(flow, workflow_id, name))
+
+    async def submit_workflow_and_wait(
+        self, flow: Flow, timeout: float, *, workflow_id: str | None = None, name: str = ""
+    ) -> WorkflowInfo:
+        """See :meth:`Client.submit_workflow_and_wait`."""
+        return await self.run(self.core.submit_workflow_and_wait(flow, timeout, workflow_id, name))
+
+    async def wait_for_workflow(self, workflow_id: str, timeout: float) -> WorkflowInfo:
+        """See :meth:`Client.wait_for_workflow`."""
+        return await self.run(self.core.wait_for_workflow(workflow_id, timeout))
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowInfo | None:
+        """See :meth:`Client.get_workflow`."""
+        return await self.run(self.core.get_workflow(workflow_id))
+
+    async def cancel_workflow(self, workflow_id: str) -> bool:
+        """See :meth:`Client.cancel_workflow`."""
+        return await self.run(self.core.cancel_workflow(workflow_id))
 
     async def close(self) -> None:
         """Close the connections."""

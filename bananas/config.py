@@ -12,14 +12,16 @@ Durations take Go's forms (``500ms``, ``30s``, ``5m``, ``1h30m``) or plain secon
 from __future__ import annotations
 
 import enum
-import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from bananas.connection import DEFAULT_URL
+
+# Re-exported: config was their home before durations.py, and callers still import them here.
+from bananas.durations import DURATION_FORMS as DURATION_FORMS
+from bananas.durations import parse_duration as parse_duration
 from bananas.errors import ConfigError
 from bananas.eviction import CheckMode, parse_mode
 from bananas.models import (
@@ -32,34 +34,6 @@ from bananas.models import (
 from bananas.routing import ROUTING_KEY_RULE, RoutingKey, is_valid_routing_key
 
 T = TypeVar("T")
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-DURATION_FORMS = "a Go duration like 500ms, 30s, 5m or 1h30m, or a number of seconds"
-
-
-def parse_duration(text: str) -> float:
-    """Parse ``30s`` / ``5m`` / ``1h30m`` / ``250ms`` / ``12.5`` into seconds.
-
-    Raises ValueError on anything else (including negative values).
-    """
-    text = text.strip()
-    if not text:
-        raise ValueError("empty duration")
-    try:
-        seconds = float(text)
-    except ValueError:
-        pos, seconds = 0, 0.0
-        for match in _DURATION_RE.finditer(text):
-            if match.start() != pos:
-                break
-            seconds += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if pos != len(text):
-            raise ValueError(f"not a duration: {text!r}") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"not a non-negative duration: {text!r}")
-    return seconds
 
 
 class WorkerMode(enum.StrEnum):
@@ -96,6 +70,9 @@ class Settings:
     log_level: str = "INFO"
     #: ``text`` or ``json`` (``LOG_FORMAT``).
     log_format: str = "text"
+    #: Log one INFO line per job start, completion and failed attempt, on the logger
+    #: ``bananas.jobs`` (``LOG_JOBS``); off by default, it costs a line per job.
+    log_jobs: bool = False
     #: Longest sleep between checks of delayed jobs and cron (``SCHEDULER_INTERVAL``).
     scheduler_interval: float = 1.0
     #: Run the cron scheduler in this process, under leader election (``ENABLE_SCHEDULER``).
@@ -122,6 +99,19 @@ class Settings:
     #: (``EVICTION_POLICY_CHECK``: ``refuse`` to start, ``warn``, or ``off``; see
     #: :mod:`bananas.eviction`).
     eviction_policy_check: CheckMode = CheckMode.REFUSE
+    #: Worker processes a ``bananas worker`` runs under one supervisor; ``auto`` in the
+    #: environment means one per CPU (``WORKER_PROCESSES``). 1 runs no supervisor.
+    processes: int = 1
+    #: Jobs a worker process finishes before it drains and is replaced; 0: no limit
+    #: (``WORKER_MAX_JOBS_PER_CHILD``). Only under a supervisor (``processes`` > 1).
+    max_jobs_per_child: int = 0
+    #: Resident memory in MiB past which a worker process drains and is replaced; 0: no
+    #: limit (``WORKER_MAX_MEMORY_PER_CHILD``). Only under a supervisor.
+    max_memory_per_child: int = 0
+    #: Name of the pod this process runs in, when it runs in Kubernetes (``POD_NAME``).
+    pod_name: str = ""
+    #: Namespace of that pod (``POD_NAMESPACE``).
+    pod_namespace: str = ""
     #: Extra options for the Redis connection (e.g. ``ssl_ca_certs``); not read from env.
     redis_options: dict[str, Any] = field(default_factory=dict)
 
@@ -171,6 +161,34 @@ class Settings:
             )
         if self.lease_duration < 1:
             raise ConfigError("LEASE_DURATION must be at least 1s")
+        if not self.job_timeout > 0:
+            raise ConfigError("JOB_TIMEOUT must be more than 0 (every job would time out at once)")
+        if self.processes < 1:
+            raise ConfigError("WORKER_PROCESSES must be at least 1 (or auto)")
+        if self.max_jobs_per_child < 0 or self.max_memory_per_child < 0:
+            raise ConfigError(
+                "WORKER_MAX_JOBS_PER_CHILD and WORKER_MAX_MEMORY_PER_CHILD must not be negative"
+            )
+
+    def to_env(self) -> dict[str, str]:
+        """Every field that has a variable, written in the form ``from_env`` reads back.
+
+        A supervisor hands its settings to its worker processes this way, so a child
+        runs with exactly the flags and variables its parent was started with.
+        """
+        env = {}
+        for name, var in ENV_VARS.items():
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                text = ",".join(str(getattr(v, "value", v)) for v in value)
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, enum.Enum):
+                text = str(value.value)
+            else:
+                text = repr(value) if isinstance(value, float) else str(value)
+            env[var] = text
+        return env
 
 
 def _read(var: str, raw: str, parse: Callable[[str], T]) -> T:
@@ -208,6 +226,14 @@ def _non_negative_int(raw: str) -> int:
 @_forms(DURATION_FORMS)
 def _duration(raw: str) -> float:
     return parse_duration(raw)
+
+
+@_forms(f"{DURATION_FORMS}, more than 0")
+def _positive_duration(raw: str) -> float:
+    seconds = parse_duration(raw)
+    if seconds <= 0:
+        raise ValueError("must be more than 0 (every job would time out at once)")
+    return seconds
 
 
 @_forms("true or false (also 1/0, yes/no, on/off)")
@@ -271,6 +297,20 @@ def _election(raw: str) -> str:
     return value
 
 
+@_forms("a whole number >= 1, or auto (one per CPU)")
+def _processes(raw: str) -> int:
+    if raw.strip().lower() == "auto":
+        return cpu_count()
+    return _positive_int(raw)
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 @_forms("any text")
 def _text(raw: str) -> str:
     return raw.strip()
@@ -292,7 +332,7 @@ def _check_mode(raw: str) -> CheckMode:
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "redis_url": ("REDIS_URL", _text),
     "concurrency": ("WORKER_CONCURRENCY", _positive_int),
-    "job_timeout": ("JOB_TIMEOUT", _duration),
+    "job_timeout": ("JOB_TIMEOUT", _positive_duration),
     "max_retries": ("MAX_RETRIES", _non_negative_int),
     "routing_keys": ("WORKER_ROUTING_KEYS", _routing_keys),
     "priorities": ("WORKER_PRIORITIES", _priorities),
@@ -300,6 +340,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "mode": ("WORKER_MODE", _mode),
     "log_level": ("LOG_LEVEL", _level),
     "log_format": ("LOG_FORMAT", _log_format),
+    "log_jobs": ("LOG_JOBS", _bool),
     "scheduler_interval": ("SCHEDULER_INTERVAL", _duration),
     "enable_scheduler": ("ENABLE_SCHEDULER", _bool),
     "shutdown_timeout": ("SHUTDOWN_TIMEOUT", _duration),
@@ -312,8 +353,43 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_result_bytes": ("MAX_RESULT_BYTES", _positive_int),
     "retry_backoff_max": ("RETRY_BACKOFF_MAX", _duration),
     "eviction_policy_check": ("EVICTION_POLICY_CHECK", _check_mode),
+    "processes": ("WORKER_PROCESSES", _processes),
+    "max_jobs_per_child": ("WORKER_MAX_JOBS_PER_CHILD", _non_negative_int),
+    "max_memory_per_child": ("WORKER_MAX_MEMORY_PER_CHILD", _non_negative_int),
+    "pod_name": ("POD_NAME", _text),
+    "pod_namespace": ("POD_NAMESPACE", _text),
 }
 
-#: Environment variable of each settings field, for docs and CLI help.
+#: Environment variable of each settings field: the contract between a process's
+#: environment and :meth:`Settings.from_env`, used by the CLI's help and by the
+#: operator, which renders pods' environments from it (never from literals).
 ENV_VARS = {name: var for name, (var, _) in _ENV.items()}
 assert set(ENV_VARS) <= {f.name for f in fields(Settings)}
+
+#: A value of an environment entry: text as it is, numbers and booleans spelled the way
+#: :meth:`Settings.from_env` reads them, sequences as comma lists, enums by value.
+EnvValue = str | int | float | bool | enum.Enum | tuple[Any, ...] | list[Any]
+
+
+def env_var(name: str) -> str:
+    """The environment variable of the settings field ``name``; ``KeyError`` for none."""
+    return ENV_VARS[name]
+
+
+def _env_text(value: EnvValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, tuple | list):
+        return ",".join(_env_text(item) for item in value)
+    return str(value)
+
+
+def render_env(values: Mapping[str, EnvValue]) -> list[dict[str, str]]:
+    """Kubernetes ``env`` entries (``name``/``value``) for settings fields, in the given order.
+
+    ``values`` maps a :class:`Settings` field name to its value; ``KeyError`` names a
+    field that has no environment variable.
+    """
+    return [{"name": env_var(name), "value": _env_text(value)} for name, value in values.items()]

@@ -29,6 +29,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 from bananas.errors import ConfigError
+from bananas.translate import REDIS_ERRORS, translate
 
 DEFAULT_URL = "redis://localhost:6379"
 #: Socket timeouts (seconds). Blocking commands are issued in chunks shorter than this
@@ -174,8 +175,16 @@ def _connect(target: RedisTarget, flavour: _Flavour) -> Any:
 
 
 def connect_sync(target: RedisTarget) -> redis.Redis | RedisCluster:
-    """A sync redis-py client for ``target`` (lazy: no I/O happens here)."""
-    client: redis.Redis | RedisCluster = _connect(target, _SYNC)
+    """A sync redis-py client for ``target``.
+
+    Lazy, except for a cluster: redis-py's sync cluster client reads the topology when
+    it is built, so an unreachable cluster raises :class:`BananasConnectionError` here
+    (a refused password :class:`BananasAuthenticationError`).
+    """
+    try:
+        client: redis.Redis | RedisCluster = _connect(target, _SYNC)
+    except REDIS_ERRORS as exc:
+        raise translate(exc, target.masked) from None
     return client
 
 

@@ -40,8 +40,8 @@ class ResultNotReadyError(BananasError):
 class WaitTimeoutError(BananasError, TimeoutError):
     """No result arrived within the wait timeout (seed: ``context.DeadlineExceeded``)."""
 
-    def __init__(self, job_id: str, timeout: float) -> None:
-        super().__init__(f"no result for job {job_id!r} within {timeout:g}s")
+    def __init__(self, job_id: str, timeout: float, what: str = "job") -> None:
+        super().__init__(f"no result for {what} {job_id!r} within {timeout:g}s")
         self.job_id = job_id
         self.timeout = timeout
 
@@ -52,6 +52,10 @@ class HandlerNotFoundError(BananasError, LookupError):
 
 class BananasConnectionError(BananasError, ConnectionError):
     """Redis could not be reached; the message names the URL with its password masked."""
+
+
+class BananasAuthenticationError(BananasConnectionError):
+    """Redis answered but refused the credentials (wrong or missing password or user)."""
 
 
 class ConfigError(BananasError, ValueError):

@@ -22,6 +22,9 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:stats           HASH   counters: enqueued, completed, failed, ...
     bananas:route:{gpu}:result:<id>     HASH   result + job record, expires (TTL)
     bananas:route:{gpu}:notify:<id>     LIST   one token pushed when the result is written
+    bananas:route:{gpu}:throughput:<h>  HASH   "<minute>:c|f|r" -> jobs completed, failed, retried
+                                               in that minute (epoch minutes), one key per hour
+                                               <h> (epoch hours), expires after 8 days
     bananas:route:{gpu}:unique:<key>    STRING id (JSON) of the job holding a unique key, expires
     bananas:route:{gpu}:grouped:high    ZSET   ready jobs of groups, lex order: group, order, id
     bananas:route:{gpu}:grouped:normal  ZSET
@@ -45,8 +48,27 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:worker:<id>                 STRING worker info (JSON), expires
     bananas:schedules                   HASH   schedule id -> schedule definition (JSON)
     bananas:schedule-status             HASH   schedule id -> schedule status (JSON)
+    bananas:code-schedules              STRING schedules defined in code (JSON list), expires
     bananas:leader:{<name>}             STRING leader lock holder, expires
     bananas:leader:{<name>}:fence       STRING fencing token counter
+    bananas:audit                       LIST   dashboard audit log, newest first (JSON), capped
+
+A workflow owns a family of keys under the hash tag ``{wf:<id>}``, so its graph and
+all of its bookkeeping live in one slot and one script changes them atomically; its
+nodes' jobs live on their own routing keys (other slots)::
+
+    bananas:wf:{wf:<id>}:meta           HASH   status, counters, output shape, first failure
+    bananas:wf:{wf:<id>}:graph          HASH   deps:<n> / next:<n> (comma lists), join:<n>, tol:<n>
+    bananas:wf:{wf:<id>}:specs          HASH   node -> job spec (JSON) of a task node
+    bananas:wf:{wf:<id>}:pending        HASH   node -> dependencies not finished yet
+    bananas:wf:{wf:<id>}:state          HASH   node -> waiting | queued | done | dead
+    bananas:wf:{wf:<id>}:results        HASH   node -> result (JSON)
+    bananas:wf:{wf:<id>}:errors         HASH   node -> error text of a dead-lettered node
+    bananas:wf:{wf:<id>}:notify         LIST   one token pushed when the workflow finishes
+    bananas:wf:{wf:<id>}:roots          LIST   the nodes to queue at start, until they are
+
+    bananas:workflows:unstarted         ZSET   workflow id -> start deadline (ms), until its
+                                               roots are queued (the promoter sweeps it)
 """
 
 from __future__ import annotations
@@ -179,6 +201,79 @@ class RouteKeys:
     def watch(self, job_id: str, watcher: str) -> str:
         return f"{self.base}:watch:{job_id}:{watcher}"
 
+    def throughput(self, hour: int) -> str:
+        """Per-minute outcome counters of one hour (``hour``: epoch seconds // 3600)."""
+        return f"{self.base}:throughput:{hour}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowKeys:
+    """The keys of one workflow, all sharing the hash tag ``{wf:<id>}``.
+
+    Build with :meth:`KeySpace.workflow`; :attr:`all` lists the keys a finished
+    workflow expires together (its ``notify`` list expires on its own TTL).
+    """
+
+    workflow_id: str
+    base: str
+
+    @property
+    def meta(self) -> str:
+        return f"{self.base}:meta"
+
+    @property
+    def graph(self) -> str:
+        return f"{self.base}:graph"
+
+    @property
+    def specs(self) -> str:
+        return f"{self.base}:specs"
+
+    @property
+    def pending(self) -> str:
+        return f"{self.base}:pending"
+
+    @property
+    def state(self) -> str:
+        return f"{self.base}:state"
+
+    @property
+    def results(self) -> str:
+        return f"{self.base}:results"
+
+    @property
+    def errors(self) -> str:
+        return f"{self.base}:errors"
+
+    @property
+    def notify(self) -> str:
+        return f"{self.base}:notify"
+
+    @property
+    def roots(self) -> str:
+        """The nodes to queue at start; deleted once they are (not in :attr:`all`)."""
+        return f"{self.base}:roots"
+
+    @property
+    def all(self) -> tuple[str, str, str, str, str, str, str, str]:
+        """Every key in the order the workflow scripts take them in KEYS."""
+        return (
+            self.meta,
+            self.graph,
+            self.specs,
+            self.pending,
+            self.state,
+            self.results,
+            self.errors,
+            self.notify,
+        )
+
+
+def workflow_job_id(workflow_id: str, node: int) -> str:
+    """The job id of node ``node`` of a workflow: deterministic, so enqueueing it twice
+    (a replayed advance, a second sweep) stores it once."""
+    return f"{workflow_id}:{node}"
+
 
 @dataclass(frozen=True, slots=True)
 class KeySpace:
@@ -218,8 +313,26 @@ class KeySpace:
         waiter pushes a token so the hub blocks again with its key (``bananas.waits``)."""
         return f"{self.prefix}:waithub:{hub_id}"
 
+    @property
+    def code_schedules(self) -> str:
+        """The schedules the cron leader fires from code (``registry.cron``), for listings."""
+        return f"{self.prefix}:code-schedules"
+
+    def workflow(self, workflow_id: str) -> WorkflowKeys:
+        """Keys of one workflow, all sharing the hash tag ``{wf:<id>}``."""
+        return WorkflowKeys(workflow_id, f"{self.prefix}:wf:{{wf:{workflow_id}}}")
+
+    @property
+    def workflows_unstarted(self) -> str:
+        return f"{self.prefix}:workflows:unstarted"
+
     def leader(self, name: str) -> str:
         return f"{self.prefix}:leader:{{{name}}}"
 
     def leader_fence(self, name: str) -> str:
         return f"{self.prefix}:leader:{{{name}}}:fence"
+
+    @property
+    def audit(self) -> str:
+        """The dashboard's audit log (a capped list, newest entry first)."""
+        return f"{self.prefix}:audit"

@@ -11,6 +11,7 @@ Payloads and results are JSON values. Nothing is ever unpickled.
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 import threading
 import uuid
@@ -34,6 +35,14 @@ DEFAULT_FAILURE_TTL = 86400.0
 #: Redis' TIME in ms plus it stays exact in a Lua double and fits PEXPIRE; see
 #: ``bananas.validation``).
 MAX_DURATION_SECONDS = 100 * 365 * 24 * 3600
+#: The most of a failed attempt's traceback that is kept with the job (characters).
+TRACEBACK_MAX = 4000
+#: How every kept traceback starts (also where it is told apart from the error message).
+TRACEBACK_HEAD = "Traceback (most recent call last):\n"
+#: Between the attempts of a job's stored error history (newest first).
+ATTEMPT_SEPARATOR = "\n\x1e\n"
+#: The most of a job's error history that is kept (characters; oldest attempts go first).
+ERROR_HISTORY_MAX = 16_000
 #: Longest wait between retries, in seconds (the cap of the exponential backoff).
 DEFAULT_BACKOFF_CAP = 3600.0
 #: Largest result a handler may return, in bytes.
@@ -124,8 +133,15 @@ class Job(BaseModel):
     attempts: int = 0
     #: Retries after the first run; the job runs at most ``max_retries + 1`` times.
     max_retries: int = DEFAULT_MAX_RETRIES
+    #: False when the submitter left ``max_retries`` out, so a handler's own default
+    #: (``Registry.handler(max_retries=...)``) applies.
+    max_retries_set: bool = True
     #: Last error text (set after a failed attempt).
     error: str = ""
+    #: The traceback of the last failed attempt, bounded (empty when there was none).
+    traceback: str = ""
+    #: The errors of the attempts before the last one, newest first (bounded).
+    earlier_errors: list[str] = Field(default_factory=list)
     #: Seconds the handler may run; None means the worker's JOB_TIMEOUT.
     timeout: float | None = None
     #: Seconds a successful result is kept.
@@ -140,6 +156,17 @@ class Job(BaseModel):
     _progress_sink: Any = PrivateAttr(default=None)
     #: Schema version of the stored record.
     v: int = SCHEMA_VERSION
+    #: The workflow this job is a step of (``client.submit_workflow``); None for a plain job.
+    workflow_id: str | None = None
+    #: This step's node number in its workflow.
+    node: int | None = None
+    #: The results of the steps this one waited for, in order: the previous step's
+    #: result in a chain, the members' results for a chord callback, the children's for a
+    #: parent. None in the place of one that was dead-lettered (``on_failure="mark"``).
+    parent_results: list[Any] = Field(default_factory=list)
+    #: Empty, unless a step this one waited for was dead-lettered: then one entry per
+    #: ``parent_results`` entry, its error text, or "" for a step that completed.
+    parent_errors: list[str] = Field(default_factory=list)
 
     def set_progress(self, percent: float, info: Any = None) -> None:
         """Report progress from a handler (sync or async): ``percent`` 0-100 and a JSON
@@ -176,6 +203,8 @@ class JobResult(BaseModel):
     status: JobStatus
     result: Any = None
     error: str = ""
+    #: The traceback of the failed handler, bounded (empty when there was none).
+    traceback: str = ""
     completed_at: datetime = Field(default_factory=utcnow)
     #: Seconds the last attempt ran.
     duration: float = 0.0
@@ -224,11 +253,22 @@ class Schedule(BaseModel):
     starting_deadline_seconds: float | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
 
+    def timing(self) -> str:
+        """A digest of what decides *when* the schedule fires: its expression and time zone.
+
+        The scheduler stores it with the schedule's next slot; when an edit changes it,
+        the next slot is computed afresh from the new expression (the edit applies at once).
+        """
+        return hashlib.sha256(f"{self.cron}\x00{self.timezone}".encode()).hexdigest()[:16]
+
 
 class ScheduleStatus(BaseModel):
     """What the scheduler last did with a schedule."""
 
     schedule_id: str
+    #: :meth:`Schedule.timing` of the definition ``next_schedule_time`` was computed from
+    #: (empty in a status written before it was recorded).
+    timing: str = ""
     last_schedule_time: datetime | None = None
     next_schedule_time: datetime | None = None
     last_successful_time: datetime | None = None
@@ -259,6 +299,8 @@ class QueueStats(BaseModel):
     dead: int
     #: Seconds the oldest ready job has waited; None when nothing is ready.
     oldest_age: float | None = None
+    #: Scheduled jobs (delayed, or retries in backoff) due by now plus the window asked for.
+    due: int = 0
     #: Priorities paused on this routing key (``Client.pause``): their jobs wait, unfetched.
     paused: list[Priority] = Field(default_factory=list)
 
@@ -283,3 +325,88 @@ class WorkerInfo(BaseModel):
     started_at: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
     mode: str = "default"
+    #: True while this process leads the cron scheduler.
+    cron_leader: bool = False
+    #: The Kubernetes pod the worker runs in (POD_NAME), empty outside Kubernetes.
+    #: The operator matches heartbeats to pods by it to scale down idle pods first.
+    pod_name: str = ""
+    #: Jobs leased to this worker right now (at most its concurrency): id -> when leased.
+    running: dict[str, datetime] = Field(default_factory=dict)
+
+
+class WorkflowStatus(enum.StrEnum):
+    """Where a workflow is (``client.get_workflow``).
+
+    - ``running``: some nodes have not finished.
+    - ``completed``: every node finished; ``WorkflowInfo.result`` holds the result.
+    - ``failed``: a node was dead-lettered and nothing tolerates it; requeueing that
+      node's job from the dead-letter queue resumes the workflow.
+    - ``cancelled``: ``cancel_workflow`` stopped it.
+    """
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class NodeState(enum.StrEnum):
+    """Where one node of a workflow is."""
+
+    #: Waits for the nodes it depends on.
+    WAITING = "waiting"
+    #: Its job is queued (or running: the job's own status says which).
+    QUEUED = "queued"
+    DONE = "done"
+    #: Its job was dead-lettered; ``error`` says why.
+    DEAD = "dead"
+    #: The workflow was cancelled before this node was queued.
+    CANCELLED = "cancelled"
+
+
+class NodeKind(enum.StrEnum):
+    """A node runs a job (``task``) or only joins the nodes before it (``join``)."""
+
+    TASK = "task"
+    JOIN = "join"
+
+
+class WorkflowNode(BaseModel):
+    """One node of a workflow as ``get_workflow`` reports it."""
+
+    index: int
+    kind: NodeKind = NodeKind.TASK
+    #: The handler name; "" for a join.
+    name: str = ""
+    routing_key: str = ""
+    #: The id of this node's job (``<workflow id>:<index>``); "" for a join.
+    job_id: str = ""
+    state: NodeState = NodeState.WAITING
+    #: The nodes it waits for.
+    deps: list[int] = Field(default_factory=list)
+    result: Any = None
+    error: str = ""
+
+
+class WorkflowInfo(BaseModel):
+    """A workflow's state: every node's status, result or error (``get_workflow``)."""
+
+    id: str
+    name: str = ""
+    status: WorkflowStatus
+    created_at: datetime | None = None
+    #: When it completed, failed or was cancelled.
+    finished_at: datetime | None = None
+    nodes: list[WorkflowNode] = Field(default_factory=list)
+    #: The workflow's result once completed: the last step's result for a chain, the
+    #: list of member results for a group, the callback's for a chord (nested shapes nest).
+    result: Any = None
+    #: The error of the node that failed the workflow, and that node's index.
+    error: str = ""
+    failed_node: int | None = None
+    #: The result's shape: node indexes, nested in lists.
+    output: Any = None
+
+    def is_finished(self) -> bool:
+        """True when it completed or was cancelled (a failed one can still resume)."""
+        return self.status in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED)

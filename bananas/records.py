@@ -10,21 +10,33 @@ merges a record with the live state kept beside it in Redis.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from bananas.models import SCHEMA_VERSION, Job, JobStatus, Priority
+from bananas.models import (
+    ATTEMPT_SEPARATOR,
+    ERROR_HISTORY_MAX,
+    SCHEMA_VERSION,
+    TRACEBACK_HEAD,
+    Job,
+    JobStatus,
+    Priority,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "canonical_hash",
     "decode_job",
+    "earlier_errors",
     "encode",
     "iso",
     "job_record",
     "result_record",
+    "split_error",
+    "with_history",
 ]
 
 
@@ -89,13 +101,17 @@ def job_record(
     max_retries: int,
     timeout: float | None,
     success_ttl: float,
+    max_retries_set: bool = True,
     failure_ttl: float,
     group: str | None = None,
+    workflow: Mapping[str, Any] | None = None,
 ) -> str:
     """The stored job record (a :class:`bananas.Job` as JSON, version :data:`SCHEMA_VERSION`).
 
     ``payload`` is already-encoded JSON (see :func:`encode`); ``created`` and ``due``
-    are epoch seconds, ``due`` None for a job that is ready at once.
+    are epoch seconds, ``due`` None for a job that is ready at once. ``workflow``
+    adds the fields of a workflow step (``workflow_id``, ``node``, ``parent_results``,
+    ``parent_errors``; see ``bananas.workflow_store.node_job``).
     """
     created_at = datetime.fromtimestamp(created, UTC)
     record = {
@@ -109,6 +125,7 @@ def job_record(
         "updated_at": created_at,
         "scheduled_for": None if due is None else datetime.fromtimestamp(due, UTC),
         "max_retries": max_retries,
+        "max_retries_set": max_retries_set,
         "timeout": timeout,
         "success_ttl": success_ttl,
         "failure_ttl": failure_ttl,
@@ -116,6 +133,8 @@ def job_record(
     }
     if group is not None:  # only grouped records carry it (promote and reap look for it)
         record["group"] = group
+    if workflow:
+        record.update(workflow)
     return orjson.dumps(record).decode()
 
 
@@ -126,11 +145,12 @@ def result_record(
     duration: float,
     completed: float,
     result: Any = None,
+    traceback: str = "",
 ) -> str:
     """The stored result record (a :class:`bananas.JobResult` as JSON).
 
     ``completed`` is epoch seconds; ``result`` is a JSON value or an
-    ``orjson.Fragment`` of encoded JSON.
+    ``orjson.Fragment`` of encoded JSON; ``traceback`` the failed handler's (bounded).
     """
     record = {
         "job_id": job_id,
@@ -140,18 +160,68 @@ def result_record(
         "completed_at": datetime.fromtimestamp(completed, UTC),
         "duration": duration,
     }
+    if traceback:
+        record["traceback"] = traceback
     return orjson.dumps(record).decode()
 
 
 def decode_job(
-    record: str, *, attempts: int = 0, error: str = "", status: JobStatus = JobStatus.PENDING
+    record: str,
+    *,
+    attempts: int = 0,
+    error: str = "",
+    status: JobStatus = JobStatus.PENDING,
+    job_id: str | None = None,
 ) -> Job:
     """Build a :class:`Job` from a stored record plus its live state.
 
-    Raises pydantic's ``ValidationError`` (a ``ValueError``) when the record is garbage.
+    ``job_id``, when given, replaces the record's own ``id`` (the id the job was
+    leased under). Raises pydantic's ``ValidationError`` (a ``ValueError``) when the
+    record is garbage.
     """
     job = Job.model_validate_json(record)
-    job.attempts = attempts
-    job.error = error
-    job.status = status
+    message, trace = split_error(error) if error else ("", "")
+    # The live state is set as pydantic's own assignment would (Job has no
+    # validate_assignment): into the instance dict, and marked as set. One update
+    # instead of several ``__setattr__`` calls, each a trip through pydantic's handler,
+    # is a measurable share of a no-op job's CPU (docs/performance.md).
+    live: dict[str, object] = {
+        "attempts": attempts,
+        "error": message,
+        "traceback": trace,
+        "earlier_errors": earlier_errors(error) if error else [],
+        "status": status,
+    }
+    if job_id is not None:
+        live["id"] = job_id
+    job.__dict__.update(live)
+    job.__pydantic_fields_set__.update(live)
     return job
+
+
+def split_error(error: str) -> tuple[str, str]:
+    """A stored error text as (message, traceback) of its latest attempt: the worker
+    keeps a failed handler's traceback after its message, starting at
+    :data:`~bananas.models.TRACEBACK_HEAD`, and earlier attempts after
+    :data:`~bananas.models.ATTEMPT_SEPARATOR`."""
+    error = error.split(ATTEMPT_SEPARATOR, 1)[0]
+    at = error.find("\n" + TRACEBACK_HEAD)
+    if at < 0:
+        return error, ""
+    return error[:at], error[at + 1 :]
+
+
+def earlier_errors(error: str) -> list[str]:
+    """The messages of the attempts before the latest one, newest first."""
+    return [split_error(e)[0] for e in error.split(ATTEMPT_SEPARATOR)[1:] if e]
+
+
+def with_history(error: str, previous: str | None) -> str:
+    """``error`` (this attempt's) followed by the history stored so far, cut to
+    :data:`~bananas.models.ERROR_HISTORY_MAX` characters by dropping the oldest attempts."""
+    if not previous:
+        return error
+    entries = [error, *previous.split(ATTEMPT_SEPARATOR)]
+    while len(entries) > 1 and len(ATTEMPT_SEPARATOR.join(entries)) > ERROR_HISTORY_MAX:
+        entries.pop()
+    return ATTEMPT_SEPARATOR.join(entries)

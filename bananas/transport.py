@@ -24,8 +24,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from bananas.errors import BananasConnectionError, BananasError, RedisOutOfMemoryError
 from bananas.ops import Batch, Call, Op, Request
+from bananas.translate import REDIS_ERRORS, translate
 
 T = TypeVar("T")
 
@@ -49,22 +49,11 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-_TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
+_translate = translate
 #: Connections an AsyncClient's tasks share for their commands, at most (a task that
 #: finds them all busy waits for the next one given back). Blocking result waits do not
 #: take one: they share the client's wait hubs (``bananas.waits``).
 MAX_LANES = 64
-
-
-def _translate(exc: redis.RedisError, where: str) -> BananasError:
-    if isinstance(exc, _TRANSIENT):
-        return BananasConnectionError(f"cannot reach Redis at {where}: {exc}")
-    if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
-        return RedisOutOfMemoryError(
-            f"Redis at {where} is at its maxmemory limit and refused work that needs "
-            f"memory; nothing was written ({exc})"
-        )
-    return BananasError(f"Redis at {where} refused a command: {exc}")
 
 
 def _eval_args(call: Call) -> tuple[Any, ...]:
@@ -298,7 +287,7 @@ def run_sync(conn: SyncRedis | SyncLane, op: Op[T], where: str) -> T:
         while True:
             try:
                 reply = execute_sync(conn, request)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 request = op.throw(_translate(exc, where))
             else:
                 request = op.send(reply)
@@ -319,7 +308,7 @@ async def run_async(conn: AsyncRedis | FastLane | LanePool, op: Op[T], where: st
         while True:
             try:
                 reply = await execute_async(conn, request)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 if task is not None and task.cancelling():
                     raise asyncio.CancelledError from exc
                 request = op.throw(_translate(exc, where))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from bananas.durations import DURATION_FORMS, parse_duration
 from bananas.errors import InvalidJobError
 from bananas.models import MAX_DURATION_SECONDS, Priority
 from bananas.routing import validate_routing_key
@@ -18,8 +20,11 @@ __all__ = [
     "JOB_NAME_MAX",
     "MAX_COUNT",
     "MAX_DURATION_SECONDS",
+    "check_finite",
     "limit_spec",
+    "seconds",
     "validate_count",
+    "validate_cron",
     "validate_duration",
     "validate_group",
     "validate_job_name",
@@ -29,6 +34,7 @@ __all__ = [
     "validate_priority",
     "validate_routing_key",
     "validate_schedule",
+    "validate_timeout",
     "zone",
 ]
 
@@ -45,11 +51,20 @@ def validate_priority(priority: Any) -> Priority:
 
 
 def validate_job_name(name: Any) -> str:
-    """Return ``name`` if it is a non-empty handler name; raises :class:`InvalidJobError`."""
+    """Return ``name`` if it is a handler name: non-empty, at most 200 characters, with no
+    whitespace or control characters (they would split or forge log lines).
+
+    Raises :class:`InvalidJobError`.
+    """
     if not isinstance(name, str) or not name.strip():
         raise InvalidJobError("a job needs a non-empty handler name")
     if len(name) > JOB_NAME_MAX:
         raise InvalidJobError(f"job name is longer than {JOB_NAME_MAX} characters")
+    if any(c.isspace() or not c.isprintable() for c in name):
+        raise InvalidJobError(
+            f"job name {name!r} has whitespace or control characters: use e.g. "
+            "letters, digits, '_', '-', '.' or ':'"
+        )
     return name
 
 
@@ -58,6 +73,57 @@ def validate_non_negative(value: float | None, what: str) -> float | None:
     if value is not None and value < 0:
         raise InvalidJobError(f"{what} must not be negative, got {value!r}")
     return value
+
+
+def seconds(value: Any, what: str) -> float | None:
+    """``value`` as seconds: a number, or a Go duration string (``"10m"``, ``"1h30m"``).
+
+    None stays None. Raises :class:`InvalidJobError` for anything else, or for a
+    negative, NaN or infinite value.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise InvalidJobError(
+                f"{what} {value!r} is not a duration: give seconds or {DURATION_FORMS}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidJobError(
+            f"{what} must be seconds (a number) or a duration string like '10m', "
+            f"got {type(value).__name__}"
+        )
+    if not math.isfinite(value) or value < 0:
+        raise InvalidJobError(f"{what} must not be negative, NaN or infinite, got {value!r}")
+    return float(value)
+
+
+def validate_timeout(value: Any) -> float | None:
+    """A job's own time limit: more than 0 seconds, or None for the worker's JOB_TIMEOUT."""
+    timeout = seconds(value, "timeout")
+    if timeout is not None and timeout <= 0:
+        raise InvalidJobError(
+            "timeout must be more than 0 seconds; leave it out (None) for the worker's JOB_TIMEOUT"
+        )
+    return timeout
+
+
+def check_finite(payload: Any, encoded: bytes | str) -> None:
+    """Refuse NaN and infinities in a payload: JSON has no such numbers, and the encoder
+    would silently write ``null``. Only walked when the encoding holds a ``null``."""
+    if "null" not in (encoded if isinstance(encoded, str) else encoded.decode()):
+        return
+    stack = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidJobError(f"the payload holds {item!r}, which JSON cannot represent")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -69,13 +135,20 @@ def zone(name: str) -> ZoneInfo:
         raise InvalidJobError(f"unknown time zone {name!r}") from None
 
 
+def validate_cron(expression: str) -> str:
+    """Return ``expression`` if it is a valid 5-field cron expression; raises
+    :class:`InvalidJobError`."""
+    if len(expression.split()) != 5:
+        raise InvalidJobError(f"cron expression {expression!r} must have 5 fields")
+    if not croniter.is_valid(expression):
+        raise InvalidJobError(f"invalid cron expression {expression!r}")
+    return expression
+
+
 def validate_schedule(schedule: Schedule) -> Schedule:
     """Return ``schedule`` if its cron expression (5 fields), time zone and routing key
     are valid; raises :class:`InvalidJobError` (a ValueError) naming what is wrong."""
-    if len(schedule.cron.split()) != 5:
-        raise InvalidJobError(f"cron expression {schedule.cron!r} must have 5 fields")
-    if not croniter.is_valid(schedule.cron):
-        raise InvalidJobError(f"invalid cron expression {schedule.cron!r}")
+    validate_cron(schedule.cron)
     zone(schedule.timezone)
     validate_routing_key(schedule.routing_key)
     validate_job_name(schedule.job)

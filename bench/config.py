@@ -51,6 +51,18 @@ class Sizes:
     """Time limit per memory step; past it the RSS is read at the count reached."""
     settle_s: float = 1.0
     """Pause between a worker's ready event and the first measured job."""
+    cpu_n: int = 2_000
+    """Jobs prefilled for each run of the cpu scenario."""
+    cpu_loops: int = 60_000
+    """Pure-Python loop iterations per cpu job (about 3 ms of one core here)."""
+    chain_steps: int = 200
+    """Steps of the workflow scenario's chain (no-op steps)."""
+    chord_members: int = 2_000
+    """Members of the workflow scenario's chord (no-op members and callback)."""
+    cpu_per_job_n: int = 50_000
+    """Jobs prefilled for the cpu_per_job scenario's drain."""
+    queued_n: int = 200_000
+    """Jobs held in Redis by the queued-memory scenario (no worker running)."""
 
 
 FULL = Sizes(
@@ -90,4 +102,9 @@ QUICK = Sizes(
     memory_chunk=500,
     memory_step_budget_s=30.0,
     settle_s=0.5,
+    cpu_n=300,
+    chain_steps=20,
+    chord_members=200,
+    queued_n=20_000,
+    cpu_per_job_n=20_000,
 )

@@ -35,16 +35,18 @@ QUEUE = "bench"
 COUNTER_KEY = "bench:counter"
 """Key the ``incr`` handler increments."""
 
-WORK_KINDS = ("noop", "incr", "hold")
+WORK_KINDS = ("noop", "incr", "hold", "cpu")
 """``noop`` returns at once; ``incr`` increments :data:`COUNTER_KEY` once;
-``hold`` sleeps ``hold_s`` (the crash scenario's victim worker)."""
+``hold`` sleeps ``hold_s`` (the crash scenario's victim worker); ``cpu`` runs
+``cpu_loops`` iterations of pure-Python arithmetic, then counts the job in Redis
+(the cpu scenario, whose workers may be several processes)."""
 
 REPORT_KINDS = ("span", "latency", "each")
 """What the probe reports: ``span`` only first/last completion times,
 ``latency`` also handler start minus the payload's ``t`` per job, ``each`` one
 event per start and per completion."""
 
-CLIENT_MODES = ("sequential", "bulk", "prefill", "paced", "delayed", "roundtrip")
+CLIENT_MODES = ("sequential", "bulk", "prefill", "paced", "delayed", "roundtrip", "chain", "chord")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,10 @@ class WorkerSpec:
     """Also run the system's scheduler for delayed jobs, where it is separate."""
     queue: str = QUEUE
     counter_key: str = COUNTER_KEY
+    processes: int = 1
+    """Worker processes, run the way the system runs several (1: this process only)."""
+    cpu_loops: int = 0
+    """Iterations of the ``cpu`` work per job."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -76,6 +76,12 @@ THROUGHPUT = (
     Metric("drain no-op jobs/s ↑", "drain", _path("noop", "rate"), True, 0),
     Metric("drain incr jobs/s ↑", "drain", _path("incr", "rate"), True, 0),
     Metric("Redis cmds/job ↓", "drain", _path("noop", "commands_per_job"), False, 1),
+    Metric("worker CPU µs/job ↓", "cpu_per_job", _path("us_per_job"), False, 1),
+    Metric("cpu 1 proc jobs/s ↑", "cpu", _path("runs", "1", "rate"), True, 0),
+    Metric("cpu 2 procs jobs/s ↑", "cpu", _path("runs", "2", "rate"), True, 0),
+    Metric("cpu 2 procs speedup ↑", "cpu", _path("speedup"), True, 2),
+    Metric("chain steps/s ↑", "workflow", _path("chain_steps_per_s"), True, 0),
+    Metric("chord members/s ↑", "workflow", _path("chord_members_per_s"), True, 0),
 )
 LATENCY = (
     Metric("idle p50 ms ↓", "latency", _path("idle", "p50"), False, 2),
@@ -98,6 +104,7 @@ def tables(memory_counts: Sequence[int]) -> tuple[tuple[str, tuple[Metric, ...]]
     """The summary tables' columns; memory columns are named after the run's counts."""
     footprint = (
         Metric("crash: all recovered after s ↓", "crash", _crash_max, False, 1),
+        Metric("Redis B/queued job ↓", "queued", _path("bytes_per_job"), False, 0),
         Metric("RSS idle MiB ↓", "memory", _path("idle_rss_mb"), False, 1),
         *(
             Metric(f"RSS after {_count(n)} MiB ↓", "memory", _memory_step(i), False, 1, step=i)

@@ -24,14 +24,15 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bananas ./bananas
 # The operator extra brings kubernetes-asyncio, which the scheduler needs for
-# `--leader-election kubernetes` (a coordination.k8s.io Lease).
+# `--leader-election kubernetes` (a coordination.k8s.io Lease); the dashboard extra
+# lets the same image run `bananas dashboard`.
 RUN python -m venv /opt/bananas \
- && /opt/bananas/bin/pip install ".[operator]" \
+ && /opt/bananas/bin/pip install ".[operator,dashboard]" \
  && /opt/bananas/bin/python -m compileall -q /opt/bananas
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="bananas" \
-      org.opencontainers.image.description="Bananas task queue: worker and scheduler" \
+      org.opencontainers.image.description="Bananas task queue: worker, scheduler and dashboard" \
       org.opencontainers.image.licenses="MIT"
 RUN groupadd --system --gid 10001 bananas \
  && useradd --system --uid 10001 --gid bananas --home-dir /app --no-create-home \

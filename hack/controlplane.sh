@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Build, cache and reuse the binaries of the e2e control plane:
-# etcd, kube-apiserver, kube-controller-manager and helm, all compiled from
-# the Go module proxy with the local Go toolchain (no downloads of prebuilt
-# binaries, no Docker).
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm,
+# all compiled from the Go module proxy with the local Go toolchain (no
+# downloads of prebuilt binaries, no Docker).
 #
 # Usage: hack/controlplane.sh [COMPONENT...]
-#   COMPONENT is one of etcd, kube-apiserver, kube-controller-manager, helm;
-#   none means all four. The last line on stdout is the bin directory, so
+#   COMPONENT is one of etcd, kube-apiserver, kube-controller-manager,
+#   kube-scheduler, kwok, helm; none means all six. The last line on stdout is
+#   the bin directory, so
 #     export KUBEBUILDER_ASSETS=$(hack/controlplane.sh | tail -1)
 #   works. Progress, timings and errors go to stderr.
 #
 # Versions: hack/controlplane/versions.env (K8S_VERSION, ETCD_VERSION,
-# HELM_VERSION), overridable with BANANAS_K8S_VERSION, BANANAS_ETCD_VERSION
-# and BANANAS_HELM_VERSION.
+# HELM_VERSION, KWOK_VERSION), overridable with BANANAS_K8S_VERSION,
+# BANANAS_ETCD_VERSION, BANANAS_HELM_VERSION and BANANAS_KWOK_VERSION.
 #
 # Output: ${BANANAS_CACHE:-<repo>/.cache}/controlplane/<k8s-version>/
 #   bin/    the binaries (each moved in only after its --version checks out)
+#   share/kwok/stages/  kwok's own Stage configs, copied from its module
 #   src/    the generated wrapper modules (go.mod/go.sum kept for inspection)
 #   logs/   the output of every build step
 # A binary already in bin/ that reports the wanted version is reused, so a
@@ -39,7 +41,14 @@ set -Eeuo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WRAPPERS="$REPO_ROOT/hack/controlplane"
-ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager helm)
+ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm)
+# kwok's Stage configs the e2e harness uses, as paths inside the kwok module.
+KWOK_STAGE_FILES=(
+    kustomize/stage/node/fast/node-initialize.yaml
+    kustomize/stage/node/heartbeat/node-heartbeat.yaml
+    kustomize/stage/pod/general/pod-create.yaml
+    kustomize/stage/pod/general/pod-delete.yaml
+)
 
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -50,6 +59,7 @@ source "$WRAPPERS/versions.env"
 K8S_VERSION=${BANANAS_K8S_VERSION:-$K8S_VERSION}
 ETCD_VERSION=${BANANAS_ETCD_VERSION:-${ETCD_VERSION:-}}
 HELM_VERSION=${BANANAS_HELM_VERSION:-$HELM_VERSION}
+KWOK_VERSION=${BANANAS_KWOK_VERSION:-$KWOK_VERSION}
 [[ $K8S_VERSION =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] ||
     die "K8S_VERSION must look like v1.MINOR.PATCH, got '$K8S_VERSION'"
 K8S_MINOR=${BASH_REMATCH[1]}
@@ -59,12 +69,13 @@ OUT_DIR="${BANANAS_CACHE:-$REPO_ROOT/.cache}/controlplane/$K8S_VERSION"
 BIN_DIR="$OUT_DIR/bin"
 SRC_DIR="$OUT_DIR/src"
 LOG_DIR="$OUT_DIR/logs"
+STAGES_DIR="$OUT_DIR/share/kwok/stages"
 
 components=("$@")
 ((${#components[@]})) || components=("${ALL_COMPONENTS[@]}")
 for c in "${components[@]}"; do
     case $c in
-    etcd | kube-apiserver | kube-controller-manager | helm) ;;
+    etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok | helm) ;;
     -h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) die "unknown component '$c' (want: ${ALL_COMPONENTS[*]})" ;;
     esac
@@ -104,6 +115,7 @@ version_of() {
     case $1 in
     etcd) "$bin" --version 2>/dev/null | sed -n 's/^etcd Version: /v/p' || true ;;
     helm) "$bin" version --template '{{.Version}}' 2>/dev/null || true ;;
+    kwok) "$bin" --version 2>/dev/null | sed -n -E 's/^kwok version (v[^ ]+) .*/\1/p' || true ;;
     *) "$bin" --version 2>/dev/null | sed -n 's/^Kubernetes //p' || true ;;
     esac
 }
@@ -112,6 +124,7 @@ want_version() {
     case $1 in
     etcd) echo "$ETCD_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
+    kwok) echo "$KWOK_VERSION" ;;
     *) echo "$K8S_VERSION" ;;
     esac
 }
@@ -153,7 +166,7 @@ timed() {
     echo "$(date -u +%FT%TZ) $label: $((SECONDS - started))s" >>"$OUT_DIR/build-times.log"
 }
 
-build_kube() { # build_kube COMPONENT... (kube-apiserver and/or kube-controller-manager)
+build_kube() { # build_kube COMPONENT... (kube-apiserver, kube-controller-manager, kube-scheduler)
     local dir gomod modules=() edits=() godebugs=() pkgs=() c m build_date ldflags
     dir=$(fresh_wrapper kube)
     resolve_k8s_gomod
@@ -211,6 +224,37 @@ build_helm() {
     install_binary helm "$dir/out/helm"
 }
 
+# The Stage configs the harness reads, all present (a kwok in bin/ without them is stale).
+kwok_stages_present() {
+    local f
+    for f in "${KWOK_STAGE_FILES[@]}"; do [[ -s $STAGES_DIR/${f#kustomize/stage/} ]] || return 1; done
+}
+
+build_kwok() {
+    local dir="$SRC_DIR/kwok" moddir f
+    rm -rf "$dir" && mkdir -p "$dir"
+    (
+        cd "$dir" # outside any module, like helm: kwok's own go.mod decides
+        # kwok's version is a constant of its source (pkg/consts.Version), so no -X is needed.
+        run kwok-install env GOBIN="$dir/out" "$GO" install -p 2 -trimpath -ldflags "-s -w" \
+            "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+    )
+    # The Stage configs ship inside the module that `go install` just downloaded.
+    moddir=$(capture kwok-moddir "$GO" mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
+        sed -n -E 's/^[[:space:]]*"Dir": "(.*)",?$/\1/p')
+    [[ -d $moddir ]] || die "no module directory for sigs.k8s.io/kwok@$KWOK_VERSION"
+    rm -rf "$STAGES_DIR.new" && mkdir -p "$STAGES_DIR.new"
+    for f in "${KWOK_STAGE_FILES[@]}"; do
+        [[ -s $moddir/$f ]] || die "sigs.k8s.io/kwok@$KWOK_VERSION has no $f; has its layout changed?"
+        mkdir -p "$STAGES_DIR.new/$(dirname "${f#kustomize/stage/}")"
+        cp "$moddir/$f" "$STAGES_DIR.new/${f#kustomize/stage/}"
+    done
+    echo "$KWOK_VERSION" >"$STAGES_DIR.new/VERSION"
+    chmod -R u+w "$STAGES_DIR.new" # the module cache is read-only
+    rm -rf "$STAGES_DIR" && mv "$STAGES_DIR.new" "$STAGES_DIR"
+    install_binary kwok "$dir/out/kwok"
+}
+
 main() {
     mkdir -p "$BIN_DIR" "$LOG_DIR"
     exec 9>"$OUT_DIR/.lock"
@@ -227,6 +271,10 @@ main() {
             # The etcd version is derived from Kubernetes's go.mod; a cached
             # etcd built by this script was built for this K8S_VERSION dir.
             [[ -n $(version_of etcd) ]] || missing+=(etcd)
+            continue
+        fi
+        if [[ $c == kwok ]] && ! kwok_stages_present; then
+            missing+=(kwok)
             continue
         fi
         [[ $(version_of "$c") == "$(want_version "$c")" ]] || missing+=("$c")
@@ -248,7 +296,7 @@ main() {
         ETCD_VERSION=$(sed -n -E 's#^[[:space:]]*go\.etcd\.io/etcd/server/v3[[:space:]]+(v3\.[0-9.]+)([[:space:]].*)?$#\1#p' "$K8S_GOMOD")
         [[ -n $ETCD_VERSION ]] || die "k8s.io/kubernetes@$K8S_VERSION's go.mod pins no go.etcd.io/etcd/server/v3"
     fi
-    log "building ${missing[*]} with $("$GO" version) (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION)"
+    log "building ${missing[*]} with $("$GO" version) (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION, kwok $KWOK_VERSION)"
     log "logs: $LOG_DIR"
 
     local total_start=$SECONDS kube=()
@@ -257,6 +305,7 @@ main() {
     done
     if [[ " ${missing[*]} " == *" etcd "* ]]; then timed etcd build_etcd; fi
     if ((${#kube[@]})); then timed "${kube[*]}" build_kube "${kube[@]}"; fi
+    if [[ " ${missing[*]} " == *" kwok "* ]]; then timed kwok build_kwok; fi
     if [[ " ${missing[*]} " == *" helm "* ]]; then timed helm build_helm; fi
     log "build took $(fmt_duration $((SECONDS - total_start))); binaries in $BIN_DIR"
     echo "$(date -u +%FT%TZ) total ${missing[*]}: $((SECONDS - total_start))s" >>"$OUT_DIR/build-times.log"

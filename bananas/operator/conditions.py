@@ -56,18 +56,38 @@ def merge_conditions(
     if isinstance(existing, list):
         current = {item["type"]: dict(item) for item in existing if _valid(item)}
     for cond in updates:
-        old = current.get(cond.type)
+        old = current.get(str(cond.type))
         since = old.get("lastTransitionTime") if old else None
         if old is None or old.get("status") != cond.status or not isinstance(since, str):
             since = format_time(now)
         entry: dict[str, Any] = {
-            "type": cond.type,
+            "type": str(cond.type),
             "status": cond.status,
-            "reason": cond.reason,
+            "reason": str(cond.reason),
             "message": cond.message,
             "lastTransitionTime": since,
         }
         if generation is not None:
             entry["observedGeneration"] = generation
-        current[cond.type] = entry
+        current[entry["type"]] = entry
     return [current[key] for key in sorted(current)]
+
+
+def find_condition(conditions: Any, kind: str) -> Mapping[str, Any] | None:
+    """The condition of type ``kind`` in a status' ``conditions`` list, or None.
+
+    ``conditions`` is whatever the status held: anything that is not a list of
+    well-formed conditions counts as holding none.
+    """
+    if not isinstance(conditions, list):
+        return None
+    for item in conditions:
+        if _valid(item) and item["type"] == kind:
+            return item  # type: ignore[no-any-return]
+    return None
+
+
+def condition_status(conditions: Any, kind: str) -> str | None:
+    """The ``status`` (True, False, Unknown) of condition ``kind``, or None when absent."""
+    found = find_condition(conditions, kind)
+    return found["status"] if found is not None else None

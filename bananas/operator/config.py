@@ -50,8 +50,13 @@ class OperatorConfig:
     cron_sync_interval: float = 15.0
     #: Seconds before retrying a reconcile that failed for a transient reason (Redis down, ...).
     retry_delay: float = 15.0
-    #: Attempts at unregistering a deleted CronSchedule before letting it go regardless.
+    #: Failed attempts at unregistering a deleted CronSchedule before its status and a
+    #: Warning Event say it is stuck (it is retried for as long as it takes regardless).
     delete_retries: int = 5
+    #: Seconds a Redis URL read from a Secret is reused before the Secret is read again.
+    secret_cache_seconds: float = 30.0
+    #: Pools that poll Redis at once at most; the others wait their turn.
+    max_concurrent_polls: int = 64
     #: Port of the Prometheus metrics endpoint; 0 disables it.
     metrics_port: int = 8080
     #: Address kopf's liveness endpoint listens on (``--liveness``); empty disables it.
@@ -64,8 +69,8 @@ class OperatorConfig:
         """Build the settings from ``env`` (default ``os.environ``).
 
         Variables: WATCH_NAMESPACES (comma list), KUBECONFIG, CRON_SYNC_INTERVAL,
-        RETRY_DELAY, METRICS_PORT, LIVENESS_ENDPOINT, SCHEDULER_IMAGE,
-        SCHEDULER_REPLICAS, SCHEDULER_CLUSTER_ROLE,
+        RETRY_DELAY, SECRET_CACHE_SECONDS, MAX_CONCURRENT_POLLS, METRICS_PORT,
+        LIVENESS_ENDPOINT, SCHEDULER_IMAGE, SCHEDULER_REPLICAS, SCHEDULER_CLUSTER_ROLE,
         SCHEDULER_IMAGE_PULL_POLICY and SCHEDULER_APP. Raises :class:`ConfigError` naming a
         bad value.
         """
@@ -80,6 +85,12 @@ class OperatorConfig:
             kubeconfig=env.get("KUBECONFIG") or None,
             cron_sync_interval=_number(env, "CRON_SYNC_INTERVAL", defaults.cron_sync_interval),
             retry_delay=_number(env, "RETRY_DELAY", defaults.retry_delay),
+            secret_cache_seconds=_number(
+                env, "SECRET_CACHE_SECONDS", defaults.secret_cache_seconds
+            ),
+            max_concurrent_polls=max(
+                1, int(_number(env, "MAX_CONCURRENT_POLLS", defaults.max_concurrent_polls))
+            ),
             metrics_port=int(_number(env, "METRICS_PORT", defaults.metrics_port)),
             liveness_endpoint=env.get("LIVENESS_ENDPOINT", defaults.liveness_endpoint),
             scheduler=SchedulerSettings(

@@ -13,11 +13,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from random import Random
 from typing import Any
 
 from kubernetes_asyncio import client as k8s
 
-from bananas.client import AsyncClient
 from bananas.operator.config import OperatorConfig
 from bananas.operator.kube import Kube, load_configuration
 from bananas.operator.metrics import Metrics
@@ -39,6 +39,19 @@ class OperatorContext:
     metrics: Metrics = field(default_factory=Metrics)
     #: Unix time; tests may replace it.
     clock: Callable[[], float] = time.time
+    #: The randomness of poll jitter; tests may seed it.
+    random: Random = field(default_factory=Random)
+    _poll_slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+    #: Redis URLs read from Secrets: (namespace, secret, key) -> (URL, Unix time read).
+    _urls: dict[tuple[str, str, str], tuple[str, float]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def poll_slots(self) -> asyncio.Semaphore:
+        """The semaphore that bounds how many pools poll at once (``max_concurrent_polls``)."""
+        if self._poll_slots is None:  # made on first use, inside the operator's event loop
+            self._poll_slots = asyncio.Semaphore(self.config.max_concurrent_polls)
+        return self._poll_slots
 
     @classmethod
     async def create(cls, config: OperatorConfig) -> OperatorContext:
@@ -58,14 +71,26 @@ class OperatorContext:
         await self.redis.close()
         await self.kube.close()
 
-    async def redis_for(self, namespace: str, ref: RedisRef) -> AsyncClient:
-        """The SDK client for the Redis a resource's Secret points at.
+    async def redis_url(self, namespace: str, ref: RedisRef) -> str:
+        """The Redis URL a resource's Secret holds, read at most every ``secret_cache_seconds``.
 
-        Raises ``KubernetesApiError`` (404: no such Secret or key) and
-        :class:`bananas.errors.ConfigError` (a URL the SDK cannot parse).
+        Pools and schedules of a namespace usually share one Secret, and a poll every 15 s
+        per pool would otherwise be a Secret GET every 15 s per pool. A changed Secret is
+        seen within ``secret_cache_seconds``, or at once after Redis failed
+        (:meth:`forget_url`). Raises ``KubernetesApiError`` (404: no such Secret or key).
         """
+        key = (namespace, ref.secret_name, ref.key)
+        cached = self._urls.get(key)
+        now = self.clock()
+        if cached is not None and now - cached[1] < self.config.secret_cache_seconds:
+            return cached[0]
         url = await self.kube.read_secret_value(namespace, ref.secret_name, ref.key)
-        return await self.redis.get(url)
+        self._urls[key] = (url, now)
+        return url
+
+    def forget_url(self, namespace: str, ref: RedisRef) -> None:
+        """Drop a cached URL (Redis failed: the Secret may have moved on)."""
+        self._urls.pop((namespace, ref.secret_name, ref.key), None)
 
 
 def object_lock(memo: Any) -> asyncio.Lock:

@@ -2,15 +2,15 @@
 
 - :func:`reconcile` (create, update, resume): check what only the operator can
   check (time zone, cron syntax), register the schedule in Redis, and apply the
-  namespace's scheduler Deployment (:mod:`~bananas.operator.scheduler`).
+  namespace's scheduler Deployment (:mod:`~bananas.operator.scheduler_deployment`).
 - :func:`sync` (a kopf timer): copy what the scheduler did from Redis into the
   status, post an Event for every fire, skipped slot and fire error, and
   re-register the schedule (an idempotent write), so a Redis that lost its
   data gets its schedules back.
 - :func:`delete` (behind the ``bananas.dev/finalizer`` finalizer): unregister
-  the schedule. If Redis stays unreachable through ``delete_retries`` attempts
-  the schedule is let go with a Warning Event rather than blocking the
-  namespace's deletion for ever.
+  the schedule, retrying for as long as it takes (a schedule left behind would
+  keep firing); the status and a Warning Event say when it is stuck, and an
+  annotation lets it go on purpose.
 
 Redis being unreachable is a condition (``RedisReachable=False``) and an Event,
 then a retry after ``retry_delay``; it never crashes the operator.
@@ -26,63 +26,61 @@ from typing import Any
 
 import kopf
 
-from bananas.client import AsyncClient
-from bananas.errors import BananasError, ConfigError, InvalidJobError
+from bananas.errors import InvalidJobError
 from bananas.models import JobStatus
-from bananas.operator.conditions import FALSE, TRUE, Condition, merge_conditions
+from bananas.operator.conditions import (
+    FALSE,
+    TRUE,
+    Condition,
+    condition_status,
+    find_condition,
+    merge_conditions,
+)
 from bananas.operator.context import REDIS_TIMEOUT, OperatorContext, object_lock
 from bananas.operator.cronschedule import (
-    REASON_INVALID_SCHEDULE,
     CronObservation,
-    Problem,
     check_spec,
     next_fire,
     problem_conditions,
     registered_conditions,
     render_status,
+    schedule_health,
     schedule_id,
     to_schedule,
 )
+from bananas.operator.handler_support import (
+    REDIS_FAILURES,
+    RedisProblem,
+    ident,
+    post_event,
+    redis_client,
+    redis_problem,
+    refuse,
+)
+from bananas.operator.health import Problem, refusal_in
 from bananas.operator.kube import KubernetesApiError
-from bananas.operator.meta import owner_of
-from bananas.operator.pool_status import REASON_INVALID_SPEC, REASON_REDIS_UNREACHABLE
-from bananas.operator.scheduler import field_manager, render_scheduler
+from bananas.operator.meta import JsonObject, owner_of
+from bananas.operator.reasons import ConditionType, Reason
+from bananas.operator.scheduler_deployment import (
+    field_manager,
+    render_scheduler,
+    scheduler_name,
+)
 from bananas.operator.specs import CronScheduleSpec, RedisRef, SpecError, parse_cronschedule
 from bananas.operator.timefmt import format_time
 
 logger = logging.getLogger(__name__)
 
 KIND = "CronSchedule"
-REASON_REGISTERED = "Registered"
-REASON_UNREGISTERED = "Unregistered"
-REASON_UNREGISTER_FAILED = "UnregisterFailed"
-REASON_SCHEDULER_FAILED = "SchedulerNotApplied"
+#: Annotation that lets a CronSchedule be deleted although its schedule stays in Redis.
+ABANDON_ANNOTATION = "bananas.dev/abandon-schedule"
+#: Longest wait between two attempts at unregistering a deleted schedule (seconds).
+MAX_DELETE_DELAY = 300.0
 
 
-class RedisProblem(Exception):
-    """Redis (or its Secret) could not be used; ``reason`` is the condition reason."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-async def _client(ctx: OperatorContext, namespace: str, ref: RedisRef) -> AsyncClient:
-    try:
-        return await ctx.redis_for(namespace, ref)
-    except KubernetesApiError as exc:
-        reason = "RedisSecretNotFound" if exc.not_found else "SecretUnreadable"
-        raise RedisProblem(reason, exc.message) from exc
-    except ConfigError as exc:
-        raise RedisProblem("InvalidRedisUrl", str(exc)) from exc
-
-
-def _redis_failure(ctx: OperatorContext, exc: BaseException) -> RedisProblem:
-    ctx.metrics.redis_errors.labels(KIND).inc()
-    if isinstance(exc, RedisProblem):
-        return exc
-    return RedisProblem(REASON_REDIS_UNREACHABLE, str(exc) or "Redis did not answer in time")
+def _generation(body: kopf.Body) -> int | None:
+    value = body.metadata.get("generation")
+    return value if isinstance(value, int) else None
 
 
 def _now(ctx: OperatorContext) -> datetime:
@@ -95,29 +93,31 @@ def _conditions(
     return merge_conditions(status.get("conditions"), updates, now=now, generation=generation)
 
 
-def _ident(body: kopf.Body) -> tuple[str, str]:
-    return body.metadata.namespace or "", body.metadata.name or ""
-
-
 async def reconcile(
     body: kopf.Body,
     spec: kopf.Spec,
     status: kopf.Status,
     memo: kopf.Memo,
     patch: kopf.Patch,
+    old: Any = None,
     **_: Any,
 ) -> None:
-    """Register the schedule in Redis and apply the namespace's scheduler."""
+    """Register the schedule in Redis and apply the namespace's scheduler.
+
+    After an edit of ``spec.redis``, also unregister it from the Redis it left (``old``
+    is the body before the edit, on updates); until that works the handler is retried,
+    so the old Redis's scheduler does not go on firing it.
+    """
     ctx: OperatorContext = memo["ctx"]
-    namespace, name = _ident(body)
+    namespace, name = ident(body)
     now = _now(ctx)
-    generation = body.metadata.get("generation")
+    generation = _generation(body)
     patch.status["observedGeneration"] = generation
     patch.status["scheduleId"] = schedule_id(namespace, name)
     try:
         cron = parse_cronschedule(dict(spec))
     except SpecError as exc:
-        _refuse(body, status, patch, REASON_INVALID_SPEC, str(exc), now, generation)
+        _refuse(body, status, patch, Reason.INVALID_SPEC, str(exc), now, generation)
         return
     problem = check_spec(cron)
     async with object_lock(memo):
@@ -127,57 +127,121 @@ async def reconcile(
             return
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                client = await _client(ctx, namespace, cron.redis)
-                await client.register_schedule(to_schedule(namespace, name, cron))
+                async with redis_client(ctx, namespace, cron.redis) as client:
+                    await client.register_schedule(to_schedule(namespace, name, cron))
         except InvalidJobError as exc:  # the SDK's own check refused what check_spec let by
-            _refuse(body, status, patch, REASON_INVALID_SCHEDULE, str(exc), now, generation)
+            _refuse(body, status, patch, Reason.INVALID_SCHEDULE, str(exc), now, generation)
             return
-        except (RedisProblem, BananasError, TimeoutError) as exc:
-            failure = _redis_failure(ctx, exc)
+        except REDIS_FAILURES as exc:
+            failure = redis_problem(ctx, KIND, exc)
             _redis_down(body, status, patch, failure, now, generation)
             raise kopf.TemporaryError(failure.message, delay=ctx.config.retry_delay) from exc
-        scheduler = await _apply_scheduler(ctx, body, cron)
-    conditions = [*registered_conditions(cron), scheduler]
+        await _leave_old_redis(ctx, body, old, cron.redis)
+        applied, deployment = await _apply_scheduler(ctx, body, cron)
+    failed = None
+    if applied.status != TRUE:
+        failed = Problem(Reason.SCHEDULER_NOT_APPLIED, applied.message)
+    health = schedule_health(cron, scheduler_failed=failed, scheduler=deployment)
+    conditions = [*registered_conditions(cron), applied, *health]
     patch.status["conditions"] = _conditions(status, conditions, now, generation)
     upcoming = next_fire(cron, now)
     patch.status["nextScheduleTime"] = format_time(upcoming) if upcoming else None
     state = "suspended" if cron.suspend else f"next fire {patch.status['nextScheduleTime']}"
-    kopf.event(body, type="Normal", reason=REASON_REGISTERED, message=f"registered; {state}")
+    if _was_suspended(old) and not cron.suspend:  # one Event per resume
+        post_event(body, "Normal", Reason.RESUMED, f"resumed; {state}")
+    else:
+        post_event(body, "Normal", Reason.REGISTERED, f"registered; {state}")
+
+
+def _was_suspended(old: Any) -> bool:
+    spec = old.get("spec") if isinstance(old, Mapping) else None
+    return isinstance(spec, Mapping) and spec.get("suspend") is True
+
+
+def _previous_redis(old: Any) -> RedisRef | None:
+    spec = old.get("spec") if isinstance(old, Mapping) else None
+    redis = spec.get("redis") if isinstance(spec, Mapping) else None
+    try:
+        return RedisRef.model_validate(redis if isinstance(redis, Mapping) else {})
+    except ValueError:
+        return None
+
+
+async def _leave_old_redis(
+    ctx: OperatorContext, body: kopf.Body, old: Any, current: RedisRef
+) -> None:
+    """Unregister from the Redis an edit moved the schedule away from, if it did."""
+    previous = _previous_redis(old) if old is not None else None
+    if previous is None or previous == current:
+        return
+    namespace, name = ident(body)
+    try:
+        async with asyncio.timeout(REDIS_TIMEOUT):
+            async with redis_client(ctx, namespace, previous) as client:
+                await client.unregister_schedule(schedule_id(namespace, name))
+    except REDIS_FAILURES as exc:
+        failure = redis_problem(ctx, KIND, exc)
+        message = f"still registered in the Redis of Secret {previous.secret_name}: {failure}"
+        post_event(body, "Warning", Reason.UNREGISTER_FAILED, message)
+        raise kopf.TemporaryError(message, delay=ctx.config.retry_delay) from exc
+    post_event(
+        body,
+        "Normal",
+        Reason.UNREGISTERED,
+        f"removed from the Redis of Secret {previous.secret_name}",
+    )
 
 
 async def _apply_scheduler(
     ctx: OperatorContext, body: kopf.Body, cron: CronScheduleSpec
-) -> Condition:
+) -> tuple[Condition, JsonObject | None]:
+    """Apply the scheduler's objects: the SchedulerReady condition and the stored Deployment."""
     owner = owner_of(body)
     namespace = owner["metadata"]["namespace"]
     objects = render_scheduler(namespace, cron.redis, owner, ctx.config.scheduler)
+    stored: JsonObject | None = None
     try:
         for obj in objects:
-            await ctx.kube.apply(obj, manager=field_manager(owner))
+            applied = await ctx.kube.apply(obj, manager=field_manager(owner))
+            if obj["kind"] == "Deployment":
+                stored = applied
     except KubernetesApiError as exc:
         logger.warning("CronSchedule %s: scheduler not applied: %s", namespace, exc)
-        kopf.event(body, type="Warning", reason=REASON_SCHEDULER_FAILED, message=exc.message)
-        return Condition("SchedulerReady", FALSE, REASON_SCHEDULER_FAILED, exc.message)
+        post_event(body, "Warning", Reason.SCHEDULER_NOT_APPLIED, exc.message)
+        failed = Condition(
+            ConditionType.SCHEDULER_READY, FALSE, Reason.SCHEDULER_NOT_APPLIED, exc.message
+        )
+        return failed, None
     deployment = objects[2]["metadata"]["name"]
-    return Condition("SchedulerReady", TRUE, "Applied", f"scheduler Deployment {deployment}")
+    condition = Condition(
+        ConditionType.SCHEDULER_READY, TRUE, Reason.APPLIED, f"scheduler Deployment {deployment}"
+    )
+    return condition, stored
 
 
 def _refuse(
     body: kopf.Body,
     status: Mapping[str, Any],
     patch: kopf.Patch,
-    reason: str,
+    reason: Reason,
     message: str,
     now: datetime,
-    generation: Any,
+    generation: int | None,
 ) -> None:
-    logger.warning("CronSchedule %s/%s: %s", *_ident(body), message)
-    kopf.event(body, type="Warning", reason=reason, message=message)
-    if reason != REASON_INVALID_SPEC:
-        conditions = problem_conditions(Problem(reason, message))
-    else:
-        conditions = [Condition("Ready", FALSE, reason, message)]
-    patch.status["conditions"] = _conditions(status, conditions, now, generation)
+    problem = Problem(reason, message)
+    conditions = schedule_health(None, refusal=problem)
+    if reason != Reason.INVALID_SPEC:
+        conditions = [*problem_conditions(problem), *conditions]
+    refuse(
+        body,
+        status,
+        patch,
+        reason=reason,
+        message=message,
+        conditions=conditions,
+        now=now,
+        generation=generation,
+    )
     patch.status["nextScheduleTime"] = None
 
 
@@ -187,15 +251,23 @@ def _redis_down(
     patch: kopf.Patch,
     failure: RedisProblem,
     now: datetime,
-    generation: Any,
+    generation: int | None,
 ) -> None:
-    logger.warning("CronSchedule %s/%s: %s", *_ident(body), failure.message)
-    kopf.event(body, type="Warning", reason=failure.reason, message=failure.message)
+    unregistered = Problem(failure.reason, f"the schedule could not be registered: {failure}")
     conditions = [
-        Condition("RedisReachable", FALSE, failure.reason, failure.message),
-        Condition("Ready", FALSE, failure.reason, "the schedule could not be registered"),
+        Condition(ConditionType.REDIS_REACHABLE, FALSE, failure.reason, failure.message),
+        *schedule_health(None, redis=unregistered),
     ]
-    patch.status["conditions"] = _conditions(status, conditions, now, generation)
+    refuse(
+        body,
+        status,
+        patch,
+        reason=failure.reason,
+        message=failure.message,
+        conditions=conditions,
+        now=now,
+        generation=generation,
+    )
 
 
 async def _unregister_quietly(
@@ -203,9 +275,9 @@ async def _unregister_quietly(
 ) -> None:
     try:
         async with asyncio.timeout(REDIS_TIMEOUT):
-            client = await _client(ctx, namespace, ref)
-            await client.unregister_schedule(schedule_id(namespace, name))
-    except (RedisProblem, BananasError, TimeoutError) as exc:
+            async with redis_client(ctx, namespace, ref) as client:
+                await client.unregister_schedule(schedule_id(namespace, name))
+    except REDIS_FAILURES as exc:
         logger.info("CronSchedule %s/%s: not unregistered: %s", namespace, name, exc)
 
 
@@ -214,14 +286,14 @@ async def _observe(
 ) -> CronObservation:
     """Re-register the schedule and read what the scheduler did with it."""
     async with asyncio.timeout(REDIS_TIMEOUT):
-        client = await _client(ctx, namespace, cron.redis)
-        await client.register_schedule(to_schedule(namespace, name, cron))
-        state = await client.schedule_status(schedule_id(namespace, name))
-        job = result = None
-        if state is not None and state.last_job_id:
-            job = await client.get_job(state.last_job_id, cron.routing_key)
-            if job is not None and job.status is JobStatus.COMPLETED:
-                result = await client.get_result(state.last_job_id, cron.routing_key)
+        async with redis_client(ctx, namespace, cron.redis) as client:
+            await client.register_schedule(to_schedule(namespace, name, cron))
+            state = await client.schedule_status(schedule_id(namespace, name))
+            job = result = None
+            if state is not None and state.last_job_id:
+                job = await client.get_job(state.last_job_id, cron.routing_key)
+                if job is not None and job.status is JobStatus.COMPLETED:
+                    result = await client.get_result(state.last_job_id, cron.routing_key)
     return CronObservation(status=state, last_job=job, last_result=result)
 
 
@@ -235,72 +307,121 @@ async def sync(
 ) -> None:
     """Copy the scheduler's view of the schedule into the status (kopf timer)."""
     ctx: OperatorContext = memo["ctx"]
-    namespace, name = _ident(body)
+    namespace, name = ident(body)
     if memo.get("deleted") or body.metadata.deletion_timestamp:
         return
     try:
         cron = parse_cronschedule(dict(spec))
     except SpecError:
         return  # reconcile already reported it
-    if check_spec(cron) is not None:
-        return
+    generation = _generation(body)
+    if check_spec(cron) is not None or refusal_in(status, generation) is not None:
+        return  # reconcile reported it, for this generation
     now = _now(ctx)
     async with object_lock(memo):
         if memo.get("deleted"):
             return
         try:
             seen = await _observe(ctx, namespace, name, cron)
+            scheduler = await ctx.kube.get_deployment(namespace, scheduler_name(cron.redis))
         except InvalidJobError:
             return  # reconcile reported it
-        except (RedisProblem, BananasError, TimeoutError) as exc:
-            failure = _redis_failure(ctx, exc)
-            if _condition_status(status, "RedisReachable") != FALSE:
-                _redis_down(body, status, patch, failure, now, None)
+        except REDIS_FAILURES as exc:
+            failure = redis_problem(ctx, KIND, exc)
+            if condition_status(status.get("conditions"), ConditionType.REDIS_REACHABLE) != FALSE:
+                _redis_down(body, status, patch, failure, now, generation)
+            return
+        except KubernetesApiError as exc:
+            logger.warning("CronSchedule %s/%s: scheduler not read: %s", namespace, name, exc)
             return
     fields, events = render_status(cron, seen, status, now)
     for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-    patch.status["scheduleId"] = schedule_id(namespace, name)
+        post_event(body, event.type, event.reason, event.message)
+    fields["scheduleId"] = schedule_id(namespace, name)
+    fields["conditions"] = _synced_conditions(cron, status, scheduler, now, generation)
+    # Only what changed: a patch with nothing in it is not sent, so a quiet schedule
+    # costs no status write per sync.
     for key, value in fields.items():
-        patch.status[key] = value
-    conditions = registered_conditions(cron)
-    patch.status["conditions"] = merge_conditions(status.get("conditions"), conditions, now=now)
+        if status.get(key) != value:
+            patch.status[key] = value
 
 
-def _condition_status(status: Mapping[str, Any], kind: str) -> str | None:
-    for item in status.get("conditions") or []:
-        if isinstance(item, Mapping) and item.get("type") == kind:
-            value = item.get("status")
-            return value if isinstance(value, str) else None
-    return None
+def _synced_conditions(
+    cron: CronScheduleSpec,
+    status: Mapping[str, Any],
+    scheduler: JsonObject | None,
+    now: datetime,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    applied = find_condition(status.get("conditions"), ConditionType.SCHEDULER_READY)
+    failed = None
+    if applied is not None and applied.get("status") == FALSE:
+        failed = Problem(Reason.SCHEDULER_NOT_APPLIED, str(applied.get("message") or ""))
+    conditions = [
+        *registered_conditions(cron),
+        *schedule_health(cron, scheduler_failed=failed, scheduler=scheduler),
+    ]
+    return merge_conditions(status.get("conditions"), conditions, now=now, generation=generation)
 
 
 async def delete(
     body: kopf.Body,
     spec: kopf.Spec,
+    status: kopf.Status,
     memo: kopf.Memo,
+    patch: kopf.Patch,
     retry: int,
     **_: Any,
 ) -> None:
-    """Unregister the schedule from Redis before the CronSchedule goes."""
+    """Unregister the schedule from Redis before the CronSchedule goes.
+
+    Retried for as long as it takes (a schedule left in Redis would go on firing),
+    with a growing delay; from the ``delete_retries``-th failure on, the status says
+    so (``Registered=True/UnregisterFailed``) and a Warning Event is posted once. The
+    annotation ``bananas.dev/abandon-schedule: "true"`` lets the object go regardless.
+    """
     ctx: OperatorContext = memo["ctx"]
-    namespace, name = _ident(body)
+    namespace, name = ident(body)
     memo["deleted"] = True
-    redis = spec.get("redis")
-    try:
-        ref = RedisRef.model_validate(redis if isinstance(redis, Mapping) else {})
-    except ValueError:
-        ref = RedisRef.model_validate({})
+    if (body.metadata.annotations or {}).get(ABANDON_ANNOTATION) == "true":
+        message = f"left in Redis: the {ABANDON_ANNOTATION} annotation says to let it go"
+        post_event(body, "Warning", Reason.UNREGISTER_FAILED, message)
+        return
+    ref = _previous_redis(body) or RedisRef.model_validate({})
     async with object_lock(memo):
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                client = await _client(ctx, namespace, ref)
-                await client.unregister_schedule(schedule_id(namespace, name))
-        except (RedisProblem, BananasError, TimeoutError) as exc:
-            failure = _redis_failure(ctx, exc)
-            if retry < ctx.config.delete_retries:
-                raise kopf.TemporaryError(failure.message, delay=ctx.config.retry_delay) from exc
-            message = f"left in Redis after {retry + 1} attempts: {failure.message}"
-            kopf.event(body, type="Warning", reason=REASON_UNREGISTER_FAILED, message=message)
-            return
-    kopf.event(body, type="Normal", reason=REASON_UNREGISTERED, message="removed from Redis")
+                async with redis_client(ctx, namespace, ref) as client:
+                    await client.unregister_schedule(schedule_id(namespace, name))
+        except REDIS_FAILURES as exc:
+            failure = redis_problem(ctx, KIND, exc)
+            if retry + 1 >= ctx.config.delete_retries:
+                _still_registered(body, status, patch, failure, retry, ctx.clock())
+            delay = min(ctx.config.retry_delay * 2 ** max(0, retry), MAX_DELETE_DELAY)
+            raise kopf.TemporaryError(failure.message, delay=delay) from exc
+    post_event(body, "Normal", Reason.UNREGISTERED, "removed from Redis")
+
+
+def _still_registered(
+    body: kopf.Body,
+    status: Mapping[str, Any],
+    patch: kopf.Patch,
+    failure: RedisProblem,
+    retry: int,
+    now: float,
+) -> None:
+    message = (
+        f"deletion waits until the schedule leaves Redis ({retry + 1} attempts so far):"
+        f" {failure.message}; annotate {ABANDON_ANNOTATION}=true to let it go"
+    )
+    condition = Condition(ConditionType.REGISTERED, TRUE, Reason.UNREGISTER_FAILED, message)
+    if (
+        condition_status(status.get("conditions"), ConditionType.REGISTERED) == TRUE
+        and (find_condition(status.get("conditions"), ConditionType.REGISTERED) or {}).get("reason")
+        == Reason.UNREGISTER_FAILED
+    ):
+        return  # said already
+    post_event(body, "Warning", Reason.UNREGISTER_FAILED, message)
+    patch.status["conditions"] = merge_conditions(
+        status.get("conditions"), [condition], now=datetime.fromtimestamp(now, UTC)
+    )

@@ -29,14 +29,13 @@ from croniter import croniter
 
 from bananas.models import Job, JobResult, JobStatus, Schedule, ScheduleStatus
 from bananas.operator.conditions import FALSE, TRUE, Condition
+from bananas.operator.health import Problem, Rollout, summarize
+from bananas.operator.reasons import ConditionType, Reason
 from bananas.operator.specs import CronScheduleSpec
 from bananas.operator.timefmt import format_time, parse_time
 
-REASON_FIRED = "Fired"
-REASON_MISSED = "MissedSchedule"
-REASON_FIRE_FAILED = "FireFailed"
-REASON_INVALID_TIME_ZONE = "InvalidTimeZone"
-REASON_INVALID_SCHEDULE = "InvalidSchedule"
+#: Slots missed in one go beyond which the Event is TooManyMissed (as CronJob's 100).
+TOO_MANY_MISSED = 100
 
 _LIVE = {JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING}
 
@@ -63,24 +62,16 @@ def schedule_id(namespace: str, name: str) -> str:
     return f"{namespace}.{name}"
 
 
-@dataclass(frozen=True)
-class Problem:
-    """Why a spec cannot be registered: an Event/condition reason and a message."""
-
-    reason: str
-    message: str
-
-
 def check_spec(spec: CronScheduleSpec) -> Problem | None:
     """The first problem only the operator can detect, or None when the spec is good."""
     try:
         ZoneInfo(spec.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
-        return Problem(REASON_INVALID_TIME_ZONE, f"unknown time zone {spec.time_zone!r}")
+        return Problem(Reason.INVALID_TIME_ZONE, f"unknown time zone {spec.time_zone!r}")
     expr = cron_fields(spec.schedule)
     if len(expr.split()) != 5 or not croniter.is_valid(expr):
         return Problem(
-            REASON_INVALID_SCHEDULE,
+            Reason.INVALID_SCHEDULE,
             f"schedule {spec.schedule!r} is not a valid 5-field cron expression",
         )
     return None
@@ -141,9 +132,24 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def upcoming_fire(
+    spec: CronScheduleSpec, state: ScheduleStatus | None, now: datetime
+) -> datetime | None:
+    """The slot the scheduler will fire next: its own record, when that was computed from
+    this spec's expression and time zone and is still ahead; else the spec's next slot."""
+    upcoming = next_fire(spec, now)
+    if upcoming is None or state is None or state.next_schedule_time is None:
+        return upcoming
+    timing = Schedule(id="-", cron=cron_fields(spec.schedule), job=spec.job,
+                      timezone=spec.time_zone).timing()  # fmt: skip
+    if state.timing == timing and state.next_schedule_time > now:
+        return state.next_schedule_time
+    return upcoming
+
+
 def _fields(spec: CronScheduleSpec, seen: CronObservation, now: datetime) -> dict[str, Any]:
     st = seen.status
-    upcoming = next_fire(spec, now)
+    upcoming = upcoming_fire(spec, st, now)
     last_success = st.last_successful_time if st else None
     if seen.last_result is not None and seen.last_result.is_success():
         done = seen.last_result.completed_at
@@ -165,21 +171,39 @@ def _time(moment: datetime | None) -> str | None:
     return format_time(moment) if moment is not None else None
 
 
-def _events(previous: Mapping[str, Any], fields: Mapping[str, Any]) -> list[Event]:
+def _events(
+    spec: CronScheduleSpec, previous: Mapping[str, Any], fields: Mapping[str, Any]
+) -> list[Event]:
     events: list[Event] = []
     last = fields["lastScheduleTime"]
     if last is not None and parse_time(previous.get("lastScheduleTime")) != parse_time(last):
         events.append(
-            Event("Normal", REASON_FIRED, f"fired the slot of {last} as job {fields['lastJobId']}")
+            Event("Normal", Reason.FIRED, f"fired the slot of {last} as job {fields['lastJobId']}")
         )
     skipped = fields["skippedCount"] - _int(previous.get("skippedCount"))
-    if skipped > 0 and "skippedCount" in previous:
+    if spec.suspend:
+        pass  # slots pass unfired while suspended, as asked: no Warning per slot
+    elif skipped >= TOO_MANY_MISSED and "skippedCount" in previous:
         events.append(
-            Event("Warning", REASON_MISSED, f"skipped {skipped} slot(s) (missed or not allowed)")
+            Event(
+                "Warning",
+                Reason.TOO_MANY_MISSED,
+                f"missed {skipped} slots (at least {TOO_MANY_MISSED}): is the scheduler"
+                " running? Only the latest missed slot is fired, within"
+                " startingDeadlineSeconds when set",
+            )
+        )
+    elif skipped > 0 and "skippedCount" in previous:
+        events.append(
+            Event(
+                "Warning",
+                Reason.MISSED_SCHEDULE,
+                f"skipped {skipped} slot(s) (missed or not allowed)",
+            )
         )
     error = fields["lastError"]
     if error and error != previous.get("lastError"):
-        events.append(Event("Warning", REASON_FIRE_FAILED, str(error)))
+        events.append(Event("Warning", Reason.FIRE_FAILED, str(error)))
     return events
 
 
@@ -191,22 +215,52 @@ def render_status(
     Fields that have no value are returned as None, so a merge patch clears them.
     """
     fields = _fields(spec, seen, now)
-    return fields, _events(previous if isinstance(previous, Mapping) else {}, fields)
+    return fields, _events(spec, previous if isinstance(previous, Mapping) else {}, fields)
 
 
 def registered_conditions(spec: CronScheduleSpec) -> list[Condition]:
-    """Conditions of a schedule that is registered and served."""
+    """Conditions of a schedule that is registered in its Redis."""
     state = "suspended" if spec.suspend else "registered"
     return [
-        Condition("Registered", TRUE, "Registered", f"schedule {state} in Redis"),
-        Condition("RedisReachable", TRUE, "Connected", "Redis answered"),
-        Condition("Ready", TRUE, "Suspended" if spec.suspend else "Scheduled", f"schedule {state}"),
+        Condition(ConditionType.REGISTERED, TRUE, Reason.REGISTERED, f"schedule {state} in Redis"),
+        Condition(ConditionType.REDIS_REACHABLE, TRUE, Reason.CONNECTED, "Redis answered"),
     ]
 
 
 def problem_conditions(problem: Problem) -> list[Condition]:
     """Conditions of a schedule the operator refused to register."""
-    return [
-        Condition("Registered", FALSE, problem.reason, problem.message),
-        Condition("Ready", FALSE, problem.reason, problem.message),
-    ]
+    return [Condition(ConditionType.REGISTERED, FALSE, problem.reason, problem.message)]
+
+
+def schedule_health(
+    spec: CronScheduleSpec | None,
+    *,
+    refusal: Problem | None = None,
+    redis: Problem | None = None,
+    scheduler_failed: Problem | None = None,
+    scheduler: Mapping[str, Any] | None = None,
+) -> list[Condition]:
+    """Ready, Reconciling and Stalled of a CronSchedule (see :mod:`~bananas.operator.health`).
+
+    Ready means: this generation is registered in Redis and the namespace's
+    scheduler Deployment (``scheduler``, as stored) has a pod available to fire
+    it. A refused spec and a scheduler the operator could not apply are Stalled;
+    a Redis that did not answer (``redis``) and a scheduler still starting are
+    Reconciling, since both clear without anybody's help.
+    """
+    stalled = refusal or scheduler_failed
+    reconciling = redis
+    if stalled is None and scheduler is not None:
+        rollout = Rollout.of(scheduler)
+        if rollout.deadline_exceeded is not None:
+            stalled = Problem(Reason.PROGRESS_DEADLINE_EXCEEDED, rollout.deadline_exceeded)
+        elif reconciling is None and rollout.available < 1:
+            reconciling = Problem(Reason.SCHEDULER_UNAVAILABLE, "no scheduler pod is available")
+    elif stalled is None and reconciling is None:
+        reconciling = Problem(Reason.SCHEDULER_UNAVAILABLE, "the scheduler Deployment is missing")
+    suspended = spec is not None and spec.suspend
+    ready = Problem(
+        Reason.SUSPENDED if suspended else Reason.SCHEDULED,
+        "schedule suspended" if suspended else "schedule registered and served",
+    )
+    return summarize(stalled=stalled, reconciling=reconciling, ready=ready)

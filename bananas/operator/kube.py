@@ -30,15 +30,17 @@ from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from bananas.errors import BananasError
+from bananas.errors import BananasError, ConfigError
+from bananas.kubeconfig import load_kube_configuration
 from bananas.operator.meta import GROUP, MANAGER, VERSION, JsonObject
 
 logger = logging.getLogger(__name__)
 
 APPLY = "application/apply-patch+yaml"
+#: What the API server says (with a 500) when an applied object has a value of the wrong form.
+UNDECODABLE = "unable to convert unstructured object"
 MERGE = "application/merge-patch+json"
 
 
@@ -57,8 +59,13 @@ class KubernetesApiError(BananasError):
 
     @property
     def invalid(self) -> bool:
-        """True when the API refused the object itself (400 or 422), so retrying is futile."""
-        return self.status in (400, 422)
+        """True when the API refused the object itself, so retrying is futile: 400 or 422,
+        and the 500 a server-side apply answers for a value it cannot even decode (a
+        quantity such as ``memory: lots``: "failed to convert new object ... unable to
+        convert unstructured object")."""
+        if self.status in (400, 422):
+            return True
+        return self.status == 500 and UNDECODABLE in self.message
 
 
 def _translate(exc: BaseException) -> KubernetesApiError:
@@ -74,29 +81,15 @@ _TRANSIENT = (ApiException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 async def load_configuration(kubeconfig: str | None = None) -> k8s.Configuration:
-    """Client settings: ``kubeconfig`` if given, else in-cluster, else ``~/.kube/config``.
+    """Client settings: ``kubeconfig`` if given, else in-cluster, else ``~/.kube/config``
+    (:func:`bananas.kubeconfig.load_kube_configuration`).
 
     Raises :class:`KubernetesApiError` (status 0) when none of them is usable.
     """
-    # A fresh Configuration, not a copy of the library's global default.
-    configuration: k8s.Configuration = type.__call__(k8s.Configuration)
     try:
-        if kubeconfig:
-            await k8s_config.load_kube_config(
-                config_file=kubeconfig, client_configuration=configuration, persist_config=False
-            )
-            return configuration
-        try:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-        except k8s_config.ConfigException:
-            await k8s_config.load_kube_config(
-                client_configuration=configuration, persist_config=False
-            )
-    except (k8s_config.ConfigException, OSError) as exc:
-        raise KubernetesApiError(0, f"no usable Kubernetes credentials: {exc}") from exc
-    return configuration
+        return await load_kube_configuration(kubeconfig)
+    except ConfigError as exc:
+        raise KubernetesApiError(0, str(exc)) from exc
 
 
 async def bearer_token(configuration: k8s.Configuration) -> str | None:
@@ -174,6 +167,20 @@ class Kube:
                 return None
             raise
         return self._json(model)
+
+    async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[JsonObject]:
+        """The pods matching ``selector`` (equality labels), as JSON."""
+        label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+        result = await self._call(
+            lambda: self.core.list_namespaced_pod(namespace, label_selector=label_selector)
+        )
+        return [self._json(pod) for pod in result.items or []]
+
+    async def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """Merge-patch annotations onto one pod (the verb the operator's RBAC grants)."""
+        body = {"metadata": {"annotations": annotations}}
+        options: dict[str, Any] = {"_content_type": MERGE}
+        await self._call(lambda: self.core.patch_namespaced_pod(name, namespace, body, **options))
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         """One value of a Secret, decoded.

@@ -33,6 +33,9 @@ ANNOTATION_PREFIX: Final = GROUP
 #: Label naming the WorkerPool a worker pod belongs to (handy for ``kubectl logs -l``).
 POOL_LABEL: Final = f"{GROUP}/workerpool"
 
+#: Annotation on a Deployment: the generation of the resource it was rendered from.
+GENERATION_ANNOTATION: Final = f"{GROUP}/generation"
+
 COMPONENT_WORKER: Final = "worker"
 COMPONENT_SCHEDULER: Final = "scheduler"
 
@@ -77,10 +80,15 @@ def owner_reference(owner: Mapping[str, Any], *, controller: bool = True) -> Jso
 
 
 def owner_of(body: Mapping[str, Any]) -> JsonObject:
-    """The identifying part of a resource body, for owner references and rendering."""
+    """The identifying part of a resource body (and its generation), for owner references
+    and rendering."""
     meta = body["metadata"]
-    return {
+    owner: JsonObject = {
         "apiVersion": body["apiVersion"],
         "kind": body["kind"],
         "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
     }
+    generation = meta.get("generation")
+    if isinstance(generation, int):
+        owner["metadata"]["generation"] = generation
+    return owner

@@ -32,6 +32,12 @@ class Metrics:
             pool,
             registry=self.registry,
         )
+        self.polls = Counter(
+            "bananas_operator_polls",
+            "Autoscaler polls of a WorkerPool (whether or not they changed anything).",
+            pool,
+            registry=self.registry,
+        )
         self.scale_decisions = Counter(
             "bananas_operator_scale_decisions",
             "Scale decisions taken, by reason (ScaledUp, ScaledDown, ScaleToZero).",
@@ -53,9 +59,9 @@ class Metrics:
 
     def forget_pool(self, namespace: str, pool: str) -> None:
         """Drop a deleted pool's series."""
-        for gauge in (self.desired_replicas, self.pool_load):
+        for metric in (self.desired_replicas, self.pool_load, self.polls):
             with contextlib.suppress(KeyError):
-                gauge.remove(namespace, pool)
+                metric.remove(namespace, pool)
 
     def serve(self, port: int) -> None:
         """Serve ``/metrics`` on ``port`` from a daemon thread."""

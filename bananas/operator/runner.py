@@ -27,7 +27,7 @@ import kopf
 from bananas.errors import BananasError
 from bananas.operator.config import OperatorConfig
 from bananas.operator.context import OperatorContext
-from bananas.operator.registry import build_registry, make_settings
+from bananas.operator.kopf_wiring import build_registry, make_settings
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from bananas.keys import ROUTING_KEY_RULE, is_valid_routing_key
+from bananas.config import env_var
+from bananas.keys import DEFAULT_PREFIX, ROUTING_KEY_RULE, is_valid_routing_key
 from bananas.models import ConcurrencyPolicy, Priority
 
 __all__ = [
@@ -41,6 +42,10 @@ __all__ = [
 
 DEFAULT_REDIS_SECRET = "bananas-redis"
 DEFAULT_REDIS_KEY = "url"
+#: The pods' key-prefix variable: set from ``spec.redis.prefix``, refused in ``env``.
+PREFIX_VAR = env_var("prefix")
+#: What a key prefix may hold: no braces (they would make a Redis Cluster hash tag).
+PREFIX_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 def _routing_key(value: str) -> str:
@@ -67,12 +72,21 @@ class RedisRef(_Spec):
 
     secret_name: str = Field(DEFAULT_REDIS_SECRET, min_length=1)
     key: str = Field(DEFAULT_REDIS_KEY, min_length=1)
+    #: Prefix of every Redis key (the pods' BANANAS_PREFIX), for Redis shared with others.
+    prefix: str = Field(DEFAULT_PREFIX, pattern=PREFIX_PATTERN)
 
 
 class Stabilization(_Spec):
     """One direction's stabilisation window (as in the HPA's ``behavior``)."""
 
     stabilization_window_seconds: int = Field(0, ge=0)
+
+
+class FallbackSpec(_Spec):
+    """The size a pool takes while Redis cannot be read (as KEDA's ``fallback``)."""
+
+    failure_threshold: int = Field(3, ge=1)
+    replicas: int = Field(ge=0)
 
 
 class AutoscalingSpec(_Spec):
@@ -90,6 +104,8 @@ class AutoscalingSpec(_Spec):
     scale_down: Stabilization = Field(
         default_factory=lambda: Stabilization.model_validate({"stabilizationWindowSeconds": 300})
     )
+    #: None: the pool keeps its size while Redis is unreadable.
+    fallback: FallbackSpec | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> AutoscalingSpec:
@@ -121,10 +137,27 @@ class WorkerPoolSpec(_Spec):
     env: list[dict[str, Any]] = []
     env_from: list[dict[str, Any]] = []
     pod_annotations: dict[str, str] = {}
+    #: Extra pod volumes and the worker container's mounts of them (model caches, ...).
+    volumes: list[dict[str, Any]] = []
+    volume_mounts: list[dict[str, Any]] = []
+    #: Size of a memory-backed ``/dev/shm`` (a quantity such as ``1Gi``); None: the runtime's.
+    shm_size: str | int | None = None
+    runtime_class_name: str | None = None
+    topology_spread_constraints: list[dict[str, Any]] = []
     redis: RedisRef = Field(default_factory=lambda: RedisRef.model_validate({}))
-    termination_grace_period_seconds: int = Field(60, ge=1)
+    #: None: ``jobTimeout`` plus a margin (see :func:`bananas.operator.workerpool.grace_period`).
+    termination_grace_period_seconds: int | None = Field(None, ge=1)
     pod_disruption_budget: dict[str, Any] = {"maxUnavailable": 1}
     autoscaling: AutoscalingSpec = Field(default_factory=lambda: AutoscalingSpec.model_validate({}))
+
+    @model_validator(mode="after")
+    def _prefix_from_redis(self) -> WorkerPoolSpec:
+        if any(item.get("name") == PREFIX_VAR for item in self.env):
+            raise ValueError(
+                f"env: {PREFIX_VAR} is set by the operator from spec.redis.prefix, which the"
+                " operator reads the queues with too; set that instead"
+            )
+        return self
 
 
 class CronScheduleSpec(_Spec):

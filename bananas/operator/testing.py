@@ -28,6 +28,7 @@ import yaml  # type: ignore[import-untyped]
 from kubernetes_asyncio import client as k8s
 
 from bananas.operator.config import OperatorConfig
+from bananas.operator.context import OperatorContext
 from bananas.operator.kube import APPLY
 from bananas.operator.runner import run_operator
 
@@ -117,15 +118,32 @@ class OperatorThread:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        #: The operator's context, once it runs (its clients, its metrics).
+        self.context: OperatorContext | None = None
         self._thread = threading.Thread(target=self._main, name="bananas-operator", daemon=True)
 
     def _main(self) -> None:
         try:
-            asyncio.run(run_operator(self.config, stop_flag=self._stop, ready_flag=self._ready))
+            asyncio.run(self._run())
         except BaseException as exc:  # handed to the test thread in stop()
             self._error = exc
         finally:
             self._ready.set()  # never leave start() waiting on a dead operator
+
+    async def _run(self) -> None:
+        self.context = await OperatorContext.create(self.config)
+        await run_operator(
+            self.config, context=self.context, stop_flag=self._stop, ready_flag=self._ready
+        )
+
+    def polls(self, namespace: str, name: str) -> float:
+        """How many autoscaler polls of the pool ``namespace/name`` this operator ran."""
+        if self.context is None:
+            return 0.0
+        value = self.context.metrics.registry.get_sample_value(
+            "bananas_operator_polls_total", {"namespace": namespace, "pool": name}
+        )
+        return value or 0.0
 
     @property
     def alive(self) -> bool:

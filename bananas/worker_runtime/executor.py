@@ -25,7 +25,9 @@ survives anything a handler or a record does:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import traceback
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +42,8 @@ from bananas.models import (
     DEFAULT_FAILURE_TTL,
     DEFAULT_MAX_RESULT_BYTES,
     MAX_DURATION_SECONDS,
+    TRACEBACK_HEAD,
+    TRACEBACK_MAX,
     Job,
     JobStatus,
     Priority,
@@ -51,14 +55,27 @@ from bananas.records import (
     encode,
     kept_record,
     result_record,
+    split_error,
 )
 from bananas.validation import validate_count, validate_duration, validate_optional_duration
 from bananas.worker_runtime.loopwatch import Running
-from bananas.worker_runtime.registry import Registry
+from bananas.worker_runtime.registry import HandlerEntry, Registry
 from bananas.worker_runtime.retry import backoff_delay
 
+#: The per-job lines (see ``bananas.worker_runtime.logs``): off unless LOG_JOBS is on.
+jobs_log = logging.getLogger("bananas.jobs")
 #: How often the watchdog looks for handlers past their deadline (seconds).
 WATCHDOG_TICK = 0.05
+
+
+@dataclass(slots=True)
+class WorkflowStep:
+    """The workflow a finished job is a step of, and what to record for it: the result
+    JSON of a success, the error of a job that is dead-lettered (see ``acker``)."""
+
+    workflow_id: str
+    node: int
+    value: str
 
 
 @dataclass(slots=True)
@@ -72,6 +89,14 @@ class Finished:
     status: str
     duration: float
     priority: Priority
+    #: Set for a step of a workflow that completed or is dead-lettered; None otherwise.
+    workflow: WorkflowStep | None = None
+
+
+def _step(job: Job, value: str) -> WorkflowStep | None:
+    if job.workflow_id is None or job.node is None:
+        return None
+    return WorkflowStep(job.workflow_id, job.node, value)
 
 
 class Executor:
@@ -134,13 +159,17 @@ class Executor:
 
     async def _run(self, routing_key: str, leased: Leased) -> Finished:
         try:
-            job = decode_job(leased.record, attempts=leased.attempt, status=JobStatus.PROCESSING)
+            # The id the job was leased under wins over the record's own "id" field: a
+            # record written by hand (or by another producer) must never make this worker
+            # ack, fail or report under the id of some other job.
+            job = decode_job(
+                leased.record,
+                attempts=leased.attempt,
+                status=JobStatus.PROCESSING,
+                job_id=leased.id,
+            )
         except ValueError as exc:
             return self._unreadable(routing_key, leased, f"unreadable job record: {exc}")
-        # The id the job was leased under wins over the record's own "id" field: a record
-        # written by hand (or by another producer) must never make this worker ack, fail or
-        # report under the id of some other job.
-        job.id = leased.id
         problem = record_problem(job)
         if problem is not None:
             return self._unreadable(routing_key, leased, f"bad job record: {problem}")
@@ -154,7 +183,7 @@ class Executor:
         entry = self.registry.get(job.name)
         if entry is None or (self.job_types and job.name not in self.job_types):
             return self._failure(routing_key, job, f"no handler for {job.name}", 0.0)
-        timeout = job.timeout or self.job_timeout
+        timeout = self._limits(job, entry)
         started = time.perf_counter()
         task = asyncio.current_task()
         assert task is not None
@@ -173,14 +202,16 @@ class Executor:
             )
         except PermanentError as exc:
             return self._failure(
-                routing_key, job, _describe(exc), time.perf_counter() - started, dead=True
+                routing_key, job, with_traceback(exc), time.perf_counter() - started, dead=True
             )
         except Retry as exc:
             return self._failure(
                 routing_key, job, _describe(exc), time.perf_counter() - started, delay=exc.delay
             )
         except BaseException as exc:  # a handler must never kill the worker
-            return self._failure(routing_key, job, _describe(exc), time.perf_counter() - started)
+            return self._failure(
+                routing_key, job, with_traceback(exc), time.perf_counter() - started
+            )
         finally:
             self._deadlines.pop(task, None)
             self._running.pop(task, None)
@@ -224,6 +255,22 @@ class Executor:
             return self._unreadable(routing_key, leased, error)
         return self._failure(routing_key, job, error, 0.0)
 
+    def _limits(self, job: Job, entry: HandlerEntry) -> float:
+        """Apply the handler's defaults to ``job``; returns its time limit (seconds)."""
+        if entry.max_retries is not None and not job.max_retries_set:
+            job.max_retries = entry.max_retries
+        if jobs_log.isEnabledFor(logging.INFO):
+            jobs_log.info(
+                "job %s (%s) started on %s, attempt %d of %d",
+                job.id,
+                job.name,
+                job.routing_key,
+                job.attempts,
+                job.max_retries + 1,
+                extra=_context(job),
+            )
+        return job.timeout or entry.timeout or self.job_timeout
+
     def _success(self, routing_key: str, job: Job, value: Any, duration: float) -> Finished:
         try:
             encoded = encode(value)
@@ -239,10 +286,29 @@ class Executor:
                 duration,
                 dead=True,
             )
-        body = self._result_body(job.id, "completed", "", duration, orjson.Fragment(encoded))
+        if jobs_log.isEnabledFor(logging.INFO):
+            jobs_log.info(
+                "job %s (%s) completed in %s",
+                job.id,
+                job.name,
+                _took(duration),
+                extra=_context(job),
+            )
+        body = self._result_body(
+            job.id, JobStatus.COMPLETED, "", duration, orjson.Fragment(encoded)
+        )
         outcome = Outcome(job.id, job.attempts, body, int(job.success_ttl * 1000))
         outcome.group = job.group or ""
-        return Finished(routing_key, outcome, False, job.name, "completed", duration, job.priority)
+        return Finished(
+            routing_key,
+            outcome,
+            False,
+            job.name,
+            "completed",
+            duration,
+            job.priority,
+            None if job.workflow_id is None else _step(job, encoded),
+        )
 
     def _failure(
         self,
@@ -261,7 +327,20 @@ class Executor:
             # after Redis' own clock (fail.lua); a handler's Retry(delay=) is bounded too
             wait = min(wait, MAX_DURATION_SECONDS) if wait == wait and wait > 0 else 0.0
             retry_in = round(wait * 1000)
-        body = self._result_body(job.id, "failed", error, duration)
+        message, trace = split_error(error)
+        if jobs_log.isEnabledFor(logging.INFO):
+            jobs_log.info(
+                "job %s (%s) failed attempt %d of %d after %s, %s: %s",
+                job.id,
+                job.name,
+                job.attempts,
+                job.max_retries + 1,
+                _took(duration),
+                "dead-lettered" if dead else "will retry",
+                message,
+                extra=_context(job),
+            )
+        body = self._result_body(job.id, JobStatus.FAILED, message, duration, traceback=trace)
         outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_in)
         outcome.group = job.group or ""
         return Finished(
@@ -272,17 +351,25 @@ class Executor:
             "dead" if dead else "retried",
             duration,
             job.priority,
+            _step(job, message) if dead and job.workflow_id is not None else None,
         )
 
     def _result_body(
-        self, job_id: str, status: str, error: str, duration: float, result: Any = None
+        self,
+        job_id: str,
+        status: JobStatus,
+        error: str,
+        duration: float,
+        result: Any = None,
+        *,
+        traceback: str = "",
     ) -> str:
         """A stored result record (a :class:`bananas.JobResult` as JSON)."""
-        return result_record(job_id, JobStatus(status), error, duration, self.clock(), result)
+        return result_record(job_id, status, error, duration, self.clock(), result, traceback)
 
     def _unreadable(self, routing_key: str, leased: Leased, error: str) -> Finished:
         name = _field(leased.record, "name") or "<unreadable>"
-        body = self._result_body(leased.id, "failed", error, 0.0)
+        body = self._result_body(leased.id, JobStatus.FAILED, error, 0.0)
         outcome = Outcome(
             leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, -1
         )
@@ -316,6 +403,32 @@ def record_problem(job: Job) -> str | None:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def with_traceback(exc: BaseException) -> str:
+    """``Type: message``, a newline and the handler's traceback (its last
+    :data:`~bananas.models.TRACEBACK_MAX` characters, the frames nearest the error)."""
+    tb = exc.__traceback__
+    # Leave out the frames of the worker itself (this module, the thread pool): the
+    # traceback starts where the handler's code does.
+    while tb is not None and tb.tb_next is not None and _is_ours(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    frames = "".join(traceback.format_exception(type(exc), exc, tb))
+    if len(frames) > TRACEBACK_MAX:
+        frames = TRACEBACK_HEAD + "  ...\n" + frames[-TRACEBACK_MAX:]
+    return f"{_describe(exc)}\n{frames.rstrip()}"
+
+
+def _context(job: Job) -> dict[str, str]:
+    return {"job_id": job.id, "job_name": job.name, "routing_key": job.routing_key}
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}ms" if seconds < 1 else f"{seconds:.2f}s"
+
+
+def _is_ours(filename: str) -> bool:
+    return filename == __file__ or filename.endswith(("concurrent/futures/thread.py",))
 
 
 def _field(record: str, name: str) -> str:

@@ -3,41 +3,52 @@
 It runs on the same asyncio loop as the worker, so an answer from ``/healthz``
 proves the loop is alive and not blocked. ``/readyz`` is true while Redis answered
 the last call, no internal task has died and the process is fetching; otherwise it
-answers 503 with the reason (draining, an internal task died, or the error of
-the failing Redis call: Redis away, or out of memory and refusing work).
-``/metrics`` refreshes the queue gauges with one O(1) stats call per routing key,
-then renders the process's Prometheus registry. (A loop blocked by a handler is
-noticed by the watchdog thread of ``loopwatch``, which this server cannot be.)
+answers 503, with the reason when the probes give one (draining, an internal task
+died, or the error of the failing Redis call: Redis away, or out of memory and
+refusing work). ``/metrics`` refreshes the queue gauges with one O(1) stats call per
+routing key, then renders the process's Prometheus registry. (A loop blocked by a
+handler is noticed by the watchdog thread of ``loopwatch``, which this server cannot be.)
+
+A supervisor (``supervisor.py``) serves the same three endpoints for its group with
+this class: its probes are coroutines that ask the children, and its registry
+holds the children's summed metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from bananas.worker_runtime.metrics import Metrics
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 logger = logging.getLogger(__name__)
 
 
 class Probes(Protocol):
-    """What the server asks the process it watches (the :class:`Worker`)."""
+    """What the server asks the process it watches: a :class:`Worker`, or a supervisor,
+    whose answers are coroutines that ask its children."""
 
-    def not_ready_reason(self) -> str | None: ...
+    def is_ready(self) -> bool | Awaitable[bool]: ...
 
-    def is_alive(self) -> bool: ...
+    def is_alive(self) -> bool | Awaitable[bool]: ...
 
     async def refresh_metrics(self) -> None: ...
+
+
+class HasRegistry(Protocol):
+    """What ``/metrics`` renders: a worker's ``Metrics`` or a supervisor's group."""
+
+    registry: CollectorRegistry
 
 
 class HealthServer:
     """Serves the three endpoints on ``host:port`` (port 0 picks a free one)."""
 
-    def __init__(self, metrics: Metrics, *, host: str = "0.0.0.0", port: int = 8000) -> None:
+    def __init__(self, metrics: HasRegistry, *, host: str = "0.0.0.0", port: int = 8000) -> None:
         self.metrics = metrics
         self.host = host
         self.port = port
@@ -89,19 +100,36 @@ class HealthServer:
         probes = self._probes
         assert probes is not None, "start() sets the probes"
         if path == "/healthz":
-            ok = probes.is_alive()
+            ok = await _answer(probes.is_alive)
             return (
                 "200 OK" if ok else "503 Service Unavailable",
                 b"ok\n" if ok else b"unhealthy\n",
                 "text/plain",
             )
         if path == "/readyz":
-            reason = probes.not_ready_reason()
-            if reason is None:
-                return "200 OK", b"ready\n", "text/plain"
-            return "503 Service Unavailable", f"not ready: {reason}\n".encode(), "text/plain"
+            # A Worker says why it is not ready; a supervisor's probes only say whether.
+            explain = getattr(probes, "not_ready_reason", None)
+            if explain is not None:
+                reason = explain()
+                if reason is None:
+                    return "200 OK", b"ready\n", "text/plain"
+                body = f"not ready: {reason}\n".encode()
+                return "503 Service Unavailable", body, "text/plain"
+            ok = await _answer(probes.is_ready)
+            return (
+                "200 OK" if ok else "503 Service Unavailable",
+                b"ready\n" if ok else b"not ready\n",
+                "text/plain",
+            )
         if path == "/metrics":
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(probes.refresh_metrics(), 5)
             return "200 OK", generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST
         return "404 Not Found", b"not found\n", "text/plain"
+
+
+async def _answer(probe: Callable[[], bool | Awaitable[bool]]) -> bool:
+    answer = probe()
+    if inspect.isawaitable(answer):
+        return bool(await answer)
+    return bool(answer)

@@ -41,10 +41,10 @@ from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from bananas.errors import ConfigError
+from bananas.kubeconfig import load_kube_configuration
 
 logger = logging.getLogger(__name__)
 
@@ -184,31 +184,13 @@ class KubernetesLeaseElector:
         """Load the credentials now. Raises :class:`ConfigError` when there are none."""
         if self._api is not None:
             return
-        configuration: k8s.Configuration = type.__call__(k8s.Configuration)
         try:
-            if self._kubeconfig or self._in_cluster is False:
-                await k8s_config.load_kube_config(
-                    config_file=self._kubeconfig,
-                    client_configuration=configuration,
-                    persist_config=False,
-                )
-            else:
-                await self._load_in_cluster(configuration)
-        except (k8s_config.ConfigException, OSError) as exc:
-            raise ConfigError(f"no Kubernetes credentials for leader election: {exc}") from exc
+            configuration = await load_kube_configuration(
+                self._kubeconfig, in_cluster=self._in_cluster
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"leader election: {exc}") from exc
         self._api = k8s.ApiClient(configuration)
-
-    async def _load_in_cluster(self, configuration: k8s.Configuration) -> None:
-        try:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-        except k8s_config.ConfigException:
-            if self._in_cluster:
-                raise
-            await k8s_config.load_kube_config(
-                client_configuration=configuration, persist_config=False
-            )
 
     async def close(self) -> None:
         """Close the API client if this elector made it."""

@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 import orjson
 
-from bananas.broker import Broker, Leased
+from bananas.broker import Broker, Leased, Reaped
 from bananas.broker import Held as Handback
 from bananas.client import AsyncClient
 from bananas.errors import BananasError, RedisOutOfMemoryError
@@ -41,6 +42,7 @@ from bananas.models import Priority
 from bananas.ops import Op
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
+from bananas.workflow_store import WorkflowStore
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class Leases:
         self.lease_ms = lease_ms
         self.concurrency = concurrency
         self._held: dict[str, Held] = {}
+        self._leased_at: dict[str, float] = {}
         self._in_flight = 0
         self._slot_free = asyncio.Event()
         self._idle = asyncio.Event()
@@ -89,6 +92,7 @@ class Leases:
         """Record a job just leased: it is in flight and its lease is renewed from now."""
         self._in_flight += 1
         self._held[leased.id] = (routing_key, leased)
+        self._leased_at[leased.id] = time.time()
 
     def holds(self, leased: Leased) -> bool:
         """Is this delivery (same id and token) already held? A fetch re-sent after a lost
@@ -103,6 +107,12 @@ class Leases:
             del self._held[leased.id]
         # (a newer delivery of the same job to this worker keeps its lease renewed)
         self._done_one()
+
+    def leased_at(self) -> dict[str, float]:
+        """When each held job was leased (epoch seconds), for the heartbeat record."""
+        for job_id in [j for j in self._leased_at if j not in self._held]:
+            del self._leased_at[job_id]
+        return dict(self._leased_at)
 
     def give_back(self, unstarted: Sequence[Held]) -> list[Held]:
         """Take jobs that never started out of flight; returns those whose lease is still held."""
@@ -224,11 +234,13 @@ class Reaper:
         redis: RedisCaller,
         routes: Callable[[], Awaitable[Sequence[str]]],
         metrics: Metrics,
+        workflows: WorkflowStore | None = None,
     ) -> None:
         self.broker = broker
         self.redis = redis
         self.routes = routes
         self.metrics = metrics
+        self.workflows = workflows or WorkflowStore(broker, clock=broker.clock)
         self.idle_max = REAP_IDLE_MIN
         self._next: dict[str, float] = {}
 
@@ -247,8 +259,9 @@ class Reaper:
             for rk in routes:
                 if self._next.get(rk, 0.0) > loop.time():
                     continue
-                requeued, dead, until = await self.redis.call(partial(self.broker.reap_next, rk))
+                reaped, until = await self.redis.call(partial(self._reap, rk))
                 self._schedule(rk, loop.time(), until)
+                requeued, dead = reaped.requeued, reaped.dead
                 if requeued or dead:
                     self.metrics.reaped.labels(rk).inc(requeued + dead)
                     logger.warning(
@@ -258,6 +271,15 @@ class Reaper:
                         dead,
                     )
             await asyncio.sleep(REAP_INTERVAL)
+
+    def _reap(self, routing_key: str) -> Op[tuple[Reaped, int | None]]:
+        """Reap one routing key, then record the poison workflow steps it dead-lettered on
+        their workflows (a reaper that dies in between leaves such a step shown queued).
+        Also returns the ms until its earliest lease left expires (None: it holds none)."""
+        reaped, until = yield from self.broker.reap_next(routing_key)
+        for job_id, reason in reaped.steps:
+            yield from self.workflows.fail_step(job_id, reason)
+        return reaped, until
 
 
 def _handback(leased: Leased) -> Handback:

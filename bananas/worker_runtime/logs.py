@@ -2,6 +2,10 @@
 
 Records may carry ``job_id``, ``job_name`` and ``routing_key`` (pass them in
 ``extra=``); the JSON formatter puts them at the top level.
+
+Per-job lines (started, completed with its duration, failed with its attempt) go to
+the logger ``bananas.jobs`` at INFO. It is held at WARNING unless ``LOG_JOBS`` is on
+(or an application lowers it), because a line per job is a cost on the hot path.
 """
 
 from __future__ import annotations
@@ -34,8 +38,13 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(data, default=str).decode()
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Send the root logger to stderr in ``fmt`` (``text`` or ``json``) at ``level``."""
+#: The logger of the per-job lines.
+JOBS_LOGGER = "bananas.jobs"
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text", *, log_jobs: bool = False) -> None:
+    """Send the root logger to stderr in ``fmt`` (``text`` or ``json``) at ``level``; the
+    per-job lines of ``bananas.jobs`` only with ``log_jobs``."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -44,3 +53,4 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger(JOBS_LOGGER).setLevel(logging.INFO if log_jobs else logging.WARNING)

@@ -7,16 +7,38 @@ several workers embedded in one process (or one test run) never collide.
 Queue gauges are refreshed from Redis at scrape time with one O(1) stats script per
 routing key (``Broker.stats``): a scrape never scans.
 
-Per-job label lookups are cached, so the hot path pays one dict hit and an add.
+Per-job label lookups are cached, so the hot path pays one dict hit, an add and an
+observe.
+:attr:`Metrics.finished` counts finished jobs as a plain int, and
+:meth:`Metrics.notify_after` calls back once when it reaches a limit: how a
+supervised worker process knows it is due for recycling without a timer.
+
+Under a supervisor (``--processes``) each worker process keeps its own registry and
+the supervisor sums them (``group_metrics``); :data:`SHARED_GAUGES` names the gauges
+read from Redis, which every process reports alike and which are not summed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bananas.models import PRIORITY_ORDER, QueueStats
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+#: Gauges whose value comes from Redis, the same in every process of a group.
+SHARED_GAUGES = frozenset(
+    {
+        "bananas_jobs_enqueued",
+        "bananas_queue_depth",
+        "bananas_jobs_scheduled",
+        "bananas_jobs_leased",
+        "bananas_dead_letter_depth",
+        "bananas_oldest_ready_job_age_seconds",
+    }
+)
 
 
 class Metrics:
@@ -134,19 +156,31 @@ class Metrics:
             ["routing_key"],
             registry=r,
         )
-        self._done: dict[tuple[str, str, str], Counter] = {}
-        self._timed: dict[tuple[str, str], Histogram] = {}
+        #: (job name, status, routing key) -> its processed counter and duration histogram.
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        #: Jobs this process has finished (any outcome), counted as a plain int.
+        self.finished = 0
+        self._limit = 0
+        self._on_limit: Callable[[], None] | None = None
+
+    def notify_after(self, jobs: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, when :attr:`finished` reaches ``jobs`` (0: never)."""
+        self._limit = jobs
+        self._on_limit = callback if jobs > 0 else None
 
     def job_finished(self, name: str, status: str, routing_key: str, seconds: float) -> None:
-        key = (name, status, routing_key)
-        counter = self._done.get(key)
-        if counter is None:
-            counter = self._done[key] = self.processed.labels(name, status, routing_key)
-        counter.inc()
-        timed = self._timed.get(key[::2])
-        if timed is None:
-            timed = self._timed[key[::2]] = self.duration.labels(name, routing_key)
-        timed.observe(seconds)
+        """Count one finished job (every job, whatever its outcome) and its run time."""
+        children = self._children.get((name, status, routing_key))
+        if children is None:
+            children = self._children[(name, status, routing_key)] = (
+                self.processed.labels(name, status, routing_key),
+                self.duration.labels(name, routing_key),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+        self.finished += 1
+        if self.finished == self._limit and self._on_limit is not None:
+            self._on_limit()
 
     def queue(self, stats: QueueStats, enqueued: int) -> None:
         rk = stats.routing_key

@@ -6,7 +6,9 @@ script per routing key, so any number of promoters may run. Between runs it
 sleeps exactly until the next due time by blocking on the routes' ``schedwake``
 lists, which the enqueue script pushes to when a job due sooner than everything
 else arrives: no polling, and a delayed job is promoted within a round trip of
-its time. A Redis outage pauses it (one ``interval`` between tries); it resumes
+its time. Each round also sweeps the workflows whose client died between storing
+the graph and queueing its first steps (``WorkflowStore.sweep``: one command when
+there are none). A Redis outage pauses it (one ``interval`` between tries); it resumes
 on its own.
 """
 
@@ -64,9 +66,10 @@ class Promoter:
                 await self._wait(routes, wait)
 
     def _round(self, routes: list[str]) -> Op[float]:
-        """Promote ``routes``; returns seconds until the earliest next due time. A route
-        with nothing scheduled is skipped from then on until it is woken (so an idle
-        promoter's traffic does not grow with the number of routing keys)."""
+        """Promote ``routes``, then sweep workflows whose submit was cut short; returns
+        seconds until the earliest next due time. A route with nothing scheduled is
+        skipped from then on until it is woken (so an idle promoter's traffic does not
+        grow with the number of routing keys)."""
         broker = self.client.broker
         wait = self.interval
         for rk in routes:
@@ -75,6 +78,7 @@ class Promoter:
                 self._empty.add(rk)
             else:
                 wait = min(wait, next_due / 1000)  # ms from now, by Redis' clock
+        yield from self.client.workflows.sweep()
         return max(wait, 0.0)
 
     async def _wait(self, routes: list[str], wait: float) -> None:

@@ -28,6 +28,10 @@ class HandlerEntry:
     name: str
     fn: Handler
     is_async: bool
+    #: Time limit of this handler's jobs that were submitted without ``timeout``.
+    timeout: float | None = None
+    #: Retry budget of this handler's jobs that were submitted without ``max_retries``.
+    max_retries: int | None = None
 
 
 class Registry:
@@ -37,9 +41,25 @@ class Registry:
         self._handlers: dict[str, HandlerEntry] = {}
         self._schedules: dict[str, Schedule] = {}
 
-    def register(self, name: str, fn: Handler) -> None:
-        """Register ``fn`` under ``name``; raises ValueError if the name is taken."""
+    def register(
+        self,
+        name: str,
+        fn: Handler,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        """Register ``fn`` under ``name``; raises ValueError if the name is taken.
+
+        ``timeout`` (seconds, more than 0) and ``max_retries`` are this handler's defaults
+        for jobs submitted without their own; a job's own value always wins, and without
+        either the worker's ``JOB_TIMEOUT`` and the client's budget apply.
+        """
         validate_job_name(name)
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout of handler {name!r} must be more than 0, got {timeout!r}")
+        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
+            raise ValueError(f"max_retries of handler {name!r} must be a whole number >= 0")
         if not callable(fn):
             raise TypeError(f"handler for {name!r} is not callable")
         if name in self._handlers and self._handlers[name].fn is not fn:
@@ -47,13 +67,19 @@ class Registry:
         is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
         )
-        self._handlers[name] = HandlerEntry(name, fn, is_async)
+        self._handlers[name] = HandlerEntry(name, fn, is_async, timeout, max_retries)
 
-    def handler(self, name: str | None = None) -> Callable[[F], F]:
+    def handler(
+        self,
+        name: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Callable[[F], F]:
         """Decorator form of :meth:`register`; the name defaults to the function's."""
 
         def decorate(fn: F) -> F:
-            self.register(name or fn.__name__, fn)
+            self.register(name or fn.__name__, fn, timeout=timeout, max_retries=max_retries)
             return fn
 
         return decorate

@@ -12,6 +12,10 @@ Redis answers, so a process whose Redis went away resumes on its own when it
 comes back instead of stopping silently; ``attempt`` tries once and reports a
 failure as None, for callers whose own loop is the retry (leader election). Its
 ``ok`` flag (did the last call succeed?) is what ``/readyz`` reports.
+
+An outage is logged once per client, however many tasks notice it: one ERROR line
+when the first call fails, a WARNING reminder after 10 s, 20 s, 40 s... (at most every
+5 minutes) while it lasts, and one INFO line with its length when Redis answers again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -53,6 +59,47 @@ def backoff_delay(
     return delay * spread
 
 
+#: First reminder that Redis is still unreachable (seconds); the gap doubles up to the max.
+REMINDER_FIRST, REMINDER_MAX = 10.0, 300.0
+
+
+class Outage:
+    """One client's view of Redis being down, shared by every caller on that client, so
+    that an outage is reported once rather than once per task."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.since: float | None = None
+        self._gap = REMINDER_FIRST
+        self._next = 0.0
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        now = self.clock()
+        if self.since is None:
+            self.since, self._gap, self._next = now, REMINDER_FIRST, now + REMINDER_FIRST
+            logger.error("%s failed, retrying with backoff: %s", what, exc)
+        elif now >= self._next:
+            logger.warning("Redis still unreachable after %.0fs: %s", now - self.since, exc)
+            self._gap = min(self._gap * 2, REMINDER_MAX)
+            self._next = now + self._gap
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            logger.info("Redis is reachable again after %.1fs", self.clock() - self.since)
+            self.since = None
+
+
+_outages: weakref.WeakKeyDictionary[AsyncClient, Outage] = weakref.WeakKeyDictionary()
+
+
+def outage_of(client: AsyncClient) -> Outage:
+    """The outage record shared by every :class:`RedisCaller` on ``client``."""
+    found = _outages.get(client)
+    if found is None:
+        found = _outages[client] = Outage()
+    return found
+
+
 class RedisCaller:
     """Runs broker operations on a client, retrying the ones that fail.
 
@@ -73,9 +120,9 @@ class RedisCaller:
         self.max_pause = max_pause
         #: Did the last call reach Redis? (False until the first one does.)
         self.ok = False
-        self._down = False  # a call failed and none has succeeded since
+        self._outage = outage_of(client)
         #: The error of the last failed call while Redis is failing (None once it answers).
-        self.last_error: BananasError | None = None
+        self.last_error: BaseException | None = None
 
     async def call(self, make: Callable[[], Op[T]], lane: FastLane | None = None) -> T:
         """Run the operation ``make()`` builds; on a failure wait with backoff and rebuild it.
@@ -90,9 +137,7 @@ class RedisCaller:
                 result = await self._drive(make(), lane)
             except BananasError as exc:
                 raise_if_cancelled()
-                if not self._down:
-                    logger.error("Redis call failed, retrying: %s", exc)
-                self._failed(exc)
+                self._failed("Redis call", exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, self.max_pause)
                 continue
@@ -104,8 +149,7 @@ class RedisCaller:
         try:
             result = await self._drive(op, None)
         except BananasError as exc:
-            logger.warning("%s failed: %s", what, exc)
-            self._failed(exc)
+            self._failed(what, exc)
             return None
         self._succeeded()
         return result
@@ -113,14 +157,12 @@ class RedisCaller:
     async def _drive(self, op: Op[T], lane: FastLane | None) -> T:
         return await self.client.run(op, lane=lane)
 
-    def _failed(self, exc: BananasError) -> None:
+    def _failed(self, what: str, exc: BaseException) -> None:
         self.ok = False
-        self._down = True
         self.last_error = exc
+        self._outage.failed(what, exc)
 
     def _succeeded(self) -> None:
-        if self._down:
-            logger.info("Redis is reachable again")
         self.ok = True
-        self._down = False
+        self._outage.succeeded()
         self.last_error = None

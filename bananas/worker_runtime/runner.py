@@ -7,6 +7,11 @@ metrics registry, and passes them to a :class:`Worker` (which promotes delayed
 jobs itself in every mode but ``thin``).
 ``serve`` runs it until SIGTERM/SIGINT: the first signal starts the drain, a second
 one ends the grace period at once. The process then exits 0.
+
+Under a supervisor (``supervisor.py``) ``serve`` also takes the process's
+:class:`~bananas.worker_runtime.child.ChildLink`: it reports its private metrics
+port, drains when a recycling limit is reached or the supervisor goes away, and
+sends its last metrics before it returns.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ import sys
 import time
 from collections.abc import Callable
 
+from prometheus_client import generate_latest
+
 from bananas.client import AsyncClient
 from bananas.config import Settings, WorkerMode
 from bananas.errors import ConfigError
+from bananas.worker_runtime.child import ChildLink, Recycler
 from bananas.worker_runtime.health import HealthServer
 from bananas.worker_runtime.leader import LeaderElector, RedisLeaderElector
 from bananas.worker_runtime.metrics import Metrics
@@ -49,6 +57,10 @@ def load_registry(app: str) -> Registry:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import handler module {module_name!r}: {exc}") from None
+    except Exception as exc:  # a syntax error or a crash in the module's own code: exit 2
+        raise ConfigError(
+            f"cannot import handler module {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     if attr:
         found = getattr(module, attr, None)
     else:
@@ -86,8 +98,13 @@ def build_worker(
     client: AsyncClient | None = None,
     clock: Callable[[], float] = time.time,
     metrics_host: str = "0.0.0.0",
+    metrics_port: int | None = None,
 ) -> Worker:
-    """A worker with the services its mode calls for (see the module docstring)."""
+    """A worker with the services its mode calls for (see the module docstring).
+
+    ``metrics_port`` overrides ``METRICS_PORT`` (0 here: any free port, not off), as a
+    supervised child's private server needs.
+    """
     wclient = client or worker_client(settings, clock)
     metrics = Metrics()
     cron = None
@@ -103,8 +120,9 @@ def build_worker(
             metrics=metrics,
         )
     health = None
-    if settings.metrics_port:
-        health = HealthServer(metrics, host=metrics_host, port=settings.metrics_port)
+    if settings.metrics_port or metrics_port is not None:
+        port = settings.metrics_port if metrics_port is None else metrics_port
+        health = HealthServer(metrics, host=metrics_host, port=port)
     return Worker(
         registry,
         settings,
@@ -117,8 +135,8 @@ def build_worker(
     )
 
 
-async def serve(worker: Worker) -> None:
-    """Run ``worker`` until SIGTERM/SIGINT, drain, and return."""
+async def serve(worker: Worker, link: ChildLink | None = None) -> None:
+    """Run ``worker`` until SIGTERM/SIGINT (or, supervised, a recycle), drain, and return."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     hurry = asyncio.Event()
@@ -137,10 +155,58 @@ async def serve(worker: Worker) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    watchers: list[asyncio.Task[None]] = []
+    recycled: list[str] = []
     try:
+        if link is not None:
+            watchers = await _supervised(worker, link, stop, recycled)
         await worker.start()
+        if link is not None and worker.health is not None:
+            await link.send("ready", port=worker.health.port)
         await stop.wait()
         await worker.stop(hurry=hurry)
     finally:
+        for task in watchers:
+            task.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        if link is not None:
+            text = generate_latest(worker.metrics.registry).decode()
+            await link.send("final", metrics=text, recycled=recycled[0] if recycled else None)
+            await link.close()
+
+
+async def _supervised(
+    worker: Worker, link: ChildLink, stop: asyncio.Event, recycling: list[str]
+) -> list[asyncio.Task[None]]:
+    """Open the link, bind the private port, arm recycling; returns the watcher tasks.
+
+    A recycle appends its reason to ``recycling`` and sets ``stop``.
+    """
+    await link.open()
+    if worker.health is not None:
+        await worker.health.start(worker)  # bound now, so "ready" can name the port
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task[None]] = []
+
+    def recycle(reason: str) -> None:
+        if stop.is_set() or recycling:
+            return
+        recycling.append(reason)
+        logger.info("recycling this worker process: %s; draining", reason)
+        # Tell the supervisor first, so that it starts the replacement during the drain.
+        tasks.append(loop.create_task(link.send("recycling", reason=reason)))
+        stop.set()
+
+    async def orphaned() -> None:
+        await link.parent_gone()
+        if not stop.is_set():
+            logger.warning("the supervisor went away: draining")
+            stop.set()
+
+    settings = worker.settings
+    recycler = Recycler(worker.metrics, settings.max_jobs_per_child, settings.max_memory_per_child)
+    recycler.watch(recycle)
+    tasks.append(loop.create_task(orphaned(), name="bananas-link"))
+    tasks.append(loop.create_task(recycler.watch_memory(recycle), name="bananas-recycler"))
+    return tasks

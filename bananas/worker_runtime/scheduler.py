@@ -27,6 +27,9 @@ from bananas.worker_runtime.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 LIVE = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.PROCESSING)
+#: How often the leader republishes its code schedules, and how long the list lives.
+PUBLISH_EVERY = 10.0
+PUBLISHED_TTL_MS = 35_000
 
 
 class CronScheduler:
@@ -55,6 +58,7 @@ class CronScheduler:
         self.redis_clock = RedisClock(
             client, clock=clock, gauge=metrics.clock_offset if metrics else None
         )
+        self._published_at = -PUBLISH_EVERY
 
     @property
     def is_leader(self) -> bool:
@@ -99,8 +103,19 @@ class CronScheduler:
             merged[schedule.id] = schedule
         return list(merged.values())
 
+    async def publish_code_schedules(self) -> None:
+        """Tell ``bananas schedules`` which schedules this leader fires from code (at most
+        every :data:`PUBLISH_EVERY` s; the list expires when no leader renews it)."""
+        now = time.monotonic()
+        if now < self._published_at + PUBLISH_EVERY:
+            return
+        op = self.client.broker.put_code_schedules(self.code_schedules, PUBLISHED_TTL_MS)
+        await self.client.run(op)
+        self._published_at = now
+
     async def tick(self) -> None:
         """Fire every due schedule once."""
+        await self.publish_code_schedules()
         now = datetime.fromtimestamp(self.redis_clock.now(), UTC)
         for schedule in await self.schedules():
             try:
@@ -116,6 +131,7 @@ class CronScheduler:
         if status is None:
             status = ScheduleStatus(schedule_id=schedule.id)
         status.next_schedule_time = decision.next_time
+        status.timing = schedule.timing()
         status.skipped_count += decision.skipped
         if decision.slot is not None:
             await self._fire(schedule, status, decision)

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -113,7 +114,7 @@ class Worker:
             self.client, worker_id=self.id, lease_ms=self.lease_ms, concurrency=s.concurrency
         )
         self.metrics.in_flight.set_function(lambda: self.leases.in_flight)
-        self.acker = Acker(self.broker, self.redis, self.metrics)
+        self.acker = Acker(self.broker, self.redis, self.metrics, self.client.workflows)
         self.progress = ProgressSender(self.broker, self.redis)
         self.executor.progress = self.progress.sink
         self.slots = Slots(
@@ -188,8 +189,14 @@ class Worker:
             self._tasks.spawn(keep, name="bananas-leases")
             self._tasks.spawn(self.executor.watchdog(), name="bananas-watchdog")
             self._tasks.spawn(self.loopwatch.heartbeat(), name="bananas-loopwatch")
+        else:  # a scheduler: no leases to renew, but listed by `bananas workers` all the same
+            self._tasks.spawn(
+                self._heartbeat(self.settings.lease_duration / 3), name="bananas-beat"
+            )
         if self.settings.mode is not WorkerMode.THIN:
-            reaper = Reaper(self.broker, self.redis, self.maintained_routes, self.metrics)
+            reaper = Reaper(
+                self.broker, self.redis, self.maintained_routes, self.metrics, self.client.workflows
+            )
             self._tasks.spawn(reaper.run(), name="bananas-reaper")
             promoter = Promoter(
                 self.client, self.maintained_routes, interval=self.settings.scheduler_interval
@@ -296,6 +303,12 @@ class Worker:
             started_at=self.started_at,
             last_seen=utcnow(),
             mode=s.mode.value,
+            cron_leader=self.cron is not None and self.cron.is_leader,
+            pod_name=s.pod_name,
+            running={
+                job_id: datetime.fromtimestamp(at, UTC)
+                for job_id, at in self.leases.leased_at().items()
+            },
         )
 
     async def maintained_routes(self) -> tuple[str, ...]:
@@ -324,6 +337,12 @@ class Worker:
 
     def _record(self, ttl_s: float) -> Op[None]:
         return self.broker.heartbeat(self.info(), ttl_s=ttl_s)
+
+    async def _heartbeat(self, interval: float) -> None:
+        """Publish this process's record every ``interval`` s (a scheduler's only beat)."""
+        while True:
+            await self.redis.call(partial(self._record, max(interval * 3, 5.0)))
+            await asyncio.sleep(interval)
 
     async def _forget_me(self) -> None:
         with contextlib.suppress(BananasError):

@@ -8,12 +8,36 @@ rate is 80 % of the drain rate it measured. Redis commands per job (scenario
 
 from __future__ import annotations
 
-from bench.scenarios import crash, delayed, drain, enqueue, latency, memory, roundtrip
+from bench.scenarios import (
+    cpu,
+    cpu_per_job,
+    crash,
+    delayed,
+    drain,
+    enqueue,
+    latency,
+    memory,
+    queued,
+    roundtrip,
+    workflow,
+)
 from bench.scenarios.base import Context, Scenario
 
 SCENARIOS: dict[str, Scenario] = {
     module.SCENARIO.name: module.SCENARIO
-    for module in (enqueue, drain, latency, roundtrip, delayed, crash, memory)
+    for module in (
+        enqueue,
+        drain,
+        latency,
+        roundtrip,
+        delayed,
+        crash,
+        memory,
+        queued,
+        cpu,
+        cpu_per_job,
+        workflow,
+    )
 }
 
 ALIASES = {"commands": "drain"}

@@ -22,6 +22,10 @@ Modes (``ClientSpec.mode``):
 ``delayed``     n jobs, job k due at start + lead + k * spacing; ``t`` is the
                 due time.
 ``roundtrip``   n submit-and-wait calls one after the other, each timed.
+``chain``       one warm-up chain of 3 steps, then a chain of n steps submitted
+                and waited for; steps/s is n over submit-to-result time.
+``chord``       a chord of 3 members to warm up, then one of n members and a
+                callback, submitted and waited for; members/s likewise.
 """
 
 from __future__ import annotations
@@ -65,6 +69,14 @@ class Client:
         """Submit one job and return once its result is available."""
         raise Unsupported("no result API")
 
+    async def run_chain(self, steps: list[Payload], timeout: float) -> None:
+        """Submit a chain of these steps and return once its last step's result is in."""
+        raise Unsupported("no chain API")
+
+    async def run_chord(self, members: list[Payload], timeout: float) -> None:
+        """Submit a chord of these members and one callback; return once it has run."""
+        raise Unsupported("no chord API")
+
     async def close(self) -> None:
         """Release connections."""
 
@@ -78,6 +90,8 @@ async def run_client(client: Client, spec: ClientSpec) -> dict[str, Any]:
         "paced": _paced,
         "delayed": _delayed,
         "roundtrip": _roundtrip,
+        "chain": _workflow,
+        "chord": _workflow,
     }
     try:
         return await modes[spec.mode](client, spec)
@@ -173,3 +187,13 @@ async def _roundtrip(client: Client, spec: ClientSpec) -> dict[str, Any]:
         )
         durations.append(clock() - t0)
     return {"n": spec.n, "rtt": summarize_ms(durations)}
+
+
+async def _workflow(client: Client, spec: ClientSpec) -> dict[str, Any]:
+    run = client.run_chain if spec.mode == "chain" else client.run_chord
+    await run([_payload(-1 - i) for i in range(3)], spec.timeout_s)
+    clock = time.perf_counter
+    begin = clock()
+    await run([_payload(i) for i in range(spec.n)], spec.timeout_s)
+    elapsed = clock() - begin
+    return {"n": spec.n, "seconds": elapsed, "rate": spec.n / elapsed}

@@ -11,9 +11,15 @@ jobs). The probe does the work the scenario asks for and measures it:
   ``each``;
 * work: nothing (``noop``), one ``INCR`` on the counter key (``incr``, through
   the probe's own redis-py client, a pool shared by the handler threads or one
-  asyncio client), or a sleep (``hold``);
-* finish: a counter under a lock; the wall times of the first and of the
-  ``expect``-th completion; a ``done`` event at the ``expect``-th.
+  asyncio client), a sleep (``hold``), or ``cpu_loops`` iterations of
+  pure-Python arithmetic (``cpu``);
+* with ``cpu`` work the job is also counted in Redis (``INCR`` on the counter
+  key; the job that makes it 1 writes its wall time to ``<key>:first``, the
+  ``expect``-th to ``<key>:last``), because a worker of several processes has no
+  single in-process counter: the cpu scenario reads those keys;
+* finish: a counter under a lock; the wall times and the process CPU times
+  (``time.process_time()``, every thread of the worker process) of the first
+  and of the ``expect``-th completion; a ``done`` event at the ``expect``-th.
 
 Nothing per job touches Redis except the ``incr`` work itself, and nothing per
 job is written to the event stream unless the report is ``each`` (used only
@@ -32,6 +38,14 @@ from typing import Any
 from bench.protocol import EventStream, WorkerSpec
 
 _current: Probe | None = None
+
+
+def burn(loops: int) -> int:
+    """Pure-Python arithmetic holding the GIL: the ``cpu`` work (about 45 ns a loop)."""
+    total = 0
+    for i in range(loops):
+        total += i * i
+    return total
 
 
 def install(probe: Probe) -> None:
@@ -57,6 +71,7 @@ class Probe:
         self._lock = threading.Lock()
         self._count = 0
         self._first = 0.0
+        self._cpu_first = 0.0
         self._latencies: list[float] = []
         self._sync_redis: Any = None
         self._async_redis: Any = None
@@ -72,6 +87,9 @@ class Probe:
             self._sync_client().incr(self.spec.counter_key)
         elif self.spec.work == "hold":
             time.sleep(self.spec.hold_s)
+        elif self.spec.work == "cpu":
+            burn(self.spec.cpu_loops)
+            self._count_shared(self._sync_client().incr(self.spec.counter_key))
         self._finish(payload)
         return True
 
@@ -82,8 +100,19 @@ class Probe:
             await self._async_client().incr(self.spec.counter_key)
         elif self.spec.work == "hold":
             await asyncio.sleep(self.spec.hold_s)
+        elif self.spec.work == "cpu":
+            burn(self.spec.cpu_loops)
+            self._count_shared(await self._async_client().incr(self.spec.counter_key))
         self._finish(payload)
         return True
+
+    def _count_shared(self, count: int) -> None:
+        """Record the group's first and ``expect``-th completion times in Redis."""
+        key = self.spec.counter_key
+        if count == 1:
+            self._sync_client().set(f"{key}:first", repr(time.time()))
+        if count == self.spec.expect:
+            self._sync_client().set(f"{key}:last", repr(time.time()))
 
     def _start(self, payload: dict[str, Any]) -> None:
         now = time.time()
@@ -103,6 +132,7 @@ class Probe:
             count = self._count
             if count == 1:
                 self._first = now
+                self._cpu_first = time.process_time()
             latencies = self._latencies if count == self.spec.expect else None
         every = self.spec.progress_every
         if every and count % every == 0:
@@ -113,6 +143,8 @@ class Probe:
                 count=count,
                 first=self._first,
                 last=now,
+                cpu_first=self._cpu_first,
+                cpu_last=time.process_time(),
                 latencies=[round(x, 7) for x in latencies],
             )
 

@@ -10,10 +10,17 @@ Redis broker keeps an acknowledgement set and a heartbeat per worker: messages
 of a worker silent for ``heartbeat_timeout`` (60 s) are requeued by another
 worker's maintenance pass, which runs on a random 1 in 1,000 broker commands
 (``maintenance_chance``): on a quiet queue that can take many minutes.
+
+With ``processes`` > 1 (the cpu scenario) this process forks that many worker
+processes, each with its own broker and ``Worker`` of ``concurrency`` threads, as
+``dramatiq --processes N`` runs them, and sends the ready event once all are
+consuming.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -48,19 +55,48 @@ def _setup(url: str, queue: str, results: bool) -> tuple[RedisBroker, Any]:
     return broker, job
 
 
-def run_worker(spec: WorkerSpec, probe: _probe.Probe) -> None:
-    """Run the worker threads until SIGTERM or SIGINT."""
+def _consume(spec: WorkerSpec, on_ready: Any) -> None:
+    """Run one worker process's threads until SIGTERM or SIGINT."""
     broker, _ = _setup(spec.url, spec.queue, spec.results)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     worker = dramatiq.Worker(broker, worker_threads=spec.concurrency)
     worker.start()
-    probe.ready()
+    on_ready()
     while not stop.wait(1.0):
         pass
     worker.stop(timeout=2000)
     broker.close()
+
+
+def _forked(spec: WorkerSpec, ready: Any) -> None:
+    _consume(spec, ready.release)
+
+
+def run_worker(spec: WorkerSpec, probe: _probe.Probe) -> None:
+    """Run the worker threads (in ``processes`` processes) until SIGTERM or SIGINT."""
+    if spec.processes <= 1:
+        _consume(spec, probe.ready)
+        return
+    context = multiprocessing.get_context("fork")
+    ready = context.Semaphore(0)
+    children = [context.Process(target=_forked, args=(spec, ready)) for _ in range(spec.processes)]
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    for child in children:
+        child.start()
+    for _ in children:
+        ready.acquire()
+    probe.ready()
+    while not stop.wait(1.0):
+        pass
+    for child in children:
+        if child.pid is not None:
+            os.kill(child.pid, signal.SIGTERM)
+    for child in children:
+        child.join(10)
 
 
 class DramatiqClient(Client):

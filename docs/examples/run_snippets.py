@@ -10,7 +10,10 @@ Every fenced block that an HTML comment marks on the line before it is checked:
 - ``<!-- snippet: fragment -->``: Python that assumes ``client = Client()``, which is
   put in front of it;
 - ``<!-- snippet: quote file=tasks.py -->``: code quoted from an example file;
-- ``<!-- snippet: skip (why) -->``: not run, for the reason given.
+- ``<!-- snippet: skip (why) -->``: not run, for the reason given;
+- ``<!-- snippet: worker -->``: the shell command that starts the worker this file's
+  snippets run against (the README's ``bananas worker --app app ...``), run as written
+  in the background; files without one run against ``bananas worker --app tasks``.
 
 ``file=NAME`` on any mark also checks that the block appears verbatim in
 ``docs/examples/NAME`` (the worker below runs the handlers quoted from ``tasks.py``).
@@ -18,7 +21,9 @@ Every fenced block that an HTML comment marks on the line before it is checked:
 A ```python block with no mark is an error, so nothing is left unchecked by accident.
 Snippets run with ``docs/examples`` as the working directory (``import tasks`` works)
 while ``bananas worker --app tasks`` serves the routing keys the guide uses, with its
-metrics on port 8000. Shell snippets also get ``JOB_ID``: a job that has completed.
+metrics on port 8000 (a file's own worker gets ``METRICS_PORT=0``). Shell snippets of
+the guide also get ``JOB_ID``: a job that has completed. The default files are the
+README and ``docs/*.md``.
 ``--flush`` empties the Redis database first: point it at a throwaway server.
 """
 
@@ -106,24 +111,32 @@ def run_one(s: Snippet, env: dict[str, str]) -> tuple[bool, str]:
     return done.returncode == 0, output
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen[str]:
-    worker_env = {**env, "WORKER_ROUTING_KEYS": ROUTES, "METRICS_PORT": "8000"}
-    worker_env.setdefault("LOG_LEVEL", "WARNING")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bananas.cli", "worker", "--app", "tasks"],
-        cwd=HERE,
-        env=worker_env,
-        text=True,
-    )
+def start_worker(env: dict[str, str], own: Snippet | None = None) -> subprocess.Popen[str]:
+    """The guide's worker (``--app tasks``), or the one a ``worker`` snippet starts."""
     from bananas import Client
 
+    worker_env = {**env, "WORKER_ROUTING_KEYS": ROUTES, "METRICS_PORT": "8000"}
+    worker_env.setdefault("LOG_LEVEL", "WARNING")
     with Client(env["REDIS_URL"]) as client:
-        deadline = time.monotonic() + 10
-        while not client.workers():
+        before = {w.id for w in client.workers()}
+        if own is None:
+            command = [sys.executable, "-m", "bananas.cli", "worker", "--app", "tasks"]
+        else:
+            worker_env = {**env, "METRICS_PORT": "0", "LOG_LEVEL": "WARNING"}
+            command = ["bash", "-euo", "pipefail", "-c", "exec " + own.code.strip()]
+        proc = subprocess.Popen(command, cwd=HERE, env=worker_env, text=True)
+        deadline = time.monotonic() + 20
+        while not {w.id for w in client.workers()} - before:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the worker did not start")
+                raise SystemExit(f"the worker did not start: {command}")
             time.sleep(0.1)
     return proc
+
+
+def stop_worker(proc: subprocess.Popen[str] | None) -> None:
+    if proc is not None:
+        proc.terminate()
+        proc.wait(30)
 
 
 def completed_job(url: str) -> str:
@@ -135,43 +148,60 @@ def completed_job(url: str) -> str:
         return job_id
 
 
+def check_file(path: Path, found: list[Snippet], env: dict[str, str], verbose: bool) -> int:
+    """Run or check every marked snippet of one file; returns the number of failures."""
+    failures = 0
+    for s in found:
+        where = f"{path.relative_to(DOCS.parent)}:{s.line}"
+        if s.lang == "python" and not s.mode:
+            print(f"UNMARKED {where}")
+            failures += 1
+            continue
+        if not s.mode or s.mode == "worker" or (s.mode == "skip" and not FILE.search(s.note)):
+            continue
+        ok, output = run_one(s, env)
+        print(f"{'ok  ' if ok else 'FAIL'} {where} [{s.lang} {s.mode}]")
+        if output and (not ok or verbose):
+            print("     " + output.replace("\n", "\n     "))
+        failures += not ok
+    return failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="*", type=Path, help="markdown files (default: docs/*.md)")
+    parser.add_argument(
+        "files", nargs="*", type=Path, help="markdown files (default: README.md, docs/*.md)"
+    )
     parser.add_argument("--flush", action="store_true", help="FLUSHDB first")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every output")
     args = parser.parse_args()
     url = os.environ.get("REDIS_URL")
     if not url:
         raise SystemExit("set REDIS_URL to a throwaway Redis server")
-    files = [f.resolve() for f in args.files] or sorted(DOCS.glob("*.md"))
+    default = [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]
+    files = [f.resolve() for f in args.files] or default
     env = {**os.environ, "PYTHONPATH": str(HERE)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if args.flush:
         import redis
 
         redis.Redis.from_url(url).flushdb()
-    worker = start_worker(env)
     failures = 0
+    worker: subprocess.Popen[str] | None = None
+    serving: str | None = None
     try:
-        env["JOB_ID"] = completed_job(url)
         for path in files:
-            for s in snippets(path):
-                where = f"{path.relative_to(DOCS.parent)}:{s.line}"
-                if s.lang == "python" and not s.mode:
-                    print(f"UNMARKED {where}")
-                    failures += 1
-                    continue
-                if not s.mode or (s.mode == "skip" and not FILE.search(s.note)):
-                    continue
-                ok, output = run_one(s, env)
-                print(f"{'ok  ' if ok else 'FAIL'} {where} [{s.lang} {s.mode}]")
-                if output and (not ok or args.verbose):
-                    print("     " + output.replace("\n", "\n     "))
-                failures += not ok
+            found = snippets(path)
+            own = next((s for s in found if s.mode == "worker"), None)
+            wanted = own.code if own else "tasks"
+            if wanted != serving:
+                stop_worker(worker)
+                worker, serving = start_worker(env, own), wanted
+                if own is None and "JOB_ID" not in env:
+                    env["JOB_ID"] = completed_job(url)
+            failures += check_file(path, found, env, args.verbose)
     finally:
-        worker.terminate()
-        worker.wait(30)
+        stop_worker(worker)
     print(f"{failures} failure(s)")
     return 1 if failures else 0
 

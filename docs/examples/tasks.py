@@ -193,6 +193,57 @@ async def process_data(job: Job) -> dict[str, int]:
     return {"rows": len(rows), "total": sum(rows)}
 
 
+# -- workflows ---------------------------------------------------------------------------------
+
+
+@registry.handler("fetch_page")
+async def fetch_page(job: Job) -> str:
+    return f"the text of {job.payload['url']} in a few words"
+
+
+@registry.handler("count_words")
+async def count_words(job: Job) -> int:
+    (text,) = job.parent_results  # the previous step's result
+    return len(text.split())
+
+
+@registry.handler("store_count")
+async def store_count(job: Job) -> dict[str, int]:
+    return {"stored": job.parent_results[0]}
+
+
+@registry.handler("score_doc")
+async def score_doc(job: Job) -> int:
+    doc = job.payload["doc"]
+    if doc == "":
+        raise PermanentError("empty document")
+    return len(doc)
+
+
+@registry.handler("sum_scores")
+async def sum_scores(job: Job) -> dict[str, int]:
+    # a chord's callback gets the members' results in member order; with
+    # on_failure="mark" a failed member is None and its error is in parent_errors
+    scores = [s for s in job.parent_results if s is not None]
+    return {"total": sum(scores), "failed": sum(1 for e in job.parent_errors if e)}
+
+
+@registry.handler("load_sales")
+async def load_sales(job: Job) -> list[int]:
+    return [120, 80]
+
+
+@registry.handler("load_costs")
+async def load_costs(job: Job) -> list[int]:
+    return [50, 30]
+
+
+@registry.handler("build_report")
+async def build_report(job: Job) -> dict[str, int]:
+    sales, costs = job.parent_results  # the children's results, in order
+    return {"profit": sum(sales) - sum(costs)}
+
+
 # -- periodic tasks ----------------------------------------------------------------------------
 
 

@@ -116,3 +116,39 @@ def slow_sync(job: Job) -> str:
     """A thread-pool handler that holds its slot (for drain and ACL tests)."""
     time.sleep(float(job.payload.get("seconds", 0.1)))
     return "done"
+
+
+# -- workflows (tests.chaos.kill_workflows) ---------------------------------------------------
+
+
+@registry.handler("wf_member")
+async def wf_member(job: Job) -> int:
+    """A chord member: hold the slot ``ms``, count the completed run, return ``i``."""
+    tag = job.payload["tag"]
+    await asyncio.sleep(float(job.payload.get("ms", 0)) / 1000)
+    await _aledger().hincrby(ledger_key(tag, "runs"), job.id, 1)
+    return int(job.payload["i"])
+
+
+@registry.handler("wf_callback")
+async def wf_callback(job: Job) -> dict[str, Any]:
+    """A chord callback: count its starts and record what it was given."""
+    tag = job.payload["tag"]
+    ledger = _aledger()
+    await ledger.hincrby(ledger_key(tag, "callback"), "starts", 1)
+    results = job.parent_results
+    ok = results == list(range(int(job.payload["n"])))
+    await ledger.hset(ledger_key(tag, "callback"), mapping={"count": len(results), "ok": int(ok)})
+    await ledger.hincrby(ledger_key(tag, "callback"), "runs", 1)
+    return {"count": len(results), "sum": sum(results)}
+
+
+@registry.handler("wf_step")
+async def wf_step(job: Job) -> int:
+    """A chain step ``i``: log its start with what it received, hold ``ms``, return ``i``."""
+    tag, i = job.payload["tag"], int(job.payload["i"])
+    ledger = _aledger()
+    await ledger.rpush(ledger_key(tag, "order"), f"{i}:{job.parent_results}")
+    await asyncio.sleep(float(job.payload.get("ms", 0)) / 1000)
+    await ledger.hincrby(ledger_key(tag, "runs"), job.id, 1)
+    return i

@@ -118,3 +118,16 @@ def sync_report_progress(job: Job) -> str:
     ledger().blpop([f"go:{job.payload['test']}"], 20)
     job.set_progress(100, {"step": 2})
     return "reported"
+
+
+_hoard: list[bytes] = []
+
+
+@registry.handler("hog")
+async def hog(job: Job) -> str:
+    """Keep ``mib`` MiB resident for the life of the process (the memory-recycling test)."""
+    record(job, "start")
+    _hoard.append(b"\x01" * (int(job.payload["mib"]) * 1024 * 1024))
+    await asyncio.sleep(float(job.payload.get("seconds", 0)))
+    record(job, "done")
+    return "held"

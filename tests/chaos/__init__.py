@@ -21,9 +21,9 @@ at CI scale and assert on the reports, ``main`` prints them as a table. Every pr
 a scenario starts is killed and reaped when it ends, whatever happened.
 
 One module per scenario (``kill_workers``, ``restart_redis``, ``stall_redis``,
-``roll_workers``, ``kill_scheduler``, ``kill_cron_leader``; round two:
-``skew_clocks``, ``fill_redis``, ``block_loop``, ``drop_replies``), what they share in
-``common``, the command line in ``__main__``. Round two's scenarios also report jobs
+``roll_workers``, ``kill_scheduler``, ``kill_cron_leader``, ``kill_workflows``; round
+two: ``skew_clocks``, ``fill_redis``, ``block_loop``, ``drop_replies``), what they share
+in ``common``, the command line in ``__main__``. Round two's scenarios also report jobs
 *falsely dead-lettered* (in the DLQ although their handler never failed).
 """
 
@@ -33,6 +33,7 @@ from tests.chaos.common import APP, CI, FULL, Report, Scale, Servers, table
 from tests.chaos.kill_cron_leader import cron_failover
 from tests.chaos.kill_scheduler import scheduler_failover
 from tests.chaos.kill_workers import crashes
+from tests.chaos.kill_workflows import chain_crashes, chord_crashes
 from tests.chaos.restart_redis import redis_restart
 from tests.chaos.roll_workers import rollout
 from tests.chaos.stall_redis import redis_stall
@@ -44,6 +45,8 @@ __all__ = [
     "Report",
     "Scale",
     "Servers",
+    "chain_crashes",
+    "chord_crashes",
     "crashes",
     "cron_failover",
     "redis_restart",

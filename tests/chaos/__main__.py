@@ -17,13 +17,14 @@ from tests.chaos.fill_redis import full_redis
 from tests.chaos.kill_cron_leader import cron_failover
 from tests.chaos.kill_scheduler import scheduler_failover
 from tests.chaos.kill_workers import crashes
+from tests.chaos.kill_workflows import chain_crashes, chord_crashes
 from tests.chaos.restart_redis import redis_restart
 from tests.chaos.roll_workers import rollout
 from tests.chaos.skew_clocks import clock_jump, skewed_scheduler, skewed_workers
 from tests.chaos.stall_redis import redis_stall
 from tests.support.servers import RedisServer, available_binaries
 
-SCENARIOS = ("crashes", "restart", "stall", "rollout", "scheduler", "cron")
+SCENARIOS = ("crashes", "restart", "stall", "rollout", "scheduler", "cron", "chord", "chain")
 #: Round two (docs/reliability.md#round-two-faults-an-operator-meets): name -> scenario.
 ROUND_TWO = {
     "skew-workers": skewed_workers,
@@ -60,6 +61,10 @@ def run(
                 reports.append(rollout(servers, scale, rng))
             elif name == "scheduler":
                 reports.append(scheduler_failover(servers, scale, rng))
+            elif name == "chord":
+                reports.append(chord_crashes(servers, scale, rng))
+            elif name == "chain":
+                reports.append(chain_crashes(servers, scale, rng))
             elif name == "cron":
                 reports.append(asyncio.run(cron_failover(ledger.url, scale.leader_kills + 1)))
             else:

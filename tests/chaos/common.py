@@ -67,6 +67,11 @@ class Scale:
     oom_jobs: int = 3000
     #: Other jobs running beside a handler that blocks the event loop.
     block_jobs: int = 24
+    #: The workflow scenarios: chord members and their milliseconds, chain steps and theirs.
+    wf_members: int = 1000
+    wf_member_ms: float = 150.0
+    wf_steps: int = 20
+    wf_step_ms: float = 300.0
 
 
 CI = Scale("ci", jobs=5000, job_ms=40, kill_every=(1.2, 2.2))
@@ -87,6 +92,9 @@ FULL = Scale(
     reply_jobs=5000,
     oom_jobs=30000,
     block_jobs=500,
+    wf_members=10_000,
+    wf_member_ms=100.0,
+    wf_steps=50,
 )
 
 

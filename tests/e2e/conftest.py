@@ -8,10 +8,15 @@ Which cluster:
   kube-controller-manager started lazily on first use; it then keeps running
   for the rest of the session, so tier-1 tests must not rely on controllers
   being absent (check ``kube_cluster.has_controller_manager`` if it matters).
+  ``pod_tier`` (tier 3) is again the same apiserver, plus kube-scheduler, kwok's
+  fake nodes and the process kubelet (``podtier.py``), started on first use.
 * **existing**: with ``KUBECONFIG`` set, or ``BANANAS_E2E_CLUSTER=existing``
   (then ``~/.kube/config`` when ``KUBECONFIG`` is unset), both fixtures are
   that cluster, e.g. kind via ``hack/e2e-kind.sh``. ``BANANAS_E2E_CLUSTER=local``
-  forces the local control plane even with ``KUBECONFIG`` set.
+  forces the local control plane even with ``KUBECONFIG`` set. There
+  ``pod_tier`` is the cluster itself, where pods really run; tests that need
+  the simulation (the fake GPU node, the process kubelet's event log) skip
+  there, saying why (``PodTierCluster.require_local``).
 
 Binaries (local mode) are looked up the envtest way (see ``controlplane.py``).
 Missing ones are built with ``hack/controlplane.sh`` in
@@ -49,6 +54,8 @@ from .controlplane import (
     ETCD,
     KUBE_APISERVER,
     KUBE_CONTROLLER_MANAGER,
+    KWOK,
+    POD_TIER,
     Binaries,
     BinariesNotFound,
     ControlPlane,
@@ -59,11 +66,15 @@ from .controlplane import (
     cache_dir,
     find_binaries,
     go_available,
+    locate_binary,
+    locate_kwok_stages,
     missing_binaries,
 )
+from .podtier import PodTier
 
 HERE = Path(__file__).resolve().parent
 TIER2_FIXTURE = "kube_cluster_with_controllers"
+POD_TIER_FIXTURE = "pod_tier"
 
 
 def in_ci() -> bool:
@@ -113,10 +124,23 @@ class BinaryProblem:
 _PROBLEM = pytest.StashKey[BinaryProblem | None]()
 
 
-def _prepare_binaries(need_controller_manager: bool, report: object | None) -> BinaryProblem | None:
-    wanted = [ETCD, KUBE_APISERVER] + ([KUBE_CONTROLLER_MANAGER] if need_controller_manager else [])
+def _missing(wanted: list[str]) -> list[str]:
+    missing = missing_binaries(wanted)
+    if KWOK in wanted and KWOK not in missing and locate_kwok_stages(locate_binary(KWOK)) is None:
+        missing.append(KWOK)  # a kwok without its Stage configs: the script copies them
+    return missing
+
+
+def _prepare_binaries(
+    need_controller_manager: bool, need_pod_tier: bool, report: object | None
+) -> BinaryProblem | None:
+    wanted = [ETCD, KUBE_APISERVER]
+    if need_controller_manager or need_pod_tier:
+        wanted.append(KUBE_CONTROLLER_MANAGER)
+    if need_pod_tier:
+        wanted += POD_TIER
     try:
-        missing = missing_binaries(wanted)
+        missing = _missing(wanted)
     except BinariesNotFound as exc:  # a TEST_ASSET_* pointing at nothing
         return BinaryProblem(str(exc), fatal=True)
     if not missing:
@@ -140,7 +164,7 @@ def _prepare_binaries(need_controller_manager: bool, report: object | None) -> B
         build_binaries(missing, log)
     except ControlPlaneError as exc:
         return BinaryProblem(str(exc), fatal=True)
-    if still := missing_binaries(wanted):  # e.g. BANANAS_CACHE changed under us
+    if still := _missing(wanted):  # e.g. BANANAS_CACHE changed under us
         message = f"hack/controlplane.sh ran but {', '.join(still)} still not found"
         return BinaryProblem(message, fatal=True)
     return None
@@ -149,11 +173,18 @@ def _prepare_binaries(need_controller_manager: bool, report: object | None) -> B
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Find or build the binaries the selected e2e tests need."""
     problem: BinaryProblem | None = None
-    e2e_items = [item for item in session.items if _is_e2e(item)]
+    # Only the tests that use a cluster (every cluster fixture depends on kube_cluster).
+    e2e_items = [
+        item
+        for item in session.items
+        if _is_e2e(item) and "kube_cluster" in getattr(item, "fixturenames", ())
+    ]
     if e2e_items and not session.config.option.collectonly and cluster_mode() == "local":
-        need_manager = any(TIER2_FIXTURE in getattr(item, "fixturenames", ()) for item in e2e_items)
+        names = [set(getattr(item, "fixturenames", ())) for item in e2e_items]
+        need_manager = any(TIER2_FIXTURE in n for n in names)
+        need_pods = any(POD_TIER_FIXTURE in n for n in names)
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        problem = _prepare_binaries(need_manager, reporter)
+        problem = _prepare_binaries(need_manager, need_pods, reporter)
     session.config.stash[_PROBLEM] = problem
 
 
@@ -164,10 +195,14 @@ def _give_up(message: str, *, fatal: bool) -> NoReturn:
     pytest.skip(f"e2e control plane unavailable: {message}")
 
 
-def _binaries(config: pytest.Config, *, controller_manager: bool) -> Binaries:
+def _binaries(
+    config: pytest.Config, *, controller_manager: bool, pod_tier: bool = False
+) -> Binaries:
     """The binaries, or give up with the reason recorded at collection time."""
     try:
-        return find_binaries(require_controller_manager=controller_manager)
+        return find_binaries(
+            require_controller_manager=controller_manager, require_pod_tier=pod_tier
+        )
     except BinariesNotFound as exc:
         problem = config.stash.get(_PROBLEM, None)
         if problem is None:
@@ -215,6 +250,51 @@ def kube_cluster_with_controllers(
             pytest.fail(f"kube-controller-manager did not start: {exc}", pytrace=False)
     assert kube_cluster.has_controller_manager
     return kube_cluster
+
+
+@dataclass(frozen=True)
+class PodTierCluster:
+    """Tier 3: a cluster where pods run (local: kwok + process kubelet; existing: real)."""
+
+    cluster: KubeCluster
+    local: PodTier | None
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster.kubeconfig
+
+    @property
+    def simulated(self) -> bool:
+        return self.local is not None
+
+    def require_local(self, why: str) -> PodTier:
+        """The local tier, or skip: the test relies on the simulation (``why``)."""
+        if self.local is None:
+            pytest.skip(f"needs the local pod tier: {why}")
+        return self.local
+
+
+@pytest.fixture(scope="session")
+def pod_tier(
+    kube_cluster_with_controllers: KubeCluster, request: pytest.FixtureRequest
+) -> PodTierCluster:
+    """Tier 3: kube-scheduler, kwok's fake nodes and the process kubelet (started lazily)."""
+    cluster = kube_cluster_with_controllers
+    if not isinstance(cluster, ControlPlane):
+        return PodTierCluster(cluster, None)
+    if cluster.binaries.kube_scheduler is None or cluster.binaries.kwok is None:
+        cluster.binaries = _binaries(request.config, controller_manager=True, pod_tier=True)
+    tier = _POD_TIERS.get(id(cluster))
+    if tier is None:
+        tier = _POD_TIERS[id(cluster)] = PodTier(cluster)
+    try:
+        tier.start()
+    except ControlPlaneError as exc:
+        pytest.fail(f"the pod tier did not start: {exc}", pytrace=False)
+    return PodTierCluster(cluster, tier)
+
+
+_POD_TIERS: dict[int, PodTier] = {}
 
 
 # --------------------------------------------------------------------------

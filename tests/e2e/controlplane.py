@@ -2,8 +2,10 @@
 
 Tier 1 is etcd plus kube-apiserver; tier 2 adds kube-controller-manager, so
 Deployments get ReplicaSets and Pods, namespaces are finalized and the garbage
-collector removes owned objects. There is no kubelet, scheduler, CNI or DNS:
-Pods are created as API objects and never run.
+collector removes owned objects. Tier 3, the pod tier, adds kube-scheduler and
+kwok (fake nodes that move pods through their lifecycle); ``podtier.py`` adds
+the process kubelet that runs Bananas pods as real processes. There is no CNI
+or DNS.
 
 Design:
 
@@ -65,18 +67,30 @@ VERSIONS_FILE = REPO_ROOT / "hack" / "controlplane" / "versions.env"
 ETCD = "etcd"
 KUBE_APISERVER = "kube-apiserver"
 KUBE_CONTROLLER_MANAGER = "kube-controller-manager"
-#: envtest's per-binary override variables.
+KUBE_SCHEDULER = "kube-scheduler"
+KWOK = "kwok"
+#: envtest's per-binary override variables (the last two are this project's, same style).
 ASSET_ENV = {
     ETCD: "TEST_ASSET_ETCD",
     KUBE_APISERVER: "TEST_ASSET_KUBE_APISERVER",
     KUBE_CONTROLLER_MANAGER: "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
+    KUBE_SCHEDULER: "TEST_ASSET_KUBE_SCHEDULER",
+    KWOK: "TEST_ASSET_KWOK",
 }
+#: A directory of kwok's Stage configs (``node/...``, ``pod/...``), as the script copies them.
+KWOK_STAGES_ENV = "TEST_ASSET_KWOK_STAGES"
+POD_TIER = (KUBE_SCHEDULER, KWOK)
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMIN_USER = "bananas-e2e-admin"
 UNPRIVILEGED_USER = "bananas-e2e-unprivileged"
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+SCHEDULER_USER = "system:kube-scheduler"
+KWOK_USER = "bananas-e2e-kwok"
+PROCESS_KUBELET_USER = "bananas-e2e-process-kubelet"
+#: Users with static tokens in ``system:masters``.
+_MASTERS = (ADMIN_USER, KWOK_USER, PROCESS_KUBELET_USER)
 
 _POLL_INTERVAL = 0.1
 _STOP_TIMEOUT = 10.0
@@ -146,11 +160,26 @@ def locate_binary(name: str) -> Path | None:
 
 @dataclass(frozen=True)
 class Binaries:
-    """Paths of the control-plane binaries (the controller-manager is optional)."""
+    """Paths of the control-plane binaries (all but etcd and the apiserver are optional)."""
 
     etcd: Path
     kube_apiserver: Path
     kube_controller_manager: Path | None = None
+    kube_scheduler: Path | None = None
+    kwok: Path | None = None
+
+
+def locate_kwok_stages(kwok: Path | None = None) -> Path | None:
+    """kwok's Stage configs: ``TEST_ASSET_KWOK_STAGES``, else ``share/kwok/stages`` beside
+    the ``bin/`` holding ``kwok`` (the script's layout), else the cache's."""
+    if explicit := os.environ.get(KWOK_STAGES_ENV):
+        path = Path(explicit)
+        if not (path / "pod").is_dir():
+            raise BinariesNotFound(f"{KWOK_STAGES_ENV}={explicit} holds no pod/ Stage configs")
+        return path
+    candidates = [kwok.resolve().parent.parent / "share" / "kwok" / "stages"] if kwok else []
+    candidates.append(cache_bin_dir().parent / "share" / "kwok" / "stages")
+    return next((path for path in candidates if (path / "pod").is_dir()), None)
 
 
 def missing_binaries(names: Sequence[str]) -> list[str]:
@@ -158,11 +187,15 @@ def missing_binaries(names: Sequence[str]) -> list[str]:
     return [name for name in names if locate_binary(name) is None]
 
 
-def find_binaries(*, require_controller_manager: bool = False) -> Binaries:
+def find_binaries(
+    *, require_controller_manager: bool = False, require_pod_tier: bool = False
+) -> Binaries:
     """Locate the binaries or raise :class:`BinariesNotFound` saying where we looked."""
-    needed = [ETCD, KUBE_APISERVER] + (
-        [KUBE_CONTROLLER_MANAGER] if require_controller_manager else []
-    )
+    needed = [ETCD, KUBE_APISERVER]
+    if require_controller_manager or require_pod_tier:
+        needed.append(KUBE_CONTROLLER_MANAGER)
+    if require_pod_tier:
+        needed += POD_TIER
     if missing := missing_binaries(needed):
         assets = os.environ.get("KUBEBUILDER_ASSETS", "<unset>")
         raise BinariesNotFound(
@@ -172,11 +205,23 @@ def find_binaries(*, require_controller_manager: bool = False) -> Binaries:
             f"build them with hack/controlplane.sh (needs Go) or point KUBEBUILDER_ASSETS "
             f"at a directory holding them"
         )
-    etcd, apiserver, manager = (
-        locate_binary(name) for name in (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER)
+    etcd, apiserver, manager, scheduler, kwok = (
+        locate_binary(name)
+        for name in (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KWOK)
     )
     assert etcd is not None and apiserver is not None
-    return Binaries(etcd=etcd, kube_apiserver=apiserver, kube_controller_manager=manager)
+    if require_pod_tier and locate_kwok_stages(kwok) is None:
+        raise BinariesNotFound(
+            f"kwok's Stage configs are missing: set {KWOK_STAGES_ENV} or run "
+            f"hack/controlplane.sh kwok (it copies them to {cache_bin_dir().parent}/share)"
+        )
+    return Binaries(
+        etcd=etcd,
+        kube_apiserver=apiserver,
+        kube_controller_manager=manager,
+        kube_scheduler=scheduler,
+        kwok=kwok,
+    )
 
 
 def go_available() -> bool:
@@ -236,7 +281,9 @@ class ManagedProcess:
     Python process dies, whatever kills it.
     """
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, *, cwd: Path | None = None
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
@@ -248,6 +295,7 @@ class ManagedProcess:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 close_fds=True,
+                cwd=cwd,
             )
         except BaseException:
             self._log.close()
@@ -279,6 +327,14 @@ class ManagedProcess:
                     self._proc.wait()
         finally:
             self._log.close()
+
+
+def _insecure() -> ssl.SSLContext:
+    """For the self-signed serving certs of the controller-manager and scheduler."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _http_status(
@@ -509,14 +565,23 @@ class ControlPlane:
         self.logs_dir = self.workdir / "logs"
         self.logs_dir.mkdir()
         self._tokens = {
-            ADMIN_USER: secrets.token_hex(16),
-            UNPRIVILEGED_USER: secrets.token_hex(16),
-            CONTROLLER_MANAGER_USER: secrets.token_hex(16),
+            user: secrets.token_hex(16)
+            for user in (
+                ADMIN_USER,
+                UNPRIVILEGED_USER,
+                CONTROLLER_MANAGER_USER,
+                SCHEDULER_USER,
+                KWOK_USER,
+                PROCESS_KUBELET_USER,
+            )
         }
         self._pki: Pki | None = None
         self._etcd: ManagedProcess | None = None
         self._apiserver: ManagedProcess | None = None
         self._controller_manager: ManagedProcess | None = None
+        self._scheduler: ManagedProcess | None = None
+        self._kwok: ManagedProcess | None = None
+        self._adopted: list[ManagedProcess] = []
         self._server: str | None = None
         self._kubeconfigs: dict[str, Path] = {}
         self._etcd_url = ""
@@ -552,11 +617,32 @@ class ControlPlane:
     def has_controller_manager(self) -> bool:
         return self._controller_manager is not None and self._controller_manager.running()
 
+    @property
+    def has_scheduler(self) -> bool:
+        return self._scheduler is not None and self._scheduler.running()
+
+    @property
+    def has_kwok(self) -> bool:
+        return self._kwok is not None and self._kwok.running()
+
     def processes(self) -> Iterator[ManagedProcess]:
         """The running children, in start order."""
-        for proc in (self._etcd, self._apiserver, self._controller_manager):
+        for proc in (self._etcd, self._apiserver, self._controller_manager, self._scheduler):
             if proc is not None:
                 yield proc
+        if self._kwok is not None:
+            yield self._kwok
+        yield from self._adopted
+
+    def adopt(self, proc: ManagedProcess) -> None:
+        """Stop ``proc`` with the control plane (first, being started last)."""
+        self._adopted.append(proc)
+
+    def kubeconfig_for_new_user(self, user: str) -> Path:
+        """A kubeconfig for one of the static-token users (e.g. ``PROCESS_KUBELET_USER``)."""
+        if user not in self._tokens:
+            raise ControlPlaneError(f"no static token for {user!r}")
+        return self._user_kubeconfig(user, f"{user.replace(':', '-')}.kubeconfig")
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -658,6 +744,72 @@ class ControlPlane:
             watch=watch,
         )
 
+    def start_scheduler(self) -> None:
+        """Start kube-scheduler (idempotent) as ``system:kube-scheduler``; wait for /healthz."""
+        if self.has_scheduler:
+            return
+        if self._apiserver is None or self._pki is None:
+            raise ControlPlaneError("start the control plane before its scheduler")
+        if self.binaries.kube_scheduler is None:
+            raise BinariesNotFound(f"no {KUBE_SCHEDULER} binary was found")
+        port = free_port()
+        kubeconfig = self._user_kubeconfig(SCHEDULER_USER, "kube-scheduler.kubeconfig")
+        self._scheduler = ManagedProcess(
+            KUBE_SCHEDULER,
+            [
+                str(self.binaries.kube_scheduler),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={self.workdir / 'kube-scheduler-certs'}",
+                "--leader-elect=false",
+            ],
+            self.logs_dir / "kube-scheduler.log",
+        )
+        poll_until(
+            lambda: _http_status(f"https://127.0.0.1:{port}/healthz", context=_insecure()) == 200,
+            timeout=self.start_timeout,
+            what="kube-scheduler /healthz",
+            watch=list(self.processes()),
+        )
+
+    def start_kwok(self, config: Path) -> None:
+        """Start kwok (idempotent) with the Stage configs in ``config``; wait for /healthz.
+
+        kwok manages only the nodes annotated ``kwok.x-k8s.io/node=fake`` (and
+        the pods bound to them), with a ``system:masters`` token of its own.
+        """
+        if self.has_kwok:
+            return
+        if self._apiserver is None or self._pki is None:
+            raise ControlPlaneError("start the control plane before kwok")
+        if self.binaries.kwok is None:
+            raise BinariesNotFound(f"no {KWOK} binary was found")
+        port = free_port()
+        kubeconfig = self._user_kubeconfig(KWOK_USER, "kwok.kubeconfig")
+        self._kwok = ManagedProcess(
+            KWOK,
+            [
+                str(self.binaries.kwok),
+                f"--config={config}",
+                f"--kubeconfig={kubeconfig}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--server-address=127.0.0.1:{port}",
+                "--node-ip=127.0.0.1",
+                "--cidr=10.244.0.1/16",
+            ],
+            self.logs_dir / "kwok.log",
+        )
+        poll_until(
+            lambda: _http_status(f"http://127.0.0.1:{port}/healthz") == 200,
+            timeout=self.start_timeout,
+            what="kwok /healthz",
+            watch=list(self.processes()),
+        )
+
     def stop(self) -> None:
         """Stop every process (reverse order) and remove the workdir. Idempotent."""
         self._stopped = True
@@ -670,11 +822,22 @@ class ControlPlane:
 
     # -- internals ---------------------------------------------------------
 
+    def _user_kubeconfig(self, user: str, filename: str) -> Path:
+        assert self._pki is not None
+        self._kubeconfigs[user] = write_kubeconfig(
+            self.workdir / filename,
+            server=self.server,
+            ca_cert=self._pki.ca_cert,
+            user=user,
+            token=self._tokens[user],
+        )
+        return self._kubeconfigs[user]
+
     def _client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_cert))
 
     def _write_token_file(self) -> None:
-        groups = {ADMIN_USER: "system:masters"}
+        groups = dict.fromkeys(_MASTERS, "system:masters")
         # token,user,uid,"group1,group2"
         lines = [
             f'{tok},{user},{user},"{groups.get(user, "")}"' for user, tok in self._tokens.items()
@@ -738,7 +901,7 @@ class ControlPlane:
             self.logs_dir / "kube-apiserver.log",
         )
         for user, token in self._tokens.items():
-            if user != CONTROLLER_MANAGER_USER:
+            if user in (ADMIN_USER, UNPRIVILEGED_USER):
                 path = self.workdir / f"{user}.kubeconfig"
                 self._kubeconfigs[user] = write_kubeconfig(
                     path, server=self._server, ca_cert=pki.ca_cert, user=user, token=token
@@ -760,6 +923,8 @@ class ControlPlane:
             except BaseException as exc:  # keep stopping the others
                 errors.append(exc)
         self._etcd = self._apiserver = self._controller_manager = None
+        self._scheduler = self._kwok = None
+        self._adopted = []
         if errors:
             raise errors[0]
 

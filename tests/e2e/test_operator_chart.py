@@ -24,7 +24,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from .conftest import in_ci
-from .controlplane import REPO_ROOT
+from .controlplane import REPO_ROOT, cache_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -36,9 +36,8 @@ def find_helm() -> str | None:
     candidates = [shutil.which("helm")]
     if assets := os.environ.get("KUBEBUILDER_ASSETS"):
         candidates.append(str(Path(assets) / "helm"))
-    candidates += sorted(
-        glob.glob(str(REPO_ROOT / ".cache" / "controlplane" / "*" / "bin" / "helm")), reverse=True
-    )
+    # hack/controlplane.sh's cache (BANANAS_CACHE, else <repo>/.cache), newest version first.
+    candidates += sorted(glob.glob(str(cache_dir() / "*" / "bin" / "helm")), reverse=True)
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
@@ -121,8 +120,20 @@ async def installed_crds(kube_api: client.ApiClient) -> None:
             "--set",
             "redis.enabled=true",
         ],
+        [
+            "--set",
+            "redis.enabled=true",
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            "dashboard.auth.adminTokens={a-token}",
+            "--set",
+            "dashboard.ingress.enabled=true",
+            "--set",
+            "dashboard.ingress.tlsSecret=dashboard-tls",
+        ],
     ],
-    ids=["defaults", "with-redis", "no-crds"],
+    ids=["defaults", "with-redis", "no-crds", "with-dashboard"],
 )
 async def test_helm_template_passes_a_server_dry_run(
     kube_api: client.ApiClient, namespace: str, installed_crds: None, values: list[str]
@@ -185,7 +196,9 @@ async def system_namespaces(kube_api: client.ApiClient) -> AsyncIterator[list[st
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
-@pytest.mark.parametrize("directory", ["manifests", "manifests/redis", "manifests/examples"])
+@pytest.mark.parametrize(
+    "directory", ["manifests", "manifests/redis", "manifests/examples", "manifests/dashboard"]
+)
 async def test_kustomize_passes_a_server_dry_run(
     kube_api: client.ApiClient,
     namespace: str,

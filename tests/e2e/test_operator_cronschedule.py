@@ -14,7 +14,9 @@ instead of waiting a minute for the next slot.
 
 from __future__ import annotations
 
+import secrets
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from bananas import AsyncClient
 from bananas.operator.testing import OperatorThread, eventually, wait_for_event
+from bananas.operator.timefmt import parse_time
 from bananas.worker_runtime.leader_kubernetes import KubernetesLeaseElector
 from bananas.worker_runtime.scheduler import CronScheduler
 
@@ -233,6 +236,92 @@ async def test_status_follows_the_fires_of_a_real_scheduler(
     assert lease.spec.holder_identity is None  # released on the way out
 
 
+async def _patch_spec(crons: Crons, name: str, spec: dict[str, Any]) -> None:
+    await crons.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, crons.namespace, CRONS, name, {"spec": spec},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+
+
+async def test_an_edit_fires_on_the_new_schedule_at_once(
+    operator: OperatorThread,
+    crons: Crons,
+    redis: AsyncClient,
+    namespace: str,
+    kube_cluster_with_controllers: KubeCluster,
+) -> None:
+    """A daily schedule edited to every five minutes fires at the next five-minute slot
+    (it waited for the old daily slot before), then a time-zone edit moves the slot to
+    the new zone at once; nextScheduleTime always names the slot that fires."""
+    key = route()
+    await crons.create("edited", {"schedule": "0 3 * * *", "job": "tick", "routingKey": key})
+    sid = f"{namespace}.edited"
+    await eventually(lambda: registered(redis, sid), what="the schedule in Redis")
+    offset = 0.0
+    elector = KubernetesLeaseElector(
+        namespace, "bananas-scheduler", "e2e-edits", 15,
+        kubeconfig=str(kube_cluster_with_controllers.kubeconfig),
+    )  # fmt: skip
+    scheduler = CronScheduler(redis, elector, clock=lambda: time.time() + offset)
+
+    async def edited_to(cron: str, zone: str) -> Any:
+        found = await registered(redis, sid)
+        return found if found and (found.cron, found.timezone) == (cron, zone) else None
+
+    async def reported(slot: datetime) -> dict[str, Any] | None:
+        status = await crons.status("edited")
+        return status if parse_time(status.get("nextScheduleTime")) == slot else None
+
+    try:
+        await scheduler.step()  # first sight: the next slot is the daily one
+        first = await redis.schedule_status(sid)
+        assert first is not None and first.next_schedule_time is not None
+        assert (first.next_schedule_time.hour, first.next_schedule_time.minute) == (3, 0)
+
+        await _patch_spec(crons, "edited", {"schedule": "*/5 * * * *"})
+        await eventually(lambda: edited_to("*/5 * * * *", "UTC"), what="the edit in Redis")
+        now = datetime.now(UTC)
+        slot = now.replace(second=0, microsecond=0) + timedelta(minutes=5 - now.minute % 5)
+        await eventually(lambda: reported(slot), what=f"nextScheduleTime {slot}")
+        await scheduler.step()  # sees the edit: the next slot is the five-minute one
+        offset = (slot - now).total_seconds() + 1.0
+        await scheduler.step()
+        state = await redis.schedule_status(sid)
+        assert state is not None and state.run_count == 1, state
+        assert state.last_schedule_time == slot
+
+        await _patch_spec(crons, "edited", {"schedule": "0 9 * * *", "timeZone": "Asia/Tokyo"})
+        await eventually(lambda: edited_to("0 9 * * *", "Asia/Tokyo"), what="the zone edit")
+        await scheduler.step()
+        state = await redis.schedule_status(sid)
+        assert state is not None and state.next_schedule_time is not None
+        assert state.next_schedule_time.hour == 0  # 09:00 in Tokyo is 00:00 UTC
+        await eventually(lambda: reported(state.next_schedule_time), what="the Tokyo slot")
+    finally:
+        await elector.release()
+        await elector.close()
+
+
+async def test_a_resume_is_one_event(
+    operator: OperatorThread, crons: Crons, redis: AsyncClient, kube_api: client.ApiClient,
+    namespace: str,
+) -> None:  # fmt: skip
+    await crons.create("paused", {"schedule": "* * * * *", "job": "x", "suspend": True})
+    # (Ready needs a scheduler pod, which this tier does not run: Registered says it.)
+    sid = f"{namespace}.paused"
+    suspended = await eventually(lambda: registered(redis, sid), what="the schedule in Redis")
+    assert suspended.enabled is False
+    await _patch_spec(crons, "paused", {"suspend": False})
+    message = await wait_for_event(kube_api, namespace, "paused", "Resumed")
+    assert message.startswith("resumed; next fire "), message
+
+    async def enabled() -> Any:
+        found = await registered(redis, sid)
+        return found if found is not None and found.enabled else None
+
+    await eventually(enabled, what="the schedule enabled in Redis")
+
+
 async def test_unknown_time_zone_is_a_condition(
     operator: OperatorThread,
     crons: Crons,
@@ -268,6 +357,65 @@ async def test_unreachable_redis_is_a_condition(
     )
     await wait_for_event(kube_api, namespace, "stranded", "RedisUnreachable")
     assert operator.alive
+
+
+async def test_a_deletion_waits_for_its_redis_until_told_to_let_go(
+    operator: OperatorThread, crons: Crons, kube_api: client.ApiClient, namespace: str
+) -> None:
+    """It used to give up after a few attempts, leaving the schedule firing in Redis."""
+    from .redis_fixture import unreachable_redis_url
+
+    await put_secret(kube_api, namespace, unreachable_redis_url(), name="gone")
+    await crons.create(
+        "orphan", {"schedule": "@hourly", "job": "x", "redis": {"secretName": "gone"}}
+    )
+    await eventually(
+        lambda: crons.condition("orphan", "RedisReachable", "False"), what="Redis unreachable"
+    )
+    await crons.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, CRONS, "orphan")
+    stuck = await eventually(
+        lambda: crons.condition("orphan", "Registered", "True", "UnregisterFailed"),
+        what="Registered=True/UnregisterFailed while the deletion waits",
+    )
+    assert "bananas.dev/abandon-schedule" in stuck["message"], stuck
+    await wait_for_event(kube_api, namespace, "orphan", "UnregisterFailed")
+    assert await crons.get("orphan") is not None  # still there: it did not give up
+    await crons.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, CRONS, "orphan",
+        {"metadata": {"annotations": {"bananas.dev/abandon-schedule": "true"}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+
+    async def gone() -> bool:
+        return await crons.get("orphan") is None
+
+    await eventually(gone, what="the CronSchedule let go once told to")
+
+
+async def test_moving_a_schedule_to_another_redis_leaves_nothing_behind(
+    operator: OperatorThread,
+    crons: Crons,
+    redis: AsyncClient,
+    redis_secret: str,
+    namespace: str,
+    kube_api: client.ApiClient,
+) -> None:
+    """A change of spec.redis (here its key prefix, in the same server) registers the
+    schedule under the new one and unregisters it from the old."""
+    await crons.create("mover", {"schedule": "@hourly", "job": "x"})
+    sid = f"{namespace}.mover"
+    await eventually(lambda: registered(redis, sid), what="the schedule under the old prefix")
+    prefix = f"moved-{secrets.token_hex(3)}"
+    await _patch_spec(crons, "mover", {"redis": {"prefix": prefix}})
+    async with AsyncClient(redis_secret, prefix=prefix) as moved:
+        await eventually(lambda: registered(moved, sid), what="the schedule under the new prefix")
+
+        async def left() -> bool:
+            return await registered(redis, sid) is None
+
+        await eventually(left, what="nothing left under the old prefix")
+    message = await wait_for_event(kube_api, namespace, "mover", "Unregistered")
+    assert "removed from the Redis of Secret bananas-redis" in message, message
 
 
 async def test_deleting_a_cronschedule_unregisters_it(

@@ -1,4 +1,5 @@
-"""The operator works with nothing but the RBAC it ships (manifests/base/rbac.yaml).
+"""The operator works with nothing but the RBAC it ships: manifests/base/rbac.yaml, and
+the chart's namespaced mode (operator.watchNamespaces set: Roles per namespace).
 
 The operator runs as a ServiceAccount bound to the shipped ``bananas-operator``
 ClusterRole, with a token from the TokenRequest API, and does its whole job:
@@ -15,6 +16,7 @@ ClusterRole fails this test.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,38 @@ async def apply_cluster_rbac(api: client.ApiClient) -> None:
             )
 
 
+async def _token_kubeconfig(
+    cluster: KubeCluster, core: client.CoreV1Api, namespace: str, tmp_path: Path
+) -> Path:
+    """A kubeconfig with a token of the ServiceAccount ``operator`` (TokenRequest)."""
+    token = await core.create_namespaced_service_account_token(
+        "operator",
+        namespace,
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        ),
+    )
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "operator",
+        "clusters": [{"name": "e2e", "cluster": cluster["cluster"]}],
+        "users": [{"name": "operator", "user": {"token": token.status.token}}],
+        "contexts": [
+            {
+                "name": "operator",
+                "context": {"cluster": "e2e", "user": "operator", "namespace": namespace},
+            }
+        ],
+    }
+    path = tmp_path / "operator.kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
+
+
 @pytest.fixture
 async def operator_kubeconfig(
     kube_cluster_with_controllers: KubeCluster,
@@ -84,31 +118,7 @@ async def operator_kubeconfig(
             ],
         )
     )
-    token = await core.create_namespaced_service_account_token(
-        "operator",
-        namespace,
-        client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-        ),
-    )
-    admin = yaml.safe_load(Path(kube_cluster_with_controllers.kubeconfig).read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
-    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "operator",
-        "clusters": [{"name": "e2e", "cluster": cluster["cluster"]}],
-        "users": [{"name": "operator", "user": {"token": token.status.token}}],
-        "contexts": [
-            {
-                "name": "operator",
-                "context": {"cluster": "e2e", "user": "operator", "namespace": namespace},
-            }
-        ],
-    }
-    path = tmp_path / "operator.kubeconfig"
-    path.write_text(json.dumps(config))
+    path = await _token_kubeconfig(kube_cluster_with_controllers, core, namespace, tmp_path)
     try:
         yield path
     finally:
@@ -119,11 +129,115 @@ async def operator_kubeconfig(
                 raise
 
 
+def render_chart_rbac(namespace: str) -> list[dict[str, Any]]:
+    """The chart's RBAC objects with operator.watchNamespaces={namespace}."""
+    from .test_operator_chart import helm
+
+    out = subprocess.run(
+        [helm(), "template", "bananas", str(REPO_ROOT / "charts" / "bananas"),
+         "--namespace", "bananas-system", "--set", f"operator.watchNamespaces={{{namespace}}}"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    kinds = {"ClusterRole", "Role"}
+    return [d for d in yaml.safe_load_all(out) if d and d.get("kind") in kinds]
+
+
+@pytest.fixture
+async def namespaced_kubeconfig(
+    kube_cluster_with_controllers: KubeCluster,
+    kube_api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+) -> AsyncIterator[Path]:
+    """The ServiceAccount ``operator`` bound the way the chart binds it in namespaced mode."""
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    core = client.CoreV1Api(kube_api)
+    options: dict[str, Any] = {"_content_type": "application/apply-patch+yaml"}
+    subject = client.RbacV1Subject(kind="ServiceAccount", name="operator", namespace=namespace)
+    cluster_bindings = []
+    await core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="operator"))
+    )
+    for doc in render_chart_rbac(namespace):
+        name = doc["metadata"]["name"]
+        if doc["kind"] == "Role":
+            assert doc["metadata"]["namespace"] == namespace
+            await rbac.patch_namespaced_role(
+                name, namespace, doc, field_manager="bananas-e2e", force=True, **options
+            )
+            await rbac.create_namespaced_role_binding(
+                namespace,
+                client.V1RoleBinding(
+                    metadata=client.V1ObjectMeta(name=name),
+                    role_ref=client.V1RoleRef(
+                        api_group="rbac.authorization.k8s.io", kind="Role", name=name
+                    ),
+                    subjects=[subject],
+                ),
+            )
+            continue
+        rules = {r for rule in doc["rules"] for r in rule["resources"]}
+        await rbac.patch_cluster_role(name, doc, field_manager="bananas-e2e", force=True, **options)
+        if name == OPERATOR_ROLE:
+            # cluster-wide, only what cannot be namespaced
+            assert rules == {"customresourcedefinitions", "namespaces"}, rules
+            binding = f"{name}-{namespace}"
+            await rbac.create_cluster_role_binding(
+                client.V1ClusterRoleBinding(
+                    metadata=client.V1ObjectMeta(name=binding),
+                    role_ref=client.V1RoleRef(
+                        api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=name
+                    ),
+                    subjects=[subject],
+                )
+            )
+            cluster_bindings.append(binding)
+    assert cluster_bindings, "the chart rendered no operator ClusterRole"
+    path = await _token_kubeconfig(kube_cluster_with_controllers, core, namespace, tmp_path)
+    try:
+        yield path
+    finally:
+        for binding in cluster_bindings:
+            try:
+                await rbac.delete_cluster_role_binding(binding)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
 async def test_operator_runs_on_its_shipped_rbac(
     kube_cluster_with_controllers: KubeCluster,
     namespace: str,
     crds: None,
     redis_secret: str,
+    operator_kubeconfig: Path,
+    kube_api: client.ApiClient,
+    redis: AsyncClient,
+) -> None:
+    await _do_the_whole_job(
+        kube_cluster_with_controllers, namespace, operator_kubeconfig, kube_api, redis
+    )
+
+
+async def test_operator_runs_on_the_charts_namespaced_rbac(
+    kube_cluster_with_controllers: KubeCluster,
+    namespace: str,
+    crds: None,
+    redis_secret: str,
+    namespaced_kubeconfig: Path,
+    kube_api: client.ApiClient,
+    redis: AsyncClient,
+) -> None:
+    """operator.watchNamespaces set: a Role in the namespace, only CRDs and namespaces
+    (list, watch) cluster-wide. The same job gets done."""
+    await _do_the_whole_job(
+        kube_cluster_with_controllers, namespace, namespaced_kubeconfig, kube_api, redis
+    )
+
+
+async def _do_the_whole_job(
+    kube_cluster_with_controllers: KubeCluster,
+    namespace: str,
     operator_kubeconfig: Path,
     kube_api: client.ApiClient,
     redis: AsyncClient,

@@ -66,6 +66,32 @@ async def create(
             "minReplicas must not be greater than maxReplicas",
         ),
         ("WorkerPool", {"app": "app.tasks"}, "spec.image"),
+        (
+            "WorkerPool",
+            {**POOL, "jobTimeout": "30m", "terminationGracePeriodSeconds": 600},
+            "terminationGracePeriodSeconds must be at least jobTimeout + 5s",
+        ),
+        (
+            "WorkerPool",
+            {**POOL, "env": [{"name": "BANANAS_PREFIX", "value": "x"}]},
+            "BANANAS_PREFIX is set from spec.redis.prefix",
+        ),
+        ("WorkerPool", {**POOL, "redis": {"prefix": "{tag}"}}, "spec.redis.prefix"),
+        (
+            "WorkerPool",
+            {**POOL, "volumes": [{"name": "tmp", "emptyDir": {}}]},
+            "the volume names tmp and dshm are the operator's own",
+        ),
+        (
+            "WorkerPool",
+            {**POOL, "volumeMounts": [{"name": "x", "mountPath": "/dev/shm"}]},
+            "/tmp and /dev/shm are mounted by the operator",
+        ),
+        (
+            "WorkerPool",  # the default jobTimeout (5m) counts too
+            {**POOL, "terminationGracePeriodSeconds": 60},
+            "terminationGracePeriodSeconds must be at least jobTimeout + 5s",
+        ),
     ],
 )
 async def test_bad_specs_are_refused(
@@ -81,6 +107,14 @@ async def test_bad_specs_are_refused(
     assert caught.value.status == 422
     message = json.loads(caught.value.body)["message"]
     assert complaint in message, message
+
+
+async def test_a_grace_period_that_covers_the_job_timeout_is_accepted(
+    kube_api: client.ApiClient, namespace: str, crds: None
+) -> None:
+    spec = {**POOL, "jobTimeout": "1m30s", "terminationGracePeriodSeconds": 95}
+    pool = await create(kube_api, namespace, "WorkerPool", "graceful", spec)
+    assert pool["spec"]["terminationGracePeriodSeconds"] == 95
 
 
 async def test_long_names_are_refused(
@@ -99,9 +133,9 @@ async def test_defaults_are_filled_in_by_the_server(
     spec = pool["spec"]
     assert spec["routingKeys"] == ["default"]
     assert spec["priorities"] == ["high", "normal", "low"]
-    assert spec["redis"] == {"secretName": "bananas-redis", "key": "url"}
+    assert spec["redis"] == {"secretName": "bananas-redis", "key": "url", "prefix": "bananas"}
     assert spec["autoscaling"]["scaleDown"] == {"stabilizationWindowSeconds": 300}
-    assert spec["terminationGracePeriodSeconds"] == 60
+    assert "terminationGracePeriodSeconds" not in spec  # the operator derives it from jobTimeout
     cron = await create(kube_api, namespace, "CronSchedule", "defaults", CRON)
     assert (cron["spec"]["timeZone"], cron["spec"]["concurrencyPolicy"]) == ("UTC", "Allow")
 

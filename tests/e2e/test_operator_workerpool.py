@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -30,6 +31,14 @@ from bananas.operator.testing import (
     event_reasons,
     eventually,
     wait_for_event,
+)
+from tests.health_readers import (
+    CURRENT,
+    FAILED,
+    IN_PROGRESS,
+    argocd_health,
+    flux_health,
+    kstatus,
 )
 from tests.support.servers import RedisServer
 
@@ -200,6 +209,7 @@ async def test_workerpool_becomes_a_deployment(
         "routingKeys": [key],
         "concurrency": 4,
         "gpus": 1,
+        "jobTimeout": "20s",
         "terminationGracePeriodSeconds": 30,
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         "nodeSelector": {"gpu": "true"},
@@ -298,6 +308,145 @@ async def _generation(pools: Pools, name: str, generation: int) -> bool:
     return (await pools.status(name)).get("observedGeneration") == generation
 
 
+async def _health(pools: Pools, name: str, generation: int) -> dict[str, Any] | None:
+    """The pool once its health conditions all speak for ``generation``."""
+    pool = await pools.get(name)
+    conditions = {c["type"]: c for c in (pool.get("status") or {}).get("conditions") or []}
+    kinds = ("Ready", "Reconciling", "Stalled")
+    if all(conditions.get(k, {}).get("observedGeneration") == generation for k in kinds):
+        return pool
+    return None
+
+
+def _state(pool: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    conditions = pool["status"]["conditions"]
+    kinds = ("Ready", "Reconciling", "Stalled")
+    return {c["type"]: (c["status"], c["reason"]) for c in conditions if c["type"] in kinds}
+
+
+async def test_a_refused_edit_stays_visible_for_its_generation(
+    operator: OperatorThread, pools: Pools
+) -> None:
+    """Ready=False/Stalled=True for the refused generation, through later polls; the GitOps
+    readers (kstatus, the Argo CD Lua, the Flux expressions) agree on the real object."""
+    await pools.create(
+        "edited",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [route()],
+            "autoscaling": fast_autoscaling(),  # minReplicas 0: Ready without pods
+        },
+    )
+    pool = await eventually(lambda: _health(pools, "edited", 1), what="health of generation 1")
+    pool = await eventually(
+        lambda: _ready_at(pools, "edited", 1), what="Ready=True (scaled to zero) at generation 1"
+    )
+    assert (kstatus(pool), flux_health(pool), argocd_health(pool)[0]) == (
+        CURRENT,
+        CURRENT,
+        "Healthy",
+    )
+
+    # The schema lets any label key through; the Deployment's validation does not (422).
+    await pools.patch_spec("edited", {"nodeSelector": {"not a/valid/key": "x"}})
+
+    async def refused() -> dict[str, Any] | None:
+        found = await _health(pools, "edited", 2)
+        return found if found and _state(found)["Stalled"][0] == "True" else None
+
+    pool = await eventually(refused, what="Stalled=True for generation 2")
+    assert _state(pool) == {
+        "Ready": ("False", "InvalidPodTemplate"),
+        "Reconciling": ("False", "Stalled"),
+        "Stalled": ("True", "InvalidPodTemplate"),
+    }
+    assert pool["status"]["observedGeneration"] == 2
+    seen = operator.polls(pools.namespace, "edited")
+
+    async def polled_twice_more() -> bool:
+        return operator.polls(pools.namespace, "edited") >= seen + 2
+
+    await eventually(polled_twice_more, what="two polls after the refusal")
+    pool = await pools.get("edited")
+    assert _state(pool)["Stalled"] == ("True", "InvalidPodTemplate"), "a poll overwrote it"
+    assert (kstatus(pool), flux_health(pool)) == (FAILED, FAILED)
+    verdict, message = argocd_health(pool)
+    assert verdict == "Degraded" and "InvalidPodTemplate" in message, message
+
+    await pools.patch_spec("edited", {"nodeSelector": None})
+    pool = await eventually(lambda: _ready_at(pools, "edited", 3), what="Ready again at 3")
+    assert _state(pool)["Stalled"] == ("False", "Healthy")
+    assert (kstatus(pool), flux_health(pool), argocd_health(pool)[0]) == (
+        CURRENT,
+        CURRENT,
+        "Healthy",
+    )
+
+
+async def test_an_undecodable_quantity_is_refused_not_retried(
+    operator: OperatorThread, pools: Pools
+) -> None:
+    """The API answers a server-side apply of ``memory: lots`` with a 500, not a 422; it
+    is still the spec's fault, and it says so instead of retrying for ever."""
+    await pools.create(
+        "lots",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [route()],
+            "resources": {"limits": {"memory": "lots"}},
+            "autoscaling": fast_autoscaling(),
+        },
+    )
+
+    async def refused() -> dict[str, Any] | None:
+        found = await _health(pools, "lots", 1)
+        return found if found and _state(found)["Stalled"][0] == "True" else None
+
+    pool = await eventually(refused, what="Stalled=True for generation 1")
+    assert _state(pool)["Stalled"] == ("True", "InvalidPodTemplate")
+    stalled = next(c for c in pool["status"]["conditions"] if c["type"] == "Stalled")
+    assert "quantities must match" in stalled["message"], stalled
+    assert await pools.deployment("lots") is None
+
+
+async def _ready_at(pools: Pools, name: str, generation: int) -> dict[str, Any] | None:
+    pool = await _health(pools, name, generation)
+    if pool is None or _state(pool).get("Ready", ("", ""))[0] != "True":
+        return None
+    return pool if pool["status"].get("observedGeneration") == generation else None
+
+
+async def test_pods_that_never_run_keep_the_pool_reconciling(
+    operator: OperatorThread, pools: Pools
+) -> None:
+    """No kubelet in this tier: the Deployment's pods never become available, so the pool
+    is not Ready (it was, before kstatus health, as soon as the Deployment existed)."""
+    await pools.create(
+        "waiting",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [route()],
+            "autoscaling": {"minReplicas": 2, "maxReplicas": 2, "pollInterval": 1},
+        },
+    )
+    pool = await eventually(lambda: _health(pools, "waiting", 1), what="health of generation 1")
+
+    async def scaling() -> dict[str, Any] | None:
+        found = await _health(pools, "waiting", 1)
+        return found if found and _state(found)["Reconciling"] == ("True", "Scaling") else None
+
+    pool = await eventually(scaling, what="Reconciling=True while pods are not available")
+    assert _state(pool)["Ready"] == ("False", "Scaling")
+    assert (kstatus(pool), flux_health(pool), argocd_health(pool)[0]) == (
+        IN_PROGRESS,
+        IN_PROGRESS,
+        "Progressing",
+    )
+
+
 async def test_scales_up_with_queued_jobs_and_to_zero_after_cooldown(
     operator: OperatorThread, pools: Pools, redis: AsyncClient
 ) -> None:
@@ -341,8 +490,39 @@ async def test_scales_up_with_queued_jobs_and_to_zero_after_cooldown(
         lambda: pools.replicas("burst", 0), what="scale to zero after the cooldown", timeout=60
     )
     await wait_for_event(pools.api, pools.namespace, "burst", "ScaleToZero")
-    idle = await pools.condition("burst", "Ready", "True", "ScaledToZero")
-    assert idle is not None
+    await eventually(  # once the Deployment controller has seen the new size
+        lambda: pools.condition("burst", "Ready", "True", "ScaledToZero"), what="Ready at zero"
+    )
+
+
+async def test_a_pool_at_zero_wakes_for_a_delayed_job_when_it_falls_due(
+    operator: OperatorThread, pools: Pools, redis: AsyncClient
+) -> None:
+    """Only a running worker promotes due jobs; a pool at zero has none, so the autoscaler
+    counts the jobs due within one poll (it ignored them, and the job waited for ever)."""
+    key = route()
+    await pools.create(
+        "sleeper",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [key],
+            "autoscaling": fast_autoscaling(pollInterval=2),
+        },
+    )
+    await eventually(lambda: pools.replicas("sleeper", 0), what="an idle pool at zero")
+    await eventually(
+        lambda: pools.condition("sleeper", "RedisReachable", "True"), what="a first poll"
+    )
+    submitted = time.monotonic()
+    await redis.submit("later", routing_key=key, delay=6)
+    await eventually(lambda: pools.replicas("sleeper", 1), what="a pod for the due job")
+    waited = time.monotonic() - submitted
+    # woken within one poll (2 s, +10% jitter) of the job falling due, not long before;
+    # the slack above is for a loaded machine (the API calls of the poll and the apply)
+    assert 6 - 2.2 - 1.0 <= waited <= 6 + 2.2 + 4.0, waited
+    message = await wait_for_event(pools.api, pools.namespace, "sleeper", "ScaledUp")
+    assert "+ 1 due" in message, message
 
 
 async def test_autoscaler_memory_survives_an_operator_restart(
@@ -375,24 +555,81 @@ async def test_autoscaler_memory_survives_an_operator_restart(
             lambda: pools.condition("steady", "Scaling", "True", "Stabilizing"),
             what="the scale-down held by the window",
         )
-    stopped_at = await _last_poll(pools, "steady")
 
-    with OperatorThread(config):
+    with OperatorThread(config) as restarted:
 
-        async def polled_again() -> bool:
-            last = await _last_poll(pools, "steady")
-            return last is not None and stopped_at is not None and last > stopped_at
+        async def polled(times: int) -> bool:
+            return restarted.polls(namespace, "steady") >= times
 
-        await eventually(polled_again, what="the new operator polling the pool")
-        await eventually(polled_again, what="another poll")
+        await eventually(lambda: polled(1), what="the new operator polling the pool")
+        await eventually(lambda: polled(3), what="two more polls")
     dep = await pools.deployment("steady")
     assert dep is not None and dep.spec.replicas == 4, "the window's memory was lost"
     assert "ScaledDown" not in await pools.reasons("steady")
 
 
-async def _last_poll(pools: Pools, name: str) -> str | None:
-    history = ((await pools.status(name)).get("autoscaler") or {}).get("history") or []
-    return max((run.get("to") for run in history if isinstance(run, dict)), default=None)
+async def test_fallback_size_while_redis_is_unreadable(
+    operator: OperatorThread, pools: Pools, kube_api: client.ApiClient, namespace: str
+) -> None:
+    await put_secret(kube_api, namespace, unreachable_redis_url(), name="down")
+    await pools.create(
+        "fallback",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "redis": {"secretName": "down"},
+            "autoscaling": fast_autoscaling(
+                minReplicas=1, fallback={"failureThreshold": 2, "replicas": 3}
+            ),
+        },
+    )
+    await eventually(lambda: pools.replicas("fallback", 3), what="the fallback size, 3")
+    message = await wait_for_event(pools.api, namespace, "fallback", "Fallback")
+    assert "Redis unreadable for 2 polls" in message, message
+    await eventually(
+        lambda: pools.condition("fallback", "Scaling", "False", "Fallback"), what="Scaling/Fallback"
+    )
+
+
+async def test_a_paused_pool_keeps_its_size(
+    operator: OperatorThread, pools: Pools, redis: AsyncClient, namespace: str
+) -> None:
+    key = route()
+    await pools.create(
+        "paused",
+        {"image": "bananas:e2e", "app": "app.tasks", "routingKeys": [key],
+         "autoscaling": fast_autoscaling()},
+    )  # fmt: skip
+    await eventually(lambda: pools.replicas("paused", 0), what="an idle pool at zero")
+    await pools.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, POOLS, "paused",
+        {"metadata": {"annotations": {"bananas.dev/autoscaling-paused": "true"}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    await eventually(
+        lambda: pools.condition("paused", "Scaling", "False", "Paused"), what="Scaling/Paused"
+    )
+    await redis.submit_many([{"name": "x", "routing_key": key} for _ in range(4)])
+
+    async def counted() -> bool:
+        return (await pools.status("paused")).get("queued") == 4
+
+    await eventually(counted, what="the queue in the status")
+    seen = operator.polls(namespace, "paused")
+    await eventually(
+        lambda: _at_least(operator.polls(namespace, "paused"), seen + 2), what="two more polls"
+    )
+    assert (await pools.deployment("paused")).spec.replicas == 0  # type: ignore[union-attr]
+    await pools.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, POOLS, "paused",
+        {"metadata": {"annotations": {"bananas.dev/autoscaling-paused": None}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    await eventually(lambda: pools.replicas("paused", 2), what="scaled once unpaused")
+
+
+async def _at_least(value: float, wanted: float) -> bool:
+    return value >= wanted
 
 
 async def test_unreachable_redis_is_a_condition_not_a_crash(

@@ -75,7 +75,7 @@ def test_release_and_reap_give_slots_back(client: Client) -> None:
     [again] = fetch(client, 5)
     assert again.id == first, "a released job goes back to the head of its group"
     client.redis.zadd(client.broker.route("default").leases, {first: 0})  # its lease ran out
-    assert client.run(client.broker.reap("default")) == (1, 0)
+    assert client.run(client.broker.reap("default"))[:2] == (1, 0)
     [reaped] = fetch(client, 5)
     assert reaped.id == first and reaped.attempt == 2
     assert fetch(client, 5) == []

@@ -49,7 +49,7 @@ def test_a_crashed_workers_job_keeps_its_lock(client: Client) -> None:
     first = client.submit("a", unique_for=600)
     assert [j.id for j in client.run(client.broker.fetch("default", 1, 1))] == [first]
     assert client.submit("a", unique_for=600) == first, "a running job holds its key"
-    eventually(lambda: client.run(client.broker.reap("default")) == (1, 0), what="the reap")
+    eventually(lambda: client.run(client.broker.reap("default"))[:2] == (1, 0), what="the reap")
     assert client.submit("a", unique_for=600) == first, "a reaped job still holds it"
     complete_next(client)
     assert client.submit("a", unique_for=600) != first

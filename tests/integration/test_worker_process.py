@@ -4,47 +4,12 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
-from collections.abc import Callable, Iterator
-
-import pytest
 
 from bananas import Client, JobSpec, JobStatus, Priority
-from tests.support.processes import WorkerProcess, http_get
+from tests.integration.conftest import Spawn
+from tests.support.processes import WorkerProcess, http_get, ledger
 from tests.support.servers import RedisServer
 from tests.support.waiting import eventually
-
-Spawn = Callable[..., WorkerProcess]
-
-
-@pytest.fixture
-def qc(single_redis: RedisServer, prefix: str) -> Iterator[Client]:
-    with Client(single_redis.url, prefix=prefix) as c:
-        yield c
-
-
-@pytest.fixture
-def spawn(single_redis: RedisServer, prefix: str) -> Iterator[Spawn]:
-    procs: list[WorkerProcess] = []
-
-    def start(wait_ready: bool = True, command: str = "worker", **env: str) -> WorkerProcess:
-        proc = WorkerProcess(single_redis.url, prefix, env=env, command=command)
-        procs.append(proc)
-        return proc.start(wait_ready)
-
-    yield start
-    for proc in procs:
-        proc.cleanup()
-
-
-@pytest.fixture
-def tag() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-def ledger(single_redis: RedisServer, tag: str) -> list[list[str]]:
-    with single_redis.client() as r:
-        return [row.split("|") for row in r.lrange(f"ledger:{tag}", 0, -1)]
 
 
 def test_async_and_sync_handlers_store_results(spawn: Spawn, qc: Client, tag: str) -> None:

@@ -178,13 +178,15 @@ def mtls_redis(certificates: Certificates) -> Iterator[TLSRedisServer]:
 WORKER_COMMANDS = (
     "ping evalsha eval blpop smembers sadd hgetall hget hset hdel hexists hmget hincrby "
     "exists get set del incr pexpire lindex llen lrange ltrim lpush lrem rpush zadd zcard "
-    "zrange zrangebyscore zrem zremrangebyscore zscore time type info"
+    "zrange zrangebyscore zrem zremrangebyscore zscore time type info zcount hlen persist "
+    "zrevrange"
 )
 CLIENT_COMMANDS = (
     "ping evalsha eval blpop smembers sadd hget hset hdel hexists hmget hincrby exists "
-    "pexpire lindex llen lrem rpush zadd zcard zrange zrem zscore time type info"
+    "pexpire lindex llen lrem rpush zadd zcard zrange zrem zscore time type info zcount "
+    "hlen persist hgetall del lrange zrevrange zrangebyscore"
 )
-OPERATOR_COMMANDS = "evalsha eval hget hmget llen lindex zcard zscore info"
+OPERATOR_COMMANDS = "evalsha eval hget hmget llen lindex zcard zcount zscore time info"
 
 
 def acl_rules(prefix: str, password: str, commands: str, *selectors: str) -> list[str]:

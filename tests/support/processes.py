@@ -16,6 +16,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.servers import RedisServer
 
 from tests.support.ports import free_port
 from tests.support.waiting import eventually
@@ -68,7 +72,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
             )
         if wait_ready:
-            eventually(self.ready, 20, what=lambda: f"worker ready (log: {self.log()})")
+            eventually(self.ready, 60, what=lambda: f"worker ready (log: {self.log()})")
         return self
 
     def ready(self) -> bool:
@@ -112,3 +116,9 @@ class WorkerProcess:
             self.process.wait(10)
         if self.log_path:
             Path(self.log_path).unlink(missing_ok=True)
+
+
+def ledger(single_redis: RedisServer, tag: str) -> list[list[str]]:
+    """Rows ``what|job id|name|routing key|pid|attempt`` of the handlers' run ledger."""
+    with single_redis.client() as r:
+        return [row.split("|") for row in r.lrange(f"ledger:{tag}", 0, -1)]

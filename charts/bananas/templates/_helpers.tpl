@@ -117,3 +117,47 @@ securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/*
+The operator's rights inside a namespace it watches: in its ClusterRole when it
+watches the whole cluster, in a Role per namespace when operator.watchNamespaces
+is set.
+*/}}
+{{- define "bananas.operatorNamespacedRules" }}
+  - apiGroups: [bananas.dev]
+    resources: [workerpools, cronschedules]
+    verbs: [get, list, watch, patch]
+  - apiGroups: [bananas.dev]
+    resources: [workerpools/status, cronschedules/status]
+    verbs: [get, patch]
+  - apiGroups: [bananas.dev]
+    resources: [workerpools/finalizers, cronschedules/finalizers]
+    verbs: [update]
+  - apiGroups: [apps]
+    resources: [deployments]
+    verbs: [get, create, patch]
+  - apiGroups: [policy]
+    resources: [poddisruptionbudgets]
+    verbs: [get, create, patch]
+  - apiGroups: [""]
+    resources: [serviceaccounts]
+    verbs: [get, create, patch]
+  - apiGroups: [rbac.authorization.k8s.io]
+    resources: [rolebindings]
+    verbs: [get, create, patch]
+  - apiGroups: [rbac.authorization.k8s.io]
+    resources: [clusterroles]
+    verbs: [bind]
+    resourceNames: [{{ include "bananas.schedulerRole" . }}]
+  # Pods: listed to see why a rollout is stuck and which pods are busy; patched
+  # only for controller.kubernetes.io/pod-deletion-cost (idle pods go first).
+  - apiGroups: [""]
+    resources: [pods]
+    verbs: [list, patch]
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [get]
+  - apiGroups: ["", events.k8s.io]
+    resources: [events]
+    verbs: [create, patch]
+{{- end }}

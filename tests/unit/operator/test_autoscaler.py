@@ -406,3 +406,30 @@ def test_policy_from_spec() -> None:
         scale_up_window=5.0,
         scale_down_window=50.0,
     )
+
+
+def test_a_pool_at_zero_wakes_for_jobs_due_within_a_poll() -> None:
+    """Nothing queued, nothing running, but a delayed job or a retry falls due: only a
+    worker promotes it, so the pool must wake (it stayed at zero for ever before)."""
+    policy = Policy(min_replicas=0, max_replicas=4, target_jobs_per_replica=1, cooldown_seconds=60)
+    stats = [
+        QueueStats(routing_key="gpu", depth={}, scheduled=3, in_flight=0, dead=0, due=1),
+        QueueStats(routing_key="gpu-batch", depth={}, scheduled=5, in_flight=0, dead=0, due=0),
+    ]
+    due = pool_load(stats, [Priority.NORMAL])
+    assert (due.queued, due.due, due.total) == (0, 1, 1)
+    decision = decide(policy, 0, due, 1000.0, Memory())
+    assert (decision.desired, decision.reason) == (1, "ScaledUp")
+    assert "0 queued + 0 in flight + 1 due = 1 jobs" in decision.message
+    # jobs scheduled further out do not wake it
+    later = pool_load([QueueStats(routing_key="gpu", depth={}, scheduled=3, in_flight=0, dead=0)],
+                      [Priority.NORMAL])  # fmt: skip
+    assert decide(policy, 0, later, 1000.0, Memory()).desired == 0
+
+
+def test_jobs_due_soon_keep_a_pool_from_its_cooldown() -> None:
+    policy = Policy(min_replicas=0, max_replicas=4, target_jobs_per_replica=1, cooldown_seconds=60)
+    quiet = Memory(last_active=0.0)
+    due = Load(due=1)
+    assert decide(policy, 1, due, 1000.0, quiet).desired == 1  # no ScaleToZero
+    assert decide(policy, 1, Load(), 1000.0, quiet).desired == 0

@@ -133,3 +133,25 @@ def test_restricted_security_contexts_by_default() -> None:
         assert container["readOnlyRootFilesystem"] is True
         assert container["allowPrivilegeEscalation"] is False
         assert container["capabilities"] == {"drop": ["ALL"]}
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[object, object]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        assert key not in seen, f"{key!r} given twice at {key_node.start_mark}"
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "crds").glob("*.yaml")), ids=lambda p: p.name)
+def test_no_key_is_given_twice(path: Path) -> None:
+    # kubectl and kustomize refuse such a file; PyYAML silently keeps the last value.
+    yaml.load(path.read_text(), _StrictLoader)

@@ -7,14 +7,24 @@ from typing import Any
 
 import pytest
 
-from bananas.models import ConcurrencyPolicy, Job, JobResult, JobStatus, Priority, ScheduleStatus
+from bananas.models import (
+    ConcurrencyPolicy,
+    Job,
+    JobResult,
+    JobStatus,
+    Priority,
+    Schedule,
+    ScheduleStatus,
+)
 from bananas.operator.cronschedule import (
     CronObservation,
     check_spec,
+    cron_fields,
     next_fire,
     render_status,
     schedule_id,
     to_schedule,
+    upcoming_fire,
 )
 from bananas.operator.specs import parse_cronschedule
 from bananas.validation import validate_schedule
@@ -180,3 +190,34 @@ def test_macros_become_five_fields(schedule: str, fields: str) -> None:
     registered = to_schedule("ops", "x", cron(schedule=schedule))
     assert registered.cron == fields
     validate_schedule(registered)  # what AsyncClient.register_schedule checks
+
+
+def test_next_schedule_time_is_what_the_scheduler_will_fire() -> None:
+    now = datetime(2026, 1, 1, 10, 1, tzinfo=UTC)
+    every5 = parse_cronschedule({"schedule": "*/5 * * * *", "job": "j"})
+    daily = parse_cronschedule({"schedule": "0 3 * * *", "job": "j"})
+    timing = Schedule(id="x", cron=cron_fields(daily.schedule), job="j").timing()
+    stale = ScheduleStatus(
+        schedule_id="x", next_schedule_time=datetime(2026, 1, 2, 3, tzinfo=UTC), timing=timing
+    )
+    # the scheduler's record was computed from the daily expression: after the edit to */5,
+    # the scheduler starts afresh, and so does the reported time
+    assert upcoming_fire(every5, stale, now) == datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
+    assert upcoming_fire(daily, stale, now) == datetime(2026, 1, 2, 3, tzinfo=UTC)
+    suspended = parse_cronschedule({"schedule": "0 3 * * *", "job": "j", "suspend": True})
+    assert upcoming_fire(suspended, stale, now) is None
+
+
+def test_no_warning_per_slot_while_suspended_and_one_for_a_long_outage() -> None:
+    suspended = parse_cronschedule({"schedule": "* * * * *", "job": "j", "suspend": True})
+    running = parse_cronschedule({"schedule": "* * * * *", "job": "j"})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    previous = {"skippedCount": 10}
+    seen = CronObservation(status=ScheduleStatus(schedule_id="x", skipped_count=11))
+    assert render_status(suspended, seen, previous, now)[1] == []
+    _, events = render_status(running, seen, previous, now)
+    assert [e.reason for e in events] == ["MissedSchedule"]
+    outage = CronObservation(status=ScheduleStatus(schedule_id="x", skipped_count=510))
+    _, events = render_status(running, outage, previous, now)
+    assert [(e.type, e.reason) for e in events] == [("Warning", "TooManyMissed")]
+    assert "missed 500 slots" in events[0].message

@@ -8,14 +8,30 @@ import pytest
 
 from bananas.models import Priority
 from bananas.operator.autoscaler import Load, Memory, Policy, Run, decide
-from bananas.operator.pool_status import Observation, observed_fields, pool_conditions
+from bananas.operator.pool_status import (
+    Observation,
+    observed_fields,
+    pool_conditions,
+    status_changed,
+)
 
 
 def deployment(replicas: int, ready: int) -> dict[str, Any]:
+    """A Deployment the controller has seen, all pods of the current template."""
     return {
+        "metadata": {"generation": 2},
         "spec": {"replicas": replicas},
-        "status": {"replicas": replicas, "readyReplicas": ready},
+        "status": {
+            "observedGeneration": 2,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        },
     }
+
+
+OK = {"Reconciling": ("False", "Reconciled"), "Stalled": ("False", "Healthy")}
 
 
 LOAD = Load(depth={Priority.HIGH: 2, Priority.NORMAL: 5}, in_flight=3, oldest_age=4.12345)
@@ -33,6 +49,7 @@ def test_observed_fields() -> None:
         "queued": 7,
         "queueDepth": {"high": 2, "normal": 5, "low": 0},
         "inFlight": 3,
+        "due": 0,
         "oldestJobAge": 4.123,
     }
 
@@ -50,6 +67,7 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             3,
             {
                 "Ready": ("True", "PodsReady"),
+                **OK,
                 "Scaling": ("False", "Stable"),
                 "RedisReachable": ("True", "Connected"),
             },
@@ -58,7 +76,9 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             Observation(deployment(3, 1), LOAD),
             3,
             {
-                "Ready": ("False", "PodsNotReady"),
+                "Ready": ("False", "Scaling"),
+                "Reconciling": ("True", "Scaling"),
+                "Stalled": ("False", "Healthy"),
                 "Scaling": ("False", "Stable"),
                 "RedisReachable": ("True", "Connected"),
             },
@@ -67,7 +87,8 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             Observation(deployment(1, 1), LOAD),
             4,
             {
-                "Ready": ("False", "PodsNotReady"),
+                "Ready": ("True", "PodsReady"),
+                **OK,
                 "Scaling": ("True", "Scaling"),
                 "RedisReachable": ("True", "Connected"),
             },
@@ -77,6 +98,7 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             0,
             {
                 "Ready": ("True", "ScaledToZero"),
+                **OK,
                 "Scaling": ("False", "Stable"),
                 "RedisReachable": ("True", "Connected"),
             },
@@ -86,6 +108,7 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             2,
             {
                 "Ready": ("True", "PodsReady"),
+                **OK,
                 "Scaling": ("False", "Stable"),
                 "RedisReachable": ("False", "RedisUnreachable"),
             },
@@ -95,6 +118,8 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             0,
             {
                 "Ready": ("False", "InvalidSpec"),
+                "Reconciling": ("False", "Stalled"),
+                "Stalled": ("True", "InvalidSpec"),
                 "Scaling": ("False", "Stable"),
                 "RedisReachable": ("Unknown", "NotChecked"),
             },
@@ -104,7 +129,19 @@ def test_without_redis_the_queue_fields_are_left_alone() -> None:
             1,
             {
                 "Ready": ("False", "DeploymentMissing"),
+                "Reconciling": ("True", "DeploymentMissing"),
+                "Stalled": ("False", "Healthy"),
                 "Scaling": ("False", "Stable"),
+                "RedisReachable": ("True", "Connected"),
+            },
+        ),
+        (
+            Observation(deployment(2, 2), LOAD, held_for_busy=2),
+            2,
+            {
+                "Ready": ("True", "PodsReady"),
+                **OK,
+                "Scaling": ("True", "WaitingForBusyPods"),
                 "RedisReachable": ("True", "Connected"),
             },
         ),
@@ -125,3 +162,71 @@ def test_stabilizing_shows_in_scaling() -> None:
     )
     found = {c.type: c for c in pool_conditions(Observation(deployment(5, 5), LOAD), 5, decision)}
     assert (found["Scaling"].status, found["Scaling"].reason) == ("True", "Stabilizing")
+
+
+def _written(**changes: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "replicas": 0,
+        "readyReplicas": 0,
+        "queued": 0,
+        "queueDepth": {"high": 0, "normal": 0, "low": 0},
+        "inFlight": 0,
+        "due": 0,
+        "oldestJobAge": None,
+        "desiredReplicas": 0,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "ScaledToZero"}],
+        "autoscaler": {
+            "history": [
+                {"replicas": 0, "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:10:00Z"}
+            ],
+            "lastActiveTime": "2026-01-01T00:00:00Z",
+        },
+    }
+    status.update(changes)
+    return status
+
+
+def test_an_idle_pool_is_not_rewritten_for_the_clock_alone() -> None:
+    stored = _written()
+    stored.pop("oldestJobAge")  # a merge patch of None removed it
+    later = _written(
+        autoscaler={
+            "history": [
+                {"replicas": 0, "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:10:15Z"}
+            ],
+            "lastActiveTime": "2026-01-01T00:00:00Z",
+        }
+    )
+    assert not status_changed(stored, later)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"queued": 1},
+        {"desiredReplicas": 1},
+        {"conditions": [{"type": "Ready", "status": "False", "reason": "Scaling"}]},
+        {"autoscaler": {"history": [], "lastActiveTime": "2026-01-01T00:10:00Z"}},
+    ],
+)
+def test_a_real_change_is_written(change: dict[str, Any]) -> None:
+    assert status_changed(_written(), _written(**change))
+
+
+def test_a_hand_edit_is_put_right_but_foreign_keys_do_not_force_writes() -> None:
+    assert status_changed(_written(desiredReplicas=9999), _written())
+    assert status_changed({"conditions": "banana"}, _written())
+    junk = _written(autoscaler={**_written()["autoscaler"], "junk": [1]})
+    assert not status_changed(junk, _written())  # a merge patch never removes it
+    assert status_changed(None, _written())
+
+
+def test_paused_and_fallback_show_in_scaling() -> None:
+    paused = {
+        c.type: c
+        for c in pool_conditions(Observation(deployment(3, 3), LOAD, paused=True), 3, None)
+    }
+    assert (paused["Scaling"].status, paused["Scaling"].reason) == ("False", "Paused")
+    down = Observation(deployment(2, 2), None, ("RedisUnreachable", "refused"), fallback=True)
+    found = {c.type: c for c in pool_conditions(down, 2, None)}
+    assert (found["Scaling"].reason, found["RedisReachable"].status) == ("Fallback", "False")

@@ -30,7 +30,8 @@ def defaults(schema: dict[str, Any], path: Path_ = ()) -> Iterator[tuple[Path_, 
         here = (*path, key)
         if "default" in prop and prop["default"] != {}:
             yield here, prop["default"]
-        yield from defaults(prop, here)
+        if "default" in prop or prop.get("type") != "object":
+            yield from defaults(prop, here)  # an optional object without a default is absent
 
 
 def lookup(data: Any, path: tuple[str, ...]) -> Any:

@@ -190,3 +190,63 @@ def test_rollout_never_needs_a_spare_gpu(pool_body: dict[str, Any]) -> None:
     gpu = render_deployment(pool_body, parse_workerpool(GPU_SPEC), 1)
     assert cpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
     assert gpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+
+
+ML_SPEC: dict[str, Any] = {
+    "image": "registry.example/ml:1.2",
+    "app": "ml.tasks",
+    "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "hf-cache"}}],
+    "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+    "shmSize": "2Gi",
+    "runtimeClassName": "nvidia",
+    "topologySpreadConstraints": [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+        },
+        {
+            "maxSkew": 2,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"team": "ml"}},
+        },
+    ],
+}
+
+
+def test_pod_fields_for_ml_pools(pool_body: dict[str, Any]) -> None:
+    pod = render_deployment(pool_body, parse_workerpool(ML_SPEC), 1)["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},
+        {"name": "models", "persistentVolumeClaim": {"claimName": "hf-cache"}},
+    ]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "models", "mountPath": "/models", "readOnly": True},
+    ]
+    assert pod["runtimeClassName"] == "nvidia"
+    zone, host = pod["topologySpreadConstraints"]
+    # a constraint without a selector spreads the pool's own pods
+    assert zone["labelSelector"] == {
+        "matchLabels": {
+            "app.kubernetes.io/name": "bananas-worker",
+            "app.kubernetes.io/instance": "email",
+            "app.kubernetes.io/component": "worker",
+        }
+    }
+    assert host["labelSelector"] == {"matchLabels": {"team": "ml"}}
+
+
+def test_no_shm_and_no_optional_fields_by_default(pool_body: dict[str, Any]) -> None:
+    spec = parse_workerpool({"image": "i", "app": "a"})
+    pod = render_deployment(pool_body, spec, 1)["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}}]
+    assert "runtimeClassName" not in pod and "topologySpreadConstraints" not in pod
+
+
+def test_the_budget_never_blocks_a_drain_over_unhealthy_pods(pool_body: dict[str, Any]) -> None:
+    pdb = render_pdb(pool_body, parse_workerpool({"image": "i", "app": "a"}))
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bananas.config import Settings, WorkerMode, parse_duration
+from bananas.config import Settings, WorkerMode
+from bananas.durations import parse_duration
 from bananas.errors import ConfigError
 from bananas.models import Priority
 
@@ -96,3 +97,38 @@ def test_modes_that_need_more() -> None:
         Settings.from_env({"WORKER_MODE": "job-specialized"})
     with pytest.raises(ConfigError, match="WORKER_ROUTING_KEYS"):
         Settings.from_env({"WORKER_MODE": "specialized"})
+
+
+def test_settings_survive_the_trip_through_a_childs_environment() -> None:
+    from bananas.config import Settings
+
+    settings = Settings().with_changes(
+        routing_keys=["gpu", "default"],
+        priorities=["high", "low"],
+        job_types=["a", "b"],
+        mode="specialized",
+        job_timeout=0.25,
+        enable_scheduler=False,
+        processes=3,
+        max_jobs_per_child=7,
+        max_memory_per_child=512,
+    )
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_worker_processes_auto_is_the_cpu_count() -> None:
+    from bananas.config import Settings, cpu_count
+
+    assert Settings.from_env({"WORKER_PROCESSES": "auto"}).processes == cpu_count() >= 1
+    assert Settings.from_env({"WORKER_PROCESSES": "2"}).processes == 2
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(ConfigError, match="WORKER_PROCESSES"):
+            Settings.from_env({"WORKER_PROCESSES": bad})
+
+
+def test_recycling_limits_are_not_negative() -> None:
+    from bananas.config import Settings
+
+    for field in ("max_jobs_per_child", "max_memory_per_child"):
+        with pytest.raises(ConfigError, match="must not be negative"):
+            Settings().with_changes(**{field: -1}).check()

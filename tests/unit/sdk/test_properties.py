@@ -24,9 +24,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bananas.client import ClientCore, JobSpec
-from bananas.config import ENV_VARS, Settings, parse_duration
+from bananas.config import ENV_VARS, Settings
+from bananas.durations import parse_duration
 from bananas.errors import ConfigError, InvalidJobError, InvalidRoutingKeyError
-from bananas.models import Job
+from bananas.models import Job, JobStatus
 from bananas.records import decode_job
 from bananas.validation import validate_routing_key
 from tests.unit.strategies import PROPS, RULE, anything, json_values, record_dicts
@@ -61,6 +62,25 @@ def test_decode_job_on_any_json(value: Any) -> None:
     assert isinstance(job, Job) and job.attempts == 2
     if isinstance(value, dict) and "payload" in value:
         assert job.payload == value["payload"], "the payload is handed over untouched"
+
+
+@PROPS
+@given(record_dicts, st.integers(0, 100), st.text(max_size=50), st.sampled_from(list(JobStatus)))
+def test_decode_job_live_state_is_as_if_assigned(
+    value: Any, attempts: int, error: str, status: JobStatus
+) -> None:
+    """The live state and the leased id land on the job as plain assignment would put
+    them: readable, marked as set, kept by a copy and a dump."""
+    record = orjson.dumps(value).decode()
+    try:
+        job = decode_job(record, attempts=attempts, error=error, status=status, job_id="leased")
+    except ValueError:
+        return
+    assert (job.id, job.attempts, job.status) == ("leased", attempts, status)
+    assert job.error + ("\n" + job.traceback if job.traceback else "") == error
+    assert {"id", "attempts", "error", "traceback", "status"} <= job.model_fields_set
+    dumped = job.model_copy().model_dump(exclude_unset=True)
+    assert dumped["id"] == "leased" and dumped["attempts"] == attempts
 
 
 # -- payloads ------------------------------------------------------------------------------

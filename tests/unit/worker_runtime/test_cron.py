@@ -89,3 +89,38 @@ def test_fire_ids_are_stable() -> None:
 def test_bad_schedules(cron: str, tz: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         check_schedule(sched(cron=cron, timezone=tz))
+
+
+def test_an_edited_expression_applies_at_once() -> None:
+    # A daily 03:00 schedule, edited at 10:00 to every five minutes: its stored next slot
+    # (tomorrow 03:00) belongs to the old expression and must not hold the new one back.
+    daily = sched(cron="0 3 * * *")
+    status = ScheduleStatus(
+        schedule_id="s", next_schedule_time=at("2026-01-02T03:00:00"), timing=daily.timing()
+    )
+    edited = sched(cron="*/5 * * * *")
+    d = decide(edited, status, at("2026-01-01T10:01:00"))
+    assert (d.slot, d.skipped, d.next_time) == (None, 0, at("2026-01-01T10:05:00"))
+    assert decide(daily, status, at("2026-01-01T10:01:00")).next_time == at("2026-01-02T03:00:00")
+
+
+def test_an_edited_time_zone_applies_at_once() -> None:
+    utc = sched(cron="0 9 * * *")
+    status = ScheduleStatus(
+        schedule_id="s", next_schedule_time=at("2026-01-02T09:00:00"), timing=utc.timing()
+    )
+    tokyo = sched(cron="0 9 * * *", timezone="Asia/Tokyo")
+    d = decide(tokyo, status, at("2026-01-01T12:00:00"))
+    assert d.next_time == at("2026-01-02T00:00:00")  # 09:00 in Tokyo, not 9 hours late
+
+
+def test_timing_ignores_what_does_not_decide_when() -> None:
+    assert sched().timing() == sched(job="other", payload={"a": 1}, enabled=False).timing()
+    assert sched().timing() != sched(cron="*/10 * * * *").timing()
+    assert sched().timing() != sched(timezone="Europe/Paris").timing()
+
+
+def test_a_status_without_timing_keeps_its_slot() -> None:
+    # written before the timing was recorded: no reset (and so no slot skipped) on upgrade
+    status = ScheduleStatus(schedule_id="s", next_schedule_time=at("2026-01-01T10:10:00"))
+    assert decide(sched(), status, at("2026-01-01T10:11:00")).slot == at("2026-01-01T10:10:00")

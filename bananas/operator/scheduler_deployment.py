@@ -26,6 +26,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from bananas.config import EnvValue, render_env
+from bananas.keys import DEFAULT_PREFIX
 from bananas.operator.config import SchedulerSettings
 from bananas.operator.meta import (
     COMPONENT_SCHEDULER,
@@ -35,6 +37,7 @@ from bananas.operator.meta import (
     owner_reference,
     selector_labels,
 )
+from bananas.operator.pod_env import from_secret, pod_identity
 from bananas.operator.specs import DEFAULT_REDIS_KEY, DEFAULT_REDIS_SECRET, RedisRef
 from bananas.operator.workerpool import (
     METRICS_PORT,
@@ -51,19 +54,25 @@ _UNSAFE = re.compile(r"[^a-z0-9-]+")
 def scheduler_name(redis: RedisRef) -> str:
     """The scheduler's Deployment (and Lease, ServiceAccount, RoleBinding) name for ``redis``.
 
-    ``bananas-scheduler`` for the default Secret, ``bananas-scheduler-<secret>`` otherwise;
-    shortened with a hash when it would exceed 63 characters.
+    ``bananas-scheduler`` for the default Secret, key and prefix,
+    ``bananas-scheduler-<secret>[-<key>][-<prefix>]`` otherwise; shortened with a hash
+    when it would exceed 63 characters.
     """
-    if redis.secret_name == DEFAULT_REDIS_SECRET and redis.key == DEFAULT_REDIS_KEY:
+    default_prefix = redis.prefix == DEFAULT_PREFIX
+    defaults = (DEFAULT_REDIS_SECRET, DEFAULT_REDIS_KEY, True)
+    if (redis.secret_name, redis.key, default_prefix) == defaults:
         return BASE_NAME
     suffix = redis.secret_name
     if redis.key != DEFAULT_REDIS_KEY:
         suffix = f"{suffix}-{redis.key}"
+    if not default_prefix:
+        suffix = f"{suffix}-{redis.prefix}"
     suffix = _UNSAFE.sub("-", suffix.lower()).strip("-") or "redis"
     name = f"{BASE_NAME}-{suffix}"
     if len(name) <= MAX_NAME:
         return name
-    digest = hashlib.sha256(f"{redis.secret_name}/{redis.key}".encode()).hexdigest()[:8]
+    identity = f"{redis.secret_name}/{redis.key}/{redis.prefix}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
     return f"{name[: MAX_NAME - 9].rstrip('-')}-{digest}"
 
 
@@ -82,20 +91,22 @@ def _metadata(name: str, namespace: str, owner: Mapping[str, Any]) -> JsonObject
 
 
 def _container(name: str, redis: RedisRef, settings: SchedulerSettings) -> JsonObject:
-    env: list[JsonObject] = [
-        {
-            "name": "REDIS_URL",
-            "valueFrom": {"secretKeyRef": {"name": redis.secret_name, "key": redis.key}},
-        },
-        {"name": "LEADER_ELECTION", "value": "kubernetes"},
-        {"name": "LEADER_LEASE_NAME", "value": name},
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "LOG_FORMAT", "value": "json"},
-        {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
-    ]
+    values: dict[str, EnvValue] = {
+        "leader_election": "kubernetes",
+        "leader_lease_name": name,
+    }
+    identity = pod_identity()
+    tail: dict[str, EnvValue] = {"log_format": "json", "metrics_port": METRICS_PORT}
+    if redis.prefix != DEFAULT_PREFIX:
+        tail["prefix"] = redis.prefix
     if settings.app:
-        env.append({"name": "BANANAS_APP", "value": settings.app})
+        tail["app"] = settings.app
+    env: list[JsonObject] = [
+        from_secret("redis_url", redis),
+        *render_env(values),
+        *identity,
+        *render_env(tail),
+    ]
     probe = {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10}
     container: JsonObject = {
         "name": "scheduler",
@@ -169,6 +180,10 @@ def render_scheduler(
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": _metadata(name, namespace, owner),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
     return [service_account, binding, deployment, budget]

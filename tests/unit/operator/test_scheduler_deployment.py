@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bananas.operator.config import SchedulerSettings
-from bananas.operator.scheduler import field_manager, render_scheduler, scheduler_name
+from bananas.operator.scheduler_deployment import field_manager, render_scheduler, scheduler_name
 from bananas.operator.specs import RedisRef
 
 

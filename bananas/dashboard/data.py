@@ -1,0 +1,356 @@
+"""What each page shows, read from Redis on every request.
+
+Each ``*_view`` coroutine returns a plain dict that the page's template renders and
+the JSON API returns as it is, so the pages and the API can never disagree. The
+reads go through the public client (``AsyncClient``: stats, workers, schedules,
+jobs, results) and the browsing operations of ``bananas.admin``. The only thing kept
+in memory is the throughput series, for a few seconds (a cache; a restart loses
+nothing).
+
+Round trips per view (R routing keys, W live workers, S schedules): queues 1 + 2R
+(one ``stats`` script and one ``HGETALL`` per key, 8 keys at a time); overview the
+same + 1 + W, and 2R ``HGETALL`` for the chart at most every 6 s; workers 2 + W;
+schedules 1 + S; a job page 2 to 4 (lengths, then one ``browse`` script per priority
+list it spans; in flight + 1 + W for the holders); a job 1 + 2R (the route lookup) + 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import orjson
+
+from bananas.admin import Admin, JobPage, JobRow, JobState
+from bananas.client import AsyncClient
+from bananas.dashboard.charts import KINDS, WINDOWS, Series, build_series, svg
+from bananas.models import PRIORITY_ORDER, Job, Priority, QueueStats, Schedule
+from bananas.ops import Op
+
+T = TypeVar("T")
+
+#: Characters of a payload shown in a job list (the detail page shows all of it).
+PREVIEW_CHARS = 120
+
+
+def iso(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(UTC).isoformat()
+
+
+def age_text(seconds: float | None) -> str:
+    """``3.2s``, ``4m 10s``, ``2h 5m``, ``3d 4h``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    s = max(seconds, 0.0)
+    if s < 60:
+        return f"{s:.1f}s"
+    m, s = divmod(int(s), 60)
+    if m < 60:
+        return f"{m}m {s}s"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h}h {m}m"
+    d, h = divmod(h, 24)
+    return f"{d}d {h}h"
+
+
+def payload_preview(job: Job | None) -> str:
+    if job is None:
+        return "<unreadable record>"
+    text = orjson.dumps(job.payload).decode()
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+class Reader:
+    """Builds the views of one dashboard from one client."""
+
+    def __init__(self, client: AsyncClient, *, clock: Callable[[], float]) -> None:
+        self.client = client
+        self.admin = Admin(client.broker)
+        self.clock = clock
+        self._charts: dict[int, tuple[float, Series, dict[str, dict[str, int]]]] = {}
+
+    async def run(self, op: Op[T]) -> T:
+        """Drive a broker or admin operation on the client's connection."""
+        return await self.client.run(op)
+
+    # -- queues ----------------------------------------------------------------------------
+
+    async def _route_row(self, routing_key: str) -> dict[str, Any]:
+        stats = await self.client.queue_stats(routing_key)
+        counters = await self.run(self.client.broker.counters(routing_key))
+        return self._queue_row(stats, counters)
+
+    def _queue_row(self, s: QueueStats, counters: dict[str, int]) -> dict[str, Any]:
+        return {
+            "routing_key": s.routing_key,
+            "depth": {p.value: s.depth[p] for p in PRIORITY_ORDER},
+            "queued": s.queued,
+            "scheduled": s.scheduled,
+            "in_flight": s.in_flight,
+            "dead": s.dead,
+            "oldest_age": s.oldest_age,
+            "oldest_age_text": age_text(s.oldest_age),
+            "paused": bool(getattr(s, "paused", False)),
+            "counters": counters,
+        }
+
+    async def queues_view(self) -> dict[str, Any]:
+        routes = await self.run(self.client.broker.routes())
+        rows = await _in_parallel([partial(self._route_row, rk) for rk in routes])
+        _, last_hour = await self._throughput(routes, 60)
+        for row in rows:
+            row["last_hour"] = last_hour.get(row["routing_key"]) or dict.fromkeys(KINDS, 0)
+        totals = {k: sum(r[k] for r in rows) for k in ("queued", "scheduled", "in_flight", "dead")}
+        return {
+            "queues": rows,
+            "totals": totals,
+            "can_pause": callable(getattr(self.client, "pause", None)),
+        }
+
+    async def overview_view(self, window: int = 60) -> dict[str, Any]:
+        view = await self.queues_view()
+        view["throughput"] = await self.throughput_view(
+            [q["routing_key"] for q in view["queues"]], window
+        )
+        workers = await self.client.workers()
+        view["workers"] = {
+            "count": len(workers),
+            "concurrency": sum(w.concurrency for w in workers),
+            "busy": sum(w.in_flight for w in workers),
+        }
+        lifetime: dict[str, int] = {}
+        for q in view["queues"]:
+            for k, v in q["counters"].items():
+                lifetime[k] = lifetime.get(k, 0) + v
+        view["lifetime"] = lifetime
+        return view
+
+    # -- throughput ------------------------------------------------------------------------
+
+    async def _throughput(
+        self, routes: list[str], window: int
+    ) -> tuple[Series, dict[str, dict[str, int]]]:
+        """The series of ``window`` over ``routes``, and each routing key's totals.
+
+        Reading costs one ``HGETALL`` per routing key and hour of the window, so the
+        series is read again only when a tenth of a bucket has passed (6 s for the hour's
+        one-minute points, 1 min for the day, 6 min for the week).
+        """
+        now = self.clock()
+        cached = self._charts.get(window)
+        if cached is None or now - cached[0] > WINDOWS[window] * 6:
+            last = int(now // 60)
+            first = last - window + 1
+            per_route = await _in_parallel(
+                [partial(self.run, self.admin.throughput(rk, first, last)) for rk in routes]
+            )
+            bucket = WINDOWS[window]
+            by_route = {
+                rk: build_series([counts], last, window, bucket).totals
+                for rk, counts in zip(routes, per_route, strict=True)
+            }
+            cached = (now, build_series(per_route, last, window, bucket), by_route)
+            self._charts[window] = cached
+        return cached[1], cached[2]
+
+    async def throughput_view(self, routes: list[str], window: int) -> dict[str, Any]:
+        """Completed, failed and retried jobs per bucket over ``window`` minutes, all routes."""
+        window = window if window in WINDOWS else 60
+        series, _ = await self._throughput(routes, window)
+        return {
+            "window": window,
+            "windows": list(WINDOWS),
+            "bucket": series.bucket,
+            "totals": series.totals,
+            "svg": svg(series),
+        }
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def job_row(self, row: JobRow, now: float) -> dict[str, Any]:
+        job = row.job
+        at = row.at.timestamp() if row.at else None
+        return {
+            "id": row.id,
+            "state": row.state.value,
+            "name": job.name if job else "",
+            "priority": job.priority.value if job else "",
+            "routing_key": job.routing_key if job else "",
+            "created_at": iso(job.created_at) if job else None,
+            "age": age_text(now - job.created_at.timestamp()) if job else "-",
+            "at": iso(row.at),
+            "at_in": None if at is None else at - now,
+            "at_text": "-" if at is None else _relative(at - now),
+            "attempts": row.attempts,
+            "error": row.error,
+            "payload_preview": payload_preview(job),
+        }
+
+    async def jobs_view(
+        self,
+        routing_key: str,
+        state: JobState,
+        *,
+        offset: int,
+        count: int,
+        priority: Priority | None,
+        reverse: bool,
+    ) -> dict[str, Any]:
+        page: JobPage = await self.run(
+            self.admin.page(routing_key, state, offset, count, priority=priority, reverse=reverse)
+        )
+        now = self.clock()
+        pages = max(1, math.ceil(page.total / count))
+        rows = [self.job_row(r, now) for r in page.rows]
+        if state is JobState.IN_FLIGHT and rows:
+            await self._add_holders(rows, now)
+        return {
+            "routing_key": routing_key,
+            "state": state.value,
+            "priority": priority.value if priority else "",
+            "reverse": reverse,
+            "offset": offset,
+            "count": count,
+            "total": page.total,
+            "page": offset // count + 1,
+            "pages": pages,
+            "jobs": rows,
+        }
+
+    async def _add_holders(self, rows: list[dict[str, Any]], now: float) -> None:
+        """Name the worker holding each in-flight job and how long it has held it."""
+        holders: dict[str, tuple[str, datetime | None]] = {}
+        for w in await self.client.workers():
+            for job_id, leased_at in w.running.items():
+                holders[job_id] = (w.id, leased_at)
+        for row in rows:
+            worker, at = holders.get(row["id"], ("", None))
+            row["worker"] = worker or "-"
+            row["leased_at"] = iso(at)
+            row["lease_age"] = age_text(now - at.timestamp()) if at else "-"
+
+    async def job_view(self, job_id: str, routing_key: str | None) -> dict[str, Any] | None:
+        job = await self.client.get_job(job_id, routing_key)
+        if job is None:
+            return None
+        result = await self.client.get_result(job_id, job.routing_key)
+        workflow = None
+        actions = _actions_for(job.status.value)
+        if job.workflow_id:
+            info = await self.client.get_workflow(job.workflow_id)
+            workflow = {
+                "id": job.workflow_id,
+                "node": job.node,
+                "name": info.name if info else "",
+                "status": info.status.value if info else "gone",
+                "nodes": len(info.nodes) if info else 0,
+                "error": info.error if info else "",
+            }
+            # A step belongs to its workflow: only the workflow may drop it.
+            actions = [a for a in actions if a not in ("cancel", "delete")]
+            if info and info.status.value in ("running", "failed"):
+                actions.append("cancel_workflow")
+        return {
+            "workflow": workflow,
+            "job": job.model_dump(mode="json"),
+            "payload_json": orjson.dumps(job.payload, option=orjson.OPT_INDENT_2).decode(),
+            "result": None if result is None else result.model_dump(mode="json"),
+            "result_json": None
+            if result is None
+            else orjson.dumps(result.result, option=orjson.OPT_INDENT_2).decode(),
+            "actions": actions,
+        }
+
+    # -- workers and schedules -----------------------------------------------------------------
+
+    async def workers_view(self, leader_name: str) -> dict[str, Any]:
+        workers = await self.client.workers()
+        leader = await self.run(self.admin.leader(leader_name))
+        now = self.clock()
+        rows = [
+            {
+                **w.model_dump(mode="json"),
+                "uptime": age_text(now - w.started_at.timestamp()),
+                "seen": age_text(now - w.last_seen.timestamp()),
+                "leads_cron": leader is not None and leader in (f"{w.host}-{w.pid}", w.host),
+            }
+            for w in workers
+        ]
+        return {"workers": rows, "cron_leader": leader, "leader_name": leader_name}
+
+    async def schedules_view(
+        self, next_slot: Callable[[Schedule, datetime], datetime]
+    ) -> dict[str, Any]:
+        schedules = await self.client.schedules()
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        rows = []
+        for s in schedules:
+            status = await self.client.schedule_status(s.id)
+            upcoming = status.next_schedule_time if status else None
+            if upcoming is None and s.enabled:
+                try:
+                    upcoming = next_slot(s, now)
+                except (ValueError, KeyError):
+                    upcoming = None
+            rows.append(
+                {
+                    **s.model_dump(mode="json"),
+                    "next_fire": iso(upcoming),
+                    "next_fire_text": "-"
+                    if upcoming is None
+                    else _relative(upcoming.timestamp() - now.timestamp()),
+                    "last_fire": iso(status.last_schedule_time) if status else None,
+                    "last_success": iso(status.last_successful_time) if status else None,
+                    "last_job_id": status.last_job_id if status else "",
+                    "last_error": status.last_error if status else "",
+                    "run_count": status.run_count if status else 0,
+                    "skipped_count": status.skipped_count if status else 0,
+                }
+            )
+        return {"schedules": rows}
+
+    async def audit_view(self, offset: int, count: int) -> dict[str, Any]:
+        entries, total = await self.run(self.admin.audit(offset, count))
+        return {
+            "entries": [orjson.loads(e) for e in entries],
+            "total": total,
+            "offset": offset,
+            "count": count,
+        }
+
+
+#: Routing keys read at once by one view (each on its own pooled connection).
+PARALLEL_READS = 8
+
+
+async def _in_parallel(calls: list[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Await ``calls`` at most :data:`PARALLEL_READS` at a time; results in call order.
+
+    A view of many routing keys is as many round trips whatever the order; running a
+    few at once divides its wall time without opening a connection per key.
+    """
+    results: list[T] = []
+    for start in range(0, len(calls), PARALLEL_READS):
+        chunk = calls[start : start + PARALLEL_READS]
+        results += await asyncio.gather(*(c() for c in chunk))
+    return results
+
+
+def _relative(seconds: float) -> str:
+    return f"in {age_text(seconds)}" if seconds >= 0 else f"{age_text(-seconds)} ago"
+
+
+def _actions_for(status: str) -> list[str]:
+    """The actions that apply to a job in ``status`` (what the SDK can do to it)."""
+    return {
+        "pending": ["cancel", "delete"],
+        "scheduled": ["run_now", "cancel", "delete"],
+        "failed": ["requeue", "delete"],
+        "completed": ["delete"],
+        "cancelled": ["delete"],
+    }.get(status, [])

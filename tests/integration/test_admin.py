@@ -1,0 +1,87 @@
+"""The browsing and managing operations (``bananas.admin``) on every backend, Cluster included."""
+
+from __future__ import annotations
+
+import pytest
+
+from bananas import Client, JobStatus
+from bananas.admin import Admin, JobState
+from bananas.broker import Outcome
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_pages_of_each_state(client: Client) -> None:
+    admin = Admin(client.broker)
+    high = client.submit_many([{"name": "a", "payload": i, "priority": "high"} for i in range(3)])
+    low = client.submit_many([{"name": "b", "payload": i, "priority": "low"} for i in range(4)])
+    later = client.submit("c", delay=100)
+    page = client.run(admin.page("default", JobState.READY, 2, 3))
+    assert page.total == 7 and [r.id for r in page.rows] == [high[2], low[0], low[1]]
+    assert page.rows[0].job is not None and page.rows[0].job.status is JobStatus.PENDING
+    back = client.run(admin.page("default", JobState.READY, 0, 2, reverse=True))
+    assert [r.id for r in back.rows] == [low[3], low[2]]
+    scheduled = client.run(admin.page("default", JobState.SCHEDULED))
+    assert [r.id for r in scheduled.rows] == [later] and scheduled.rows[0].at is not None
+    assert client.run(admin.state_size("default", JobState.READY, None)) == 7
+    assert client.run(admin.run_now("default", [later, "missing"])) == 1
+    assert client.queue_stats().queued == 8
+
+
+def test_in_flight_and_dead_pages_and_delete(client: Client) -> None:
+    admin, broker = Admin(client.broker), client.broker
+    ids = client.submit_many([{"name": "x", "payload": i} for i in range(3)])
+    leased = client.run(broker.fetch("default", 3, 30_000))
+    assert [j.id for j in leased] == ids
+    in_flight = client.run(admin.page("default", JobState.IN_FLIGHT))
+    assert {r.id for r in in_flight.rows} == set(ids)
+    assert client.run(admin.delete("default", [ids[0]])) == 0, "a running job is left alone"
+    client.run(broker.fail("default", [Outcome(ids[0], 1, "{}", 60_000, error="bad")]))
+    dead = client.run(admin.page("default", JobState.DEAD))
+    assert [(r.id, r.error) for r in dead.rows] == [(ids[0], "bad")]
+    assert client.run(admin.delete("default", [ids[0]])) == 1
+    assert client.get_job(ids[0]) is None and client.queue_stats().dead == 0
+
+
+def test_delete_ready_and_scheduled(client: Client) -> None:
+    admin = Admin(client.broker)
+    a = client.submit("x", 1, priority="low")
+    b = client.submit("x", 2, delay=60)
+    assert client.run(admin.delete("default", [a, b, "nope"])) == 2
+    stats = client.queue_stats()
+    assert stats.queued == 0 and stats.scheduled == 0
+    assert client.get_job(a) is None and client.get_job(b) is None
+
+
+def test_leader_and_audit(client: Client) -> None:
+    admin = Admin(client.broker)
+    assert client.run(admin.leader("cron")) is None
+    client.run(client.broker.lead("cron", "me", 10_000))
+    assert client.run(admin.leader("cron")) == "me"
+    client.run(admin.record_audit('{"a": 1}'))
+    assert client.run(admin.audit()) == (['{"a": 1}'], 1)
+
+
+def test_ack_and_fail_count_outcomes_per_minute(client: Client) -> None:
+    admin, broker = Admin(client.broker), client.broker
+    ids = client.submit_many([{"name": "x", "payload": i} for i in range(5)])
+    leased = client.run(broker.fetch("default", 5, 30_000))
+    minute = int(broker.clock() // 60)
+    client.run(broker.ack("default", [Outcome(j.id, j.attempt, "1", 60_000) for j in leased[:3]]))
+    client.run(
+        broker.fail(
+            "default",
+            [
+                Outcome(leased[3].id, leased[3].attempt, "{}", 60_000, error="e", retry_in_ms=0),
+                Outcome(leased[4].id, leased[4].attempt, "{}", 60_000, error="e"),
+            ],
+        )
+    )
+    stale = Outcome(ids[0], 1, "1", 60_000)
+    client.run(broker.ack("default", [stale]))  # refused: it was acked already
+    counts = client.run(admin.throughput("default", minute - 1, minute + 1))
+    assert sum(c.get("completed", 0) for c in counts.values()) == 3
+    assert sum(c.get("retried", 0) for c in counts.values()) == 1
+    assert sum(c.get("failed", 0) for c in counts.values()) == 1
+    ttl = client.redis.pttl(broker.route("default").throughput(minute // 60))
+    assert 7 * 24 * 3600 * 1000 < ttl <= 8 * 24 * 3600 * 1000

@@ -1,0 +1,23 @@
+"""The autoscaler's polls: spread over their interval, jittered, bounded in number."""
+
+from __future__ import annotations
+
+from random import Random
+
+from bananas.operator.config import OperatorConfig
+from bananas.operator.pool_handlers import first_delay, jittered
+
+
+def test_polls_are_spread_and_jittered() -> None:
+    rng = Random(7)
+    firsts = [first_delay(rng, {"autoscaling": {"pollInterval": 15}}) for _ in range(1000)]
+    assert min(firsts) >= 0.0 and max(firsts) <= 15.0
+    assert max(firsts) - min(firsts) > 14.0  # spread over the whole interval
+    assert all(0.0 <= first_delay(rng, {}) <= 15.0 for _ in range(100))  # default interval
+    sleeps = [jittered(rng, 10.0) for _ in range(1000)]
+    assert 9.0 <= min(sleeps) < 9.2 and 10.8 < max(sleeps) <= 11.0
+
+
+def test_max_concurrent_polls_from_the_environment() -> None:
+    assert OperatorConfig.from_env({"MAX_CONCURRENT_POLLS": "8"}).max_concurrent_polls == 8
+    assert OperatorConfig.from_env({}).max_concurrent_polls == 64
