@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bananas import AsyncClient, Client, InvalidJobError, JobSpec, JobStatus, Priority
+from bananas.admin import Admin
 from bananas.broker import Leased, Outcome
 from tests.support.waiting import eventually
 
@@ -174,3 +175,21 @@ async def test_async_set_limit(aclient: AsyncClient) -> None:
     assert await aclient.limits("email") == {"tenant:*": "10.000000|2|5"}
     await aclient.set_limit("tenant:*", routing_key="email")
     assert await aclient.limits("email") == {}
+
+
+def test_the_dashboards_run_now_and_delete_keep_jobs_in_their_groups(client: Client) -> None:
+    admin = Admin(client.broker)
+    client.set_limit("g", concurrency=1)
+    later = client.submit("a", {"late": True}, group="g", delay=100)
+    first, second = submit_group(client, "g", 2)
+    assert client.run(admin.run_now("default", [later])) == 1
+    assert client.queue_stats().queued == 3, "run now: the job joined its group"
+    assert client.run(admin.delete("default", [second])) == 1
+    assert client.queue_stats().queued == 2, "delete: the job left its group"
+    [leased] = fetch(client, 5)
+    assert leased.id == first and fetch(client, 5) == [], "concurrency=1 holds"
+    ack(client, leased, "g")
+    [leased] = fetch(client, 5)
+    assert leased.id == later, "the deleted job is gone from its group, the run-now one waits"
+    ack(client, leased, "g")
+    assert fetch(client, 5) == [] and client.queue_stats().queued == 0
