@@ -26,6 +26,7 @@ from bananas.errors import (
 from bananas.models import (
     ConcurrencyPolicy,
     Job,
+    JobEvent,
     JobResult,
     JobStatus,
     NodeKind,
@@ -57,6 +58,7 @@ __all__ = [
     "InvalidJobError",
     "InvalidRoutingKeyError",
     "Job",
+    "JobEvent",
     "JobNotFoundError",
     "JobResult",
     "JobSpec",

@@ -197,7 +197,8 @@ class Admin:
         if not job_ids:
             return 0
         r = self.broker.route(routing_key)
-        reply = yield script_call(_RUN_NOW, (r.scheduled, r.jobs, r.wake, *r.queues), job_ids)
+        keys = (r.scheduled, r.jobs, r.wake, *r.queues, *r.flow)
+        reply = yield script_call(_RUN_NOW, keys, job_ids)
         return int(reply)
 
     def delete(self, routing_key: str, job_ids: Sequence[str]) -> Op[int]:
@@ -210,6 +211,7 @@ class Admin:
         r = self.broker.route(routing_key)
         keys = [r.jobs, r.attempts, r.errors, r.leases, r.scheduled, r.dead, *r.queues]
         keys += [r.result(j) for j in job_ids]
+        keys += r.flow
         reply = yield script_call(_DELETE, keys, job_ids)
         return int(reply)
 

@@ -56,15 +56,18 @@ from bananas.ops import Batch, Call, Op, Script, command, script_call
 from bananas.records import decode_job, iso, split_error
 
 Clock = Callable[[], float]
+#: A leased job handed back: id, lease token, priority and, for a job of a group, its group.
+Held = tuple[str, int, Priority] | tuple[str, int, Priority, str | None]
 
 #: Priority -> 1-based index used by the scripts.
 PRIORITY_INDEX = {p: i + 1 for i, p in enumerate(PRIORITY_ORDER)}
 
 #: How long a result notification waits for a waiter that has not arrived yet.
 NOTIFY_TTL_MS = 60_000
-#: Dead-letter queue bounds per routing key (oldest go first).
-DEAD_LETTER_CAP = 100_000
-DEAD_LETTER_MAX_AGE_MS = 7 * 24 * 3600 * 1000
+#: Dead-letter queue bounds per routing key (oldest go first), unless its retention says
+#: otherwise (``Broker.set_retention``): Sidekiq's defaults.
+DEAD_LETTER_CAP = 10_000
+DEAD_LETTER_MAX_AGE_MS = 180 * 24 * 3600 * 1000
 #: Longest single blocking command; longer waits are issued in chunks (a liveness check).
 MAX_BLOCK_SECONDS = 2.0
 #: Expired leases handled per reap call.
@@ -77,6 +80,13 @@ THROUGHPUT_TTL_MS = 8 * 24 * 3600 * 1000
 PROMOTE_BATCH = 1000
 #: The longest result TTL a record may name (a longer one is ignored by the reaper).
 MAX_TTL_MS = MAX_DURATION_SECONDS * 1000
+#: How long a job's last progress (and its watchers' registration) is kept.
+PROGRESS_TTL_MS = 3600 * 1000
+#: How long a job id's index entry outlives the job's due time and its kept result: the
+#: job's wait in its queue, its runs and its stay in the dead-letter queue.
+ID_INDEX_SLACK_MS = 8 * 24 * 3600 * 1000
+#: A claim of a job id younger than this is never taken over (its enqueue may be on its way).
+ID_CLAIM_GRACE_MS = 60_000
 
 
 class FailCode(enum.IntEnum):
@@ -99,6 +109,17 @@ class FairTurn(enum.IntEnum):
     NORMAL_FIRST = 1
     #: One low job, then one normal job, then the usual order.
     LOW_FIRST = 2
+
+
+class UniqueCode(enum.IntEnum):
+    """What enqueue_unique.lua did with a job under a unique key."""
+
+    #: A live job holds the key: nothing was stored; its id is returned.
+    EXISTING = 0
+    #: The new job was stored and holds the key.
+    STORED = 1
+    #: Debounce: the pending holder took the new record and due time.
+    DEBOUNCED = 2
 
 
 class CancelCode(enum.StrEnum):
@@ -136,8 +157,24 @@ _SCRIPTS = {
         "delete_dead",
         "stats",
         "lead",
+        "claim_id",
+        "enqueue_unique",
+        "enqueue_grouped",
+        "set_limit",
+        "set_progress",
+        "pause",
     )
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Unique:
+    """A job's unique key: the lock's name, how long it lasts and the mode."""
+
+    key: str
+    ttl_ms: int
+    #: Debounce: a pending holder takes the new record and due time instead.
+    debounce: bool = False
 
 
 @dataclass(slots=True)
@@ -152,6 +189,15 @@ class NewJob:
     record: str
     #: Ms after Redis' own clock the job is due (``delay``), or 0; wins over ``due_ms``.
     delay_ms: int = 0
+    #: The caller chose the id (``job_id=``): it is claimed in the prefix-wide id index.
+    #: A generated id is random (122 bits) and needs no claim.
+    explicit_id: bool = False
+    #: Stored under a unique key (``unique_for`` / ``debounce``), by enqueue_unique.lua.
+    unique: Unique | None = None
+    #: Its group (``group=``): served round robin with the other groups, under their limits.
+    group: str | None = None
+    #: The longer of its result TTLs, ms (how long its id stays claimed after it is due).
+    kept_ms: int = 0
 
     @property
     def due(self) -> str:
@@ -202,6 +248,16 @@ class Outcome:
     error: str = ""
     retry_in_ms: int = -1
     kept_record: str = ""
+    #: The job's group ("" for none): its concurrency slot, if it holds one, goes back.
+    group: str = ""
+
+
+@dataclass(slots=True)
+class FailReply:
+    """What one fail call did: a code per job, and the dead-lettered jobs trimmed."""
+
+    codes: list[FailCode]
+    trimmed: int
 
 
 class Reaped(NamedTuple):
@@ -275,7 +331,29 @@ class Broker:
     # -- submitting ----------------------------------------------------------------------
 
     def enqueue(self, routing_key: str, jobs: Sequence[NewJob]) -> Op[list[bool]]:
-        """Store ``jobs`` (all of ``routing_key``); per job, False if it was a duplicate."""
+        """Store ``jobs`` (all of ``routing_key``); per job, False if it was a duplicate.
+
+        Jobs of a group are stored by enqueue_grouped.lua, the others by enqueue.lua.
+        """
+        if any(j.group is not None for j in jobs):
+            plain = [j for j in jobs if j.group is None]
+            grouped = [j for j in jobs if j.group is not None]
+            stored = dict(
+                zip(
+                    (j.id for j in grouped),
+                    (yield from self._enqueue_grouped(routing_key, grouped)),
+                    strict=True,
+                )
+            )
+            if plain:
+                stored.update(
+                    zip(
+                        (j.id for j in plain),
+                        (yield from self.enqueue(routing_key, plain)),
+                        strict=True,
+                    )
+                )
+            return [stored[j.id] for j in jobs]
         r = self.route(routing_key)
         keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
         keys += [r.result(j.id) for j in jobs]
@@ -284,6 +362,73 @@ class Broker:
             argv += (j.id, PRIORITY_INDEX[j.priority], j.due, j.record)
         reply = yield script_call(_SCRIPTS["enqueue"], keys, argv)
         return [bool(x) for x in reply]
+
+    def _enqueue_grouped(self, routing_key: str, jobs: Sequence[NewJob]) -> Op[list[bool]]:
+        r = self.route(routing_key)
+        keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
+        keys += [r.result(j.id) for j in jobs]
+        keys += r.flow
+        argv: list[Any] = [0]  # reserved (Redis' TIME is the clock)
+        for j in jobs:
+            argv += (j.id, PRIORITY_INDEX[j.priority], j.due, j.group, j.record)
+        reply = yield script_call(_SCRIPTS["enqueue_grouped"], keys, argv)
+        return [bool(x) for x in reply]
+
+    def enqueue_unique(self, job: NewJob) -> Op[tuple[str, UniqueCode]]:
+        """Store ``job`` under its unique key (see enqueue_unique.lua).
+
+        Returns the id of the job that holds the key (``job.id`` when stored) and what
+        happened. Raises ValueError when ``job.unique`` is None.
+        """
+        if job.unique is None:
+            raise ValueError(f"job {job.id} has no unique key")
+        r = self.route(job.routing_key)
+        keys = (
+            r.jobs,
+            r.scheduled,
+            r.wake,
+            r.schedwake,
+            r.stats,
+            *r.queues,
+            r.leases,
+            r.dead,
+            r.unique(job.unique.key),
+        )
+        argv = (
+            0,
+            orjson.dumps(job.id).decode(),
+            PRIORITY_INDEX[job.priority],
+            job.due,
+            job.record,
+            job.unique.ttl_ms,
+            "debounce" if job.unique.debounce else "unique",
+        )
+        holder, code = yield script_call(_SCRIPTS["enqueue_unique"], keys, argv)
+        return str(orjson.loads(holder)), UniqueCode(int(code))
+
+    def claim_id(
+        self, job_id: str, routing_key: str, ttl_ms: int, *, stale_owner: str = ""
+    ) -> Op[tuple[str, bool]]:
+        """Claim ``job_id`` prefix-wide for ``routing_key`` (see claim_id.lua).
+
+        Returns (owner, ours): the routing key the id belongs to, and whether that is
+        ``routing_key`` now. ``stale_owner`` is a routing key found not to hold the job,
+        whose old claim may then be taken over.
+        """
+        owner, ours = yield script_call(
+            _SCRIPTS["claim_id"],
+            (self.keys.job_id(job_id),),
+            (routing_key, ttl_ms, ID_CLAIM_GRACE_MS, stale_owner),
+        )
+        return owner, bool(ours)
+
+    def holds(self, routing_key: str, job_id: str) -> Op[bool]:
+        """True when ``routing_key`` has ``job_id`` live or keeps its result."""
+        r = self.route(routing_key)
+        live, kept = yield Batch(
+            [command("HEXISTS", r.jobs, job_id), command("EXISTS", r.result(job_id))]
+        )
+        return bool(live or kept)
 
     def add_routes(self, routing_keys: Iterable[str]) -> Op[None]:
         """Remember routing keys in the set of known routes (read by stats and lookups)."""
@@ -334,7 +479,7 @@ class Broker:
         reply = yield script_call(
             _SCRIPTS["fetch"],
             (*r.queues, r.jobs, r.leases, r.attempts, r.wake, r.errors, r.dead, r.stats,
-             r.fetch(fetch_id or new_fetch_id())),
+             r.fetch(fetch_id or new_fetch_id()), r.paused, *r.flow),
             (lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities)),
         )  # fmt: skip
         flat, orphans, bad = reply
@@ -350,15 +495,24 @@ class Broker:
         argv: list[Any] = [NOTIFY_TTL_MS, minute, THROUGHPUT_TTL_MS]
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
-            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.kept_record)
+            argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.kept_record, o.group)
         keys.append(r.throughput(minute // 60))
+        if any(o.group for o in done):  # flow: slots go back, parked tokens may wake a worker
+            keys += (r.wake, *r.queues, *r.flow)
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
 
     def fail(self, routing_key: str, failed: Sequence[Outcome]) -> Op[list[FailCode]]:
         """Record failed attempts; per job, what happened (a :class:`FailCode`)."""
+        reply = yield from self.fail_batch(routing_key, failed)
+        return reply.codes
+
+    def fail_batch(self, routing_key: str, failed: Sequence[Outcome]) -> Op[FailReply]:
+        """Record failed attempts: per job a :class:`FailCode`, and how many old
+        dead-lettered jobs the routing key's retention trimmed (oldest first)."""
         r = self.route(routing_key)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
+        keys.append(r.retention)
         minute = self.now_ms() // 60_000  # throughput buckets: for people, the host's clock
         argv: list[Any] = [
             0,  # reserved (Redis' TIME is the clock)
@@ -379,10 +533,34 @@ class Broker:
                 o.result,
                 _kept(o.ttl_ms),
                 o.kept_record,
+                o.group,
             )
         keys.append(r.throughput(minute // 60))
+        if any(o.group for o in failed):  # flow
+            keys += (r.wake, *r.queues, *r.flow)
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
-        return [FailCode(int(x)) for x in reply]
+        n = len(failed)
+        return FailReply([FailCode(int(x)) for x in reply[:n]], int(reply[n]))
+
+    def set_retention(
+        self, routing_key: str, max_dead: int | None, max_dead_age_ms: int | None
+    ) -> Op[None]:
+        """Bound a routing key's dead-letter queue; None restores a default."""
+        r = self.route(routing_key)
+        calls = []
+        for field, value in (("max_dead", max_dead), ("max_dead_age_ms", max_dead_age_ms)):
+            if value is None:
+                calls.append(command("HDEL", r.retention, field))
+            else:
+                calls.append(command("HSET", r.retention, field, value))
+        yield Batch(calls)
+
+    def retention(self, routing_key: str) -> Op[tuple[int, int]]:
+        """A routing key's dead-letter bounds: (max count, max age ms)."""
+        cap, age = yield command(
+            "HMGET", self.route(routing_key).retention, "max_dead", "max_dead_age_ms"
+        )
+        return int(cap or DEAD_LETTER_CAP), int(age or DEAD_LETTER_MAX_AGE_MS)
 
     def renew(
         self, routing_key: str, held: Sequence[tuple[str, int]], lease_ms: int
@@ -396,15 +574,18 @@ class Broker:
         reply = yield script_call(_SCRIPTS["renew"], (r.leases, r.attempts), argv)
         return list(reply)
 
-    def release(self, routing_key: str, held: Sequence[tuple[str, int, Priority]]) -> Op[int]:
-        """Hand leased jobs (id, token, priority) back to the head of their queue at once."""
+    def release(self, routing_key: str, held: Sequence[Held]) -> Op[int]:
+        """Hand leased jobs (id, token, priority[, group]) back to the head of their queue
+        (a job of a group: of its group) at once."""
         r = self.route(routing_key)
         argv: list[Any] = []
-        for job_id, attempt, priority in held:
-            argv += (job_id, attempt, PRIORITY_INDEX[priority])
-        reply = yield script_call(
-            _SCRIPTS["release"], (r.leases, r.attempts, r.wake, *r.queues), argv
-        )
+        keys: list[str] = [r.leases, r.attempts, r.wake, *r.queues]
+        for item in held:
+            group = item[3] if len(item) > 3 else None
+            argv += (item[0], item[1], PRIORITY_INDEX[item[2]], group or "")
+        if any(len(item) > 3 and item[3] for item in held):  # flow
+            keys += r.flow
+        reply = yield script_call(_SCRIPTS["release"], keys, argv)
         return int(reply)
 
     def reap(self, routing_key: str, limit: int = REAP_BATCH) -> Op[Reaped]:
@@ -436,6 +617,7 @@ class Broker:
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.dead, r.wake, *r.queues]
         for job_id in ids:
             keys += (r.result(job_id), r.notify(job_id))
+        keys += r.flow
         reply = yield script_call(
             _SCRIPTS["reap"],
             keys,
@@ -449,7 +631,7 @@ class Broker:
         (moved, ms until the next scheduled job is due, or None when none is)."""
         r = self.route(routing_key)
         reply = yield script_call(
-            _SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues), (limit,)
+            _SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues, *r.flow), (limit,)
         )
         next_due = int(reply[1])
         return int(reply[0]), (None if next_due < 0 else next_due)
@@ -518,15 +700,19 @@ class Broker:
     def inspect(self, routing_key: str, job_id: str) -> Op[Job | None]:
         """The job with its live status, or None when neither it nor its result exists."""
         r = self.route(routing_key)
-        record, attempts, error, state, due, result, stored = yield script_call(
+        record, attempts, error, state, due, result, stored, progress = yield script_call(
             _SCRIPTS["inspect"],
-            (r.jobs, r.attempts, r.errors, r.leases, r.scheduled, r.dead, r.result(job_id)),
+            (r.jobs, r.attempts, r.errors, r.leases, r.scheduled, r.dead, r.result(job_id),
+             r.progress(job_id)),
             (job_id,),
-        )
+        )  # fmt: skip
         if record:
             job = decode_job(record, attempts=_count(attempts), error=error, status=_STATES[state])
             if state == "scheduled":  # a delay or a retry in backoff: when it is due
                 job.scheduled_for = datetime.fromtimestamp(int(due) / 1000, UTC)
+            if progress and state == "processing":
+                reported = orjson.loads(progress)
+                job.progress, job.progress_info = reported["percent"], reported.get("info")
             return job
         if result and stored:
             outcome = JobResult.model_validate_json(result)
@@ -537,7 +723,16 @@ class Broker:
         return None
 
     def find_route(self, job_id: str) -> Op[str | None]:
-        """The routing key holding ``job_id`` (live or with a kept result), or None."""
+        """The routing key holding ``job_id`` (live or with a kept result), or None.
+
+        An explicit id is looked up in the id index (one read); a generated one, or
+        one whose entry expired, by asking every known routing key.
+        """
+        entry = yield command("GET", self.keys.job_id(job_id))
+        if entry:
+            owner: str = entry.partition("|")[0]
+            if (yield from self.holds(owner, job_id)):
+                return owner
         routes = yield from self.routes()
         if not routes:
             return None
@@ -599,6 +794,7 @@ class Broker:
                 r.result(job_id),
                 r.notify(job_id),
                 r.stats,
+                *r.flow,
             ),
             (job_id, result, _kept(ttl_ms), NOTIFY_TTL_MS),
         )
@@ -610,9 +806,10 @@ class Broker:
         r = self.route(routing_key)
         reply = yield script_call(
             _SCRIPTS["stats"],
-            (*r.queues, r.scheduled, r.leases, r.dead, r.jobs),
+            (*r.queues, r.scheduled, r.leases, r.dead, r.jobs, r.paused, r.groups,
+             *(r.grouped(p) for p in PRIORITY_ORDER)),
             (max(0, int(due_within * 1000)),),
-        )
+        )  # fmt: skip
         now = self.clock()
         oldest: float | None = None
         for head in reply[6:9]:
@@ -626,7 +823,8 @@ class Broker:
             in_flight=int(reply[4]),
             dead=int(reply[5]),
             oldest_age=None if oldest is None else max(oldest, 0.0),
-            due=int(reply[9]) if len(reply) > 9 else 0,
+            due=int(reply[9]),
+            paused=_paused_of(reply[10]),
         )
 
     def counters(self, routing_key: str) -> Op[dict[str, int]]:
@@ -712,6 +910,110 @@ class Broker:
         yield from self.promote(routing_key)
         return True
 
+    # -- groups and limits ------------------------------------------------------------------
+
+    def set_limit(self, routing_key: str, key: str, spec: str) -> Op[int]:
+        """Store (``spec`` "interval ms|burst|concurrency") or remove (``spec`` "") a limit.
+
+        Returns how many parked group tokens went back to their queues (set_limit.lua).
+        """
+        r = self.route(routing_key)
+        reply = yield script_call(
+            _SCRIPTS["set_limit"], (r.wake, *r.queues, r.paused, *r.flow), (key, spec)
+        )
+        return int(reply)
+
+    def limits(self, routing_key: str) -> Op[dict[str, str]]:
+        """The stored limits of a routing key: key -> "interval ms|burst|concurrency"."""
+        reply = yield command("HGETALL", self.route(routing_key).limits)
+        return {k: v for k, v in reply.items() if k != "*"}
+
+    # -- progress ---------------------------------------------------------------------------
+
+    def set_progress(
+        self, routing_key: str, job_id: str, attempt: int, percent: float, info: Any
+    ) -> Op[bool]:
+        """Record a running job's progress and wake its watchers; False when the lease
+        is no longer this attempt's. Raises TypeError for an ``info`` that is not JSON."""
+        r = self.route(routing_key)
+        body = orjson.dumps({"percent": percent, "info": info, "attempt": attempt}).decode()
+        watchers = yield command("SMEMBERS", r.watchers(job_id))
+        reply = yield script_call(
+            _SCRIPTS["set_progress"],
+            (r.progress(job_id), r.leases, r.attempts, *sorted(watchers)),
+            (job_id, attempt, body, PROGRESS_TTL_MS),
+        )
+        return bool(reply)
+
+    def watch_start(self, routing_key: str, job_id: str, watcher: str) -> Op[str]:
+        """Register a watcher of ``job_id``; returns its watch list (see :meth:`watch_wait`)."""
+        r = self.route(routing_key)
+        key = r.watch(job_id, watcher)
+        yield Batch(
+            [
+                command("SADD", r.watchers(job_id), key),
+                command("PEXPIRE", r.watchers(job_id), PROGRESS_TTL_MS),
+            ]
+        )
+        return key
+
+    def watch_wait(self, routing_key: str, job_id: str, key: str, timeout: float) -> Op[str | None]:
+        """Block until progress is reported ("progress"), the result is written
+        ("result"; the token is passed on to other waiters), or ``timeout`` s (None)."""
+        r = self.route(routing_key)
+        notify = r.notify(job_id)
+        popped = yield command("BLPOP", key, notify, min(max(timeout, 0.001), MAX_BLOCK_SECONDS))
+        if popped is None:
+            return None
+        if popped[0] == notify:
+            yield Batch([command("RPUSH", notify, 1), command("PEXPIRE", notify, NOTIFY_TTL_MS)])
+            return "result"
+        return "progress"
+
+    def watch_stop(self, routing_key: str, job_id: str, key: str) -> Op[None]:
+        r = self.route(routing_key)
+        yield Batch([command("SREM", r.watchers(job_id), key), command("DEL", key)])
+
+    def progress(self, routing_key: str, job_id: str) -> Op[tuple[float, Any] | None]:
+        """The last progress reported by a running job: (percent, info), or None."""
+        reply = yield command("GET", self.route(routing_key).progress(job_id))
+        if not reply:
+            return None
+        data = orjson.loads(reply)
+        return float(data["percent"]), data.get("info")
+
+    # -- pause and resume ------------------------------------------------------------------
+
+    def pause(
+        self, routing_key: str, priorities: Iterable[Priority], *, paused: bool = True
+    ) -> Op[list[Priority]]:
+        """Pause (or resume, ``paused=False``) priorities of a routing key; returns those paused.
+
+        fetch.lua serves no paused queue from the next fetch on; a resume wakes an idle
+        worker, which passes the wake on while ready jobs remain (pause.lua).
+        """
+        r = self.route(routing_key)
+        mask = yield script_call(
+            _SCRIPTS["pause"], (r.paused, r.wake), (serve_mask(priorities), "1" if paused else "0")
+        )
+        return _paused_of(mask)
+
+    def paused(self, routing_key: str) -> Op[list[Priority]]:
+        """The paused priorities of a routing key (empty when it is not paused): one GET.
+
+        For the operator's autoscaler too: a paused backlog is no reason to scale up.
+        """
+        mask = yield command("GET", self.route(routing_key).paused)
+        return _paused_of(mask)
+
+    def paused_routes(self, routing_keys: Sequence[str]) -> Op[dict[str, list[Priority]]]:
+        """The routing keys among ``routing_keys`` with something paused, and what."""
+        if not routing_keys:
+            return {}
+        masks = yield Batch([command("GET", self.route(rk).paused) for rk in routing_keys])
+        found = {rk: _paused_of(m) for rk, m in zip(routing_keys, masks, strict=True)}
+        return {rk: p for rk, p in found.items() if p}
+
     # -- dead-letter queue -------------------------------------------------------------------
 
     def dead_letters(self, routing_key: str, offset: int = 0, count: int = 50) -> Op[list[DeadJob]]:
@@ -746,6 +1048,7 @@ class Broker:
         r = self.route(routing_key)
         keys = [r.dead, r.jobs, r.attempts, r.errors, r.wake, *r.queues]
         keys += [r.result(j) for j in job_ids]
+        keys += r.flow
         reply = yield script_call(_SCRIPTS["requeue_dead"], keys, job_ids)
         return int(reply)
 
@@ -879,6 +1182,13 @@ class Broker:
             return []
         records = yield Batch([command("GET", self.keys.worker(i)) for i in ids])
         return [WorkerInfo.model_validate_json(r) for r in records if r]
+
+
+def _paused_of(mask: str | None) -> list[Priority]:
+    """The priorities a paused mask ("1" paused, high, normal, low) names; [] for None."""
+    if not mask:
+        return []
+    return [p for p, c in zip(PRIORITY_ORDER, mask, strict=False) if c == "1"]
 
 
 def _count(value: Any) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -20,7 +20,15 @@ from typing import Any, Self, TypedDict, TypeVar, Unpack
 import redis
 
 from bananas import tracing
-from bananas.broker import JOB_STATES, Broker, CancelCode, DeadJob, NewJob
+from bananas.broker import (
+    ID_INDEX_SLACK_MS,
+    JOB_STATES,
+    Broker,
+    CancelCode,
+    DeadJob,
+    NewJob,
+    Unique,
+)
 from bananas.connection import DEFAULT_URL, connect_async, connect_sync, parse_url
 from bananas.errors import (
     InvalidJobError,
@@ -43,7 +51,9 @@ from bananas.models import (
     DEFAULT_FAILURE_TTL,
     DEFAULT_MAX_RETRIES,
     DEFAULT_SUCCESS_TTL,
+    PRIORITY_ORDER,
     Job,
+    JobEvent,
     JobResult,
     JobStatus,
     Priority,
@@ -56,7 +66,7 @@ from bananas.models import (
     new_job_id,
 )
 from bananas.ops import Op, command
-from bananas.records import encode, job_record, result_record
+from bananas.records import canonical_hash, encode, job_record, result_record
 from bananas.transport import (
     AsyncRedis,
     FastLane,
@@ -69,10 +79,13 @@ from bananas.transport import (
 )
 from bananas.validation import (
     check_finite,
+    limit_spec,
     seconds,
     validate_count,
     validate_duration,
+    validate_group,
     validate_job_name,
+    validate_limit_key,
     validate_optional_duration,
     validate_priority,
     validate_routing_key,
@@ -86,6 +99,8 @@ from bananas.workflows import Flow
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 #: Epoch seconds past which a due time cannot be stored (datetime's last year).
 LATEST_DUE = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+#: How long a debounce lock outlives the job's due time (a pending job still takes submits).
+DEBOUNCE_LOCK_SLACK = 60.0
 #: Jobs per enqueue script call in ``submit_many``.
 BULK_BATCH = 500
 Progress = Callable[[int], None]
@@ -119,8 +134,23 @@ class JobSpec:
     delay: float | str | None = None
     #: When it is due, timezone-aware.
     scheduled_for: datetime | None = None
-    #: Its id; the same id twice stores and runs one job. None: a new id.
+    #: Its id; the same id twice stores and runs one job, on any routing key. None: a new id.
     job_id: str | None = None
+    #: Seconds: while a job with the same unique key is scheduled, queued or running (and
+    #: at most this long), another submit returns that job's id and stores nothing.
+    unique_for: float | None = None
+    #: The unique key (``unique_for`` / ``debounce``). None: the job name plus a hash of
+    #: the payload for ``unique_for``; the job name for ``debounce``.
+    unique_key: str | None = None
+    #: Seconds: the job is due this long after the last submit with its unique key; a
+    #: submit while it is still pending replaces its payload and pushes its due time.
+    debounce: float | None = None
+    #: Its group (e.g. ``"tenant:42"``): inside a routing key and priority, ready jobs are
+    #: served round robin across groups, and a group's limits (``set_limit``) apply.
+    group: str | None = None
+    #: Seconds its result is kept when it completes / fails; None: the client's.
+    success_ttl: float | None = None
+    failure_ttl: float | None = None
 
 
 class JobOptions(TypedDict, total=False):
@@ -133,6 +163,12 @@ class JobOptions(TypedDict, total=False):
     delay: float | str | None
     scheduled_for: datetime | None
     job_id: str | None
+    unique_for: float | None
+    unique_key: str | None
+    debounce: float | None
+    group: str | None
+    success_ttl: float | None
+    failure_ttl: float | None
 
 
 class SubmitOptions(JobOptions, total=False):
@@ -148,6 +184,17 @@ def _bounded(value: Any, what: str, parse: Callable[[Any], float | None]) -> flo
     if isinstance(value, int | float) and not isinstance(value, bool):
         validate_duration(value, what)
     return validate_optional_duration(parse(value), what)
+
+
+def _sending(spans: list[Any], op: Op[T]) -> Op[T]:
+    """Drive ``op`` (a submit), then end the producer spans it started, failed if it raised."""
+    try:
+        result = yield from op
+    except BaseException as exc:
+        tracing.end_send(spans, exc)
+        raise
+    tracing.end_send(spans)
+    return result
 
 
 class ClientCore:
@@ -206,6 +253,16 @@ class ClientCore:
                 f"{self.max_payload_bytes} bytes (max_payload_bytes)"
             )
         now = self.clock()
+        unique = self._unique(spec, name)
+        group = None if spec.group is None else validate_group(spec.group)
+        success_ttl = self.success_ttl if spec.success_ttl is None else spec.success_ttl
+        failure_ttl = self.failure_ttl if spec.failure_ttl is None else spec.failure_ttl
+        validate_duration(success_ttl, "success_ttl")
+        validate_duration(failure_ttl, "failure_ttl")
+        if group is not None and unique is not None:
+            raise InvalidJobError("a job of a group can't be unique or debounced (not supported)")
+        if spec.debounce is not None:  # checked by _unique: seconds > 0
+            delay = float(spec.debounce)
         due = now + delay if delay else 0.0
         if spec.scheduled_for is not None:
             if delay:
@@ -235,15 +292,54 @@ class ClientCore:
             max_retries=max_retries,
             max_retries_set=spec.max_retries is not None,
             timeout=timeout,
-            success_ttl=self.success_ttl,
-            failure_ttl=self.failure_ttl,
+            success_ttl=success_ttl,
+            failure_ttl=failure_ttl,
+            group=group,
             meta=meta,
         )
         # A delay counts from Redis' own clock (enqueue.lua adds it to TIME); only an
         # explicit scheduled_for is a time on the caller's clock.
         delay_ms = round(delay * 1000) if delay else 0
         at_ms = int(due * 1000) if scheduled and not delay_ms else 0
-        return NewJob(job_id, routing_key, priority, at_ms, record, delay_ms)
+        return NewJob(
+            job_id,
+            routing_key,
+            priority,
+            at_ms,
+            record,
+            delay_ms,
+            explicit_id=spec.job_id is not None,
+            unique=unique,
+            group=group,
+            kept_ms=int(max(success_ttl, failure_ttl) * 1000),
+        )
+
+    def _unique(self, spec: JobSpec, name: str) -> Unique | None:
+        """The unique key of ``spec`` (None without ``unique_for`` / ``debounce``).
+
+        Raises :class:`InvalidJobError` for options that contradict each other.
+        """
+        if spec.unique_for is None and spec.debounce is None:
+            if spec.unique_key is not None:
+                raise InvalidJobError("unique_key needs unique_for or debounce")
+            return None
+        if spec.unique_for is not None and spec.debounce is not None:
+            raise InvalidJobError("give either unique_for or debounce, not both")
+        if spec.job_id is not None:
+            raise InvalidJobError("job_id and unique_for/debounce both deduplicate: give one")
+        window = spec.debounce if spec.debounce is not None else spec.unique_for
+        if not isinstance(window, int | float) or window <= 0 or window >= LATEST_DUE:
+            raise InvalidJobError(f"unique_for/debounce must be seconds > 0, got {window!r}")
+        key = spec.unique_key
+        if key is None:
+            key = name if spec.debounce is not None else f"{name}:{canonical_hash(spec.payload)}"
+        if not isinstance(key, str) or not 0 < len(key) <= 200:
+            raise InvalidJobError("unique_key must be a non-empty string of at most 200 characters")
+        if spec.debounce is not None:
+            if spec.delay or spec.scheduled_for is not None:
+                raise InvalidJobError("debounce sets the due time: give no delay or scheduled_for")
+            return Unique(key, int((window + DEBOUNCE_LOCK_SLACK) * 1000), debounce=True)
+        return Unique(key, int(window * 1000))
 
     def _remember_routes(self, routing_keys: Iterable[str]) -> Op[None]:
         new = set(routing_keys) - self._known_routes
@@ -251,35 +347,79 @@ class ClientCore:
             yield from self.broker.add_routes(new)
             self._known_routes |= new
 
+    def _claim(self, job: NewJob) -> Op[str]:
+        """Claim an explicit id prefix-wide (step 1 of its enqueue); returns its owner.
+
+        The owner is the job's own routing key when the id is free, already this
+        key's, or held by a claim whose routing key has neither the job nor its result
+        (an enqueue interrupted after its claim, or a job long gone). Otherwise the
+        job is a duplicate of the owner's and must not be stored.
+        """
+        # scheduled_for is a time on the caller's clock (NewJob.due_ms), so is this wait
+        wait_ms = max(job.due_ms - int(self.clock() * 1000), 0) + job.delay_ms
+        ttl_ms = wait_ms + job.kept_ms + ID_INDEX_SLACK_MS
+        owner, ours = yield from self.broker.claim_id(job.id, job.routing_key, ttl_ms)
+        if ours or (yield from self.broker.holds(owner, job.id)):
+            return owner
+        owner, _ = yield from self.broker.claim_id(
+            job.id, job.routing_key, ttl_ms, stale_owner=owner
+        )
+        return owner
+
+    def _store(self, jobs: list[NewJob]) -> Op[dict[str, str]]:
+        """Claim the explicit ids, then enqueue what is ours; returns id -> owning route.
+
+        A job under a unique key is stored on its own (enqueue_unique.lua) and maps to the
+        id of the job that holds the key.
+        """
+        owners: dict[str, str] = {}
+        for job in jobs:
+            if job.unique is not None:
+                yield from self._remember_routes((job.routing_key,))
+                holder, _ = yield from self.broker.enqueue_unique(job)
+                job.id = holder
+                owners[holder] = job.routing_key
+                continue
+            owners[job.id] = (yield from self._claim(job)) if job.explicit_id else job.routing_key
+        by_route: dict[str, list[NewJob]] = defaultdict(list)
+        for job in jobs:
+            if job.unique is None and owners[job.id] == job.routing_key:
+                by_route[job.routing_key].append(job)
+        yield from self._remember_routes(by_route)
+        for routing_key, group in by_route.items():
+            for start in range(0, len(group), BULK_BATCH):
+                yield from self.broker.enqueue(routing_key, group[start : start + BULK_BATCH])
+        return owners
+
     # -- operations ----------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> Op[str]:
+        job_id, _ = yield from self._submit(spec)
+        return job_id
+
+    def _submit(self, spec: JobSpec) -> Op[tuple[str, str]]:
+        """Submit one job; returns its id and the routing key that holds it."""
         spans: list[Any] = []
-        job = self.build(spec, spans)
-        try:
-            yield from self._remember_routes((job.routing_key,))
-            yield from self.broker.enqueue(job.routing_key, [job])
-        except BaseException as exc:
-            tracing.end_send(spans, exc)
-            raise
-        tracing.end_send(spans)
-        return job.id
+        return (yield from _sending(spans, self._place(self.build(spec, spans))))
+
+    def _place(self, job: NewJob) -> Op[tuple[str, str]]:
+        """Store one built job; returns its id and the routing key that holds it."""
+        if job.explicit_id or job.unique is not None:
+            owners = yield from self._store([job])
+            return job.id, owners[job.id]
+        yield from self._remember_routes((job.routing_key,))
+        yield from self.broker.enqueue(job.routing_key, [job])
+        return job.id, job.routing_key
 
     def submit_many(self, specs: Iterable[JobSpec | Mapping[str, Any]]) -> Op[list[str]]:
         spans: list[Any] = []
-        by_route: dict[str, list[NewJob]] = defaultdict(list)
-        try:
+
+        def build_and_store() -> Op[list[NewJob]]:
             jobs = [self.build(s if isinstance(s, JobSpec) else JobSpec(**s), spans) for s in specs]
-            for job in jobs:
-                by_route[job.routing_key].append(job)
-            yield from self._remember_routes(by_route)
-            for routing_key, group in by_route.items():
-                for start in range(0, len(group), BULK_BATCH):
-                    yield from self.broker.enqueue(routing_key, group[start : start + BULK_BATCH])
-        except BaseException as exc:
-            tracing.end_send(spans, exc)
-            raise
-        tracing.end_send(spans)
+            yield from self._store(jobs)
+            return jobs
+
+        jobs = yield from _sending(spans, build_and_store())
         return [j.id for j in jobs]
 
     def _route_of(self, job_id: str, routing_key: str | None) -> Op[str | None]:
@@ -313,9 +453,53 @@ class ClientCore:
             raise WaitTimeoutError(job_id, timeout)
         return found
 
+    # -- watch: the steps both clients' iterators drive --------------------------------------
+
+    def watch_open(self, job_id: str, routing_key: str | None) -> Op[tuple[str, str, JobEvent]]:
+        """Register a watcher; returns (route, watch list, the first event)."""
+        route = yield from self._route_of(job_id, routing_key)
+        if route is None:
+            raise JobNotFoundError(job_id)
+        key = yield from self.broker.watch_start(route, job_id, new_job_id())
+        job = yield from self.broker.inspect(route, job_id)
+        status = JobStatus.PENDING if job is None else job.status
+        first = JobEvent(job_id=job_id, status=status)
+        if job is not None:
+            first.progress, first.progress_info = job.progress, job.progress_info
+        return route, key, first
+
+    def watch_next(
+        self, route: str, job_id: str, key: str, last: JobEvent, until: float
+    ) -> Op[JobEvent | None]:
+        """Block until something changes: the next event (with ``result`` when the job
+        finished), or None when ``until`` (monotonic) passed first."""
+        while True:
+            done = yield from self.broker.result(route, job_id)
+            if done is not None:
+                return JobEvent(
+                    job_id=job_id,
+                    status=done.status,
+                    progress=last.progress,
+                    progress_info=last.progress_info,
+                    result=done,
+                )
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return None
+            woke = yield from self.broker.watch_wait(route, job_id, key, remaining)
+            if woke == "progress":
+                reported = yield from self.broker.progress(route, job_id)
+                if reported is not None and reported != (last.progress, last.progress_info):
+                    return JobEvent(
+                        job_id=job_id,
+                        status=JobStatus.PROCESSING,
+                        progress=reported[0],
+                        progress_info=reported[1],
+                    )
+
     def submit_and_wait(self, spec: JobSpec, timeout: float) -> Op[JobResult]:
-        job_id = yield from self.submit(spec)
-        found = yield from self.broker.wait_result(spec.routing_key, job_id, timeout)
+        job_id, route = yield from self._submit(spec)
+        found = yield from self.broker.wait_result(route, job_id, timeout)
         if found is None:
             raise WaitTimeoutError(job_id, timeout)
         return found
@@ -361,6 +545,50 @@ class ClientCore:
             total += removed
             if progress:
                 progress(total)
+
+    def pause(
+        self, routing_key: str, priorities: Iterable[Priority | str] | None, *, paused: bool
+    ) -> Op[list[Priority]]:
+        rk = validate_routing_key(routing_key)
+        chosen = (
+            PRIORITY_ORDER if priorities is None else [validate_priority(p) for p in priorities]
+        )
+        yield from self._remember_routes((rk,))
+        now = yield from self.broker.pause(rk, chosen, paused=paused)
+        return now
+
+    def set_limit(
+        self,
+        key: str,
+        rate: str | None,
+        concurrency: int | None,
+        burst: int | None,
+        routing_key: str,
+    ) -> Op[None]:
+        spec = limit_spec(rate, concurrency, burst)
+        yield from self.broker.set_limit(
+            validate_routing_key(routing_key), validate_limit_key(key), spec
+        )
+
+    def limits(self, routing_key: str) -> Op[dict[str, str]]:
+        found = yield from self.broker.limits(validate_routing_key(routing_key))
+        return found
+
+    def set_retention(
+        self, routing_key: str, max_dead: int | None, max_dead_age: float | None
+    ) -> Op[None]:
+        rk = validate_routing_key(routing_key)
+        if max_dead is not None:
+            validate_count(max_dead, "max_dead")
+        age_ms = None
+        if max_dead_age is not None:
+            age_ms = int(validate_duration(max_dead_age, "max_dead_age", positive=True) * 1000)
+        yield from self.broker.set_retention(rk, max_dead, age_ms)
+
+    def paused(self) -> Op[dict[str, list[Priority]]]:
+        routes = yield from self.broker.routes()
+        found = yield from self.broker.paused_routes(routes)
+        return found
 
     def queue_stats(self, routing_key: str, due_within: float = 0.0) -> Op[QueueStats]:
         found = yield from self.broker.stats(validate_routing_key(routing_key), due_within)
@@ -603,6 +831,27 @@ class Client(_Base):
         """Block until the job finishes; raises :class:`bananas.WaitTimeoutError`."""
         return self.run(self.core.wait_for_result(job_id, timeout, routing_key))
 
+    def watch(
+        self, job_id: str, timeout: float = 3600.0, routing_key: str | None = None
+    ) -> Iterator[JobEvent]:
+        """Yield the job's status, then each progress change as the worker reports it,
+        and last the event carrying its result. Pushed: it blocks in Redis, woken by
+        ``set_progress`` and by the result. Raises :class:`bananas.JobNotFoundError`, and
+        :class:`bananas.WaitTimeoutError` after ``timeout`` s without the result.
+        """
+        until = time.monotonic() + timeout
+        route, key, event = self.run(self.core.watch_open(job_id, routing_key))
+        try:
+            yield event
+            while event.result is None:
+                found = self.run(self.core.watch_next(route, job_id, key, event, until))
+                if found is None:
+                    raise WaitTimeoutError(job_id, timeout)
+                event = found
+                yield event
+        finally:
+            self.run(self.core.broker.watch_stop(route, job_id, key))
+
     def submit_and_wait(
         self,
         name: str,
@@ -649,6 +898,64 @@ class Client(_Base):
     def all_queue_stats(self) -> list[QueueStats]:
         """:meth:`queue_stats` for every routing key that has held a job."""
         return self.run(self.core.all_stats())
+
+    def pause(
+        self, routing_key: str, priorities: Iterable[Priority | str] | None = None
+    ) -> list[Priority]:
+        """Pause a routing key (or only ``priorities`` of it); returns what is paused now.
+
+        Stored in Redis: no worker fetches a paused queue from its next fetch on; jobs
+        already running finish; submits still succeed and wait. Raises
+        :class:`bananas.InvalidRoutingKeyError` / :class:`bananas.InvalidJobError`.
+        """
+        return self.run(self.core.pause(routing_key, priorities, paused=True))
+
+    def resume(
+        self, routing_key: str, priorities: Iterable[Priority | str] | None = None
+    ) -> list[Priority]:
+        """Resume a paused routing key (or only ``priorities``); returns what stays paused.
+
+        Idle workers are woken at once and fetch the waiting backlog.
+        """
+        return self.run(self.core.pause(routing_key, priorities, paused=False))
+
+    def paused(self) -> dict[str, list[Priority]]:
+        """Routing keys with something paused, and their paused priorities."""
+        return self.run(self.core.paused())
+
+    def set_limit(
+        self,
+        key: str,
+        rate: str | None = None,
+        concurrency: int | None = None,
+        burst: int | None = None,
+        *,
+        routing_key: str = "default",
+    ) -> None:
+        """Limit a group (``"tenant:42"``) or each group a pattern matches (``"tenant:*"``).
+
+        ``rate`` is ``"100/s"``, ``"6000/m"`` or ``"10/h"`` (jobs started), ``burst`` how
+        many may start back to back (default 2), ``concurrency`` how many may run at once;
+        all None removes the limit. Enforced by the fetch script of ``routing_key``: a job
+        over its limit waits unfetched. Raises :class:`bananas.InvalidJobError`.
+        """
+        self.run(self.core.set_limit(key, rate, concurrency, burst, routing_key))
+
+    def limits(self, routing_key: str = "default") -> dict[str, str]:
+        """The stored limits of a routing key: key -> "interval ms|burst|concurrency"."""
+        return self.run(self.core.limits(routing_key))
+
+    def set_retention(
+        self,
+        routing_key: str = "default",
+        *,
+        max_dead: int | None = None,
+        max_dead_age: float | None = None,
+    ) -> None:
+        """Bound a routing key's dead-letter queue: at most ``max_dead`` jobs (default
+        10,000), none older than ``max_dead_age`` seconds (default 180 days); the oldest go
+        first when a job is dead-lettered. None restores a default."""
+        self.run(self.core.set_retention(routing_key, max_dead, max_dead_age))
 
     def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50
@@ -895,6 +1202,23 @@ class AsyncClient(_Base):
                 raise WaitTimeoutError(job_id, timeout)
             await self._waits.wait(notify, remaining)
 
+    async def watch(
+        self, job_id: str, timeout: float = 3600.0, routing_key: str | None = None
+    ) -> AsyncIterator[JobEvent]:
+        """See :meth:`Client.watch` (an async iterator: ``async for event in ...``)."""
+        until = time.monotonic() + timeout
+        route, key, event = await self.run(self.core.watch_open(job_id, routing_key))
+        try:
+            yield event
+            while event.result is None:
+                found = await self.run(self.core.watch_next(route, job_id, key, event, until))
+                if found is None:
+                    raise WaitTimeoutError(job_id, timeout)
+                event = found
+                yield event
+        finally:
+            await self.run(self.core.broker.watch_stop(route, job_id, key))
+
     async def cancel(self, job_id: str, routing_key: str | None = None) -> bool:
         """See :meth:`Client.cancel`."""
         return await self.run(self.core.cancel(job_id, routing_key))
@@ -918,6 +1242,48 @@ class AsyncClient(_Base):
     async def all_queue_stats(self) -> list[QueueStats]:
         """See :meth:`Client.all_queue_stats`."""
         return await self.run(self.core.all_stats())
+
+    async def pause(
+        self, routing_key: str, priorities: Iterable[Priority | str] | None = None
+    ) -> list[Priority]:
+        """See :meth:`Client.pause`."""
+        return await self.run(self.core.pause(routing_key, priorities, paused=True))
+
+    async def resume(
+        self, routing_key: str, priorities: Iterable[Priority | str] | None = None
+    ) -> list[Priority]:
+        """See :meth:`Client.resume`."""
+        return await self.run(self.core.pause(routing_key, priorities, paused=False))
+
+    async def paused(self) -> dict[str, list[Priority]]:
+        """See :meth:`Client.paused`."""
+        return await self.run(self.core.paused())
+
+    async def set_limit(
+        self,
+        key: str,
+        rate: str | None = None,
+        concurrency: int | None = None,
+        burst: int | None = None,
+        *,
+        routing_key: str = "default",
+    ) -> None:
+        """See :meth:`Client.set_limit`."""
+        await self.run(self.core.set_limit(key, rate, concurrency, burst, routing_key))
+
+    async def limits(self, routing_key: str = "default") -> dict[str, str]:
+        """See :meth:`Client.limits`."""
+        return await self.run(self.core.limits(routing_key))
+
+    async def set_retention(
+        self,
+        routing_key: str = "default",
+        *,
+        max_dead: int | None = None,
+        max_dead_age: float | None = None,
+    ) -> None:
+        """See :meth:`Client.set_retention`."""
+        await self.run(self.core.set_retention(routing_key, max_dead, max_dead_age))
 
     async def dead_letters(
         self, routing_key: str = "default", offset: int = 0, count: int = 50

@@ -25,6 +25,23 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:throughput:<h>  HASH   "<minute>:c|f|r" -> jobs completed, failed, retried
                                                in that minute (epoch minutes), one key per hour
                                                <h> (epoch hours), expires after 8 days
+    bananas:route:{gpu}:unique:<key>    STRING id (JSON) of the job holding a unique key, expires
+    bananas:route:{gpu}:grouped:high    ZSET   ready jobs of groups, lex order: group, order, id
+    bananas:route:{gpu}:grouped:normal  ZSET
+    bananas:route:{gpu}:grouped:low     ZSET
+    bananas:route:{gpu}:groups          HASH   group bookkeeping: tokens, slots, rate state
+    bananas:route:{gpu}:members         HASH   id -> its member in grouped:<p> while it waits
+    bananas:route:{gpu}:parked          HASH   group -> its token, parked at its concurrency limit
+    bananas:route:{gpu}:limits          HASH   limit key (group, pattern) -> "interval|burst|conc"
+    bananas:route:{gpu}:progress:<id>   STRING a running job's progress (JSON), expires
+    bananas:route:{gpu}:watchers:<id>   SET    the watch lists of a job's watchers, expires
+    bananas:route:{gpu}:watch:<id>:<w>  LIST   one watcher's wake token: progress changed
+    bananas:route:{gpu}:retention       HASH   max_dead, max_dead_age_ms: the DLQ's bounds here
+    bananas:route:{gpu}:paused          STRING paused priorities: "1" paused, high normal low;
+                                               4th character "1": a job-name limit exists
+
+    bananas:jobid:{<id>}                STRING routing key and claim time of an explicit job id
+                                               ("<routing key>|<ms>"), expires; its own slot
 
     bananas:routes                      SET    routing keys that have ever held a job
     bananas:workers                     ZSET   worker id -> last heartbeat (ms)
@@ -119,6 +136,51 @@ class RouteKeys:
     def stats(self) -> str:
         return f"{self.base}:stats"
 
+    def grouped(self, priority: Priority) -> str:
+        """The ready jobs of every group of one priority (see the prelude's flow block)."""
+        return f"{self.base}:grouped:{priority.value}"
+
+    @property
+    def groups(self) -> str:
+        return f"{self.base}:groups"
+
+    @property
+    def limits(self) -> str:
+        return f"{self.base}:limits"
+
+    @property
+    def members(self) -> str:
+        return f"{self.base}:members"
+
+    @property
+    def parked(self) -> str:
+        return f"{self.base}:parked"
+
+    @property
+    def flow(self) -> tuple[str, ...]:
+        """The flow keys, in the order the scripts take them last in KEYS (the prelude)."""
+        return (
+            self.groups,
+            self.limits,
+            self.members,
+            self.parked,
+            *(self.grouped(p) for p in PRIORITY_ORDER),
+            self.scheduled,
+            self.schedwake,
+        )
+
+    def unique(self, unique_key: str) -> str:
+        """The lock of one unique key (``unique_for`` / ``debounce``), in the route's slot."""
+        return f"{self.base}:unique:{unique_key}"
+
+    @property
+    def retention(self) -> str:
+        return f"{self.base}:retention"
+
+    @property
+    def paused(self) -> str:
+        return f"{self.base}:paused"
+
     def result(self, job_id: str) -> str:
         return f"{self.base}:result:{job_id}"
 
@@ -129,6 +191,15 @@ class RouteKeys:
 
     def notify(self, job_id: str) -> str:
         return f"{self.base}:notify:{job_id}"
+
+    def progress(self, job_id: str) -> str:
+        return f"{self.base}:progress:{job_id}"
+
+    def watchers(self, job_id: str) -> str:
+        return f"{self.base}:watchers:{job_id}"
+
+    def watch(self, job_id: str, watcher: str) -> str:
+        return f"{self.base}:watch:{job_id}:{watcher}"
 
     def throughput(self, hour: int) -> str:
         """Per-minute outcome counters of one hour (``hour``: epoch seconds // 3600)."""
@@ -217,6 +288,10 @@ class KeySpace:
     @property
     def routes(self) -> str:
         return f"{self.prefix}:routes"
+
+    def job_id(self, job_id: str) -> str:
+        """The prefix-wide index entry of an explicit job id (its own Cluster slot)."""
+        return f"{self.prefix}:jobid:{{{job_id}}}"
 
     @property
     def workers(self) -> str:

@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
 from bananas.routing import RoutingKey, validate_routing_key
 
@@ -148,6 +148,12 @@ class Job(BaseModel):
     success_ttl: float = DEFAULT_SUCCESS_TTL
     #: Seconds a failure result is kept.
     failure_ttl: float = DEFAULT_FAILURE_TTL
+    #: Its group (``submit(group=)``): served round robin with other groups, under limits.
+    group: str | None = None
+    #: The last ``set_progress`` of a running job: percent (0-100) and info, else None.
+    progress: float | None = None
+    progress_info: Any = None
+    _progress_sink: Any = PrivateAttr(default=None)
     #: Schema version of the stored record.
     v: int = SCHEMA_VERSION
     #: Headers carried from the submit to the worker: the submitting span's W3C trace
@@ -165,6 +171,19 @@ class Job(BaseModel):
     #: Empty, unless a step this one waited for was dead-lettered: then one entry per
     #: ``parent_results`` entry, its error text, or "" for a step that completed.
     parent_errors: list[str] = Field(default_factory=list)
+
+    def set_progress(self, percent: float, info: Any = None) -> None:
+        """Report progress from a handler (sync or async): ``percent`` 0-100 and a JSON
+        ``info``. Stored in Redis for ``get_job`` and pushed to ``watch``ers; sent by the
+        worker in the background (the latest value wins), so it never blocks the
+        handler. Outside a worker it does nothing. Raises ValueError for a percent
+        outside 0-100.
+        """
+        if not 0 <= percent <= 100:
+            raise ValueError(f"progress must be a percent from 0 to 100, got {percent!r}")
+        self.progress, self.progress_info = float(percent), info
+        if self._progress_sink is not None:
+            self._progress_sink(float(percent), info)
 
     def unmarshal_payload(self, model: type[T]) -> T:
         """Parse the payload into ``model`` (a pydantic model, dataclass or any type).
@@ -263,6 +282,17 @@ class ScheduleStatus(BaseModel):
     skipped_count: int = 0
 
 
+class JobEvent(BaseModel):
+    """One change seen by ``watch``: the status, the last progress, and the result at the end."""
+
+    job_id: str
+    status: JobStatus
+    progress: float | None = None
+    progress_info: Any = None
+    #: Set on the last event only: the job finished (completed, failed or cancelled).
+    result: JobResult | None = None
+
+
 class QueueStats(BaseModel):
     """A snapshot of one routing key's queues."""
 
@@ -275,6 +305,8 @@ class QueueStats(BaseModel):
     oldest_age: float | None = None
     #: Scheduled jobs (delayed, or retries in backoff) due by now plus the window asked for.
     due: int = 0
+    #: Priorities paused on this routing key (``Client.pause``): their jobs wait, unfetched.
+    paused: list[Priority] = Field(default_factory=list)
 
     @property
     def queued(self) -> int:

@@ -9,6 +9,7 @@ merges a record with the live state kept beside it in Redis.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from bananas.models import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "canonical_hash",
     "decode_job",
     "earlier_errors",
     "encode",
@@ -46,6 +48,15 @@ def iso(ts: float) -> str:
 def encode(value: Any) -> str:
     """Encode a JSON value (pydantic models and dataclasses allowed); raises TypeError."""
     return orjson.dumps(value, default=_json_default).decode()
+
+
+def canonical_hash(value: Any) -> str:
+    """A SHA-256 of a JSON value's canonical encoding (sorted keys): equal values, equal hash.
+
+    Raises TypeError for a value that is not JSON.
+    """
+    data = orjson.dumps(value, default=_json_default, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _json_default(value: Any) -> Any:
@@ -92,6 +103,7 @@ def job_record(
     success_ttl: float,
     max_retries_set: bool = True,
     failure_ttl: float,
+    group: str | None = None,
     workflow: Mapping[str, Any] | None = None,
     meta: Mapping[str, str] | None = None,
 ) -> str:
@@ -122,6 +134,8 @@ def job_record(
         "failure_ttl": failure_ttl,
         "v": SCHEMA_VERSION,
     }
+    if group is not None:  # only grouped records carry it (promote and reap look for it)
+        record["group"] = group
     if workflow:
         record.update(workflow)
     if meta:

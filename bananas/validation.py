@@ -21,11 +21,14 @@ __all__ = [
     "MAX_COUNT",
     "MAX_DURATION_SECONDS",
     "check_finite",
+    "limit_spec",
     "seconds",
     "validate_count",
     "validate_cron",
     "validate_duration",
+    "validate_group",
     "validate_job_name",
+    "validate_limit_key",
     "validate_non_negative",
     "validate_optional_duration",
     "validate_priority",
@@ -192,3 +195,67 @@ def validate_count(value: Any, what: str, *, minimum: int = 0) -> int:
             f"{what} must be a whole number from {minimum} to {MAX_COUNT}, got {value!r}"
         )
     return value
+
+
+# -- flow control: groups and limits ---------------------------------------------------------
+
+#: Longest group name (and limit key).
+GROUP_MAX = 200
+_RATE_UNITS = {"s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def validate_group(group: Any) -> str:
+    """Return ``group`` if it is a usable group name; raises :class:`InvalidJobError`.
+
+    1-200 characters, without the bytes 0 and 1 (the scripts' separators) or a newline,
+    not starting with "name:" (reserved for job-name limits) and not ending in "*".
+    """
+    if (
+        not isinstance(group, str)
+        or not 0 < len(group) <= GROUP_MAX
+        or any(c in group for c in "\x00\x01\n")
+        or group.startswith("name:")
+        or group.endswith("*")
+    ):
+        raise InvalidJobError(
+            f"invalid group {group!r}: 1-{GROUP_MAX} characters, no control characters, "
+            "not starting with 'name:' nor ending in '*'"
+        )
+    return group
+
+
+def validate_limit_key(key: Any) -> str:
+    """A limit key: a group, a pattern (a group prefix followed by "*"), or
+    "name:<job name>" (every job of that name that has no group)."""
+    if isinstance(key, str) and key.startswith("name:"):
+        return "name:" + validate_job_name(key[5:])
+    if isinstance(key, str) and key.endswith("*") and key.count("*") == 1:
+        if len(key) > 1:
+            validate_group(key[:-1])
+        return key
+    return validate_group(key)
+
+
+def limit_spec(rate: str | None, concurrency: int | None, burst: int | None) -> str:
+    """The stored form of a limit, "interval ms|burst|concurrency" ("0": none); "" for none.
+
+    ``rate`` is "N/s", "N/m" or "N/h"; ``burst`` (default 2) is how many jobs may start
+    back to back; ``concurrency`` how many may run at once. Raises :class:`InvalidJobError`.
+    """
+    interval = 0.0
+    if rate is not None:
+        count, _, unit = str(rate).partition("/")
+        try:
+            n = float(count)
+        except ValueError:
+            n = 0.0
+        if unit not in _RATE_UNITS or not 0 < n < 1e9:
+            raise InvalidJobError(f"rate must look like '100/s', '6000/m' or '10/h', got {rate!r}")
+        interval = _RATE_UNITS[unit] / n
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise InvalidJobError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+    if burst is not None and (not isinstance(burst, int) or burst < 1 or rate is None):
+        raise InvalidJobError(f"burst must be a whole number >= 1 with a rate, got {burst!r}")
+    if rate is None and concurrency is None:
+        return ""
+    return f"{interval:.6f}|{burst or 2}|{concurrency or 0}"

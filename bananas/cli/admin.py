@@ -1,10 +1,11 @@
-"""``queues``, ``workers``, ``dlq`` and ``schedules``: looking after the queues."""
+"""``queues``, ``pause``/``resume``, ``workers``, ``dlq`` and ``schedules``: looking after
+the queues."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -15,7 +16,7 @@ from bananas.cli.jobs import Register
 from bananas.cli.options import add_json, client, non_negative_int, positive_int, read_payload
 from bananas.client import Client
 from bananas.errors import InvalidJobError
-from bananas.models import PRIORITY_ORDER, JobStatus, Schedule
+from bananas.models import PRIORITY_ORDER, JobStatus, Priority, Schedule
 from bananas.validation import validate_cron, validate_job_name, validate_routing_key, zone
 
 
@@ -28,7 +29,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
         print(render.as_json([s.model_dump(mode="json") for s in stats]))
         return EXIT_OK
     header = ["ROUTING KEY", *(p.value.upper() for p in PRIORITY_ORDER)]
-    header += ["SCHEDULED", "IN FLIGHT", "DEAD", "OLDEST"]
+    header += ["SCHEDULED", "IN FLIGHT", "DEAD", "OLDEST", "PAUSED"]
     rows = [
         [
             s.routing_key,
@@ -37,11 +38,53 @@ def cmd_queues(args: argparse.Namespace) -> int:
             render.count(s.in_flight),
             render.count(s.dead),
             render.duration(s.oldest_age),
+            _paused_text(s.paused),
         ]
         for s in stats
     ]
-    print(render.table(header, rows, right=range(1, len(header))))
+    print(render.table(header, rows, right=range(1, len(header) - 1)))
     return EXIT_OK
+
+
+def _paused_text(paused: Sequence[Priority]) -> str:
+    if not paused:
+        return "-"
+    return "all" if len(paused) == len(PRIORITY_ORDER) else ",".join(p.value for p in paused)
+
+
+def cmd_pause(args: argparse.Namespace, *, paused: bool = True) -> int:
+    priorities = args.priority or None
+    with client(args) as c:
+        now = (
+            c.pause(args.routing_key, priorities)
+            if paused
+            else c.resume(args.routing_key, priorities)
+        )
+    print(f"{args.routing_key}: paused {_paused_text(now)}")
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return cmd_pause(args, paused=False)
+
+
+def _register_pause(add: Register) -> None:
+    for name, fn, text in (
+        (
+            "pause",
+            cmd_pause,
+            "Pause a routing key: workers stop fetching it; submits still succeed.",
+        ),
+        ("resume", cmd_resume, "Resume a paused routing key: idle workers are woken at once."),
+    ):
+        p = add(name, fn, text)
+        p.add_argument("routing_key", metavar="ROUTE")
+        p.add_argument(
+            "--priority",
+            action="append",
+            choices=[x.value for x in PRIORITY_ORDER],
+            help="only this priority (repeatable; default: all)",
+        )
 
 
 def _forget(c: Client, routing_key: str) -> int:
@@ -335,6 +378,7 @@ def register(add: Register) -> None:
         "--forget", metavar="KEY", help="drop an empty routing key (a typo) from the list"
     )
     add_json(p)
+    _register_pause(add)
 
     p = add("workers", cmd_workers, "Live workers and schedulers, from their heartbeats.")
     add_json(p)

@@ -163,6 +163,9 @@ def job_view(job: Job, result: JobResult | None = None) -> str:
         pairs.append(("finished", when(job.updated_at)))
     if result is not None:
         pairs.append(("ran for", duration(result.duration)))
+    if job.progress is not None:
+        info = "" if job.progress_info is None else f" ({_value(job.progress_info)})"
+        pairs.append(("progress", f"{job.progress:g}%{info}"))
     if job.timeout is not None:
         pairs.append(("timeout", duration(job.timeout)))
     if job.description:

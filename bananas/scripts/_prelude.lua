@@ -69,6 +69,165 @@ local function dead_letter(dead_key, errors_key, id, now, reason)
   redis.call('ZADD', dead_key, now, id)
 end
 
+
+-- pause (issue 16): a paused mask has three characters, "1" paused (high, normal, low).
+
+-- A serve mask ("1" serve / "0" skip, high, normal, low) without the paused priorities.
+local function unpaused(serve, paused)
+  local out = ''
+  for p = 1, 3 do
+    if string.sub(paused, p, p) == '1' then out = out .. '0' else out = out .. string.sub(serve, p, p) end
+  end
+  return out
+end
+
+-- Ready jobs in the queues KEYS[first .. first + 2] whose priority is not paused
+-- (paused: the mask, or false/nil when nothing is paused).
+local function ready_unpaused(first, paused)
+  local n = 0
+  for p = 1, 3 do
+    if not paused or string.sub(paused, p, p) ~= '1' then n = n + redis.call('LLEN', queue_key(first, p)) end
+  end
+  return n
+end
+
+-- == flow: groups, fair share and limits (issue 16) ======================================
+-- A job submitted with a group never enters its priority queue itself. It waits in the
+-- routing key's grouped:<priority> sorted set (every score 0, so members sort by bytes) as
+--   group .. "\0" .. order (16 characters) .. "\0" .. id
+-- and the priority queue holds one *group token*, "\1" .. priority index .. group, while the
+-- group has ready jobs. A fetch pops tokens with the ids around them; for a token it leases
+-- the group's head job and pushes the token back to the tail: round robin between groups,
+-- with the jobs of no group as turns of their own. Jobs without a group never meet any of
+-- this. The groups hash holds: seq (order counter), out:<p>:<group> (the token is out:
+-- queued, parked or throttled), tok:<p> (tokens queued), run:<group> (jobs holding a
+-- concurrency slot), slot:<id> (the group a leased job holds a slot of), tat:<group> (the
+-- rate limit's theoretical arrival time, ms), thr (tokens waiting in scheduled for their
+-- rate). The members hash: id -> a waiting job's
+-- member. The parked hash: group -> its token, parked at the concurrency limit. The limits
+-- hash: key -> "interval ms|burst|concurrency" (0: none); its field "*" lists the patterns
+-- ("tenant:*"), longest first, one a line. A job-name limit is the key "name:<job name>":
+-- fetch moves a job of no group with such a name into the group of that name.
+--
+-- The flow keys come last in KEYS, in this order (flow_keys finds them): groups, limits,
+-- members, parked, grouped:high, grouped:normal, grouped:low, scheduled, schedwake.
+
+local GROUP_TOKEN = 1  -- the first byte of a group token
+
+local function flow_keys()
+  local f = #KEYS - 8
+  return { groups = KEYS[f], limits = KEYS[f + 1], members = KEYS[f + 2], parked = KEYS[f + 3],
+           grouped = { KEYS[f + 4], KEYS[f + 5], KEYS[f + 6] },
+           scheduled = KEYS[f + 7], schedwake = KEYS[f + 8] }
+end
+
+local function is_token(id)
+  return string.byte(id, 1) == GROUP_TOKEN
+end
+
+local function token_of(p, group)
+  return string.char(GROUP_TOKEN) .. p .. group
+end
+
+-- The priority index and group a token names.
+local function token_parts(token)
+  return tonumber(string.sub(token, 2, 2)), string.sub(token, 3)
+end
+
+-- Put a token in queue (the queue of its priority), counted.
+local function queue_token(F, queue, token, at_head)
+  redis.call(at_head and 'LPUSH' or 'RPUSH', queue, token)
+  redis.call('HINCRBY', F.groups, 'tok:' .. string.sub(token, 2, 2), 1)
+end
+
+-- Add a ready job to its group (the tail, or the head for a job handed back) and make
+-- sure the group's token is out; queue is the queue of priority index p.
+local function push_grouped(F, queue, p, group, id, at_head)
+  local seq = redis.call('HINCRBY', F.groups, 'seq', 1)
+  local order
+  if at_head then order = '0' .. string.format('%015d', 999999999999999 - seq)
+  else order = '1' .. string.format('%015d', seq) end
+  local member = group .. '\0' .. order .. '\0' .. id
+  redis.call('ZADD', F.grouped[p], 0, member)
+  redis.call('HSET', F.members, id, member)
+  if redis.call('HSETNX', F.groups, 'out:' .. p .. ':' .. group, 1) == 1 then
+    queue_token(F, queue, token_of(p, group), at_head)
+  end
+end
+
+-- The member of a group's head job, or nil when the group has no ready job.
+local function group_head(F, p, group)
+  return redis.call('ZRANGEBYLEX', F.grouped[p], '[' .. group .. '\0', '[' .. group .. '\1',
+                    'LIMIT', 0, 1)[1]
+end
+
+-- Take a member out of its grouped set; returns its job id.
+local function take_member(F, p, group, member)
+  redis.call('ZREM', F.grouped[p], member)
+  local id = string.sub(member, #group + 19)
+  redis.call('HDEL', F.members, id)
+  return id
+end
+
+-- Remove a waiting grouped job (cancel); true when it was waiting in its group.
+local function remove_grouped(F, p, id)
+  local member = redis.call('HGET', F.members, id)
+  if not member then return false end
+  redis.call('ZREM', F.grouped[p], member)
+  redis.call('HDEL', F.members, id)
+  return true
+end
+
+-- The limit of a group: interval ms (0: no rate), burst, concurrency (0: none), or nil.
+-- An exact key wins over a pattern; of the patterns, the longest matching one.
+local function limit_of(F, group)
+  local spec = redis.call('HGET', F.limits, group)
+  if not spec then
+    local patterns = redis.call('HGET', F.limits, '*')
+    if not patterns then return nil end
+    for pattern in string.gmatch(patterns, '[^\n]+') do
+      local stem = string.sub(pattern, 1, -2)
+      if string.sub(group, 1, #stem) == stem then
+        spec = redis.call('HGET', F.limits, pattern)
+        break
+      end
+    end
+    if not spec then return nil end
+  end
+  local interval, burst, concurrency = string.match(spec, '^([%d.]+)|(%d+)|(%d+)$')
+  if not interval then return nil end
+  return { interval = tonumber(interval), burst = tonumber(burst),
+           concurrency = tonumber(concurrency) }
+end
+
+-- Give back the concurrency slot leased job id holds, if any; a token parked at the limit
+-- goes back to the tail of its queue (queues: KEYS[first .. first + 2]). True when a
+-- token went back (the caller wakes a worker).
+local function return_slot(F, first, id)
+  local group = redis.call('HGET', F.groups, 'slot:' .. id)
+  if not group then return false end
+  redis.call('HDEL', F.groups, 'slot:' .. id)
+  if redis.call('HINCRBY', F.groups, 'run:' .. group, -1) <= 0 then
+    redis.call('HDEL', F.groups, 'run:' .. group)
+  end
+  local token = redis.call('HGET', F.parked, group)
+  if not token then return false end
+  redis.call('HDEL', F.parked, group)
+  queue_token(F, queue_key(first, token_parts(token)), token, false)
+  return true
+end
+-- == end flow ==============================================================================
+
+-- flow: scripts that give back concurrency slots (ack, fail, release) take the wake list
+-- and the three queues just before the flow keys, when a job of a group is in the batch.
+local function flow_wake()
+  return KEYS[#KEYS - 12]
+end
+
+local function flow_queues()
+  return #KEYS - 11
+end
+
 -- Add n to one outcome counter of a minute: field "<epoch minute>:<kind>" (c completed,
 -- f failed, r retried) of the routing key's throughput hash of that hour, kept ttl ms
 -- after its last write. Two commands per script call, whatever the batch size.

@@ -3,18 +3,21 @@
 -- (allow-oom: finishing a job frees its record, so it must run when Redis is full)
 -- KEYS[1] leases  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] stats
 -- KEYS[4+2i] result key, KEYS[5+2i] notify key of the i-th job (i from 1)
--- KEYS[#KEYS] throughput hash of the current hour
+-- KEYS[6+2n] throughput hash of the current hour (n jobs)
+-- When a job of a group is in the batch: then the wake list, the three queues and the flow
+-- keys (see the prelude), and a job of a group gives back its concurrency slot.
 -- ARGV[1] notify ttl ms  ARGV[2] current epoch minute  ARGV[3] throughput ttl ms
 -- then per job: id, attempt (lease token), result JSON, result ttl ms, the record to keep
 --   with the result ('' keeps the stored one; a stand-in without its payload for a
---   record too big to keep a copy of for a whole TTL)
+--   record too big to keep a copy of for a whole TTL), group ('' for none)
 -- returns: array with 1 (acked) or 0 (refused: stale token or lease gone) per job
 local notify_ttl = tonumber(ARGV[1])
 local out = {}
 local done = {}
-local n = (#ARGV - 3) / 5
+local n = (#ARGV - 3) / 6
+local freed = false  -- flow: a parked group token went back to its queue
 for i = 0, n - 1 do
-  local b = 4 + i * 5
+  local b = 4 + i * 6
   local id = ARGV[b]
   if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[3], id) == ARGV[b + 1] then
     local kept = ARGV[b + 4]
@@ -23,6 +26,7 @@ for i = 0, n - 1 do
                  notify_ttl)
     done[#done + 1] = id
     out[i + 1] = 1
+    if ARGV[b + 5] ~= '' and return_slot(flow_keys(), flow_queues(), id) then freed = true end
   else
     out[i + 1] = 0
   end
@@ -33,6 +37,7 @@ if #done > 0 then
   redis.call('HDEL', KEYS[3], unpack(done))
   redis.call('HDEL', KEYS[4], unpack(done))
   redis.call('HINCRBY', KEYS[5], 'completed', #done)
-  count_outcome(KEYS[#KEYS], ARGV[2] .. ':c', #done, tonumber(ARGV[3]))
+  count_outcome(KEYS[6 + 2 * n], ARGV[2] .. ':c', #done, tonumber(ARGV[3]))
 end
+if freed then wake(flow_wake()) end
 return out

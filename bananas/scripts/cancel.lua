@@ -1,7 +1,7 @@
 -- cancel: cancel a job that has not started (ready or scheduled)
 -- KEYS[1] jobs  KEYS[2] attempts  KEYS[3] errors  KEYS[4] leases  KEYS[5] scheduled  KEYS[6] dead
 -- KEYS[7] queue:high  KEYS[8] queue:normal  KEYS[9] queue:low  KEYS[10] result  KEYS[11] notify
--- KEYS[12] stats
+-- KEYS[12] stats  KEYS[13..21] the flow keys (see the prelude: a job of a group waits there)
 -- ARGV[1] job id  ARGV[2] cancelled result JSON  ARGV[3] result ttl ms  ARGV[4] notify ttl ms
 -- returns: 'cancelled', or the state that prevented it: 'processing', 'failed', 'finished',
 --          or 'missing' when no such job exists
@@ -15,8 +15,13 @@ if redis.call('ZSCORE', KEYS[4], id) then return 'processing' end
 if redis.call('ZSCORE', KEYS[6], id) then return 'failed' end
 local removed = redis.call('ZREM', KEYS[5], id)
 if removed == 0 then
-  for p = 1, 3 do
-    removed = removed + redis.call('LREM', queue_key(7, p), 1, id)
+  local job = decode_record(record)
+  if type(job['group']) == 'string' then  -- flow
+    if remove_grouped(flow_keys(), priority_of(job), id) then removed = 1 end
+  else
+    for p = 1, 3 do
+      removed = removed + redis.call('LREM', queue_key(7, p), 1, id)
+    end
   end
 end
 if removed == 0 then return 'processing' end

@@ -2,6 +2,10 @@
 -- promote: move due delayed jobs and retries of one routing key to the tail of their queue
 -- KEYS[1] scheduled  KEYS[2] jobs  KEYS[3] wake
 -- KEYS[4] queue:high  KEYS[5] queue:normal  KEYS[6] queue:low
+-- KEYS[7..15] the flow keys (groups, limits, members, parked, grouped x3, scheduled,
+--   schedwake: see the prelude)
+-- A due job of a group joins its group; a due group token (a group the rate held back)
+-- goes back to the tail of its queue.
 -- (no allow-oom: promoting is refused under maxmemory, the jobs wait where they are)
 -- ARGV[1] max jobs to move
 -- returns: {jobs moved, ms from now until the next scheduled job is due (0 if due), or -1}
@@ -15,7 +19,18 @@ if #ids > 0 then
   for i, id in ipairs(ids) do
     local record = records[i]
     if record then
-      redis.call('RPUSH', queue_key(4, priority_of(decode_record(record))), id)
+      local job = decode_record(record)
+      local p = priority_of(job)
+      if type(job['group']) == 'string' then  -- flow
+        push_grouped(flow_keys(), queue_key(4, p), p, job['group'], id, false)
+      else
+        redis.call('RPUSH', queue_key(4, p), id)
+      end
+      moved = moved + 1
+    elseif is_token(id) then  -- flow
+      local F = flow_keys()
+      queue_token(F, queue_key(4, token_parts(id)), id, false)
+      redis.call('HINCRBY', F.groups, 'thr', -1)
       moved = moved + 1
     end
   end

@@ -7,6 +7,8 @@
 -- ARGV[1] longest result ttl ms (a record's failure_ttl beyond it is ignored)  ARGV[2] notify ttl ms  ARGV[3] completed_at (ISO text, for failure results)
 -- ARGV[4] failure result ttl ms for a record that names none
 -- then per candidate: job id (read beforehand from the expired range of leases)
+-- KEYS end with the flow keys (see the prelude): a job of a group goes back to the head
+-- of its group, and gives back its concurrency slot either way.
 -- returns: {requeued, dead-lettered, then per dead-lettered workflow step: job id, reason}
 --          (the caller records those steps on their workflows: see workflow_advance)
 -- A job was already counted as delivered when it was fetched; once it has been delivered
@@ -14,6 +16,7 @@
 local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local requeued, dead = 0, 0
+local freed = false  -- flow: a parked group token went back to its queue
 local steps = {}
 for i = 0, #ARGV - 5 do
   local id = ARGV[5 + i]
@@ -26,6 +29,8 @@ for i = 0, #ARGV - 5 do
       local counted = redis.call('HGET', KEYS[3], id)
       local attempts = tonumber(counted or '0')
       local max_retries = tonumber(job['max_retries']) or 0
+      local group = type(job['group']) == 'string' and job['group'] or nil  -- flow
+      if group and return_slot(flow_keys(), 8, id) then freed = true end
       if not valid_count(counted) or attempts > max_retries then
         local reason = 'lease expired ' .. tostring(attempts) .. ' times: the worker running it was lost'
         if not valid_count(counted) then
@@ -50,16 +55,16 @@ for i = 0, #ARGV - 5 do
         end
       else
         redis.call('HSET', KEYS[4], id, 'lease expired: the worker running it was lost')
-        redis.call('LPUSH', queue_key(8, priority_of(job)), id)
+        local p = priority_of(job)
+        if group then push_grouped(flow_keys(), queue_key(8, p), p, group, id, true)
+        else redis.call('LPUSH', queue_key(8, p), id) end
         requeued = requeued + 1
       end
     end
   end
 end
-if requeued > 0 then
-  redis.call('HINCRBY', KEYS[5], 'reaped', requeued)
-  wake(KEYS[7])
-end
+if requeued > 0 then redis.call('HINCRBY', KEYS[5], 'reaped', requeued) end
+if requeued > 0 or freed then wake(KEYS[7]) end
 if dead > 0 then redis.call('HINCRBY', KEYS[5], 'failed', dead) end
 local out = { requeued, dead }
 for _, v in ipairs(steps) do out[#out + 1] = v end

@@ -2,6 +2,7 @@
 -- KEYS[1] dead  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] wake
 -- KEYS[6] queue:high  KEYS[7] queue:normal  KEYS[8] queue:low
 -- KEYS[8+i] result key of the i-th job (the old failure result is dropped)
+-- KEYS end with the flow keys (see the prelude): a job of a group joins its group
 -- ARGV per job: job id
 -- returns: the number of jobs requeued
 local moved = 0
@@ -13,7 +14,13 @@ for i = 1, #ARGV do
       redis.call('HDEL', KEYS[3], id)
       redis.call('HDEL', KEYS[4], id)
       redis.call('DEL', KEYS[8 + i])
-      redis.call('RPUSH', queue_key(6, priority_of(decode_record(record))), id)
+      local job = decode_record(record)
+      local p = priority_of(job)
+      if type(job['group']) == 'string' then  -- flow
+        push_grouped(flow_keys(), queue_key(6, p), p, job['group'], id, false)
+      else
+        redis.call('RPUSH', queue_key(6, p), id)
+      end
       moved = moved + 1
     end
   end

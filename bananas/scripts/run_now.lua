@@ -1,6 +1,7 @@
 -- run_now: move scheduled jobs (delays, retries in backoff) to the tail of their queue now
 -- KEYS[1] scheduled  KEYS[2] jobs  KEYS[3] wake
 -- KEYS[4] queue:high  KEYS[5] queue:normal  KEYS[6] queue:low
+-- KEYS[7..15] the flow keys (see the prelude): a job of a group joins its group, as promote
 -- ARGV: job ids
 -- returns: the number of jobs moved (ids that were not scheduled are skipped)
 local moved = 0
@@ -8,7 +9,13 @@ for i = 1, #ARGV do
   local id = ARGV[i]
   local record = redis.call('HGET', KEYS[2], id)
   if record and redis.call('ZREM', KEYS[1], id) == 1 then
-    redis.call('RPUSH', queue_key(4, priority_of(decode_record(record))), id)
+    local job = decode_record(record)
+    local p = priority_of(job)
+    if type(job['group']) == 'string' then  -- flow
+      push_grouped(flow_keys(), queue_key(4, p), p, job['group'], id, false)
+    else
+      redis.call('RPUSH', queue_key(4, p), id)
+    end
     moved = moved + 1
   end
 end

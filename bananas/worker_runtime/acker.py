@@ -115,9 +115,17 @@ class Acker:
                 replace(f.outcome, error=with_history(f.outcome.error, before))
                 for f, before in zip(group, stored, strict=True)
             ]
-            codes = yield from self.broker.fail(rk, outcomes)
-            for f, code in zip(group, codes, strict=True):
+            reply = yield from self.broker.fail_batch(rk, outcomes)
+            for f, code in zip(group, reply.codes, strict=True):
                 self._failed(f, FailCode(code))
+            if reply.trimmed:
+                self.metrics.dead_trimmed.labels(rk).inc(reply.trimmed)
+                logger.info(
+                    "retention of %s deleted %d old dead-lettered job(s), oldest first",
+                    rk,
+                    reply.trimmed,
+                    extra={"routing_key": rk},
+                )
 
     def _advance(self, steps: list[Finished]) -> Op[set[int]]:
         """Record workflow steps BEFORE their ack or dead-lettering, and queue the steps

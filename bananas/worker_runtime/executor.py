@@ -129,6 +129,8 @@ class Executor:
         self.backoff_cap = backoff_cap
         self.job_types = frozenset(job_types)
         self.worker_id = worker_id
+        #: Makes the ``set_progress`` callback of a job (the worker's ProgressSender.sink).
+        self.progress: Callable[[str, str, int], Callable[[float, Any], None]] | None = None
         #: Running handlers and their deadline (perf_counter); see :meth:`watchdog`.
         self._deadlines: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
@@ -230,7 +232,7 @@ class Executor:
         assert task is not None
         self._deadlines[task] = started + timeout
         try:
-            value = await self._invoke(entry, job, task)
+            value = await self._invoke(entry, job, task, routing_key)
             if task in self._expired:  # the handler swallowed the watchdog's cancel
                 raise asyncio.CancelledError
         except asyncio.CancelledError:
@@ -269,8 +271,12 @@ class Executor:
             )
         return self._success(routing_key, job, value, duration)
 
-    async def _invoke(self, entry: Any, job: Job, task: asyncio.Task[Any]) -> Any:
-        """Call the handler: on the loop (registered for the watchdog thread) or in a thread."""
+    async def _invoke(self, entry: Any, job: Job, task: asyncio.Task[Any], routing_key: str) -> Any:
+        """Call the handler: on the loop (registered for the watchdog thread) or in a thread.
+
+        The job's ``set_progress`` reports through the worker's progress sender."""
+        if self.progress is not None:
+            job._progress_sink = self.progress(routing_key, job.id, job.attempts)
         if entry.is_async:
             coro = entry.fn(job)
             self._running[task] = Running(job.id, job.name, getattr(coro, "cr_frame", None))
@@ -351,6 +357,7 @@ class Executor:
             job.id, JobStatus.COMPLETED, "", duration, orjson.Fragment(encoded)
         )
         outcome = Outcome(job.id, job.attempts, body, int(job.success_ttl * 1000))
+        outcome.group = job.group or ""
         return Finished(
             routing_key,
             outcome,
@@ -394,6 +401,7 @@ class Executor:
             )
         body = self._result_body(job.id, JobStatus.FAILED, message, duration, traceback=trace)
         outcome = Outcome(job.id, job.attempts, body, int(job.failure_ttl * 1000), error, retry_in)
+        outcome.group = job.group or ""
         return Finished(
             routing_key,
             outcome,
@@ -424,6 +432,7 @@ class Executor:
         outcome = Outcome(
             leased.id, leased.attempt, body, int(DEFAULT_FAILURE_TTL * 1000), error, -1
         )
+        outcome.group = _field(leased.record, "group")
         priority = _field(leased.record, "priority")
         return Finished(
             routing_key,

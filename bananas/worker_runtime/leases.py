@@ -35,6 +35,7 @@ from functools import partial
 import orjson
 
 from bananas.broker import Broker, Leased, Reaped
+from bananas.broker import Held as Handback
 from bananas.client import AsyncClient
 from bananas.errors import BananasError, RedisOutOfMemoryError
 from bananas.models import Priority
@@ -187,9 +188,9 @@ class Leases:
 
     async def release(self, items: Sequence[Held]) -> None:
         """Hand leased jobs straight back to the head of their queue (one try per route)."""
-        by_route: dict[str, list[tuple[str, int, Priority]]] = defaultdict(list)
+        by_route: dict[str, list[Handback]] = defaultdict(list)
         for rk, leased in items:
-            by_route[rk].append((leased.id, leased.attempt, _priority_of(leased)))
+            by_route[rk].append(_handback(leased))
         for rk, held in by_route.items():
             with contextlib.suppress(BananasError):
                 await self.client.run(self.broker.release(rk, held))
@@ -281,8 +282,12 @@ class Reaper:
         return reaped, until
 
 
-def _priority_of(leased: Leased) -> Priority:
+def _handback(leased: Leased) -> Handback:
+    """What release.lua needs of a leased job: id, token, priority and group (or None)."""
     try:
-        return Priority(orjson.loads(leased.record).get("priority", "normal"))
+        data = orjson.loads(leased.record)
+        priority = Priority(data.get("priority", "normal"))
+        group = data.get("group")
     except (ValueError, AttributeError, orjson.JSONDecodeError):
-        return Priority.NORMAL
+        return leased.id, leased.attempt, Priority.NORMAL, None
+    return leased.id, leased.attempt, priority, group if isinstance(group, str) else None

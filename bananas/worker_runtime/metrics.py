@@ -127,6 +127,12 @@ class Metrics:
             ["routing_key"],
         )
         r.register(self.enqueued)
+        self.dead_trimmed = Counter(
+            "bananas_dead_letters_trimmed_total",
+            "Old dead-lettered jobs deleted by the routing key's retention (oldest first).",
+            ["routing_key"],
+            registry=r,
+        )
         self.reaped = Counter(
             "bananas_leases_reaped_total",
             "Expired leases returned to their queue by this process.",

@@ -46,6 +46,7 @@ from bananas.worker_runtime.health import HealthServer
 from bananas.worker_runtime.leases import Leases, Reaper
 from bananas.worker_runtime.loopwatch import LoopWatch
 from bananas.worker_runtime.metrics import Metrics
+from bananas.worker_runtime.progress import ProgressSender
 from bananas.worker_runtime.promoter import Promoter
 from bananas.worker_runtime.registry import Registry
 from bananas.worker_runtime.retry import RedisCaller
@@ -116,6 +117,8 @@ class Worker:
         self.metrics.in_flight.set_function(lambda: self.leases.in_flight)
         self.metrics.slots.set(s.concurrency)
         self.acker = Acker(self.broker, self.redis, self.metrics, self.client.workflows)
+        self.progress = ProgressSender(self.broker, self.redis)
+        self.executor.progress = self.progress.sink
         self.slots = Slots(
             self.executor, self.leases, self.acker, self.metrics, concurrency=s.concurrency
         )
@@ -183,6 +186,7 @@ class Worker:
         if self.serves_jobs:
             self.slots.start(self._tasks.spawn)
             self.acker.start(self._tasks.spawn, self._lane())
+            self.progress.start(self._tasks.spawn)
             self.fetcher.start(self._tasks.spawn, self._lane())
             keep = self.leases.keep(self.redis, self._record, self.settings.lease_duration / 3)
             self._tasks.spawn(keep, name="bananas-leases")

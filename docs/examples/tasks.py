@@ -179,6 +179,14 @@ async def send_reminder(job: Job) -> None:
     log.info("reminder for user %s", job.payload["user_id"])
 
 
+@registry.handler("import_rows")
+async def import_rows(job: Job) -> dict[str, int]:
+    rows = job.payload["rows"]
+    for done, _row in enumerate(rows, start=1):
+        job.set_progress(100 * done / len(rows), {"rows": done})
+    return {"imported": len(rows)}
+
+
 @registry.handler("process_data")
 async def process_data(job: Job) -> dict[str, int]:
     rows = job.payload["rows"]

@@ -108,6 +108,32 @@ async def noop(job: Job) -> None:
     return None
 
 
+@registry.handler("span")
+async def span(job: Job) -> None:
+    """Record when it started and ended (epoch seconds): the flow tests count overlaps."""
+    record(job, f"start@{time.time()!r}")
+    await asyncio.sleep(float(job.payload.get("seconds", 0)))
+    record(job, f"end@{time.time()!r}")
+
+
+@registry.handler("report_progress")
+async def report_progress(job: Job) -> str:
+    """Half way, then wait for the test's go (a token on go:<test>), then done."""
+    job.set_progress(50, {"step": 1})
+    await asyncio.to_thread(ledger().blpop, [f"go:{job.payload['test']}"], 20)
+    job.set_progress(100, {"step": 2})
+    return "reported"
+
+
+@registry.handler("sync_report_progress")
+def sync_report_progress(job: Job) -> str:
+    """The same from a thread of the pool."""
+    job.set_progress(50, {"step": 1})
+    ledger().blpop([f"go:{job.payload['test']}"], 20)
+    job.set_progress(100, {"step": 2})
+    return "reported"
+
+
 _hoard: list[bytes] = []
 
 

@@ -179,14 +179,14 @@ WORKER_COMMANDS = (
     "ping evalsha eval blpop smembers sadd hgetall hget hset hdel hexists hmget hincrby "
     "exists get set del incr pexpire lindex llen lrange ltrim lpush lrem rpush zadd zcard "
     "zrange zrangebyscore zrem zremrangebyscore zscore time type info zcount hlen persist "
-    "zrevrange"
+    "zrevrange hsetnx zrangebylex"
 )
 CLIENT_COMMANDS = (
     "ping evalsha eval blpop smembers sadd hget hset hdel hexists hmget hincrby exists "
     "pexpire lindex llen lrem rpush zadd zcard zrange zrem zscore time type info zcount "
-    "hlen persist hgetall del lrange zrevrange zrangebyscore"
+    "hlen persist hgetall del lrange zrevrange zrangebyscore get set hsetnx hkeys srem"
 )
-OPERATOR_COMMANDS = "evalsha eval hget hmget llen lindex zcard zcount zscore time info"
+OPERATOR_COMMANDS = "evalsha eval hget hmget llen lindex zcard zcount zscore time info get"
 
 
 def acl_rules(prefix: str, password: str, commands: str, *selectors: str) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bananas import AsyncClient, Client, JobSpec, JobStatus, Schedule
+from bananas import AsyncClient, Client, JobSpec, JobStatus, Priority, Schedule
 from bananas.errors import (
     BananasAuthenticationError,
     BananasConnectionError,
@@ -190,6 +190,33 @@ def _acl_denials(server: RedisServer, prefix: str) -> list[dict[str, object]]:
     return found
 
 
+def _flow_control(client: Client, worker_url: str, prefix: str) -> None:
+    """Flow control under the client and worker users: a group under a concurrency limit
+    (one of its jobs delayed), a unique submit, an explicit id, a job-name limit, pause and
+    resume, and progress pushed to a watcher."""
+    client.set_limit("tenant:*", concurrency=1)
+    grouped = client.submit_many([JobSpec("echo", {"n": i}, group="tenant:1") for i in range(3)])
+    grouped.append(client.submit("echo", group="tenant:1", delay=0.3))  # promoted into its group
+    unique = client.submit("echo", {"u": 1}, unique_for=30)
+    assert client.submit("echo", {"u": 1}, unique_for=30) == unique
+    named = client.submit("echo", job_id=f"acl-{prefix}")
+    for job_id in [*grouped, unique, named]:
+        assert client.wait_for_result(job_id, timeout=10).is_success()
+    client.set_limit("name:echo", concurrency=5, routing_key="parked")  # and the name flag
+    client.set_limit("name:echo", routing_key="parked")
+    assert client.pause("parked") and client.paused() == {"parked": list(Priority)}
+    assert client.resume("parked") == []
+    watched = client.submit("echo", routing_key="watched")  # no worker serves it
+    with Client(worker_url, prefix=prefix) as w:
+        [leased] = w.run(w.broker.fetch("watched", 1, 30_000))
+        events = client.watch(watched, timeout=10)
+        assert next(events).status is JobStatus.PROCESSING
+        assert w.run(w.broker.set_progress("watched", watched, leased.attempt, 50, None))
+        assert next(events).progress == 50
+        events.close()
+        assert w.run(w.broker.release("watched", [(watched, leased.attempt, Priority.NORMAL)]))
+
+
 def test_every_role_runs_under_its_least_privilege_acl_user(
     spawn: Spawn, acl_redis: RedisServer, acl_users: AclUsers
 ) -> None:
@@ -211,6 +238,7 @@ def test_every_role_runs_under_its_least_privilege_acl_user(
         assert client.wait_for_result(flaky, timeout=10).error.startswith("MemoryError")
         assert client.cancel(client.submit("echo", delay=60)), "cancel a delayed job"
         assert client.cancel(client.submit("echo", routing_key="parked")), "and a queued one"
+        _flow_control(client, acl_users.worker, prefix)
         job = client.get_job(ids[0])
         assert job is not None and job.status is JobStatus.COMPLETED
         assert client.queue_stats().dead == 1

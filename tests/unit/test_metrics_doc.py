@@ -37,6 +37,7 @@ def busy_worker_metrics() -> Metrics:
     m.reaped.labels("default").inc()
     m.cron_fires.labels("nightly").inc()
     m.orphaned.labels("default").inc()
+    m.dead_trimmed.labels("default").inc()
     stats = QueueStats(
         routing_key="default",
         depth=dict.fromkeys(Priority, 1),

@@ -1,0 +1,50 @@
+#!lua
+-- enqueue_grouped: store a batch of jobs of one routing key that belong to groups, once each
+-- (the jobs of no group go through enqueue.lua and never touch the flow keys)
+-- KEYS[1] jobs  KEYS[2] scheduled  KEYS[3] wake  KEYS[4] schedwake  KEYS[5] stats
+-- KEYS[6] queue:high  KEYS[7] queue:normal  KEYS[8] queue:low
+-- KEYS[8+i] result key of the i-th job (a finished job whose result is kept is a duplicate)
+-- then the flow keys (groups, limits, members, parked, grouped x3, scheduled, schedwake:
+--   see the prelude)
+-- (no allow-oom: under maxmemory a submit is refused before anything is written)
+-- ARGV[1] unused (Redis' TIME is the clock), then per job: id, priority index, due ("0"
+--   now, "+N" N ms after Redis' TIME, "N" at epoch ms N), group, record
+-- returns: array with 1 (stored) or 0 (duplicate) per job
+-- A ready job joins its group's waiting jobs (the group's token goes to its queue if it
+-- is not out already); a delayed one waits in scheduled and joins its group when promoted.
+expect_type(KEYS[1], 'hash')
+expect_type(KEYS[2], 'zset')
+local F = flow_keys()
+expect_type(F.groups, 'hash')
+local now = now_ms()
+local out = {}
+local ready, delayed = 0, 0
+local earliest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+local wake_promoter = false
+local n = (#ARGV - 1) / 5
+for i = 0, n - 1 do
+  local b = 2 + i * 5
+  local id = ARGV[b]
+  if redis.call('HEXISTS', KEYS[1], id) == 1 or redis.call('EXISTS', KEYS[9 + i]) == 1 then
+    out[i + 1] = 0
+  else
+    redis.call('HSET', KEYS[1], id, ARGV[b + 4])
+    local due_text = ARGV[b + 2]
+    local due = tonumber(due_text)
+    if string.sub(due_text, 1, 1) == '+' then due = now + tonumber(string.sub(due_text, 2)) end
+    if due > now then
+      redis.call('ZADD', KEYS[2], due, id)
+      delayed = delayed + 1
+      if earliest == nil or due < tonumber(earliest) then wake_promoter = true end
+    else
+      local p = tonumber(ARGV[b + 1])
+      push_grouped(F, queue_key(6, p), p, ARGV[b + 3], id, false)
+      ready = ready + 1
+    end
+    out[i + 1] = 1
+  end
+end
+if ready > 0 then wake(KEYS[3]) end
+if wake_promoter then wake(KEYS[4]) end
+if ready + delayed > 0 then redis.call('HINCRBY', KEYS[5], 'enqueued', ready + delayed) end
+return out
