@@ -5,7 +5,13 @@ How a WorkerPool is sized, on every poll:
 1. **Load** is the ready jobs of the pool's routing keys, counting only the
    priorities the pool serves, plus the jobs in flight on those routing keys,
    plus the delayed jobs and retries due within one poll (so a pool at zero,
-   which has no worker to promote them, wakes for them).
+   which has no worker to promote them, wakes for them). Ready jobs of a
+   priority paused on its routing key (``Client.pause``) are left out: no
+   worker fetches them, so pods added for them would sit idle. Jobs in flight
+   on a paused key still count (they are running, and their pods must not be
+   taken away), and so do due jobs unless every priority the pool serves on
+   that key is paused. The held-back jobs are reported beside the load
+   (:attr:`Load.paused`), for the WorkerPool status.
 2. **Recommendation**: ``ceil(load / targetJobsPerReplica)``, clamped to
    ``[minReplicas, maxReplicas]``. A pool at zero stays at zero until the load
    reaches ``activationJobs``. A pool may only be recommended zero once nothing
@@ -54,7 +60,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bananas.models import Priority, QueueStats
+from bananas.models import PRIORITY_ORDER, Priority, QueueStats
 from bananas.operator.meta import PAUSE_ANNOTATION
 from bananas.operator.reasons import Reason
 from bananas.operator.specs import (
@@ -207,6 +213,17 @@ def _read_run(item: Any, now: float) -> Run | None:
 
 
 @dataclass(frozen=True)
+class PausedKey:
+    """A routing key of the pool with paused priorities, and the ready jobs they hold."""
+
+    routing_key: str
+    #: The paused priorities among those the pool serves, highest first.
+    priorities: tuple[Priority, ...]
+    #: Ready jobs of those priorities: waiting, and not counted in the load.
+    waiting: int
+
+
+@dataclass(frozen=True)
 class Load:
     """What the pool has to do right now, summed over its routing keys."""
 
@@ -218,6 +235,14 @@ class Load:
     #: not say). Counted so a pool at zero wakes for them: only a running worker (or a
     #: scheduler pod) promotes due jobs, and a pool at zero has none.
     due: int = 0
+    #: Routing keys with priorities the pool serves paused; their ready jobs are not in
+    #: ``depth``.
+    paused: tuple[PausedKey, ...] = ()
+
+    @property
+    def paused_waiting(self) -> int:
+        """Ready jobs held by a pause, left out of the load."""
+        return sum(p.waiting for p in self.paused)
 
     @property
     def queued(self) -> int:
@@ -231,18 +256,31 @@ class Load:
 
 
 def pool_load(stats: Iterable[QueueStats], priorities: Sequence[Priority]) -> Load:
-    """Sum the statistics of a pool's routing keys, counting only ``priorities``."""
+    """Sum the statistics of a pool's routing keys, counting only ``priorities``.
+
+    Ready jobs of paused priorities are left out of the depth and reported in
+    :attr:`Load.paused`; a key whose served priorities are all paused adds no
+    due jobs and no oldest age either (promoted, they would wait all the same).
+    """
     depth = dict.fromkeys(priorities, 0)
     in_flight = due = 0
     oldest: float | None = None
+    paused: list[PausedKey] = []
     for item in stats:
+        held = [p for p in PRIORITY_ORDER if p in priorities and p in item.paused]
         for priority in priorities:
-            depth[priority] += item.depth.get(priority, 0)
+            if priority not in held:
+                depth[priority] += item.depth.get(priority, 0)
+        if held:
+            waiting = sum(item.depth.get(p, 0) for p in held)
+            paused.append(PausedKey(item.routing_key, tuple(held), waiting))
         in_flight += item.in_flight
+        if held and len(held) == len(set(priorities)):
+            continue  # every served priority paused: nothing ready or due will be fetched
         due += item.due
         if item.oldest_age is not None:
             oldest = item.oldest_age if oldest is None else max(oldest, item.oldest_age)
-    return Load(depth=depth, in_flight=in_flight, oldest_age=oldest, due=due)
+    return Load(depth=depth, in_flight=in_flight, oldest_age=oldest, due=due, paused=tuple(paused))
 
 
 @dataclass(frozen=True)
@@ -387,6 +425,8 @@ def decide(policy: Policy, current: int, load: Load, now: float, memory: Memory)
 
     reason = _reason(current, desired)
     due = f" + {load.due} due" if load.due else ""
+    if load.paused_waiting:
+        due += f" ({load.paused_waiting} paused not counted)"
     message = (
         f"{current} -> {desired} replicas: {load.queued} queued + {load.in_flight} in flight"
         f"{due} = {total} jobs at {policy.target_jobs_per_replica} per replica"

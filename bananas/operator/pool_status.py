@@ -8,10 +8,12 @@ The status answers these questions, each a condition:
 - ``RedisReachable``: could the operator read the queue statistics? (False with
   the reason: the Secret is missing, Redis does not answer, ...)
 - ``Scaling``: is the pool changing size, or being held back by a stabilisation
-  window or by busy pods?
+  window or by busy pods? (``QueuePaused`` when it is stable and ready jobs wait
+  on paused routing keys, which the autoscaler does not count.)
 
 Beside them: the numbers the autoscaler decided on (queue depth per priority,
-in-flight jobs, the oldest job's age) so ``kubectl get wp`` shows why a pool has
+in-flight jobs, the oldest job's age, the paused routing keys and the jobs they
+hold) so ``kubectl get wp`` shows why a pool has
 the size it has, and the autoscaler's memory (``status.autoscaler``).
 """
 
@@ -76,6 +78,16 @@ def observed_fields(seen: Observation) -> dict[str, Any]:
         fields["inFlight"] = load.in_flight
         fields["due"] = load.due
         fields["oldestJobAge"] = round(load.oldest_age, 3) if load.oldest_age is not None else None
+        # Always written, empty when nothing is paused: a merge patch that left it out
+        # would keep a resumed key listed.
+        fields["pausedRoutingKeys"] = [
+            {
+                "routingKey": key.routing_key,
+                "priorities": [p.value for p in key.priorities],
+                "waiting": key.waiting,
+            }
+            for key in load.paused
+        ]
     return fields
 
 
@@ -112,7 +124,20 @@ def _scaling(seen: Observation, desired: int, decision: Decision | None) -> Cond
             f"recommended {decision.recommendation}, holding {decision.desired}"
             " within the stabilization window or cooldown",
         )
+    if seen.load is not None and seen.load.paused_waiting:
+        return Condition(SCALING, FALSE, Reason.QUEUE_PAUSED, _paused_message(seen.load, desired))
     return Condition(SCALING, FALSE, Reason.STABLE, f"{desired} pods wanted")
+
+
+def _paused_message(load: Load, desired: int) -> str:
+    keys = ", ".join(
+        f"{key.routing_key} ({'/'.join(p.value for p in key.priorities)}: {key.waiting})"
+        for key in load.paused
+    )
+    return (
+        f"{desired} pods wanted; {load.paused_waiting} ready job(s) on paused routing keys"
+        f" not counted: {keys}"
+    )
 
 
 def _redis(seen: Observation) -> Condition:

@@ -73,6 +73,8 @@ class Reason(enum.StrEnum):
     STABLE = "Stable"
     WAITING_FOR_BUSY_PODS = "WaitingForBusyPods"
     PAUSED = "Paused"
+    #: Ready jobs wait on paused routing keys (``Client.pause``) and are not counted.
+    QUEUE_PAUSED = "QueuePaused"
     FALLBACK = "Fallback"
 
     # -- Redis and its Secret

@@ -628,6 +628,56 @@ async def test_a_paused_pool_keeps_its_size(
     await eventually(lambda: pools.replicas("paused", 2), what="scaled once unpaused")
 
 
+async def test_a_paused_routing_key_backlog_does_not_scale_the_pool_up(
+    operator: OperatorThread, pools: Pools, redis: AsyncClient, namespace: str
+) -> None:
+    """``bananas pause ROUTE``: no worker fetches the key, so its queued jobs are not
+    counted; the pool stays at its minimum and its status names the paused key. A
+    resume counts them again and the pool scales up."""
+    key = route()
+    await redis.pause(key)
+    await pools.create(
+        "held",
+        {"image": "bananas:e2e", "app": "app.tasks", "routingKeys": [key],
+         "autoscaling": fast_autoscaling(minReplicas=1)},
+    )  # fmt: skip
+    await eventually(lambda: pools.replicas("held", 1), what="the pool at its minimum")
+    await redis.submit_many([{"name": "x", "routing_key": key} for _ in range(8)])
+
+    async def reported() -> dict[str, Any] | None:
+        status = await pools.status("held")
+        waiting = [p.get("waiting") for p in status.get("pausedRoutingKeys") or []]
+        return status if waiting == [8] else None
+
+    status = await eventually(reported, what="the paused backlog in the status")
+    assert status["pausedRoutingKeys"] == [
+        {"routingKey": key, "priorities": ["high", "normal", "low"], "waiting": 8}
+    ]
+    assert status["queued"] == 0
+    scaling = await eventually(
+        lambda: pools.condition("held", "Scaling", "False", "QueuePaused"),
+        what="Scaling/QueuePaused",
+    )
+    assert f"8 ready job(s) on paused routing keys not counted: {key}" in scaling["message"]
+    seen = operator.polls(namespace, "held")
+    await eventually(
+        lambda: _at_least(operator.polls(namespace, "held"), seen + 2), what="two more polls"
+    )
+    assert (await pools.deployment("held")).spec.replicas == 1  # type: ignore[union-attr]
+    assert "ScaledUp" not in await pools.reasons("held")
+
+    await redis.resume(key)
+    await eventually(lambda: pools.replicas("held", 4), what="ceil(8 / 2) = 4 once resumed")
+    message = await wait_for_event(pools.api, pools.namespace, "held", "ScaledUp")
+    assert "1 -> 4 replicas: 8 queued" in message, message
+
+    async def cleared() -> dict[str, Any] | None:
+        status = await pools.status("held")
+        return status if status.get("pausedRoutingKeys") == [] else None
+
+    await eventually(cleared, what="no paused key in the status after the resume")
+
+
 async def _at_least(value: float, wanted: float) -> bool:
     return value >= wanted
 

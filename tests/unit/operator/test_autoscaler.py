@@ -12,6 +12,7 @@ from bananas.operator.autoscaler import (
     MAX_HISTORY,
     Load,
     Memory,
+    PausedKey,
     Policy,
     Run,
     decide,
@@ -433,3 +434,77 @@ def test_jobs_due_soon_keep_a_pool_from_its_cooldown() -> None:
     due = Load(due=1)
     assert decide(policy, 1, due, 1000.0, quiet).desired == 1  # no ScaleToZero
     assert decide(policy, 1, Load(), 1000.0, quiet).desired == 0
+
+
+def _paused_stats() -> list[QueueStats]:
+    return [
+        QueueStats(
+            routing_key="email",
+            depth={Priority.HIGH: 30, Priority.NORMAL: 50, Priority.LOW: 7},
+            scheduled=4,
+            in_flight=3,
+            dead=0,
+            oldest_age=60.0,
+            due=4,
+            paused=[Priority.NORMAL, Priority.HIGH],
+        ),
+        QueueStats(
+            routing_key="sms",
+            depth={Priority.HIGH: 0, Priority.NORMAL: 6, Priority.LOW: 0},
+            scheduled=0,
+            in_flight=1,
+            dead=0,
+            oldest_age=2.0,
+            due=0,
+            paused=[Priority.LOW],
+        ),
+    ]
+
+
+def test_ready_jobs_of_paused_priorities_are_left_out_of_the_load() -> None:
+    """A pool serving high and normal: email has both paused (its 80 ready jobs wait,
+    its due jobs and its old job are not counted), sms has only low paused, which the
+    pool does not serve, so sms is not reported. In-flight jobs on email still count."""
+    load = pool_load(_paused_stats(), [Priority.HIGH, Priority.NORMAL])
+    assert load.depth == {Priority.HIGH: 0, Priority.NORMAL: 6}
+    assert (load.queued, load.in_flight, load.due, load.total) == (6, 4, 0, 10)
+    assert load.oldest_age == 2.0
+    assert load.paused == (PausedKey("email", (Priority.HIGH, Priority.NORMAL), 80),)
+    assert load.paused_waiting == 80
+
+
+def test_a_partly_paused_key_still_counts_its_other_priorities_and_due_jobs() -> None:
+    load = pool_load(_paused_stats(), [Priority.NORMAL, Priority.LOW])
+    # email: normal paused (50 wait), low counted; sms: low paused (0 wait), normal counted
+    assert load.depth == {Priority.NORMAL: 6, Priority.LOW: 7}
+    assert load.paused == (
+        PausedKey("email", (Priority.NORMAL,), 50),
+        PausedKey("sms", (Priority.LOW,), 0),
+    )
+    assert (load.due, load.oldest_age) == (4, 60.0)
+
+
+def test_a_paused_backlog_does_not_scale_up_and_a_resume_does() -> None:
+    policy = Policy(min_replicas=1, max_replicas=10, target_jobs_per_replica=10)
+    stats = _paused_stats()[:1]
+    stats[0] = stats[0].model_copy(update={"in_flight": 0, "due": 0})
+    paused = pool_load(stats, [Priority.HIGH, Priority.NORMAL])
+    held = decide(policy, 1, paused, 1000.0, Memory())
+    assert (held.desired, held.load, held.reason) == (1, 0, None)
+    assert "(80 paused not counted)" in held.message
+    resumed = pool_load(
+        [stats[0].model_copy(update={"paused": []})], [Priority.HIGH, Priority.NORMAL]
+    )
+    up = decide(policy, 1, resumed, 1010.0, held.memory)
+    assert (up.desired, up.reason) == (8, "ScaledUp")
+
+
+def test_a_paused_backlog_lets_a_pool_go_to_zero_but_running_jobs_keep_it() -> None:
+    policy = Policy(min_replicas=0, max_replicas=4, target_jobs_per_replica=1, cooldown_seconds=60)
+    quiet = Memory(last_active=0.0)
+    running = pool_load(_paused_stats()[:1], [Priority.HIGH, Priority.NORMAL])
+    assert decide(policy, 2, running, 1000.0, quiet).desired == 3  # 3 in flight
+    idle = _paused_stats()[0].model_copy(update={"in_flight": 0})
+    waiting = pool_load([idle], [Priority.HIGH, Priority.NORMAL])
+    assert decide(policy, 1, waiting, 1000.0, quiet).desired == 0
+    assert decide(policy, 0, waiting, 1000.0, quiet).desired == 0  # no activation either

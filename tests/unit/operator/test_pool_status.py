@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bananas.models import Priority
-from bananas.operator.autoscaler import Load, Memory, Policy, Run, decide
+from bananas.operator.autoscaler import Load, Memory, PausedKey, Policy, Run, decide
 from bananas.operator.pool_status import (
     Observation,
     observed_fields,
@@ -51,6 +51,7 @@ def test_observed_fields() -> None:
         "inFlight": 3,
         "due": 0,
         "oldestJobAge": 4.123,
+        "pausedRoutingKeys": [],
     }
 
 
@@ -230,3 +231,42 @@ def test_paused_and_fallback_show_in_scaling() -> None:
     down = Observation(deployment(2, 2), None, ("RedisUnreachable", "refused"), fallback=True)
     found = {c.type: c for c in pool_conditions(down, 2, None)}
     assert (found["Scaling"].reason, found["RedisReachable"].status) == ("Fallback", "False")
+
+
+PAUSED_LOAD = Load(
+    depth={Priority.NORMAL: 1},
+    in_flight=2,
+    paused=(PausedKey("email", (Priority.HIGH, Priority.NORMAL), 40),),
+)
+
+
+def test_paused_routing_keys_show_in_the_status() -> None:
+    fields = observed_fields(Observation(deployment(1, 1), PAUSED_LOAD))
+    assert fields["queued"] == 1
+    assert fields["pausedRoutingKeys"] == [
+        {"routingKey": "email", "priorities": ["high", "normal"], "waiting": 40}
+    ]
+
+
+def test_a_stable_pool_with_a_paused_backlog_says_so_in_scaling() -> None:
+    found = {
+        c.type: c for c in pool_conditions(Observation(deployment(1, 1), PAUSED_LOAD), 1, None)
+    }
+    scaling = found["Scaling"]
+    assert (scaling.status, scaling.reason) == ("False", "QueuePaused")
+    assert "40 ready job(s) on paused routing keys not counted: email (high/normal: 40)" in (
+        scaling.message
+    )
+    # moving pods still say Scaling; nothing paused says Stable
+    moving = {
+        c.type: c for c in pool_conditions(Observation(deployment(2, 2), PAUSED_LOAD), 1, None)
+    }
+    assert moving["Scaling"].reason == "Scaling"
+    assert conditions(Observation(deployment(1, 1), LOAD), 1)["Scaling"] == ("False", "Stable")
+
+
+def test_a_resume_clears_the_paused_list_in_the_written_status() -> None:
+    before = {**observed_fields(Observation(deployment(1, 1), PAUSED_LOAD))}
+    after = observed_fields(Observation(deployment(1, 1), Load(depth={Priority.NORMAL: 41})))
+    assert after["pausedRoutingKeys"] == []
+    assert status_changed(before, after)
