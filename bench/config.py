@@ -63,6 +63,14 @@ class Sizes:
     """Jobs prefilled for the cpu_per_job scenario's drain."""
     queued_n: int = 200_000
     """Jobs held in Redis by the queued-memory scenario (no worker running)."""
+    limited_n: int = 10_000
+    """Jobs prefilled for each drain of the limited scenario (unlimited, then limited)."""
+    limited_rate: int = 500
+    """The rate limit (jobs/s) of the limited scenario's second drain."""
+    fair_big_n: int = 20_000
+    """Jobs of the big group, queued first, in the fairshare scenario."""
+    fair_small_n: int = 10
+    """Jobs of the small group, queued after the big group's, in the fairshare scenario."""
 
 
 FULL = Sizes(
@@ -107,4 +115,6 @@ QUICK = Sizes(
     chord_members=200,
     queued_n=20_000,
     cpu_per_job_n=20_000,
+    limited_n=1_000,
+    fair_big_n=1_000,
 )

@@ -46,7 +46,17 @@ REPORT_KINDS = ("span", "latency", "each")
 ``latency`` also handler start minus the payload's ``t`` per job, ``each`` one
 event per start and per completion."""
 
-CLIENT_MODES = ("sequential", "bulk", "prefill", "paced", "delayed", "roundtrip", "chain", "chord")
+CLIENT_MODES = (
+    "sequential",
+    "bulk",
+    "prefill",
+    "paced",
+    "delayed",
+    "roundtrip",
+    "chain",
+    "chord",
+    "limit",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +82,10 @@ class WorkerSpec:
     """Worker processes, run the way the system runs several (1: this process only)."""
     cpu_loops: int = 0
     """Iterations of the ``cpu`` work per job."""
+    limit_rate: int = 0
+    """Jobs per second a rate limit declared on the handler allows, for systems whose
+    limit lives in the worker's code (Huey's ``rate_limit``); 0: none. Systems that
+    store limits in Redis get theirs from a ``limit`` client instead."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +109,15 @@ class ClientSpec:
     """Calls made before measuring (``sequential``, ``roundtrip``)."""
     results: bool = False
     queue: str = QUEUE
+    group: str = ""
+    """The jobs' group (fair share, group limits); empty: none (``prefill``)."""
+    first_index: int = 0
+    """The payload index ``i`` of the first job (``prefill``), so that a second batch of
+    jobs can be told apart in the probe's events."""
+    limit_key: str = ""
+    """What ``limit`` mode limits: a group, or ``name:<job name>`` (its job name)."""
+    limit_rate: str = ""
+    """The rate ``limit`` mode sets, e.g. ``"500/s"``."""
 
 
 def encode_spec(spec: WorkerSpec | ClientSpec) -> str:

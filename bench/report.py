@@ -95,6 +95,16 @@ LATENCY = (
     Metric("delayed late p99 ms ↓", "delayed", _path("p99"), False, 1),
 )
 
+FLOW = (
+    Metric("limited jobs/s ↑", "limited", _path("limited", "rate"), True, 0),
+    Metric("limit off by % ↓", "limited", _path("error_pct"), False, 1),
+    Metric("unlimited jobs/s ↑", "limited", _path("unlimited", "rate"), True, 0),
+    Metric("limit CPU µs/job ↓", "limited", _path("limit_cpu_us_per_job"), False, 1),
+    Metric("small group done ms ↓", "fairshare", _path("groups", "small_done_ms"), False, 0),
+    Metric("without groups ms ↓", "fairshare", _path("fifo", "small_done_ms"), False, 0),
+)
+"""Issue 16's flow control; a system without the feature shows "n/a"."""
+
 
 def _count(n: int) -> str:
     return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n / 1000:g}k"
@@ -111,7 +121,12 @@ def tables(memory_counts: Sequence[int]) -> tuple[tuple[str, tuple[Metric, ...]]
             for i, n in enumerate(memory_counts)
         ),
     )
-    return (("Throughput", THROUGHPUT), ("Latency", LATENCY), ("Recovery and memory", footprint))
+    return (
+        ("Throughput", THROUGHPUT),
+        ("Latency", LATENCY),
+        ("Recovery and memory", footprint),
+        ("Flow control", FLOW),
+    )
 
 
 def _cell(results: Results, metric: Metric, system: str) -> str:
@@ -121,7 +136,7 @@ def _cell(results: Results, metric: Metric, system: str) -> str:
     if "error" in entry:
         return "error"
     if "skipped" in entry:
-        return "—"
+        return "n/a" if str(entry["skipped"]).startswith("n/a") else "—"
     if metric.scenario == "crash" and metric.get(entry) is None:
         return _crash_text(entry)
     if metric.step is not None and metric.get(entry) is None:

@@ -4,6 +4,7 @@ Each module documents how it measures; :mod:`bench.scenarios.base` holds the
 shared context. ``drain`` runs before ``latency`` because the loaded-latency
 rate is 80 % of the drain rate it measured. Redis commands per job (scenario
 8) are measured by ``drain``; ``commands`` is accepted as an alias for it.
+``limited`` and ``fairshare`` are issue 16's flow-control scenarios.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from bench.scenarios import (
     delayed,
     drain,
     enqueue,
+    fairshare,
     latency,
+    limited,
     memory,
     queued,
     roundtrip,
@@ -37,6 +40,8 @@ SCENARIOS: dict[str, Scenario] = {
         cpu,
         cpu_per_job,
         workflow,
+        limited,
+        fairshare,
     )
 }
 

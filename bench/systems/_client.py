@@ -26,6 +26,8 @@ Modes (``ClientSpec.mode``):
                 and waited for; steps/s is n over submit-to-result time.
 ``chord``       a chord of 3 members to warm up, then one of n members and a
                 callback, submitted and waited for; members/s likewise.
+``limit``       store the rate limit ``limit_rate`` on ``limit_key`` (the limited
+                drain); submits nothing.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ class Client:
         """Submit a chord of these members and one callback; return once it has run."""
         raise Unsupported("no chord API")
 
+    async def set_limit(self, key: str, rate: str) -> None:
+        """Store a global rate limit (jobs started per interval) on a group or job name."""
+        raise Unsupported("no global rate limit")
+
     async def close(self) -> None:
         """Release connections."""
 
@@ -92,6 +98,7 @@ async def run_client(client: Client, spec: ClientSpec) -> dict[str, Any]:
         "roundtrip": _roundtrip,
         "chain": _workflow,
         "chord": _workflow,
+        "limit": _limit,
     }
     try:
         return await modes[spec.mode](client, spec)
@@ -139,13 +146,19 @@ async def _prefill(client: Client, spec: ClientSpec) -> dict[str, Any]:
     begin = clock()
     step = spec.batch if client.bulk else PREFILL_IN_FLIGHT
     for start in range(0, spec.n, step):
-        payloads = [_payload(i) for i in range(start, min(spec.n, start + step))]
+        first = spec.first_index
+        payloads = [_payload(first + i) for i in range(start, min(spec.n, start + step))]
         if client.bulk:
             await client.submit_many(payloads)
         else:
             await asyncio.gather(*(client.submit(p) for p in payloads))
     elapsed = clock() - begin
     return {"n": spec.n, "seconds": elapsed, "bulk": client.bulk}
+
+
+async def _limit(client: Client, spec: ClientSpec) -> dict[str, Any]:
+    await client.set_limit(spec.limit_key, spec.limit_rate)
+    return {"key": spec.limit_key, "rate": spec.limit_rate}
 
 
 async def _paced(client: Client, spec: ClientSpec) -> dict[str, Any]:

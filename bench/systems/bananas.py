@@ -11,7 +11,9 @@ the few seconds a waiter needs to read it. Bulk submission is
 ``submit_many`` (one script call per 500 jobs); delayed jobs use
 ``scheduled_for``; a round trip is ``submit_and_wait``; the workflow scenario's
 chain and chord are ``submit_workflow_and_wait`` of ``chain`` / ``chord`` of
-no-op steps (each step gets the previous results in ``job.parent_results``). A killed worker's
+no-op steps (each step gets the previous results in ``job.parent_results``). The
+flow scenarios submit with ``group=`` and store limits with ``set_limit`` (on the
+job name, ``name:bench_job``, for the limited drain). A killed worker's
 leases expire after ``lease_duration`` (10 s) and another worker's reaper
 returns them to the queue.
 
@@ -124,14 +126,18 @@ class BananasClient(Client):
         ttl = RESULT_TTL_KEPT if spec.results else 0.0
         self._client = AsyncClient(spec.url, success_ttl=ttl)
         self._route = spec.queue
+        self._group = spec.group or None
 
     async def submit(self, payload: Payload) -> None:
-        await self._client.submit(JOB_NAME, payload, routing_key=self._route)
+        await self._client.submit(JOB_NAME, payload, routing_key=self._route, group=self._group)
 
     async def submit_many(self, payloads: list[Payload]) -> None:
         await self._client.submit_many(
-            [JobSpec(JOB_NAME, p, routing_key=self._route) for p in payloads]
+            [JobSpec(JOB_NAME, p, routing_key=self._route, group=self._group) for p in payloads]
         )
+
+    async def set_limit(self, key: str, rate: str) -> None:
+        await self._client.set_limit(key, rate=rate, routing_key=self._route)
 
     async def submit_at(self, payload: Payload, due: float) -> None:
         when = datetime.datetime.fromtimestamp(due, tz=datetime.UTC)

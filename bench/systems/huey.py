@@ -6,6 +6,12 @@ the spec asks for them (the round-trip scenario); delayed jobs go through
 ``task.schedule(delay=...)`` and the consumer's scheduler thread, which looks
 for due jobs once a second by default. Huey pops with BRPOP and keeps no
 record of jobs in flight, so a killed consumer loses what it was running.
+
+The limited drain declares ``huey.rate_limit("bench", limit, 1)`` on the handler
+(a fixed one-second window counted in Redis, so global across consumers): a
+call over the limit raises ``RateLimitExceeded`` inside the task, and Huey
+schedules it again for the start of the next window, which the scheduler
+thread picks up on its next look.
 """
 
 from __future__ import annotations
@@ -21,21 +27,26 @@ from bench.systems import _probe
 from bench.systems._client import Client, Payload
 
 PACKAGES = ("huey", "redis", "hiredis")
+RATE_LIMIT_NAME = "bench"
 
 
-def _app(url: str, queue: str, results: bool) -> tuple[RedisHuey, Any]:
+def _app(url: str, queue: str, results: bool, limit_rate: int = 0) -> tuple[RedisHuey, Any]:
     huey = RedisHuey(queue, url=url, results=results)
+    limit = huey.rate_limit(RATE_LIMIT_NAME, limit_rate, 1) if limit_rate else None
 
     @huey.task(name="bench_job")
     def job(payload: Payload) -> bool:
-        return _probe.current().handle(payload)
+        if limit is None:
+            return _probe.current().handle(payload)
+        with limit:  # raises RateLimitExceeded before the probe sees the job
+            return _probe.current().handle(payload)
 
     return huey, job
 
 
 def run_worker(spec: WorkerSpec, probe: _probe.Probe) -> None:
     """Run a thread consumer until SIGTERM (Huey's own handler stops it)."""
-    huey, _ = _app(spec.url, spec.queue, spec.results)
+    huey, _ = _app(spec.url, spec.queue, spec.results, spec.limit_rate)
     consumer = huey.create_consumer(workers=spec.concurrency, worker_type="thread", periodic=False)
     probe.ready()
     consumer.run()
