@@ -55,7 +55,6 @@ CLIENT_MODES = (
     "roundtrip",
     "chain",
     "chord",
-    "limit",
 )
 
 
@@ -111,13 +110,16 @@ class ClientSpec:
     queue: str = QUEUE
     group: str = ""
     """The jobs' group (fair share, group limits); empty: none (``prefill``)."""
-    first_index: int = 0
-    """The payload index ``i`` of the first job (``prefill``), so that a second batch of
-    jobs can be told apart in the probe's events."""
+    tail_n: int = 0
+    """``prefill``: after the ``n`` jobs, this many more of ``tail_group``, with payload
+    indexes from ``tail_first_index`` (so the probe's events tell the two apart)."""
+    tail_group: str = ""
+    tail_first_index: int = 0
     limit_key: str = ""
-    """What ``limit`` mode limits: a group, or ``name:<job name>`` (its job name)."""
+    """``prefill``: before submitting, store a rate limit on this group or
+    ``name:<job name>`` (systems whose limits live in Redis); empty: none."""
     limit_rate: str = ""
-    """The rate ``limit`` mode sets, e.g. ``"500/s"``."""
+    """The rate of that limit, e.g. ``"500/s"``."""
 
 
 def encode_spec(spec: WorkerSpec | ClientSpec) -> str:

@@ -96,14 +96,15 @@ LATENCY = (
 )
 
 FLOW = (
-    Metric("limited jobs/s ↑", "limited", _path("limited", "rate"), True, 0),
     Metric("limit off by % ↓", "limited", _path("error_pct"), False, 1),
     Metric("unlimited jobs/s ↑", "limited", _path("unlimited", "rate"), True, 0),
     Metric("limit CPU µs/job ↓", "limited", _path("limit_cpu_us_per_job"), False, 1),
     Metric("small group done ms ↓", "fairshare", _path("groups", "small_done_ms"), False, 0),
     Metric("without groups ms ↓", "fairshare", _path("fifo", "small_done_ms"), False, 0),
 )
-"""Issue 16's flow control; a system without the feature shows "n/a"."""
+"""Issue 16's flow control; a system without the feature shows "n/a". The limited
+drain's rate is in its progress line, not here: neither more nor fewer is better
+than the configured rate, so its column is the distance from it."""
 
 
 def _count(n: int) -> str:

@@ -73,15 +73,12 @@ class Context:
     def prefill(self, system: System, n: int, **fields: Any) -> Result:
         """Submit ``n`` jobs as fast as the system allows (no worker running).
 
-        ``fields`` are more :class:`ClientSpec` fields (``group``, ``first_index``).
+        ``fields`` are more :class:`ClientSpec` fields: ``group``, a tail of jobs of
+        another group (``tail_n``, ``tail_group``, ``tail_first_index``), a rate limit
+        stored first (``limit_key``, ``limit_rate``).
         """
         spec = self.client_spec("prefill", n, batch=self.sizes.bulk_batch, **fields)
-        return self.run_client(system, spec, timeout=120 + n / 200)
-
-    def set_limit(self, system: System, key: str, rate: str) -> Result:
-        """Store the system's global rate limit ``rate`` on ``key`` (a group or job name)."""
-        spec = self.client_spec("limit", 0, limit_key=key, limit_rate=rate)
-        return self.run_client(system, spec, timeout=60)
+        return self.run_client(system, spec, timeout=120 + (n + spec.tail_n) / 200)
 
     def start_worker(self, system: System, spec: WorkerSpec) -> Child:
         """Start a worker and return once it reported ready; raises AdapterError."""

@@ -44,8 +44,14 @@ NOT_AVAILABLE = {
 def _drain(ctx: Context, system: System, grouped: bool) -> Result:
     big, small = ctx.sizes.fair_big_n, ctx.sizes.fair_small_n
     ctx.redis.flush()
-    ctx.prefill(system, big, group="big" if grouped else "")
-    ctx.prefill(system, small, group="small" if grouped else "", first_index=SMALL_FIRST_INDEX)
+    ctx.prefill(
+        system,
+        big,
+        group="big" if grouped else "",
+        tail_n=small,
+        tail_group="small" if grouped else "",
+        tail_first_index=SMALL_FIRST_INDEX,
+    )
     spec = ctx.worker_spec(system, work="noop", report="each", expect=big + small)
     worker = ctx.start_worker(system, spec)
     done_at: list[tuple[float, bool]] = []

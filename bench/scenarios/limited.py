@@ -39,14 +39,15 @@ LIMIT_KEY = "name:bench_job"
 """The limited key: every job of the bench's one job name."""
 
 STORED = frozenset({"bananas"})
-"""Systems whose limit is stored in Redis by a client call (``ctx.set_limit``)."""
+"""Systems whose limit is stored in Redis by the prefill client (``set_limit``)."""
 DECLARED = frozenset({"huey"})
 """Systems whose limit is declared on the handler (``WorkerSpec.limit_rate``)."""
 
 NOT_AVAILABLE = {
     "rq": "n/a: RQ's RateLimit caps concurrency (jobs queued or running at once), not a rate",
-    "dramatiq": "n/a: Dramatiq's rate limiters run inside the actor and raise, so a"
-    " limited message is retried with backoff; the adapter does not wire them",
+    "dramatiq": "n/a: not wired: Dramatiq's rate limiters raise inside the actor, and the"
+    " message is retried after an exponential backoff (15 s at least by default), so a drain"
+    " under them would time the backoff",
     "celery": "n/a: Celery's rate_limit is per worker, not global",
     "arq": "n/a: arq has no rate limit",
     "saq": "n/a: SAQ has no rate limit",
@@ -58,9 +59,8 @@ NOT_AVAILABLE = {
 def _drain(ctx: Context, system: System, rate: int | None) -> Result:
     n = ctx.sizes.limited_n
     ctx.redis.flush()
-    if rate is not None and system.name in STORED:
-        ctx.set_limit(system, LIMIT_KEY, f"{rate}/s")
-    ctx.prefill(system, n)
+    stored = rate is not None and system.name in STORED
+    ctx.prefill(system, n, limit_key=LIMIT_KEY if stored else "", limit_rate=f"{rate}/s")
     declared = rate if rate is not None and system.name in DECLARED else 0
     spec = ctx.worker_spec(system, work="noop", expect=n, limit_rate=declared)
     worker = ctx.start_worker(system, spec)

@@ -15,7 +15,9 @@ Modes (``ClientSpec.mode``):
                 ``perf_counter``; jobs/s over the whole loop.
 ``bulk``        n jobs in batches of ``batch`` through the bulk API.
 ``prefill``     n jobs as fast as the system allows (bulk if it has one, else
-                50 calls in flight at a time); only the elapsed time matters.
+                50 calls in flight at a time), then ``tail_n`` of ``tail_group``;
+                first, if ``limit_key`` is set, the rate limit ``limit_rate`` on
+                it; only the elapsed time matters.
 ``paced``       n jobs at ``rate`` per second, open loop: job k is due at
                 start + k/rate; when behind, submit at once. The payload's ``t``
                 is read just before each call.
@@ -26,8 +28,6 @@ Modes (``ClientSpec.mode``):
                 and waited for; steps/s is n over submit-to-result time.
 ``chord``       a chord of 3 members to warm up, then one of n members and a
                 callback, submitted and waited for; members/s likewise.
-``limit``       store the rate limit ``limit_rate`` on ``limit_key`` (the limited
-                drain); submits nothing.
 """
 
 from __future__ import annotations
@@ -79,6 +79,11 @@ class Client:
         """Submit a chord of these members and one callback; return once it has run."""
         raise Unsupported("no chord API")
 
+    def in_group(self, group: str) -> None:
+        """Submit the next jobs in ``group`` (empty: in none)."""
+        if group:
+            raise Unsupported("no groups")
+
     async def set_limit(self, key: str, rate: str) -> None:
         """Store a global rate limit (jobs started per interval) on a group or job name."""
         raise Unsupported("no global rate limit")
@@ -98,7 +103,6 @@ async def run_client(client: Client, spec: ClientSpec) -> dict[str, Any]:
         "roundtrip": _roundtrip,
         "chain": _workflow,
         "chord": _workflow,
-        "limit": _limit,
     }
     try:
         return await modes[spec.mode](client, spec)
@@ -142,23 +146,28 @@ async def _bulk(client: Client, spec: ClientSpec) -> dict[str, Any]:
 
 
 async def _prefill(client: Client, spec: ClientSpec) -> dict[str, Any]:
+    if spec.limit_key:
+        await client.set_limit(spec.limit_key, spec.limit_rate)
     clock = time.perf_counter
     begin = clock()
+    await _fill(client, spec, range(spec.n), spec.group)
+    first = spec.tail_first_index
+    await _fill(client, spec, range(first, first + spec.tail_n), spec.tail_group)
+    elapsed = clock() - begin
+    return {"n": spec.n + spec.tail_n, "seconds": elapsed, "bulk": client.bulk}
+
+
+async def _fill(client: Client, spec: ClientSpec, indexes: range, group: str) -> None:
+    """Submit the jobs ``indexes`` of ``group`` (empty: none), in batches (bulk API) or
+    :data:`PREFILL_IN_FLIGHT` calls in flight at a time."""
+    client.in_group(group)
     step = spec.batch if client.bulk else PREFILL_IN_FLIGHT
-    for start in range(0, spec.n, step):
-        first = spec.first_index
-        payloads = [_payload(first + i) for i in range(start, min(spec.n, start + step))]
+    for start in range(0, len(indexes), step):
+        payloads = [_payload(i) for i in indexes[start : start + step]]
         if client.bulk:
             await client.submit_many(payloads)
         else:
             await asyncio.gather(*(client.submit(p) for p in payloads))
-    elapsed = clock() - begin
-    return {"n": spec.n, "seconds": elapsed, "bulk": client.bulk}
-
-
-async def _limit(client: Client, spec: ClientSpec) -> dict[str, Any]:
-    await client.set_limit(spec.limit_key, spec.limit_rate)
-    return {"key": spec.limit_key, "rate": spec.limit_rate}
 
 
 async def _paced(client: Client, spec: ClientSpec) -> dict[str, Any]:

@@ -126,7 +126,10 @@ class BananasClient(Client):
         ttl = RESULT_TTL_KEPT if spec.results else 0.0
         self._client = AsyncClient(spec.url, success_ttl=ttl)
         self._route = spec.queue
-        self._group = spec.group or None
+        self._group: str | None = None
+
+    def in_group(self, group: str) -> None:
+        self._group = group or None
 
     async def submit(self, payload: Payload) -> None:
         await self._client.submit(JOB_NAME, payload, routing_key=self._route, group=self._group)
