@@ -202,6 +202,10 @@ def validate_count(value: Any, what: str, *, minimum: int = 0) -> int:
 #: Longest group name (and limit key).
 GROUP_MAX = 200
 _RATE_UNITS = {"s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+#: The default burst covers this many ms of the rate (at least 2 jobs): the time a group
+#: over its rate spends between its due moment and the fetch that serves it (the
+#: promoter's hand-back and a worker's wake-up), which a smaller bucket loses for good.
+DEFAULT_BURST_MS = 50.0
 
 
 def validate_group(group: Any) -> str:
@@ -239,8 +243,9 @@ def validate_limit_key(key: Any) -> str:
 def limit_spec(rate: str | None, concurrency: int | None, burst: int | None) -> str:
     """The stored form of a limit, "interval ms|burst|concurrency" ("0": none); "" for none.
 
-    ``rate`` is "N/s", "N/m" or "N/h"; ``burst`` (default 2) is how many jobs may start
-    back to back; ``concurrency`` how many may run at once. Raises :class:`InvalidJobError`.
+    ``rate`` is "N/s", "N/m" or "N/h"; ``burst`` is how many jobs may start back to back
+    (default: 50 ms of the rate, at least 2; :data:`DEFAULT_BURST_MS`); ``concurrency``
+    how many may run at once. Raises :class:`InvalidJobError`.
     """
     interval = 0.0
     if rate is not None:
@@ -258,4 +263,6 @@ def limit_spec(rate: str | None, concurrency: int | None, burst: int | None) -> 
         raise InvalidJobError(f"burst must be a whole number >= 1 with a rate, got {burst!r}")
     if rate is None and concurrency is None:
         return ""
-    return f"{interval:.6f}|{burst or 2}|{concurrency or 0}"
+    if burst is None:
+        burst = max(2, math.ceil(DEFAULT_BURST_MS / interval)) if interval else 2
+    return f"{interval:.6f}|{burst}|{concurrency or 0}"

@@ -14,8 +14,10 @@ from bananas.validation import limit_spec, validate_group, validate_limit_key
 @pytest.mark.parametrize(
     ("rate", "concurrency", "burst", "spec"),
     [
-        ("100/s", None, None, "10.000000|2|0"),
-        ("6000/m", 3, None, "10.000000|2|3"),
+        ("100/s", None, None, "10.000000|5|0"),  # the default burst: 50 ms of the rate
+        ("500/s", None, None, "2.000000|25|0"),
+        ("20/s", None, None, "50.000000|2|0"),  # ... and at least 2
+        ("6000/m", 3, None, "10.000000|5|3"),
         ("10/h", None, 1, "360000.000000|1|0"),
         (None, 2, None, "0.000000|2|2"),
         (None, None, None, ""),
