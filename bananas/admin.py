@@ -29,6 +29,7 @@ from bananas.broker import Broker
 from bananas.models import PRIORITY_ORDER, Job, JobStatus, Priority
 from bananas.ops import Batch, Op, Script, command, script_call
 from bananas.records import decode_job
+from bananas.timings import Histogram, merge, parse_fields
 
 _BROWSE = Script("browse")
 _RUN_NOW = Script("run_now")
@@ -231,6 +232,30 @@ class Admin:
                 minute = int(minute_text)
                 if first_minute <= minute <= last_minute and kind in THROUGHPUT_KINDS:
                     out.setdefault(minute, {})[THROUGHPUT_KINDS[kind]] = int(value)
+        return out
+
+    def timings(
+        self, routing_key: str, first: int, last: int, *, hourly: bool = False
+    ) -> Op[dict[int, dict[str, Histogram]]]:
+        """Queue-wait and run-time histograms per point: point -> ``wait``/``run`` ->
+        bucket -> count (``bananas.timings``), points from ``first`` to ``last`` included.
+
+        Points are epoch minutes, or epoch hours with ``hourly`` (the per-minute
+        histograms are kept 3 hours, the hourly ones 8 days). One ``HGETALL`` per hour
+        (per day with ``hourly``) the range touches.
+        """
+        r = self.broker.route(routing_key)
+        if hourly:
+            keys = [r.timing_hours(d) for d in range(first // 24, last // 24 + 1)]
+        else:
+            keys = [r.timing_minutes(h) for h in range(first // 60, last // 60 + 1)]
+        replies = yield Batch([command("HGETALL", k) for k in keys])
+        out: dict[int, dict[str, Histogram]] = {}
+        for fields in replies:
+            for point, kinds in parse_fields(fields, first, last).items():
+                into = out.setdefault(point, {})
+                for kind, hist in kinds.items():
+                    merge(into.setdefault(kind, {}), hist)
         return out
 
     def leader(self, name: str) -> Op[str | None]:

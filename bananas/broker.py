@@ -38,6 +38,7 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 
+from bananas import timings as timings_mod
 from bananas.keys import KeySpace, RouteKeys
 from bananas.models import (
     DEFAULT_FAILURE_TTL,
@@ -342,8 +343,10 @@ class Broker:
         dead = [(bad[i], bad[i + 1]) for i in range(0, len(bad), 2)]
         return Fetched(leased, list(orphans), dead)
 
-    def ack(self, routing_key: str, done: Sequence[Outcome]) -> Op[list[bool]]:
-        """Complete leased jobs and store their results; False where the token was stale."""
+    def ack(self, routing_key: str, done: Sequence[Outcome], timings: str = "") -> Op[list[bool]]:
+        """Complete leased jobs and store their results; False where the token was stale.
+
+        ``timings`` (``bananas.timings.tally``) is counted in the same call."""
         r = self.route(routing_key)
         minute = self.now_ms() // 60_000
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats]
@@ -351,12 +354,17 @@ class Broker:
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
             argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.kept_record)
-        keys.append(r.throughput(minute // 60))
+        keys += _timing_keys(r, minute)
+        argv += (timings_mod.MINUTE_TTL_MS, timings_mod.HOUR_TTL_MS, timings)
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
 
-    def fail(self, routing_key: str, failed: Sequence[Outcome]) -> Op[list[FailCode]]:
-        """Record failed attempts; per job, what happened (a :class:`FailCode`)."""
+    def fail(
+        self, routing_key: str, failed: Sequence[Outcome], timings: str = ""
+    ) -> Op[list[FailCode]]:
+        """Record failed attempts; per job, what happened (a :class:`FailCode`).
+
+        ``timings`` (``bananas.timings.tally``) is counted in the same call."""
         r = self.route(routing_key)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
         minute = self.now_ms() // 60_000  # throughput buckets: for people, the host's clock
@@ -380,7 +388,8 @@ class Broker:
                 _kept(o.ttl_ms),
                 o.kept_record,
             )
-        keys.append(r.throughput(minute // 60))
+        keys += _timing_keys(r, minute)
+        argv += (timings_mod.MINUTE_TTL_MS, timings_mod.HOUR_TTL_MS, timings)
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
         return [FailCode(int(x)) for x in reply]
 
@@ -895,6 +904,13 @@ def _first_score(reply: Any) -> float:
     lane, or ``[[member, score]]`` once redis-py's callback has paired it."""
     first = reply[0]
     return float(first[1] if isinstance(first, list | tuple) else reply[1])
+
+
+def _timing_keys(r: RouteKeys, minute: int) -> tuple[str, str, str]:
+    """The keys ack and fail count into last: this hour's and this day's timing
+    histograms, then this hour's throughput counters."""
+    hour = minute // 60
+    return r.timing_minutes(hour), r.timing_hours(hour // 24), r.throughput(hour)
 
 
 def _kept(ttl_ms: int) -> int:

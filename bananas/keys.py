@@ -25,6 +25,11 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:throughput:<h>  HASH   "<minute>:c|f|r" -> jobs completed, failed, retried
                                                in that minute (epoch minutes), one key per hour
                                                <h> (epoch hours), expires after 8 days
+    bananas:route:{gpu}:timing:m:<h>    HASH   "<minute>:w|r<bucket>" -> first attempts that waited,
+                                               attempts that ran, that long (``bananas.timings``
+                                               buckets), one key per hour, expires after 3 hours
+    bananas:route:{gpu}:timing:h:<d>    HASH   "<hour>:w|r<bucket>": the same per hour, one key
+                                               per day <d> (epoch days), expires after 8 days
 
     bananas:routes                      SET    routing keys that have ever held a job
     bananas:workers                     ZSET   worker id -> last heartbeat (ms)
@@ -133,6 +138,14 @@ class RouteKeys:
     def throughput(self, hour: int) -> str:
         """Per-minute outcome counters of one hour (``hour``: epoch seconds // 3600)."""
         return f"{self.base}:throughput:{hour}"
+
+    def timing_minutes(self, hour: int) -> str:
+        """Per-minute queue-wait and run-time histograms of one hour (epoch hours)."""
+        return f"{self.base}:timing:m:{hour}"
+
+    def timing_hours(self, day: int) -> str:
+        """Per-hour queue-wait and run-time histograms of one day (epoch days)."""
+        return f"{self.base}:timing:h:{day}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,10 @@
 -- ARGV[1] reserved (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)
 -- ARGV[4] dead-letter max age ms
 -- ARGV[5] most dead-lettered jobs aged out per call
+-- KEYS[#KEYS-2], KEYS[#KEYS-1] timing hashes of the current hour and day (per minute, per hour)
 -- KEYS[#KEYS] throughput hash of the current hour
 -- ARGV[6] current epoch minute  ARGV[7] throughput ttl ms
+-- ARGV[#ARGV-2], ARGV[#ARGV-1], ARGV[#ARGV] timing ttls and bucket counts, as in ack.lua
 -- then per job: id, attempt (lease token), error, retry in ms from now (-1: dead-letter now),
 --               failure result JSON, failure result ttl ms, the record to keep with a
 --               dead-lettered job's result ('' keeps the stored one; see ack.lua)
@@ -16,7 +18,7 @@
 local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local out = {}
-local n = (#ARGV - 7) / 7
+local n = (#ARGV - 10) / 7
 local dead, retried = 0, 0
 for i = 0, n - 1 do
   local b = 8 + i * 7
@@ -65,4 +67,6 @@ if dead > 0 then
     redis.call('HDEL', KEYS[4], unpack(expired))
   end
 end
+count_timings(KEYS[#KEYS - 2], KEYS[#KEYS - 1], ARGV[6], ARGV[#ARGV],
+              tonumber(ARGV[#ARGV - 2]), tonumber(ARGV[#ARGV - 1]))
 return out

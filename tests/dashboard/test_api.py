@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -319,6 +320,37 @@ def test_overview_throughput_counts_what_real_workers_did(
     assert 'id="tp-completed">4<' in admin.get("/").text
     row = admin.get("/api/queues").json()["queues"][0]
     assert row["last_hour"] == {"completed": 4, "failed": 2, "retried": 0}
+
+
+def test_overview_percentiles_of_what_real_workers_ran(
+    admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
+) -> None:
+    registry = handlers()
+
+    @registry.handler("nap")
+    async def nap(job: Job) -> None:
+        await asyncio.sleep(job.payload)
+
+    naps = [sdk.submit("nap", 0.25, routing_key="gpu") for _ in range(3)]
+    quick = [sdk.submit("ok", i) for i in range(6)]
+    worker = worker_factory(registry, routing_keys=["default", "gpu"])
+    for job_id in naps + quick:
+        sdk.wait_for_result(job_id, 10)
+    worker.stop()
+    timings = admin.get("/api/overview", params={"window": 60}).json()["timings"]
+    rows = {r["routing_key"]: r for r in timings["routes"]}
+    assert rows["gpu"]["run"]["n"] == 3 and rows["default"]["run"]["n"] == 6
+    assert 0.25 / 2**0.5 <= rows["gpu"]["run"]["p50"] < 0.25 * 2**0.5, "within a bucket"
+    assert rows["default"]["run"]["p99"] < 0.25
+    assert rows["gpu"]["wait"]["n"] == 3 and rows["gpu"]["wait"]["p50"] is not None
+    p99 = [v for v in timings["run"]["lines"]["p99"] if v is not None]
+    assert p99 and max(p99) >= 0.25, "all routing keys: the slow jobs set the p99"
+    assert timings["run"]["svg"].startswith("<svg") and 'data-line="p95"' in timings["run"]["svg"]
+    week = admin.get("/api/overview", params={"window": 10080}).json()["timings"]
+    assert {r["routing_key"]: r["run"]["n"] for r in week["routes"]} == {"gpu": 3, "default": 6}
+    assert week["point_minutes"] == 360 and len(week["run"]["lines"]["p50"]) == 28
+    page = admin.get("/").text
+    assert 'id="timings"' in page and '<tr data-routing-key="gpu">' in page
 
 
 def test_schedule_suspend_resume_and_trigger(admin: httpx.Client, sdk: Client) -> None:

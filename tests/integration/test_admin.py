@@ -7,6 +7,7 @@ import pytest
 from bananas import Client, JobStatus
 from bananas.admin import Admin, JobState
 from bananas.broker import Outcome
+from bananas.timings import bucket, merge, tally
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -85,3 +86,30 @@ def test_ack_and_fail_count_outcomes_per_minute(client: Client) -> None:
     assert sum(c.get("failed", 0) for c in counts.values()) == 1
     ttl = client.redis.pttl(broker.route("default").throughput(minute // 60))
     assert 7 * 24 * 3600 * 1000 < ttl <= 8 * 24 * 3600 * 1000
+
+
+def test_ack_and_fail_count_timings_per_minute_and_hour(client: Client) -> None:
+    admin, broker = Admin(client.broker), client.broker
+    client.submit_many([{"name": "x", "payload": i} for i in range(4)])
+    leased = client.run(broker.fetch("default", 4, 30_000))
+    minute = int(broker.clock() // 60)
+    done = [Outcome(j.id, j.attempt, "1", 60_000) for j in leased[:3]]
+    client.run(broker.ack("default", done, tally([(0.01, 0.5), (0.01, 2.0), (0.02, None)])))
+    failed = Outcome(leased[3].id, leased[3].attempt, "{}", 60_000, error="e")
+    client.run(broker.fail("default", [failed], tally([(4.0, 0.5)])))
+    per_minute = client.run(admin.timings("default", minute - 1, minute + 1))
+    run: dict[int, int] = {}
+    wait: dict[int, int] = {}
+    for kinds in per_minute.values():
+        merge(run, kinds.get("run", {}))
+        merge(wait, kinds.get("wait", {}))
+    assert run == {bucket(0.01): 2, bucket(0.02): 1, bucket(4.0): 1}
+    assert wait == {bucket(0.5): 2, bucket(2.0): 1}
+    hourly = client.run(admin.timings("default", minute // 60 - 1, minute // 60 + 1, hourly=True))
+    assert sum(sum(k["run"].values()) for k in hourly.values()) == 4
+    r = broker.route("default")
+    assert 2 * 3600_000 < client.redis.pttl(r.timing_minutes(minute // 60)) <= 3 * 3600_000
+    assert 7 * 86400_000 < client.redis.pttl(r.timing_hours(minute // 1440)) <= 8 * 86400_000
+    client.run(broker.ack("default", [done[0]], ""))  # refused, and nothing to count
+    again = client.run(admin.timings("default", minute // 60 - 1, minute // 60 + 1, hourly=True))
+    assert again == hourly
