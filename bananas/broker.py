@@ -74,6 +74,8 @@ REAP_BATCH = 200
 DEAD_LETTER_TRIM_BATCH = 1000
 #: How long a routing key's per-minute outcome counters are kept (a week, and a day more).
 THROUGHPUT_TTL_MS = 8 * 24 * 3600 * 1000
+#: Completed jobs a routing key's results index keeps (the newest; the dashboard's page).
+COMPLETED_INDEX_CAP = 10_000
 #: Due scheduled jobs moved per promote call.
 PROMOTE_BATCH = 1000
 #: The longest result TTL a record may name (a longer one is ignored by the reaper).
@@ -354,8 +356,8 @@ class Broker:
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
             argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.kept_record)
-        keys += _timing_keys(r, minute)
-        argv += (timings_mod.MINUTE_TTL_MS, timings_mod.HOUR_TTL_MS, timings)
+        keys += (r.completed, *_timing_keys(r, minute))
+        argv += (COMPLETED_INDEX_CAP, timings_mod.MINUTE_TTL_MS, timings_mod.HOUR_TTL_MS, timings)
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
 

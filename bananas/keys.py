@@ -25,6 +25,8 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:throughput:<h>  HASH   "<minute>:c|f|r" -> jobs completed, failed, retried
                                                in that minute (epoch minutes), one key per hour
                                                <h> (epoch hours), expires after 8 days
+    bananas:route:{gpu}:completed       ZSET   job id -> when it completed (ms), the newest 10,000:
+                                               the dashboard's results page
     bananas:route:{gpu}:timing:m:<h>    HASH   "<minute>:w|r<bucket>" -> first attempts that waited,
                                                attempts that ran, that long (``bananas.timings``
                                                buckets), one key per hour, expires after 3 hours
@@ -138,6 +140,11 @@ class RouteKeys:
     def throughput(self, hour: int) -> str:
         """Per-minute outcome counters of one hour (``hour``: epoch seconds // 3600)."""
         return f"{self.base}:throughput:{hour}"
+
+    @property
+    def completed(self) -> str:
+        """ZSET of the newest completed jobs (id -> completion ms), for the results page."""
+        return f"{self.base}:completed"
 
     def timing_minutes(self, hour: int) -> str:
         """Per-minute queue-wait and run-time histograms of one hour (epoch hours)."""

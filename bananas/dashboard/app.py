@@ -154,6 +154,7 @@ class Dashboard:
             "workers": self.workers,
             "schedules": self.schedules,
             "audit": self.audit,
+            "results": self.results,
         }
 
     # -- auth wrappers -------------------------------------------------------------------------
@@ -302,6 +303,19 @@ class Dashboard:
         data = await self.reader.audit_view((page - 1) * count, count)
         data["page"] = page
         data["pages"] = max(1, -(-data["total"] // count))
+        return data
+
+    async def results(self, request: Request) -> dict[str, Any]:
+        q = request.query_params
+        routes = await self.routes()
+        rk = validate_routing_key(q.get("routing_key") or (routes[0] if routes else "default"))
+        count = _int(request, "count", self.settings.page_size, low=1, high=MAX_PAGE)
+        page = _int(request, "page", 1, low=1)
+        data = await self.reader.results_view(
+            rk, offset=(page - 1) * count, count=count, oldest_first=q.get("order") == "reverse"
+        )
+        data["routes"] = routes
+        data["states"] = [s.value for s in JobState]
         return data
 
     async def search(self, request: Request) -> dict[str, Any]:
@@ -606,10 +620,20 @@ class Dashboard:
             Route("/workers", read(self.page_handler("workers"))),
             Route("/schedules", read(self.page_handler("schedules"))),
             Route("/audit", read(self.page_handler("audit"))),
+            Route("/results", read(self.page_handler("results"))),
         ]
         api = [
             Route(f"/api/{name}", read(self.api_handler(name)))
-            for name in ("overview", "queues", "jobs", "search", "workers", "schedules", "audit")
+            for name in (
+                "overview",
+                "queues",
+                "jobs",
+                "results",
+                "search",
+                "workers",
+                "schedules",
+                "audit",
+            )
         ]
         api += [
             Route("/api/jobs/{job_id}", read(self.api_handler("job"))),

@@ -193,6 +193,13 @@ def lines_svg(
     ]
     for name, line in lines.items():
         for run in _runs(line):
+            if len(run) == 1:  # a lone point: a dot, as a line of one point would not show
+                i, v = run[0]
+                parts.append(
+                    f'<circle class="{name}" data-line="{name}" cx="{pad_left + i * step:.1f}" '
+                    f'cy="{y(v):.1f}" r="2.5"/>'
+                )
+                continue
             points = " ".join(f"{pad_left + i * step:.1f},{y(v):.1f}" for i, v in run)
             parts.append(
                 f'<polyline class="{name}" data-line="{name}" fill="none" stroke-width="1.6" '
@@ -212,8 +219,7 @@ def lines_svg(
 
 
 def _runs(line: list[float | None]) -> list[list[tuple[int, float]]]:
-    """The stretches of consecutive points that have a value (a lone point is drawn
-    as a dot-long line)."""
+    """The stretches of consecutive points that have a value."""
     runs: list[list[tuple[int, float]]] = []
     current: list[tuple[int, float]] = []
     for i, v in enumerate(line):
@@ -225,4 +231,4 @@ def _runs(line: list[float | None]) -> list[list[tuple[int, float]]]:
             current.append((i, v))
     if current:
         runs.append(current)
-    return [r if len(r) > 1 else [r[0], (r[0][0], r[0][1])] for r in runs]
+    return runs

@@ -74,7 +74,11 @@ def age_text(seconds: float | None) -> str:
 def payload_preview(job: Job | None) -> str:
     if job is None:
         return "<unreadable record>"
-    text = orjson.dumps(job.payload).decode()
+    return _preview(job.payload)
+
+
+def _preview(value: Any) -> str:
+    text = orjson.dumps(value).decode()
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
@@ -297,6 +301,42 @@ class Reader:
             "page": offset // count + 1,
             "pages": pages,
             "jobs": rows,
+        }
+
+    async def results_view(
+        self, routing_key: str, *, offset: int, count: int, oldest_first: bool
+    ) -> dict[str, Any]:
+        """A page of the newest completed jobs of ``routing_key`` with their results
+        (``Admin.completed_page``; a result past its TTL shows as expired)."""
+        page = await self.run(
+            self.admin.completed_page(routing_key, offset, count, oldest_first=oldest_first)
+        )
+        now = self.clock()
+        rows = []
+        for r in page.rows:
+            result = r.result
+            rows.append(
+                {
+                    "id": r.id,
+                    "name": r.job.name if r.job else "",
+                    "completed_at": iso(r.completed_at),
+                    "ago": age_text(now - r.completed_at.timestamp()),
+                    "duration": None if result is None else result.duration,
+                    "duration_text": "-" if result is None else duration_text(result.duration),
+                    "expired": result is None,
+                    "result": None if result is None else result.result,
+                    "result_preview": "" if result is None else _preview(result.result),
+                }
+            )
+        return {
+            "routing_key": routing_key,
+            "state": "results",
+            "reverse": oldest_first,
+            "total": page.total,
+            "count": count,
+            "page": offset // count + 1,
+            "pages": max(1, math.ceil(page.total / count)),
+            "results": rows,
         }
 
     async def _add_holders(self, rows: list[dict[str, Any]], now: float) -> None:

@@ -77,6 +77,18 @@ local function count_outcome(key, field, n, ttl)
   redis.call('PEXPIRE', key, ttl)
 end
 
+-- Index completed job ids by Redis' clock in the ZSET key, keeping the newest cap.
+local function index_completed(key, ids, cap)
+  local now = now_ms()
+  local args = {}
+  for i = 1, #ids do
+    args[2 * i - 1] = now
+    args[2 * i] = ids[i]
+  end
+  redis.call('ZADD', key, unpack(args))
+  redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1)
+end
+
 -- Add a batch's queue-wait and run-time bucket counts to its minute's and its hour's
 -- histograms (bananas/timings.py). spec: "<field> <count> ..." ('' for none), each field
 -- filed as "<minute>:<field>" in minutes_key and "<hour>:<field>" in hours_key, kept

@@ -3,9 +3,11 @@
 -- (allow-oom: finishing a job frees its record, so it must run when Redis is full)
 -- KEYS[1] leases  KEYS[2] jobs  KEYS[3] attempts  KEYS[4] errors  KEYS[5] stats
 -- KEYS[4+2i] result key, KEYS[5+2i] notify key of the i-th job (i from 1)
+-- KEYS[#KEYS-3] completed jobs index (newest ARGV[#ARGV-3] kept)
 -- KEYS[#KEYS-2], KEYS[#KEYS-1] timing hashes of the current hour and day (per minute, per hour)
 -- KEYS[#KEYS] throughput hash of the current hour
 -- ARGV[1] notify ttl ms  ARGV[2] current epoch minute  ARGV[3] throughput ttl ms
+-- ARGV[#ARGV-3] completed jobs index cap (count)
 -- ARGV[#ARGV-2], ARGV[#ARGV-1] per-minute, per-hour timing ttl ms
 -- ARGV[#ARGV] the batch's timing bucket counts ("<field> <count> ...", see count_timings)
 -- then per job: id, attempt (lease token), result JSON, result ttl ms, the record to keep
@@ -15,7 +17,7 @@
 local notify_ttl = tonumber(ARGV[1])
 local out = {}
 local done = {}
-local n = (#ARGV - 6) / 5
+local n = (#ARGV - 7) / 5
 for i = 0, n - 1 do
   local b = 4 + i * 5
   local id = ARGV[b]
@@ -37,6 +39,7 @@ if #done > 0 then
   redis.call('HDEL', KEYS[4], unpack(done))
   redis.call('HINCRBY', KEYS[5], 'completed', #done)
   count_outcome(KEYS[#KEYS], ARGV[2] .. ':c', #done, tonumber(ARGV[3]))
+  index_completed(KEYS[#KEYS - 3], done, tonumber(ARGV[#ARGV - 3]))
 end
 count_timings(KEYS[#KEYS - 2], KEYS[#KEYS - 1], ARGV[2], ARGV[#ARGV],
               tonumber(ARGV[#ARGV - 2]), tonumber(ARGV[#ARGV - 1]))

@@ -353,6 +353,34 @@ def test_overview_percentiles_of_what_real_workers_ran(
     assert 'id="timings"' in page and '<tr data-routing-key="gpu">' in page
 
 
+def test_results_pages_completed_jobs_newest_first_with_their_results(
+    admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
+) -> None:
+    first = [sdk.submit("ok", {"n": i}) for i in range(3)]
+    worker = worker_factory(handlers())
+    for job_id in first:
+        sdk.wait_for_result(job_id, 10)
+    later = sdk.submit("ok", {"n": 99})
+    sdk.wait_for_result(later, 10)
+    failed = sdk.submit("boom", 1, max_retries=0)
+    sdk.wait_for_result(failed, 10)
+    worker.stop()
+    sdk.redis.delete(sdk.broker.route("default").result(first[0]))  # as if its TTL passed
+    data = admin.get("/api/results", params={"routing_key": "default", "count": 2}).json()
+    assert data["total"] == 4 and data["pages"] == 2, "completed jobs only, not the dead one"
+    assert data["results"][0]["id"] == later and data["results"][0]["result"] == {"n": 99}
+    assert data["results"][0]["name"] == "ok" and data["results"][0]["duration"] is not None
+    back = admin.get("/api/results", params={"count": 2, "page": 2}).json()["results"]
+    assert {r["id"] for r in back} | {r["id"] for r in data["results"]} == {*first, later}
+    oldest = admin.get("/api/results", params={"order": "reverse", "count": 1}).json()
+    assert oldest["results"][0]["id"] in first
+    gone = next(r for r in data["results"] + back if r["id"] == first[0])
+    assert gone["expired"] is True and gone["result"] is None
+    page = admin.get("/results", params={"routing_key": "default"}).text
+    assert f'<tr data-job-id="{later}">' in page and "expired (past its success TTL)" in page
+    assert 'data-state-tab="results"' in admin.get("/jobs").text
+
+
 def test_schedule_suspend_resume_and_trigger(admin: httpx.Client, sdk: Client) -> None:
     sdk.register_schedule(
         Schedule(id="hourly", cron="0 * * * *", job="ok", payload={"p": 1}, routing_key="gpu")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from bananas import Client, JobStatus
+from bananas import broker as broker_module
 from bananas.admin import Admin, JobState
-from bananas.broker import Outcome
+from bananas.broker import Leased, Outcome
+from bananas.models import JobResult
 from bananas.timings import bucket, merge, tally
 
 pytestmark = pytest.mark.timeout(60)
@@ -113,3 +115,39 @@ def test_ack_and_fail_count_timings_per_minute_and_hour(client: Client) -> None:
     client.run(broker.ack("default", [done[0]], ""))  # refused, and nothing to count
     again = client.run(admin.timings("default", minute // 60 - 1, minute // 60 + 1, hourly=True))
     assert again == hourly
+
+
+def test_ack_indexes_completed_jobs_and_keeps_the_newest(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(broker_module, "COMPLETED_INDEX_CAP", 3)
+    admin, broker = Admin(client.broker), client.broker
+    ids = client.submit_many([{"name": "x", "payload": i} for i in range(5)])
+    leased = client.run(broker.fetch("default", 5, 30_000))
+
+    def done(j: Leased) -> Outcome:
+        body = JobResult(job_id=j.id, status=JobStatus.COMPLETED, result=j.id)
+        return Outcome(j.id, j.attempt, body.model_dump_json(), 60_000)
+
+    client.run(broker.ack("default", [done(j) for j in leased[:2]]))
+    _next_redis_millisecond(client)
+    client.run(broker.ack("default", [done(j) for j in leased[2:]]))
+    page = client.run(admin.completed_page("default", 0, 10))
+    assert page.total == 3 and {r.id for r in page.rows} == set(ids[2:])
+    assert [r.result.result for r in page.rows if r.result] == [r.id for r in page.rows]
+    assert all(r.job is not None and r.job.name == "x" for r in page.rows)
+    older = client.run(admin.completed_page("default", 0, 10, oldest_first=True))
+    assert [r.completed_at for r in older.rows] == sorted(r.completed_at for r in page.rows)
+    stale = Outcome(ids[0], 1, "1", 60_000)
+    client.run(broker.ack("default", [stale]))  # refused: not indexed again
+    assert client.run(admin.completed_page("default", 0, 10)).total == 3
+
+
+def _next_redis_millisecond(client: Client) -> None:
+    """Return once Redis' own clock has moved past the millisecond it reads now."""
+    seconds, micros = client.redis.time()
+    start = seconds * 1000 + micros // 1000
+    while True:
+        seconds, micros = client.redis.time()
+        if seconds * 1000 + micros // 1000 > start:
+            return
