@@ -47,6 +47,7 @@ from bananas.client import AsyncClient
 from bananas.dashboard.actions import BULK_ACTIONS, Action, ActionError, Actions, Filter
 from bananas.dashboard.auth import CSRF_HEADER, SESSION_COOKIE, Authenticator, Principal
 from bananas.dashboard.data import Reader
+from bananas.dashboard.kube import KubeReader
 from bananas.dashboard.settings import AuthMode, DashboardSettings, Role
 from bananas.errors import BananasConnectionError, BananasError, InvalidRoutingKeyError
 from bananas.models import Priority, Schedule
@@ -138,6 +139,7 @@ class Dashboard:
         self.leader_name = leader_name
         self.auth = Authenticator(settings)
         self.reader = Reader(client, clock=clock)
+        self.kube = KubeReader(settings, clock=clock)
         self.actions = Actions(self.reader, scan_limit=settings.scan_limit, clock=clock)
         self.cache = SnapshotCache(settings.live_interval)
         self.env = jinja2.Environment(
@@ -155,6 +157,7 @@ class Dashboard:
             "schedules": self.schedules,
             "audit": self.audit,
             "results": self.results,
+            "kubernetes": self.kubernetes,
         }
 
     # -- auth wrappers -------------------------------------------------------------------------
@@ -304,6 +307,9 @@ class Dashboard:
         data["page"] = page
         data["pages"] = max(1, -(-data["total"] // count))
         return data
+
+    async def kubernetes(self, request: Request) -> dict[str, Any]:
+        return await self.kube.view()
 
     async def results(self, request: Request) -> dict[str, Any]:
         q = request.query_params
@@ -621,6 +627,7 @@ class Dashboard:
             Route("/schedules", read(self.page_handler("schedules"))),
             Route("/audit", read(self.page_handler("audit"))),
             Route("/results", read(self.page_handler("results"))),
+            Route("/kubernetes", read(self.page_handler("kubernetes"))),
         ]
         api = [
             Route(f"/api/{name}", read(self.api_handler(name)))
@@ -633,6 +640,7 @@ class Dashboard:
                 "workers",
                 "schedules",
                 "audit",
+                "kubernetes",
             )
         ]
         api += [
@@ -746,6 +754,7 @@ def create_app(
         try:
             yield
         finally:
+            await dashboard.kube.close()
             if owned:
                 await the_client.close()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import orjson
@@ -15,7 +17,7 @@ import pytest
 from bananas import Client, Job, JobStatus, Schedule
 from bananas.dashboard import DashboardSettings
 from bananas.worker_runtime import Registry, Worker
-from tests.dashboard.conftest import handlers
+from tests.dashboard.conftest import READ_TOKEN, api, handlers
 from tests.dashboard.server import DashboardServer
 from tests.support.waiting import eventually
 
@@ -379,6 +381,25 @@ def test_results_pages_completed_jobs_newest_first_with_their_results(
     page = admin.get("/results", params={"routing_key": "default"}).text
     assert f'<tr data-job-id="{later}">' in page and "expired (past its success TTL)" in page
     assert 'data-state-tab="results"' in admin.get("/jobs").text
+
+
+def test_kubernetes_page_says_why_it_is_hidden(
+    settings: DashboardSettings,
+    start_dashboard: Callable[[DashboardSettings], DashboardServer],
+    tmp_path: Path,
+) -> None:
+    missing = str(tmp_path / "no-such-kubeconfig")
+    with contextlib.closing(api(start_dashboard(replace(settings, kubeconfig=missing)))) as http:
+        view = http.get("/api/kubernetes").json()
+        assert view["available"] is False and "No Kubernetes credentials" in view["reason"]
+        page = http.get("/kubernetes")
+        assert page.status_code == 200 and 'id="kube-unavailable"' in page.text
+        assert 'href="/kubernetes"' in http.get("/").text
+    off = start_dashboard(replace(settings, kubernetes=False))
+    with contextlib.closing(api(off, READ_TOKEN)) as http:
+        view = http.get("/api/kubernetes").json()
+        assert view == {"available": False, "reason": "The Kubernetes page is turned off."}
+    assert httpx.get(off.url + "/api/kubernetes").status_code == 401
 
 
 def test_schedule_suspend_resume_and_trigger(admin: httpx.Client, sdk: Client) -> None:
