@@ -19,7 +19,7 @@ bucket, so it is within about 19% of the true one.
 
 from __future__ import annotations
 
-import math
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 
 #: Lower edge of bucket 1, in seconds; bucket 0 holds everything below it.
@@ -40,9 +40,7 @@ QUANTILES = (0.5, 0.95, 0.99)
 
 def bucket(seconds: float) -> int:
     """The bucket of a duration: 0 below :data:`FIRST_EDGE`, then one per sqrt(2)."""
-    if seconds < FIRST_EDGE:
-        return 0
-    return min(int(PER_OCTAVE * math.log2(seconds / FIRST_EDGE)) + 1, LAST_BUCKET)
+    return bisect_right(_EDGES, seconds)
 
 
 def edge(index: int) -> float:
@@ -52,18 +50,26 @@ def edge(index: int) -> float:
     return FIRST_EDGE * 2 ** ((index - 1) / PER_OCTAVE)
 
 
+#: The lower edges of buckets 1 to :data:`LAST_BUCKET`: a duration's bucket is how many
+#: of them it reaches.
+_EDGES = tuple(edge(i) for i in range(1, LAST_BUCKET + 1))
+
+
 def tally(durations: Iterable[tuple[float, float | None]]) -> str:
     """The script spec (``"<field> <count> ..."``, '' for none) of a batch's
     (run time, queue wait or None) pairs: ``r<bucket>`` and ``w<bucket>`` fields."""
-    counts: dict[str, int] = {}
-    get = counts.get
-    for run, wait in durations:
-        name = f"r{bucket(run)}"
-        counts[name] = get(name, 0) + 1
+    runs: dict[int, int] = {}
+    waits: dict[int, int] = {}
+    find, edges = bisect_right, _EDGES
+    for run, wait in durations:  # the hot path: one C call per duration
+        b = find(edges, run)
+        runs[b] = runs.get(b, 0) + 1
         if wait is not None:
-            name = f"w{bucket(wait)}"
-            counts[name] = get(name, 0) + 1
-    return " ".join(f"{k} {n}" for k, n in counts.items())
+            b = find(edges, wait)
+            waits[b] = waits.get(b, 0) + 1
+    return " ".join(
+        [f"r{b} {n}" for b, n in runs.items()] + [f"w{b} {n}" for b, n in waits.items()]
+    )
 
 
 Histogram = dict[int, int]
