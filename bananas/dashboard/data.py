@@ -12,7 +12,8 @@ Round trips per view (R routing keys, W live workers, S schedules): queues 1 + 2
 same + 1 + W, and 2R ``HGETALL`` for the throughput chart and 2R for the percentile
 charts at most every 6 s (hour view); workers 2 + W;
 schedules 1 + S; a job page 2 to 4 (lengths, then one ``browse`` script per priority
-list it spans; in flight + 1 + W for the holders); a job 1 + 2R (the route lookup) + 2.
+list it spans; in flight + 1 + W for the holders); a job 1 + 2R (the route lookup) + 2;
+a results page 3 (the index's size, a page of it, the rows' results in one batch).
 """
 
 from __future__ import annotations
