@@ -19,6 +19,7 @@ touches ``count`` ids, whatever the size of the queue.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,9 +27,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bananas.broker import Broker
-from bananas.models import PRIORITY_ORDER, Job, JobStatus, Priority
+from bananas.models import PRIORITY_ORDER, Job, JobResult, JobStatus, Priority
 from bananas.ops import Batch, Op, Script, command, script_call
 from bananas.records import decode_job
+from bananas.timings import Histogram, merge, parse_fields
 
 _BROWSE = Script("browse")
 _RUN_NOW = Script("run_now")
@@ -98,6 +100,26 @@ class JobPage:
     """A page of one state's jobs, and how many the state holds in all."""
 
     rows: list[JobRow]
+    total: int
+
+
+@dataclass(slots=True)
+class CompletedRow:
+    """One completed job of the results index: when it completed and, while its result
+    is kept (its success TTL), the result and the record kept with it (None once
+    expired or deleted)."""
+
+    id: str
+    completed_at: datetime
+    result: JobResult | None
+    job: Job | None
+
+
+@dataclass(slots=True)
+class CompletedPage:
+    """A page of a routing key's newest completed jobs, and how many the index holds."""
+
+    rows: list[CompletedRow]
     total: int
 
 
@@ -235,6 +257,57 @@ class Admin:
                     out.setdefault(minute, {})[THROUGHPUT_KINDS[kind]] = int(value)
         return out
 
+    def completed_page(
+        self, routing_key: str, offset: int = 0, count: int = 50, *, oldest_first: bool = False
+    ) -> Op[CompletedPage]:
+        """A page of the completed jobs index (newest first; ``oldest_first`` reverses),
+        with each job's stored result. Three round trips whatever the page."""
+        r = self.broker.route(routing_key)
+        total = int((yield command("ZCARD", r.completed)))
+        order = "ZRANGE" if oldest_first else "ZREVRANGE"
+        reply = yield command(order, r.completed, offset, offset + count - 1, "WITHSCORES")
+        pairs = _score_pairs(reply)
+        ids = [job_id for job_id, _ in pairs]
+        stored = yield Batch([command("HMGET", r.result(i), "result", "job") for i in ids])
+        rows = []
+        for (job_id, score), (result, record) in zip(pairs, stored, strict=True):
+            job = None
+            with contextlib.suppress(ValueError):  # an unreadable record: shown without
+                job = decode_job(record, status=JobStatus.COMPLETED) if record else None
+            rows.append(
+                CompletedRow(
+                    job_id,
+                    datetime.fromtimestamp(score / 1000, UTC),
+                    JobResult.model_validate_json(result) if result else None,
+                    job,
+                )
+            )
+        return CompletedPage(rows, total)
+
+    def timings(
+        self, routing_key: str, first: int, last: int, *, hourly: bool = False
+    ) -> Op[dict[int, dict[str, Histogram]]]:
+        """Queue-wait and run-time histograms per point: point -> ``wait``/``run`` ->
+        bucket -> count (``bananas.timings``), points from ``first`` to ``last`` included.
+
+        Points are epoch minutes, or epoch hours with ``hourly`` (the per-minute
+        histograms are kept 3 hours, the hourly ones 8 days). One ``HGETALL`` per hour
+        (per day with ``hourly``) the range touches.
+        """
+        r = self.broker.route(routing_key)
+        if hourly:
+            keys = [r.timing_hours(d) for d in range(first // 24, last // 24 + 1)]
+        else:
+            keys = [r.timing_minutes(h) for h in range(first // 60, last // 60 + 1)]
+        replies = yield Batch([command("HGETALL", k) for k in keys])
+        out: dict[int, dict[str, Histogram]] = {}
+        for fields in replies:
+            for point, kinds in parse_fields(fields, first, last).items():
+                into = out.setdefault(point, {})
+                for kind, hist in kinds.items():
+                    merge(into.setdefault(kind, {}), hist)
+        return out
+
     def leader(self, name: str) -> Op[str | None]:
         """Who holds the leader lock ``name`` right now (None when nobody does)."""
         holder = yield command("GET", self.broker.keys.leader(name))
@@ -252,3 +325,11 @@ class Admin:
             [command("LRANGE", key, offset, offset + count - 1), command("LLEN", key)]
         )
         return list(entries), int(total)
+
+
+def _score_pairs(reply: list[Any]) -> list[tuple[str, float]]:
+    """``ZRANGE ... WITHSCORES`` as (member, score) pairs, whether the connection gave
+    them flat (RESP2) or paired (RESP3, or a client's own parsing)."""
+    if reply and isinstance(reply[0], list | tuple):
+        return [(str(m), float(sc)) for m, sc in reply]
+    return [(str(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]

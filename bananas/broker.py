@@ -38,6 +38,7 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 
+from bananas import timings as timings_mod
 from bananas.keys import KeySpace, RouteKeys
 from bananas.models import (
     DEFAULT_FAILURE_TTL,
@@ -76,6 +77,8 @@ REAP_BATCH = 200
 DEAD_LETTER_TRIM_BATCH = 1000
 #: How long a routing key's per-minute outcome counters are kept (a week, and a day more).
 THROUGHPUT_TTL_MS = 8 * 24 * 3600 * 1000
+#: Completed jobs a routing key's results index keeps (the newest; the dashboard's page).
+COMPLETED_INDEX_CAP = 10_000
 #: Due scheduled jobs moved per promote call.
 PROMOTE_BATCH = 1000
 #: The longest result TTL a record may name (a longer one is ignored by the reaper).
@@ -487,8 +490,10 @@ class Broker:
         dead = [(bad[i], bad[i + 1]) for i in range(0, len(bad), 2)]
         return Fetched(leased, list(orphans), dead)
 
-    def ack(self, routing_key: str, done: Sequence[Outcome]) -> Op[list[bool]]:
-        """Complete leased jobs and store their results; False where the token was stale."""
+    def ack(self, routing_key: str, done: Sequence[Outcome], timings: str = "") -> Op[list[bool]]:
+        """Complete leased jobs and store their results; False where the token was stale.
+
+        ``timings`` (``bananas.timings.tally``) is counted in the same call."""
         r = self.route(routing_key)
         minute = self.now_ms() // 60_000
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats]
@@ -496,20 +501,27 @@ class Broker:
         for o in done:
             keys += (r.result(o.id), r.notify(o.id))
             argv += (o.id, o.attempt, o.result, _kept(o.ttl_ms), o.kept_record, o.group)
-        keys.append(r.throughput(minute // 60))
+        keys += (*_timing_keys(r, minute), r.completed)
         if any(o.group for o in done):  # flow: slots go back, parked tokens may wake a worker
             keys += (r.wake, *r.queues, *r.flow)
+        argv += (COMPLETED_INDEX_CAP, timings_mod.MINUTE_TTL_MS, timings_mod.HOUR_TTL_MS, timings)
         reply = yield script_call(_SCRIPTS["ack"], keys, argv)
         return [bool(x) for x in reply]
 
-    def fail(self, routing_key: str, failed: Sequence[Outcome]) -> Op[list[FailCode]]:
+    def fail(
+        self, routing_key: str, failed: Sequence[Outcome], timings: str = ""
+    ) -> Op[list[FailCode]]:
         """Record failed attempts; per job, what happened (a :class:`FailCode`)."""
-        reply = yield from self.fail_batch(routing_key, failed)
+        reply = yield from self.fail_batch(routing_key, failed, timings)
         return reply.codes
 
-    def fail_batch(self, routing_key: str, failed: Sequence[Outcome]) -> Op[FailReply]:
+    def fail_batch(
+        self, routing_key: str, failed: Sequence[Outcome], timings: str = ""
+    ) -> Op[FailReply]:
         """Record failed attempts: per job a :class:`FailCode`, and how many old
-        dead-lettered jobs the routing key's retention trimmed (oldest first)."""
+        dead-lettered jobs the routing key's retention trimmed (oldest first).
+
+        ``timings`` (``bananas.timings.tally``) is counted in the same call."""
         r = self.route(routing_key)
         keys = [r.leases, r.jobs, r.attempts, r.errors, r.stats, r.scheduled, r.dead, r.schedwake]
         keys.append(r.retention)
@@ -535,9 +547,10 @@ class Broker:
                 o.kept_record,
                 o.group,
             )
-        keys.append(r.throughput(minute // 60))
+        keys += _timing_keys(r, minute)
         if any(o.group for o in failed):  # flow
             keys += (r.wake, *r.queues, *r.flow)
+        argv += (timings_mod.MINUTE_TTL_MS, timings_mod.HOUR_TTL_MS, timings)
         reply = yield script_call(_SCRIPTS["fail"], keys, argv)
         n = len(failed)
         return FailReply([FailCode(int(x)) for x in reply[:n]], int(reply[n]))
@@ -1205,6 +1218,13 @@ def _first_score(reply: Any) -> float:
     lane, or ``[[member, score]]`` once redis-py's callback has paired it."""
     first = reply[0]
     return float(first[1] if isinstance(first, list | tuple) else reply[1])
+
+
+def _timing_keys(r: RouteKeys, minute: int) -> tuple[str, str, str]:
+    """The keys ack and fail count into, after the per-job keys: this hour's throughput
+    counters, then this hour's and this day's timing histograms."""
+    hour = minute // 60
+    return r.throughput(hour), r.timing_minutes(hour), r.timing_hours(hour // 24)
 
 
 def _kept(ttl_ms: int) -> int:

@@ -42,6 +42,13 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
 
     bananas:jobid:{<id>}                STRING routing key and claim time of an explicit job id
                                                ("<routing key>|<ms>"), expires; its own slot
+    bananas:route:{gpu}:completed       ZSET   job id -> when it completed (ms), the newest 10,000:
+                                               the dashboard's results page
+    bananas:route:{gpu}:timing:m:<h>    HASH   "<minute>:w|r<bucket>" -> first attempts that waited,
+                                               attempts that ran, that long (``bananas.timings``
+                                               buckets), one key per hour, expires after 3 hours
+    bananas:route:{gpu}:timing:h:<d>    HASH   "<hour>:w|r<bucket>": the same per hour, one key
+                                               per day <d> (epoch days), expires after 8 days
 
     bananas:routes                      SET    routing keys that have ever held a job
     bananas:workers                     ZSET   worker id -> last heartbeat (ms)
@@ -204,6 +211,19 @@ class RouteKeys:
     def throughput(self, hour: int) -> str:
         """Per-minute outcome counters of one hour (``hour``: epoch seconds // 3600)."""
         return f"{self.base}:throughput:{hour}"
+
+    @property
+    def completed(self) -> str:
+        """ZSET of the newest completed jobs (id -> completion ms), for the results page."""
+        return f"{self.base}:completed"
+
+    def timing_minutes(self, hour: int) -> str:
+        """Per-minute queue-wait and run-time histograms of one hour (epoch hours)."""
+        return f"{self.base}:timing:m:{hour}"
+
+    def timing_hours(self, day: int) -> str:
+        """Per-hour queue-wait and run-time histograms of one day (epoch days)."""
+        return f"{self.base}:timing:h:{day}"
 
 
 @dataclass(frozen=True, slots=True)

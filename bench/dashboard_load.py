@@ -11,6 +11,9 @@ serves the dashboard on it (uvicorn, in this process), then:
    one read per interval.
 
     python -m bench.dashboard_load --jobs 200000 --routes 100
+
+``--completed`` jobs of r0 are first fetched and acked (the workers' own ack, with
+timings) so that the results page and the percentile charts have data.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from bananas import Client
+from bananas import Client, JobResult, JobStatus
+from bananas.broker import Outcome
 from bananas.dashboard import DashboardSettings, create_app
+from bananas.timings import tally
 from bench.redis_server import PrivateRedis, free_port
 
 PAGES = (
@@ -39,8 +44,19 @@ PAGES = (
     "/schedules",
     "/audit",
     "/search?q=needle&routing_key=r0&state=ready",
+    "/results?routing_key=r0",
+    "/results?routing_key=r0&page=100",
+    "/kubernetes",
 )
-VIEWS = ("overview", "queues", "jobs&routing_key=r0&state=ready", "workers", "schedules", "audit")
+VIEWS = (
+    "overview",
+    "queues",
+    "jobs&routing_key=r0&state=ready",
+    "results&routing_key=r0",
+    "workers",
+    "schedules",
+    "audit",
+)
 
 
 def fill(url: str, jobs: int, routes: int) -> float:
@@ -58,6 +74,29 @@ def fill(url: str, jobs: int, routes: int) -> float:
                 for i in range(per)
             ]
             client.submit_many(specs)
+    return time.perf_counter() - t0
+
+
+def complete(url: str, count: int, batch: int = 500) -> float:
+    """Fetch and ack ``count`` jobs of r0 through the workers' own ack (results, the
+    completed index, the timing histograms), so the results page and the percentile
+    charts have something to read."""
+    t0 = time.perf_counter()
+    with Client(url, prefix="load") as client:
+        broker = client.broker
+        done = 0
+        while done < count:
+            leased = client.run(broker.fetch("r0", min(batch, count - done), 600_000))
+            if not leased:
+                break
+            outcomes = [
+                Outcome(j.id, j.attempt, JobResult(job_id=j.id, status=JobStatus.COMPLETED,
+                                                   result={"i": n}).model_dump_json(), 3_600_000)
+                for n, j in enumerate(leased)
+            ]  # fmt: skip
+            spec = tally((0.001 * (1 + n % 50), 0.5 * (1 + n % 7)) for n in range(len(leased)))
+            client.run(broker.ack("r0", outcomes, spec))
+            done += len(leased)
     return time.perf_counter() - t0
 
 
@@ -123,6 +162,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument(
+        "--completed", type=int, default=10_000, help="jobs of r0 acked first (results page)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         redis = PrivateRedis(Path(tmp))
@@ -130,8 +172,14 @@ def main() -> None:
         try:
             took = fill(redis.url, args.jobs, args.routes)
             print(f"filled {args.jobs} jobs over {args.routes} routing keys in {took:.1f}s")
+            took = complete(redis.url, args.completed)
+            print(f"acked {args.completed} jobs of r0 in {took:.1f}s")
+            # No Kubernetes credentials here: the page says so and costs Redis nothing.
             settings = DashboardSettings(
-                redis_url=redis.url, prefix="load", live_interval=args.interval
+                redis_url=redis.url,
+                prefix="load",
+                live_interval=args.interval,
+                kubeconfig=str(Path(tmp) / "no-kubeconfig"),
             )
             server, port = serve(settings)
             base = f"http://127.0.0.1:{port}"

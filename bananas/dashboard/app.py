@@ -47,6 +47,7 @@ from bananas.client import AsyncClient
 from bananas.dashboard.actions import BULK_ACTIONS, Action, ActionError, Actions, Filter
 from bananas.dashboard.auth import CSRF_HEADER, SESSION_COOKIE, Authenticator, Principal
 from bananas.dashboard.data import Reader
+from bananas.dashboard.kube import KubeReader
 from bananas.dashboard.settings import AuthMode, DashboardSettings, Role
 from bananas.errors import BananasConnectionError, BananasError, InvalidRoutingKeyError
 from bananas.models import Priority, Schedule
@@ -138,6 +139,7 @@ class Dashboard:
         self.leader_name = leader_name
         self.auth = Authenticator(settings)
         self.reader = Reader(client, clock=clock)
+        self.kube = KubeReader(settings, clock=clock)
         self.actions = Actions(self.reader, scan_limit=settings.scan_limit, clock=clock)
         self.cache = SnapshotCache(settings.live_interval)
         self.env = jinja2.Environment(
@@ -154,6 +156,8 @@ class Dashboard:
             "workers": self.workers,
             "schedules": self.schedules,
             "audit": self.audit,
+            "results": self.results,
+            "kubernetes": self.kubernetes,
         }
 
     # -- auth wrappers -------------------------------------------------------------------------
@@ -302,6 +306,22 @@ class Dashboard:
         data = await self.reader.audit_view((page - 1) * count, count)
         data["page"] = page
         data["pages"] = max(1, -(-data["total"] // count))
+        return data
+
+    async def kubernetes(self, request: Request) -> dict[str, Any]:
+        return await self.kube.view()
+
+    async def results(self, request: Request) -> dict[str, Any]:
+        q = request.query_params
+        routes = await self.routes()
+        rk = validate_routing_key(q.get("routing_key") or (routes[0] if routes else "default"))
+        count = _int(request, "count", self.settings.page_size, low=1, high=MAX_PAGE)
+        page = _int(request, "page", 1, low=1)
+        data = await self.reader.results_view(
+            rk, offset=(page - 1) * count, count=count, oldest_first=q.get("order") == "reverse"
+        )
+        data["routes"] = routes
+        data["states"] = [s.value for s in JobState]
         return data
 
     async def search(self, request: Request) -> dict[str, Any]:
@@ -606,10 +626,22 @@ class Dashboard:
             Route("/workers", read(self.page_handler("workers"))),
             Route("/schedules", read(self.page_handler("schedules"))),
             Route("/audit", read(self.page_handler("audit"))),
+            Route("/results", read(self.page_handler("results"))),
+            Route("/kubernetes", read(self.page_handler("kubernetes"))),
         ]
         api = [
             Route(f"/api/{name}", read(self.api_handler(name)))
-            for name in ("overview", "queues", "jobs", "search", "workers", "schedules", "audit")
+            for name in (
+                "overview",
+                "queues",
+                "jobs",
+                "results",
+                "search",
+                "workers",
+                "schedules",
+                "audit",
+                "kubernetes",
+            )
         ]
         api += [
             Route("/api/jobs/{job_id}", read(self.api_handler("job"))),
@@ -722,6 +754,7 @@ def create_app(
         try:
             yield
         finally:
+            await dashboard.kube.close()
             if owned:
                 await the_client.close()
 

@@ -69,6 +69,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--live-interval", type=float, help="seconds between live updates (2)")
     p.add_argument("--scan-limit", type=int, help="most jobs one search looks at (10000)")
     p.add_argument("--secure-cookies", action="store_true", help="session cookie over HTTPS only")
+    p.add_argument(
+        "--no-kubernetes", action="store_true", help="no Kubernetes page (pools, schedules)"
+    )
+    p.add_argument("--kubeconfig", help="kubeconfig for the Kubernetes page (default: in-cluster)")
+    p.add_argument(
+        "--kube-namespace",
+        action="append",
+        help="namespace the Kubernetes page lists (repeat; default every namespace)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> DashboardSettings:
@@ -93,6 +102,12 @@ def settings_from(args: argparse.Namespace) -> DashboardSettings:
             changes[name] = tuple(getattr(args, flag))
     if args.user:
         changes["users"] = tuple(parse_user(u) for u in args.user)
+    if args.no_kubernetes:
+        changes["kubernetes"] = False
+    if args.kubeconfig:
+        changes["kubeconfig"] = args.kubeconfig
+    if args.kube_namespace:
+        changes["kube_namespaces"] = tuple(args.kube_namespace)
     for flag in ("user_header", "groups_header", "live_interval", "scan_limit"):
         if getattr(args, flag) is not None:
             changes[flag] = getattr(args, flag)

@@ -4,14 +4,16 @@ Each ``*_view`` coroutine returns a plain dict that the page's template renders 
 the JSON API returns as it is, so the pages and the API can never disagree. The
 reads go through the public client (``AsyncClient``: stats, workers, schedules,
 jobs, results) and the browsing operations of ``bananas.admin``. The only thing kept
-in memory is the throughput series, for a few seconds (a cache; a restart loses
-nothing).
+in memory is the chart series (throughput, timing histograms), for a few seconds (a
+cache; a restart loses nothing).
 
 Round trips per view (R routing keys, W live workers, S schedules): queues 1 + 2R
 (one ``stats`` script and one ``HGETALL`` per key, 8 keys at a time); overview the
-same + 1 + W, and 2R ``HGETALL`` for the chart at most every 6 s; workers 2 + W;
+same + 1 + W, and 2R ``HGETALL`` for the throughput chart and 2R for the percentile
+charts at most every 6 s (hour view); workers 2 + W;
 schedules 1 + S; a job page 2 to 4 (lengths, then one ``browse`` script per priority
-list it spans; in flight + 1 + W for the holders); a job 1 + 2R (the route lookup) + 2.
+list it spans; in flight + 1 + W for the holders); a job 1 + 2R (the route lookup) + 2;
+a results page 3 (the index's size, a page of it, the rows' results in one batch).
 """
 
 from __future__ import annotations
@@ -27,7 +29,19 @@ import orjson
 
 from bananas.admin import Admin, JobPage, JobRow, JobState
 from bananas.client import AsyncClient
-from bananas.dashboard.charts import KINDS, WINDOWS, Series, build_series, svg
+from bananas.dashboard.charts import (
+    KINDS,
+    TIMING_WINDOWS,
+    WINDOWS,
+    PerPoint,
+    Series,
+    build_series,
+    duration_text,
+    lines_svg,
+    percentile_lines,
+    svg,
+    window_quantiles,
+)
 from bananas.models import PRIORITY_ORDER, Job, Priority, QueueStats, Schedule
 from bananas.ops import Op
 
@@ -61,7 +75,11 @@ def age_text(seconds: float | None) -> str:
 def payload_preview(job: Job | None) -> str:
     if job is None:
         return "<unreadable record>"
-    text = orjson.dumps(job.payload).decode()
+    return _preview(job.payload)
+
+
+def _preview(value: Any) -> str:
+    text = orjson.dumps(value).decode()
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
@@ -73,6 +91,7 @@ class Reader:
         self.admin = Admin(client.broker)
         self.clock = clock
         self._charts: dict[int, tuple[float, Series, dict[str, dict[str, int]]]] = {}
+        self._timings: dict[int, tuple[float, list[str], list[PerPoint]]] = {}
 
     async def run(self, op: Op[T]) -> T:
         """Drive a broker or admin operation on the client's connection."""
@@ -114,6 +133,9 @@ class Reader:
 
     async def overview_view(self, window: int = 60) -> dict[str, Any]:
         view = await self.queues_view()
+        view["timings"] = await self.timings_view(
+            [q["routing_key"] for q in view["queues"]], window
+        )
         view["throughput"] = await self.throughput_view(
             [q["routing_key"] for q in view["queues"]], window
         )
@@ -170,6 +192,66 @@ class Reader:
             "svg": svg(series),
         }
 
+    # -- queue wait and run time -------------------------------------------------------------
+
+    async def _timing_points(self, routes: list[str], window: int) -> tuple[int, list[PerPoint]]:
+        """The last histogram point of ``window`` and each routing key's histograms.
+
+        Reading costs one ``HGETALL`` per routing key and hour (hour view) or day (day,
+        week) of the window, again only when a tenth of a chart point has passed, as for
+        the throughput chart.
+        """
+        hourly = TIMING_WINDOWS[window][0]
+        now = self.clock()
+        last = int(now // 3600) if hourly else int(now // 60)
+        cached = self._timings.get(window)
+        if cached is None or cached[1] != routes or now - cached[0] > WINDOWS[window] * 6:
+            points = window // 60 if hourly else window
+            first = last - points + 1
+            per_route: list[PerPoint] = await _in_parallel(
+                [
+                    partial(self.run, self.admin.timings(rk, first, last, hourly=hourly))
+                    for rk in routes
+                ]
+            )
+            cached = (now, list(routes), per_route)
+            self._timings[window] = cached
+        return last, cached[2]
+
+    async def timings_view(self, routes: list[str], window: int) -> dict[str, Any]:
+        """Queue wait and run time p50/p95/p99 over ``window`` minutes: a chart each
+        (all routing keys) and a row per routing key."""
+        window = window if window in TIMING_WINDOWS else 60
+        hourly, group = TIMING_WINDOWS[window]
+        last, per_route = await self._timing_points(routes, window)
+        per_point = 60 if hourly else 1
+        points = window // per_point // group
+        last_minute = (last + 1) * per_point - 1
+        first_minute = last_minute - window + 1
+        view: dict[str, Any] = {
+            "window": window,
+            "point_minutes": per_point * group,
+        }
+        for kind, label in (("wait", "queue wait"), ("run", "run time")):
+            lines = percentile_lines(per_route, kind, last, points, group)
+            view[kind] = {
+                "lines": lines,
+                "svg": lines_svg(
+                    lines, first_minute, last_minute, f"{label} p50, p95, p99 (seconds)"
+                ),
+            }
+        rows = []
+        for rk, route in zip(routes, per_route, strict=True):
+            row: dict[str, Any] = {"routing_key": rk}
+            for kind in ("wait", "run"):
+                q = window_quantiles(route, kind)
+                row[kind] = q
+                row[f"{kind}_text"] = {k: duration_text(v) for k, v in q.items() if k != "n"}
+            if row["run"]["n"] or row["wait"]["n"]:
+                rows.append(row)
+        view["routes"] = rows
+        return view
+
     # -- jobs --------------------------------------------------------------------------------
 
     def job_row(self, row: JobRow, now: float) -> dict[str, Any]:
@@ -220,6 +302,42 @@ class Reader:
             "page": offset // count + 1,
             "pages": pages,
             "jobs": rows,
+        }
+
+    async def results_view(
+        self, routing_key: str, *, offset: int, count: int, oldest_first: bool
+    ) -> dict[str, Any]:
+        """A page of the newest completed jobs of ``routing_key`` with their results
+        (``Admin.completed_page``; a result past its TTL shows as expired)."""
+        page = await self.run(
+            self.admin.completed_page(routing_key, offset, count, oldest_first=oldest_first)
+        )
+        now = self.clock()
+        rows = []
+        for r in page.rows:
+            result = r.result
+            rows.append(
+                {
+                    "id": r.id,
+                    "name": r.job.name if r.job else "",
+                    "completed_at": iso(r.completed_at),
+                    "ago": age_text(now - r.completed_at.timestamp()),
+                    "duration": None if result is None else result.duration,
+                    "duration_text": "-" if result is None else duration_text(result.duration),
+                    "expired": result is None,
+                    "result": None if result is None else result.result,
+                    "result_preview": "" if result is None else _preview(result.result),
+                }
+            )
+        return {
+            "routing_key": routing_key,
+            "state": "results",
+            "reverse": oldest_first,
+            "total": page.total,
+            "count": count,
+            "page": offset // count + 1,
+            "pages": max(1, math.ceil(page.total / count)),
+            "results": rows,
         }
 
     async def _add_holders(self, rows: list[dict[str, Any]], now: float) -> None:

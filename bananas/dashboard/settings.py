@@ -94,6 +94,16 @@ class DashboardSettings:
     session_ttl: float = 12 * 3600.0
     #: Cookies only over HTTPS (set behind a TLS-terminating proxy).
     secure_cookies: bool = False
+    #: Show the Kubernetes page: WorkerPools and CronSchedules read with the credentials
+    #: ``bananas.kubeconfig`` finds (``--no-kubernetes`` turns it off; without access the
+    #: page says why).
+    kubernetes: bool = True
+    #: A kubeconfig file to read them with (``BANANAS_DASHBOARD_KUBECONFIG``); None: the
+    #: pod's ServiceAccount, else the default kubeconfig.
+    kubeconfig: str | None = None
+    #: Namespaces to list them in (``BANANAS_DASHBOARD_KUBE_NAMESPACES``); empty: every
+    #: namespace (needs a ClusterRole; namespaced Roles need the namespaces named).
+    kube_namespaces: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DashboardSettings:
@@ -123,6 +133,8 @@ class DashboardSettings:
             admin_groups=items("BANANAS_DASHBOARD_ADMIN_GROUPS"),
             trusted_proxies=items("BANANAS_DASHBOARD_TRUSTED_PROXIES"),
             secret=e.get("BANANAS_DASHBOARD_SECRET", ""),
+            kubeconfig=e.get("BANANAS_DASHBOARD_KUBECONFIG") or None,
+            kube_namespaces=items("BANANAS_DASHBOARD_KUBE_NAMESPACES"),
         )
 
     def signing_key(self) -> bytes:

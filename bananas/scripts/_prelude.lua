@@ -235,3 +235,38 @@ local function count_outcome(key, field, n, ttl)
   redis.call('HINCRBY', key, field, n)
   redis.call('PEXPIRE', key, ttl)
 end
+
+-- Index completed job ids by Redis' clock in the ZSET key, keeping the newest cap.
+local function index_completed(key, ids, cap)
+  local now = now_ms()
+  local args = {}
+  for i = 1, #ids do
+    args[2 * i - 1] = now
+    args[2 * i] = ids[i]
+  end
+  redis.call('ZADD', key, unpack(args))
+  redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1)
+end
+
+-- Add a batch's queue-wait and run-time bucket counts to its minute's and its hour's
+-- histograms (bananas/timings.py). spec: "<field> <count> ..." ('' for none), each field
+-- filed as "<minute>:<field>" in minutes_key and "<hour>:<field>" in hours_key, kept
+-- minutes_ttl / hours_ttl ms after their last write. One HINCRBY per distinct field and
+-- resolution, whatever the batch size.
+local function count_timings(minutes_key, hours_key, minute, spec, minutes_ttl, hours_ttl)
+  if spec == '' then return end
+  local hour = tostring(math.floor(tonumber(minute) / 60))
+  local name = nil
+  for word in string.gmatch(spec, '%S+') do
+    if name == nil then
+      name = word
+    else
+      local n = tonumber(word)
+      redis.call('HINCRBY', minutes_key, minute .. ':' .. name, n)
+      redis.call('HINCRBY', hours_key, hour .. ':' .. name, n)
+      name = nil
+    end
+  end
+  redis.call('PEXPIRE', minutes_key, minutes_ttl)
+  redis.call('PEXPIRE', hours_key, hours_ttl)
+end

@@ -4,6 +4,7 @@
 -- KEYS[6] scheduled  KEYS[7] dead  KEYS[8] schedwake  KEYS[9] retention
 -- KEYS[8+2i] result key, KEYS[9+2i] notify key of the i-th job (i from 1)
 -- KEYS[10+2n] throughput hash of the current hour (n jobs)
+-- KEYS[11+2n], KEYS[12+2n] timing hashes of the current hour and day (per minute, per hour)
 -- When a job of a group is in the batch: then the wake list, the three queues and the flow
 -- keys (see the prelude), and a job of a group gives back its concurrency slot.
 -- (allow-oom: a failed attempt is finished work, recorded even when Redis is full)
@@ -11,6 +12,7 @@
 -- ARGV[4] dead-letter max age ms
 -- ARGV[5] most dead-lettered jobs aged out per call
 -- ARGV[6] current epoch minute  ARGV[7] throughput ttl ms
+-- ARGV[#ARGV-2], ARGV[#ARGV-1], ARGV[#ARGV] timing ttls and bucket counts, as in ack.lua
 -- then per job: id, attempt (lease token), error, retry in ms from now (-1: dead-letter now),
 --               failure result JSON, failure result ttl ms, the record to keep with a
 --               dead-lettered job's result ('' keeps the stored one; see ack.lua),
@@ -22,7 +24,7 @@
 local now = now_ms()
 local notify_ttl = tonumber(ARGV[2])
 local out = {}
-local n = (#ARGV - 7) / 8
+local n = (#ARGV - 10) / 8
 local freed = false  -- flow: a parked group token went back to its queue
 local dead, retried = 0, 0
 local trimmed = 0
@@ -79,6 +81,8 @@ if dead > 0 then
     trimmed = #expired
   end
 end
+count_timings(KEYS[11 + 2 * n], KEYS[12 + 2 * n], ARGV[6], ARGV[#ARGV],
+              tonumber(ARGV[#ARGV - 2]), tonumber(ARGV[#ARGV - 1]))
 out[n + 1] = trimmed
 if freed then wake(flow_wake()) end
 return out

@@ -25,6 +25,7 @@ from bananas.broker import Broker, FailCode
 from bananas.errors import BananasConnectionError, BananasError
 from bananas.ops import Op
 from bananas.records import split_error, with_history
+from bananas.timings import tally
 from bananas.transport import FastLane
 from bananas.worker_runtime.executor import Finished
 from bananas.worker_runtime.metrics import Metrics
@@ -106,7 +107,7 @@ class Acker:
             if not held or id(f) not in held:
                 (fails if f.failed else acks)[f.routing_key].append(f)
         for rk, group in acks.items():
-            yield from self.broker.ack(rk, [f.outcome for f in group])
+            yield from self.broker.ack(rk, [f.outcome for f in group], _timings(group))
             self.processed += len(group)
         for rk, group in fails.items():
             # Each attempt's error is kept: this one's in front of those stored before.
@@ -115,7 +116,7 @@ class Acker:
                 replace(f.outcome, error=with_history(f.outcome.error, before))
                 for f, before in zip(group, stored, strict=True)
             ]
-            reply = yield from self.broker.fail_batch(rk, outcomes)
+            reply = yield from self.broker.fail_batch(rk, outcomes, _timings(group))
             for f, code in zip(group, reply.codes, strict=True):
                 self._failed(f, FailCode(code))
             if reply.trimmed:
@@ -190,3 +191,8 @@ class Acker:
                 f.outcome.error,
                 extra=context,
             )
+
+
+def _timings(group: list[Finished]) -> str:
+    """The run times and first-attempt queue waits of a batch (``bananas.timings``)."""
+    return tally((f.duration, f.waited) for f in group)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import orjson
@@ -14,7 +17,7 @@ import pytest
 from bananas import Client, Job, JobStatus, Schedule
 from bananas.dashboard import DashboardSettings
 from bananas.worker_runtime import Registry, Worker
-from tests.dashboard.conftest import handlers
+from tests.dashboard.conftest import READ_TOKEN, api, handlers
 from tests.dashboard.server import DashboardServer
 from tests.support.waiting import eventually
 
@@ -319,6 +322,84 @@ def test_overview_throughput_counts_what_real_workers_did(
     assert 'id="tp-completed">4<' in admin.get("/").text
     row = admin.get("/api/queues").json()["queues"][0]
     assert row["last_hour"] == {"completed": 4, "failed": 2, "retried": 0}
+
+
+def test_overview_percentiles_of_what_real_workers_ran(
+    admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
+) -> None:
+    registry = handlers()
+
+    @registry.handler("nap")
+    async def nap(job: Job) -> None:
+        await asyncio.sleep(job.payload)
+
+    naps = [sdk.submit("nap", 0.25, routing_key="gpu") for _ in range(3)]
+    quick = [sdk.submit("ok", i) for i in range(6)]
+    worker = worker_factory(registry, routing_keys=["default", "gpu"])
+    for job_id in naps + quick:
+        sdk.wait_for_result(job_id, 10)
+    worker.stop()
+    timings = admin.get("/api/overview", params={"window": 60}).json()["timings"]
+    rows = {r["routing_key"]: r for r in timings["routes"]}
+    assert rows["gpu"]["run"]["n"] == 3 and rows["default"]["run"]["n"] == 6
+    assert 0.25 / 2**0.5 <= rows["gpu"]["run"]["p50"] < 0.25 * 2**0.5, "within a bucket"
+    assert rows["default"]["run"]["p99"] < 0.25
+    assert rows["gpu"]["wait"]["n"] == 3 and rows["gpu"]["wait"]["p50"] is not None
+    p99 = [v for v in timings["run"]["lines"]["p99"] if v is not None]
+    assert p99 and max(p99) >= 0.25, "all routing keys: the slow jobs set the p99"
+    assert timings["run"]["svg"].startswith("<svg") and 'data-line="p95"' in timings["run"]["svg"]
+    week = admin.get("/api/overview", params={"window": 10080}).json()["timings"]
+    assert {r["routing_key"]: r["run"]["n"] for r in week["routes"]} == {"gpu": 3, "default": 6}
+    assert week["point_minutes"] == 360 and len(week["run"]["lines"]["p50"]) == 28
+    page = admin.get("/").text
+    assert 'id="timings"' in page and '<tr data-routing-key="gpu">' in page
+
+
+def test_results_pages_completed_jobs_newest_first_with_their_results(
+    admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
+) -> None:
+    first = [sdk.submit("ok", {"n": i}) for i in range(3)]
+    worker = worker_factory(handlers())
+    for job_id in first:
+        sdk.wait_for_result(job_id, 10)
+    later = sdk.submit("ok", {"n": 99})
+    sdk.wait_for_result(later, 10)
+    failed = sdk.submit("boom", 1, max_retries=0)
+    sdk.wait_for_result(failed, 10)
+    worker.stop()
+    sdk.redis.delete(sdk.broker.route("default").result(first[0]))  # as if its TTL passed
+    data = admin.get("/api/results", params={"routing_key": "default", "count": 2}).json()
+    assert data["total"] == 4 and data["pages"] == 2, "completed jobs only, not the dead one"
+    assert data["results"][0]["id"] == later and data["results"][0]["result"] == {"n": 99}
+    assert data["results"][0]["name"] == "ok" and data["results"][0]["duration"] is not None
+    back = admin.get("/api/results", params={"count": 2, "page": 2}).json()["results"]
+    assert {r["id"] for r in back} | {r["id"] for r in data["results"]} == {*first, later}
+    oldest = admin.get("/api/results", params={"order": "reverse", "count": 1}).json()
+    assert oldest["results"][0]["id"] in first
+    gone = next(r for r in data["results"] + back if r["id"] == first[0])
+    assert gone["expired"] is True and gone["result"] is None
+    page = admin.get("/results", params={"routing_key": "default"}).text
+    assert f'<tr data-job-id="{later}">' in page and "expired (past its success TTL)" in page
+    assert 'data-state-tab="results"' in admin.get("/jobs").text
+
+
+def test_kubernetes_page_says_why_it_is_hidden(
+    settings: DashboardSettings,
+    start_dashboard: Callable[[DashboardSettings], DashboardServer],
+    tmp_path: Path,
+) -> None:
+    missing = str(tmp_path / "no-such-kubeconfig")
+    with contextlib.closing(api(start_dashboard(replace(settings, kubeconfig=missing)))) as http:
+        view = http.get("/api/kubernetes").json()
+        assert view["available"] is False and "No Kubernetes credentials" in view["reason"]
+        page = http.get("/kubernetes")
+        assert page.status_code == 200 and 'id="kube-unavailable"' in page.text
+        assert 'href="/kubernetes"' in http.get("/").text
+    off = start_dashboard(replace(settings, kubernetes=False))
+    with contextlib.closing(api(off, READ_TOKEN)) as http:
+        view = http.get("/api/kubernetes").json()
+        assert view == {"available": False, "reason": "The Kubernetes page is turned off."}
+    assert httpx.get(off.url + "/api/kubernetes").status_code == 401
 
 
 def test_schedule_suspend_resume_and_trigger(admin: httpx.Client, sdk: Client) -> None:

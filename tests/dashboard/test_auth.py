@@ -171,6 +171,14 @@ def test_cli_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         build_parser().parse_args(["dashboard", "--auth", "token", "--read-token", "r"])
     )
     assert s.auth is AuthMode.TOKEN and s.read_tokens == ("r",)
+    s = settings_from(
+        build_parser().parse_args(
+            ["dashboard", "--no-kubernetes", "--kube-namespace", "a", "--kube-namespace", "b"]
+        )
+    )
+    assert s.kubernetes is False and s.kube_namespaces == ("a", "b") and s.kubeconfig is None
+    s = settings_from(build_parser().parse_args(["dashboard", "--kubeconfig", "k.yaml"]))
+    assert s.kubernetes is True and s.kubeconfig == "k.yaml"
 
 
 def test_healthz_needs_no_auth_and_says_nothing_else(dashboard: DashboardServer) -> None:

@@ -170,6 +170,20 @@ def test_pages_render_with_the_right_numbers(
     assert "nightly-report" in text(browser, "schedules-table")
     shot(browser, "schedules")
 
+    def drained() -> bool:
+        stats = sdk.queue_stats()
+        return stats.queued == 0 and stats.in_flight == 0
+
+    eventually(drained, what="the worker drained the default queue")
+    browser.get(dashboard.url + "/results?routing_key=default")
+    assert text(browser, "results-total") == "4"
+    assert count(browser, "#results-table tbody tr[data-job-id]") == 4
+    shot(browser, "results")
+    browser.get(dashboard.url + "/")
+    wait(browser, lambda d: count(d, "#timings tr[data-routing-key=default]") == 1)
+    assert count(browser, "#timings svg.chart [data-line=p99]") == 2, "a wait and a run dot"
+    shot(browser, "overview-after-a-run")
+
 
 def test_a_live_update_appears_without_reload_when_a_job_completes(
     browser: WebDriver,

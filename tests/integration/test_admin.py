@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bananas import Client, JobStatus
+from bananas import broker as broker_module
 from bananas.admin import Admin, JobState
-from bananas.broker import Outcome
+from bananas.broker import Leased, Outcome
+from bananas.models import JobResult
+from bananas.timings import bucket, merge, tally
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -85,3 +88,66 @@ def test_ack_and_fail_count_outcomes_per_minute(client: Client) -> None:
     assert sum(c.get("failed", 0) for c in counts.values()) == 1
     ttl = client.redis.pttl(broker.route("default").throughput(minute // 60))
     assert 7 * 24 * 3600 * 1000 < ttl <= 8 * 24 * 3600 * 1000
+
+
+def test_ack_and_fail_count_timings_per_minute_and_hour(client: Client) -> None:
+    admin, broker = Admin(client.broker), client.broker
+    client.submit_many([{"name": "x", "payload": i} for i in range(4)])
+    leased = client.run(broker.fetch("default", 4, 30_000))
+    minute = int(broker.clock() // 60)
+    done = [Outcome(j.id, j.attempt, "1", 60_000) for j in leased[:3]]
+    client.run(broker.ack("default", done, tally([(0.01, 0.5), (0.01, 2.0), (0.02, None)])))
+    failed = Outcome(leased[3].id, leased[3].attempt, "{}", 60_000, error="e")
+    client.run(broker.fail("default", [failed], tally([(4.0, 0.5)])))
+    per_minute = client.run(admin.timings("default", minute - 1, minute + 1))
+    run: dict[int, int] = {}
+    wait: dict[int, int] = {}
+    for kinds in per_minute.values():
+        merge(run, kinds.get("run", {}))
+        merge(wait, kinds.get("wait", {}))
+    assert run == {bucket(0.01): 2, bucket(0.02): 1, bucket(4.0): 1}
+    assert wait == {bucket(0.5): 2, bucket(2.0): 1}
+    hourly = client.run(admin.timings("default", minute // 60 - 1, minute // 60 + 1, hourly=True))
+    assert sum(sum(k["run"].values()) for k in hourly.values()) == 4
+    r = broker.route("default")
+    assert 2 * 3600_000 < client.redis.pttl(r.timing_minutes(minute // 60)) <= 3 * 3600_000
+    assert 7 * 86400_000 < client.redis.pttl(r.timing_hours(minute // 1440)) <= 8 * 86400_000
+    client.run(broker.ack("default", [done[0]], ""))  # refused, and nothing to count
+    again = client.run(admin.timings("default", minute // 60 - 1, minute // 60 + 1, hourly=True))
+    assert again == hourly
+
+
+def test_ack_indexes_completed_jobs_and_keeps_the_newest(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(broker_module, "COMPLETED_INDEX_CAP", 3)
+    admin, broker = Admin(client.broker), client.broker
+    ids = client.submit_many([{"name": "x", "payload": i} for i in range(5)])
+    leased = client.run(broker.fetch("default", 5, 30_000))
+
+    def done(j: Leased) -> Outcome:
+        body = JobResult(job_id=j.id, status=JobStatus.COMPLETED, result=j.id)
+        return Outcome(j.id, j.attempt, body.model_dump_json(), 60_000)
+
+    client.run(broker.ack("default", [done(j) for j in leased[:2]]))
+    _next_redis_millisecond(client)
+    client.run(broker.ack("default", [done(j) for j in leased[2:]]))
+    page = client.run(admin.completed_page("default", 0, 10))
+    assert page.total == 3 and {r.id for r in page.rows} == set(ids[2:])
+    assert [r.result.result for r in page.rows if r.result] == [r.id for r in page.rows]
+    assert all(r.job is not None and r.job.name == "x" for r in page.rows)
+    older = client.run(admin.completed_page("default", 0, 10, oldest_first=True))
+    assert [r.completed_at for r in older.rows] == sorted(r.completed_at for r in page.rows)
+    stale = Outcome(ids[0], 1, "1", 60_000)
+    client.run(broker.ack("default", [stale]))  # refused: not indexed again
+    assert client.run(admin.completed_page("default", 0, 10)).total == 3
+
+
+def _next_redis_millisecond(client: Client) -> None:
+    """Return once Redis' own clock has moved past the millisecond it reads now."""
+    seconds, micros = client.redis.time()
+    start = seconds * 1000 + micros // 1000
+    while True:
+        seconds, micros = client.redis.time()
+        if seconds * 1000 + micros // 1000 > start:
+            return

@@ -172,7 +172,7 @@ def test_group_and_limit_arguments_are_checked(client: Client) -> None:
 
 async def test_async_set_limit(aclient: AsyncClient) -> None:
     await aclient.set_limit("tenant:*", rate="6000/m", concurrency=5, routing_key="email")
-    assert await aclient.limits("email") == {"tenant:*": "10.000000|2|5"}
+    assert await aclient.limits("email") == {"tenant:*": "10.000000|5|5"}
     await aclient.set_limit("tenant:*", routing_key="email")
     assert await aclient.limits("email") == {}
 

@@ -52,8 +52,12 @@ def test_from_env() -> None:
             "BANANAS_DASHBOARD_USERS": "ann:pw:admin",
             "REDIS_URL": "redis://r:6379",
             "BANANAS_PREFIX": "p",
+            "BANANAS_DASHBOARD_KUBECONFIG": "/etc/kube/config",
+            "BANANAS_DASHBOARD_KUBE_NAMESPACES": "prod, staging",
         }
     )
+    assert (s.kubernetes, s.kubeconfig) == (True, "/etc/kube/config")
+    assert s.kube_namespaces == ("prod", "staging")
     assert s.auth is AuthMode.TOKEN and s.admin_tokens == ("a1", "a2")
     assert s.users == (BasicUser("ann", "pw", Role.ADMIN),)
     assert (s.redis_url, s.prefix) == ("redis://r:6379", "p")
