@@ -304,6 +304,9 @@ async def test_an_idle_pool_polls_without_reading_its_deployment(
     assert cache is not None and cache.synced(namespace)
     known, dep = cache.lookup(namespace, "idle")
     assert known and dep is not None and dep["spec"]["replicas"] == 1
+    # The controller's status writes reached the cache through the watch (the apply's
+    # answer, put there at once, was made before the controller had looked at it).
+    assert (dep.get("status") or {}).get("observedGeneration") == dep["metadata"]["generation"]
 
 
 async def _pdb(pools: Pools, name: str) -> client.V1PodDisruptionBudget | None:
