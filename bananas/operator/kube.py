@@ -4,8 +4,9 @@ kopf watches the custom resources and posts Events; everything else the
 operator reads or writes goes through :class:`Kube`: server-side apply of the
 children, reading a Deployment or a Secret, listing and watching the
 operator's Deployments (for :mod:`~bananas.operator.deployment_cache`),
-patching a custom resource's status. Objects travel as plain JSON dicts (what the pure reconcile functions
-return), never as the client's generated model classes.
+patching a custom resource's status. Objects travel as plain JSON dicts
+(what the pure reconcile functions return), never as the client's generated
+model classes.
 
 Errors are translated here: an ``ApiException`` or a network failure becomes a
 :class:`KubernetesApiError` carrying the HTTP status (0 for "no answer"), so
