@@ -108,8 +108,9 @@ class OperatorConfig:
     #: Failed attempts at unregistering a deleted CronSchedule before its status and a
     #: Warning Event say it is stuck (it is retried for as long as it takes regardless).
     delete_retries: int = 5
-    #: Seconds a Redis URL read from a Secret is reused before the Secret is read again.
-    secret_cache_seconds: float = 30.0
+    #: Seconds a Redis URL read from a Secret is reused before the Secret is read again
+    #: (sooner when Redis fails or the resource naming the Secret is edited).
+    secret_cache_seconds: float = 300.0
     #: Pools that poll Redis at once at most; the others wait their turn.
     max_concurrent_polls: int = 64
     #: Port of the Prometheus metrics endpoint; 0 disables it.

@@ -19,7 +19,9 @@ from typing import Any
 from kubernetes_asyncio import client as k8s
 
 from bananas.operator.config import OperatorConfig
+from bananas.operator.deployment_cache import DeploymentCache
 from bananas.operator.kube import Kube, load_configuration
+from bananas.operator.meta import JsonObject
 from bananas.operator.metrics import Metrics
 from bananas.operator.redis_clients import RedisClients
 from bananas.operator.specs import RedisRef
@@ -41,6 +43,9 @@ class OperatorContext:
     clock: Callable[[], float] = time.time
     #: The randomness of poll jitter; tests may seed it.
     random: Random = field(default_factory=Random)
+    #: The operator's Deployments, watched (:meth:`deployment` reads them); None reads
+    #: every Deployment with a GET.
+    deployments: DeploymentCache | None = None
     _poll_slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
     #: Redis URLs read from Secrets: (namespace, secret, key) -> (URL, Unix time read).
     _urls: dict[tuple[str, str, str], tuple[str, float]] = field(
@@ -60,10 +65,12 @@ class OperatorContext:
         Raises :class:`bananas.operator.kube.KubernetesApiError` without credentials.
         """
         configuration = await load_configuration(config.kubeconfig)
+        kube = Kube.from_configuration(configuration)
         return cls(
             config=config,
             configuration=configuration,
-            kube=Kube.from_configuration(configuration),
+            kube=kube,
+            deployments=DeploymentCache(kube, config.namespaces),
         )
 
     async def close(self) -> None:
@@ -71,13 +78,36 @@ class OperatorContext:
         await self.redis.close()
         await self.kube.close()
 
+    async def deployment(self, namespace: str, name: str) -> JsonObject | None:
+        """The Deployment ``namespace/name`` from the watch, or (the watch cannot tell
+        yet) from a GET; None when it does not exist. Raises ``KubernetesApiError``."""
+        if self.deployments is not None:
+            known, obj = self.deployments.lookup(namespace, name)
+            if known:
+                return obj
+        obj = await self.kube.get_deployment(namespace, name)
+        if obj is not None and self.deployments is not None:
+            self.deployments.put(obj)
+        return obj
+
+    async def apply(self, obj: JsonObject, *, manager: str | None = None) -> JsonObject:
+        """Server-side apply ``obj`` (:meth:`Kube.apply`); a Deployment as stored goes
+        into the cache at once, so the next read sees it before the watch does."""
+        stored = await self.kube.apply(obj, manager=manager)
+        if obj["kind"] == "Deployment" and self.deployments is not None:
+            self.deployments.put(stored)
+        return stored
+
     async def redis_url(self, namespace: str, ref: RedisRef) -> str:
         """The Redis URL a resource's Secret holds, read at most every ``secret_cache_seconds``.
 
         Pools and schedules of a namespace usually share one Secret, and a poll every 15 s
-        per pool would otherwise be a Secret GET every 15 s per pool. A changed Secret is
-        seen within ``secret_cache_seconds``, or at once after Redis failed
-        (:meth:`forget_url`). Raises ``KubernetesApiError`` (404: no such Secret or key).
+        per pool would otherwise be a Secret GET every 15 s per pool. Secrets are not
+        watched (that takes ``list`` and ``watch`` on every Secret of the namespace, or of
+        the cluster; see docs/kubernetes.md, "RBAC"): a changed Secret is seen within
+        ``secret_cache_seconds``, at once after Redis failed (:meth:`forget_url`), and
+        at once when the resource naming it is edited. Raises ``KubernetesApiError``
+        (404: no such Secret or key).
         """
         key = (namespace, ref.secret_name, ref.key)
         cached = self._urls.get(key)
@@ -89,7 +119,8 @@ class OperatorContext:
         return url
 
     def forget_url(self, namespace: str, ref: RedisRef) -> None:
-        """Drop a cached URL (Redis failed: the Secret may have moved on)."""
+        """Drop a cached URL (Redis failed, or the resource naming the Secret was edited:
+        the Secret may have moved on)."""
         self._urls.pop((namespace, ref.secret_name, ref.key), None)
 
 

@@ -119,6 +119,8 @@ async def reconcile(
     except SpecError as exc:
         _refuse(body, status, patch, Reason.INVALID_SPEC, str(exc), now, generation)
         return
+    if old is not None:  # an edit: re-read the Secret, whatever it names now
+        ctx.forget_url(namespace, cron.redis)
     problem = check_spec(cron)
     async with object_lock(memo):
         if problem is not None:
@@ -202,7 +204,7 @@ async def _apply_scheduler(
     stored: JsonObject | None = None
     try:
         for obj in objects:
-            applied = await ctx.kube.apply(obj, manager=field_manager(owner))
+            applied = await ctx.apply(obj, manager=field_manager(owner))
             if obj["kind"] == "Deployment":
                 stored = applied
     except KubernetesApiError as exc:
@@ -323,7 +325,7 @@ async def sync(
             return
         try:
             seen = await _observe(ctx, namespace, name, cron)
-            scheduler = await ctx.kube.get_deployment(namespace, scheduler_name(cron.redis))
+            scheduler = await ctx.deployment(namespace, scheduler_name(cron.redis))
         except InvalidJobError:
             return  # reconcile reported it
         except REDIS_FAILURES as exc:

@@ -2,9 +2,11 @@
 
 kopf watches the custom resources and posts Events; everything else the
 operator reads or writes goes through :class:`Kube`: server-side apply of the
-children, reading a Deployment or a Secret, patching a custom resource's
-status. Objects travel as plain JSON dicts (what the pure reconcile functions
-return), never as the client's generated model classes.
+children, reading a Deployment or a Secret, listing and watching the
+operator's Deployments (for :mod:`~bananas.operator.deployment_cache`),
+patching a custom resource's status. Objects travel as plain JSON dicts
+(what the pure reconcile functions return), never as the client's generated
+model classes.
 
 Errors are translated here: an ``ApiException`` or a network failure becomes a
 :class:`KubernetesApiError` carrying the HTTP status (0 for "no answer"), so
@@ -25,7 +27,7 @@ import contextlib
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -167,6 +169,67 @@ class Kube:
                 return None
             raise
         return self._json(model)
+
+    async def list_deployments(
+        self, namespace: str | None, selector: str
+    ) -> tuple[list[JsonObject], str]:
+        """The Deployments matching the label ``selector`` in ``namespace`` (None: all
+        namespaces) as raw JSON, and the list's resourceVersion to watch from.
+
+        Read without the client's model classes: the cache keeps JSON anyway.
+        Raises :class:`KubernetesApiError`.
+        """
+        options: dict[str, Any] = {"label_selector": selector, "_preload_content": False}
+
+        async def call() -> Any:
+            response: Any  # the raw aiohttp response (no model classes)
+            if namespace is None:
+                response = await self.apps.list_deployment_for_all_namespaces(**options)
+            else:
+                response = await self.apps.list_namespaced_deployment(namespace, **options)
+            async with response:
+                return json.loads(await response.read())
+
+        listing = await self._call(call)
+        items = listing.get("items") or []
+        return items, str((listing.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def watch_deployments(
+        self, namespace: str | None, selector: str, resource_version: str, timeout: int
+    ) -> AsyncIterator[tuple[str, JsonObject]]:
+        """The watch events (type, raw object) of the Deployments matching ``selector``
+        after ``resource_version``, until the server ends the watch (after ``timeout``
+        seconds). ``BOOKMARK`` events carry only a resourceVersion.
+
+        Raises :class:`KubernetesApiError`; 410 when ``resource_version`` is too old.
+        """
+        options: dict[str, Any] = {
+            "label_selector": selector,
+            "watch": True,
+            "resource_version": resource_version,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": timeout,
+            "_preload_content": False,
+            "_request_timeout": timeout + 30,
+        }
+        if namespace is None:
+            opening = self.apps.list_deployment_for_all_namespaces(**options)
+        else:
+            opening = self.apps.list_namespaced_deployment(namespace, **options)
+        response = await self._call(lambda: opening)
+        async with response:
+            while True:
+                line = await self._call(response.content.readline)
+                if not line:
+                    return
+                try:
+                    event = json.loads(line)
+                except ValueError:  # cut off mid-line: the caller watches again
+                    return
+                kind, obj = str(event.get("type") or ""), event.get("object") or {}
+                if kind == "ERROR":
+                    raise KubernetesApiError(int(obj.get("code") or 0), str(obj.get("message")))
+                yield kind, obj
 
     async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[JsonObject]:
         """The pods matching ``selector`` (equality labels), as JSON."""

@@ -114,7 +114,7 @@ async def apply_pool(
     owner = owner_of(body)
     meta = owner["metadata"]
     if replicas is None:
-        current = _replicas_of(await ctx.kube.get_deployment(meta["namespace"], meta["name"]))
+        current = _replicas_of(await ctx.deployment(meta["namespace"], meta["name"]))
         status = body.get("status")
         if current is None:
             replicas = initial_replicas(spec, status)
@@ -122,10 +122,10 @@ async def apply_pool(
             replicas = Policy.from_spec(spec.autoscaling).clamp(current)
     # One cron loop per Redis: the namespace's scheduler Deployment for this Redis, if
     # there is one, fires the schedules, and the workers' own loop stays off.
-    scheduler = await ctx.kube.get_deployment(meta["namespace"], scheduler_name(spec.redis))
+    scheduler = await ctx.deployment(meta["namespace"], scheduler_name(spec.redis))
     rendered = render_deployment(owner, spec, replicas, cron_elsewhere=scheduler is not None)
-    deployment = await ctx.kube.apply(rendered)
-    await ctx.kube.apply(render_pdb(owner, spec))
+    deployment = await ctx.apply(rendered)
+    await ctx.apply(render_pdb(owner, spec))
     return deployment
 
 
@@ -135,6 +135,7 @@ async def reconcile(
     status: kopf.Status,
     memo: kopf.Memo,
     patch: kopf.Patch,
+    old: Any = None,
     **_: Any,
 ) -> None:
     """Create or update the pool's Deployment and PodDisruptionBudget."""
@@ -146,6 +147,8 @@ async def reconcile(
     except SpecError as exc:
         _refuse(body, status, memo, patch, Problem(Reason.INVALID_SPEC, str(exc)), now)
         return
+    if old is not None:  # an edit: re-read the Secret, whatever it names now
+        ctx.forget_url(ident(body)[0], pool.redis)
     async with object_lock(memo):
         try:
             deployment = await apply_pool(ctx, body, pool, None)
@@ -262,7 +265,7 @@ async def _observe_and_scale(
     namespace, name = ident(body)
     generation = _generation(body)
     refusal = _refusal(memo, body)
-    deployment = await ctx.kube.get_deployment(namespace, name)
+    deployment = await ctx.deployment(namespace, name)
     if deployment is None and refusal is None:  # deleted by hand, or never made: heal it
         deployment, refusal = await _apply_or_refuse(ctx, body, memo, spec, None)
     load, problem = await read_load(ctx, namespace, spec)

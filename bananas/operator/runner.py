@@ -33,6 +33,7 @@ from bananas.errors import BananasError
 from bananas.kubelease import KubernetesLeaseElector
 from bananas.operator.config import OperatorConfig
 from bananas.operator.context import OperatorContext
+from bananas.operator.deployment_cache import stop as stop_watching
 from bananas.operator.kopf_wiring import build_registry, make_settings
 from bananas.operator.leadership import (
     End,
@@ -57,19 +58,29 @@ async def run_operator(
 ) -> None:
     """Run the operator until ``stop_flag`` (an asyncio/threading Event or Future) is set.
 
-    Watches ``config.namespaces``, or the whole cluster when there are none.
+    Watches ``config.namespaces``, or the whole cluster when there are none, and keeps
+    the operator's Deployments in memory from a watch of their own
+    (:mod:`~bananas.operator.deployment_cache`).
     With ``config.leader_election.enabled``, kopf runs only while this replica
     holds the Lease (:mod:`~bananas.operator.leadership`); ``ready_flag`` is set
     when kopf is ready, so not while standing by.
     Raises :class:`~bananas.operator.kube.KubernetesApiError` without credentials.
     """
     ctx = context or await OperatorContext.create(config)
+    # The Deployment watch runs on a standby replica too, so a new leader starts warm.
+    watching = (
+        asyncio.create_task(ctx.deployments.run(), name="deployments")
+        if (ctx.deployments is not None)
+        else None
+    )
     try:
         if config.leader_election.enabled:
             await _run_elected(config, ctx, stop_flag, ready_flag, liveness_endpoint)
         else:
             await _run_kopf(config, ctx, stop_flag, ready_flag, liveness_endpoint)
     finally:
+        if watching is not None:
+            await stop_watching(watching)
         await ctx.close()
 
 

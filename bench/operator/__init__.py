@@ -10,8 +10,10 @@ processes. Then, in this order (see :mod:`bench.operator.fleet`):
 
 1. a **baseline** window without the operator (controllers, scheduler, kwok);
 2. the operator (one process, or two elected replicas) until every pool has a
-   status, then a **steady-state** window: API requests/s by verb and resource
-   and etcd writes/s from the apiserver's own ``/metrics``
+   status and the Deployment controller has observed every Deployment the
+   operator made, two poll intervals more, then a **steady-state** window:
+   API requests/s by verb and resource and etcd writes/s from the apiserver's
+   own ``/metrics``
    (``apiserver_request_total``, ``etcd_requests_total``), minus the baseline;
    Redis commands/s from ``INFO commandstats``; the operator's CPU and RSS
    from ``/proc``;

@@ -40,6 +40,8 @@ LEASE = "bananas-operator"
 #: Redis databases a server offers by default.
 DATABASES = 16
 WORKER_SELECTOR = "app.kubernetes.io/component=worker"
+MANAGED = "app.kubernetes.io/managed-by=bananas-operator"
+COMPONENT = "app.kubernetes.io/component"
 
 
 @dataclass(frozen=True)
@@ -312,26 +314,37 @@ async def build(cfg: FleetConfig, api: client.ApiClient, urls: list[str]) -> Non
     await bounded(calls)
 
 
+def _observed(dep: client.V1Deployment) -> bool:
+    """The Deployment controller has caught up with the Deployment's spec."""
+    observed = dep.status.observed_generation if dep.status else None
+    return observed is not None and observed >= (dep.metadata.generation or 0)
+
+
 async def settled(cfg: FleetConfig, api: client.ApiClient, timeout: float) -> float:
-    """Wait until every pool has a Deployment and a status; the seconds it took."""
+    """Wait until every pool has a Deployment and a status, and the Deployment
+    controller has caught up with every Deployment the operator made (else its
+    backlog of ReplicaSets and pods lands in the steady-state window); the seconds
+    it took."""
     custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
     started = time.monotonic()
-    with_status = deployments = 0
+    with_status = deployments = lagging = 0
     while True:
         try:
             pools = await custom.list_cluster_custom_object(GROUP, VERSION, "workerpools")
             items = pools["items"]
             with_status = sum(1 for p in items if (p.get("status") or {}).get("conditions"))
-            deps = await apps.list_deployment_for_all_namespaces(label_selector=WORKER_SELECTOR)
-            deployments = len(deps.items)
+            deps = await apps.list_deployment_for_all_namespaces(label_selector=MANAGED)
+            deployments = sum(1 for d in deps.items if d.metadata.labels.get(COMPONENT) == "worker")
+            lagging = sum(1 for d in deps.items if not _observed(d))
         except ApiException as exc:
             if exc.status < 500:  # a busy apiserver answers 504: ask again
                 raise
-        if with_status >= cfg.pools and deployments >= cfg.pools:
+        if with_status >= cfg.pools and deployments >= cfg.pools and not lagging:
             return time.monotonic() - started
         if time.monotonic() - started > timeout:
             raise TimeoutError(
-                f"{with_status}/{cfg.pools} pools with a status, {deployments} Deployments"
+                f"{with_status}/{cfg.pools} pools with a status, {deployments} Deployments,"
+                f" {lagging} not yet observed by their controller"
             )
         await asyncio.sleep(2)
 
@@ -437,7 +450,7 @@ async def measure(cfg: FleetConfig, plane: ControlPlane, workdir: Path) -> Repor
             first = operators.start("op-0")
             standby = operators.start("op-1") if cfg.replicas > 1 else None
             report.settle_seconds = await settled(cfg, api, timeout=120 + cfg.pools * 2.0)
-            await asyncio.sleep(cfg.poll_interval)  # every pool past its first polls
+            await asyncio.sleep(2 * cfg.poll_interval)  # every pool past its first polls
             leader = await _leader(api, operators, first)
             other = standby if leader is first else first
             await _steady(cfg, metrics, servers, leader, other, report)

@@ -317,6 +317,13 @@ async def _do_the_whole_job(
             },
         )
         await eventually(lambda: pools.deployment("rbac"), what="the Deployment")
+        cache = operator.context.deployments if operator.context else None
+        assert cache is not None
+
+        async def watched() -> bool:  # list and watch are granted, not only get
+            return cache.synced(namespace) and cache.lookup(namespace, "rbac")[1] is not None
+
+        await eventually(watched, what="the Deployment in the operator's watch")
         await eventually(
             lambda: pools.condition("rbac", "RedisReachable", "True"), what="the status written"
         )

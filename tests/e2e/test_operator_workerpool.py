@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
 from bananas import AsyncClient
 from bananas.operator.config import OperatorConfig, SchedulerSettings
@@ -250,6 +251,62 @@ async def test_workerpool_becomes_a_deployment(
     assert status["queueDepth"] == {"high": 0, "normal": 0, "low": 0}
     assert status["desiredReplicas"] == 1
     await eventually(lambda: _generation(pools, "gpu", 1), what="observedGeneration 1")
+
+
+async def deployment_gets(api: client.ApiClient) -> float:
+    """How many Deployment GETs the API server has answered: its own /metrics
+    (``apiserver_request_total``, verb GET, resource deployments, every other label)."""
+    response = await api.call_api(
+        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
+    )
+    text = (await response.read()).decode()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "apiserver_request_total"
+                and labels.get("verb") == "GET"
+                and labels.get("resource") == "deployments"
+                and not labels.get("subresource")
+            ):
+                total += sample.value
+    return total
+
+
+async def test_an_idle_pool_polls_without_reading_its_deployment(
+    operator: OperatorThread, pools: Pools, namespace: str, kube_api: client.ApiClient
+) -> None:
+    """Steady state: each poll reads the Deployment from the operator's watch, so the
+    API server answers no Deployment GET however many polls run (it answered one per
+    poll before the cache)."""
+    await pools.create(
+        "idle",
+        {
+            "image": "bananas:e2e",
+            "app": "app.tasks",
+            "routingKeys": [route()],
+            "autoscaling": fast_autoscaling(minReplicas=1),
+        },
+    )
+    await eventually(lambda: pools.deployment("idle"), what="the pool's Deployment")
+    await eventually(
+        lambda: pools.condition("idle", "RedisReachable", "True"), what="the first poll"
+    )
+    gets, polls = await deployment_gets(kube_api), operator.polls(namespace, "idle")
+
+    async def polled() -> bool:
+        return operator.polls(namespace, "idle") >= polls + 5
+
+    await eventually(polled, what="five more polls")
+    assert await deployment_gets(kube_api) == gets
+    cache = operator.context.deployments if operator.context else None
+    assert cache is not None and cache.synced(namespace)
+    known, dep = cache.lookup(namespace, "idle")
+    assert known and dep is not None and dep["spec"]["replicas"] == 1
+    # The controller's status writes reached the cache through the watch (the apply's
+    # answer, put there at once, was made before the controller had looked at it).
+    assert (dep.get("status") or {}).get("observedGeneration") == dep["metadata"]["generation"]
 
 
 async def _pdb(pools: Pools, name: str) -> client.V1PodDisruptionBudget | None:

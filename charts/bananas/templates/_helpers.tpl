@@ -136,9 +136,11 @@ is set.
     resources: [workerpools/finalizers, cronschedules/finalizers]
     verbs: [update]
   # The children, written by server-side apply (create + patch), read back with get.
+  # Deployments are also listed and watched (label managed-by=bananas-operator, so
+  # only ours are sent): the autoscaler reads them from memory, not a GET per poll.
   - apiGroups: [apps]
     resources: [deployments]
-    verbs: [get, create, patch]
+    verbs: [get, list, watch, create, patch]
   - apiGroups: [policy]
     resources: [poddisruptionbudgets]
     verbs: [get, create, patch]
