@@ -4,9 +4,9 @@
 :func:`~bananas.operator.runner.run_operator` in a thread with its own event
 loop, waits until kopf reports ready, and on exit sets the stop flag, joins the
 thread and re-raises anything the operator raised, so a test fails loudly when
-the operator crashed behind its back. The thread keeps the operator's event
-loop away from the test's own, so a test can await the Kubernetes API while the
-operator reacts to it.
+the operator crashed behind its back, or left a socket open when it stopped. The
+thread keeps the operator's event loop away from the test's own, so a test can
+await the Kubernetes API while the operator reacts to it.
 
 :func:`eventually` polls a condition with a deadline (tests never sleep to
 synchronise), :func:`apply_crds` installs the CRDs from ``crds/`` and waits
@@ -30,7 +30,7 @@ from kubernetes_asyncio import client as k8s
 from bananas.operator.config import OperatorConfig
 from bananas.operator.context import OperatorContext
 from bananas.operator.kube import APPLY
-from bananas.operator.runner import run_operator
+from bananas.operator.runner import open_transports, run_operator
 
 T = TypeVar("T")
 #: Seconds between two checks in :func:`eventually`.
@@ -109,6 +109,18 @@ async def wait_for_event(
     return await eventually(posted, what=f"a {reason} Event about {name}", timeout=timeout)
 
 
+async def _abort_open_transports() -> list[str]:
+    """Close what the stopped operator left open (so it cannot warn in a later test);
+    describe each one."""
+    left = open_transports()
+    for transport in left:
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.abort()
+        else:
+            transport.close()
+    return [f"{t!r} to {t.get_extra_info('peername')}" for t in left]
+
+
 class OperatorThread:
     """The operator running in a thread; use as a context manager."""
 
@@ -124,7 +136,11 @@ class OperatorThread:
 
     def _main(self) -> None:
         try:
-            asyncio.run(self._run())
+            with asyncio.Runner() as runner:
+                runner.run(self._run())
+                left = runner.run(_abort_open_transports())
+            if left:
+                raise AssertionError(f"the stopped operator left sockets open: {left}")
         except BaseException as exc:  # handed to the test thread in stop()
             self._error = exc
         finally:
