@@ -170,16 +170,16 @@ MAX_COUNT = 2**31 - 1
 def validate_duration(value: Any, what: str, *, positive: bool = False) -> float:
     """Return ``value`` (seconds) if it is a finite number in [0, MAX_DURATION_SECONDS]
     (above 0 with ``positive``); raises :class:`InvalidJobError` naming ``what``."""
+    kind = type(value)
+    if kind is float or kind is int or (kind is not bool and isinstance(value, int | float)):
+        seconds = float(value)
+        # NaN fails both comparisons, ±inf the bounds; the message is built only on failure
+        # (the worker checks every delivered record with this).
+        if (seconds > 0.0 if positive else seconds >= 0.0) and seconds <= MAX_DURATION_SECONDS:
+            return seconds
     low = "above 0" if positive else "at least 0"
     rule = f"{what} must be a finite number of seconds, {low} and at most {MAX_DURATION_SECONDS}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidJobError(f"{rule} (100 years), got {value!r}")
-    seconds = float(value)
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN, ±inf
-        raise InvalidJobError(f"{rule} (100 years), got {value!r}")
-    if seconds < 0 or seconds > MAX_DURATION_SECONDS or (positive and seconds == 0):
-        raise InvalidJobError(f"{rule} (100 years), got {value!r}")
-    return seconds
+    raise InvalidJobError(f"{rule} (100 years), got {value!r}")
 
 
 def validate_optional_duration(value: Any, what: str) -> float | None:
