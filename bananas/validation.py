@@ -60,7 +60,9 @@ def validate_job_name(name: Any) -> str:
         raise InvalidJobError("a job needs a non-empty handler name")
     if len(name) > JOB_NAME_MAX:
         raise InvalidJobError(f"job name is longer than {JOB_NAME_MAX} characters")
-    if any(c.isspace() or not c.isprintable() for c in name):
+    # Every whitespace character but the ASCII space is also not printable (they are
+    # separators or controls), so this is "no whitespace, no control" in two C calls.
+    if " " in name or not name.isprintable():
         raise InvalidJobError(
             f"job name {name!r} has whitespace or control characters: use e.g. "
             "letters, digits, '_', '-', '.' or ':'"
