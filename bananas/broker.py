@@ -639,6 +639,21 @@ class Broker:
         steps = tuple((reply[i], reply[i + 1]) for i in range(2, len(reply), 2))
         return Reaped(int(reply[0]), int(reply[1]), steps), 0
 
+    def earliest_leases(self, routing_keys: Sequence[str]) -> Op[list[int | None]]:
+        """For each routing key, the ms until its earliest lease expires by Redis' clock
+        (0 or less: one has expired; None: the route holds no lease). One round trip
+        of one ``ZRANGE`` per key and a single ``TIME``, for a reaper's look at many
+        routes (see :meth:`reap_next` for the reap itself)."""
+        if not routing_keys:
+            return []
+        reply = yield Batch(
+            [command("TIME")]
+            + [command("ZRANGE", self.route(rk).leases, 0, 0, "WITHSCORES") for rk in routing_keys]
+        )
+        seconds, micros = reply[0]
+        now = int(seconds) * 1000 + int(micros) // 1000
+        return [int(_first_score(e) - now) if e else None for e in reply[1:]]
+
     def promote(self, routing_key: str, limit: int = PROMOTE_BATCH) -> Op[tuple[int, int | None]]:
         """Move due scheduled jobs to their queue (due by Redis' own clock); returns
         (moved, ms until the next scheduled job is due, or None when none is)."""

@@ -7,21 +7,30 @@
 -- ARGV[1] unused (Redis' TIME is the clock), then per job: id, priority index
 --   (1 high, 2 normal, 3 low), due: "0" now, "+N" N ms after Redis' TIME, "N" at epoch ms N, record
 -- returns: array with 1 (stored) or 0 (duplicate) per job
+-- Only what a batch needs is read: TIME, the scheduled set's type and its earliest due
+-- time only when some job of it has a due time (a batch of ready jobs skips all three).
 expect_type(KEYS[1], 'hash')
-expect_type(KEYS[2], 'zset')
-local now = now_ms()
+local n = (#ARGV - 1) / 4
+local timed = false
+for i = 0, n - 1 do
+  if ARGV[4 + i * 4] ~= '0' then timed = true; break end
+end
+local now, earliest = 0, nil
+if timed then
+  expect_type(KEYS[2], 'zset')
+  now = now_ms()
+  earliest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+end
 local out = {}
 local ready, delayed = 0, 0
-local earliest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
 local wake_promoter = false
-local n = (#ARGV - 1) / 4
 for i = 0, n - 1 do
   local b = 2 + i * 4
   local id = ARGV[b]
-  if redis.call('HEXISTS', KEYS[1], id) == 1 or redis.call('EXISTS', KEYS[9 + i]) == 1 then
+  -- a finished job whose result is kept is a duplicate; HSETNX stores only a new id
+  if redis.call('EXISTS', KEYS[9 + i]) == 1 or redis.call('HSETNX', KEYS[1], id, ARGV[b + 3]) == 0 then
     out[i + 1] = 0
   else
-    redis.call('HSET', KEYS[1], id, ARGV[b + 3])
     local due_text = ARGV[b + 2]
     local due = tonumber(due_text)
     if string.sub(due_text, 1, 1) == '+' then due = now + tonumber(string.sub(due_text, 2)) end

@@ -92,6 +92,7 @@ class Acker:
             while self._pending:
                 batch = self._pending
                 self._pending = []
+                self.metrics.flush()  # the per-job metrics, once per batch
                 await self.redis.call(partial(self._send, batch), self._lane)
             if self._closing:
                 return

@@ -221,11 +221,15 @@ class Reaper:
     :data:`REAP_INTERVAL` at the most. A route that holds no lease at all is looked at
     again after :data:`REAP_IDLE_MIN` seconds, or later when there are so many routes
     that this would cost more than :data:`REAP_IDLE_RATE` looks per second (500 keys:
-    every 5 s). So an idle reaper sends at most about ``2 * REAP_IDLE_RATE`` commands
-    a second however many keys it serves, and an orphan on a key that was idle is
-    reaped within that delay after its lease expired (busy keys: within
-    :data:`REAP_INTERVAL`). The workers' lease duration is not assumed: a scheduler
-    process reaps for workers configured differently.
+    every 5 s). The looks due in one pass go in one round trip (one ``ZRANGE`` per
+    route and one ``TIME``), and no pass takes more looks than the budget of
+    :data:`REAP_IDLE_RATE` a second has gathered (routes that held a lease at their
+    last look first): a burst of routes falling due at once (right after a drain over
+    many keys) is spread out instead of sent together. So a reaper sends at most about
+    ``REAP_IDLE_RATE`` commands a second however many keys it serves, and an orphan on
+    a key is reaped within about ``keys / REAP_IDLE_RATE`` seconds after its lease
+    expired (a few keys: within :data:`REAP_INTERVAL`). The workers' lease duration is
+    not assumed: a scheduler process reaps for workers configured differently.
     """
 
     def __init__(
@@ -243,24 +247,43 @@ class Reaper:
         self.workflows = workflows or WorkflowStore(broker, clock=broker.clock)
         self.idle_max = REAP_IDLE_MIN
         self._next: dict[str, float] = {}
+        #: Routes that held a lease at their last look (looked at first when due).
+        self._busy: set[str] = set()
 
     def _schedule(self, routing_key: str, now: float, until_ms: int | None) -> None:
         if until_ms is None:
+            self._busy.discard(routing_key)
             self._next[routing_key] = now + self.idle_max
             return
+        self._busy.add(routing_key)
         self._next[routing_key] = now + max(REAP_INTERVAL, min(until_ms / 1000, self.idle_max))
 
     async def run(self) -> None:
         """Reap until cancelled."""
         loop = asyncio.get_running_loop()
+        budget, last = float(REAP_IDLE_RATE), loop.time()
         while True:
             routes = await self.routes()
             self.idle_max = max(REAP_IDLE_MIN, len(routes) / REAP_IDLE_RATE)
-            for rk in routes:
-                if self._next.get(rk, 0.0) > loop.time():
-                    continue
+            now = loop.time()
+            # At most a second's worth of looks saved up (never less than one pass's).
+            cap = max(REAP_IDLE_RATE, 1.0)
+            budget = min(cap, budget + (now - last) * REAP_IDLE_RATE)
+            last = now
+            due = [rk for rk in routes if self._next.get(rk, 0.0) <= now]
+            if due:
+                due.sort(key=lambda rk: rk not in self._busy)  # stable: busy ones first
+                take = due[: max(1, int(budget))]
+                budget = max(0.0, budget - len(take))
+                await self._look(take, loop)
+            await asyncio.sleep(REAP_INTERVAL)
+
+    async def _look(self, routes: Sequence[str], loop: asyncio.AbstractEventLoop) -> None:
+        """Look at ``routes`` in one round trip; reap those with an expired lease."""
+        untils = await self.redis.call(partial(self.broker.earliest_leases, routes))
+        for rk, until in zip(routes, untils, strict=True):
+            if until is not None and until <= 0:
                 reaped, until = await self.redis.call(partial(self._reap, rk))
-                self._schedule(rk, loop.time(), until)
                 requeued, dead = reaped.requeued, reaped.dead
                 if requeued or dead:
                     self.metrics.reaped.labels(rk).inc(requeued + dead)
@@ -270,7 +293,7 @@ class Reaper:
                         rk,
                         dead,
                     )
-            await asyncio.sleep(REAP_INTERVAL)
+            self._schedule(rk, loop.time(), until)
 
     def _reap(self, routing_key: str) -> Op[tuple[Reaped, int | None]]:
         """Reap one routing key, then record the poison workflow steps it dead-lettered on

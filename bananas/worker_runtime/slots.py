@@ -1,7 +1,8 @@
 """The slots: ``concurrency`` tasks that run leased jobs through the executor.
 
 The fetcher hands each leased job to :meth:`Slots.offer`; a free slot takes it
-from a local queue, runs it through the
+from a local deque (an idle slot waits on a future of its own, and each offered job
+wakes one: cheaper per job than an ``asyncio.Queue``), runs it through the
 :class:`~bananas.worker_runtime.executor.Executor`, tells the lease keeper it
 finished and gives the outcome to the acker. Jobs still queued when the worker
 stops never started: :meth:`Slots.take_unstarted` hands them back at once.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from bananas.broker import Leased
@@ -39,7 +41,9 @@ class Slots:
         self.acker = acker
         self.metrics = metrics
         self.concurrency = concurrency
-        self._queue: asyncio.Queue[Held] = asyncio.Queue()
+        self._ready: deque[Held] = deque()
+        #: Idle slots, each waiting on its own future.
+        self._waiting: deque[asyncio.Future[None]] = deque()
         self._tasks: list[asyncio.Task[None]] = []
         #: Slots running a job now (``bananas_worker_busy_slots``).
         self.busy = 0
@@ -51,13 +55,18 @@ class Slots:
 
     def offer(self, routing_key: str, leased: Leased) -> None:
         """Queue a leased job for the next free slot."""
-        self._queue.put_nowait((routing_key, leased))
+        self._ready.append((routing_key, leased))
+        waiting = self._waiting
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def take_unstarted(self) -> list[Held]:
         """Empty the queue: the jobs no slot has started."""
-        unstarted = []
-        while not self._queue.empty():
-            unstarted.append(self._queue.get_nowait())
+        unstarted = list(self._ready)
+        self._ready.clear()
         return unstarted
 
     async def stop(self) -> None:
@@ -67,16 +76,29 @@ class Slots:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _run(self) -> None:
-        queue, executor, leases, acker, metrics = (
-            self._queue,
+        ready, waiting, executor, leases, acker, metrics = (
+            self._ready,
+            self._waiting,
             self.executor,
             self.leases,
             self.acker,
             self.metrics,
         )
         debug = logger.isEnabledFor(logging.DEBUG)
+        loop = asyncio.get_running_loop()
         while True:
-            rk, leased = await queue.get()
+            if not ready:
+                # Woken by an offer; another slot may have taken that job first: look again.
+                waiter = loop.create_future()
+                waiting.append(waiter)
+                try:
+                    await waiter
+                except asyncio.CancelledError:
+                    if waiter in waiting:
+                        waiting.remove(waiter)
+                    raise
+                continue
+            rk, leased = ready.popleft()
             self.busy += 1
             try:
                 finished = await executor.run(rk, leased)
