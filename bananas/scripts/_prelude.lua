@@ -53,6 +53,20 @@ local function wake(wake_key)
   if redis.call('LLEN', wake_key) == 0 then redis.call('RPUSH', wake_key, 1) end
 end
 
+-- The epoch ms a submit's due field names: "0" now, "+N" N ms after now, "N" at epoch ms N.
+local function due_at(due_text, now)
+  if string.sub(due_text, 1, 1) == '+' then return now + tonumber(string.sub(due_text, 2)) end
+  return tonumber(due_text)
+end
+
+-- The end of an enqueue of ready and delayed jobs (the enqueue scripts' KEYS[3] wake,
+-- KEYS[4] schedwake, KEYS[5] stats): wake a fetcher, a promoter, count them.
+local function enqueued(ready, delayed, wake_promoter)
+  if ready > 0 then wake(KEYS[3]) end
+  if wake_promoter then wake(KEYS[4]) end
+  if ready + delayed > 0 then redis.call('HINCRBY', KEYS[5], 'enqueued', ready + delayed) end
+end
+
 -- Store a job's result with its record (when ttl ms > 0), then notify its waiters.
 local function write_result(result_key, notify_key, result, record, ttl, notify_ttl)
   if ttl > 0 then

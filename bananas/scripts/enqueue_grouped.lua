@@ -29,9 +29,7 @@ for i = 0, n - 1 do
     out[i + 1] = 0
   else
     redis.call('HSET', KEYS[1], id, ARGV[b + 4])
-    local due_text = ARGV[b + 2]
-    local due = tonumber(due_text)
-    if string.sub(due_text, 1, 1) == '+' then due = now + tonumber(string.sub(due_text, 2)) end
+    local due = due_at(ARGV[b + 2], now)
     if due > now then
       redis.call('ZADD', KEYS[2], due, id)
       delayed = delayed + 1
@@ -44,7 +42,5 @@ for i = 0, n - 1 do
     out[i + 1] = 1
   end
 end
-if ready > 0 then wake(KEYS[3]) end
-if wake_promoter then wake(KEYS[4]) end
-if ready + delayed > 0 then redis.call('HINCRBY', KEYS[5], 'enqueued', ready + delayed) end
+enqueued(ready, delayed, wake_promoter)
 return out

@@ -26,8 +26,7 @@ local record = ARGV[5]
 if string.sub(record, 1, #head) ~= head then
   return redis.error_reply('enqueue_unique: the record does not start with its id')
 end
-local due = tonumber(ARGV[4])
-if string.sub(ARGV[4], 1, 1) == '+' then due = now + tonumber(string.sub(ARGV[4], 2)) end
+local due = due_at(ARGV[4], now)
 local ttl = tonumber(ARGV[6])
 
 local function schedule(id, at)
