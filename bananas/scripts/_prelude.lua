@@ -169,6 +169,18 @@ local function push_grouped(F, queue, p, group, id, at_head)
   end
 end
 
+-- Put a job that waits no more at the tail of its priority's list (the queues from
+-- KEYS[first_queue], see queue_key); a job of a group joins its group instead.
+local function push_ready(id, record, first_queue)
+  local job = decode_record(record)
+  local p = priority_of(job)
+  if type(job['group']) == 'string' then  -- flow
+    push_grouped(flow_keys(), queue_key(first_queue, p), p, job['group'], id, false)
+  else
+    redis.call('RPUSH', queue_key(first_queue, p), id)
+  end
+end
+
 -- The member of a group's head job, or nil when the group has no ready job.
 local function group_head(F, p, group)
   return redis.call('ZRANGEBYLEX', F.grouped[p], '[' .. group .. '\0', '[' .. group .. '\1',

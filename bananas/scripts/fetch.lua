@@ -59,6 +59,28 @@ local want = tonumber(ARGV[2])
 local leased = {}
 local taken = {}
 
+-- Lease one job: count its delivery, put it in the reply, record its lease deadline and
+-- remember it under this fetch id.
+local function lease(id, record)
+  local attempt = redis.call('HINCRBY', KEYS[6], id, 1)
+  out[#out + 1] = id
+  out[#out + 1] = record
+  out[#out + 1] = attempt
+  leased[#leased + 1] = deadline
+  leased[#leased + 1] = id
+  taken[#taken + 1] = id
+  taken[#taken + 1] = attempt
+end
+
+-- Dead-letter a job whose delivery count is not a whole number, and report it.
+local function dead_bad_count(id, count)
+  local reason = 'bad job record: attempts counter ' .. string.format('%q', count) ..
+                 ' is not a whole number'
+  dead_letter(KEYS[9], KEYS[8], id, now, reason)
+  bad[#bad + 1] = id
+  bad[#bad + 1] = reason
+end
+
 -- flow: serve one group token; 1 when it leased a job, else 0 ------------------------------
 local F = nil       -- the flow keys, looked up at the first token
 local requeued = 0  -- tokens pushed back to the tail by this fetch (they may serve again)
@@ -71,25 +93,14 @@ local function lease_grouped(id, group, limit)
     return 0
   end
   if not valid_count(count) then
-    local reason = 'bad job record: attempts counter ' .. string.format('%q', count) ..
-                   ' is not a whole number'
-    dead_letter(KEYS[9], KEYS[8], id, now, reason)
-    bad[#bad + 1] = id
-    bad[#bad + 1] = reason
+    dead_bad_count(id, count)
     return 0
   end
   if limit and limit.concurrency > 0 then
     redis.call('HINCRBY', F.groups, 'run:' .. group, 1)
     redis.call('HSET', F.groups, 'slot:' .. id, group)
   end
-  local attempt = redis.call('HINCRBY', KEYS[6], id, 1)
-  out[#out + 1] = id
-  out[#out + 1] = record
-  out[#out + 1] = attempt
-  leased[#leased + 1] = deadline
-  leased[#leased + 1] = id
-  taken[#taken + 1] = id
-  taken[#taken + 1] = attempt
+  lease(id, record)
   return 1
 end
 
@@ -169,20 +180,9 @@ local function take(queue, count, p)
     elseif names_limited and by_name(queue, p, id, record) then
       idle = idle + 1
     elseif not valid_count(attempts[i]) then
-      local reason = 'bad job record: attempts counter ' .. string.format('%q', attempts[i]) ..
-                     ' is not a whole number'
-      dead_letter(KEYS[9], KEYS[8], id, now, reason)
-      bad[#bad + 1] = id
-      bad[#bad + 1] = reason
+      dead_bad_count(id, attempts[i])
     else
-      local attempt = redis.call('HINCRBY', KEYS[6], id, 1)
-      out[#out + 1] = id
-      out[#out + 1] = record
-      out[#out + 1] = attempt
-      leased[#leased + 1] = deadline
-      leased[#leased + 1] = id
-      taken[#taken + 1] = id
-      taken[#taken + 1] = attempt
+      lease(id, record)
     end
   end
   return #ids - idle

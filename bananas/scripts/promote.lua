@@ -19,13 +19,7 @@ if #ids > 0 then
   for i, id in ipairs(ids) do
     local record = records[i]
     if record then
-      local job = decode_record(record)
-      local p = priority_of(job)
-      if type(job['group']) == 'string' then  -- flow
-        push_grouped(flow_keys(), queue_key(4, p), p, job['group'], id, false)
-      else
-        redis.call('RPUSH', queue_key(4, p), id)
-      end
+      push_ready(id, record, 4)
       moved = moved + 1
     elseif is_token(id) then  -- flow
       local F = flow_keys()

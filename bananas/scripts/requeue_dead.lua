@@ -14,13 +14,7 @@ for i = 1, #ARGV do
       redis.call('HDEL', KEYS[3], id)
       redis.call('HDEL', KEYS[4], id)
       redis.call('DEL', KEYS[8 + i])
-      local job = decode_record(record)
-      local p = priority_of(job)
-      if type(job['group']) == 'string' then  -- flow
-        push_grouped(flow_keys(), queue_key(6, p), p, job['group'], id, false)
-      else
-        redis.call('RPUSH', queue_key(6, p), id)
-      end
+      push_ready(id, record, 6)
       moved = moved + 1
     end
   end

@@ -9,13 +9,7 @@ for i = 1, #ARGV do
   local id = ARGV[i]
   local record = redis.call('HGET', KEYS[2], id)
   if record and redis.call('ZREM', KEYS[1], id) == 1 then
-    local job = decode_record(record)
-    local p = priority_of(job)
-    if type(job['group']) == 'string' then  -- flow
-      push_grouped(flow_keys(), queue_key(4, p), p, job['group'], id, false)
-    else
-      redis.call('RPUSH', queue_key(4, p), id)
-    end
+    push_ready(id, record, 4)
     moved = moved + 1
   end
 end
