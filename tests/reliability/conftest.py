@@ -179,7 +179,7 @@ WORKER_COMMANDS = (
     "ping evalsha eval blpop smembers sadd hgetall hget hset hdel hexists hmget hincrby "
     "exists get set del incr pexpire lindex llen lrange ltrim lpush lrem rpush zadd zcard "
     "zrange zrangebyscore zrem zremrangebyscore zscore time type info zcount hlen persist "
-    "zrevrange hsetnx zrangebylex"
+    "zrevrange hsetnx zrangebylex zremrangebyrank"
 )
 CLIENT_COMMANDS = (
     "ping evalsha eval blpop smembers sadd hget hset hdel hexists hmget hincrby exists "
