@@ -324,7 +324,10 @@ async def sync(
         if memo.get("deleted"):
             return
         try:
-            seen = await _observe(ctx, namespace, name, cron)
+            # Bounded like the autoscaler's polls: 1,000 schedules seen at once at start-up
+            # take turns instead of timing each other out.
+            async with ctx.poll_slots():
+                seen = await _observe(ctx, namespace, name, cron)
             scheduler = await ctx.deployment(namespace, scheduler_name(cron.redis))
         except InvalidJobError:
             return  # reconcile reported it

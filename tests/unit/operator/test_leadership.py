@@ -117,3 +117,33 @@ async def test_wait_event() -> None:
     assert not await wait_event(event, 0.01)
     event.set()
     assert await wait_event(event, 10)
+
+
+async def test_a_term_lost_while_kopf_fails_to_stop_cleanly_stands_by(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kopf stopped at a bad moment re-raises a task's error (seen at 1,000 pools: a
+    TimeoutError); after a lost Lease that ends the term, not the replica. kopf is
+    stood in for here: the race cannot be produced on demand."""
+    from bananas.operator import runner
+
+    async def kopf_failing_on_stop(
+        config: object, ctx: object, stop: asyncio.Event, *_: object
+    ) -> None:
+        await stop.wait()
+        raise TimeoutError
+
+    monkeypatch.setattr(runner, "_run_kopf", kopf_failing_on_stop)
+    elector = ScriptedElector([1, None])  # renewals fail from the first on
+    leadership = Leadership(elector, SETTINGS, clock=elector.clock)
+    stopped = await runner._lead(None, None, leadership, never, None, None)  # type: ignore[arg-type]
+    assert stopped is False  # lost: the caller stands by again
+
+    async def kopf_failing(config: object, ctx: object, stop: asyncio.Event, *_: object) -> None:
+        raise RuntimeError("kopf broke while leading")
+
+    monkeypatch.setattr(runner, "_run_kopf", kopf_failing)
+    with pytest.raises(RuntimeError, match="while leading"):  # not lost: not hidden
+        await runner._lead(
+            None, None, Leadership(ScriptedElector([1]), SETTINGS), never, None, None
+        )  # type: ignore[arg-type]

@@ -47,3 +47,23 @@ async def test_a_round_still_running_at_close_does_not_leak() -> None:
     late = await clients.acquire("redis://late:6379/0", "bananas")
     assert late is not client and len(clients) == 0  # its own, not cached
     await clients.release(late)
+
+
+async def test_a_client_nobody_used_for_long_is_closed_within_the_limit() -> None:
+    now = [1000.0]
+    clients = RedisClients(limit=8, idle_seconds=600, clock=lambda: now[0])
+    try:
+        async with clients.lease("redis://gone:6379/0", "bananas") as gone:
+            pass
+        now[0] += 300
+        async with clients.lease("redis://kept:6379/0", "bananas"):
+            pass
+        assert len(clients) == 2  # both recent enough
+        now[0] += 301  # "gone" unused for 601 s, "kept" for 301 s
+        async with clients.lease("redis://kept:6379/0", "bananas") as kept:
+            assert len(clients) == 1
+        again = await clients.acquire("redis://gone:6379/0", "bananas")
+        assert again is not gone and again is not kept  # a fresh client
+        await clients.release(again)
+    finally:
+        await clients.close()
