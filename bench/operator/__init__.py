@@ -19,7 +19,11 @@ processes. Then, in this order (see :mod:`bench.operator.fleet`):
    from ``/proc``;
 3. a **burst**: jobs on 10 % of the pools at once; the time from the submit to
    each pool's Deployment asking for its new replica count (p50/p99);
-4. **failover** (elected replicas only): SIGKILL the leader, submit jobs to a
+4. **schedulers**: real ``bananas scheduler`` processes for a sample of the
+   Redis URLs (10 of 100; the other scheduler Deployments run nobody), one
+   CronSchedule per sampled URL edited to fire every minute; the Redis
+   commands/s the schedulers add and the time from each slot to its job;
+5. **failover** (elected replicas only): SIGKILL the leader, submit jobs to a
    few pools, the time until the standby scaled them.
 
 ``--code DIR`` runs the operator from another checkout (a ``git worktree add

@@ -21,6 +21,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--poll-interval", type=int)
     parser.add_argument("--window", type=float, help="seconds of baseline and steady state")
     parser.add_argument("--replicas", type=int, help="operator processes (>1: elected)")
+    parser.add_argument("--schedulers", type=int, help="Redis URLs given a real scheduler")
     parser.add_argument("--code", type=Path, help="run the operator from this checkout")
     parser.add_argument("--label", help="name of --code in the table")
     parser.add_argument(
@@ -40,6 +41,7 @@ def config_from(args: argparse.Namespace) -> FleetConfig:
         "poll_interval": args.poll_interval,
         "window": args.window,
         "replicas": args.replicas,
+        "schedulers": args.schedulers,
     }
     cfg = dataclasses.replace(cfg, **{k: v for k, v in sizes.items() if v is not None})
     return with_code(cfg, args.code, args.label)

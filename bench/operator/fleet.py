@@ -25,6 +25,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from bananas import AsyncClient
+from bananas.operator.cronschedule import schedule_id
 from bananas.operator.testing import apply_crds
 from tests.e2e.controlplane import ControlPlane, find_binaries
 from tests.e2e.podtier import PodTier
@@ -62,6 +63,11 @@ class FleetConfig:
     jobs: int = 3
     #: Operator processes; more than one runs them with leader election.
     replicas: int = 2
+    #: Redis URLs whose scheduler runs as a real ``bananas scheduler`` process (the
+    #: rest are Deployments nobody runs); one CronSchedule of each fires every minute.
+    schedulers: int = 10
+    #: Minute boundaries (cron slots) the scheduler window spans.
+    cron_slots: int = 2
     #: Checkout whose ``bananas`` package the operator runs.
     code: Path = REPO_ROOT
     label: str = "this tree"
@@ -73,7 +79,16 @@ class FleetConfig:
         return f"fleet-{pool % self.namespaces:03d}"
 
 
-SMOKE = FleetConfig(pools=20, namespaces=5, urls=4, servers=2, poll_interval=5, window=15)
+SMOKE = FleetConfig(
+    pools=20,
+    namespaces=5,
+    urls=4,
+    servers=2,
+    poll_interval=5,
+    window=15,
+    schedulers=2,
+    cron_slots=1,
+)
 
 
 @dataclass
@@ -97,6 +112,13 @@ class Report:
     burst_max: float | None = None
     burst_missed: int = 0
     failover_seconds: float | None = None
+    #: Redis commands/s of the real scheduler processes (``cfg.schedulers`` of them).
+    scheduler_commands_per_s: float | None = None
+    scheduler_by_command: dict[str, float] = field(default_factory=dict)
+    #: CronSchedules the sampled Redis URLs hold (what those schedulers served).
+    scheduler_schedules: int = 0
+    #: Seconds from a cron slot to its job being queued, over the minutely schedules.
+    cron_lateness: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -346,7 +368,9 @@ async def settled(cfg: FleetConfig, api: client.ApiClient, timeout: float) -> fl
                 f"{with_status}/{cfg.pools} pools with a status, {deployments} Deployments,"
                 f" {lagging} not yet observed by their controller"
             )
-        await asyncio.sleep(2)
+        # Each check lists every pool and Deployment: at 1,000 pools, every 2 s would
+        # load the API server more than the operator does.
+        await asyncio.sleep(max(2.0, cfg.pools / 100))
 
 
 # -- bursts ---------------------------------------------------------------------------------
@@ -455,6 +479,7 @@ async def measure(cfg: FleetConfig, plane: ControlPlane, workdir: Path) -> Repor
             other = standby if leader is first else first
             await _steady(cfg, metrics, servers, leader, other, report)
             await _burst(cfg, api, urls, report)
+            await _schedulers(cfg, api, urls, servers, workdir, report)
             if standby is not None:
                 await _failover(cfg, api, urls, leader, report)
     finally:
@@ -523,6 +548,99 @@ async def _burst(cfg: FleetConfig, api: client.ApiClient, urls: list[str], repor
         report.burst_max = max(delays)
 
 
+async def _schedulers(
+    cfg: FleetConfig,
+    api: client.ApiClient,
+    urls: list[str],
+    servers: list[RedisServer],
+    workdir: Path,
+    report: Report,
+) -> None:
+    """Real ``bananas scheduler`` processes for the first ``cfg.schedulers`` Redis URLs;
+    the Redis commands they add, and how late a minutely CronSchedule's job is queued.
+
+    One CronSchedule per sampled URL is edited to ``* * * * *`` (the edit applies at
+    once: issue 12), the schedulers start, and the window runs past ``cfg.cron_slots``
+    minute boundaries. Their commands are the servers' total minus the operator's rate of the
+    steady state, so the figure carries that window's noise.
+    """
+    sampled = list(range(min(cfg.schedulers, cfg.urls)))
+    if not sampled:
+        return
+    custom = client.CustomObjectsApi(api)
+    for u in sampled:  # CronSchedule u names Redis URL u (url_of(u) == u)
+        await custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            cfg.namespace_of(u),
+            "cronschedules",
+            f"cron-{u:04d}",
+            {"spec": {"schedule": "* * * * *"}},
+            _content_type="application/merge-patch+json",
+        )
+    report.scheduler_schedules = sum(1 for i in range(cfg.pools) if cfg.url_of(i) in sampled)
+    processes = []
+    for u in sampled:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(cfg.code),
+            "REDIS_URL": urls[u],
+            "METRICS_PORT": "0",
+            "LOG_LEVEL": "WARNING",
+        }
+        log = (workdir / f"scheduler-{u:03d}.log").open("wb")
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bananas.cli", "scheduler"],
+                env=env,
+                cwd=cfg.code,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        log.close()
+    try:
+        await asyncio.sleep(10)  # started, elected, schedules loaded
+        calls_before = command_calls(servers)
+        started = time.monotonic()
+        now = time.time()
+        # cfg.cron_slots minute boundaries inside the window, whatever second it starts at.
+        await asyncio.sleep(60 * cfg.cron_slots - now % 60 + 5)
+        seconds = time.monotonic() - started
+        commands = per_second(calls_before, command_calls(servers), seconds)
+        report.scheduler_commands_per_s = sum(commands.values()) - report.redis_commands_per_s
+        report.scheduler_by_command = dict(sorted(commands.items(), key=lambda kv: -kv[1])[:8])
+        report.cron_lateness = await _cron_lateness(cfg, urls, sampled)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    if len(report.cron_lateness) < len(sampled):
+        report.notes.append(
+            f"cron: {len(sampled) - len(report.cron_lateness)} of {len(sampled)} minutely"
+            " schedules queued no job in the window"
+        )
+
+
+async def _cron_lateness(cfg: FleetConfig, urls: list[str], sampled: list[int]) -> list[float]:
+    """Seconds from each minutely schedule's last slot to its job's creation."""
+    late: list[float] = []
+    for u in sampled:
+        async with AsyncClient(urls[u]) as c:
+            state = await c.schedule_status(schedule_id(cfg.namespace_of(u), f"cron-{u:04d}"))
+            if state is None or not state.last_job_id or state.last_schedule_time is None:
+                continue
+            job = await c.get_job(state.last_job_id, f"fleet-{u:04d}")
+            if job is not None:
+                late.append((job.created_at - state.last_schedule_time).total_seconds())
+    return sorted(late)
+
+
 async def _failover(
     cfg: FleetConfig, api: client.ApiClient, urls: list[str], leader: Operator, report: Report
 ) -> None:
@@ -550,6 +668,14 @@ def run(cfg: FleetConfig, workdir: Path) -> Report:
         plane.stop()
 
 
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _max(values: list[float]) -> float | None:
+    return max(values) if values else None
+
+
 def table(reports: list[Report]) -> str:
     """The reports side by side, as a Markdown table."""
 
@@ -568,6 +694,16 @@ def table(reports: list[Report]) -> str:
         ("burst -> new replicas p99 s", [fmt(r.burst_p99, 2) for r in reports]),
         ("burst pools not scaled", [str(r.burst_missed) for r in reports]),
         ("leader SIGKILL -> pools scaled s", [fmt(r.failover_seconds, 2) for r in reports]),
+        (
+            "Redis commands/s (schedulers, sampled)",
+            [
+                f"{fmt(r.scheduler_commands_per_s)} for {r.config['schedulers']} of"
+                f" {r.config['urls']} ({r.scheduler_schedules} schedules)"
+                for r in reports
+            ],
+        ),
+        ("cron slot -> job queued p50 s", [fmt(_median(r.cron_lateness), 3) for r in reports]),
+        ("cron slot -> job queued max s", [fmt(_max(r.cron_lateness), 3) for r in reports]),
         ("all pools reconciled after s", [fmt(r.settle_seconds, 0) for r in reports]),
     ]
     lines = ["| | " + " | ".join(rows[0][1]) + " |", "|---" * (len(reports) + 1) + "|"]
