@@ -54,6 +54,8 @@ _translate = translate
 #: finds them all busy waits for the next one given back). Blocking result waits do not
 #: take one: they share the client's wait hubs (``bananas.waits``).
 MAX_LANES = 64
+#: Idle lanes a :class:`LanePool` keeps open; more, left over from a burst, are closed.
+MAX_IDLE_LANES = 4
 
 
 def _eval_args(call: Call) -> tuple[Any, ...]:
@@ -174,14 +176,20 @@ class LanePool:
 
     Each request borrows an idle lane (or opens one) and gives it back, so concurrent
     tasks never share a connection; a lane that failed is given back disconnected
-    and reconnects on its next use.
+    and reconnects on its next use. A lane given back while ``max_idle`` others are
+    idle and nobody waits is closed: a burst of 64 concurrent calls does not leave
+    64 connections (and their buffers) open for good. The operator holds one pool
+    per Redis URL of a whole fleet, where that adds up.
     """
 
-    def __init__(self, client: aioredis.Redis, *, max_lanes: int = MAX_LANES) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, max_lanes: int = MAX_LANES, max_idle: int = MAX_IDLE_LANES
+    ) -> None:
         self._client = client
         self._idle: list[FastLane] = []
         self._all: list[FastLane] = []
         self.max_lanes = max_lanes
+        self.max_idle = max_idle
         self._queue: list[asyncio.Future[None]] = []
 
     async def execute(self, request: Request) -> Any:
@@ -189,12 +197,21 @@ class LanePool:
         try:
             return await lane.execute(request)
         finally:
+            await self._give_back(lane)
+
+    async def _give_back(self, lane: FastLane) -> None:
+        while self._queue:
+            waiter = self._queue.pop(0)
+            if not waiter.done():
+                self._idle.append(lane)
+                waiter.set_result(None)
+                return
+        if len(self._idle) < self.max_idle:
             self._idle.append(lane)
-            while self._queue:
-                waiter = self._queue.pop(0)
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
+            return
+        # Nobody in use can reconnect it: it leaves the pool, so close() need not see it.
+        self._all.remove(lane)
+        await lane.close()
 
     async def _borrow(self) -> FastLane:
         """An idle lane, a new one while fewer than ``max_lanes`` are open, else the

@@ -65,7 +65,8 @@ class OperatorContext:
         Raises :class:`bananas.operator.kube.KubernetesApiError` without credentials.
         """
         configuration = await load_configuration(config.kubeconfig)
-        kube = Kube.from_configuration(configuration)
+        # The Deployment cache holds one watch per watched namespace (one for the cluster).
+        kube = Kube.from_configuration(configuration, watches=max(1, len(config.namespaces)))
         return cls(
             config=config,
             configuration=configuration,

@@ -80,6 +80,8 @@ def _translate(exc: BaseException) -> KubernetesApiError:
 
 
 _TRANSIENT = (ApiException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+#: Concurrent requests of the operator's own client (watches not counted).
+API_CONNECTIONS = 32
 
 
 async def load_configuration(kubeconfig: str | None = None) -> k8s.Configuration:
@@ -115,8 +117,12 @@ class Kube:
         self.custom = k8s.CustomObjectsApi(api)
 
     @classmethod
-    def from_configuration(cls, configuration: k8s.Configuration) -> Kube:
-        """A client over its own connection pool (close it with :meth:`close`)."""
+    def from_configuration(cls, configuration: k8s.Configuration, *, watches: int = 1) -> Kube:
+        """A client over its own connection pool (close it with :meth:`close`) of
+        :data:`API_CONNECTIONS` plus one per long-lived watch it will hold (the
+        client's default is 100: each open TLS connection holds a 256 KiB read buffer,
+        and a start-up burst would leave them all open)."""
+        configuration.connection_pool_maxsize = API_CONNECTIONS + watches
         return cls(k8s.ApiClient(configuration))
 
     async def close(self) -> None:

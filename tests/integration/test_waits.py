@@ -8,7 +8,7 @@ from typing import Any
 
 from bananas import AsyncClient, Job
 from bananas.ops import Op, command
-from bananas.transport import MAX_LANES
+from bananas.transport import MAX_IDLE_LANES, MAX_LANES
 from bananas.waits import KEYS_PER_HUB
 from bananas.worker_runtime import Registry, Worker
 from tests.support.servers import RedisServer, blocked_clients, connected_clients
@@ -103,3 +103,19 @@ def _result(job_id: str) -> str:
         f'{{"job_id":"{job_id}","status":"completed","result":1,"error":"",'
         '"completed_at":"2026-01-01T00:00:00Z","duration":0.0}'
     )
+
+
+async def test_a_burst_leaves_only_a_few_connections_open(
+    single_redis: RedisServer, prefix: str
+) -> None:
+    """40 calls at once open up to 40 lanes; afterwards at most MAX_IDLE_LANES stay."""
+    assert MAX_IDLE_LANES < 40  # else this burst would prove nothing
+    async with AsyncClient(single_redis.url, prefix=prefix) as client:
+        await client.get_job("warm-up")
+        before = connected_clients(single_redis.url)
+        jobs = await asyncio.gather(*(client.get_job(f"nope-{i}") for i in range(40)))
+        assert jobs == [None] * 40
+        assert client._lanes is not None
+        assert len(client._lanes._idle) <= MAX_IDLE_LANES
+        assert len(client._lanes._all) == len(client._lanes._idle)
+        assert connected_clients(single_redis.url) <= before + MAX_IDLE_LANES
