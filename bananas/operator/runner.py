@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import kopf
@@ -37,11 +37,13 @@ from bananas.operator.context import OperatorContext
 from bananas.operator.deployment_cache import stop as stop_watching
 from bananas.operator.kopf_wiring import build_registry, make_settings
 from bananas.operator.leadership import (
+    ElectorFactory,
     End,
     Leadership,
     Stopping,
     flag_is_set,
     identity_of,
+    keep_on_own_thread,
     standby_liveness,
     wait_event,
 )
@@ -148,16 +150,23 @@ async def _run_elected(
     """
     settings = config.leader_election
     # The Lease goes over a connection pool of its own: a flood of reconcile requests
-    # on the operator's pool (1,000 pools at start-up) must never delay a renewal.
+    # on the operator's pool (1,000 pools at start-up) must never delay a renewal. While
+    # leading, renewals run on a thread of their own too (keep_on_own_thread).
     lease_api = k8s.ApiClient(ctx.kube.api.configuration)
-    elector = KubernetesLeaseElector(
-        settings.namespace,
-        settings.name,
-        identity_of(settings),
-        settings.lease_duration,
-        api_client=lease_api,
+    leadership = Leadership(
+        lease_elector(config, lease_api), settings, on_change=ctx.metrics.leader.set
     )
-    leadership = Leadership(elector, settings, on_change=ctx.metrics.leader.set)
+    configuration = ctx.kube.api.configuration
+
+    def own_elector() -> tuple[KubernetesLeaseElector, Callable[[], Awaitable[None]]]:
+        api = k8s.ApiClient(configuration)  # made on, and used by, the renewing thread
+
+        async def close() -> None:
+            await api.close()
+            await settle_connections()  # that thread's loop ends next
+
+        return lease_elector(config, api), close
+
     signalled = asyncio.Event()
 
     async def stopping(timeout: float) -> bool:
@@ -169,18 +178,33 @@ async def _run_elected(
             async with standby_liveness(liveness_endpoint):
                 if not await leadership.acquire(stopping):
                     return
-            if await _lead(config, ctx, leadership, stopping, ready_flag, liveness_endpoint):
+            if await _lead(
+                config, ctx, leadership, own_elector, stopping, ready_flag, liveness_endpoint
+            ):
                 return
             logger.warning("standing by: another replica may hold the lease now")
     finally:
-        await elector.release()
+        await leadership.elector.release()
         await lease_api.close()
+
+
+def lease_elector(config: OperatorConfig, api: k8s.ApiClient) -> KubernetesLeaseElector:
+    """The operator's Lease elector over ``api``."""
+    settings = config.leader_election
+    return KubernetesLeaseElector(
+        settings.namespace,
+        settings.name,
+        identity_of(settings),
+        settings.lease_duration,
+        api_client=api,
+    )
 
 
 async def _lead(
     config: OperatorConfig,
     ctx: OperatorContext,
     leadership: Leadership,
+    own_elector: ElectorFactory,
     stopping: Stopping,
     ready_flag: Any,
     liveness_endpoint: str | None,
@@ -190,7 +214,9 @@ async def _lead(
     operator = asyncio.create_task(
         _run_kopf(config, ctx, kopf_stop, ready_flag, liveness_endpoint), name="kopf"
     )
-    keeper = asyncio.create_task(leadership.keep(stopping), name="leadership")
+    keeper = asyncio.create_task(
+        keep_on_own_thread(leadership, stopping, own_elector), name="leadership"
+    )
     try:
         await asyncio.wait({operator, keeper}, return_when=asyncio.FIRST_COMPLETED)
     finally:

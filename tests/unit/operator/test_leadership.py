@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from bananas.operator.config import LeaderElectionSettings
 from bananas.operator.leadership import (
+    Elector,
     End,
     Leadership,
     flag_is_set,
     identity_of,
+    keep_on_own_thread,
     lost,
     wait_event,
 )
@@ -119,6 +123,85 @@ async def test_wait_event() -> None:
     assert await wait_event(event, 10)
 
 
+class CountingElector:
+    """Renews every time (a Lease held), counting renewals and the threads they ran on."""
+
+    def __init__(self) -> None:
+        self.renewals = 0
+        self.threads: set[str] = set()
+        self.closed = False
+
+    async def acquire_or_renew(self) -> int | None:
+        self.renewals += 1
+        self.threads.add(threading.current_thread().name)
+        return 7
+
+    async def release(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def factory_of(elector: Elector) -> Callable[[], tuple[Elector, Callable[[], Awaitable[None]]]]:
+    async def close() -> None:
+        if isinstance(elector, CountingElector):
+            await elector.close()
+
+    return lambda: (elector, close)
+
+
+FAST = LeaderElectionSettings(
+    enabled=True, namespace="ops", lease_duration=3, renew_deadline=2, retry_period=0.1
+)
+
+
+async def test_renewals_go_on_while_the_loop_is_blocked() -> None:
+    """The operator's loop blocked for 1.5 s (as a starved one falls behind): the
+    renewing thread still renews, and stops once told, before the call returns."""
+    elector = CountingElector()
+    leadership = Leadership(CountingElector(), FAST)
+    leadership.token = 7
+    told = asyncio.Event()
+
+    async def stopping(timeout: float) -> bool:
+        return await wait_event(told, timeout)
+
+    keeper = asyncio.create_task(keep_on_own_thread(leadership, stopping, factory_of(elector)))
+    await asyncio.sleep(0.3)
+    before = elector.renewals
+    time.sleep(1.5)  # the loop does nothing else meanwhile
+    during = elector.renewals - before
+    assert during >= 5  # ~15 at one per 0.1 s
+    told.set()
+    assert await keeper is End.STOPPED
+    after = elector.renewals
+    await asyncio.sleep(0.3)
+    assert elector.renewals == after  # nothing renewed once it returned
+    assert elector.closed and elector.threads == {"lease-keeper"}
+    assert leadership.token is None
+
+
+async def test_lost_on_the_thread_is_lost_for_the_caller() -> None:
+    elector = ScriptedElector([None])
+    leadership = Leadership(elector, FAST, clock=elector.clock)
+    assert await keep_on_own_thread(leadership, never, factory_of(elector)) is End.LOST
+
+
+async def test_a_cancelled_keeper_returns_after_the_thread_stopped() -> None:
+    elector = CountingElector()
+    keeper = asyncio.create_task(
+        keep_on_own_thread(Leadership(elector, FAST), never, factory_of(elector))
+    )
+    await asyncio.sleep(0.3)
+    keeper.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await keeper
+    stopped_at = elector.renewals
+    await asyncio.sleep(0.3)
+    assert elector.renewals == stopped_at and elector.closed
+
+
 async def test_a_term_lost_while_kopf_fails_to_stop_cleanly_stands_by(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -134,16 +217,16 @@ async def test_a_term_lost_while_kopf_fails_to_stop_cleanly_stands_by(
         raise TimeoutError
 
     monkeypatch.setattr(runner, "_run_kopf", kopf_failing_on_stop)
-    elector = ScriptedElector([1, None])  # renewals fail from the first on
-    leadership = Leadership(elector, SETTINGS, clock=elector.clock)
-    stopped = await runner._lead(None, None, leadership, never, None, None)  # type: ignore[arg-type]
-    assert stopped is False  # lost: the caller stands by again
+    elector = ScriptedElector([1, None])  # renewals fail from the second on
+    leadership = Leadership(elector, FAST, clock=elector.clock)
+    lead = runner._lead(None, None, leadership, factory_of(elector), never, None, None)  # type: ignore[arg-type]
+    assert await lead is False  # lost: the caller stands by again
 
     async def kopf_failing(config: object, ctx: object, stop: asyncio.Event, *_: object) -> None:
         raise RuntimeError("kopf broke while leading")
 
     monkeypatch.setattr(runner, "_run_kopf", kopf_failing)
+    held = CountingElector()
+    leading = Leadership(held, FAST)
     with pytest.raises(RuntimeError, match="while leading"):  # not lost: not hidden
-        await runner._lead(
-            None, None, Leadership(ScriptedElector([1]), SETTINGS), never, None, None
-        )  # type: ignore[arg-type]
+        await runner._lead(None, None, leading, factory_of(held), never, None, None)  # type: ignore[arg-type]
