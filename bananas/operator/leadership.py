@@ -169,27 +169,34 @@ async def keep_on_own_thread(
             outcome = exc
         loop.call_soon_threadsafe(report, outcome)
 
+    async def until_stopping() -> None:
+        while not await stopping(leadership.settings.retry_period):
+            pass
+        stop.set()
+
     threading.Thread(target=run, name="lease-keeper", daemon=True).start()
+    watcher = asyncio.ensure_future(until_stopping())
     try:
-        while not finished.done():
-            if await stopping(STOP_POLL * 10):
-                stop.set()
-                break
+        either: set[asyncio.Future[Any]] = {finished, watcher}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         return await asyncio.shield(finished)
     finally:
         stop.set()
+        watcher.cancel()
         if not finished.done():
             await asyncio.wait({finished})
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         leadership.token = None
+        leadership._on_change(False)
 
 
 async def _keep_until(
     leadership: Leadership, stop: threading.Event, make_elector: ElectorFactory
 ) -> End:
     elector, close = make_elector()
-    here = Leadership(
-        elector, leadership.settings, clock=leadership._clock, on_change=leadership._on_change
-    )
+    # Reports no change itself: the caller's loop does, once the thread has stopped.
+    here = Leadership(elector, leadership.settings, clock=leadership._clock)
     here.token = leadership.token
 
     async def stopping(timeout: float) -> bool:
