@@ -10,6 +10,7 @@ import ssl
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -176,6 +177,63 @@ def command_calls(servers: list[RedisServer]) -> Counter[str]:
     # The bench's own INFO calls are not the operator's.
     calls.pop("info", None)
     return calls
+
+
+def commands_of(servers: list[RedisServer], pids: set[int], seconds: float) -> Counter[str]:
+    """The commands the processes ``pids`` send to ``servers`` over ``seconds``.
+
+    Each server's ``MONITOR`` names the client address of every command; ``ss`` names
+    the process of each local socket. A connection opened after the last look at
+    ``ss`` is looked up again when its first command arrives.
+    """
+    counted: Counter[str] = Counter()
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def watch(server: RedisServer) -> None:
+        ours = sockets_of(pids)
+        with server.client() as conn, conn.monitor() as monitor:
+            while not done.is_set():
+                command = monitor.next_command()
+                address = (
+                    str(command.get("client_address", ""))
+                    + ":"
+                    + str(command.get("client_port", ""))
+                )
+                if address not in ours and address not in others:
+                    ours = sockets_of(pids)
+                    if address not in ours:
+                        others.add(address)
+                if address in ours:
+                    name = str(command.get("command", "")).split(" ", 1)[0].lower()
+                    with lock:
+                        counted[name] += 1
+
+    others: set[str] = set()
+    threads = [threading.Thread(target=watch, args=(server,)) for server in servers]
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    done.set()
+    for server in servers:  # a command each, so no MONITOR waits for one for ever
+        with server.client() as conn:
+            conn.ping()
+    for thread in threads:
+        thread.join()
+    return counted
+
+
+def sockets_of(pids: set[int]) -> set[str]:
+    """The local ``address:port`` of every TCP socket the processes ``pids`` hold."""
+    listing = subprocess.run(
+        ["ss", "-Htnp"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    found: set[str] = set()
+    for line in listing:
+        fields = line.split()
+        if len(fields) >= 6 and any(f"pid={pid}," in fields[5] for pid in pids):
+            found.add(fields[3])
+    return found
 
 
 # -- the operator processes ----------------------------------------------------------------
@@ -481,6 +539,8 @@ async def measure(cfg: FleetConfig, plane: ControlPlane, workdir: Path) -> Repor
             await _burst(cfg, api, urls, report)
             await _schedulers(cfg, api, urls, servers, workdir, report)
             if standby is not None:
+                # The one leading now: a term may have changed hands since the steady state.
+                leader = await _leader(api, operators, first)
                 await _failover(cfg, api, urls, leader, report)
     finally:
         operators.stop_all()
@@ -561,8 +621,9 @@ async def _schedulers(
 
     One CronSchedule per sampled URL is edited to ``* * * * *`` (the edit applies at
     once: issue 12), the schedulers start, and the window runs past ``cfg.cron_slots``
-    minute boundaries. Their commands are the servers' total minus the operator's rate of the
-    steady state, so the figure carries that window's noise.
+    minute boundaries. Their commands are told from the operator's by the client
+    address Redis' ``MONITOR`` shows for each, matched to the scheduler processes'
+    sockets (:func:`commands_of`).
     """
     sampled = list(range(min(cfg.schedulers, cfg.urls)))
     if not sampled:
@@ -601,15 +662,14 @@ async def _schedulers(
         log.close()
     try:
         await asyncio.sleep(10)  # started, elected, schedules loaded
-        calls_before = command_calls(servers)
-        started = time.monotonic()
         now = time.time()
         # cfg.cron_slots minute boundaries inside the window, whatever second it starts at.
-        await asyncio.sleep(60 * cfg.cron_slots - now % 60 + 5)
-        seconds = time.monotonic() - started
-        commands = per_second(calls_before, command_calls(servers), seconds)
-        report.scheduler_commands_per_s = sum(commands.values()) - report.redis_commands_per_s
-        report.scheduler_by_command = dict(sorted(commands.items(), key=lambda kv: -kv[1])[:8])
+        window = 60 * cfg.cron_slots - now % 60 + 5
+        pids = {p.pid for p in processes}
+        counted = await asyncio.to_thread(commands_of, servers, pids, window)
+        report.scheduler_commands_per_s = sum(counted.values()) / window
+        top = sorted(counted.items(), key=lambda kv: -kv[1])[:8]
+        report.scheduler_by_command = {name: n / window for name, n in top}
         report.cron_lateness = await _cron_lateness(cfg, urls, sampled)
     finally:
         for process in processes:
