@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from bananas.broker import Broker
 from bananas.models import PRIORITY_ORDER, Job, JobResult, JobStatus, Priority
 from bananas.ops import Batch, Op, Script, command, script_call
@@ -236,6 +238,28 @@ class Admin:
         keys += r.flow
         reply = yield script_call(_DELETE, keys, job_ids)
         return int(reply)
+
+    def progress(
+        self, routing_key: str, jobs: Sequence[tuple[str, int]]
+    ) -> Op[list[tuple[float, Any] | None]]:
+        """The last progress each running job reported (``Job.set_progress``), for
+        (job id, attempt) pairs of one routing key: (percent, info), or None when that
+        attempt reported none (what an earlier attempt reported is not its progress).
+        One ``MGET`` whatever the number of jobs (the keys share the routing key's slot).
+        """
+        if not jobs:
+            return []
+        r = self.broker.route(routing_key)
+        reply = yield command("MGET", *(r.progress(job_id) for job_id, _ in jobs))
+        out: list[tuple[float, Any] | None] = []
+        for (_, attempt), raw in zip(jobs, reply, strict=True):
+            found = None
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                data = orjson.loads(raw) if raw else None
+                if data is not None and data.get("attempt", attempt) == attempt:
+                    found = (float(data["percent"]), data.get("info"))
+            out.append(found)
+        return out
 
     def throughput(
         self, routing_key: str, first_minute: int, last_minute: int

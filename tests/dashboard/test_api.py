@@ -114,6 +114,65 @@ def test_in_flight_jobs_are_listed_with_their_lease(
     eventually(lambda: sdk.get_result(job_id), what="the job finished")
 
 
+def test_in_flight_jobs_show_the_progress_their_handler_reports(
+    dashboard: DashboardServer, admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
+) -> None:
+    from tests.dashboard.conftest import ADMIN_TOKEN
+
+    halfway, finish = threading.Event(), threading.Event()
+
+    def copy(job: Job) -> str:
+        job.set_progress(25, "copied 1 of 4 files")
+        halfway.wait(20)
+        job.set_progress(75, {"files": 3, "of": 4})
+        finish.wait(20)
+        return "copied"
+
+    registry = Registry()
+    registry.register("copy", copy)
+    registry.register("hold_quiet", lambda job: finish.wait(20))
+    quiet = sdk.submit("hold_quiet")  # in flight too, reports nothing
+    job_id = sdk.submit("copy")
+    worker = worker_factory(registry, concurrency=4)
+    params = {"state": "in_flight"}
+    try:
+
+        def reported(percent: float) -> dict[str, object] | None:
+            rows = admin.get("/api/jobs", params=params).json()["jobs"]
+            row = next((r for r in rows if r["id"] == job_id), None)
+            return row if row and row["progress"] == percent and row["worker"] != "-" else None
+
+        row = eventually(lambda: reported(25), what="25% on the in-flight page")
+        assert row["worker"] == worker.id and row["lease_age"] != "-"
+        assert (row["progress_text"], row["progress_message"]) == ("25%", "copied 1 of 4 files")
+        detail = admin.get(f"/api/jobs/{job_id}").json()
+        assert detail["running"]["progress"] == 25 and detail["running"]["worker"] == worker.id
+        assert 'id="job-progress"' in admin.get(f"/jobs/{job_id}").text
+        page = admin.get("/jobs", params=params).text
+        assert '<progress max="100" value="25.0">' in page and "copied 1 of 4 files" in page
+
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        with (
+            httpx.Client(base_url=dashboard.url, headers=headers, timeout=20) as http,
+            http.stream("GET", "/api/stream", params={"view": "jobs", **params}) as stream,
+        ):
+            updates = _updates(stream)
+            assert "25%" in next(updates)
+            halfway.set()
+            pushed = next(u for u in updates if "75%" in u)
+        assert "&#34;files&#34;:3" in pushed, "a non-string info as compact JSON"
+        quiet_row = next(
+            r for r in admin.get("/api/jobs", params=params).json()["jobs"] if r["id"] == quiet
+        )
+        assert (quiet_row["progress"], quiet_row["progress_text"]) == (None, "-")
+    finally:
+        halfway.set()
+        finish.set()
+    assert sdk.wait_for_result(job_id, 10).result == "copied"
+    done = admin.get(f"/api/jobs/{job_id}").json()
+    assert done["running"] is None, "no progress shown once it finished"
+
+
 def test_job_detail_has_payload_options_attempts_and_result(
     admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
 ) -> None:
