@@ -37,6 +37,7 @@ from bananas.timings import Histogram, merge, parse_fields
 _BROWSE = Script("browse")
 _RUN_NOW = Script("run_now")
 _DELETE = Script("delete")
+_RESULTS = Script("results")
 
 #: Audit entries kept (the oldest go first).
 AUDIT_CAP = 10_000
@@ -285,14 +286,21 @@ class Admin:
         self, routing_key: str, offset: int = 0, count: int = 50, *, oldest_first: bool = False
     ) -> Op[CompletedPage]:
         """A page of the completed jobs index (newest first; ``oldest_first`` reverses),
-        with each job's stored result. Three round trips whatever the page."""
+        with each job's stored result. Two round trips and three commands whatever the
+        page: the index's size and the page in one pipeline, then one ``results`` script
+        call reading every row's result hash."""
         r = self.broker.route(routing_key)
-        total = int((yield command("ZCARD", r.completed)))
         order = "ZRANGE" if oldest_first else "ZREVRANGE"
-        reply = yield command(order, r.completed, offset, offset + count - 1, "WITHSCORES")
+        total, reply = yield Batch(
+            [
+                command("ZCARD", r.completed),
+                command(order, r.completed, offset, offset + count - 1, "WITHSCORES"),
+            ]
+        )
         pairs = _score_pairs(reply)
         ids = [job_id for job_id, _ in pairs]
-        stored = yield Batch([command("HMGET", r.result(i), "result", "job") for i in ids])
+        flat = (yield script_call(_RESULTS, [r.result(i) for i in ids], ())) if ids else []
+        stored = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
         rows = []
         for (job_id, score), (result, record) in zip(pairs, stored, strict=True):
             job = None
@@ -306,7 +314,7 @@ class Admin:
                     job,
                 )
             )
-        return CompletedPage(rows, total)
+        return CompletedPage(rows, int(total))
 
     def timings(
         self, routing_key: str, first: int, last: int, *, hourly: bool = False

@@ -13,8 +13,8 @@ same + 1 + W, and 2R ``HGETALL`` for the throughput chart and 2R for the percent
 charts at most every 6 s (hour view); workers 2 + W; schedules 1 + S; a job page 2 to
 4 (lengths, then one ``browse`` script per priority list it spans; in flight + 1 + W
 for the holders and 1 ``MGET`` for the progress); a job 1 + 2R (the route lookup) + 2
-(+ 1 + W while it runs); a results page 3 (the index's size, a page of it, the rows'
-results in one batch).
+(+ 1 + W while it runs); a results page 3 (the route list; the index's size and a page
+of it in one pipeline; one ``results`` script call for every row's result).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from bananas.dashboard import DashboardSettings
 from bananas.worker_runtime import Registry, Worker
 from tests.dashboard.conftest import READ_TOKEN, api, handlers
 from tests.dashboard.server import DashboardServer
+from tests.support.proxy import CommandCountingProxy
+from tests.support.servers import RedisServer
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
@@ -440,6 +443,39 @@ def test_results_pages_completed_jobs_newest_first_with_their_results(
     page = admin.get("/results", params={"routing_key": "default"}).text
     assert f'<tr data-job-id="{later}">' in page and "expired (past its success TTL)" in page
     assert 'data-state-tab="results"' in admin.get("/jobs").text
+
+
+def test_a_results_page_sends_the_same_commands_whatever_its_size(
+    settings: DashboardSettings,
+    start_dashboard: Callable[[DashboardSettings], DashboardServer],
+    single_redis: RedisServer,
+    sdk: Client,
+    worker_factory: WorkerFactory,
+) -> None:
+    ids = [job_id for job_id in sdk.submit_many([{"name": "ok", "payload": i} for i in range(60)])]
+    worker = worker_factory(handlers())
+    for job_id in ids:
+        sdk.wait_for_result(job_id, 10)
+    worker.stop()
+    proxy = CommandCountingProxy(single_redis.port).start()
+    try:
+        http = api(start_dashboard(replace(settings, redis_url=proxy.url)))
+
+        def sent(count: int) -> tuple[Counter[str], list[dict[str, object]]]:
+            before = proxy.snapshot()
+            rows = http.get("/api/results", params={"count": count}).json()["results"]
+            return proxy.snapshot() - before, rows
+
+        sent(1)  # the first call loads the script (NOSCRIPT, then EVAL) on a fresh server
+        small, five = sent(5)
+        large, fifty = sent(50)
+        assert len(five) == 5 and len(fifty) == 50
+        assert all(r["result"] is not None for r in fifty), "every row's result was read"
+        assert small == large, f"{small} for 5 rows, {large} for 50"
+        assert large == Counter({"SMEMBERS": 1, "ZCARD": 1, "ZREVRANGE": 1, "EVALSHA": 1})
+        http.close()
+    finally:
+        proxy.close()
 
 
 def test_kubernetes_page_says_why_it_is_hidden(
