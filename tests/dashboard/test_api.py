@@ -452,7 +452,7 @@ def test_a_results_page_sends_the_same_commands_whatever_its_size(
     sdk: Client,
     worker_factory: WorkerFactory,
 ) -> None:
-    ids = [job_id for job_id in sdk.submit_many([{"name": "ok", "payload": i} for i in range(60)])]
+    ids = sdk.submit_many([{"name": "ok", "payload": i} for i in range(60)])
     worker = worker_factory(handlers())
     for job_id in ids:
         sdk.wait_for_result(job_id, 10)
