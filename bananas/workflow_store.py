@@ -443,6 +443,8 @@ class WorkflowStore:
         workflow_id: str,
         name: str,
     ) -> Op[str]:
+        """:meth:`submit`'s steps, each task's spec keeping ``meta`` (the workflow span's
+        trace context, or None)."""
         specs = {n.index: node_spec(n.spec, defaults, meta) for n in tasks if n.spec is not None}
         routes = {n.spec.routing_key for n in graph.nodes if n.spec is not None}
         yield from self.broker.add_routes(routes)
