@@ -3,7 +3,9 @@
 Fills a private Redis with ``--jobs`` ready jobs spread over ``--routes`` routing keys,
 serves the dashboard on it (uvicorn, in this process), then:
 
-1. times every page (median of ``--repeat`` GETs, server-side render included);
+1. times every page (median of ``--repeat`` GETs, server-side render included), with
+   the CPU Redis spent per GET (``INFO cpu``: what would grow with a scan, and what
+   the machine's other load inflates least) and the commands the page sent;
 2. opens one live page per view (a Server-Sent Events stream) for ``--seconds`` and
    counts, meanwhile, the commands the dashboard *sent* (it talks to Redis through a
    counting TCP proxy, ``tests.support.proxy.CommandCountingProxy``) and the commands
@@ -127,6 +129,13 @@ def lease(url: str, count: int) -> list[str]:
     return [job.id for job in leased]
 
 
+def redis_cpu(redis: PrivateRedis) -> float:
+    """Seconds of CPU the Redis process has used (user + system, ``INFO cpu``): what a
+    page costs Redis itself, whatever else loads the machine (each INFO adds ~0.05 ms)."""
+    cpu = redis.client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -225,14 +234,21 @@ def main() -> None:
             server, port = serve(settings)
             base = f"http://127.0.0.1:{port}"
             with httpx.Client(base_url=base, timeout=60) as http:
+                print("page (median of the GETs; Redis' own CPU per GET; commands sent per GET)")
                 for template in PAGES:
                     page = template.format(running=running[0])
                     times = []
+                    cpu0, sent0 = redis_cpu(redis), sum(proxy.snapshot().values())
                     for _ in range(args.repeat):
                         t0 = time.perf_counter()
                         assert http.get(page).status_code == 200, page
                         times.append(time.perf_counter() - t0)
-                    print(f"page {page:<58} median {statistics.median(times) * 1000:7.1f} ms")
+                    cpu = (redis_cpu(redis) - cpu0) / args.repeat
+                    sent = (sum(proxy.snapshot().values()) - sent0) / args.repeat
+                    print(
+                        f"  {page[:56]:<56} {statistics.median(times) * 1000:7.1f} ms"
+                        f" {cpu * 1000:7.2f} ms {sent:6.0f}"
+                    )
             idle = count_during(redis, proxy, args.seconds, [], base)
             print(f"idle baseline: {idle[0]:.1f} sent, {idle[1]:.1f} executed commands/s")
             print("commands/s per open live page: sent by the dashboard, executed by Redis")
