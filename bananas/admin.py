@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from bananas.broker import Broker
 from bananas.models import PRIORITY_ORDER, Job, JobResult, JobStatus, Priority
 from bananas.ops import Batch, Op, Script, command, script_call
@@ -35,6 +37,7 @@ from bananas.timings import Histogram, merge, parse_fields
 _BROWSE = Script("browse")
 _RUN_NOW = Script("run_now")
 _DELETE = Script("delete")
+_RESULTS = Script("results")
 
 #: Audit entries kept (the oldest go first).
 AUDIT_CAP = 10_000
@@ -237,6 +240,28 @@ class Admin:
         reply = yield script_call(_DELETE, keys, job_ids)
         return int(reply)
 
+    def progress(
+        self, routing_key: str, jobs: Sequence[tuple[str, int]]
+    ) -> Op[list[tuple[float, Any] | None]]:
+        """The last progress each running job reported (``Job.set_progress``), for
+        (job id, attempt) pairs of one routing key: (percent, info), or None when that
+        attempt reported none (what an earlier attempt reported is not its progress).
+        One ``MGET`` whatever the number of jobs (the keys share the routing key's slot).
+        """
+        if not jobs:
+            return []
+        r = self.broker.route(routing_key)
+        reply = yield command("MGET", *(r.progress(job_id) for job_id, _ in jobs))
+        out: list[tuple[float, Any] | None] = []
+        for (_, attempt), raw in zip(jobs, reply, strict=True):
+            found = None
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                data = orjson.loads(raw) if raw else None
+                if data is not None and data.get("attempt", attempt) == attempt:
+                    found = (float(data["percent"]), data.get("info"))
+            out.append(found)
+        return out
+
     def throughput(
         self, routing_key: str, first_minute: int, last_minute: int
     ) -> Op[dict[int, dict[str, int]]]:
@@ -261,14 +286,21 @@ class Admin:
         self, routing_key: str, offset: int = 0, count: int = 50, *, oldest_first: bool = False
     ) -> Op[CompletedPage]:
         """A page of the completed jobs index (newest first; ``oldest_first`` reverses),
-        with each job's stored result. Three round trips whatever the page."""
+        with each job's stored result. Two round trips and three commands whatever the
+        page: the index's size and the page in one pipeline, then one ``results`` script
+        call reading every row's result hash."""
         r = self.broker.route(routing_key)
-        total = int((yield command("ZCARD", r.completed)))
         order = "ZRANGE" if oldest_first else "ZREVRANGE"
-        reply = yield command(order, r.completed, offset, offset + count - 1, "WITHSCORES")
+        total, reply = yield Batch(
+            [
+                command("ZCARD", r.completed),
+                command(order, r.completed, offset, offset + count - 1, "WITHSCORES"),
+            ]
+        )
         pairs = _score_pairs(reply)
         ids = [job_id for job_id, _ in pairs]
-        stored = yield Batch([command("HMGET", r.result(i), "result", "job") for i in ids])
+        flat = (yield script_call(_RESULTS, [r.result(i) for i in ids], ())) if ids else []
+        stored = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
         rows = []
         for (job_id, score), (result, record) in zip(pairs, stored, strict=True):
             job = None
@@ -282,7 +314,7 @@ class Admin:
                     job,
                 )
             )
-        return CompletedPage(rows, total)
+        return CompletedPage(rows, int(total))
 
     def timings(
         self, routing_key: str, first: int, last: int, *, hourly: bool = False

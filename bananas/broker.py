@@ -740,7 +740,8 @@ class Broker:
                 job.scheduled_for = datetime.fromtimestamp(int(due) / 1000, UTC)
             if progress and state == "processing":
                 reported = orjson.loads(progress)
-                job.progress, job.progress_info = reported["percent"], reported.get("info")
+                if reported.get("attempt", job.attempts) == job.attempts:  # not an earlier one's
+                    job.progress, job.progress_info = reported["percent"], reported.get("info")
             return job
         if result and stored:
             outcome = JobResult.model_validate_json(result)

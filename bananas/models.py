@@ -155,7 +155,8 @@ class Job(BaseModel):
     failure_ttl: float = DEFAULT_FAILURE_TTL
     #: Its group (``submit(group=)``): served round robin with other groups, under limits.
     group: str | None = None
-    #: The last ``set_progress`` of a running job: percent (0-100) and info, else None.
+    #: The last ``set_progress`` of a running job's current attempt: percent (0-100) and info,
+    #: else None (what an earlier, reaped attempt reported is not shown).
     progress: float | None = None
     progress_info: Any = None
     _progress_sink: Any = PrivateAttr(default=None)

@@ -10,6 +10,21 @@ carry the messaging semantic conventions (``messaging.system`` "bananas",
 ``messaging.operation`` / ``messaging.operation.type``); a failed attempt sets the
 consumer span's status to ERROR with the error's message.
 
+Workflows and cron fires extend the same trace:
+
+- ``submit_workflow`` runs in an INTERNAL span (``workflow <name>``, attributes
+  ``bananas.workflow.id``, ``.name``, ``.steps``) whose context is stored with every
+  step's spec. A root step's producer span is its child; a step released later is the
+  child of the consumer span of the step whose completion released it (the worker passes
+  that context on with the step, :func:`current_context`), or of the workflow's span
+  when none is known (the sweep starting a workflow its client left half-started).
+  Every step's producer span carries ``bananas.workflow.id`` and ``.node``, so a trace
+  reads workflow -> root send -> root process -> next send -> next process ...
+- a cron fire runs in an INTERNAL span (``cron <schedule id>``, attributes
+  ``bananas.schedule.id``, ``.slot`` (ISO 8601, UTC), ``.cron``, ``.timezone``,
+  ``bananas.job.id`` and ``bananas.schedule.outcome``: fired, replaced or skipped),
+  and the fire's submit, its producer span, is its child.
+
 Zero cost when off. Tracing is on only when the ``opentelemetry`` API is importable
 *and* the application has installed a real tracer provider
 (``trace.set_tracer_provider``); otherwise :func:`tracer` returns None after one
@@ -34,7 +49,17 @@ except ImportError:  # the otel extra is not installed
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["SYSTEM", "consume", "end_send", "forget", "start_send", "tracer"]
+__all__ = [
+    "SYSTEM",
+    "consume",
+    "current_context",
+    "end_send",
+    "fire",
+    "forget",
+    "start_send",
+    "start_workflow",
+    "tracer",
+]
 
 #: ``messaging.system`` of every span.
 SYSTEM = "bananas"
@@ -91,14 +116,25 @@ def _attributes(routing_key: str, job_id: str, name: str, operation: str) -> dic
 
 
 def start_send(
-    tracer: Tracer, routing_key: str, job_id: str, name: str
+    tracer: Tracer,
+    routing_key: str,
+    job_id: str,
+    name: str,
+    *,
+    parent: Mapping[str, str] | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> tuple[Span, dict[str, str]]:
     """Start the PRODUCER span of one submit; returns it and the trace context to
-    store with the job (the record's ``meta``). End it with :func:`end_send`."""
+    store with the job (the record's ``meta``). End it with :func:`end_send`.
+
+    The span is the child of the current span, or of the span whose context ``parent``
+    carries (a workflow's step); ``attributes`` are added to the messaging ones."""
+    context = propagate.extract(parent) if parent else None
     span = tracer.start_span(
         f"send {routing_key}",
+        context=context,
         kind=SpanKind.PRODUCER,
-        attributes=_attributes(routing_key, job_id, name, "send"),
+        attributes={**_attributes(routing_key, job_id, name, "send"), **(attributes or {})},
     )
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=trace.set_span_in_context(span))
@@ -144,3 +180,64 @@ def failed(span: Span, status: str, error: str) -> None:
     span.set_attribute("bananas.job.outcome", status)
     span.set_status(Status(StatusCode.ERROR, error))
     span.set_attribute("error.type", error.split(":", 1)[0][:100] or "error")
+
+
+def current_context() -> dict[str, str]:
+    """The current span's trace context as a carrier (``traceparent``...), to hand to
+    work that a later, separate step does on its behalf; {} when tracing is off or no
+    span is current."""
+    if trace is None or not trace.get_current_span().get_span_context().is_valid:
+        return {}
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def start_workflow(
+    tracer: Tracer, workflow_id: str, name: str, steps: int
+) -> tuple[Span, dict[str, str]]:
+    """Start the span of one workflow submit (a child of the current span); returns it
+    and its context, which every step's spec keeps. End it with :func:`end_send`."""
+    span = tracer.start_span(
+        f"workflow {name}" if name else "workflow",
+        kind=SpanKind.INTERNAL,
+        attributes={
+            "messaging.system": SYSTEM,
+            "bananas.workflow.id": workflow_id,
+            "bananas.workflow.name": name,
+            "bananas.workflow.steps": steps,
+        },
+    )
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return span, carrier
+
+
+@contextmanager
+def fire(
+    tracer: Tracer | None,
+    schedule_id: str,
+    slot: str,
+    cron: str,
+    timezone: str,
+    job_id: str,
+) -> Iterator[Span | None]:
+    """The span of one cron fire (``slot``: the slot's ISO 8601 time), current while
+    the scheduler submits the fire's job, so its producer span is this span's child;
+    nothing (None) when ``tracer`` is None. Set ``bananas.schedule.outcome`` on it."""
+    if tracer is None:
+        yield None
+        return
+    with tracer.start_as_current_span(
+        f"cron {schedule_id}",
+        kind=SpanKind.INTERNAL,
+        attributes={
+            "messaging.system": SYSTEM,
+            "bananas.schedule.id": schedule_id,
+            "bananas.schedule.slot": slot,
+            "bananas.schedule.cron": cron,
+            "bananas.schedule.timezone": timezone,
+            "bananas.job.id": job_id,
+        },
+    ) as span:
+        yield span

@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from bananas import tracing
 from bananas.broker import Broker, NewJob
 from bananas.errors import BananasError, InvalidJobError, PayloadTooLargeError
 from bananas.keys import WorkflowKeys, workflow_job_id
@@ -43,7 +44,7 @@ from bananas.models import (
 )
 from bananas.ops import Batch, Op, Script, command, script_call
 from bananas.records import encode, job_record
-from bananas.workflows import Flow, Graph, NodeKind, Signature, flatten, shape
+from bananas.workflows import Flow, Graph, Node, NodeKind, Signature, flatten, shape
 
 __all__ = ["Advance", "NodeDefaults", "ReadyNode", "WorkflowStore"]
 
@@ -111,8 +112,9 @@ class Advance:
     ready: list[ReadyNode]
 
 
-def node_spec(sig: Signature, defaults: NodeDefaults) -> str:
-    """The stored spec of one task node (JSON): everything its job record needs.
+def node_spec(sig: Signature, defaults: NodeDefaults, meta: Mapping[str, str] | None = None) -> str:
+    """The stored spec of one task node (JSON): everything its job record needs, and
+    ``meta``, the workflow span's trace context, when tracing is on (``bananas.tracing``).
 
     Raises :class:`InvalidJobError` / :class:`PayloadTooLargeError` for a bad payload.
     """
@@ -127,7 +129,7 @@ def node_spec(sig: Signature, defaults: NodeDefaults) -> str:
             f"payload of step {sig.name!r} is {len(payload)} bytes, above the limit of "
             f"{defaults.max_payload_bytes} bytes (max_payload_bytes)"
         )
-    spec = {
+    spec: dict[str, Any] = {
         "name": sig.name,
         "payload": orjson.Fragment(payload),
         "priority": sig.priority.value,
@@ -138,16 +140,39 @@ def node_spec(sig: Signature, defaults: NodeDefaults) -> str:
         "success_ttl": defaults.success_ttl,
         "failure_ttl": defaults.failure_ttl,
     }
+    if meta:
+        spec["meta"] = dict(meta)
     return orjson.dumps(spec).decode()
 
 
-def node_job(workflow_id: str, ready: ReadyNode, now: float) -> NewJob:
-    """The job of a released node: its spec plus the workflow fields and parents' results."""
+def node_job(
+    workflow_id: str,
+    ready: ReadyNode,
+    now: float,
+    spans: list[Any] | None = None,
+    parent: Mapping[str, str] | None = None,
+) -> NewJob:
+    """The job of a released node: its spec plus the workflow fields and parents' results.
+
+    With tracing on and ``spans`` given, the job's producer span is started (the child of
+    ``parent``, else of the workflow's span kept in the spec) and appended to ``spans``
+    (the caller ends it after the enqueue), and its context goes into the record."""
     spec = orjson.loads(ready.spec)
     job_id = workflow_job_id(workflow_id, ready.node)
     results = [None if r is None else orjson.Fragment(r) for r, _ in ready.parents]
     errors = [e for _, e in ready.parents]
     priority = Priority(spec["priority"])
+    meta = None
+    if spans is not None and (tracer := tracing.tracer()) is not None:
+        span, meta = tracing.start_send(
+            tracer,
+            spec["routing_key"],
+            job_id,
+            spec["name"],
+            parent=parent or spec.get("meta") or None,
+            attributes={"bananas.workflow.id": workflow_id, "bananas.workflow.node": ready.node},
+        )
+        spans.append(span)
     record = job_record(
         job_id=job_id,
         name=spec["name"],
@@ -167,6 +192,7 @@ def node_job(workflow_id: str, ready: ReadyNode, now: float) -> NewJob:
             "parent_results": results,
             "parent_errors": errors if any(errors) else [],
         },
+        meta=meta,
     )
     return NewJob(job_id, spec["routing_key"], priority, 0, record)
 
@@ -394,11 +420,32 @@ class WorkflowStore:
         raises :class:`BananasError` when the sweep abandoned that id.
         """
         graph = flatten(flow)
-        specs = {
-            n.index: node_spec(n.spec, defaults)
-            for n in graph.nodes
-            if n.kind is NodeKind.TASK and n.spec is not None
-        }
+        tasks = [n for n in graph.nodes if n.kind is NodeKind.TASK and n.spec is not None]
+        spans: list[Any] = []
+        meta = None
+        if (tracer := tracing.tracer()) is not None:
+            span, meta = tracing.start_workflow(tracer, workflow_id, name, len(tasks))
+            spans.append(span)
+        try:
+            found = yield from self._submit(graph, tasks, meta, defaults, workflow_id, name)
+        except BaseException as exc:
+            tracing.end_send(spans, exc)
+            raise
+        tracing.end_send(spans)
+        return found
+
+    def _submit(
+        self,
+        graph: Graph,
+        tasks: Sequence[Node],
+        meta: Mapping[str, str] | None,
+        defaults: NodeDefaults,
+        workflow_id: str,
+        name: str,
+    ) -> Op[str]:
+        """:meth:`submit`'s steps, each task's spec keeping ``meta`` (the workflow span's
+        trace context, or None)."""
+        specs = {n.index: node_spec(n.spec, defaults, meta) for n in tasks if n.spec is not None}
         routes = {n.spec.routing_key for n in graph.nodes if n.spec is not None}
         yield from self.broker.add_routes(routes)
         deadline = self._now_ms() + START_GRACE_MS + START_GRACE_PER_NODE_MS * len(graph.nodes)
@@ -447,23 +494,47 @@ class WorkflowStore:
         yield command("ZREM", self.keys.workflows_unstarted, workflow_id)
         return outcome
 
-    def enqueue(self, workflow_id: str, ready: Sequence[ReadyNode]) -> Op[int]:
-        """Queue released nodes' jobs, per routing key (idempotent by their job ids)."""
+    def enqueue(
+        self,
+        workflow_id: str,
+        ready: Sequence[ReadyNode],
+        parent: Mapping[str, str] | None = None,
+    ) -> Op[int]:
+        """Queue released nodes' jobs, per routing key (idempotent by their job ids).
+
+        With tracing on, each job gets a producer span, the child of ``parent`` (the
+        trace context of the step that released it) or else of the workflow's span."""
         now = self.clock()
+        spans: list[Any] = []
         by_route: dict[str, list[NewJob]] = defaultdict(list)
         for r in ready:
-            job = node_job(workflow_id, r, now)
+            job = node_job(workflow_id, r, now, spans, parent)
             by_route[job.routing_key].append(job)
-        for rk, jobs in by_route.items():
-            for start in range(0, len(jobs), ENQUEUE_BATCH):
-                yield from self.broker.enqueue(rk, jobs[start : start + ENQUEUE_BATCH])
+        try:
+            for rk, jobs in by_route.items():
+                for start in range(0, len(jobs), ENQUEUE_BATCH):
+                    yield from self.broker.enqueue(rk, jobs[start : start + ENQUEUE_BATCH])
+        except BaseException as exc:
+            tracing.end_send(spans, exc)
+            raise
+        tracing.end_send(spans)
         return len(ready)
 
-    def advance(self, workflow_id: str, node: int, *, done: bool, value: str) -> Op[Advance]:
-        """Record a node's outcome and queue what it released (the worker's hook)."""
+    def advance(
+        self,
+        workflow_id: str,
+        node: int,
+        *,
+        done: bool,
+        value: str,
+        trace: Mapping[str, str] | None = None,
+    ) -> Op[Advance]:
+        """Record a node's outcome and queue what it released (the worker's hook);
+        ``trace``: the finished step's trace context, the parent of the released steps'
+        producer spans (``bananas.tracing``)."""
         result = yield from self.workflow_advance(workflow_id, node, done=done, value=value)
         if result.ready:
-            yield from self.enqueue(workflow_id, result.ready)
+            yield from self.enqueue(workflow_id, result.ready, trace)
         return result
 
     def cancel(self, workflow_id: str, result: str, ttl_ms: int) -> Op[bool]:

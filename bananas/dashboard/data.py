@@ -10,10 +10,11 @@ cache; a restart loses nothing).
 Round trips per view (R routing keys, W live workers, S schedules): queues 1 + 2R
 (one ``stats`` script and one ``HGETALL`` per key, 8 keys at a time); overview the
 same + 1 + W, and 2R ``HGETALL`` for the throughput chart and 2R for the percentile
-charts at most every 6 s (hour view); workers 2 + W;
-schedules 1 + S; a job page 2 to 4 (lengths, then one ``browse`` script per priority
-list it spans; in flight + 1 + W for the holders); a job 1 + 2R (the route lookup) + 2;
-a results page 3 (the index's size, a page of it, the rows' results in one batch).
+charts at most every 6 s (hour view); workers 2 + W; schedules 1 + S; a job page 2 to
+4 (lengths, then one ``browse`` script per priority list it spans; in flight + 1 + W
+for the holders and 1 ``MGET`` for the progress); a job 1 + 2R (the route lookup) + 2
+(+ 1 + W while it runs); a results page 3 (the route list; the index's size and a page
+of it in one pipeline; one ``results`` script call for every row's result).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from bananas.dashboard.charts import (
     svg,
     window_quantiles,
 )
-from bananas.models import PRIORITY_ORDER, Job, Priority, QueueStats, Schedule
+from bananas.models import PRIORITY_ORDER, Job, JobStatus, Priority, QueueStats, Schedule
 from bananas.ops import Op
 
 T = TypeVar("T")
@@ -70,6 +71,22 @@ def age_text(seconds: float | None) -> str:
         return f"{h}h {m}m"
     d, h = divmod(h, 24)
     return f"{d}d {h}h"
+
+
+def progress_fields(percent: float | None, info: Any) -> dict[str, Any]:
+    """What a page shows of a running job's last ``set_progress``: the percent, its
+    text (``42%``) and the info as a message (a string as it is, anything else as
+    compact JSON, cut at :data:`PREVIEW_CHARS`); None and ``-`` when none was reported."""
+    if percent is None:
+        return {"progress": None, "progress_text": "-", "progress_message": ""}
+    message = "" if info is None else info if isinstance(info, str) else _preview(info)
+    if len(message) > PREVIEW_CHARS:
+        message = message[: PREVIEW_CHARS - 1] + "…"
+    return {
+        "progress": percent,
+        "progress_text": f"{percent:.1f}".rstrip("0").rstrip(".") + "%",
+        "progress_message": message,
+    }
 
 
 def payload_preview(job: Job | None) -> str:
@@ -290,7 +307,7 @@ class Reader:
         pages = max(1, math.ceil(page.total / count))
         rows = [self.job_row(r, now) for r in page.rows]
         if state is JobState.IN_FLIGHT and rows:
-            await self._add_holders(rows, now)
+            await self._add_holders(rows, now, routing_key)
         return {
             "routing_key": routing_key,
             "state": state.value,
@@ -340,17 +357,30 @@ class Reader:
             "results": rows,
         }
 
-    async def _add_holders(self, rows: list[dict[str, Any]], now: float) -> None:
-        """Name the worker holding each in-flight job and how long it has held it."""
+    async def _add_holders(self, rows: list[dict[str, Any]], now: float, routing_key: str) -> None:
+        """Name the worker holding each in-flight job, how long it has held it, and the
+        progress it last reported (one ``MGET`` for the page: ``Admin.progress``)."""
         holders: dict[str, tuple[str, datetime | None]] = {}
         for w in await self.client.workers():
             for job_id, leased_at in w.running.items():
                 holders[job_id] = (w.id, leased_at)
-        for row in rows:
+        reported = await self.run(
+            self.admin.progress(routing_key, [(r["id"], r["attempts"]) for r in rows])
+        )
+        for row, progress in zip(rows, reported, strict=True):
             worker, at = holders.get(row["id"], ("", None))
             row["worker"] = worker or "-"
             row["leased_at"] = iso(at)
             row["lease_age"] = age_text(now - at.timestamp()) if at else "-"
+            row.update(progress_fields(*(progress or (None, None))))
+
+    async def _holder(self, job_id: str) -> tuple[str, str]:
+        """The worker running ``job_id`` by the heartbeats, and for how long (``-``)."""
+        for w in await self.client.workers():
+            at = w.running.get(job_id)
+            if at is not None:
+                return w.id, age_text(self.clock() - at.timestamp())
+        return "-", "-"
 
     async def job_view(self, job_id: str, routing_key: str | None) -> dict[str, Any] | None:
         job = await self.client.get_job(job_id, routing_key)
@@ -373,8 +403,13 @@ class Reader:
             actions = [a for a in actions if a not in ("cancel", "delete")]
             if info and info.status.value in ("running", "failed"):
                 actions.append("cancel_workflow")
+        running = None
+        if job.status is JobStatus.PROCESSING:
+            running = progress_fields(job.progress, job.progress_info)
+            running["worker"], running["lease_age"] = await self._holder(job_id)
         return {
             "workflow": workflow,
+            "running": running,
             "job": job.model_dump(mode="json"),
             "payload_json": orjson.dumps(job.payload, option=orjson.OPT_INDENT_2).decode(),
             "result": None if result is None else result.model_dump(mode="json"),

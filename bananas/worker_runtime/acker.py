@@ -146,7 +146,11 @@ class Acker:
             assert step is not None
             try:
                 yield from self.workflows.advance(
-                    step.workflow_id, step.node, done=not f.failed, value=step.value
+                    step.workflow_id,
+                    step.node,
+                    done=not f.failed,
+                    value=step.value,
+                    trace=step.trace,
                 )
             except BananasConnectionError:
                 raise

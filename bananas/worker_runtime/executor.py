@@ -79,6 +79,9 @@ class WorkflowStep:
     workflow_id: str
     node: int
     value: str
+    #: The trace context of the step's consumer span when tracing is on (the parent of
+    #: the producer spans of the steps it releases, ``bananas.tracing``); else {}.
+    trace: dict[str, str]
 
 
 @dataclass(slots=True)
@@ -103,7 +106,7 @@ class Finished:
 def _step(job: Job, value: str) -> WorkflowStep | None:
     if job.workflow_id is None or job.node is None:
         return None
-    return WorkflowStep(job.workflow_id, job.node, value)
+    return WorkflowStep(job.workflow_id, job.node, value, tracing.current_context())
 
 
 class Executor:

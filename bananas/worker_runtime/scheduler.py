@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from bananas import tracing
 from bananas.client import AsyncClient
 from bananas.errors import BananasError
 from bananas.models import ConcurrencyPolicy, JobStatus, Schedule, ScheduleStatus
@@ -142,7 +143,29 @@ class CronScheduler:
         await self.client.run(self.client.broker.put_schedule_status(status))
 
     async def _fire(self, schedule: Schedule, status: ScheduleStatus, decision: Decision) -> None:
-        assert decision.slot is not None
+        """Fire ``decision.slot``, in the fire's span when tracing is on (``bananas.tracing``)."""
+        slot = decision.slot
+        assert slot is not None
+        job_id = fire_id(schedule.id, slot)
+        with tracing.fire(
+            tracing.tracer(),
+            schedule.id,
+            slot.astimezone(UTC).isoformat(),
+            schedule.cron,
+            schedule.timezone,
+            job_id,
+        ) as span:
+            outcome = await self._fire_slot(schedule, status, slot, job_id)
+            if span is not None:
+                span.set_attribute("bananas.schedule.outcome", outcome)
+
+    async def _fire_slot(
+        self, schedule: Schedule, status: ScheduleStatus, slot: datetime, job_id: str
+    ) -> str:
+        """Submit ``slot``'s job as ``job_id`` under the schedule's concurrency policy;
+        returns what happened: ``fired``, ``replaced`` (the previous job was cancelled
+        first) or ``skipped`` (the previous job still runs)."""
+        outcome = "fired"
         previous = status.last_job_id
         if previous and schedule.concurrency_policy is not ConcurrencyPolicy.ALLOW:
             job = await self.client.get_job(previous, schedule.routing_key)
@@ -152,13 +175,13 @@ class CronScheduler:
                     logger.info(
                         "schedule %s: slot %s skipped, previous job %s is %s",
                         schedule.id,
-                        decision.slot.isoformat(),
+                        slot.isoformat(),
                         previous,
                         job.status.value,
                     )
-                    return
+                    return "skipped"
                 await self.client.cancel(previous, schedule.routing_key)
-        job_id = fire_id(schedule.id, decision.slot)
+                outcome = "replaced"
         await self.client.submit(
             schedule.job,
             schedule.payload,
@@ -166,16 +189,15 @@ class CronScheduler:
             routing_key=schedule.routing_key,
             job_id=job_id,
             max_retries=schedule.max_retries,
-            description=f"cron {schedule.id} at {decision.slot.isoformat()}",
+            description=f"cron {schedule.id} at {slot.isoformat()}",
         )
-        status.last_schedule_time = decision.slot
+        status.last_schedule_time = slot
         status.last_job_id = job_id
         status.run_count += 1
         if self.metrics:
             self.metrics.cron_fires.labels(schedule.id).inc()
-        logger.info(
-            "schedule %s fired slot %s as job %s", schedule.id, decision.slot.isoformat(), job_id
-        )
+        logger.info("schedule %s fired slot %s as job %s", schedule.id, slot.isoformat(), job_id)
+        return outcome
 
     async def _follow_last_job(
         self, schedule: Schedule, status: ScheduleStatus | None

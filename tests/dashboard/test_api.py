@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from bananas.dashboard import DashboardSettings
 from bananas.worker_runtime import Registry, Worker
 from tests.dashboard.conftest import READ_TOKEN, api, handlers
 from tests.dashboard.server import DashboardServer
+from tests.support.proxy import CommandCountingProxy
+from tests.support.servers import RedisServer
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
@@ -112,6 +115,65 @@ def test_in_flight_jobs_are_listed_with_their_lease(
     finally:
         gate.set()
     eventually(lambda: sdk.get_result(job_id), what="the job finished")
+
+
+def test_in_flight_jobs_show_the_progress_their_handler_reports(
+    dashboard: DashboardServer, admin: httpx.Client, sdk: Client, worker_factory: WorkerFactory
+) -> None:
+    from tests.dashboard.conftest import ADMIN_TOKEN
+
+    halfway, finish = threading.Event(), threading.Event()
+
+    def copy(job: Job) -> str:
+        job.set_progress(25, "copied 1 of 4 files")
+        halfway.wait(20)
+        job.set_progress(75, {"files": 3, "of": 4})
+        finish.wait(20)
+        return "copied"
+
+    registry = Registry()
+    registry.register("copy", copy)
+    registry.register("hold_quiet", lambda job: finish.wait(20))
+    quiet = sdk.submit("hold_quiet")  # in flight too, reports nothing
+    job_id = sdk.submit("copy")
+    worker = worker_factory(registry, concurrency=4)
+    params = {"state": "in_flight"}
+    try:
+
+        def reported(percent: float) -> dict[str, object] | None:
+            rows = admin.get("/api/jobs", params=params).json()["jobs"]
+            row = next((r for r in rows if r["id"] == job_id), None)
+            return row if row and row["progress"] == percent and row["worker"] != "-" else None
+
+        row = eventually(lambda: reported(25), what="25% on the in-flight page")
+        assert row["worker"] == worker.id and row["lease_age"] != "-"
+        assert (row["progress_text"], row["progress_message"]) == ("25%", "copied 1 of 4 files")
+        detail = admin.get(f"/api/jobs/{job_id}").json()
+        assert detail["running"]["progress"] == 25 and detail["running"]["worker"] == worker.id
+        assert 'id="job-progress"' in admin.get(f"/jobs/{job_id}").text
+        page = admin.get("/jobs", params=params).text
+        assert '<progress max="100" value="25.0">' in page and "copied 1 of 4 files" in page
+
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        with (
+            httpx.Client(base_url=dashboard.url, headers=headers, timeout=20) as http,
+            http.stream("GET", "/api/stream", params={"view": "jobs", **params}) as stream,
+        ):
+            updates = _updates(stream)
+            assert "25%" in next(updates)
+            halfway.set()
+            pushed = next(u for u in updates if "75%" in u)
+        assert "&#34;files&#34;:3" in pushed, "a non-string info as compact JSON"
+        quiet_row = next(
+            r for r in admin.get("/api/jobs", params=params).json()["jobs"] if r["id"] == quiet
+        )
+        assert (quiet_row["progress"], quiet_row["progress_text"]) == (None, "-")
+    finally:
+        halfway.set()
+        finish.set()
+    assert sdk.wait_for_result(job_id, 10).result == "copied"
+    done = admin.get(f"/api/jobs/{job_id}").json()
+    assert done["running"] is None, "no progress shown once it finished"
 
 
 def test_job_detail_has_payload_options_attempts_and_result(
@@ -381,6 +443,39 @@ def test_results_pages_completed_jobs_newest_first_with_their_results(
     page = admin.get("/results", params={"routing_key": "default"}).text
     assert f'<tr data-job-id="{later}">' in page and "expired (past its success TTL)" in page
     assert 'data-state-tab="results"' in admin.get("/jobs").text
+
+
+def test_a_results_page_sends_the_same_commands_whatever_its_size(
+    settings: DashboardSettings,
+    start_dashboard: Callable[[DashboardSettings], DashboardServer],
+    single_redis: RedisServer,
+    sdk: Client,
+    worker_factory: WorkerFactory,
+) -> None:
+    ids = sdk.submit_many([{"name": "ok", "payload": i} for i in range(60)])
+    worker = worker_factory(handlers())
+    for job_id in ids:
+        sdk.wait_for_result(job_id, 10)
+    worker.stop()
+    proxy = CommandCountingProxy(single_redis.port).start()
+    try:
+        http = api(start_dashboard(replace(settings, redis_url=proxy.url)))
+
+        def sent(count: int) -> tuple[Counter[str], list[dict[str, object]]]:
+            before = proxy.snapshot()
+            rows = http.get("/api/results", params={"count": count}).json()["results"]
+            return proxy.snapshot() - before, rows
+
+        sent(1)  # the first call loads the script (NOSCRIPT, then EVAL) on a fresh server
+        small, five = sent(5)
+        large, fifty = sent(50)
+        assert len(five) == 5 and len(fifty) == 50
+        assert all(r["result"] is not None for r in fifty), "every row's result was read"
+        assert small == large, f"{small} for 5 rows, {large} for 50"
+        assert large == Counter({"SMEMBERS": 1, "ZCARD": 1, "ZREVRANGE": 1, "EVALSHA": 1})
+        http.close()
+    finally:
+        proxy.close()
 
 
 def test_kubernetes_page_says_why_it_is_hidden(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
-from bananas import Client, Schedule
+from bananas import Client, Job, Schedule
 from tests.dashboard.conftest import ADMIN_TOKEN, READ_TOKEN, RunningWorker, handlers
 from tests.dashboard.server import DashboardServer
 from tests.support.waiting import eventually
@@ -218,6 +219,69 @@ def test_a_live_update_appears_without_reload_when_a_job_completes(
     wait(browser, lambda d: text(d, "tp-completed") == "2", timeout=20)
     assert count(browser, "#throughput svg polyline") == 3
     shot(browser, "overview-chart")
+
+
+def test_in_flight_progress_updates_live_on_the_jobs_and_job_pages(
+    browser: WebDriver,
+    dashboard: DashboardServer,
+    sdk: Client,
+    worker_factory: Callable[..., RunningWorker],
+) -> None:
+    steps = [threading.Event() for _ in range(3)]
+
+    def convert(job: Job) -> str:
+        for n, step in enumerate(steps):
+            job.set_progress(30 * n + 10, f"frame {n + 1} of 3")
+            step.wait(30)
+        return "converted"
+
+    registry = handlers()
+    registry.register("convert", convert)
+    worker = worker_factory(registry)
+    job_id = sdk.submit("convert", {"video": "a.mp4"})
+    try:
+        sign_in(browser, dashboard, ADMIN_TOKEN)
+        browser.get(dashboard.url + "/jobs?routing_key=default&state=in_flight")
+        wait(browser, lambda d: text(d, "live-status") == "live")
+
+        def cell(col: str) -> str:
+            found = browser.execute_script(
+                "const td = document.querySelector("
+                "`#jobs-table tr[data-job-id='${arguments[0]}'] td[data-col=${arguments[1]}]`);"
+                "return td ? td.innerText.trim() : ''",
+                job_id,
+                col,
+            )
+            return str(found)
+
+        wait(browser, lambda d: cell("progress") == "10% frame 1 of 3")
+        # The worker is named by its heartbeat, which may come after the first report.
+        wait(browser, lambda d: cell("worker") == worker.id)
+        assert cell("lease_age") != "-"
+        browser.execute_script("window.__same_page = true")
+        steps[0].set()
+        wait(browser, lambda d: cell("progress") == "40% frame 2 of 3")
+        bar = browser.find_element(By.CSS_SELECTOR, f"tr[data-job-id='{job_id}'] progress")
+        assert bar.get_attribute("value") == "40"
+        assert browser.execute_script("return window.__same_page === true"), "the page reloaded"
+        shot(browser, "jobs-in-flight-progress")
+
+        browser.get(f"{dashboard.url}/jobs/{job_id}")
+        assert text(browser, "job-status") == "processing"
+        assert text(browser, "job-progress") == "40% frame 2 of 3"
+        assert text(browser, "job-worker").startswith(worker.id)
+        wait(browser, lambda d: text(d, "live-status") == "live")
+        browser.execute_script("window.__same_page = true")
+        steps[1].set()
+        wait(browser, lambda d: text(d, "job-progress") == "70% frame 3 of 3")
+        assert browser.execute_script("return window.__same_page === true"), "the page reloaded"
+        shot(browser, "job-progress")
+        steps[2].set()
+        wait(browser, lambda d: text(d, "job-status") == "completed")
+        assert not browser.find_elements(By.ID, "job-progress"), "a finished job has no progress"
+    finally:
+        for step in steps:
+            step.set()
 
 
 def test_bulk_requeue_of_all_matching_moves_the_stated_count(

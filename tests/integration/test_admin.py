@@ -143,6 +143,32 @@ def test_ack_indexes_completed_jobs_and_keeps_the_newest(
     assert client.run(admin.completed_page("default", 0, 10)).total == 3
 
 
+def test_progress_of_a_page_of_running_jobs_is_one_read_of_this_attempt_s_reports(
+    client: Client,
+) -> None:
+    admin, broker = Admin(client.broker), client.broker
+    ids = client.submit_many([{"name": "x", "payload": i} for i in range(3)])
+    leased = client.run(broker.fetch("default", 3, 30_000))
+    first, second, quiet = leased
+    assert client.run(broker.set_progress("default", first.id, first.attempt, 20, "a"))
+    assert client.run(broker.set_progress("default", second.id, second.attempt, 50, {"n": 2}))
+    rows = [(first.id, first.attempt), (second.id, second.attempt), (quiet.id, quiet.attempt)]
+    assert client.run(admin.progress("default", rows)) == [(20.0, "a"), (50.0, {"n": 2}), None]
+    # The same job on its next delivery has reported nothing yet: the last attempt's
+    # progress is not its progress (nor in get_job). Its lease is made to expire (the
+    # deadline moved to the epoch: Redis' clock cannot be moved) and it is reaped.
+    r = client.broker.route("default")
+    assert client.redis.zadd(r.leases, {first.id: 0}, xx=True, ch=True) == 1
+    assert client.run(broker.reap("default"))[:2] == (1, 0)
+    again = client.run(broker.fetch("default", 1, 30_000))[0]
+    assert (again.id, again.attempt) == (first.id, first.attempt + 1)
+    assert client.run(admin.progress("default", [(again.id, again.attempt)])) == [None]
+    job = client.get_job(again.id)
+    assert job is not None and job.progress is None
+    assert client.run(admin.progress("default", [])) == []
+    assert ids == [first.id, second.id, quiet.id]
+
+
 def _next_redis_millisecond(client: Client) -> None:
     """Return once Redis' own clock has moved past the millisecond it reads now."""
     seconds, micros = client.redis.time()
