@@ -4,19 +4,25 @@
 -- leased by a worker whose ack would need memory that is not there)
 -- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
 -- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake  KEYS[8] errors  KEYS[9] dead
--- KEYS[10] stats  KEYS[11] the record of this fetch id  KEYS[12] paused
--- KEYS[13..21] the flow keys (groups, limits, members, parked, grouped x3, scheduled,
+-- KEYS[10] stats  KEYS[11] the record of this fetch id  KEYS[12] paused  KEYS[13] idle
+-- KEYS[14..22] the flow keys (groups, limits, members, parked, grouped x3, scheduled,
 --   schedwake: see the prelude)
 -- ARGV[1] lease ms  ARGV[2] max jobs
 -- ARGV[3] the anti-starvation turn: "0" none; "1" first take one normal then one low job;
 --         "2" first take one low then one normal job (so even one free slot serves each)
 -- ARGV[4] which priorities to serve: three characters, "1" serve / "0" skip (high, normal, low)
+-- ARGV[5] this fetch id (single hop; "" when ARGV[6] and ARGV[7] are "0")
+-- ARGV[6] idle registration ms: when this fetch leases nothing, register the fetch id as
+--         idle (see the prelude's single-hop block) for that long ("0": do not)
+-- ARGV[7] "1" when a registration of this fetch id may be live: it is removed unless renewed
 -- returns: { flat array of job id, record, attempt (the lease token), ...;
---            ids dropped for having no record; flat array of dead-lettered id, reason }
+--            ids dropped for having no record; flat array of dead-lettered id, reason;
+--            1 when the fetch id is now registered as idle, else 0 }
 -- The lease deadline is Redis' TIME plus the lease, taken when the script runs.
 -- Idempotent by fetch id: a fetch whose reply was lost is re-sent with the same id and
 -- gets the jobs the first one leased (those still leased with the same token), so no
--- job is stranded leased to nobody until its lease expires.
+-- job is stranded leased to nobody until its lease expires. A job a submit handed to this
+-- fetch id's idle registration is in the same record: the worker gets it back the same way.
 -- Paused priorities (KEYS[12], see pause.lua) are neither served nor counted for the baton.
 -- A group token in a queue (see the prelude's flow block) leases its group's head job when
 -- the group's limits allow, and goes back to the tail; a group at its concurrency limit
@@ -37,8 +43,11 @@ expect_type(KEYS[9], 'zset')
 expect_type(KEYS[11], 'list')
 
 local out, orphans, bad = {}, {}, {}
+local member = ARGV[5] ~= '' and idle_member(ARGV[5], ARGV[4], ARGV[1])
+if member then expect_type(KEYS[13], 'zset') end
 local previous = redis.call('LRANGE', KEYS[11], 0, -1)
 if #previous > 0 then
+  if ARGV[7] == '1' then redis.call('ZREM', KEYS[13], member) end
   for i = 1, #previous, 2 do
     local id, token = previous[i], previous[i + 1]
     if redis.call('ZSCORE', KEYS[5], id) and redis.call('HGET', KEYS[6], id) == token then
@@ -50,7 +59,7 @@ if #previous > 0 then
       end
     end
   end
-  return { out, orphans, bad }
+  return { out, orphans, bad, 0 }
 end
 
 local now = now_ms()
@@ -209,10 +218,15 @@ for p = 1, 3 do
     end
   end
 end
-if #leased > 0 then
-  redis.call('ZADD', KEYS[5], unpack(leased))
-  redis.call('RPUSH', KEYS[11], unpack(taken))
-  redis.call('PEXPIRE', KEYS[11], tonumber(ARGV[1]))
+if #leased > 0 then record_leases(KEYS[5], KEYS[11], leased, taken, tonumber(ARGV[1])) end
+-- single hop: an empty fetch registers its id as idle (expired registrations go first)
+local registered = 0
+if #leased == 0 and tonumber(ARGV[2]) > 0 and ARGV[6] ~= '0' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[13], '-inf', now)
+  redis.call('ZADD', KEYS[13], now + tonumber(ARGV[6]), member)
+  registered = 1
+elseif ARGV[7] == '1' then
+  redis.call('ZREM', KEYS[13], member)
 end
 if #orphans > 0 then redis.call('HINCRBY', KEYS[10], 'orphaned', #orphans) end
 if #bad > 0 then redis.call('HINCRBY', KEYS[10], 'failed', #bad / 2) end
@@ -220,4 +234,4 @@ if #bad > 0 then redis.call('HINCRBY', KEYS[10], 'failed', #bad / 2) end
 if redis.call('LLEN', KEYS[7]) == 0 and ready_unpaused(1, paused) > 0 then
   redis.call('RPUSH', KEYS[7], 1)
 end
-return { out, orphans, bad }
+return { out, orphans, bad, registered }
