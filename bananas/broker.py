@@ -227,8 +227,8 @@ class Fetched:
     leased: list[Leased]
     orphans: list[str]
     dead: list[tuple[str, str]]
-    #: The fetch id is registered as idle now (single hop: ``fetch_batch(idle_ms=)``).
-    idle: bool = False
+    #: The fetch id registered as idle now, or "" (single hop: ``fetch_batch(idle_ms=)``).
+    idle: str = ""
 
 
 @dataclass(slots=True)
@@ -489,6 +489,7 @@ class Broker:
         fetch_id: str = "",
         idle_ms: int = 0,
         registered: bool = False,
+        next_id: str = "",
     ) -> Op[Fetched]:
         """Lease up to ``count`` ready jobs, high priority first, until Redis' own clock
         says ``lease_ms`` have passed.
@@ -499,11 +500,12 @@ class Broker:
         same when a fetch whose reply was lost is sent again) makes the fetch idempotent:
         the second call returns the jobs the first one leased.
 
-        Single hop: ``idle_ms`` > 0 registers ``fetch_id`` as idle for that long when the
-        fetch leases nothing (``Fetched.idle``), so that a submit may lease its job to
-        this fetch id straight away (:meth:`wait_for_handoff`); ``registered`` says a
-        registration of ``fetch_id`` may be live, to be removed unless renewed. A job a
-        submit handed to ``fetch_id`` comes back like the jobs of a re-sent fetch.
+        Single hop: ``idle_ms`` > 0 registers an id as idle for that long when the fetch
+        leases fewer than ``count`` jobs (``Fetched.idle``: ``fetch_id`` when it leased
+        none, else ``next_id``), so that a submit may lease its job to that id straight
+        away (:meth:`wait_for_handoff`); ``registered`` says a registration of
+        ``fetch_id`` may be live, to be removed unless renewed. A job a submit handed to
+        ``fetch_id`` comes back like the jobs of a re-sent fetch.
         """
         r = self.route(routing_key)
         fetch_id = fetch_id or new_fetch_id()
@@ -511,14 +513,14 @@ class Broker:
         reply = yield script_call(
             _SCRIPTS["fetch"],
             (*r.queues, r.jobs, r.leases, r.attempts, r.wake, r.errors, r.dead, r.stats,
-             r.fetch(fetch_id), r.paused, r.idle, *r.flow),
+             r.fetch(fetch_id), r.paused, r.idle, r.fetch(next_id), *r.flow),
             (lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities),
-             fetch_id if single_hop else "", idle_ms, "1" if registered else "0"),
+             fetch_id if single_hop else "", idle_ms, "1" if registered else "0", next_id),
         )  # fmt: skip
         flat, orphans, bad, idle = reply
         leased = [Leased(flat[i], flat[i + 1], int(flat[i + 2])) for i in range(0, len(flat), 3)]
         dead = [(bad[i], bad[i + 1]) for i in range(0, len(bad), 2)]
-        return Fetched(leased, list(orphans), dead, bool(idle))
+        return Fetched(leased, list(orphans), dead, str(idle or ""))
 
     def ack(self, routing_key: str, done: Sequence[Outcome], timings: str = "") -> Op[list[bool]]:
         """Complete leased jobs and store their results; False where the token was stale.

@@ -61,12 +61,14 @@ end
 
 -- The end of an enqueue of ready and delayed jobs (the enqueue scripts' KEYS[3] wake,
 -- KEYS[4] schedwake, KEYS[5] stats): wake a fetcher, a promoter, count them (with the
--- jobs handed straight to idle workers, which wake nobody).
+-- jobs handed straight to idle workers, which wake nobody and are counted as handed too).
 local function enqueued(ready, delayed, wake_promoter, handed)
   if ready > 0 then wake(KEYS[3]) end
   if wake_promoter then wake(KEYS[4]) end
-  local n = ready + delayed + (handed or 0)
+  handed = handed or 0
+  local n = ready + delayed + handed
   if n > 0 then redis.call('HINCRBY', KEYS[5], 'enqueued', n) end
+  if handed > 0 then redis.call('HINCRBY', KEYS[5], 'handed', handed) end
 end
 
 -- Store a job's result with its record (when ttl ms > 0), then notify its waiters.

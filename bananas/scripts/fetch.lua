@@ -5,19 +5,24 @@
 -- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
 -- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake  KEYS[8] errors  KEYS[9] dead
 -- KEYS[10] stats  KEYS[11] the record of this fetch id  KEYS[12] paused  KEYS[13] idle
--- KEYS[14..22] the flow keys (groups, limits, members, parked, grouped x3, scheduled,
+-- KEYS[14] the record of the next fetch id (ARGV[8])
+-- KEYS[15..23] the flow keys (groups, limits, members, parked, grouped x3, scheduled,
 --   schedwake: see the prelude)
 -- ARGV[1] lease ms  ARGV[2] max jobs
 -- ARGV[3] the anti-starvation turn: "0" none; "1" first take one normal then one low job;
 --         "2" first take one low then one normal job (so even one free slot serves each)
 -- ARGV[4] which priorities to serve: three characters, "1" serve / "0" skip (high, normal, low)
 -- ARGV[5] this fetch id (single hop; "" when ARGV[6] and ARGV[7] are "0")
--- ARGV[6] idle registration ms: when this fetch leases nothing, register the fetch id as
---         idle (see the prelude's single-hop block) for that long ("0": do not)
+-- ARGV[6] idle registration ms: when this fetch leases fewer jobs than ARGV[2], register a
+--         fetch id as idle (see the prelude's single-hop block) for that long ("0": do not):
+--         this fetch's own id when it leased nothing, else ARGV[8] (whose record is empty)
 -- ARGV[7] "1" when a registration of this fetch id may be live: it is removed unless renewed
+-- ARGV[8] the worker's next fetch id on this routing key ("" none)
 -- returns: { flat array of job id, record, attempt (the lease token), ...;
 --            ids dropped for having no record; flat array of dead-lettered id, reason;
---            1 when the fetch id is now registered as idle, else 0 }
+--            the fetch id registered as idle now, or "" }
+-- A re-sent fetch (its record is not empty) registers nothing: it removes the registration
+-- of the next id that the first try may have made, and returns a job handed to it too.
 -- The lease deadline is Redis' TIME plus the lease, taken when the script runs.
 -- Idempotent by fetch id: a fetch whose reply was lost is re-sent with the same id and
 -- gets the jobs the first one leased (those still leased with the same token), so no
@@ -48,6 +53,10 @@ if member then expect_type(KEYS[13], 'zset') end
 local previous = redis.call('LRANGE', KEYS[11], 0, -1)
 if #previous > 0 then
   if ARGV[7] == '1' then redis.call('ZREM', KEYS[13], member) end
+  if ARGV[8] ~= '' then
+    redis.call('ZREM', KEYS[13], idle_member(ARGV[8], ARGV[4], ARGV[1]))
+    for _, v in ipairs(redis.call('LRANGE', KEYS[14], 0, -1)) do previous[#previous + 1] = v end
+  end
   for i = 1, #previous, 2 do
     local id, token = previous[i], previous[i + 1]
     if redis.call('ZSCORE', KEYS[5], id) and redis.call('HGET', KEYS[6], id) == token then
@@ -59,7 +68,7 @@ if #previous > 0 then
       end
     end
   end
-  return { out, orphans, bad, 0 }
+  return { out, orphans, bad, '' }
 end
 
 local now = now_ms()
@@ -219,15 +228,17 @@ for p = 1, 3 do
   end
 end
 if #leased > 0 then record_leases(KEYS[5], KEYS[11], leased, taken, tonumber(ARGV[1])) end
--- single hop: an empty fetch registers its id as idle (expired registrations go first)
-local registered = 0
-if #leased == 0 and tonumber(ARGV[2]) > 0 and ARGV[6] ~= '0' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[13], '-inf', now)
-  redis.call('ZADD', KEYS[13], now + tonumber(ARGV[6]), member)
-  registered = 1
-elseif ARGV[7] == '1' then
-  redis.call('ZREM', KEYS[13], member)
+-- single hop: a fetch that leased fewer jobs than asked registers an id with an empty
+-- record as idle (expired registrations go first)
+local registered = ''
+if ARGV[6] ~= '0' and #leased < tonumber(ARGV[2]) then
+  if #leased == 0 then registered = ARGV[5] else registered = ARGV[8] end
 end
+if registered ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[13], '-inf', now)
+  redis.call('ZADD', KEYS[13], now + tonumber(ARGV[6]), idle_member(registered, ARGV[4], ARGV[1]))
+end
+if ARGV[7] == '1' and registered ~= ARGV[5] then redis.call('ZREM', KEYS[13], member) end
 if #orphans > 0 then redis.call('HINCRBY', KEYS[10], 'orphaned', #orphans) end
 if #bad > 0 then redis.call('HINCRBY', KEYS[10], 'failed', #bad / 2) end
 -- (the wake list is looked at first: when a token waits already, the queues are not counted)

@@ -19,17 +19,18 @@ leased until their lease expired, instead of going straight back.
 
 **Single hop** (on a single server with a dedicated lane; docs/architecture.md,
 "Single-hop wake-up"): each routing key has a *current fetch id*, kept until a fetch
-with it returns a job. A fetch that leases nothing there registers that id as idle (for
-:data:`IDLE_REGISTRATION_MS`, on Redis' clock), and the idle fetcher blocks on the
-id's hand-off list beside the wake lists. A submit that finds the registration leases
-its job to the id (``enqueue.lua``) and pushes it onto that list: the blocking pop
-returns the job itself, one hop after the submit instead of two. The job is in the fetch
-id's record too, so whatever goes wrong between the pop and the fetcher (a reply lost
-on the wire, a stop) the next fetch with the same id returns it: after a failed pop
-the fetcher sweeps at once, and a stopping fetcher unregisters each key with that fetch
-and hands back what it returns. A fetch that fills every slot after registering a key
-removes the registration again (no job waits in a busy worker); a registration is
-renewed before it expires while the fetcher stays idle.
+with it returns a job. A fetch that leases fewer jobs than asked there registers an id
+as idle (for :data:`IDLE_REGISTRATION_MS`, on Redis' clock): its own when it leased
+nothing, else the next one it was given, which becomes the current id; the idle fetcher
+blocks on the registered id's hand-off list beside the wake lists. A submit that finds
+the registration leases its job to the id (``enqueue.lua``) and pushes it onto that
+list: the blocking pop returns the job itself, one hop after the submit instead of two.
+The job is in the id's fetch record too, so whatever goes wrong between the pop and the
+fetcher (a reply lost on the wire, a stop) the next fetch with the same id returns it:
+after a failed pop the fetcher sweeps at once, and a stopping fetcher unregisters each
+key with such a fetch and hands back what it returns. A fetch that fills every slot
+after registering a key removes the registration again (no job waits in a busy worker);
+a registration is renewed before it expires while the fetcher stays idle.
 """
 
 from __future__ import annotations
@@ -80,15 +81,18 @@ class FetchAttempt:
     current fetch id) and how many jobs it may lease."""
 
     ids: dict[str, str]
+    #: Single hop: the id each key registers when this fetch leases some jobs, not all.
+    next_ids: dict[str, str]
     free: int
 
 
 @dataclass(frozen=True)
 class RouteOutcome:
-    """What one fetch did on one routing key: did it return a job, is its id idle now."""
+    """What one fetch did on one routing key: did it return a job, which id it
+    registered idle ("" none)."""
 
     got: bool
-    idle: bool
+    idle: str
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,8 @@ class Fetcher:
             pending = woken.route
 
     def _attempt(self) -> FetchAttempt:
-        return FetchAttempt(dict(self._ids), self.leases.free())
+        nexts = {rk: new_fetch_id() for rk in self.routes} if self.single_hop else {}
+        return FetchAttempt(dict(self._ids), nexts, self.leases.free())
 
     async def _call_fetch(self, plan: FetchPlan, attempt: FetchAttempt) -> int:
         # One id per key and one budget per fetch, kept when RedisCaller sends it again
@@ -227,15 +232,17 @@ class Fetcher:
         return total
 
     def _settle(self, outcomes: dict[str, RouteOutcome], attempt: FetchAttempt) -> None:
-        """After a fetch: a key's id that returned a job is spent; note the registrations."""
+        """After a fetch: a key's id that returned a job is spent; the id registered idle
+        (its record empty) is the key's current id."""
         expires = time.monotonic() + IDLE_REGISTRATION_MS / 1000
         for rk, outcome in outcomes.items():
-            if outcome.got and self._ids.get(rk) == attempt.ids[rk]:
-                self._ids[rk] = new_fetch_id()
             if outcome.idle:
+                self._ids[rk] = outcome.idle
                 self._registered[rk] = expires
             else:
                 self._registered.pop(rk, None)
+                if outcome.got:
+                    self._ids[rk] = new_fetch_id()
 
     def _fetch(
         self, plan: FetchPlan, attempt: FetchAttempt, outcomes: dict[str, RouteOutcome]
@@ -258,6 +265,7 @@ class Fetcher:
                 fetch_id=attempt.ids[rk],
                 idle_ms=IDLE_REGISTRATION_MS if self.single_hop else 0,
                 registered=rk in self._registered,
+                next_id=attempt.next_ids.get(rk, ""),
             )
             outcomes[rk] = RouteOutcome(bool(fetched.leased), fetched.idle)
             for item in fetched.leased:

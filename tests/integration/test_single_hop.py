@@ -46,7 +46,7 @@ def register(
             **({"priorities": priorities} if priorities else {}),
         )
     )
-    assert fetched.leased == [] and fetched.idle
+    assert fetched.leased == [] and fetched.idle == fetch_id
 
 
 def handed(c: Client, fetch_id: str, route: str = "default") -> list[Leased]:
@@ -80,6 +80,26 @@ def test_a_submit_leases_its_job_to_the_idle_registration(qc: Client) -> None:
     assert qc.redis.lrange(r.queue(Priority.NORMAL), 0, -1) == [other]
     assert qc.redis.llen(r.wake) == 1
     assert qc.redis.hget(r.stats, "enqueued") == "2"
+
+
+def test_a_fetch_short_of_its_count_registers_the_next_id(qc: Client) -> None:
+    first = qc.submit("j")
+    fid, nid = new_fetch_id(), new_fetch_id()
+
+    def fetch() -> tuple[list[str], str]:
+        op = qc.broker.fetch_batch(
+            "default", 5, LEASE_MS, fetch_id=fid, idle_ms=IDLE_MS, next_id=nid
+        )
+        fetched = qc.run(op)
+        return [i.id for i in fetched.leased], fetched.idle
+
+    assert fetch() == ([first], nid), "it leased one of five: the next id is idle"
+    second = qc.submit("j")
+    assert [i.id for i in handed(qc, nid)] == [second]
+    # The same fetch sent again (its reply was lost) returns both, and leaves nothing
+    # registered: the worker takes the handed job from this reply.
+    assert fetch() == ([first, second], "")
+    assert qc.redis.zcard(qc.broker.route("default").idle) == 0
 
 
 def test_an_expired_registration_is_never_handed_a_job(qc: Client) -> None:
