@@ -49,11 +49,17 @@ expect_type(KEYS[11], 'list')
 
 local out, orphans, bad = {}, {}, {}
 local member = ARGV[5] ~= '' and idle_member(ARGV[5], ARGV[4], ARGV[1])
-if member then expect_type(KEYS[13], 'zset') end
+-- single hop: the idle key is looked at only when it is written (never by a fetch that
+-- fills its count with no registration live: the busy worker's); one of the wrong type
+-- is left alone, and nothing registers (the two-hop path still serves the worker)
+local function idle_ok()
+  local t = redis.call('TYPE', KEYS[13])['ok']
+  return t == 'zset' or t == 'none'
+end
 local previous = redis.call('LRANGE', KEYS[11], 0, -1)
 if #previous > 0 then
-  if ARGV[7] == '1' then redis.call('ZREM', KEYS[13], member) end
-  if ARGV[8] ~= '' then
+  if ARGV[7] == '1' and idle_ok() then redis.call('ZREM', KEYS[13], member) end
+  if ARGV[8] ~= '' and idle_ok() then
     redis.call('ZREM', KEYS[13], idle_member(ARGV[8], ARGV[4], ARGV[1]))
     for _, v in ipairs(redis.call('LRANGE', KEYS[14], 0, -1)) do previous[#previous + 1] = v end
   end
@@ -234,11 +240,15 @@ local registered = ''
 if ARGV[6] ~= '0' and #leased < tonumber(ARGV[2]) then
   if #leased == 0 then registered = ARGV[5] else registered = ARGV[8] end
 end
+local writable = (registered ~= '' or ARGV[7] == '1') and idle_ok()
+if not writable then registered = '' end
 if registered ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[13], '-inf', now)
   redis.call('ZADD', KEYS[13], now + tonumber(ARGV[6]), idle_member(registered, ARGV[4], ARGV[1]))
 end
-if ARGV[7] == '1' and registered ~= ARGV[5] then redis.call('ZREM', KEYS[13], member) end
+if writable and ARGV[7] == '1' and registered ~= ARGV[5] then
+  redis.call('ZREM', KEYS[13], member)
+end
 if #orphans > 0 then redis.call('HINCRBY', KEYS[10], 'orphaned', #orphans) end
 if #bad > 0 then redis.call('HINCRBY', KEYS[10], 'failed', #bad / 2) end
 -- (the wake list is looked at first: when a token waits already, the queues are not counted)

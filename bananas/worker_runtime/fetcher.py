@@ -70,6 +70,10 @@ FETCH_FINISH_TIMEOUT = 10.0
 IDLE_REGISTRATION_MS = 10_000
 #: Seconds before a registration expires at which an idle fetcher renews it.
 IDLE_RENEW_MARGIN = 2 * IDLE_BLOCK_SECONDS
+#: Most routing keys a worker may serve for single hop: each registered key costs a fetch
+#: per renewal and two keys in the idle blocking pop (a worker of hundreds of keys keeps
+#: the two-hop path, whose idle cost does not grow with its keys' registrations).
+SINGLE_HOP_MAX_ROUTES = 16
 
 
 logger = logging.getLogger(__name__)
@@ -101,6 +105,9 @@ class FetchPlan:
 
     routes: tuple[str, ...]
     fair: FairTurn
+    #: A sweep skips keys that just gave less than asked; a revisit of the registered
+    #: keys (single hop: renewal, recovery of a lost hand-off) does not.
+    skip_dry: bool = True
 
 
 def plan_fetch(number: int, routes: Sequence[str], every: int = FAIR_EVERY) -> FetchPlan:
@@ -161,7 +168,9 @@ class Fetcher:
         self._lane = lane
         # (the hand-off pop must not be resent blindly, which only a lane guarantees; its
         # keys span routing keys, which only a single server allows)
-        self.single_hop = lane is not None and not self.cluster
+        self.single_hop = (
+            lane is not None and not self.cluster and len(self.routes) <= SINGLE_HOP_MAX_ROUTES
+        )
         self._task = spawn(self._run(), name="bananas-fetcher")
 
     async def stop(self) -> None:
@@ -201,8 +210,11 @@ class Fetcher:
             woken = await self._idle()
             if self._stopping:
                 return  # (a job handed meanwhile is handed back by stop)
-            if woken is None:  # no token for a while, a registration to renew, a lost pop
+            if woken is None:  # no token for a while
                 sweep = True
+                continue
+            if woken is REVISIT:  # a registration to renew, a hand-off pop that failed
+                sweep = await self._revisit()
                 continue
             if woken.handed is not None:
                 self._take_handed(woken.route, woken.handed)
@@ -251,9 +263,9 @@ class Fetcher:
         free = attempt.free
         total = 0
         now = time.monotonic()
-        sweep = len(plan.routes) > 1
+        sweep = len(plan.routes) > 1 and plan.skip_dry
         for rk in plan.routes:
-            if sweep and self._dry.get(rk, 0.0) > now and rk not in self._registered:
+            if sweep and self._dry.get(rk, 0.0) > now:
                 continue  # it gave less than asked a moment ago; its token will say more
             want = min(free - total, FETCH_BATCH)
             fetched = yield from self.broker.fetch_batch(
@@ -336,20 +348,28 @@ class Fetcher:
     async def _idle(self) -> Woken | None:
         """Block until a wake token or a handed job arrives (what woke the fetcher). None
         after :data:`SWEEP_EVERY` quiet blocks in a row (the caller then sweeps every key
-        once: a safety net for a token lost with a worker that died), when a
-        registration is due for renewal, or after a failed hand-off pop (the sweep's
-        fetches, with the same ids, return a job the pop may have taken)."""
+        once: a safety net for a token lost with a worker that died); :data:`REVISIT`
+        when a registration is due for renewal, or after a failed hand-off pop (the
+        revisit's fetches, with the same ids, return a job the pop may have taken)."""
         for _ in range(SWEEP_EVERY):
             if self._registered and min(self._registered.values()) - IDLE_RENEW_MARGIN < (
                 time.monotonic()
             ):
-                return None
+                return REVISIT
             woken = await self.redis.call(self._waiter(), self._lane)
-            if woken is RECOVER:
-                return None
             if woken is not None or self._stopping:
                 return woken
         return None
+
+    async def _revisit(self) -> bool:
+        """Fetch from every registered key, dry or not (see :meth:`_idle`); True when
+        that filled every free slot."""
+        routes = tuple(rk for rk in self.routes if rk in self._registered)
+        if not routes:
+            return True  # (nothing registered: a sweep)
+        attempt = self._attempt()
+        got = await self._call_fetch(FetchPlan(routes, FairTurn.NONE, skip_dry=False), attempt)
+        return got >= attempt.free
 
     async def _fetch_woken(self, routing_key: str) -> bool:
         """Fetch from the one key whose token woke the fetcher; True when that filled
@@ -361,7 +381,7 @@ class Fetcher:
 
     def _waiter(self) -> Callable[[], Op[Woken | None]]:
         """What RedisCaller runs for one idle block: the blocking pop, and, when it is
-        built again after a failure, :data:`RECOVER` at once (the pop's reply may have
+        built again after a failure, :data:`REVISIT` at once (the pop's reply may have
         been a handed job, which only a fetch with the same id gets back)."""
         tries = 0
 
@@ -388,11 +408,11 @@ class Fetcher:
         return None if route is None else Woken(route)
 
 
-#: What a rebuilt idle block returns: sweep now (see :meth:`Fetcher._waiter`).
-RECOVER = Woken("")
+#: What the idle block returns for a revisit of the registered keys (:meth:`Fetcher._idle`).
+REVISIT = Woken("")
 
 
 def _recover() -> Op[Woken | None]:
-    """An operation with no round trip that returns :data:`RECOVER`."""
-    return RECOVER
+    """An operation with no round trip that returns :data:`REVISIT`."""
+    return REVISIT
     yield  # (a generator, like every operation)
