@@ -63,7 +63,7 @@ def drain(c: Client, fetch_id: str, route: str = "default") -> list[Leased]:
 def test_a_submit_leases_its_job_to_the_idle_registration(qc: Client) -> None:
     fid = new_fetch_id()
     register(qc, fid)
-    job_id = qc.submit("j", {"x": "é"}, job_id="ü-1")
+    job_id = qc.submit("j", {"x": "é"}, job_id="ü-\U0001f34c-1")
     r = qc.broker.route("default")
     [item] = handed(qc, fid)
     assert (item.id, item.attempt) == (job_id, 1)
