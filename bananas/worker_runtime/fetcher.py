@@ -218,6 +218,7 @@ class Fetcher:
                 continue
             if woken.handed is not None:
                 self._take_handed(woken.route, woken.handed)
+                await asyncio.sleep(0)  # its slot starts the job before the next fetch is sent
             # The token names its key: fetch from that key alone (a sweep per token would
             # cost one script call per key served, for nothing). After a hand-off the same
             # fetch registers the key as idle again, or leases what else is ready there.
