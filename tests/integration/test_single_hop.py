@@ -167,6 +167,32 @@ def test_unregistering_removes_the_registration(qc: Client) -> None:
 # -- real workers ---------------------------------------------------------------------------
 
 
+async def test_an_idle_worker_gets_its_job_from_the_submit(redis_url: str, prefix: str) -> None:
+    """On a single server the submit hands the job over; on Cluster (whose blocking pop
+    can't span slots) the worker registers nothing and is woken as before."""
+    registry = Registry()
+    registry.register("j", lambda job: job.payload)
+    settings = Settings(redis_url=redis_url, prefix=prefix, metrics_port=0)
+    async with AsyncClient(redis_url, prefix=prefix) as client:
+        worker = build_worker(registry, settings)
+        await worker.start()
+        try:
+            r = client.broker.route("default")
+            cluster = client.is_cluster
+            assert worker.fetcher.single_hop is not cluster
+            for n in range(3):
+                if not cluster:
+                    await eventually_async(
+                        lambda: client.redis.zcard(r.idle), what="the worker registered idle"
+                    )
+                assert (await client.submit_and_wait("j", n, timeout=10)).result == n
+            handed = int(await client.redis.hget(r.stats, "handed") or 0)
+            assert handed == (0 if cluster else 3)
+            assert await client.redis.zcard(r.idle) == (0 if cluster else 1)
+        finally:
+            await worker.stop()
+
+
 def idle_registrations(c: Client, route: str = "default") -> int:
     return int(c.redis.zcard(c.broker.route(route).idle))
 
