@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
@@ -227,6 +227,24 @@ class Fetched:
     leased: list[Leased]
     orphans: list[str]
     dead: list[tuple[str, str]]
+    #: The fetch id registered as idle now, or "" (single hop: ``fetch_batch(idle_ms=)``).
+    idle: str = ""
+
+
+@dataclass(slots=True)
+class Woken:
+    """What woke an idle worker (:meth:`Broker.wait_for_handoff`): a wake token of
+    ``route``, or, with ``handed`` set, a job a submit leased to it there (single hop)."""
+
+    route: str
+    handed: Leased | None = None
+
+
+def parse_handoff(entry: str) -> Leased:
+    """A hand-off list entry (``enqueue.lua``: "<token> <id characters> <id><record>")."""
+    token, chars, rest = entry.split(" ", 2)
+    n = int(chars)
+    return Leased(rest[:n], rest[n:], int(token))
 
 
 def new_fetch_id() -> str:
@@ -359,6 +377,7 @@ class Broker:
             return [stored[j.id] for j in jobs]
         r = self.route(routing_key)
         keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
+        keys += (r.idle, r.leases, r.attempts, r.paused)
         keys += [r.result(j.id) for j in jobs]
         argv: list[Any] = [0]  # reserved (Redis' TIME is the clock)
         for j in jobs:
@@ -468,6 +487,9 @@ class Broker:
         fair: FairTurn | int = FairTurn.NONE,
         priorities: Iterable[Priority] = PRIORITY_ORDER,
         fetch_id: str = "",
+        idle_ms: int = 0,
+        registered: bool = False,
+        next_id: str = "",
     ) -> Op[Fetched]:
         """Lease up to ``count`` ready jobs, high priority first, until Redis' own clock
         says ``lease_ms`` have passed.
@@ -477,18 +499,28 @@ class Broker:
         Only the queues of ``priorities`` are served. ``fetch_id`` (unique per fetch, the
         same when a fetch whose reply was lost is sent again) makes the fetch idempotent:
         the second call returns the jobs the first one leased.
+
+        Single hop: ``idle_ms`` > 0 registers an id as idle for that long when the fetch
+        leases fewer than ``count`` jobs (``Fetched.idle``: ``fetch_id`` when it leased
+        none, else ``next_id``), so that a submit may lease its job to that id straight
+        away (:meth:`wait_for_handoff`); ``registered`` says a registration of
+        ``fetch_id`` may be live, to be removed unless renewed. A job a submit handed to
+        ``fetch_id`` comes back like the jobs of a re-sent fetch.
         """
         r = self.route(routing_key)
+        fetch_id = fetch_id or new_fetch_id()
+        single_hop = idle_ms > 0 or registered
         reply = yield script_call(
             _SCRIPTS["fetch"],
             (*r.queues, r.jobs, r.leases, r.attempts, r.wake, r.errors, r.dead, r.stats,
-             r.fetch(fetch_id or new_fetch_id()), r.paused, *r.flow),
-            (lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities)),
+             r.fetch(fetch_id), r.paused, r.idle, r.fetch(next_id), *r.flow),
+            (lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities),
+             fetch_id if single_hop else "", idle_ms, "1" if registered else "0", next_id),
         )  # fmt: skip
-        flat, orphans, bad = reply
+        flat, orphans, bad, idle = reply
         leased = [Leased(flat[i], flat[i + 1], int(flat[i + 2])) for i in range(0, len(flat), 3)]
         dead = [(bad[i], bad[i + 1]) for i in range(0, len(bad), 2)]
-        return Fetched(leased, list(orphans), dead)
+        return Fetched(leased, list(orphans), dead, str(idle or ""))
 
     def ack(self, routing_key: str, done: Sequence[Outcome], timings: str = "") -> Op[list[bool]]:
         """Complete leased jobs and store their results; False where the token was stale.
@@ -683,6 +715,29 @@ class Broker:
         by_wake = {self.route(rk).wake: rk for rk in routing_keys}
         key = yield from self._block_key(list(by_wake), timeout, cluster=cluster)
         return None if key is None else by_wake.get(key)
+
+    def wait_for_handoff(
+        self, handoffs: Mapping[str, str], routing_keys: Iterable[str], timeout: float
+    ) -> Op[Woken | None]:
+        """Block until a submit hands a job to one of ``handoffs`` (routing key -> the
+        fetch id registered idle there, :meth:`fetch_batch`) or a wake token of one of
+        ``routing_keys`` is pushed; None after ``timeout`` s. Single server only (the
+        keys span routing keys' slots).
+
+        The pop is not resent after a lost reply (``Call.resend``): the job it took is
+        leased to the fetch id, and a fetch with that id returns it.
+        """
+        by_key: dict[str, tuple[str, bool]] = {
+            self.route(rk).handoff(fid): (rk, True) for rk, fid in handoffs.items()
+        }
+        by_key.update((self.route(rk).wake, (rk, False)) for rk in routing_keys)
+        pop = command("BLPOP", *by_key, max(timeout, 0.001))
+        pop.resend = False
+        reply = yield pop
+        if not reply:
+            return None
+        rk, handed = by_key[str(reply[0])]
+        return Woken(rk, parse_handoff(str(reply[1])) if handed else None)
 
     def wait_for_due(
         self, routing_keys: Iterable[str], timeout: float, *, cluster: bool

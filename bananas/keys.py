@@ -39,6 +39,12 @@ Layout for routing key ``gpu`` (prefix ``bananas``)::
     bananas:route:{gpu}:retention       HASH   max_dead, max_dead_age_ms: the DLQ's bounds here
     bananas:route:{gpu}:paused          STRING paused priorities: "1" paused, high normal low;
                                                4th character "1": a job-name limit exists
+    bananas:route:{gpu}:fetch:<f>       LIST   (job id, token) pairs leased under fetch id <f>,
+                                               kept for a lease (a re-sent fetch returns them)
+    bananas:route:{gpu}:idle            ZSET   "<fetch id>:<serve mask>:<lease ms>" -> deadline:
+                                               idle workers a submit may lease a job to (single hop)
+    bananas:route:{gpu}:handoff:<f>     LIST   the one job a submit leased to idle registration <f>
+                                               ("<token> <id chars> <id><record>"), kept for a lease
 
     bananas:jobid:{<id>}                STRING routing key and claim time of an explicit job id
                                                ("<routing key>|<ms>"), expires; its own slot
@@ -195,6 +201,18 @@ class RouteKeys:
         """LIST of the (job id, token) pairs one fetch leased, kept for a lease so that
         the fetch re-sent after a lost reply returns them (``fetch.lua``)."""
         return f"{self.base}:fetch:{fetch_id}"
+
+    @property
+    def idle(self) -> str:
+        """ZSET of the idle registrations of this routing key's workers (single hop):
+        member ``<fetch id>:<serve mask>:<lease ms>``, score its deadline (Redis' ms)."""
+        return f"{self.base}:idle"
+
+    def handoff(self, fetch_id: str) -> str:
+        """LIST the enqueue script pushes the job it leased to idle registration
+        ``fetch_id`` onto; the worker blocks on it (single hop). Enqueue builds this
+        name (and :meth:`fetch`'s) from :attr:`idle` and the registration's fetch id."""
+        return f"{self.base}:handoff:{fetch_id}"
 
     def notify(self, job_id: str) -> str:
         return f"{self.base}:notify:{job_id}"

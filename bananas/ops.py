@@ -60,6 +60,11 @@ class Call:
 
     args: tuple[Any, ...]
     script: Script | None = None
+    #: False for the one command that is not safe to send twice: the blocking pop of a
+    #: worker's hand-off list (its reply is a job leased to that worker). A lane does not
+    #: resend it on a fresh connection; the error reaches the fetcher, which recovers the
+    #: job through its fetch record (``bananas.worker_runtime.fetcher``).
+    resend: bool = True
 
 
 @dataclass(slots=True)

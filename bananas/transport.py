@@ -10,7 +10,9 @@ and :class:`bananas.errors.BananasConnectionError`.
 Every command Bananas sends is safe to send twice: enqueue is idempotent by job id,
 ack/fail/renew/release check the lease token, and reads and blocking pops repeat
 harmlessly. That is what lets a lane resend a command once on a fresh connection
-when the server closed the old one.
+when the server closed the old one. The one exception is marked (``Call.resend``):
+the blocking pop of a worker's hand-off list, whose lost reply is a job leased to that
+worker; its error goes up to the fetcher, which recovers the job from Redis.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ class FastLane:
         if isinstance(request, Batch):
             return [await self.call(c.args) for c in request.calls]
         try:
-            return await self.call(request.args)
+            return await self.call(request.args, retry=request.resend)
         except redis.exceptions.NoScriptError:
             return await self.call(_eval_args(request))
 

@@ -60,11 +60,15 @@ local function due_at(due_text, now)
 end
 
 -- The end of an enqueue of ready and delayed jobs (the enqueue scripts' KEYS[3] wake,
--- KEYS[4] schedwake, KEYS[5] stats): wake a fetcher, a promoter, count them.
-local function enqueued(ready, delayed, wake_promoter)
+-- KEYS[4] schedwake, KEYS[5] stats): wake a fetcher, a promoter, count them (with the
+-- jobs handed straight to idle workers, which wake nobody and are counted as handed too).
+local function enqueued(ready, delayed, wake_promoter, handed)
   if ready > 0 then wake(KEYS[3]) end
   if wake_promoter then wake(KEYS[4]) end
-  if ready + delayed > 0 then redis.call('HINCRBY', KEYS[5], 'enqueued', ready + delayed) end
+  handed = handed or 0
+  local n = ready + delayed + handed
+  if n > 0 then redis.call('HINCRBY', KEYS[5], 'enqueued', n) end
+  if handed > 0 then redis.call('HINCRBY', KEYS[5], 'handed', handed) end
 end
 
 -- Store a job's result with its record (when ttl ms > 0), then notify its waiters.
@@ -82,6 +86,37 @@ local function dead_letter(dead_key, errors_key, id, now, reason)
   redis.call('HSET', errors_key, id, reason)
   redis.call('ZADD', dead_key, now, id)
 end
+
+
+-- Record the leases of jobs just leased: deadlines (flat deadline, id, ... as ZADD takes
+-- them) in the leases ZSET, and taken (flat id, token, ...) under the fetch record
+-- record_key for lease_ms, so that the same fetch id gets them back (a fetch re-sent after
+-- a lost reply, a worker draining a hand-off). The one place a lease is written: fetch and
+-- enqueue (a job handed straight to an idle worker) both call it.
+local function record_leases(leases_key, record_key, deadlines, taken, lease_ms)
+  redis.call('ZADD', leases_key, unpack(deadlines))
+  redis.call('RPUSH', record_key, unpack(taken))
+  redis.call('PEXPIRE', record_key, lease_ms)
+end
+
+-- == single hop: idle registrations (docs/architecture.md, "Single-hop wake-up") ==========
+-- An idle worker's empty fetch registers its fetch id in the routing key's idle ZSET as
+-- "<fetch id>:<serve mask>:<lease ms>", scored by a deadline of Redis' clock; a submit of
+-- a ready job leases it to an unexpired registration (removing it) and pushes it onto that
+-- registration's hand-off list, which the worker blocks on.
+local function idle_member(fetch_id, serve, lease_ms)
+  return fetch_id .. ':' .. serve .. ':' .. lease_ms
+end
+
+-- The fetch record and the hand-off list of registration fetch_id, named from the idle key
+-- (route:{r}:idle -> route:{r}:fetch:<f> and route:{r}:handoff:<f>, as bananas.keys builds
+-- them): the only keys a script names itself, since which worker a submit goes to is only
+-- known inside the script. They share the idle key's hash tag, so its Cluster slot.
+local function handoff_keys(idle_key, fetch_id)
+  local base = string.sub(idle_key, 1, -6)
+  return base .. ':fetch:' .. fetch_id, base .. ':handoff:' .. fetch_id
+end
+-- == end single hop ==========================================================================
 
 
 -- pause (issue 16): a paused mask has three characters, "1" paused (high, normal, low).

@@ -4,19 +4,30 @@
 -- leased by a worker whose ack would need memory that is not there)
 -- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
 -- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake  KEYS[8] errors  KEYS[9] dead
--- KEYS[10] stats  KEYS[11] the record of this fetch id  KEYS[12] paused
--- KEYS[13..21] the flow keys (groups, limits, members, parked, grouped x3, scheduled,
+-- KEYS[10] stats  KEYS[11] the record of this fetch id  KEYS[12] paused  KEYS[13] idle
+-- KEYS[14] the record of the next fetch id (ARGV[8])
+-- KEYS[15..23] the flow keys (groups, limits, members, parked, grouped x3, scheduled,
 --   schedwake: see the prelude)
 -- ARGV[1] lease ms  ARGV[2] max jobs
 -- ARGV[3] the anti-starvation turn: "0" none; "1" first take one normal then one low job;
 --         "2" first take one low then one normal job (so even one free slot serves each)
 -- ARGV[4] which priorities to serve: three characters, "1" serve / "0" skip (high, normal, low)
+-- ARGV[5] this fetch id (single hop; "" when ARGV[6] and ARGV[7] are "0")
+-- ARGV[6] idle registration ms: when this fetch leases fewer jobs than ARGV[2], register a
+--         fetch id as idle (see the prelude's single-hop block) for that long ("0": do not):
+--         this fetch's own id when it leased nothing, else ARGV[8] (whose record is empty)
+-- ARGV[7] "1" when a registration of this fetch id may be live: it is removed unless renewed
+-- ARGV[8] the worker's next fetch id on this routing key ("" none)
 -- returns: { flat array of job id, record, attempt (the lease token), ...;
---            ids dropped for having no record; flat array of dead-lettered id, reason }
+--            ids dropped for having no record; flat array of dead-lettered id, reason;
+--            the fetch id registered as idle now, or "" }
+-- A re-sent fetch (its record is not empty) registers nothing: it removes the registration
+-- of the next id that the first try may have made, and returns a job handed to it too.
 -- The lease deadline is Redis' TIME plus the lease, taken when the script runs.
 -- Idempotent by fetch id: a fetch whose reply was lost is re-sent with the same id and
 -- gets the jobs the first one leased (those still leased with the same token), so no
--- job is stranded leased to nobody until its lease expires.
+-- job is stranded leased to nobody until its lease expires. A job a submit handed to this
+-- fetch id's idle registration is in the same record: the worker gets it back the same way.
 -- Paused priorities (KEYS[12], see pause.lua) are neither served nor counted for the baton.
 -- A group token in a queue (see the prelude's flow block) leases its group's head job when
 -- the group's limits allow, and goes back to the tail; a group at its concurrency limit
@@ -37,8 +48,21 @@ expect_type(KEYS[9], 'zset')
 expect_type(KEYS[11], 'list')
 
 local out, orphans, bad = {}, {}, {}
+local member = ARGV[5] ~= '' and idle_member(ARGV[5], ARGV[4], ARGV[1])
+-- single hop: the idle key is looked at only when it is written (never by a fetch that
+-- fills its count with no registration live: the busy worker's); one of the wrong type
+-- is left alone, and nothing registers (the two-hop path still serves the worker)
+local function idle_ok()
+  local t = redis.call('TYPE', KEYS[13])['ok']
+  return t == 'zset' or t == 'none'
+end
 local previous = redis.call('LRANGE', KEYS[11], 0, -1)
 if #previous > 0 then
+  if ARGV[7] == '1' and idle_ok() then redis.call('ZREM', KEYS[13], member) end
+  if ARGV[8] ~= '' and idle_ok() then
+    redis.call('ZREM', KEYS[13], idle_member(ARGV[8], ARGV[4], ARGV[1]))
+    for _, v in ipairs(redis.call('LRANGE', KEYS[14], 0, -1)) do previous[#previous + 1] = v end
+  end
   for i = 1, #previous, 2 do
     local id, token = previous[i], previous[i + 1]
     if redis.call('ZSCORE', KEYS[5], id) and redis.call('HGET', KEYS[6], id) == token then
@@ -50,7 +74,7 @@ if #previous > 0 then
       end
     end
   end
-  return { out, orphans, bad }
+  return { out, orphans, bad, '' }
 end
 
 local now = now_ms()
@@ -209,10 +233,21 @@ for p = 1, 3 do
     end
   end
 end
-if #leased > 0 then
-  redis.call('ZADD', KEYS[5], unpack(leased))
-  redis.call('RPUSH', KEYS[11], unpack(taken))
-  redis.call('PEXPIRE', KEYS[11], tonumber(ARGV[1]))
+if #leased > 0 then record_leases(KEYS[5], KEYS[11], leased, taken, tonumber(ARGV[1])) end
+-- single hop: a fetch that leased fewer jobs than asked registers an id with an empty
+-- record as idle (expired registrations go first)
+local registered = ''
+if ARGV[6] ~= '0' and #leased < tonumber(ARGV[2]) then
+  if #leased == 0 then registered = ARGV[5] else registered = ARGV[8] end
+end
+local writable = (registered ~= '' or ARGV[7] == '1') and idle_ok()
+if not writable then registered = '' end
+if registered ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[13], '-inf', now)
+  redis.call('ZADD', KEYS[13], now + tonumber(ARGV[6]), idle_member(registered, ARGV[4], ARGV[1]))
+end
+if writable and ARGV[7] == '1' and registered ~= ARGV[5] then
+  redis.call('ZREM', KEYS[13], member)
 end
 if #orphans > 0 then redis.call('HINCRBY', KEYS[10], 'orphaned', #orphans) end
 if #bad > 0 then redis.call('HINCRBY', KEYS[10], 'failed', #bad / 2) end
@@ -220,4 +255,4 @@ if #bad > 0 then redis.call('HINCRBY', KEYS[10], 'failed', #bad / 2) end
 if redis.call('LLEN', KEYS[7]) == 0 and ready_unpaused(1, paused) > 0 then
   redis.call('RPUSH', KEYS[7], 1)
 end
-return { out, orphans, bad }
+return { out, orphans, bad, registered }

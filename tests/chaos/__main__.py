@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import tests.chaos as chaos
 from tests.chaos.block_loop import blocked_loop
 from tests.chaos.common import CI, FULL, Report, Scale, Servers, table
-from tests.chaos.drop_replies import dropped_fetch_replies
+from tests.chaos.drop_replies import dropped_fetch_replies, dropped_handoff_replies
 from tests.chaos.fill_redis import full_redis
 from tests.chaos.kill_cron_leader import cron_failover
 from tests.chaos.kill_scheduler import scheduler_failover
@@ -33,6 +33,7 @@ ROUND_TWO = {
     "full-redis": full_redis,
     "blocked-loop": blocked_loop,
     "lost-replies": dropped_fetch_replies,
+    "lost-handoffs": dropped_handoff_replies,
 }
 ALL = (*SCENARIOS, *ROUND_TWO)
 
