@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from bananas.job_decoder import fast_job
 from bananas.models import (
     ATTEMPT_SEPARATOR,
     ERROR_HISTORY_MAX,
@@ -184,12 +185,7 @@ def decode_job(
     leased under). Raises pydantic's ``ValidationError`` (a ``ValueError``) when the
     record is garbage.
     """
-    job = Job.model_validate_json(record)
     message, trace = split_error(error) if error else ("", "")
-    # The live state is set as pydantic's own assignment would (Job has no
-    # validate_assignment): into the instance dict, and marked as set. One update
-    # instead of several ``__setattr__`` calls, each a trip through pydantic's handler,
-    # is a measurable share of a no-op job's CPU (docs/performance.md).
     live: dict[str, object] = {
         "attempts": attempts,
         "error": message,
@@ -199,6 +195,16 @@ def decode_job(
     }
     if job_id is not None:
         live["id"] = job_id
+    # A record of the plain current shape is built without pydantic (bananas.job_decoder);
+    # anything else is validated by pydantic, which accepts it or says why not.
+    job = fast_job(record, live)
+    if job is not None:
+        return job
+    job = Job.model_validate_json(record)
+    # The live state is set as pydantic's own assignment would (Job has no
+    # validate_assignment): into the instance dict, and marked as set. One update
+    # instead of several ``__setattr__`` calls, each a trip through pydantic's handler,
+    # is a measurable share of a no-op job's CPU (docs/performance.md).
     job.__dict__.update(live)
     job.__pydantic_fields_set__.update(live)
     return job
