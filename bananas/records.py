@@ -144,6 +144,36 @@ def job_record(
     return orjson.dumps(record).decode()
 
 
+#: Epoch seconds from which :func:`utc_text` formats by hand (below: through datetime).
+_TEXT_RANGE = (0.0, 253_402_300_799.0)  # 1970 to the end of year 9999
+
+
+def utc_text(ts: float) -> str:
+    """Epoch seconds as ISO-8601 UTC text, exactly as orjson writes
+    ``datetime.fromtimestamp(ts, UTC)`` (microseconds rounded half to even, as
+    ``fromtimestamp`` rounds them, and left out when 0).
+
+    Every result record carries one; the text up to the seconds is kept from the last
+    call (one tuple, swapped whole: safe from any thread), so a worker finishing jobs
+    within a second builds no ``datetime`` for it.
+    """
+    if not _TEXT_RANGE[0] <= ts < _TEXT_RANGE[1]:
+        return orjson.dumps(datetime.fromtimestamp(ts, UTC)).decode()[1:-1]
+    second = int(ts)
+    micro = round((ts - second) * 1_000_000)  # (ts - second is exact for a double)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    global _second_text
+    cached = _second_text
+    if cached[0] != second:
+        cached = _second_text = (second, datetime.fromtimestamp(second, UTC).isoformat()[:19])
+    return f"{cached[1]}.{micro:06d}+00:00" if micro else f"{cached[1]}+00:00"
+
+
+#: The last whole second :func:`utc_text` formatted, and its text.
+_second_text: tuple[int, str] = (-1, "")
+
+
 def result_record(
     job_id: str,
     status: JobStatus,
@@ -163,7 +193,7 @@ def result_record(
         "status": status.value,
         "result": result,
         "error": error,
-        "completed_at": datetime.fromtimestamp(completed, UTC),
+        "completed_at": utc_text(completed),
         "duration": duration,
     }
     if traceback:
