@@ -190,7 +190,7 @@ def result_record(
     """
     record = {
         "job_id": job_id,
-        "status": status.value,
+        "status": status,  # (orjson writes an enum as its value)
         "result": result,
         "error": error,
         "completed_at": utc_text(completed),
