@@ -93,6 +93,23 @@ _FACTORIES: dict[str, Callable[[], Any]] = {
 _PRIVATE: dict[str, Any] = {name: attr.default for name, attr in Job.__private_attributes__.items()}
 
 
+#: Per shape of record and live state (their field names, in order): the fields marked
+#: as set, and the factories of the fields left out. A worker sees a few shapes.
+_SHAPES: dict[tuple[str, ...], tuple[frozenset[str], tuple[tuple[str, Callable[[], Any]], ...]]]
+_SHAPES = {}
+_SHAPES_MAX = 256
+
+
+def _shape(
+    given: tuple[str, ...],
+) -> tuple[frozenset[str], tuple[tuple[str, Callable[[], Any]], ...]]:
+    fields = frozenset(given)
+    made = tuple((key, factory) for key, factory in _FACTORIES.items() if key not in fields)
+    if len(_SHAPES) < _SHAPES_MAX:
+        _SHAPES[given] = (fields, made)
+    return fields, made
+
+
 def _routing_key_ok(value: str) -> bool:
     if value in _GOOD_KEYS:
         return True
@@ -115,15 +132,16 @@ def fast_job(record: str | bytes, live: dict[str, Any]) -> Job | None:
     routing_key = data.get("routing_key")
     if routing_key is not None and not _routing_key_ok(routing_key):
         return None
+    given = (*data, *live)
+    fields, made = _SHAPES.get(given) or _shape(given)
     values = dict(_DEFAULTS)
     values.update(data)
-    for key, factory in _FACTORIES.items():
-        if key not in data and key not in live:
-            values[key] = factory()
+    for key, factory in made:
+        values[key] = factory()
     values.update(live)
     job = Job.__new__(Job)
     _object_setattr(job, "__dict__", values)
-    _object_setattr(job, "__pydantic_fields_set__", {*data, *live})
+    _object_setattr(job, "__pydantic_fields_set__", set(fields))
     _object_setattr(job, "__pydantic_extra__", None)
     _object_setattr(job, "__pydantic_private__", dict(_PRIVATE))
     return job
