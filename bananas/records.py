@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from bananas.job_decoder import fast_job
 from bananas.models import (
     ATTEMPT_SEPARATOR,
     ERROR_HISTORY_MAX,
@@ -143,6 +144,36 @@ def job_record(
     return orjson.dumps(record).decode()
 
 
+#: Epoch seconds from which :func:`utc_text` formats by hand (below: through datetime).
+_TEXT_RANGE = (0.0, 253_402_300_799.0)  # 1970 to the end of year 9999
+
+
+def utc_text(ts: float) -> str:
+    """Epoch seconds as ISO-8601 UTC text, exactly as orjson writes
+    ``datetime.fromtimestamp(ts, UTC)`` (microseconds rounded half to even, as
+    ``fromtimestamp`` rounds them, and left out when 0).
+
+    Every result record carries one; the text up to the seconds is kept from the last
+    call (one tuple, swapped whole: safe from any thread), so a worker finishing jobs
+    within a second builds no ``datetime`` for it.
+    """
+    if not _TEXT_RANGE[0] <= ts < _TEXT_RANGE[1]:
+        return orjson.dumps(datetime.fromtimestamp(ts, UTC)).decode()[1:-1]
+    second = int(ts)
+    micro = round((ts - second) * 1_000_000)  # (ts - second is exact for a double)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    global _second_text
+    cached = _second_text
+    if cached[0] != second:
+        cached = _second_text = (second, datetime.fromtimestamp(second, UTC).isoformat()[:19])
+    return f"{cached[1]}.{micro:06d}+00:00" if micro else f"{cached[1]}+00:00"
+
+
+#: The last whole second :func:`utc_text` formatted, and its text.
+_second_text: tuple[int, str] = (-1, "")
+
+
 def result_record(
     job_id: str,
     status: JobStatus,
@@ -159,10 +190,10 @@ def result_record(
     """
     record = {
         "job_id": job_id,
-        "status": status.value,
+        "status": status,  # (orjson writes an enum as its value)
         "result": result,
         "error": error,
-        "completed_at": datetime.fromtimestamp(completed, UTC),
+        "completed_at": utc_text(completed),
         "duration": duration,
     }
     if traceback:
@@ -184,12 +215,7 @@ def decode_job(
     leased under). Raises pydantic's ``ValidationError`` (a ``ValueError``) when the
     record is garbage.
     """
-    job = Job.model_validate_json(record)
     message, trace = split_error(error) if error else ("", "")
-    # The live state is set as pydantic's own assignment would (Job has no
-    # validate_assignment): into the instance dict, and marked as set. One update
-    # instead of several ``__setattr__`` calls, each a trip through pydantic's handler,
-    # is a measurable share of a no-op job's CPU (docs/performance.md).
     live: dict[str, object] = {
         "attempts": attempts,
         "error": message,
@@ -199,6 +225,16 @@ def decode_job(
     }
     if job_id is not None:
         live["id"] = job_id
+    # A record of the plain current shape is built without pydantic (bananas.job_decoder);
+    # anything else is validated by pydantic, which accepts it or says why not.
+    job = fast_job(record, live)
+    if job is not None:
+        return job
+    job = Job.model_validate_json(record)
+    # The live state is set as pydantic's own assignment would (Job has no
+    # validate_assignment): into the instance dict, and marked as set. One update
+    # instead of several ``__setattr__`` calls, each a trip through pydantic's handler,
+    # is a measurable share of a no-op job's CPU (docs/performance.md).
     job.__dict__.update(live)
     job.__pydantic_fields_set__.update(live)
     return job

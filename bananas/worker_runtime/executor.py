@@ -32,9 +32,11 @@ import traceback
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic_core import TzInfo
 
 from bananas import tracing
 from bananas.broker import Leased, Outcome
@@ -69,6 +71,12 @@ from bananas.worker_runtime.retry import backoff_delay
 jobs_log = logging.getLogger("bananas.jobs")
 #: How often the watchdog looks for handlers past their deadline (seconds).
 WATCHDOG_TICK = 0.05
+#: The tzinfo pydantic gives a record's UTC timestamps (one shared object), and the
+#: epoch in it: the difference of two datetimes of the same tzinfo needs no call of its
+#: ``utcoffset`` (a call into pydantic-core that made ``timestamp()`` cost a
+#: microsecond). Exact for a fixed offset; any other tzinfo goes through ``timestamp()``.
+_RECORD_UTC = TzInfo(0)
+_RECORD_EPOCH = datetime(1970, 1, 1, tzinfo=_RECORD_UTC)
 
 
 @dataclass(slots=True)
@@ -137,12 +145,19 @@ class Executor:
         #: Running handlers and their deadline (perf_counter); see :meth:`watchdog`.
         self._deadlines: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
-        #: Async handlers running on the loop, for the blocked-loop watchdog thread.
-        self._running: dict[asyncio.Task[Any], Running] = {}
+        #: Async handlers running on the loop, for the blocked-loop watchdog thread: job
+        #: id, name and coroutine (a :class:`Running` is built only when it asks).
+        self._running: dict[asyncio.Task[Any], tuple[str, str, Any]] = {}
+        #: The (TTLs, timeout, retries) of the last record that passed
+        #: :func:`record_problem` (a tuple of floats and ints: NaN never compares equal).
+        self._good_limits: tuple[Any, ...] = ()
 
     def running_async(self) -> list[Running]:
         """The async handlers running now (read by the watchdog thread: a copy)."""
-        return list(self._running.values())
+        return [
+            Running(job_id, name, getattr(coro, "cr_frame", None))
+            for job_id, name, coro in list(self._running.values())
+        ]
 
     async def watchdog(self, tick: float = WATCHDOG_TICK) -> None:
         """Cancel handlers past their deadline; runs for the worker's life.
@@ -164,12 +179,6 @@ class Executor:
 
         A record too big to copy next to its result (``records.MAX_KEPT_RECORD_BYTES``)
         is kept there as a stand-in without its payload."""
-        finished = await self._run(routing_key, leased)
-        if len(leased.record) > MAX_KEPT_RECORD_BYTES:
-            finished.outcome.kept_record = kept_record(leased.record)
-        return finished
-
-    async def _run(self, routing_key: str, leased: Leased) -> Finished:
         try:
             # The id the job was leased under wins over the record's own "id" field: a
             # record written by hand (or by another producer) must never make this worker
@@ -182,7 +191,7 @@ class Executor:
             )
         except ValueError as exc:
             return self._unreadable(routing_key, leased, f"unreadable job record: {exc}")
-        problem = record_problem(job)
+        problem = self._record_problem(job)
         if problem is not None:
             return self._unreadable(routing_key, leased, f"bad job record: {problem}")
         if job.v > SCHEMA_VERSION:
@@ -205,7 +214,20 @@ class Executor:
         finally:
             current_job.reset(token)
         finished.waited = waited
+        if len(leased.record) > MAX_KEPT_RECORD_BYTES:
+            finished.outcome.kept_record = kept_record(leased.record)
         return finished
+
+    def _record_problem(self, job: Job) -> str | None:
+        """:func:`record_problem`, skipped for the limits of the last good record (a
+        worker's jobs mostly carry the same few)."""
+        limits = (job.success_ttl, job.failure_ttl, job.timeout, job.max_retries)
+        if limits == self._good_limits:
+            return None
+        problem = record_problem(job)
+        if problem is None:
+            self._good_limits = limits
+        return problem
 
     async def _traced(self, tracer: Any, routing_key: str, job: Job) -> Finished:
         """:meth:`_attempt` inside its consumer span (``bananas.tracing``)."""
@@ -222,6 +244,8 @@ class Executor:
         if job.attempts != 1:
             return None
         ready = job.scheduled_for or job.created_at
+        if ready.tzinfo is _RECORD_UTC:  # (the same tzinfo: no utcoffset call, see below)
+            return max(0.0, self.clock() - (ready - _RECORD_EPOCH).total_seconds())
         return max(0.0, self.clock() - ready.timestamp())
 
     async def _attempt(self, routing_key: str, job: Job) -> Finished:
@@ -274,20 +298,24 @@ class Executor:
             )
         return self._success(routing_key, job, value, duration)
 
-    async def _invoke(self, entry: Any, job: Job, task: asyncio.Task[Any], routing_key: str) -> Any:
-        """Call the handler: on the loop (registered for the watchdog thread) or in a thread.
+    def _invoke(self, entry: Any, job: Job, task: asyncio.Task[Any], routing_key: str) -> Any:
+        """Call the handler: on the loop (registered for the watchdog thread) or in a
+        thread; returns what to await for its value (no coroutine of its own per job).
 
         The job's ``set_progress`` reports through the worker's progress sender."""
         if self.progress is not None:
-            job._progress_sink = self.progress(routing_key, job.id, job.attempts)
+            # (Job's private attribute, set as pydantic's assignment would set it)
+            job.__pydantic_private__["_progress_sink"] = self.progress(  # type: ignore[index]
+                routing_key, job.id, job.attempts
+            )
         if entry.is_async:
             coro = entry.fn(job)
-            self._running[task] = Running(job.id, job.name, getattr(coro, "cr_frame", None))
-            return await coro
+            self._running[task] = (job.id, job.name, coro)
+            return coro
         loop = asyncio.get_running_loop()
         # In the job's context (its log fields, its span): the pool's thread has none.
         context = contextvars.copy_context()
-        return await loop.run_in_executor(self.threads, context.run, entry.fn, job)
+        return loop.run_in_executor(self.threads, context.run, entry.fn, job)
 
     def internal_error(self, routing_key: str, leased: Leased, exc: BaseException) -> Finished:
         """The outcome of a job whose run broke inside the runtime (not its handler): a
