@@ -5,12 +5,16 @@
 -- KEYS[1] queue:high  KEYS[2] queue:normal  KEYS[3] queue:low
 -- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake  KEYS[8] errors  KEYS[9] dead
 -- KEYS[10] stats  KEYS[11] the record of this fetch id  KEYS[12] paused
--- KEYS[13..21] the flow keys (groups, limits, members, parked, grouped x3, scheduled,
---   schedwake: see the prelude)
+-- KEYS[13], KEYS[14] (when ARGV[5] and ARGV[6] name them) the due indexes of leases and
+--   of scheduled jobs (see the prelude)
+-- then the flow keys (groups, limits, members, parked, grouped x3, scheduled, schedwake:
+--   see the prelude)
 -- ARGV[1] lease ms  ARGV[2] max jobs
 -- ARGV[3] the anti-starvation turn: "0" none; "1" first take one normal then one low job;
 --         "2" first take one low then one normal job (so even one free slot serves each)
 -- ARGV[4] which priorities to serve: three characters, "1" serve / "0" skip (high, normal, low)
+-- ARGV[5], ARGV[6] the KEYS positions of the due indexes of leases and of scheduled jobs
+--   (0: none, on Cluster)
 -- returns: { flat array of job id, record, attempt (the lease token), ...;
 --            ids dropped for having no record; flat array of dead-lettered id, reason }
 -- The lease deadline is Redis' TIME plus the lease, taken when the script runs.
@@ -129,6 +133,7 @@ local function serve_token(queue, token)
       if redis.call('ZADD', F.scheduled, at, token) == 1 then
         redis.call('HINCRBY', F.groups, 'thr', 1)  -- tokens waiting in scheduled (stats)
       end
+      lower_due(tonumber(ARGV[6]), F.scheduled, at)
       if earliest == nil or at < tonumber(earliest) then wake(F.schedwake) end
       return 0
     end
@@ -211,6 +216,7 @@ for p = 1, 3 do
 end
 if #leased > 0 then
   redis.call('ZADD', KEYS[5], unpack(leased))
+  lower_due(tonumber(ARGV[5]), KEYS[5], deadline)
   redis.call('RPUSH', KEYS[11], unpack(taken))
   redis.call('PEXPIRE', KEYS[11], tonumber(ARGV[1]))
 end
