@@ -687,6 +687,14 @@ class Broker:
         until = yield script_call(_SCRIPTS["due_settle"], (r.leases, self.keys.due_leases), ())
         return None if until is None else int(until)
 
+    def settle_scheduled(self, routing_key: str) -> Op[int | None]:
+        """:meth:`settle_leases` for the due index of scheduled jobs: the ms until the
+        route's next due time (0 or less: due now), or None when it has none scheduled."""
+        r = self.route(routing_key)
+        keys = (r.scheduled, self.keys.due_scheduled)
+        until = yield script_call(_SCRIPTS["due_settle"], keys, ())
+        return None if until is None else int(until)
+
     def due_leases(self, routing_keys: Sequence[str]) -> Op[tuple[list[str], int | None]]:
         """Which of ``routing_keys`` may hold an expired lease, by the due index of leases
         and Redis' clock, and the ms until the next one may (None: none holds a lease).

@@ -35,13 +35,19 @@ from bananas.transport import FastLane
 from bananas.worker_runtime.leases import Leases
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
+from bananas.worker_runtime.sweep import SlowSweep
 
 #: One fetch in this many is a fair turn (see the module docstring).
 FAIR_EVERY = 16
 #: Longest an idle fetcher blocks before it looks again (a safety net, not the wake path).
 IDLE_BLOCK_SECONDS = 1.0
-#: Quiet blocks in a row after which an idle fetcher sweeps every key once anyway.
+#: Quiet blocks in a row after which an idle fetcher looks at its keys anyway (a safety
+#: net for a wake token lost with a worker that died between popping it and fetching)...
 SWEEP_EVERY = 30
+#: ...every key each time while it has few, at most this many keys a second of quiet over
+#: all of them (500 keys: each every 1,000 s, or at once on its next submit), so a quiet
+#: fetcher's traffic does not grow with its keys (a look at an empty key is 6 commands).
+QUIET_SWEEP_RATE = 0.5
 #: Seconds a sweep skips a key that just gave fewer jobs than asked (new work there
 #: is seen at once by an idle fetcher, through the key's wake token; by a busy one
 #: within this delay).
@@ -117,6 +123,8 @@ class Fetcher:
         self._in_fetch = False
         #: Keys a sweep skips until then (monotonic s): they just gave less than asked.
         self._dry: dict[str, float] = {}
+        quiet = SWEEP_EVERY * IDLE_BLOCK_SECONDS
+        self._quiet = SlowSweep(period=quiet, rate=QUIET_SWEEP_RATE, gap=quiet)
 
     def start(self, spawn: Callable[..., asyncio.Task[None]], lane: FastLane | None) -> None:
         """Start fetching on ``lane`` (a dedicated connection, or None for the pool)."""
@@ -156,8 +164,11 @@ class Fetcher:
                 return
             # The token names its key: fetch from that key alone (a sweep per token would
             # cost one script call per key served, for nothing). No token for a while:
-            # sweep once.
-            sweep = woken is None or await self._fetch_woken(woken)
+            # look at the keys the quiet sweep picks.
+            if woken is None:
+                sweep = await self._fetch_quiet()
+            else:
+                sweep = await self._fetch_woken(woken)
 
     async def _call_fetch(self, plan: FetchPlan, attempt: FetchAttempt) -> int:
         # One id and one budget per fetch, kept when RedisCaller sends it again after a
@@ -230,6 +241,17 @@ class Fetcher:
         attempt = FetchAttempt(new_fetch_id(), self.leases.free())
         self._dry.pop(routing_key, None)  # its token says it has work again
         got = await self._call_fetch(FetchPlan((routing_key,), FairTurn.NONE), attempt)
+        return got >= attempt.free
+
+    async def _fetch_quiet(self) -> bool:
+        """The safety net after :data:`SWEEP_EVERY` quiet blocks: fetch from the keys the
+        quiet sweep picks (see :data:`QUIET_SWEEP_RATE`); True when that filled every free
+        slot (the next fetch sweeps every key)."""
+        picked = self._quiet.take(self.routes, time.monotonic())
+        if not picked:
+            return False
+        attempt = FetchAttempt(new_fetch_id(), self.leases.free())
+        got = await self._call_fetch(FetchPlan(tuple(picked), FairTurn.NONE), attempt)
         return got >= attempt.free
 
     def _wait_for_work(self) -> Op[str | None]:
