@@ -79,6 +79,8 @@ DEAD_LETTER_TRIM_BATCH = 1000
 THROUGHPUT_TTL_MS = 8 * 24 * 3600 * 1000
 #: Completed jobs a routing key's results index keeps (the newest; the dashboard's page).
 COMPLETED_INDEX_CAP = 10_000
+#: Routes settled per due_settle call (the reaper's and the promoter's visits).
+SETTLE_BATCH = 500
 #: Due scheduled jobs moved per promote call.
 PROMOTE_BATCH = 1000
 #: The longest result TTL a record may name (a longer one is ignored by the reaper).
@@ -644,7 +646,7 @@ class Broker:
         if self.due_index:
             # Settles this route's entry in the due index of leases on the way (and again
             # after a reap, below).
-            until = yield from self.settle_leases(routing_key)
+            [until] = yield from self.settle_leases([routing_key])
             if until is None or until > 0:
                 return Reaped(0, 0), until
             now = yield from self._redis_now()
@@ -671,29 +673,35 @@ class Broker:
         )
         steps = tuple((reply[i], reply[i + 1]) for i in range(2, len(reply), 2))
         if self.due_index:
-            yield from self.settle_leases(routing_key)
+            yield from self.settle_leases([routing_key])
         return Reaped(int(reply[0]), int(reply[1]), steps), 0
 
     def _redis_now(self) -> Op[int]:
         seconds, micros = yield command("TIME")
         return int(seconds) * 1000 + int(micros) // 1000
 
-    def settle_leases(self, routing_key: str) -> Op[int | None]:
-        """Set ``routing_key``'s entry in the due index of leases to its earliest lease
-        deadline (or remove it when it holds none); returns the ms until that deadline by
-        Redis' clock (0 or less: expired), or None when it holds no lease. Only with the
-        due indexes on (not on Redis Cluster)."""
-        r = self.route(routing_key)
-        until = yield script_call(_SCRIPTS["due_settle"], (r.leases, self.keys.due_leases), ())
-        return None if until is None else int(until)
+    def settle_leases(self, routing_keys: Sequence[str]) -> Op[list[int | None]]:
+        """Set each route's entry in the due index of leases to its earliest lease deadline
+        (or remove it when it holds none), in one call; returns per route the ms until
+        that deadline by Redis' clock (0 or less: expired), or None when it holds no
+        lease. Only with the due indexes on (not on Redis Cluster)."""
+        sets = [self.route(rk).leases for rk in routing_keys]
+        return (yield from self._settle(self.keys.due_leases, sets))
 
-    def settle_scheduled(self, routing_key: str) -> Op[int | None]:
-        """:meth:`settle_leases` for the due index of scheduled jobs: the ms until the
-        route's next due time (0 or less: due now), or None when it has none scheduled."""
-        r = self.route(routing_key)
-        keys = (r.scheduled, self.keys.due_scheduled)
-        until = yield script_call(_SCRIPTS["due_settle"], keys, ())
-        return None if until is None else int(until)
+    def settle_scheduled(self, routing_keys: Sequence[str]) -> Op[list[int | None]]:
+        """:meth:`settle_leases` for the due index of scheduled jobs: per route the ms
+        until its next due time (0 or less: due now), or None when none is scheduled."""
+        sets = [self.route(rk).scheduled for rk in routing_keys]
+        return (yield from self._settle(self.keys.due_scheduled, sets))
+
+    def _settle(self, index: str, sets: Sequence[str]) -> Op[list[int | None]]:
+        untils: list[int | None] = []
+        for first in range(0, len(sets), SETTLE_BATCH):
+            reply = yield script_call(
+                _SCRIPTS["due_settle"], (index, *sets[first : first + SETTLE_BATCH]), ()
+            )
+            untils += [None if u is None else int(u) for u in reply]
+        return untils
 
     def due_leases(self, routing_keys: Sequence[str]) -> Op[tuple[list[str], int | None]]:
         """Which of ``routing_keys`` may hold an expired lease, by the due index of leases

@@ -1,11 +1,15 @@
 #!lua flags=allow-oom
--- due_settle: set one route's entry in a due index to the true earliest score of the set it
--- indexes (a route's leases or scheduled set), or remove it when that set is empty
--- KEYS[1] the route's set (leases or scheduled)  KEYS[2] the due index (see the prelude)
+-- due_settle: set some routes' entries in a due index to the true earliest score of the set
+-- each indexes (a route's leases or scheduled set), or remove them where that set is empty
+-- KEYS[1] the due index (see the prelude)  KEYS[2..] the routes' sets (leases or scheduled)
 -- (allow-oom: the reaper runs it, which must go on when Redis is full; it adds at most one
--- member to the index, for a set that exists)
--- returns: ms from now (Redis' TIME) until that earliest score (0 or less: due), or nil
--- when the set is empty
-local earliest = settle_due(KEYS[2], KEYS[1])
-if not earliest then return false end
-return earliest - now_ms()
+-- member to the index per set, for a set that exists)
+-- returns: per set, ms from now (Redis' TIME) until that earliest score (0 or less: due),
+--          or nil where the set is empty
+local now = now_ms()
+local out = {}
+for i = 2, #KEYS do
+  local earliest = settle_due(KEYS[1], KEYS[i])
+  out[i - 1] = earliest and earliest - now or false
+end
+return out

@@ -294,10 +294,16 @@ class Reaper:
             routes = await self.routes()
 
     async def _visit(self, routes: Sequence[str]) -> None:
-        """Reap ``routes`` one after the other (each visit settles its due index entry)."""
-        for rk in routes:
-            reaped, _ = await self.redis.call(partial(self._reap, rk))
-            self._log(rk, reaped)
+        """Settle the entries of ``routes`` in the due index of leases (one call), then
+        reap those holding an expired lease. A route whose leases were all acked since
+        its entry was set costs two commands inside that call, once."""
+        if not routes:
+            return
+        untils = await self.redis.call(partial(self.broker.settle_leases, routes))
+        for rk, until in zip(routes, untils, strict=True):
+            if until is not None and until <= 0:
+                reaped, _ = await self.redis.call(partial(self._reap, rk))
+                self._log(rk, reaped)
 
     async def _run_per_route(self) -> None:
         loop = asyncio.get_running_loop()

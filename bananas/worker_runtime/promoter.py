@@ -89,8 +89,9 @@ class Promoter:
             routes = list(await self.routes())
             look = [self._woken] if self._woken is not None else []
             # (a slow look only settles the route's entry: the next round promotes it if due)
-            for rk in sweep.take(routes, loop.time()):
-                await self._redis.call(partial(self.client.broker.settle_scheduled, rk))
+            slow = sweep.take(routes, loop.time())
+            if slow:
+                await self._redis.call(partial(self.client.broker.settle_scheduled, slow))
 
     def _indexed_round(self, routes: list[str], look: list[str]) -> Op[float]:
         """Promote the routes of ``routes`` the due index says have a job due, and those

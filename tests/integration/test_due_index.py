@@ -116,7 +116,8 @@ class Model:
         self.c.run(self.c.broker.promote(self.route()))
 
     def settle(self) -> None:
-        self.c.run(self.c.broker.settle_leases(self.route()))
+        self.c.run(self.c.broker.settle_leases([self.route()]))
+        self.c.run(self.c.broker.settle_scheduled([self.route()]))
 
     def limit(self) -> None:
         # a rate makes fetch put a group's token in scheduled until the rate allows
@@ -166,7 +167,7 @@ def test_settling_sets_the_true_earliest_or_removes_the_entry(qc: Client) -> Non
     qc.run(qc.broker.ack("a", [_done(item)]))
     # acked: the entry is stale (early), which is allowed, until a visit settles it
     assert qc.redis.zscore(keys.due_leases, r.leases) == deadline
-    assert qc.run(qc.broker.settle_leases("a")) is None
+    assert qc.run(qc.broker.settle_leases(["a"])) == [None]
     assert qc.redis.zscore(keys.due_leases, r.leases) is None
     assert qc.run(qc.broker.due_leases(["a", "b"])) == ([], None)
 
