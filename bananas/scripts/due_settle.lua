@@ -6,10 +6,12 @@
 -- member to the index per set, for a set that exists)
 -- returns: per set, ms from now (Redis' TIME) until that earliest score (0 or less: due),
 --          or nil where the set is empty
+-- A set of the wrong type (a hand edit) answers nil and keeps its entry, so the others of
+-- the call are still settled and that route keeps being visited.
 local now = now_ms()
 local out = {}
 for i = 2, #KEYS do
-  local earliest = settle_due(KEYS[1], KEYS[i])
-  out[i - 1] = earliest and earliest - now or false
+  local ok, earliest = pcall(settle_due, KEYS[1], KEYS[i])
+  out[i - 1] = ok and earliest and earliest - now or false
 end
 return out

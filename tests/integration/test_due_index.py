@@ -276,3 +276,18 @@ def test_every_writer_lowers_the_entry_below_a_later_one(qc: Client, writer: str
     earliest = qc.redis.zrange(key, 0, 0, withscores=True)[0][1]
     assert earliest < before, "the writer added a sooner score"
     assert qc.redis.zscore(index, key) == earliest
+
+
+def test_a_set_of_the_wrong_type_does_not_stop_the_others_settling(qc: Client) -> None:
+    if not qc.broker.due_index:
+        pytest.skip("no due index on Redis Cluster")
+    keys = qc.broker.keys
+    for rk in ("a", "b"):
+        qc.submit("t", routing_key=rk)
+        [item] = qc.run(qc.broker.fetch(rk, 1, 60_000))
+        qc.run(qc.broker.ack(rk, [_done(item)]))
+    qc.redis.delete(qc.broker.route("a").leases)
+    qc.redis.set(qc.broker.route("a").leases, "not a sorted set")
+    assert qc.run(qc.broker.settle_leases(["a", "b"])) == [None, None]
+    assert qc.redis.zscore(keys.due_leases, qc.broker.route("a").leases) is not None
+    assert qc.redis.zscore(keys.due_leases, qc.broker.route("b").leases) is None
