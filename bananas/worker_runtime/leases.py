@@ -226,8 +226,8 @@ class Reaper:
     every route, and a :class:`~bananas.worker_runtime.sweep.SlowSweep` keeps visiting
     them in turn, for leases written without the index. The next pass comes when the
     earliest entry falls due, after :data:`REAP_INTERVAL` at the soonest and
-    :data:`REAP_IDLE_MIN` at the latest (a lease taken since the last pass expires no
-    sooner than a lease from now): an idle reaper sends about one command every
+    :data:`REAP_IDLE_MIN` at the latest (a lease taken during the wait expires a whole
+    lease after it was taken): an idle reaper sends about one command every
     :data:`REAP_IDLE_MIN` seconds plus the slow sweep's, however many keys it serves,
     and an orphan on any key is reaped within :data:`REAP_INTERVAL` of its expiry (of
     :data:`REAP_IDLE_MIN` for a lease shorter than that).

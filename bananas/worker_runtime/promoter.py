@@ -12,10 +12,10 @@ Which routes a round promotes: **with the due index** (``Broker.due_index``: eve
 deployment but Redis Cluster) one call asks the due index of scheduled jobs which of
 its routes have a job due by Redis' clock and when the next one is
 (``Broker.due_scheduled``: one ``ZMSCORE`` in a script, whatever the number of routes);
-the round promotes those, the route whose ``schedwake`` token woke it (a writer of a
-version before the index still pushes it), and the routes of a
-:class:`~bananas.worker_runtime.sweep.SlowSweep` (for jobs scheduled without the index);
-each promote settles the route's entry. The first round promotes every route. **On
+the round promotes those and the route whose ``schedwake`` token woke it (a writer of a
+version before the index still pushes it); each promote settles the route's entry. The
+first round promotes every route, and a :class:`~bananas.worker_runtime.sweep.SlowSweep`
+settles every route's entry in turn (for jobs scheduled without the index). **On
 Redis Cluster** a round promotes every route not known to have nothing scheduled, and
 every :data:`FULL_ROUND_EVERY` rounds all of them.
 
