@@ -1242,6 +1242,9 @@ class Broker:
         if stats.queued or stats.scheduled or stats.in_flight or stats.dead:
             return False
         removed = yield command("SREM", self.keys.routes, routing_key)
+        if self.due_index:  # its entries go too (settled: a job stored meanwhile keeps its)
+            yield from self.settle_leases([routing_key])
+            yield from self.settle_scheduled([routing_key])
         return bool(removed)
 
     def schedule_status(self, schedule_id: str) -> Op[ScheduleStatus | None]:

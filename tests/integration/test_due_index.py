@@ -291,3 +291,14 @@ def test_a_set_of_the_wrong_type_does_not_stop_the_others_settling(qc: Client) -
     assert qc.run(qc.broker.settle_leases(["a", "b"])) == [None, None]
     assert qc.redis.zscore(keys.due_leases, qc.broker.route("a").leases) is not None
     assert qc.redis.zscore(keys.due_leases, qc.broker.route("b").leases) is None
+
+
+def test_a_forgotten_route_leaves_no_entry(qc: Client) -> None:
+    if not qc.broker.due_index:
+        pytest.skip("no due index on Redis Cluster")
+    keys, r = qc.broker.keys, qc.broker.route("a")
+    job = qc.submit("t", routing_key="a", delay=60)
+    qc.cancel(job)
+    assert qc.redis.zscore(keys.due_scheduled, r.scheduled) is not None  # early, allowed
+    assert qc.run(qc.broker.forget_route("a"))
+    assert qc.redis.zscore(keys.due_scheduled, r.scheduled) is None
