@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from bananas import Client, JobSpec, Priority
+from bananas import AsyncClient, Client, JobSpec, Priority
 from bananas.broker import Leased, Outcome
 from bananas.models import JobResult, JobStatus
+from bananas.worker_runtime import Registry, Worker
 from tests.support.waiting import eventually
 
 ROUTES = ("a", "b", "c")
@@ -302,3 +303,28 @@ def test_a_forgotten_route_leaves_no_entry(qc: Client) -> None:
     assert qc.redis.zscore(keys.due_scheduled, r.scheduled) is not None  # early, allowed
     assert qc.run(qc.broker.forget_route("a"))
     assert qc.redis.zscore(keys.due_scheduled, r.scheduled) is None
+
+
+async def test_a_worker_promotes_and_reaps_on_every_backend(redis_url: str, prefix: str) -> None:
+    """The worker's promoter and reaper, through the due indexes (or, on Cluster, key by
+    key): a delayed job on the last of 40 keys runs, and a lease left by a worker that
+    never came back is reaped and its job runs."""
+    registry = Registry()
+    ran: list[str] = []
+    registry.register("t", lambda job: ran.append(job.id))
+    keys = [f"k{i}" for i in range(40)]
+    async with AsyncClient(redis_url, prefix=prefix) as client:
+        orphan = await client.submit("t", routing_key="k17")
+        [left] = await client.run(client.broker.fetch("k17", 1, 1_000))  # never acked
+        assert left.id == orphan
+        worker = Worker(
+            registry, client=client, metrics_port=0, routing_keys=tuple(keys), concurrency=2
+        )
+        await worker.start()
+        try:
+            delayed = await client.submit("t", routing_key="k39", delay=0.3)
+            assert (await client.wait_for_result(delayed, timeout=10)) is not None
+            assert (await client.wait_for_result(orphan, timeout=10)) is not None
+        finally:
+            await worker.stop()
+    assert sorted(ran) == sorted([orphan, delayed])
