@@ -79,6 +79,8 @@ DEAD_LETTER_TRIM_BATCH = 1000
 THROUGHPUT_TTL_MS = 8 * 24 * 3600 * 1000
 #: Completed jobs a routing key's results index keeps (the newest; the dashboard's page).
 COMPLETED_INDEX_CAP = 10_000
+#: Routes settled per due_settle call (the reaper's and the promoter's visits).
+SETTLE_BATCH = 500
 #: Due scheduled jobs moved per promote call.
 PROMOTE_BATCH = 1000
 #: The longest result TTL a record may name (a longer one is ignored by the reaper).
@@ -166,6 +168,8 @@ _SCRIPTS = {
         "set_limit",
         "set_progress",
         "pause",
+        "due_settle",
+        "due_routes",
     )
 }
 
@@ -332,9 +336,15 @@ _STATES = {
 class Broker:
     """Builds every queue operation for one key space."""
 
-    def __init__(self, keys: KeySpace | None = None, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self, keys: KeySpace | None = None, *, clock: Clock = time.time, due_index: bool = True
+    ) -> None:
         self.keys = keys or KeySpace()
         self.clock = clock
+        #: Whether the scripts keep the due indexes (``KeySpace.due_leases`` and
+        #: ``due_scheduled``) and the reaper and promoter read them. False on Redis
+        #: Cluster, where a prefix-wide key is in another slot than the routes' keys.
+        self.due_index = due_index
         self._routes: dict[str, RouteKeys] = {}
 
     def route(self, routing_key: str) -> RouteKeys:
@@ -343,6 +353,15 @@ class Broker:
         if keys is None:
             keys = self._routes[routing_key] = self.keys.route(routing_key)
         return keys
+
+    def _index_at(self, keys: list[str], index: str) -> int:
+        """Append the due index ``index`` to a script's ``keys`` and return its position
+        there (1-based: what the script's ARGV names), or 0 without appending when the
+        due indexes are off (Redis Cluster)."""
+        if not self.due_index:
+            return 0
+        keys.append(index)
+        return len(keys)
 
     def now_ms(self) -> int:
         """The injectable clock in ms: only for what people read (throughput buckets),
@@ -379,7 +398,10 @@ class Broker:
         keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
         keys += (r.idle, r.leases, r.attempts, r.paused)
         keys += [r.result(j.id) for j in jobs]
-        argv: list[Any] = [0]  # reserved (Redis' TIME is the clock)
+        # The due index of scheduled jobs, and right after it that of leases (a job handed
+        # to an idle worker is leased there): ARGV[1] names the first (0: none, Cluster).
+        argv: list[Any] = [self._index_at(keys, self.keys.due_scheduled)]
+        self._index_at(keys, self.keys.due_leases)
         for j in jobs:
             argv += (j.id, PRIORITY_INDEX[j.priority], j.due, j.record)
         reply = yield script_call(_SCRIPTS["enqueue"], keys, argv)
@@ -389,8 +411,8 @@ class Broker:
         r = self.route(routing_key)
         keys = [r.jobs, r.scheduled, r.wake, r.schedwake, r.stats, *r.queues]
         keys += [r.result(j.id) for j in jobs]
+        argv: list[Any] = [self._index_at(keys, self.keys.due_scheduled)]
         keys += r.flow
-        argv: list[Any] = [0]  # reserved (Redis' TIME is the clock)
         for j in jobs:
             argv += (j.id, PRIORITY_INDEX[j.priority], j.due, j.group, j.record)
         reply = yield script_call(_SCRIPTS["enqueue_grouped"], keys, argv)
@@ -405,7 +427,7 @@ class Broker:
         if job.unique is None:
             raise ValueError(f"job {job.id} has no unique key")
         r = self.route(job.routing_key)
-        keys = (
+        keys = [
             r.jobs,
             r.scheduled,
             r.wake,
@@ -415,9 +437,9 @@ class Broker:
             r.leases,
             r.dead,
             r.unique(job.unique.key),
-        )
+        ]
         argv = (
-            0,
+            self._index_at(keys, self.keys.due_scheduled),
             orjson.dumps(job.id).decode(),
             PRIORITY_INDEX[job.priority],
             job.due,
@@ -510,12 +532,17 @@ class Broker:
         r = self.route(routing_key)
         fetch_id = fetch_id or new_fetch_id()
         single_hop = idle_ms > 0 or registered
+        keys = [*r.queues, r.jobs, r.leases, r.attempts, r.wake, r.errors, r.dead, r.stats,
+                r.fetch(fetch_id), r.paused, r.idle, r.fetch(next_id)]  # fmt: skip
+        leases_at = self._index_at(keys, self.keys.due_leases)
+        scheduled_at = self._index_at(keys, self.keys.due_scheduled)
+        keys += r.flow
         reply = yield script_call(
             _SCRIPTS["fetch"],
-            (*r.queues, r.jobs, r.leases, r.attempts, r.wake, r.errors, r.dead, r.stats,
-             r.fetch(fetch_id), r.paused, r.idle, r.fetch(next_id), *r.flow),
+            keys,
             (lease_ms, count, str(int(FairTurn(fair))), serve_mask(priorities),
-             fetch_id if single_hop else "", idle_ms, "1" if registered else "0", next_id),
+             fetch_id if single_hop else "", idle_ms, "1" if registered else "0", next_id,
+             leases_at, scheduled_at),
         )  # fmt: skip
         flat, orphans, bad, idle = reply
         leased = [Leased(flat[i], flat[i + 1], int(flat[i + 2])) for i in range(0, len(flat), 3)]
@@ -559,7 +586,7 @@ class Broker:
         keys.append(r.retention)
         minute = self.now_ms() // 60_000  # throughput buckets: for people, the host's clock
         argv: list[Any] = [
-            0,  # reserved (Redis' TIME is the clock)
+            0,  # the due index's position in KEYS, set below
             NOTIFY_TTL_MS,
             DEAD_LETTER_CAP,
             DEAD_LETTER_MAX_AGE_MS,
@@ -580,6 +607,7 @@ class Broker:
                 o.group,
             )
         keys += _timing_keys(r, minute)
+        argv[0] = self._index_at(keys, self.keys.due_scheduled)
         if any(o.group for o in failed):  # flow
             keys += (r.wake, *r.queues, *r.flow)
         argv += (timings_mod.MINUTE_TTL_MS, timings_mod.HOUR_TTL_MS, timings)
@@ -616,7 +644,9 @@ class Broker:
         argv: list[Any] = [lease_ms]
         for job_id, attempt in held:
             argv += (job_id, attempt)
-        reply = yield script_call(_SCRIPTS["renew"], (r.leases, r.attempts), argv)
+        keys = [r.leases, r.attempts]
+        self._index_at(keys, self.keys.due_leases)
+        reply = yield script_call(_SCRIPTS["renew"], keys, argv)
         return list(reply)
 
     def release(self, routing_key: str, held: Sequence[Held]) -> Op[int]:
@@ -648,14 +678,22 @@ class Broker:
         (which checks each deadline against TIME again).
         """
         r = self.route(routing_key)
-        earliest, (seconds, micros) = yield Batch(
-            [command("ZRANGE", r.leases, 0, 0, "WITHSCORES"), command("TIME")]
-        )
-        now = int(seconds) * 1000 + int(micros) // 1000
-        if not earliest:
-            return Reaped(0, 0), None
-        if _first_score(earliest) > now:
-            return Reaped(0, 0), int(_first_score(earliest) - now)
+        if self.due_index:
+            # Settles this route's entry in the due index of leases on the way (and again
+            # after a reap, below).
+            [until] = yield from self.settle_leases([routing_key])
+            if until is None or until > 0:
+                return Reaped(0, 0), until
+            now = yield from self._redis_now()
+        else:
+            earliest, (seconds, micros) = yield Batch(
+                [command("ZRANGE", r.leases, 0, 0, "WITHSCORES"), command("TIME")]
+            )
+            now = int(seconds) * 1000 + int(micros) // 1000
+            if not earliest:
+                return Reaped(0, 0), None
+            if _first_score(earliest) > now:
+                return Reaped(0, 0), int(_first_score(earliest) - now)
         ids = yield command("ZRANGEBYSCORE", r.leases, "-inf", now, "LIMIT", 0, limit)
         if not ids:
             return Reaped(0, 0), 0
@@ -669,7 +707,59 @@ class Broker:
             (MAX_TTL_MS, NOTIFY_TTL_MS, iso(now / 1000), int(DEFAULT_FAILURE_TTL * 1000), *ids),
         )
         steps = tuple((reply[i], reply[i + 1]) for i in range(2, len(reply), 2))
+        if self.due_index:
+            yield from self.settle_leases([routing_key])
         return Reaped(int(reply[0]), int(reply[1]), steps), 0
+
+    def _redis_now(self) -> Op[int]:
+        seconds, micros = yield command("TIME")
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def settle_leases(self, routing_keys: Sequence[str]) -> Op[list[int | None]]:
+        """Set each route's entry in the due index of leases to its earliest lease deadline
+        (or remove it when it holds none), in one call; returns per route the ms until
+        that deadline by Redis' clock (0 or less: expired), or None when it holds no
+        lease. Only with the due indexes on (not on Redis Cluster)."""
+        sets = [self.route(rk).leases for rk in routing_keys]
+        return (yield from self._settle(self.keys.due_leases, sets))
+
+    def settle_scheduled(self, routing_keys: Sequence[str]) -> Op[list[int | None]]:
+        """:meth:`settle_leases` for the due index of scheduled jobs: per route the ms
+        until its next due time (0 or less: due now), or None when none is scheduled."""
+        sets = [self.route(rk).scheduled for rk in routing_keys]
+        return (yield from self._settle(self.keys.due_scheduled, sets))
+
+    def _settle(self, index: str, sets: Sequence[str]) -> Op[list[int | None]]:
+        untils: list[int | None] = []
+        for first in range(0, len(sets), SETTLE_BATCH):
+            reply = yield script_call(
+                _SCRIPTS["due_settle"], (index, *sets[first : first + SETTLE_BATCH]), ()
+            )
+            untils += [None if u is None else int(u) for u in reply]
+        return untils
+
+    def due_leases(self, routing_keys: Sequence[str]) -> Op[tuple[list[str], int | None]]:
+        """Which of ``routing_keys`` may hold an expired lease, by the due index of leases
+        and Redis' clock, and the ms until the next one may (None: none holds a lease).
+        One call, whatever the number of keys. Only with the due indexes on."""
+        by_set = [self.route(rk).leases for rk in routing_keys]
+        return (yield from self._due(self.keys.due_leases, by_set, routing_keys))
+
+    def due_scheduled(self, routing_keys: Sequence[str]) -> Op[tuple[list[str], int | None]]:
+        """Which of ``routing_keys`` may have a due delayed job or retry, by the due index
+        of scheduled jobs and Redis' clock, and the ms until the next one may (None: none
+        has a scheduled job). One call. Only with the due indexes on."""
+        by_set = [self.route(rk).scheduled for rk in routing_keys]
+        return (yield from self._due(self.keys.due_scheduled, by_set, routing_keys))
+
+    def _due(
+        self, index: str, members: Sequence[str], routing_keys: Sequence[str]
+    ) -> Op[tuple[list[str], int | None]]:
+        if not members:
+            return [], None
+        positions, until = yield script_call(_SCRIPTS["due_routes"], (index,), members)
+        due = [routing_keys[int(i) - 1] for i in positions]
+        return due, None if int(until) < 0 else int(until)
 
     def earliest_leases(self, routing_keys: Sequence[str]) -> Op[list[int | None]]:
         """For each routing key, the ms until its earliest lease expires by Redis' clock
@@ -690,9 +780,9 @@ class Broker:
         """Move due scheduled jobs to their queue (due by Redis' own clock); returns
         (moved, ms until the next scheduled job is due, or None when none is)."""
         r = self.route(routing_key)
-        reply = yield script_call(
-            _SCRIPTS["promote"], (r.scheduled, r.jobs, r.wake, *r.queues, *r.flow), (limit,)
-        )
+        keys = [r.scheduled, r.jobs, r.wake, *r.queues]
+        index_at = self._index_at(keys, self.keys.due_scheduled)
+        reply = yield script_call(_SCRIPTS["promote"], (*keys, *r.flow), (limit, index_at))
         next_due = int(reply[1])
         return int(reply[0]), (None if next_due < 0 else next_due)
 
@@ -991,7 +1081,7 @@ class Broker:
         changed = yield command("ZADD", r.scheduled, "XX", "CH", 1, job_id)
         if not changed:
             return False
-        yield from self.promote(routing_key)
+        yield from self.promote(routing_key)  # (which settles the due index)
         return True
 
     # -- groups and limits ------------------------------------------------------------------
@@ -1211,6 +1301,9 @@ class Broker:
         if stats.queued or stats.scheduled or stats.in_flight or stats.dead:
             return False
         removed = yield command("SREM", self.keys.routes, routing_key)
+        if self.due_index:  # its entries go too (settled: a job stored meanwhile keeps its)
+            yield from self.settle_leases([routing_key])
+            yield from self.settle_scheduled([routing_key])
         return bool(removed)
 
     def schedule_status(self, schedule_id: str) -> Op[ScheduleStatus | None]:

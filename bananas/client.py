@@ -211,11 +211,13 @@ class ClientCore:
         max_retries: int,
         prefix: str,
         clock: Callable[[], float],
+        cluster: bool = False,
     ) -> None:
         validate_duration(success_ttl, "success_ttl")
         validate_duration(failure_ttl, "failure_ttl")
         validate_count(max_retries, "max_retries")
-        self.broker = Broker(KeySpace(prefix), clock=clock)
+        # The due indexes live outside every routing key's slot: not on Redis Cluster.
+        self.broker = Broker(KeySpace(prefix), clock=clock, due_index=not cluster)
         self.clock = clock
         self.success_ttl = success_ttl
         self.failure_ttl = failure_ttl
@@ -749,6 +751,7 @@ class _Base:
             max_retries=max_retries,
             prefix=prefix,
             clock=clock,
+            cluster=self.target.is_cluster,
         )
         #: What the first call does about an evicting maxmemory-policy (bananas.eviction).
         self.eviction_check = CheckMode(eviction_check)

@@ -82,6 +82,20 @@ nodes' jobs live on their own routing keys (other slots)::
 
     bananas:workflows:unstarted         ZSET   workflow id -> start deadline (ms), until its
                                                roots are queued (the promoter sweeps it)
+
+The due indexes (not on Redis Cluster, where they would live in another slot than the
+sets they index, so no script could keep them in step)::
+
+    bananas:due:leases                  ZSET   a route's ``leases`` key -> a time (ms) no
+                                               later than its earliest lease deadline
+    bananas:due:scheduled               ZSET   a route's ``scheduled`` key -> a time (ms) no
+                                               later than its earliest due time
+
+A script that adds to a route's ``leases`` or ``scheduled`` set lowers the route's entry
+(``ZADD LT``); the script that visits the route (``due_settle``, ``promote``) sets it to
+the true earliest or removes it. So the reaper and the promoter ask one key which routes
+have something due, instead of one command per route (docs/reliability.md, "Many
+routing keys").
 """
 
 from __future__ import annotations
@@ -369,6 +383,18 @@ class KeySpace:
 
     def leader_fence(self, name: str) -> str:
         return f"{self.prefix}:leader:{{{name}}}:fence"
+
+    @property
+    def due_leases(self) -> str:
+        """The due index of leases: a route's leases key -> no later than its earliest
+        lease deadline (ms). Not used on Redis Cluster."""
+        return f"{self.prefix}:due:leases"
+
+    @property
+    def due_scheduled(self) -> str:
+        """The due index of delayed jobs and retries: a route's scheduled key -> no later
+        than its earliest due time (ms). Not used on Redis Cluster."""
+        return f"{self.prefix}:due:scheduled"
 
     @property
     def audit(self) -> str:

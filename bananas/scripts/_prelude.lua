@@ -53,6 +53,28 @@ local function wake(wake_key)
   if redis.call('LLEN', wake_key) == 0 then redis.call('RPUSH', wake_key, 1) end
 end
 
+-- The due indexes (bananas/keys.py: bananas:due:leases, bananas:due:scheduled): member a
+-- route's leases or scheduled key, score never later than that set's earliest score. A
+-- script that adds time `at` to such a set lowers the set's entry in the index at
+-- KEYS[pos] (ZADD LT: here an entry is only ever added or lowered, never raised, so a
+-- later earliest elsewhere can't hide this one). pos 0: no index (Redis Cluster).
+local function lower_due(pos, set_key, at)
+  if pos > 0 then redis.call('ZADD', KEYS[pos], 'LT', at, set_key) end
+end
+
+-- Set set_key's entry in the due index index_key to the set's earliest score, or remove it
+-- when the set is empty (the one place an entry is raised: it reads the set it indexes, in
+-- the same script). Returns that earliest score, or nil.
+local function settle_due(index_key, set_key)
+  local earliest = redis.call('ZRANGE', set_key, 0, 0, 'WITHSCORES')[2]
+  if earliest then
+    redis.call('ZADD', index_key, earliest, set_key)
+    return tonumber(earliest)
+  end
+  redis.call('ZREM', index_key, set_key)
+  return nil
+end
+
 -- The epoch ms a submit's due field names: "0" now, "+N" N ms after now, "N" at epoch ms N.
 local function due_at(due_text, now)
   if string.sub(due_text, 1, 1) == '+' then return now + tonumber(string.sub(due_text, 2)) end
@@ -92,9 +114,17 @@ end
 -- them) in the leases ZSET, and taken (flat id, token, ...) under the fetch record
 -- record_key for lease_ms, so that the same fetch id gets them back (a fetch re-sent after
 -- a lost reply, a worker draining a hand-off). The one place a lease is written: fetch and
--- enqueue (a job handed straight to an idle worker) both call it.
-local function record_leases(leases_key, record_key, deadlines, taken, lease_ms)
+-- enqueue (a job handed straight to an idle worker) both call it. It lowers the route's
+-- entry in the due index of leases at KEYS[due_pos] to the earliest of these deadlines
+-- (due_pos 0: no index, on Redis Cluster), so a handed job's lease is indexed like a
+-- fetched one's.
+local function record_leases(leases_key, record_key, deadlines, taken, lease_ms, due_pos)
   redis.call('ZADD', leases_key, unpack(deadlines))
+  local earliest = deadlines[1]
+  for i = 3, #deadlines, 2 do
+    if deadlines[i] < earliest then earliest = deadlines[i] end
+  end
+  lower_due(due_pos, leases_key, earliest)
   redis.call('RPUSH', record_key, unpack(taken))
   redis.call('PEXPIRE', record_key, lease_ms)
 end

@@ -4,8 +4,11 @@
 -- KEYS[6] queue:high  KEYS[7] queue:normal  KEYS[8] queue:low
 -- KEYS[9] idle  KEYS[10] leases  KEYS[11] attempts  KEYS[12] paused
 -- KEYS[12+i] result key of the i-th job (a finished job whose result is kept is a duplicate)
+-- KEYS[13+n], KEYS[14+n] (when ARGV[1] names the first) the due indexes of scheduled jobs
+--   and of leases (see the prelude)
 -- (no allow-oom: under maxmemory a submit is refused before anything is written)
--- ARGV[1] unused (Redis' TIME is the clock), then per job: id, priority index
+-- ARGV[1] the KEYS position of the due index of scheduled jobs (that of leases follows it;
+--   0: none, on Cluster), then per job: id, priority index
 --   (1 high, 2 normal, 3 low), due: "0" now, "+N" N ms after Redis' TIME, "N" at epoch ms N, record
 -- returns: array with 1 (stored) or 0 (duplicate) per job
 -- Only what a batch needs is read: TIME, the scheduled set's type and its earliest due
@@ -14,7 +17,8 @@
 -- prelude) and nothing is paused or name-limited (no KEYS[12]), a ready job is leased to
 -- the registration that has waited longest among those serving its priority whose queues
 -- are empty (so no job overtakes one queued before it): the lease bookkeeping of fetch.lua
--- (attempts, lease deadline of Redis' TIME, the fetch record) and the job pushed onto the
+-- (attempts, lease deadline of Redis' TIME, the fetch record, the route's entry in the due
+-- index of leases lowered to that deadline) and the job pushed onto the
 -- registration's hand-off list, which its worker blocks on; the registration is removed.
 -- An expired registration is never handed a job. Its two keys are the only ones this
 -- script names itself (handoff_keys in the prelude). It never wakes anyone: the worker's
@@ -41,6 +45,8 @@ if redis.call('ZCARD', KEYS[9]) > 0 and not redis.call('GET', KEYS[12]) then
   idle = redis.call('ZRANGEBYSCORE', KEYS[9], '(' .. now, '+inf', 'LIMIT', 0, 16)
 end
 local queued = nil  -- ready jobs per priority queue, read at the first hand-off try
+local scheduled_at = tonumber(ARGV[1])  -- the due indexes' KEYS positions (0: none)
+local leases_at = scheduled_at > 0 and scheduled_at + 1 or 0
 
 -- Lease ready job id (priority index p) to an idle registration; false when none fits.
 local function hand_off(id, p, record)
@@ -61,7 +67,7 @@ local function hand_off(id, p, record)
       lease = tonumber(lease)
       local attempt = redis.call('HINCRBY', KEYS[11], id, 1)
       local record_key, handoff_key = handoff_keys(KEYS[9], fetch_id)
-      record_leases(KEYS[10], record_key, { now + lease, id }, { id, attempt }, lease)
+      record_leases(KEYS[10], record_key, { now + lease, id }, { id, attempt }, lease, leases_at)
       -- "<token> <characters in id> <id><record>" (characters, as the worker counts them)
       local chars = select(2, string.gsub(id, '[^\128-\191]', ''))
       redis.call('RPUSH', handoff_key, attempt .. ' ' .. chars .. ' ' .. id .. record)
@@ -75,6 +81,7 @@ end
 local out = {}
 local ready, delayed, handed = 0, 0, 0
 local wake_promoter = false
+local soonest = nil  -- the earliest due time of this batch's delayed jobs
 for i = 0, n - 1 do
   local b = 2 + i * 4
   local id = ARGV[b]
@@ -86,6 +93,7 @@ for i = 0, n - 1 do
     if due > now then
       redis.call('ZADD', KEYS[2], due, id)
       delayed = delayed + 1
+      if soonest == nil or due < soonest then soonest = due end
       if earliest == nil or due < tonumber(earliest) then wake_promoter = true end
     else
       local p = tonumber(ARGV[b + 1])
@@ -100,5 +108,6 @@ for i = 0, n - 1 do
     out[i + 1] = 1
   end
 end
+if soonest then lower_due(scheduled_at, KEYS[2], soonest) end
 enqueued(ready, delayed, wake_promoter, handed)
 return out

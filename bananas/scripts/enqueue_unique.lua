@@ -5,8 +5,9 @@
 -- KEYS[1] jobs  KEYS[2] scheduled  KEYS[3] wake  KEYS[4] schedwake  KEYS[5] stats
 -- KEYS[6] queue:high  KEYS[7] queue:normal  KEYS[8] queue:low  KEYS[9] leases  KEYS[10] dead
 -- KEYS[11] the unique key's lock (route:{r}:unique:<key>, same slot): the holder's id as JSON
+-- KEYS[12] (when ARGV[1] is 12) the due index of scheduled jobs (see the prelude)
 -- (no allow-oom: under maxmemory a submit is refused before anything is written)
--- ARGV[1] unused (Redis' TIME is the clock)
+-- ARGV[1] the KEYS position of the due index of scheduled jobs (0: none, on Cluster)
 -- ARGV[2] the new job's id as JSON (the record starts with {"id":<it>)
 -- ARGV[3] priority index (1 high, 2 normal, 3 low)
 -- ARGV[4] due: "0" now, "+N" N ms after Redis' TIME, "N" at epoch ms N  ARGV[5] record
@@ -32,6 +33,7 @@ local ttl = tonumber(ARGV[6])
 local function schedule(id, at)
   local earliest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
   redis.call('ZADD', KEYS[2], at, id)
+  lower_due(tonumber(ARGV[1]), KEYS[2], at)
   if earliest == nil or at < tonumber(earliest) then wake(KEYS[4]) end
 end
 

@@ -5,10 +5,12 @@
 -- KEYS[8+2i] result key, KEYS[9+2i] notify key of the i-th job (i from 1)
 -- KEYS[10+2n] throughput hash of the current hour (n jobs)
 -- KEYS[11+2n], KEYS[12+2n] timing hashes of the current hour and day (per minute, per hour)
+-- KEYS[13+2n] (when ARGV[1] names it) the due index of scheduled jobs (see the prelude)
 -- When a job of a group is in the batch: then the wake list, the three queues and the flow
 -- keys (see the prelude), and a job of a group gives back its concurrency slot.
 -- (allow-oom: a failed attempt is finished work, recorded even when Redis is full)
--- ARGV[1] reserved (Redis' TIME is the clock)  ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)
+-- ARGV[1] the KEYS position of the due index of scheduled jobs (0: none, on Cluster)
+-- ARGV[2] notify ttl ms  ARGV[3] dead-letter cap (count)
 -- ARGV[4] dead-letter max age ms
 -- ARGV[5] most dead-lettered jobs aged out per call
 -- ARGV[6] current epoch minute  ARGV[7] throughput ttl ms
@@ -28,6 +30,7 @@ local n = (#ARGV - 10) / 8
 local freed = false  -- flow: a parked group token went back to its queue
 local dead, retried = 0, 0
 local trimmed = 0
+local soonest = nil  -- the earliest retry this call scheduled
 for i = 0, n - 1 do
   local b = 8 + i * 8
   local id = ARGV[b]
@@ -40,6 +43,7 @@ for i = 0, n - 1 do
       redis.call('HSET', KEYS[4], id, ARGV[b + 2])
       local earliest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')[2]
       redis.call('ZADD', KEYS[6], retry_at, id)
+      if soonest == nil or retry_at < soonest then soonest = retry_at end
       if earliest == nil or retry_at < tonumber(earliest) then wake(KEYS[8]) end
       retried = retried + 1
       out[i + 1] = 1
@@ -57,6 +61,7 @@ for i = 0, n - 1 do
   end
 end
 local throughput = KEYS[10 + 2 * n]
+if soonest then lower_due(tonumber(ARGV[1]), KEYS[6], soonest) end
 if retried > 0 then
   redis.call('HINCRBY', KEYS[5], 'retried', retried)
   count_outcome(throughput, ARGV[6] .. ':r', retried, tonumber(ARGV[7]))

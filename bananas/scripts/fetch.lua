@@ -6,8 +6,10 @@
 -- KEYS[4] jobs  KEYS[5] leases  KEYS[6] attempts  KEYS[7] wake  KEYS[8] errors  KEYS[9] dead
 -- KEYS[10] stats  KEYS[11] the record of this fetch id  KEYS[12] paused  KEYS[13] idle
 -- KEYS[14] the record of the next fetch id (ARGV[8])
--- KEYS[15..23] the flow keys (groups, limits, members, parked, grouped x3, scheduled,
---   schedwake: see the prelude)
+-- KEYS[15], KEYS[16] (when ARGV[9] and ARGV[10] name them) the due indexes of leases and
+--   of scheduled jobs (see the prelude)
+-- then the flow keys (groups, limits, members, parked, grouped x3, scheduled, schedwake:
+--   see the prelude; KEYS[15..23] without the due indexes, KEYS[17..25] with them)
 -- ARGV[1] lease ms  ARGV[2] max jobs
 -- ARGV[3] the anti-starvation turn: "0" none; "1" first take one normal then one low job;
 --         "2" first take one low then one normal job (so even one free slot serves each)
@@ -18,6 +20,8 @@
 --         this fetch's own id when it leased nothing, else ARGV[8] (whose record is empty)
 -- ARGV[7] "1" when a registration of this fetch id may be live: it is removed unless renewed
 -- ARGV[8] the worker's next fetch id on this routing key ("" none)
+-- ARGV[9], ARGV[10] the KEYS positions of the due indexes of leases and of scheduled jobs
+--   (0: none, on Cluster)
 -- returns: { flat array of job id, record, attempt (the lease token), ...;
 --            ids dropped for having no record; flat array of dead-lettered id, reason;
 --            the fetch id registered as idle now, or "" }
@@ -39,12 +43,9 @@
 -- Every field read is checked before the first write: a queue entry with no record is
 -- dropped and counted ('orphaned'), an attempts counter that is not a whole number
 -- dead-letters that job with the reason; the other jobs of the batch are leased.
-for i = 1, 3 do expect_type(KEYS[i], 'list') end
-expect_type(KEYS[4], 'hash')
-expect_type(KEYS[5], 'zset')
-expect_type(KEYS[6], 'hash')
-expect_type(KEYS[8], 'hash')
-expect_type(KEYS[9], 'zset')
+-- A key with nothing queued (a dry key visited by a sweep over many keys) is answered
+-- after the fetch-id check with 6 commands in all, before the other checks and the clock,
+-- unless the fetch registers or renews an idle registration (single hop: ARGV[6], ARGV[7]).
 expect_type(KEYS[11], 'list')
 
 local out, orphans, bad = {}, {}, {}
@@ -58,6 +59,9 @@ local function idle_ok()
 end
 local previous = redis.call('LRANGE', KEYS[11], 0, -1)
 if #previous > 0 then
+  expect_type(KEYS[4], 'hash')
+  expect_type(KEYS[5], 'zset')
+  expect_type(KEYS[6], 'hash')
   if ARGV[7] == '1' and idle_ok() then redis.call('ZREM', KEYS[13], member) end
   if ARGV[8] ~= '' and idle_ok() then
     redis.call('ZREM', KEYS[13], idle_member(ARGV[8], ARGV[4], ARGV[1]))
@@ -76,6 +80,22 @@ if #previous > 0 then
   end
   return { out, orphans, bad, '' }
 end
+
+local queued = 0
+for i = 1, 3 do
+  local n = redis.pcall('LLEN', KEYS[i])
+  if type(n) ~= 'number' then queued = 1; break end  -- the wrong type: the checks name it
+  queued = queued + n
+end
+-- (a fetch that may register or renew an idle registration goes on: single hop writes it)
+if queued == 0 and ARGV[6] == '0' and ARGV[7] ~= '1' then return { out, orphans, bad, '' } end
+
+for i = 1, 3 do expect_type(KEYS[i], 'list') end
+expect_type(KEYS[4], 'hash')
+expect_type(KEYS[5], 'zset')
+expect_type(KEYS[6], 'hash')
+expect_type(KEYS[8], 'hash')
+expect_type(KEYS[9], 'zset')
 
 local now = now_ms()
 local deadline = now + tonumber(ARGV[1])
@@ -153,6 +173,7 @@ local function serve_token(queue, token)
       if redis.call('ZADD', F.scheduled, at, token) == 1 then
         redis.call('HINCRBY', F.groups, 'thr', 1)  -- tokens waiting in scheduled (stats)
       end
+      lower_due(tonumber(ARGV[10]), F.scheduled, at)
       if earliest == nil or at < tonumber(earliest) then wake(F.schedwake) end
       return 0
     end
@@ -233,7 +254,9 @@ for p = 1, 3 do
     end
   end
 end
-if #leased > 0 then record_leases(KEYS[5], KEYS[11], leased, taken, tonumber(ARGV[1])) end
+if #leased > 0 then
+  record_leases(KEYS[5], KEYS[11], leased, taken, tonumber(ARGV[1]), tonumber(ARGV[9]))
+end
 -- single hop: a fetch that leased fewer jobs than asked registers an id with an empty
 -- record as idle (expired registrations go first)
 local registered = ''

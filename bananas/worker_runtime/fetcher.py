@@ -50,13 +50,19 @@ from bananas.transport import FastLane
 from bananas.worker_runtime.leases import Leases
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
+from bananas.worker_runtime.sweep import SlowSweep
 
 #: One fetch in this many is a fair turn (see the module docstring).
 FAIR_EVERY = 16
 #: Longest an idle fetcher blocks before it looks again (a safety net, not the wake path).
 IDLE_BLOCK_SECONDS = 1.0
-#: Quiet blocks in a row after which an idle fetcher sweeps every key once anyway.
+#: Quiet blocks in a row after which an idle fetcher looks at its keys anyway (a safety
+#: net for a wake token lost with a worker that died between popping it and fetching)...
 SWEEP_EVERY = 30
+#: ...every key each time while it has few, at most this many keys a second of quiet over
+#: all of them (500 keys: each every 1,000 s, or at once on its next submit), so a quiet
+#: fetcher's traffic does not grow with its keys (a look at an empty key is 6 commands).
+QUIET_SWEEP_RATE = 0.5
 #: Seconds a sweep skips a key that just gave fewer jobs than asked (new work there
 #: is seen at once by an idle fetcher, through the key's wake token; by a busy one
 #: within this delay).
@@ -162,6 +168,8 @@ class Fetcher:
         self._ids: dict[str, str] = {rk: new_fetch_id() for rk in self.routes}
         #: Keys whose current id is registered idle -> when it expires (monotonic s).
         self._registered: dict[str, float] = {}
+        quiet = SWEEP_EVERY * IDLE_BLOCK_SECONDS
+        self._quiet = SlowSweep(period=quiet, rate=QUIET_SWEEP_RATE, gap=quiet)
 
     def start(self, spawn: Callable[..., asyncio.Task[None]], lane: FastLane | None) -> None:
         """Start fetching on ``lane`` (a dedicated connection, or None for the pool)."""
@@ -210,8 +218,8 @@ class Fetcher:
             woken = await self._idle()
             if self._stopping:
                 return  # (a job handed meanwhile is handed back by stop)
-            if woken is None:  # no token for a while
-                sweep = True
+            if woken is None:  # no token for a while: look at the keys the quiet sweep picks
+                sweep = await self._fetch_quiet()
                 continue
             if woken is REVISIT:  # a registration to renew, a hand-off pop that failed
                 sweep = await self._revisit()
@@ -348,8 +356,9 @@ class Fetcher:
 
     async def _idle(self) -> Woken | None:
         """Block until a wake token or a handed job arrives (what woke the fetcher). None
-        after :data:`SWEEP_EVERY` quiet blocks in a row (the caller then sweeps every key
-        once: a safety net for a token lost with a worker that died); :data:`REVISIT`
+        after :data:`SWEEP_EVERY` quiet blocks in a row (the caller then looks at the keys
+        the paced quiet sweep picks, :meth:`_fetch_quiet`: a safety net for a token lost
+        with a worker that died); :data:`REVISIT`
         when a registration is due for renewal, or after a failed hand-off pop (the
         revisit's fetches, with the same ids, return a job the pop may have taken)."""
         for _ in range(SWEEP_EVERY):
@@ -378,6 +387,17 @@ class Fetcher:
         attempt = self._attempt()
         self._dry.pop(routing_key, None)  # its token says it has work again
         got = await self._call_fetch(FetchPlan((routing_key,), FairTurn.NONE), attempt)
+        return got >= attempt.free
+
+    async def _fetch_quiet(self) -> bool:
+        """The safety net after :data:`SWEEP_EVERY` quiet blocks: fetch from the keys the
+        quiet sweep picks (see :data:`QUIET_SWEEP_RATE`); True when that filled every free
+        slot (the next fetch sweeps every key)."""
+        picked = self._quiet.take(self.routes, time.monotonic())
+        if not picked:
+            return False
+        attempt = self._attempt()
+        got = await self._call_fetch(FetchPlan(tuple(picked), FairTurn.NONE), attempt)
         return got >= attempt.free
 
     def _waiter(self) -> Callable[[], Op[Woken | None]]:

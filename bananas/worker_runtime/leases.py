@@ -42,6 +42,7 @@ from bananas.models import Priority
 from bananas.ops import Op
 from bananas.worker_runtime.metrics import Metrics
 from bananas.worker_runtime.retry import RedisCaller
+from bananas.worker_runtime.sweep import SlowSweep
 from bananas.workflow_store import WorkflowStore
 
 logger = logging.getLogger(__name__)
@@ -217,19 +218,34 @@ class Leases:
 class Reaper:
     """Returns the expired leases of some routing keys to their queues.
 
-    A route is looked at again when its earliest lease expires, every
-    :data:`REAP_INTERVAL` at the most. A route that holds no lease at all is looked at
-    again after :data:`REAP_IDLE_MIN` seconds, or later when there are so many routes
-    that this would cost more than :data:`REAP_IDLE_RATE` looks per second (500 keys:
-    every 5 s). The looks due in one pass go in one round trip (one ``ZRANGE`` per
-    route and one ``TIME``), and no pass takes more looks than the budget of
-    :data:`REAP_IDLE_RATE` a second has gathered (routes that held a lease at their
+    **With the due index** (``Broker.due_index``: every deployment but Redis Cluster) one
+    call a pass asks the due index of leases which of the reaper's routes may hold an
+    expired lease (``Broker.due_leases``: one ``ZMSCORE`` in a script, whatever the
+    number of routes) and visits only those; a visit reaps what expired and settles the
+    route's entry to its earliest lease left (or removes it). The first pass visits
+    every route, and a :class:`~bananas.worker_runtime.sweep.SlowSweep` keeps visiting
+    them in turn, for leases written without the index. The next pass comes when the
+    earliest entry falls due, after :data:`REAP_INTERVAL` at the soonest and
+    :data:`REAP_IDLE_MIN` at the latest (a lease taken during the wait expires a whole
+    lease after it was taken): an idle reaper sends about one command every
+    :data:`REAP_IDLE_MIN` seconds plus the slow sweep's, however many keys it serves,
+    and an orphan on any key is reaped within :data:`REAP_INTERVAL` of its expiry (of
+    :data:`REAP_IDLE_MIN` for a lease shorter than that).
+
+    **On Redis Cluster** (no prefix-wide key can be kept in step with the routes' keys)
+    each route is looked at on its own. A route is looked at again when its earliest
+    lease expires, every :data:`REAP_INTERVAL` at the most. A route that holds no lease
+    at all is looked at again after :data:`REAP_IDLE_MIN` seconds, or later when there
+    are so many routes that this would cost more than :data:`REAP_IDLE_RATE` looks per
+    second (500 keys: every 5 s). The looks due in one pass go in one round trip (one
+    ``ZRANGE`` per route and one ``TIME``), and no pass takes more looks than the budget
+    of :data:`REAP_IDLE_RATE` a second has gathered (routes that held a lease at their
     last look first): a burst of routes falling due at once (right after a drain over
     many keys) is spread out instead of sent together. So a reaper sends at most about
-    ``REAP_IDLE_RATE`` commands a second however many keys it serves, and an orphan on
-    a key is reaped within about ``keys / REAP_IDLE_RATE`` seconds after its lease
-    expired (a few keys: within :data:`REAP_INTERVAL`). The workers' lease duration is
-    not assumed: a scheduler process reaps for workers configured differently.
+    ``REAP_IDLE_RATE`` commands a second however many keys it serves, and an orphan on a
+    key is reaped within about ``keys / REAP_IDLE_RATE`` seconds after its lease expired
+    (a few keys: within :data:`REAP_INTERVAL`). The workers' lease duration is not
+    assumed: a scheduler process reaps for workers configured differently.
     """
 
     def __init__(
@@ -260,6 +276,36 @@ class Reaper:
 
     async def run(self) -> None:
         """Reap until cancelled."""
+        if self.broker.due_index:
+            await self._run_indexed()
+        else:
+            await self._run_per_route()
+
+    async def _run_indexed(self) -> None:
+        loop = asyncio.get_running_loop()
+        sweep = SlowSweep()
+        routes = await self.routes()
+        await self._visit(list(routes))  # the first pass visits every route
+        while True:
+            due, until = await self.redis.call(partial(self.broker.due_leases, routes))
+            await self._visit(due + [rk for rk in sweep.take(routes, loop.time()) if rk not in due])
+            wait = REAP_IDLE_MIN if until is None else until / 1000
+            await asyncio.sleep(min(max(wait, REAP_INTERVAL), REAP_IDLE_MIN))
+            routes = await self.routes()
+
+    async def _visit(self, routes: Sequence[str]) -> None:
+        """Settle the entries of ``routes`` in the due index of leases (one call), then
+        reap those holding an expired lease. A route whose leases were all acked since
+        its entry was set costs two commands inside that call, once."""
+        if not routes:
+            return
+        untils = await self.redis.call(partial(self.broker.settle_leases, routes))
+        for rk, until in zip(routes, untils, strict=True):
+            if until is not None and until <= 0:
+                reaped, _ = await self.redis.call(partial(self._reap, rk))
+                self._log(rk, reaped)
+
+    async def _run_per_route(self) -> None:
         loop = asyncio.get_running_loop()
         budget, last = float(REAP_IDLE_RATE), loop.time()
         while True:
@@ -284,16 +330,19 @@ class Reaper:
         for rk, until in zip(routes, untils, strict=True):
             if until is not None and until <= 0:
                 reaped, until = await self.redis.call(partial(self._reap, rk))
-                requeued, dead = reaped.requeued, reaped.dead
-                if requeued or dead:
-                    self.metrics.reaped.labels(rk).inc(requeued + dead)
-                    logger.warning(
-                        "reaped %d expired lease(s) on %s (%d dead-lettered)",
-                        requeued + dead,
-                        rk,
-                        dead,
-                    )
+                self._log(rk, reaped)
             self._schedule(rk, loop.time(), until)
+
+    def _log(self, routing_key: str, reaped: Reaped) -> None:
+        requeued, dead = reaped.requeued, reaped.dead
+        if requeued or dead:
+            self.metrics.reaped.labels(routing_key).inc(requeued + dead)
+            logger.warning(
+                "reaped %d expired lease(s) on %s (%d dead-lettered)",
+                requeued + dead,
+                routing_key,
+                dead,
+            )
 
     def _reap(self, routing_key: str) -> Op[tuple[Reaped, int | None]]:
         """Reap one routing key, then record the poison workflow steps it dead-lettered on

@@ -6,7 +6,20 @@ script per routing key, so any number of promoters may run. Between runs it
 sleeps exactly until the next due time by blocking on the routes' ``schedwake``
 lists, which the enqueue script pushes to when a job due sooner than everything
 else arrives: no polling, and a delayed job is promoted within a round trip of
-its time. Each round also sweeps the workflows whose client died between storing
+its time.
+
+Which routes a round promotes: **with the due index** (``Broker.due_index``: every
+deployment but Redis Cluster) one call asks the due index of scheduled jobs which of
+its routes have a job due by Redis' clock and when the next one is
+(``Broker.due_scheduled``: one ``ZMSCORE`` in a script, whatever the number of routes);
+the round promotes those and the route whose ``schedwake`` token woke it (a writer of a
+version before the index still pushes it); each promote settles the route's entry. The
+first round promotes every route, and a :class:`~bananas.worker_runtime.sweep.SlowSweep`
+settles every route's entry in turn (for jobs scheduled without the index). **On
+Redis Cluster** a round promotes every route not known to have nothing scheduled, and
+every :data:`FULL_ROUND_EVERY` rounds all of them.
+
+Each round also sweeps the workflows whose client died between storing
 the graph and queueing its first steps (``WorkflowStore.sweep``: one command when
 there are none). A Redis outage pauses it (one ``interval`` between tries); it resumes
 on its own.
@@ -23,6 +36,7 @@ from bananas.broker import MAX_BLOCK_SECONDS
 from bananas.client import AsyncClient
 from bananas.ops import Op
 from bananas.worker_runtime.retry import RedisCaller
+from bananas.worker_runtime.sweep import SlowSweep
 
 #: The last part of a promoter's wait, slept on the local timer (Redis ends a blocking
 #: timeout on its 100 ms tick, later under load).
@@ -49,9 +63,51 @@ class Promoter:
         #: says a job was scheduled there (or the next full round).
         self._empty: set[str] = set()
         self._rounds = 0
+        #: The route whose schedwake token ended the last wait (promoted next round).
+        self._woken: str | None = None
 
     async def run(self) -> None:
         """Promote until cancelled; survives Redis outages (retries after ``interval``)."""
+        if self.client.broker.due_index:
+            await self._run_indexed()
+        else:
+            await self._run_per_route()
+
+    async def _run_indexed(self) -> None:
+        loop = asyncio.get_running_loop()
+        sweep = SlowSweep()
+        routes = list(await self.routes())
+        look = list(routes)  # the first round promotes every route
+        while True:
+            if routes:
+                wait = await self._redis.call(partial(self._indexed_round, routes, look))
+                self._woken = None
+                if wait > 0:
+                    await self._wait(routes, wait)
+            else:
+                await asyncio.sleep(self.interval)
+            routes = list(await self.routes())
+            look = [self._woken] if self._woken is not None else []
+            # (a slow look only settles the route's entry: the next round promotes it if due)
+            slow = sweep.take(routes, loop.time())
+            if slow:
+                await self._redis.call(partial(self.client.broker.settle_scheduled, slow))
+
+    def _indexed_round(self, routes: list[str], look: list[str]) -> Op[float]:
+        """Promote the routes of ``routes`` the due index says have a job due, and those
+        of ``look``; then sweep workflows whose submit was cut short. Returns seconds
+        until the earliest next due time (at most ``interval``)."""
+        broker = self.client.broker
+        due, until = yield from broker.due_scheduled(routes)
+        wait = self.interval if until is None else min(self.interval, until / 1000)
+        for rk in dict.fromkeys([*due, *look]):
+            _, next_due = yield from broker.promote(rk)
+            if next_due is not None:
+                wait = min(wait, next_due / 1000)  # ms from now, by Redis' clock
+        yield from self.client.workflows.sweep()
+        return max(wait, 0.0)
+
+    async def _run_per_route(self) -> None:
         while True:
             routes = list(await self.routes())
             if not routes:
@@ -109,4 +165,5 @@ class Promoter:
         )
         if woken is not None:
             self._empty.discard(woken)
+            self._woken = woken
         return woken is not None

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bananas import AsyncClient, Client, Job, JobSpec, JobStatus, Schedule
+from bananas import AsyncClient, Client, Job, JobSpec, JobStatus, Priority, Schedule
 from bananas.config import Settings
-from bananas.worker_runtime import CronScheduler, Registry, Worker, build_worker
+from bananas.worker_runtime import CronScheduler, Registry, Worker, build_worker, fetcher
 from bananas.worker_runtime.cron import fire_id
 from tests.support.clock import FakeClock
 from tests.support.servers import RedisServer
@@ -37,6 +37,49 @@ async def test_embedded_worker_shares_the_app_client(
         await worker.stop()
         assert result.result == "hello ada" and len(seen) == 1
         assert await app_client.ping(), "stopping the worker must not close the app's client"
+
+
+@pytest.mark.parametrize("routes", [1, 20])
+async def test_an_idle_fetcher_finds_a_job_whose_wake_token_was_lost(
+    single_redis: RedisServer, prefix: str, routes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idle fetcher's safety net (a wake token lost with a worker that died between
+    popping it and fetching): after quiet blocks, the paced quiet sweep (20 keys: two
+    hop) or the renewal of the idle registration (1 key: single hop) fetches a job that
+    no token announces. The fetcher's timings are shortened."""
+    monkeypatch.setattr(fetcher, "IDLE_BLOCK_SECONDS", 0.1)
+    monkeypatch.setattr(fetcher, "SWEEP_EVERY", 3)
+    monkeypatch.setattr(fetcher, "IDLE_REGISTRATION_MS", 1_000)
+    monkeypatch.setattr(fetcher, "IDLE_RENEW_MARGIN", 0.5)
+    keys = tuple(f"k{i}" for i in range(routes))
+    registry = Registry()
+    registry.register("t", lambda job: job.id)
+    settings = Settings(
+        redis_url=single_redis.url, prefix=prefix, metrics_port=0, routing_keys=keys
+    )
+    async with AsyncClient(single_redis.url, prefix=prefix) as client:
+        r = client.broker.route("k0")
+        job_id = await client.submit("t", routing_key="k0")
+        # the job stays stored but leaves its queue, and its token goes
+        await client.redis.lrem(r.queue(Priority.NORMAL), 0, job_id)
+        await client.redis.delete(r.wake)
+        worker = build_worker(registry, settings)
+        await worker.start()
+        try:
+            assert worker.fetcher.single_hop is (routes == 1)
+
+            async def idle() -> bool:
+                if routes == 1:
+                    return bool(await client.redis.zcard(r.idle))
+                clients = await client.redis.client_list()
+                return any(c.get("cmd") == "blpop" for c in clients)
+
+            await eventually_async(idle, what="the fetcher blocked idle")
+            await client.redis.rpush(r.queue(Priority.NORMAL), job_id)  # no token
+            result = await client.wait_for_result(job_id, timeout=10)
+            assert result is not None and result.result == job_id
+        finally:
+            await worker.stop()
 
 
 def test_embedded_worker_in_a_sync_app(single_redis: RedisServer, prefix: str) -> None:

@@ -179,7 +179,7 @@ WORKER_COMMANDS = (
     "ping evalsha eval blpop smembers sadd hgetall hget hset hdel hexists hmget hincrby "
     "exists get set del incr pexpire lindex llen lrange ltrim lpush lrem rpush zadd zcard "
     "zrange zrangebyscore zrem zremrangebyscore zscore time type info zcount hlen persist "
-    "zrevrange hsetnx zrangebylex zremrangebyrank"
+    "zrevrange hsetnx zrangebylex zremrangebyrank zmscore"
 )
 CLIENT_COMMANDS = (
     "ping evalsha eval blpop smembers sadd hget hset hdel hexists hmget hincrby exists "
