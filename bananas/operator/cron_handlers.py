@@ -128,9 +128,14 @@ async def reconcile(
             _refuse(body, status, patch, problem.reason, problem.message, now, generation)
             return
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT):
-                async with redis_client(ctx, namespace, cron.redis) as client:
-                    await client.register_schedule(to_schedule(namespace, name, cron))
+            # Taking turns with the polls: a new leader registers 1,000 schedules at once,
+            # and a round's timeout starts only once it has its turn.
+            async with (
+                ctx.poll_slots(),
+                asyncio.timeout(REDIS_TIMEOUT),
+                redis_client(ctx, namespace, cron.redis) as client,
+            ):
+                await client.register_schedule(to_schedule(namespace, name, cron))
         except InvalidJobError as exc:  # the SDK's own check refused what check_spec let by
             _refuse(body, status, patch, Reason.INVALID_SCHEDULE, str(exc), now, generation)
             return
@@ -178,9 +183,12 @@ async def _leave_old_redis(
         return
     namespace, name = ident(body)
     try:
-        async with asyncio.timeout(REDIS_TIMEOUT):
-            async with redis_client(ctx, namespace, previous) as client:
-                await client.unregister_schedule(schedule_id(namespace, name))
+        async with (
+            ctx.poll_slots(),
+            asyncio.timeout(REDIS_TIMEOUT),
+            redis_client(ctx, namespace, previous) as client,
+        ):
+            await client.unregister_schedule(schedule_id(namespace, name))
     except REDIS_FAILURES as exc:
         failure = redis_problem(ctx, KIND, exc)
         message = f"still registered in the Redis of Secret {previous.secret_name}: {failure}"
@@ -276,9 +284,12 @@ async def _unregister_quietly(
     ctx: OperatorContext, namespace: str, name: str, ref: RedisRef
 ) -> None:
     try:
-        async with asyncio.timeout(REDIS_TIMEOUT):
-            async with redis_client(ctx, namespace, ref) as client:
-                await client.unregister_schedule(schedule_id(namespace, name))
+        async with (
+            ctx.poll_slots(),
+            asyncio.timeout(REDIS_TIMEOUT),
+            redis_client(ctx, namespace, ref) as client,
+        ):
+            await client.unregister_schedule(schedule_id(namespace, name))
     except REDIS_FAILURES as exc:
         logger.info("CronSchedule %s/%s: not unregistered: %s", namespace, name, exc)
 
@@ -395,9 +406,12 @@ async def delete(
     ref = _previous_redis(body) or RedisRef.model_validate({})
     async with object_lock(memo):
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT):
-                async with redis_client(ctx, namespace, ref) as client:
-                    await client.unregister_schedule(schedule_id(namespace, name))
+            async with (
+                ctx.poll_slots(),
+                asyncio.timeout(REDIS_TIMEOUT),
+                redis_client(ctx, namespace, ref) as client,
+            ):
+                await client.unregister_schedule(schedule_id(namespace, name))
         except REDIS_FAILURES as exc:
             failure = redis_problem(ctx, KIND, exc)
             if retry + 1 >= ctx.config.delete_retries:

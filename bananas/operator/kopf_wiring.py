@@ -38,8 +38,6 @@ from bananas.operator.meta import (
     WORKERPOOL_PLURAL,
 )
 
-#: Resources kopf handles at once (``settings.queueing.worker_limit``).
-WORKER_LIMIT = 64
 #: Seconds a stopped autoscaler daemon gets to finish its poll before kopf cancels it.
 DAEMON_CANCELLATION_BACKOFF = 5.0
 #: Seconds kopf then waits for the cancelled daemon before abandoning it.
@@ -115,8 +113,7 @@ def make_settings() -> kopf.OperatorSettings:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60.0
-    # At most this many objects are handled at once (kopf: one worker per object with
-    # events queued): 2,000 resources seen at start-up take turns instead of opening
-    # a connection each (kopf's own connection pool has no limit).
-    settings.queueing.worker_limit = WORKER_LIMIT
+    # No settings.queueing.worker_limit: kopf spawns an object's daemons and timers
+    # from its worker, so a limit would leave a new leader's autoscalers waiting for
+    # the whole fleet's turn (1,000 pools: minutes past a failover).
     return settings

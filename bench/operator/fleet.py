@@ -401,7 +401,8 @@ def _observed(dep: client.V1Deployment) -> bool:
 
 
 async def settled(cfg: FleetConfig, api: client.ApiClient, timeout: float) -> float:
-    """Wait until every pool has a Deployment and a status, and the Deployment
+    """Wait until every pool has a Deployment and a status, every schedule a status,
+    and the Deployment
     controller has caught up with every Deployment the operator made (else its
     backlog of ReplicaSets and pods lands in the steady-state window); the seconds
     it took."""
@@ -410,20 +411,23 @@ async def settled(cfg: FleetConfig, api: client.ApiClient, timeout: float) -> fl
     with_status = deployments = lagging = 0
     while True:
         try:
-            pools = await custom.list_cluster_custom_object(GROUP, VERSION, "workerpools")
-            items = pools["items"]
-            with_status = sum(1 for p in items if (p.get("status") or {}).get("conditions"))
+            with_status = 0
+            for plural in ("workerpools", "cronschedules"):
+                listed = await custom.list_cluster_custom_object(GROUP, VERSION, plural)
+                items = listed["items"]
+                with_status += sum(1 for p in items if (p.get("status") or {}).get("conditions"))
             deps = await apps.list_deployment_for_all_namespaces(label_selector=MANAGED)
             deployments = sum(1 for d in deps.items if d.metadata.labels.get(COMPONENT) == "worker")
             lagging = sum(1 for d in deps.items if not _observed(d))
         except ApiException as exc:
             if exc.status < 500:  # a busy apiserver answers 504: ask again
                 raise
-        if with_status >= cfg.pools and deployments >= cfg.pools and not lagging:
+        if with_status >= 2 * cfg.pools and deployments >= cfg.pools and not lagging:
             return time.monotonic() - started
         if time.monotonic() - started > timeout:
             raise TimeoutError(
-                f"{with_status}/{cfg.pools} pools with a status, {deployments} Deployments,"
+                f"{with_status}/{2 * cfg.pools} pools and schedules with a status,"
+                f" {deployments} Deployments,"
                 f" {lagging} not yet observed by their controller"
             )
         # Each check lists every pool and Deployment: at 1,000 pools, every 2 s would
