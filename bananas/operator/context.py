@@ -47,6 +47,7 @@ class OperatorContext:
     #: every Deployment with a GET.
     deployments: DeploymentCache | None = None
     _poll_slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+    _cron_slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
     #: Redis URLs read from Secrets: (namespace, secret, key) -> (URL, Unix time read).
     _urls: dict[tuple[str, str, str], tuple[str, float]] = field(
         default_factory=dict, init=False, repr=False
@@ -57,6 +58,13 @@ class OperatorContext:
         if self._poll_slots is None:  # made on first use, inside the operator's event loop
             self._poll_slots = asyncio.Semaphore(self.config.max_concurrent_polls)
         return self._poll_slots
+
+    def cron_slots(self) -> asyncio.Semaphore:
+        """The same bound for CronSchedules' Redis rounds, apart from the pools': a new
+        leader's 1,000 registrations and syncs must not queue its autoscalers behind them."""
+        if self._cron_slots is None:
+            self._cron_slots = asyncio.Semaphore(self.config.max_concurrent_polls)
+        return self._cron_slots
 
     @classmethod
     async def create(cls, config: OperatorConfig) -> OperatorContext:

@@ -128,10 +128,10 @@ async def reconcile(
             _refuse(body, status, patch, problem.reason, problem.message, now, generation)
             return
         try:
-            # Taking turns with the polls: a new leader registers 1,000 schedules at once,
+            # Taking turns (ctx.cron_slots): a new leader registers 1,000 schedules at once,
             # and a round's timeout starts only once it has its turn.
             async with (
-                ctx.poll_slots(),
+                ctx.cron_slots(),
                 asyncio.timeout(REDIS_TIMEOUT),
                 redis_client(ctx, namespace, cron.redis) as client,
             ):
@@ -184,7 +184,7 @@ async def _leave_old_redis(
     namespace, name = ident(body)
     try:
         async with (
-            ctx.poll_slots(),
+            ctx.cron_slots(),
             asyncio.timeout(REDIS_TIMEOUT),
             redis_client(ctx, namespace, previous) as client,
         ):
@@ -285,7 +285,7 @@ async def _unregister_quietly(
 ) -> None:
     try:
         async with (
-            ctx.poll_slots(),
+            ctx.cron_slots(),
             asyncio.timeout(REDIS_TIMEOUT),
             redis_client(ctx, namespace, ref) as client,
         ):
@@ -335,9 +335,9 @@ async def sync(
         if memo.get("deleted"):
             return
         try:
-            # Bounded like the autoscaler's polls: 1,000 schedules seen at once at start-up
+            # Bounded like the autoscaler's polls, apart from them: 1,000 schedules at start-up
             # take turns instead of timing each other out.
-            async with ctx.poll_slots():
+            async with ctx.cron_slots():
                 seen = await _observe(ctx, namespace, name, cron)
             scheduler = await ctx.deployment(namespace, scheduler_name(cron.redis))
         except InvalidJobError:
@@ -407,7 +407,7 @@ async def delete(
     async with object_lock(memo):
         try:
             async with (
-                ctx.poll_slots(),
+                ctx.cron_slots(),
                 asyncio.timeout(REDIS_TIMEOUT),
                 redis_client(ctx, namespace, ref) as client,
             ):
