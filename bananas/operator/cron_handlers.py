@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
+from bananas.client import AsyncClient
 from bananas.errors import InvalidJobError
 from bananas.models import JobStatus
 from bananas.operator.conditions import (
@@ -128,13 +130,7 @@ async def reconcile(
             _refuse(body, status, patch, problem.reason, problem.message, now, generation)
             return
         try:
-            # Taking turns (ctx.cron_slots): a new leader registers 1,000 schedules at once,
-            # and a round's timeout starts only once it has its turn.
-            async with (
-                ctx.cron_slots(),
-                asyncio.timeout(REDIS_TIMEOUT),
-                redis_client(ctx, namespace, cron.redis) as client,
-            ):
+            async with _redis_round(ctx, namespace, cron.redis) as client:
                 await client.register_schedule(to_schedule(namespace, name, cron))
         except InvalidJobError as exc:  # the SDK's own check refused what check_spec let by
             _refuse(body, status, patch, Reason.INVALID_SCHEDULE, str(exc), now, generation)
@@ -183,11 +179,7 @@ async def _leave_old_redis(
         return
     namespace, name = ident(body)
     try:
-        async with (
-            ctx.cron_slots(),
-            asyncio.timeout(REDIS_TIMEOUT),
-            redis_client(ctx, namespace, previous) as client,
-        ):
+        async with _redis_round(ctx, namespace, previous) as client:
             await client.unregister_schedule(schedule_id(namespace, name))
     except REDIS_FAILURES as exc:
         failure = redis_problem(ctx, KIND, exc)
@@ -280,15 +272,26 @@ def _redis_down(
     )
 
 
+@asynccontextmanager
+async def _redis_round(
+    ctx: OperatorContext, namespace: str, ref: RedisRef
+) -> AsyncIterator[AsyncClient]:
+    """One Redis round of a CronSchedule handler: its turn of ``ctx.cron_slots`` (bounded
+    like the autoscaler's polls, apart from them: a new leader registers 1,000 schedules
+    at once), then at most :data:`REDIS_TIMEOUT` from that turn on."""
+    async with (
+        ctx.cron_slots(),
+        asyncio.timeout(REDIS_TIMEOUT),
+        redis_client(ctx, namespace, ref) as client,
+    ):
+        yield client
+
+
 async def _unregister_quietly(
     ctx: OperatorContext, namespace: str, name: str, ref: RedisRef
 ) -> None:
     try:
-        async with (
-            ctx.cron_slots(),
-            asyncio.timeout(REDIS_TIMEOUT),
-            redis_client(ctx, namespace, ref) as client,
-        ):
+        async with _redis_round(ctx, namespace, ref) as client:
             await client.unregister_schedule(schedule_id(namespace, name))
     except REDIS_FAILURES as exc:
         logger.info("CronSchedule %s/%s: not unregistered: %s", namespace, name, exc)
@@ -298,15 +301,14 @@ async def _observe(
     ctx: OperatorContext, namespace: str, name: str, cron: CronScheduleSpec
 ) -> CronObservation:
     """Re-register the schedule and read what the scheduler did with it."""
-    async with asyncio.timeout(REDIS_TIMEOUT):
-        async with redis_client(ctx, namespace, cron.redis) as client:
-            await client.register_schedule(to_schedule(namespace, name, cron))
-            state = await client.schedule_status(schedule_id(namespace, name))
-            job = result = None
-            if state is not None and state.last_job_id:
-                job = await client.get_job(state.last_job_id, cron.routing_key)
-                if job is not None and job.status is JobStatus.COMPLETED:
-                    result = await client.get_result(state.last_job_id, cron.routing_key)
+    async with _redis_round(ctx, namespace, cron.redis) as client:
+        await client.register_schedule(to_schedule(namespace, name, cron))
+        state = await client.schedule_status(schedule_id(namespace, name))
+        job = result = None
+        if state is not None and state.last_job_id:
+            job = await client.get_job(state.last_job_id, cron.routing_key)
+            if job is not None and job.status is JobStatus.COMPLETED:
+                result = await client.get_result(state.last_job_id, cron.routing_key)
     return CronObservation(status=state, last_job=job, last_result=result)
 
 
@@ -335,10 +337,7 @@ async def sync(
         if memo.get("deleted"):
             return
         try:
-            # Bounded like the autoscaler's polls, apart from them: 1,000 schedules at start-up
-            # take turns instead of timing each other out.
-            async with ctx.cron_slots():
-                seen = await _observe(ctx, namespace, name, cron)
+            seen = await _observe(ctx, namespace, name, cron)
             scheduler = await ctx.deployment(namespace, scheduler_name(cron.redis))
         except InvalidJobError:
             return  # reconcile reported it
@@ -406,11 +405,7 @@ async def delete(
     ref = _previous_redis(body) or RedisRef.model_validate({})
     async with object_lock(memo):
         try:
-            async with (
-                ctx.cron_slots(),
-                asyncio.timeout(REDIS_TIMEOUT),
-                redis_client(ctx, namespace, ref) as client,
-            ):
+            async with _redis_round(ctx, namespace, ref) as client:
                 await client.unregister_schedule(schedule_id(namespace, name))
         except REDIS_FAILURES as exc:
             failure = redis_problem(ctx, KIND, exc)
