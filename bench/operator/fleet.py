@@ -189,6 +189,7 @@ def commands_of(servers: list[RedisServer], pids: set[int], seconds: float) -> C
     counted: Counter[str] = Counter()
     lock = threading.Lock()
     done = threading.Event()
+    others: set[str] = set()  # addresses known not to be the processes'
 
     def watch(server: RedisServer) -> None:
         ours = sockets_of(pids)
@@ -209,7 +210,6 @@ def commands_of(servers: list[RedisServer], pids: set[int], seconds: float) -> C
                     with lock:
                         counted[name] += 1
 
-    others: set[str] = set()
     threads = [threading.Thread(target=watch, args=(server,)) for server in servers]
     for thread in threads:
         thread.start()
@@ -402,10 +402,9 @@ def _observed(dep: client.V1Deployment) -> bool:
 
 async def settled(cfg: FleetConfig, api: client.ApiClient, timeout: float) -> float:
     """Wait until every pool has a Deployment and a status, every schedule a status,
-    and the Deployment
-    controller has caught up with every Deployment the operator made (else its
-    backlog of ReplicaSets and pods lands in the steady-state window); the seconds
-    it took."""
+    and the Deployment controller has caught up with every Deployment the operator
+    made (else its backlog of ReplicaSets and pods lands in the steady-state window);
+    the seconds it took."""
     custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
     started = time.monotonic()
     with_status = deployments = lagging = 0
