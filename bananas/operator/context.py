@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 
 from kubernetes_asyncio import client as k8s
 
+from bananas.operator.applied import digest, stamped, up_to_date
 from bananas.operator.config import OperatorConfig
 from bananas.operator.deployment_cache import DeploymentCache
 from bananas.operator.kube import Kube, load_configuration
@@ -105,6 +106,25 @@ class OperatorContext:
         stored = await self.kube.apply(obj, manager=manager)
         if obj["kind"] == "Deployment" and self.deployments is not None:
             self.deployments.put(stored)
+        return stored
+
+    async def apply_group(
+        self, group: Sequence[JsonObject], *, manager: str | None = None
+    ) -> JsonObject:
+        """Apply ``group`` in order, its last member a Deployment, unless that Deployment
+        shows the group applied as rendered already (:mod:`~bananas.operator.applied`);
+        returns the Deployment as stored. Raises ``KubernetesApiError``."""
+        *others, rendered = group
+        value = digest(group)
+        meta = rendered["metadata"]
+        current = await self.deployment(meta["namespace"], meta["name"])
+        if current is not None and up_to_date(current, rendered, value):
+            self.metrics.applies.labels("unchanged").inc()
+            return current
+        for obj in others:
+            await self.apply(obj, manager=manager)
+        stored = await self.apply(stamped(rendered, value), manager=manager)
+        self.metrics.applies.labels("applied").inc()
         return stored
 
     async def redis_url(self, namespace: str, ref: RedisRef) -> str:

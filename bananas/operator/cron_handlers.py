@@ -54,6 +54,7 @@ from bananas.operator.handler_support import (
     REDIS_FAILURES,
     RedisProblem,
     ident,
+    patch_changed,
     post_event,
     redis_client,
     redis_problem,
@@ -102,6 +103,7 @@ async def reconcile(
     memo: kopf.Memo,
     patch: kopf.Patch,
     old: Any = None,
+    reason: Any = None,
     **_: Any,
 ) -> None:
     """Register the schedule in Redis and apply the namespace's scheduler.
@@ -114,8 +116,8 @@ async def reconcile(
     namespace, name = ident(body)
     now = _now(ctx)
     generation = _generation(body)
-    patch.status["observedGeneration"] = generation
-    patch.status["scheduleId"] = schedule_id(namespace, name)
+    ids = {"observedGeneration": generation, "scheduleId": schedule_id(namespace, name)}
+    changed = patch_changed(patch, status, ids)
     try:
         cron = parse_cronschedule(dict(spec))
     except SpecError as exc:
@@ -146,13 +148,16 @@ async def reconcile(
         failed = Problem(Reason.SCHEDULER_NOT_APPLIED, applied.message)
     health = schedule_health(cron, scheduler_failed=failed, scheduler=deployment)
     conditions = [*registered_conditions(cron), applied, *health]
-    patch.status["conditions"] = _conditions(status, conditions, now, generation)
     upcoming = next_fire(cron, now)
-    patch.status["nextScheduleTime"] = format_time(upcoming) if upcoming else None
-    state = "suspended" if cron.suspend else f"next fire {patch.status['nextScheduleTime']}"
+    fields = {
+        "conditions": _conditions(status, conditions, now, generation),
+        "nextScheduleTime": format_time(upcoming) if upcoming else None,
+    }
+    changed = patch_changed(patch, status, fields) or changed
+    state = "suspended" if cron.suspend else f"next fire {fields['nextScheduleTime']}"
     if _was_suspended(old) and not cron.suspend:  # one Event per resume
         post_event(body, "Normal", Reason.RESUMED, f"resumed; {state}")
-    else:
+    elif changed or reason != kopf.Reason.RESUME:  # an operator restart is no news
         post_event(body, "Normal", Reason.REGISTERED, f"registered; {state}")
 
 
@@ -201,12 +206,8 @@ async def _apply_scheduler(
     owner = owner_of(body)
     namespace = owner["metadata"]["namespace"]
     objects = render_scheduler(namespace, cron.redis, owner, ctx.config.scheduler)
-    stored: JsonObject | None = None
     try:
-        for obj in objects:
-            applied = await ctx.apply(obj, manager=field_manager(owner))
-            if obj["kind"] == "Deployment":
-                stored = applied
+        stored = await ctx.apply_group(objects, manager=field_manager(owner))
     except KubernetesApiError as exc:
         logger.warning("CronSchedule %s: scheduler not applied: %s", namespace, exc)
         post_event(body, "Warning", Reason.SCHEDULER_NOT_APPLIED, exc.message)
@@ -214,7 +215,7 @@ async def _apply_scheduler(
             ConditionType.SCHEDULER_READY, FALSE, Reason.SCHEDULER_NOT_APPLIED, exc.message
         )
         return failed, None
-    deployment = objects[2]["metadata"]["name"]
+    deployment = objects[-1]["metadata"]["name"]
     condition = Condition(
         ConditionType.SCHEDULER_READY, TRUE, Reason.APPLIED, f"scheduler Deployment {deployment}"
     )
@@ -354,11 +355,7 @@ async def sync(
         post_event(body, event.type, event.reason, event.message)
     fields["scheduleId"] = schedule_id(namespace, name)
     fields["conditions"] = _synced_conditions(cron, status, scheduler, now, generation)
-    # Only what changed: a patch with nothing in it is not sent, so a quiet schedule
-    # costs no status write per sync.
-    for key, value in fields.items():
-        if status.get(key) != value:
-            patch.status[key] = value
+    patch_changed(patch, status, fields)  # a quiet schedule costs no write per sync
 
 
 def _synced_conditions(

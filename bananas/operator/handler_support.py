@@ -125,3 +125,15 @@ def refuse(
     )
     if generation is not None:
         patch.status["observedGeneration"] = generation
+
+
+def patch_changed(patch: kopf.Patch, status: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+    """Put in ``patch.status`` only the ``fields`` whose value differs from ``status``'s;
+    True if there was any. A patch with nothing in it is not sent, so a resource that did
+    not change costs no status write (a new leader resumes 1,000 of them at once)."""
+    changed = False
+    for key, value in fields.items():
+        if status.get(key) != value:
+            patch.status[key] = value
+            changed = True
+    return changed

@@ -69,6 +69,12 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.applies = Counter(
+            "bananas_operator_applies",
+            "Groups of objects a resource owns, applied or found as rendered already.",
+            ["result"],
+            registry=self.registry,
+        )
 
     def forget_pool(self, namespace: str, pool: str) -> None:
         """Drop a deleted pool's series."""

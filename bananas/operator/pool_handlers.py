@@ -49,6 +49,7 @@ from bananas.operator.context import REDIS_TIMEOUT, OperatorContext, object_lock
 from bananas.operator.handler_support import (
     REDIS_FAILURES,
     ident,
+    patch_changed,
     post_event,
     redis_client,
     redis_problem,
@@ -124,9 +125,7 @@ async def apply_pool(
     # there is one, fires the schedules, and the workers' own loop stays off.
     scheduler = await ctx.deployment(meta["namespace"], scheduler_name(spec.redis))
     rendered = render_deployment(owner, spec, replicas, cron_elsewhere=scheduler is not None)
-    deployment = await ctx.apply(rendered)
-    await ctx.apply(render_pdb(owner, spec))
-    return deployment
+    return await ctx.apply_group([render_pdb(owner, spec), rendered])
 
 
 async def reconcile(
@@ -160,13 +159,13 @@ async def reconcile(
             _refuse(body, status, memo, patch, problem, now)
             return
         memo["refusal"] = (generation, None)
-    patch.status["observedGeneration"] = generation
-    patch.status["conditions"] = merge_conditions(
+    conditions = merge_conditions(
         memo.get("conditions") or status.get("conditions"),
         deployment_health(deployment, generation),
         now=_datetime(now),
         generation=generation,
     )
+    patch_changed(patch, status, {"observedGeneration": generation, "conditions": conditions})
 
 
 def _refuse(

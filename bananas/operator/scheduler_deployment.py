@@ -131,7 +131,8 @@ def _container(name: str, redis: RedisRef, settings: SchedulerSettings) -> JsonO
 def render_scheduler(
     namespace: str, redis: RedisRef, owner: Mapping[str, Any], settings: SchedulerSettings
 ) -> list[JsonObject]:
-    """ServiceAccount, RoleBinding, Deployment and PodDisruptionBudget of a scheduler.
+    """ServiceAccount, RoleBinding, PodDisruptionBudget and Deployment of a scheduler
+    (the Deployment last: they are applied as one group, :mod:`~bananas.operator.applied`).
 
     ``owner`` is the CronSchedule body applying them; the objects carry a
     (non-controller) owner reference to it.
@@ -186,4 +187,4 @@ def render_scheduler(
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
-    return [service_account, binding, deployment, budget]
+    return [service_account, binding, budget, deployment]

@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     for report in reports:
         print(report.config["label"], "top requests/s:", report.requests_by_kind)
         print(report.config["label"], "Redis commands/s:", report.redis_by_command)
+        if report.failover_requests:
+            print(report.config["label"], "failover requests:", report.failover_requests)
         for note in report.notes:
             print("note:", note)
     if args.out is not None:

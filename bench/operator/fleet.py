@@ -113,6 +113,8 @@ class Report:
     burst_max: float | None = None
     burst_missed: int = 0
     failover_seconds: float | None = None
+    #: API requests by "VERB resource" from the leader's kill to the end of the failover.
+    failover_requests: dict[str, float] = field(default_factory=dict)
     #: Redis commands/s of the real scheduler processes (``cfg.schedulers`` of them).
     scheduler_commands_per_s: float | None = None
     scheduler_by_command: dict[str, float] = field(default_factory=dict)
@@ -544,7 +546,7 @@ async def measure(cfg: FleetConfig, plane: ControlPlane, workdir: Path) -> Repor
             if standby is not None:
                 # The one leading now: a term may have changed hands since the steady state.
                 leader = await _leader(api, operators, first)
-                await _failover(cfg, api, urls, leader, report)
+                await _failover(cfg, api, metrics, urls, leader, report)
     finally:
         operators.stop_all()
         await api.close()
@@ -705,8 +707,14 @@ async def _cron_lateness(cfg: FleetConfig, urls: list[str], sampled: list[int]) 
 
 
 async def _failover(
-    cfg: FleetConfig, api: client.ApiClient, urls: list[str], leader: Operator, report: Report
+    cfg: FleetConfig,
+    api: client.ApiClient,
+    metrics: ApiMetrics,
+    urls: list[str],
+    leader: Operator,
+    report: Report,
 ) -> None:
+    before, _ = metrics.scrape()
     leader.process.kill()
     leader.process.wait()
     killed = time.monotonic()
@@ -715,6 +723,9 @@ async def _failover(
     delays, missed = await burst(
         cfg, api, urls, chosen, timeout=60 + cfg.poll_interval * 2, origin=killed
     )
+    after, _ = metrics.scrape()
+    counts = {kind: after[kind] - before[kind] for kind in after if after[kind] > before[kind]}
+    report.failover_requests = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:12])
     if delays and not missed:
         report.failover_seconds = max(delays)
     else:
@@ -757,6 +768,10 @@ def table(reports: list[Report]) -> str:
         ("burst -> new replicas p99 s", [fmt(r.burst_p99, 2) for r in reports]),
         ("burst pools not scaled", [str(r.burst_missed) for r in reports]),
         ("leader SIGKILL -> pools scaled s", [fmt(r.failover_seconds, 2) for r in reports]),
+        (
+            "API requests during the failover",
+            [f"{sum(r.failover_requests.values()):.0f}" for r in reports],
+        ),
         (
             "Redis commands/s (schedulers, sampled)",
             [

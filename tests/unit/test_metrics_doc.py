@@ -70,6 +70,7 @@ def test_the_operator_exposes_exactly_the_documented_metrics() -> None:
     m.scale_decisions.labels("ns", "pool", "ScaledUp").inc()
     m.redis_errors.labels("WorkerPool").inc()
     m.reconcile_errors.labels("WorkerPool").inc()
+    m.applies.labels("unchanged").inc()
     assert exposed(m.registry) == documented()["operator"]
 
 

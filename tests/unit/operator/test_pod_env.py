@@ -43,7 +43,7 @@ def _worker_env(pool_body: dict[str, Any]) -> list[dict[str, Any]]:
 def _scheduler_env(cron_body: dict[str, Any], app: str = "") -> list[dict[str, Any]]:
     settings = SchedulerSettings(image="bananas:test", app=app)
     objects = render_scheduler("ops", RedisRef.model_validate({}), cron_body, settings)
-    return _container_env(objects[2])
+    return _container_env(objects[-1])
 
 
 def _plain(env: list[dict[str, Any]], **from_refs: str) -> dict[str, str]:
@@ -162,9 +162,9 @@ def test_a_custom_prefix_reaches_the_pods(
     assert Settings.from_env(env).prefix == "team-b"
     ref = RedisRef.model_validate({"prefix": "team-b"})
     objects = render_scheduler("ops", ref, cron_body, SchedulerSettings(image="b:1"))
-    assert objects[2]["metadata"]["name"] == "bananas-scheduler-bananas-redis-team-b"
+    assert objects[-1]["metadata"]["name"] == "bananas-scheduler-bananas-redis-team-b"
     scheduler = _plain(
-        _container_env(objects[2]), REDIS_URL="redis://q", POD_NAME="s", POD_NAMESPACE="ops"
+        _container_env(objects[-1]), REDIS_URL="redis://q", POD_NAME="s", POD_NAMESPACE="ops"
     )
     assert Settings.from_env(scheduler).prefix == "team-b"
     default = _container_env(render_deployment(pool_body, parse_workerpool(POOL_SPEC), 1))

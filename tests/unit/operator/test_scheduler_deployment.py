@@ -36,7 +36,7 @@ def test_long_names_are_shortened_with_a_hash() -> None:
 
 def test_render(cron_body: dict[str, Any]) -> None:
     settings = SchedulerSettings(image="bananas:test", replicas=2)
-    sa, binding, deployment, pdb = render_scheduler("ops", ref(), cron_body, settings)
+    sa, binding, pdb, deployment = render_scheduler("ops", ref(), cron_body, settings)
     assert [o["kind"] for o in (sa, binding, deployment, pdb)] == [
         "ServiceAccount",
         "RoleBinding",
@@ -80,7 +80,7 @@ def test_each_owner_has_its_own_field_manager(cron_body: dict[str, Any]) -> None
 
 def test_scheduler_app_is_passed_only_when_set(cron_body: dict[str, Any]) -> None:
     def env(settings: SchedulerSettings) -> dict[str, Any]:
-        deployment = render_scheduler("ops", ref(), cron_body, settings)[2]
+        deployment = render_scheduler("ops", ref(), cron_body, settings)[-1]
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         return {e["name"]: e.get("value") for e in container["env"]}
 
