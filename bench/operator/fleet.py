@@ -725,7 +725,7 @@ async def _failover(
     )
     after, _ = metrics.scrape()
     counts = {kind: after[kind] - before[kind] for kind in after if after[kind] > before[kind]}
-    report.failover_requests = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:12])
+    report.failover_requests = dict(sorted(counts.items(), key=lambda kv: -kv[1]))  # all kinds
     if delays and not missed:
         report.failover_seconds = max(delays)
     else:
