@@ -87,9 +87,16 @@ class _IdSource:
     """UUID4 ids from a buffer of OS randomness: one ``urandom`` call per 256 ids.
 
     ``uuid.uuid4()`` makes a system call per id, which dominated bulk submits.
+    A forked child starts with an empty buffer and a new lock: sharing the parent's
+    unused bytes would give both processes the same ids, and enqueue would drop the
+    second job as a duplicate.
     """
 
     def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._buffer = b""
         self._at = 0

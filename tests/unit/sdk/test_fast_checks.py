@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 
 from bananas.errors import InvalidJobError
-from bananas.models import _IdSource
+from bananas.models import _IdSource, new_job_id
 from bananas.validation import validate_job_name
 
 
@@ -28,6 +28,24 @@ def test_job_ids_are_what_uuid_makes_of_the_same_bytes() -> None:
     ]
     assert ids == expected
     assert {uuid.UUID(i).version for i in ids} == {4}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    new_job_id()  # the parent's buffer now holds 255 unused ids
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(read_end)
+        os.write(write_end, " ".join(new_job_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child_ids = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent_ids = {new_job_id() for _ in range(10)}
+    assert len(child_ids) == 10
+    assert not child_ids & parent_ids
 
 
 def _plain_rule(name: str) -> bool:
