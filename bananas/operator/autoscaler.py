@@ -318,10 +318,22 @@ def recommend(policy: Policy, current: int, load: int, idle_for: float) -> int:
 
 
 def _record(history: Sequence[Run], replicas: int, now: float, horizon: float) -> tuple[Run, ...]:
-    runs = [r for r in history if r.last >= now - horizon and r.last <= now]
-    if runs and runs[-1].replicas == replicas:
-        runs[-1] = Run(replicas=replicas, first=runs[-1].first, last=now)
+    """The runs within ``horizon``, ending with this poll's recommendation.
+
+    The latest run goes on when this poll recommends the same size, even if its end
+    lies beyond the horizon: that is how a run read back from the status looks after an
+    operator restart (its stored end is only rewritten with a real change, see
+    :func:`~bananas.operator.pool_status.status_changed`). Starting a new run there
+    would change the status of every pool at the new leader's first polls.
+    """
+    latest = history[-1] if history and history[-1].last <= now else None
+    earlier = history[:-1] if latest is not None else history
+    runs = [r for r in earlier if now - horizon <= r.last <= now]
+    if latest is not None and latest.replicas == replicas:
+        runs.append(Run(replicas=replicas, first=latest.first, last=now))
     else:
+        if latest is not None and latest.last >= now - horizon:
+            runs.append(latest)
         runs.append(Run(replicas=replicas, first=now, last=now))
     return tuple(runs[-MAX_HISTORY:])
 

@@ -19,6 +19,7 @@ from bananas.operator.autoscaler import (
     pool_load,
     recommend,
 )
+from bananas.operator.pool_status import status_changed
 from bananas.operator.specs import parse_workerpool
 
 T0 = 1_700_000_000.0
@@ -285,6 +286,23 @@ def test_history_is_run_length_encoded_and_pruned() -> None:
     assert memory.history == (Run(1, T0, T0 + 99),)
     memory = decide(policy, 1, load(30), T0 + 200, memory).memory
     assert [r.replicas for r in memory.history] == [3]  # the old run left the window
+
+
+def test_a_run_read_back_after_a_restart_goes_on_without_a_status_write() -> None:
+    # The stored end of the latest run is as old as the last real change of the status.
+    policy = Policy(scale_up_window=0.0, scale_down_window=30.0)
+    stored = Memory(history=(Run(3, T0 - 50, T0 - 40), Run(1, T0, T0)), last_active=T0)
+    status = stored.to_status()
+    memory = decide(policy, 1, load(10), T0 + 1000, Memory.from_status(status, now=T0 + 1000))
+    assert memory.memory.history == (Run(1, T0, T0 + 1000),)
+    # The older run left the window, and the status must say so: that is one write.
+    assert status_changed({"autoscaler": status}, {"autoscaler": memory.memory.to_status()})
+    quiet = Memory(history=(Run(1, T0, T0),), last_active=T0).to_status()
+    again = decide(policy, 1, load(0), T0 + 1000, Memory.from_status(quiet, now=T0 + 1000))
+    assert not status_changed({"autoscaler": quiet}, {"autoscaler": again.memory.to_status()})
+    changed = decide(policy, 1, load(30), T0 + 1015, again.memory)
+    assert changed.memory.history == (Run(1, T0, T0 + 1000), Run(3, T0 + 1015, T0 + 1015))
+    assert changed.desired == 3
 
 
 def test_history_is_capped() -> None:
