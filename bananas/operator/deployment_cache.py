@@ -27,8 +27,10 @@ Deployments that are not ours are never sent.
   relists; any other failure marks the scope unknown and retries after
   ``RETRY_SECONDS``.
 
-``managedFields`` are dropped from the stored objects: they are most of a
-Deployment's bytes, and nothing in the operator reads them.
+Only what the operator reads is stored: the metadata without ``managedFields``
+(most of a Deployment's bytes), ``spec.replicas`` and the status. The pod
+template, the rest of a Deployment's size, is what the operator renders and
+applies, never what it reads back.
 """
 
 from __future__ import annotations
@@ -68,7 +70,11 @@ def _version(obj: JsonObject) -> int | None:
 def _trimmed(obj: JsonObject) -> JsonObject:
     meta = dict(obj.get("metadata") or {})
     meta.pop("managedFields", None)
-    return {**obj, "metadata": meta}
+    kept: JsonObject = {k: obj[k] for k in ("apiVersion", "kind", "status") if k in obj}
+    spec = obj.get("spec") or {}
+    kept["metadata"] = meta
+    kept["spec"] = {"replicas": spec["replicas"]} if "replicas" in spec else {}
+    return kept
 
 
 class DeploymentCache:

@@ -22,7 +22,8 @@ def dep(name: str, version: int, replicas: int = 1, namespace: str = "shop") -> 
             "labels": {"app.kubernetes.io/managed-by": MANAGER},
             "managedFields": [{"manager": MANAGER}],
         },
-        "spec": {"replicas": replicas},
+        "spec": {"replicas": replicas, "template": {"spec": {"containers": []}}},
+        "status": {"replicas": replicas},
     }
 
 
@@ -67,6 +68,7 @@ def test_put_keeps_the_newer_version_and_only_our_deployments() -> None:
     known, obj = cache.lookup("shop", "a")
     assert known and obj["spec"]["replicas"] == 2
     assert "managedFields" not in obj["metadata"]
+    assert obj["spec"] == {"replicas": 2} and obj["status"] == {"replicas": 2}  # no template
     stranger = dep("b", 1)
     stranger["metadata"]["labels"] = {}
     cache.put(stranger)
