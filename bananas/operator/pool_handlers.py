@@ -97,6 +97,8 @@ KIND = "WorkerPool"
 FALLBACK_POLL = 15.0
 #: A poll interval varies by up to this fraction either way.
 POLL_JITTER = 0.1
+#: Longest random wait before a pool's first poll (seconds); see :func:`first_delay`.
+FIRST_POLL_SPREAD = 5.0
 
 
 def _replicas_of(deployment: Mapping[str, Any] | None) -> int | None:
@@ -105,12 +107,27 @@ def _replicas_of(deployment: Mapping[str, Any] | None) -> int | None:
     return value if isinstance(value, int) else None
 
 
+async def cron_elsewhere(ctx: OperatorContext, namespace: str, spec: WorkerPoolSpec) -> bool:
+    """Whether the namespace runs a scheduler Deployment for the pool's Redis.
+
+    One cron loop per Redis: that scheduler fires the schedules, and the pool's workers
+    run theirs (``ENABLE_SCHEDULER``) only when there is none.
+    """
+    return await ctx.deployment(namespace, scheduler_name(spec.redis)) is not None
+
+
 async def apply_pool(
-    ctx: OperatorContext, body: Mapping[str, Any], spec: WorkerPoolSpec, replicas: int | None
+    ctx: OperatorContext,
+    body: Mapping[str, Any],
+    spec: WorkerPoolSpec,
+    replicas: int | None,
+    memo: kopf.Memo,
 ) -> JsonObject:
     """Apply the pool's Deployment (at ``replicas``, else its current size) and its PDB.
 
-    Returns the Deployment as stored. Raises :class:`KubernetesApiError`.
+    Returns the Deployment as stored. Raises :class:`KubernetesApiError`. Remembers in
+    ``memo`` whether the pods were rendered with a scheduler elsewhere, so a poll notices
+    a scheduler that came or went since (:func:`_scheduler_moved`).
     """
     owner = owner_of(body)
     meta = owner["metadata"]
@@ -121,11 +138,24 @@ async def apply_pool(
             replicas = initial_replicas(spec, status)
         else:
             replicas = Policy.from_spec(spec.autoscaling).clamp(current)
-    # One cron loop per Redis: the namespace's scheduler Deployment for this Redis, if
-    # there is one, fires the schedules, and the workers' own loop stays off.
-    scheduler = await ctx.deployment(meta["namespace"], scheduler_name(spec.redis))
-    rendered = render_deployment(owner, spec, replicas, cron_elsewhere=scheduler is not None)
-    return await ctx.apply_group([render_pdb(owner, spec), rendered])
+    elsewhere = await cron_elsewhere(ctx, meta["namespace"], spec)
+    rendered = render_deployment(owner, spec, replicas, cron_elsewhere=elsewhere)
+    applied = await ctx.apply_group([render_pdb(owner, spec), rendered])
+    memo["cron_elsewhere"] = elsewhere
+    return applied
+
+
+async def _scheduler_moved(
+    ctx: OperatorContext, memo: kopf.Memo, namespace: str, spec: WorkerPoolSpec
+) -> bool:
+    """True when a scheduler for the pool's Redis came or went since the pool was applied.
+
+    A pool applied before its namespace's first CronSchedule runs its workers' cron
+    loop beside the scheduler's until it is applied again; left for the next edit, that
+    was the next failover, which then re-applied (and rolled) every such pool at once.
+    """
+    rendered = memo.get("cron_elsewhere")
+    return rendered is not None and rendered != await cron_elsewhere(ctx, namespace, spec)
 
 
 async def reconcile(
@@ -150,7 +180,7 @@ async def reconcile(
         ctx.forget_url(ident(body)[0], pool.redis)
     async with object_lock(memo):
         try:
-            deployment = await apply_pool(ctx, body, pool, None)
+            deployment = await apply_pool(ctx, body, pool, None, memo)
         except KubernetesApiError as exc:
             if not exc.invalid:
                 ctx.metrics.reconcile_errors.labels(KIND).inc()
@@ -265,7 +295,10 @@ async def _observe_and_scale(
     generation = _generation(body)
     refusal = _refusal(memo, body)
     deployment = await ctx.deployment(namespace, name)
-    if deployment is None and refusal is None:  # deleted by hand, or never made: heal it
+    if refusal is None and (
+        deployment is None or await _scheduler_moved(ctx, memo, namespace, spec)
+    ):
+        # Deleted by hand or never made: heal it; a scheduler came or went: render anew.
         deployment, refusal = await _apply_or_refuse(ctx, body, memo, spec, None)
     load, problem = await read_load(ctx, namespace, spec)
     memo["redis_failures"] = 0 if load is not None else int(memo.get("redis_failures") or 0) + 1
@@ -463,7 +496,7 @@ async def _apply_or_refuse(
 ) -> tuple[JsonObject | None, Problem | None]:
     """Apply the pool; a pod template the API refuses becomes this generation's refusal."""
     try:
-        return await apply_pool(ctx, body, spec, replicas), None
+        return await apply_pool(ctx, body, spec, replicas, memo), None
     except KubernetesApiError as exc:
         if not exc.invalid:
             raise
@@ -548,12 +581,15 @@ def _announce_redis(body: kopf.Body, before: Any, after: list[JsonObject]) -> No
 
 
 def first_delay(rng: Random, spec: Mapping[str, Any]) -> float:
-    """A random wait before a pool's first poll, within one poll interval: an operator
-    that starts with 1,000 pools spreads their polls instead of running them in step."""
+    """A random wait before a pool's first poll, within :data:`FIRST_POLL_SPREAD` (or the
+    poll interval, if shorter): an operator that starts with 1,000 pools spreads their
+    polls instead of running them in step, and the jitter of each later sleep spreads
+    them further. Not over the whole interval: a new leader's first polls are how it
+    takes over scaling, and a pool that waited most of its interval was that late."""
     autoscaling = spec.get("autoscaling")
     interval = autoscaling.get("pollInterval") if isinstance(autoscaling, Mapping) else None
     seconds = float(interval) if isinstance(interval, int) and interval > 0 else FALLBACK_POLL
-    return rng.uniform(0.0, seconds)
+    return rng.uniform(0.0, min(seconds, FIRST_POLL_SPREAD))
 
 
 def jittered(rng: Random, interval: float) -> float:
