@@ -90,6 +90,8 @@ async def run_operator(
             await _run_kopf(config, ctx, stop_flag, ready_flag, liveness_endpoint)
     finally:
         trimming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await trimming
         if watching is not None:
             await stop_watching(watching)
         await ctx.close()
