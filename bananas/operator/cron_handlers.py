@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from random import Random
 from typing import Any
 
 import kopf
@@ -311,6 +312,21 @@ async def _observe(
             if job is not None and job.status is JobStatus.COMPLETED:
                 result = await client.get_result(state.last_job_id, cron.routing_key)
     return CronObservation(status=state, last_job=job, last_result=result)
+
+
+def first_sync_delay(interval: float, rng: Random) -> Callable[..., float]:
+    """kopf's ``initial_delay`` of the sync timer: one to two intervals after the resume.
+
+    The resume (or creation) has just registered the schedule and written its status,
+    so a sync at once would read back what was written. Starting the timers at once
+    also put 1,000 Redis rounds into a new leader's first seconds, beside the 2,000
+    resumes it must get through before every pool's autoscaler runs; the random part
+    keeps the syncs spread over their interval afterwards."""
+
+    def delay(**_: Any) -> float:
+        return interval * (1.0 + rng.random())
+
+    return delay
 
 
 async def sync(

@@ -21,6 +21,7 @@ Settings (:func:`make_settings`), each for a reason:
 from __future__ import annotations
 
 import logging
+from random import Random
 from typing import Any
 
 import kopf
@@ -88,9 +89,13 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     crons = (GROUP, VERSION, CRONSCHEDULE_PLURAL)
     for on_event in (kopf.on.create, kopf.on.update, kopf.on.resume):
         on_event(*crons, registry=registry, id="register")(cron_handlers.reconcile)
-    kopf.timer(*crons, registry=registry, id="sync", interval=config.cron_sync_interval)(
-        cron_handlers.sync
-    )
+    kopf.timer(
+        *crons,
+        registry=registry,
+        id="sync",
+        interval=config.cron_sync_interval,
+        initial_delay=cron_handlers.first_sync_delay(config.cron_sync_interval, Random()),
+    )(cron_handlers.sync)
     kopf.on.delete(*crons, registry=registry, id="unregister")(cron_handlers.delete)
     return registry
 
