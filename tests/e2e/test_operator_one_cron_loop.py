@@ -24,10 +24,10 @@ from .test_operator_cronschedule import GC_TIMEOUT, Crons
 from .test_operator_workerpool import (
     Pools,
     crds,
-    fast_autoscaling,
+    env_of,
+    fast_pool,
     operator_config,
     redis_secret,
-    route,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -42,22 +42,13 @@ async def test_a_pool_hands_its_cron_loop_to_a_scheduler_that_came_later_and_bac
 ) -> None:
     config = operator_config(kube_cluster_with_controllers, namespace)
     pools, crons = Pools(kube_api, namespace), Crons(kube_api, namespace)
-    spec = {
-        "image": "bananas:e2e",
-        "app": "app.tasks",
-        "routingKeys": [route()],
-        "autoscaling": fast_autoscaling(minReplicas=1),
-    }
 
     async def enable_scheduler() -> str | None:
         dep = await pools.deployment("early")
-        if dep is None:
-            return "?"
-        env = dep.spec.template.spec.containers[0].env or []
-        return next((e.value for e in env if e.name == "ENABLE_SCHEDULER"), None)
+        return "?" if dep is None else env_of(dep).get("ENABLE_SCHEDULER")
 
     with OperatorThread(config):
-        await pools.create("early", spec)
+        await pools.create("early", fast_pool(minReplicas=1))
         await eventually(lambda: pools.deployment("early"), what="the pool's Deployment")
         assert await enable_scheduler() is None  # no scheduler: the workers' loop fires
 

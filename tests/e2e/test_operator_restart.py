@@ -29,10 +29,9 @@ from .test_operator_cronschedule import Crons
 from .test_operator_workerpool import (
     Pools,
     crds,
-    fast_autoscaling,
+    fast_pool,
     operator_config,
     redis_secret,
-    route,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -79,15 +78,12 @@ async def test_a_restarted_operator_writes_nothing_that_is_already_there(
 ) -> None:
     config = operator_config(kube_cluster_with_controllers, namespace)
     pools, crons = Pools(kube_api, namespace), Crons(kube_api, namespace)
-    spec = {
-        "image": "bananas:e2e",
-        "app": "app.tasks",
-        "routingKeys": [route()],
-        "autoscaling": fast_autoscaling(),
-    }
+    # minReplicas 1: an idle pool at rest, whose next poll has nothing to change (at 0 its
+    # cooldown may end between the two operators, and that scale-down is a real write).
+    spec = fast_pool(minReplicas=1)
     with OperatorThread(config) as first:
-        # The schedule first: a pool applied before its Redis has a scheduler runs its own
-        # cron loop until its next apply (which the restart then is, rightly).
+        # The schedule first, so the pool is applied once, with its Redis's scheduler
+        # there (a pool applied before it is applied again at its next poll).
         await crons.create("nightly", {"schedule": "0 3 * * *", "job": "cleanup"})
         await eventually(
             lambda: crons.condition("nightly", "SchedulerReady", "True"), what="the scheduler"

@@ -195,6 +195,16 @@ def fast_autoscaling(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def fast_pool(**autoscaling: Any) -> dict[str, Any]:
+    """A pool spec on a fresh routing key with :func:`fast_autoscaling`."""
+    return {
+        "image": "bananas:e2e",
+        "app": "app.tasks",
+        "routingKeys": [route()],
+        "autoscaling": fast_autoscaling(**autoscaling),
+    }
+
+
 def env_of(dep: client.V1Deployment) -> dict[str, Any]:
     container = dep.spec.template.spec.containers[0]
     return {e.name: e.value if e.value is not None else e.value_from for e in container.env}
