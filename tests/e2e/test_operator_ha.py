@@ -46,6 +46,7 @@ from .test_operator_workerpool import (
     Pools,
     crds,
     fast_autoscaling,
+    fast_pool,
     operator_config,
     redis,
     redis_secret,
@@ -262,15 +263,7 @@ async def test_a_leader_that_loses_the_lease_stops_and_comes_back(
     )
     pools = Pools(kube_api, namespace)
     with OperatorThread(replace(base, leader_election=settings)) as operator:
-        await pools.create(
-            "term",
-            {
-                "image": "bananas:e2e",
-                "app": "app.tasks",
-                "routingKeys": [route()],
-                "autoscaling": fast_autoscaling(pollInterval=int(POLL)),
-            },
-        )
+        await pools.create("term", fast_pool(pollInterval=int(POLL)))
         await eventually(lambda: _polling(operator, namespace), what="the leader polling")
 
         # An intruder renews the Lease as its own: op-0's renewals fail from now on.

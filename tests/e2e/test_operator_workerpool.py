@@ -290,15 +290,7 @@ async def test_an_idle_pool_polls_without_reading_its_deployment(
     """Steady state: each poll reads the Deployment from the operator's watch, so the
     API server answers no Deployment GET however many polls run (it answered one per
     poll before the cache)."""
-    await pools.create(
-        "idle",
-        {
-            "image": "bananas:e2e",
-            "app": "app.tasks",
-            "routingKeys": [route()],
-            "autoscaling": fast_autoscaling(minReplicas=1),
-        },
-    )
+    await pools.create("idle", fast_pool(minReplicas=1))
     await eventually(lambda: pools.deployment("idle"), what="the pool's Deployment")
     await eventually(
         lambda: pools.condition("idle", "RedisReachable", "True"), what="the first poll"
@@ -396,15 +388,7 @@ async def test_a_refused_edit_stays_visible_for_its_generation(
 ) -> None:
     """Ready=False/Stalled=True for the refused generation, through later polls; the GitOps
     readers (kstatus, the Argo CD Lua, the Flux expressions) agree on the real object."""
-    await pools.create(
-        "edited",
-        {
-            "image": "bananas:e2e",
-            "app": "app.tasks",
-            "routingKeys": [route()],
-            "autoscaling": fast_autoscaling(),  # minReplicas 0: Ready without pods
-        },
-    )
+    await pools.create("edited", fast_pool())  # minReplicas 0: Ready without pods
     pool = await eventually(lambda: _health(pools, "edited", 1), what="health of generation 1")
     pool = await eventually(
         lambda: _ready_at(pools, "edited", 1), what="Ready=True (scaled to zero) at generation 1"
